@@ -1,0 +1,141 @@
+//! The command line, with runc's command names and flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "rootcell",
+    version,
+    about = "OCI container runtime and sandbox"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug)]
+pub struct Global {
+    /// Directory for container state (default /run/rootcell, or
+    /// $XDG_RUNTIME_DIR/rootcell when not root).
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
+    /// Log file (default: standard error).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Ignore cgroup permission errors ("true", "false" or "auto").
+    #[arg(long = "rootless", id = "global_rootless", num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    /// Manage cgroups through systemd.
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    /// Container id.
+    pub id: String,
+    /// Bundle directory (holding config.json).
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// File to write the container's init pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to, when process.terminal is set.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE instead of pivot_root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass N extra fds (3..3+N) to the container.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Write a default config.json.
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+        /// A config for running without root.
+        #[arg(long)]
+        rootless: bool,
+    },
+    /// Create a container; its process waits for `start`.
+    Create(CreateArgs),
+    /// Start a created container.
+    Start { id: String },
+    /// Create and start a container.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Do not wait for the container.
+        #[arg(short, long)]
+        detach: bool,
+        /// Keep the container's state after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// Print the container's state as JSON.
+    State { id: String },
+    /// Send a signal to the container's init (default SIGTERM).
+    Kill {
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        /// Signal every process of the container.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container.
+    Delete {
+        id: String,
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List containers.
+    List {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Print only ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Print what this runtime supports, as OCI features JSON.
+    Features,
+    /// Print the plan for a bundle without running anything.
+    Plan {
+        #[arg(default_value = ".")]
+        bundle: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Plan as `--no-pivot` would run.
+        #[arg(long)]
+        no_pivot: bool,
+    },
+}

@@ -1,0 +1,121 @@
+//! One function per subcommand: turn parsed flags into a library call and
+//! print the result.
+
+mod features;
+mod list;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use rootcell::container::{parse_signal, CreateOptions, Runtime};
+
+use crate::cli::{Cli, Command, CreateArgs};
+
+pub fn dispatch(cli: Cli) -> Result<i32> {
+    let global = &cli.global;
+    if global.systemd_cgroup {
+        bail!(
+            "--systemd-cgroup: systemd cgroup management is not supported yet; use cgroupfs paths"
+        );
+    }
+    let euid_root = rustix::process::geteuid().is_root();
+    let rootless = match global.rootless.as_deref() {
+        None | Some("auto") => !euid_root,
+        Some("true") => true,
+        Some("false") => false,
+        Some(other) => bail!("--rootless: {other:?} is not true, false or auto"),
+    };
+    let runtime = Runtime {
+        root: global.root.clone().unwrap_or_else(Runtime::default_root),
+        rootless,
+    };
+    match cli.command {
+        Command::Spec { bundle, rootless } => spec(&bundle, rootless).map(|()| 0),
+        Command::Create(args) => runtime
+            .create(&args.id, &create_options(&args))
+            .map(|()| 0)
+            .map_err(Into::into),
+        Command::Start { id } => runtime.start(&id).map(|()| 0).map_err(Into::into),
+        Command::Run {
+            create,
+            detach,
+            keep,
+        } => Ok(runtime.run(&create.id, &create_options(&create), detach, keep)?),
+        Command::State { id } => {
+            let state = runtime.state(&id)?;
+            println!("{}", serde_json::to_string_pretty(&state)?);
+            Ok(0)
+        }
+        Command::Kill { id, signal, all } => {
+            let sig = parse_signal(&signal)?;
+            runtime.kill(&id, sig, all)?;
+            Ok(0)
+        }
+        Command::Delete { id, force } => runtime.delete(&id, force).map(|()| 0).map_err(Into::into),
+        Command::List { format, quiet } => list::print(&runtime, format, quiet).map(|()| 0),
+        Command::Features => {
+            println!("{}", serde_json::to_string_pretty(&features::features())?);
+            Ok(0)
+        }
+        Command::Plan {
+            bundle,
+            json,
+            no_pivot,
+        } => plan(&runtime, &bundle, json, no_pivot).map(|()| 0),
+    }
+}
+
+fn create_options(args: &CreateArgs) -> CreateOptions {
+    CreateOptions {
+        bundle: args.bundle.clone(),
+        pid_file: args.pid_file.clone(),
+        console_socket: args.console_socket.clone(),
+        no_pivot: args.no_pivot,
+        no_new_keyring: args.no_new_keyring,
+        preserve_fds: args.preserve_fds,
+    }
+}
+
+/// `rootcell spec`: refuses to overwrite an existing config, like runc.
+fn spec(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join(rootcell::spec::CONFIG_FILE);
+    if path.exists() {
+        bail!("{}: file already exists", path.display());
+    }
+    let ids = rootless.then(|| {
+        (
+            rustix::process::geteuid().as_raw(),
+            rustix::process::getegid().as_raw(),
+        )
+    });
+    let spec = rootcell::spec::default_spec(ids);
+    let text = serde_json::to_string_pretty(&spec)?;
+    std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// `rootcell plan`: what `create` would do, without doing it.
+fn plan(runtime: &Runtime, bundle: &Path, json: bool, no_pivot: bool) -> Result<()> {
+    let bundle = rootcell::spec::Bundle::load(bundle)?;
+    let hierarchies = rootcell::cgroup::host_hierarchies()?;
+    let cg = rootcell::cgroup::container_dirs(
+        &hierarchies,
+        bundle
+            .spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_deref()),
+        "<id>",
+    );
+    let host = rootcell::plan::HostFacts {
+        has_kcore: Path::new("/proc/kcore").exists(),
+        rootless: runtime.rootless,
+        cgroup_mounts: cg.mount_sources,
+    };
+    let plan = rootcell::plan::build(&bundle, &host, rootcell::plan::PlanOptions { no_pivot })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{plan}");
+    }
+    Ok(())
+}

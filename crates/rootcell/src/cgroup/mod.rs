@@ -1,0 +1,313 @@
+//! Control groups: where the container's cgroups are, creating them,
+//! placing the container, listing and killing its processes, removing them.
+//! Works on cgroup v1, v2 and the hybrid layout (v1 controllers plus a
+//! controller-less v2 tree at `/sys/fs/cgroup/unified`).
+
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, IoContext, Result};
+use crate::plan::{CgroupMountSource, FsOption};
+
+/// One mounted cgroup hierarchy of the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mountpoint: PathBuf,
+    /// v1: controllers (`cpu`, `cpuacct`, `name=systemd`); v2: empty.
+    pub controllers: Vec<String>,
+    pub v2: bool,
+    /// The runtime's own cgroup in this hierarchy.
+    pub own_path: PathBuf,
+}
+
+impl Hierarchy {
+    /// Name of the directory under a container's `/sys/fs/cgroup`.
+    fn mount_name(&self, pure_v2: bool) -> String {
+        if self.v2 {
+            return if pure_v2 {
+                String::new()
+            } else {
+                "unified".into()
+            };
+        }
+        self.controllers
+            .iter()
+            .map(|c| c.strip_prefix("name=").unwrap_or(c))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Reads the host's hierarchies from mountinfo and our own cgroup paths.
+pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let own = fs::read_to_string("/proc/self/cgroup").ctx(|| "/proc/self/cgroup")?;
+    Ok(parse_hierarchies(&mountinfo, &own))
+}
+
+fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
+    let own_paths: Vec<(String, PathBuf)> = own
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let _id = parts.next()?;
+            let controllers = parts.next()?.to_string();
+            Some((controllers, PathBuf::from(parts.next()?)))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        let (Some(fstype), Some(point), Some(super_opts)) =
+            (fields.get(sep + 1), fields.get(4), fields.get(sep + 3))
+        else {
+            continue;
+        };
+        let v2 = *fstype == "cgroup2";
+        if *fstype != "cgroup" && !v2 {
+            continue;
+        }
+        let controllers: Vec<String> = if v2 {
+            Vec::new()
+        } else {
+            let known = |o: &&str| {
+                !matches!(
+                    *o,
+                    "rw" | "ro"
+                        | "relatime"
+                        | "noatime"
+                        | "nosuid"
+                        | "nodev"
+                        | "noexec"
+                        | "xattr"
+                        | "clone_children"
+                        | "noprefix"
+                ) && !o.starts_with("release_agent=")
+            };
+            super_opts
+                .split(',')
+                .filter(known)
+                .map(str::to_string)
+                .collect()
+        };
+        let key = controllers.join(",");
+        let own_path = own_paths
+            .iter()
+            .find(|(c, _)| if v2 { c.is_empty() } else { *c == key })
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        out.push(Hierarchy {
+            mountpoint: PathBuf::from(point),
+            controllers,
+            v2,
+            own_path,
+        });
+    }
+    out
+}
+
+/// The container's cgroup, one directory per hierarchy.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerCgroup {
+    pub dirs: Vec<PathBuf>,
+    pub mount_sources: Vec<CgroupMountSource>,
+}
+
+/// Computes the container's cgroup directories: `cgroupsPath` absolute
+/// (from each hierarchy's root), relative (from the runtime's own cgroup,
+/// as runc does), or the container id when empty.
+pub fn container_dirs(
+    hierarchies: &[Hierarchy],
+    cgroups_path: Option<&Path>,
+    id: &str,
+) -> ContainerCgroup {
+    let rel = match cgroups_path {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from(id),
+    };
+    let pure_v2 = hierarchies.len() == 1 && hierarchies[0].v2;
+    let mut out = ContainerCgroup::default();
+    for h in hierarchies {
+        let inner = if rel.is_absolute() {
+            rel.clone()
+        } else {
+            h.own_path.join(&rel)
+        };
+        let dir = h.mountpoint.join(inner.strip_prefix("/").unwrap_or(&inner));
+        let name = h.mount_name(pure_v2);
+        let aliases = if name.contains(',') {
+            name.split(',').map(str::to_string).collect()
+        } else {
+            Vec::new()
+        };
+        out.mount_sources.push(CgroupMountSource {
+            name,
+            host_dir: dir.clone(),
+            fstype: if h.v2 {
+                "cgroup2".into()
+            } else {
+                "cgroup".into()
+            },
+            fs_options: h
+                .controllers
+                .iter()
+                .map(|c| match c.split_once('=') {
+                    Some((k, v)) => FsOption::Value(k.into(), v.into()),
+                    None => FsOption::Flag(c.clone()),
+                })
+                .collect(),
+            aliases,
+        });
+        out.dirs.push(dir);
+    }
+    out
+}
+
+/// Creates the directories. When `best_effort` (rootless), a hierarchy we
+/// may not write to is skipped instead of failing.
+pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
+    let mut kept = Vec::new();
+    for (dir, src) in cg.dirs.iter().zip(&cg.mount_sources) {
+        match fs::create_dir_all(dir).and_then(|()| inherit_cpuset(dir)) {
+            Ok(()) => kept.push((dir.clone(), src.clone())),
+            Err(e)
+                if best_effort
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EACCES | libc::EPERM | libc::EROFS)
+                    ) => {}
+            Err(e) => {
+                return Err(e).ctx(|| format!("linux.cgroupsPath: creating {}", dir.display()))
+            }
+        }
+    }
+    (cg.dirs, cg.mount_sources) = kept.into_iter().unzip();
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and
+/// refuses tasks until they are set: copy them down from the nearest
+/// ancestor that has them, as runc does.
+fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        if !dir.join(file).exists() || !fs::read_to_string(dir.join(file))?.trim().is_empty() {
+            continue;
+        }
+        // Fill from the top down: every level between needs the value.
+        let mut chain = vec![dir.to_path_buf()];
+        let mut value = String::new();
+        let mut cur = dir.parent();
+        while let Some(p) = cur {
+            let v = fs::read_to_string(p.join(file)).unwrap_or_default();
+            if !v.trim().is_empty() {
+                value = v;
+                break;
+            }
+            chain.push(p.to_path_buf());
+            cur = p.parent();
+        }
+        for d in chain.iter().rev() {
+            fs::write(d.join(file), value.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens every `cgroup.procs` for writing, for the child to join.
+pub fn procs_files(dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
+    dirs.iter()
+        .map(|d| {
+            let f = fs::OpenOptions::new()
+                .write(true)
+                .open(d.join("cgroup.procs"))
+                .ctx(|| format!("{}/cgroup.procs", d.display()))?;
+            Ok(f.into())
+        })
+        .collect()
+}
+
+/// Pids in the container's cgroup.
+pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
+    for dir in dirs {
+        if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
+            return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        }
+    }
+    Vec::new()
+}
+
+/// Removes the container's directories. Processes must be gone.
+pub fn remove(dirs: &[PathBuf]) -> Result<()> {
+    for dir in dirs {
+        match fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Io {
+                    context: format!("removing cgroup {}", dir.display()),
+                    cause: e,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the container's cgroup is frozen (paused).
+pub fn is_frozen(dirs: &[PathBuf]) -> bool {
+    dirs.iter().any(|d| {
+        fs::read_to_string(d.join("freezer.state"))
+            .map(|s| s.trim() == "FROZEN")
+            .or_else(|_| fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1"))
+            .unwrap_or(false)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO: &str = "\
+31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+33 31 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,relatime - cgroup cgroup rw,cpu,cpuacct
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+    const OWN: &str = "3:cpu,cpuacct:/user\n2:name=systemd:/user\n0::/user\n";
+
+    #[test]
+    fn hybrid_layout() {
+        let h = parse_hierarchies(MOUNTINFO, OWN);
+        assert_eq!(h.len(), 4);
+        assert_eq!(h[1].controllers, vec!["cpu", "cpuacct"]);
+        assert_eq!(h[1].own_path, PathBuf::from("/user"));
+        assert_eq!(h[2].controllers, vec!["name=systemd"]);
+        assert!(h[3].v2);
+        let cg = container_dirs(&h, None, "c1");
+        assert_eq!(
+            cg.dirs[1],
+            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/user/c1")
+        );
+        assert_eq!(cg.mount_sources[1].aliases, vec!["cpu", "cpuacct"]);
+        assert_eq!(cg.mount_sources[2].name, "systemd");
+        assert_eq!(cg.mount_sources[3].name, "unified");
+        let abs = container_dirs(&h, Some(Path::new("/x/y")), "c1");
+        assert_eq!(abs.dirs[3], PathBuf::from("/sys/fs/cgroup/unified/x/y"));
+    }
+
+    #[test]
+    fn pure_v2_is_one_unnamed_source() {
+        let h = parse_hierarchies(
+            "41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            "0::/\n",
+        );
+        let cg = container_dirs(&h, Some(Path::new("/c")), "c");
+        assert_eq!(cg.mount_sources[0].name, "");
+        assert_eq!(cg.dirs[0], PathBuf::from("/sys/fs/cgroup/c"));
+    }
+}

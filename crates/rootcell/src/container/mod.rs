@@ -1,0 +1,442 @@
+//! The OCI lifecycle operations that the CLI exposes: create, start, run,
+//! state, kill, delete, list. Each one is spec → plan → execute → state.
+
+mod signals;
+mod wait;
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::cgroup;
+use crate::error::{Error, IoContext, Result};
+use crate::hooks::{self, HookKind, StateMessage};
+use crate::plan::{self, HostFacts, Namespace};
+use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
+use crate::process::{self, ids, InitConfig, StartGate};
+use crate::spec::Bundle;
+use crate::state::{self, ContainerDir, ContainerState, Status, EXEC_FIFO};
+
+pub use signals::parse_signal;
+
+/// The runtime: where its state lives and how it was invoked.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub root: PathBuf,
+    /// Running without root on the host: cgroups are best effort.
+    pub rootless: bool,
+}
+
+/// Flags of `create` and `run`.
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// A container between `create` and the runtime's exit.
+struct Created {
+    dir: ContainerDir,
+    state: ContainerState,
+    channel: Channel,
+}
+
+impl Runtime {
+    /// The default state root: `/run/rootcell` for root, else
+    /// `$XDG_RUNTIME_DIR/rootcell`.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/run/rootcell");
+        }
+        match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !dir.is_empty() => Path::new(&dir).join("rootcell"),
+            _ => std::env::temp_dir()
+                .join(format!("rootcell-{}", rustix::process::geteuid().as_raw())),
+        }
+    }
+
+    /// `rootcell create`: everything up to the user process, which waits.
+    pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
+        let created = self.create_container(id, opts, true)?;
+        // Dropping `created` unlocks the directory; init waits on the fifo.
+        drop(created);
+        Ok(())
+    }
+
+    /// `rootcell start`: releases a created container's process.
+    pub fn start(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let mut st = dir.load()?;
+        let status = st.live_status(&dir);
+        if status != Status::Created {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "only a created container can be started".into(),
+            });
+        }
+        let fifo = dir.path.join(EXEC_FIFO);
+        let fd = rustix::fs::open(
+            &fifo,
+            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            rustix::io::Errno::NXIO => Error::WrongState {
+                id: id.into(),
+                status: "stopped".into(),
+                reason: "its init process is gone".into(),
+            },
+            e => Error::Io {
+                context: fifo.display().to_string(),
+                cause: e.into(),
+            },
+        })?;
+        rustix::io::write(&fd, b"0").ctx(|| format!("{}", fifo.display()))?;
+        std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
+        st.status = Status::Running;
+        dir.save(&st)?;
+        run_poststart(&st);
+        Ok(())
+    }
+
+    /// `rootcell run`: create and start; in the foreground, wait and return
+    /// the container's exit code (128+signal if killed), then delete it
+    /// unless `keep`.
+    pub fn run(&self, id: &str, opts: &CreateOptions, detach: bool, keep: bool) -> Result<i32> {
+        let forwarding = if detach {
+            None
+        } else {
+            Some(signals::Forwarder::block()?)
+        };
+        let mut created = self.create_container(id, opts, false)?;
+        created.channel.send(&ToContainer::Start)?;
+        created.state.status = Status::Running;
+        created.dir.save(&created.state)?;
+        run_poststart(&created.state);
+        let Some(forwarding) = forwarding else {
+            return Ok(0);
+        };
+        let Created { dir, state, .. } = created;
+        drop(dir); // others may `kill` or `state` us while we wait
+        let code = forwarding.wait_for(state.pid);
+        if !keep {
+            let dir = ContainerDir::open(&self.root, id, true)?;
+            let st = dir.load()?;
+            self.destroy(dir, &st)?;
+        }
+        Ok(code)
+    }
+
+    fn create_container(&self, id: &str, opts: &CreateOptions, fifo_gate: bool) -> Result<Created> {
+        state::validate_id(id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let process = bundle.spec.process().as_ref();
+        if process.and_then(|p| p.terminal()).unwrap_or(false) {
+            return Err(Error::spec(
+                "process.terminal",
+                "terminals are not supported yet; set it to false",
+            ));
+        }
+        let dir = ContainerDir::create(&self.root, id)?;
+        let mut guard = CreateGuard {
+            dir: Some(dir),
+            pids: Vec::new(),
+            cgroup_dirs: Vec::new(),
+        };
+        match self.setup(id, opts, bundle, fifo_gate, &mut guard) {
+            Ok((state, channel)) => {
+                let dir = guard
+                    .dir
+                    .take()
+                    .ok_or_else(|| Error::Other("state directory lost".into()))?;
+                Ok(Created {
+                    dir,
+                    state,
+                    channel,
+                })
+            }
+            Err(e) => {
+                guard.fail();
+                Err(e)
+            }
+        }
+    }
+
+    fn setup(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        bundle: Bundle,
+        fifo_gate: bool,
+        guard: &mut CreateGuard,
+    ) -> Result<(ContainerState, Channel)> {
+        let linux = bundle.spec.linux().as_ref();
+        let hierarchies = cgroup::host_hierarchies()?;
+        let mut cg = cgroup::container_dirs(
+            &hierarchies,
+            linux.and_then(|l| l.cgroups_path().as_deref()),
+            id,
+        );
+        cgroup::create(&mut cg, self.rootless)?;
+        guard.cgroup_dirs = cg.dirs.clone();
+
+        let host = HostFacts {
+            has_kcore: Path::new("/proc/kcore").exists(),
+            rootless: self.rootless,
+            cgroup_mounts: cg.mount_sources.clone(),
+        };
+        let plan = plan::build(
+            &bundle,
+            &host,
+            plan::build::PlanOptions {
+                no_pivot: opts.no_pivot,
+            },
+        )?;
+        if let Some(c) = &plan.process.capabilities {
+            process::capabilities::validate(c)?;
+        }
+        let dir = guard
+            .dir
+            .as_ref()
+            .ok_or_else(|| Error::Other("state directory lost".into()))?;
+
+        let gate = if fifo_gate {
+            let fifo = dir.path.join(EXEC_FIFO);
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &fifo,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )
+            .ctx(|| format!("{}", fifo.display()))?;
+            let fd: OwnedFd =
+                rustix::fs::open(&fifo, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+                    .ctx(|| format!("{}", fifo.display()))?;
+            StartGate::Fifo(fd)
+        } else {
+            StartGate::Channel
+        };
+
+        let mut st = ContainerState {
+            oci_version: bundle.spec.version().clone(),
+            id: id.to_string(),
+            status: Status::Creating,
+            pid: 0,
+            pid_start_time: 0,
+            bundle: bundle.dir.clone(),
+            rootfs: bundle.rootfs(),
+            created: state::rfc3339_now(),
+            owner: String::new(),
+            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+            cgroup_dirs: cg.dirs.clone(),
+            own_pid_namespace: plan.namespaces.creates(Namespace::Pid),
+            hooks: bundle.spec.hooks().clone(),
+        };
+        dir.save(&st)?;
+
+        // Init becomes our child when stage 1 exits, so we can wait for it.
+        process::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+            .ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+        let (runtime_side, container_side) = sync::pair()?;
+        let cfg = InitConfig {
+            plan: &plan,
+            hooks: bundle.spec.hooks().as_ref(),
+            gate,
+            preserve_fds: opts.preserve_fds,
+            cgroup_procs: cgroup::procs_files(&cg.dirs)?,
+        };
+        let stage1 = process::spawn(cfg, container_side)?;
+        guard.pids.push(stage1);
+
+        loop {
+            let msg = runtime_side.recv::<ToRuntime>()?;
+            match msg {
+                Some(ToRuntime::MapIds { pid }) => {
+                    let ns = &plan.namespaces;
+                    match ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings) {
+                        Ok(()) => runtime_side.send(&ToContainer::Continue)?,
+                        Err(e) => {
+                            runtime_side.send(&ToContainer::Abort {
+                                message: e.to_string(),
+                            })?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(ToRuntime::InitPid { pid }) => {
+                    guard.pids.push(pid);
+                    st.pid = pid;
+                    st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
+                    dir.save(&st)?;
+                }
+                Some(ToRuntime::RunCreateHooks) => {
+                    let json = st.oci_json(Status::Creating).to_string();
+                    let result = bundle.spec.hooks().as_ref().map_or(Ok(()), |h| {
+                        hooks::run(HookKind::Prestart, h, &json)
+                            .and_then(|()| hooks::run(HookKind::CreateRuntime, h, &json))
+                    });
+                    match result {
+                        Ok(()) => runtime_side.send(&StateMessage::Continue { state: json })?,
+                        Err(e) => {
+                            runtime_side.send(&StateMessage::Abort {
+                                message: e.to_string(),
+                            })?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(ToRuntime::Ready) => break,
+                Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
+                None => {
+                    return Err(Error::Init(
+                        "the container's init exited during setup".into(),
+                    ))
+                }
+            }
+        }
+        wait::reap(stage1);
+        st.status = Status::Created;
+        dir.save(&st)?;
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, st.pid)?;
+        }
+        Ok((st, runtime_side))
+    }
+
+    /// `rootcell state`.
+    pub fn state(&self, id: &str) -> Result<serde_json::Value> {
+        let dir = ContainerDir::open(&self.root, id, false)?;
+        let st = dir.load()?;
+        Ok(st.oci_json(st.live_status(&dir)))
+    }
+
+    /// `rootcell list`: every container with its live status.
+    pub fn list(&self) -> Result<Vec<(ContainerState, Status)>> {
+        let mut out = Vec::new();
+        for id in state::list_ids(&self.root)? {
+            // A container deleted meanwhile is simply not listed.
+            let Ok(dir) = ContainerDir::open(&self.root, &id, false) else {
+                continue;
+            };
+            let Ok(st) = dir.load() else { continue };
+            let status = st.live_status(&dir);
+            out.push((st, status));
+        }
+        Ok(out)
+    }
+
+    /// `rootcell kill`: a signal to init, or with `all` to every process of
+    /// the container.
+    pub fn kill(&self, id: &str, signal: i32, all: bool) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, false)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if status == Status::Stopped {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "container not running".into(),
+            });
+        }
+        if all {
+            for pid in cgroup::pids(&st.cgroup_dirs) {
+                let _ = wait::signal(pid, signal);
+            }
+        }
+        wait::signal_checked(st.pid, st.pid_start_time, signal)
+            .ctx(|| format!("sending signal {signal} to {id}"))
+    }
+
+    /// `rootcell delete`.
+    pub fn delete(&self, id: &str, force: bool) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if matches!(status, Status::Running | Status::Paused) && !force {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "stop it first or use --force".into(),
+            });
+        }
+        self.destroy(dir, &st)
+    }
+
+    /// Kills whatever is left, removes cgroups, runs poststop hooks and
+    /// forgets the container.
+    fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
+        let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+        wait::until_gone(st.pid, st.pid_start_time);
+        let mut leftovers = cgroup::pids(&st.cgroup_dirs);
+        if !leftovers.is_empty() {
+            for pid in &leftovers {
+                let _ = wait::signal(*pid, libc::SIGKILL);
+            }
+            for pid in leftovers.drain(..) {
+                wait::until_gone(pid, state::process_start_time(pid).unwrap_or(0));
+            }
+        }
+        cgroup::remove(&st.cgroup_dirs)?;
+        if let Some(h) = &st.hooks {
+            let json = st.oci_json(Status::Stopped).to_string();
+            if let Err(e) = hooks::run(HookKind::Poststop, h, &json) {
+                tracing::warn!("{e}");
+                eprintln!("rootcell: warning: {e}");
+            }
+        }
+        dir.remove()
+    }
+}
+
+/// Poststart hooks: a failure is a warning, as the runtime spec says.
+fn run_poststart(st: &ContainerState) {
+    if let Some(h) = &st.hooks {
+        let json = st.oci_json(Status::Running).to_string();
+        if let Err(e) = hooks::run(HookKind::Poststart, h, &json) {
+            tracing::warn!("{e}");
+            eprintln!("rootcell: warning: {e}");
+        }
+    }
+}
+
+/// The pid file holds the bare pid, no newline, written atomically.
+fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("rootcell-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("--pid-file {}", path.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("--pid-file {}", path.display()))
+}
+
+/// Undoes a failed create: no process, cgroup or state is left behind.
+struct CreateGuard {
+    dir: Option<ContainerDir>,
+    pids: Vec<i32>,
+    cgroup_dirs: Vec<PathBuf>,
+}
+
+impl CreateGuard {
+    fn fail(&mut self) {
+        for pid in cgroup::pids(&self.cgroup_dirs)
+            .into_iter()
+            .chain(self.pids.iter().copied())
+        {
+            let _ = wait::signal(pid, libc::SIGKILL);
+        }
+        for pid in self.pids.drain(..) {
+            wait::reap(pid);
+        }
+        for pid in cgroup::pids(&self.cgroup_dirs) {
+            wait::until_gone(pid, state::process_start_time(pid).unwrap_or(0));
+        }
+        let _ = cgroup::remove(&self.cgroup_dirs);
+        if let Some(dir) = self.dir.take() {
+            let _ = dir.remove();
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Device nodes and symlinks, created relative to a directory fd that was
+//! resolved inside the container root: never through a path string that
+//! could be a symlink to the host.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{
+    chownat, fstat, mknodat, openat, readlinkat, symlinkat, unlinkat, AtFlags, FileType, Gid, Mode,
+    OFlags, Uid,
+};
+use rustix::io::Errno;
+
+use crate::plan::DeviceKind;
+
+/// `mknodat` + `fchownat`. The caller has set the umask to 0, so `mode` is
+/// the node's mode.
+pub fn make_node(
+    dir: BorrowedFd<'_>,
+    name: &Path,
+    kind: DeviceKind,
+    major: u64,
+    minor: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> rustix::io::Result<()> {
+    let file_type = match kind {
+        DeviceKind::Char => FileType::CharacterDevice,
+        DeviceKind::Block => FileType::BlockDevice,
+        DeviceKind::Fifo => FileType::Fifo,
+    };
+    let dev = rustix::fs::makedev(major as u32, minor as u32);
+    match mknodat(dir, name, file_type, Mode::from_raw_mode(mode), dev) {
+        Err(Errno::EXIST) => {
+            // An existing node is kept only if it is the same device.
+            let fd = openat(
+                dir,
+                name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let st = fstat(&fd)?;
+            if FileType::from_raw_mode(st.st_mode) != file_type || st.st_rdev != dev {
+                unlinkat(dir, name, AtFlags::empty())?;
+                mknodat(dir, name, file_type, Mode::from_raw_mode(mode), dev)?;
+            }
+        }
+        other => other?,
+    }
+    chownat(
+        dir,
+        name,
+        Some(Uid::from_raw(uid)),
+        Some(Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+}
+
+/// Creates an empty regular file to bind a host device node onto.
+pub fn make_bind_target(dir: BorrowedFd<'_>, name: &Path) -> rustix::io::Result<OwnedFd> {
+    let flags = OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::WRONLY;
+    match openat(dir, name, flags | OFlags::EXCL, Mode::from_raw_mode(0o644)) {
+        Err(Errno::EXIST) => {
+            unlinkat(dir, name, AtFlags::empty())?;
+            openat(dir, name, flags | OFlags::EXCL, Mode::from_raw_mode(0o644))
+        }
+        other => other,
+    }
+}
+
+/// Creates `name -> target` in `dir`. An existing symlink to the same target
+/// is kept; any other non-directory is replaced.
+pub fn symlink(dir: BorrowedFd<'_>, name: &Path, target: &Path) -> rustix::io::Result<()> {
+    match symlinkat(target, dir, name) {
+        Err(Errno::EXIST) => {
+            if let Ok(existing) = readlinkat(dir, name, Vec::new()) {
+                if existing.as_bytes() == target.as_os_str().as_encoded_bytes() {
+                    return Ok(());
+                }
+            }
+            unlinkat(dir, name, AtFlags::empty())?;
+            symlinkat(target, dir, name)
+        }
+        other => other,
+    }
+}
+
+/// Whether `fd` is the character device `major:minor`.
+pub fn is_char_device(fd: impl AsFd, major: u32, minor: u32) -> rustix::io::Result<bool> {
+    let st = fstat(fd)?;
+    Ok(
+        FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+            && st.st_rdev == rustix::fs::makedev(major, minor),
+    )
+}

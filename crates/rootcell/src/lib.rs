@@ -1,0 +1,17 @@
+//! rootcell: a Linux container runtime and sandbox engine.
+//!
+//! Data flows one way: [`spec`] (load, validate) → [`plan`] (pure) →
+//! execute ([`rootfs`], [`process`]) → [`state`].
+
+pub mod cgroup;
+pub mod container;
+pub mod error;
+pub mod fs;
+pub mod hooks;
+pub mod plan;
+pub mod process;
+pub mod rootfs;
+pub mod spec;
+pub mod state;
+
+pub use error::{Error, Result};

@@ -1,0 +1,513 @@
+//! Turns a validated bundle into a [`Plan`].
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, PosixRlimitType, Spec};
+
+use super::options::{self, attr, AttrChange, Propagation, PropagationChange};
+use super::*;
+use crate::error::{Error, Result};
+use crate::spec::Bundle;
+
+/// Choices made on the command line rather than in the config.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions {
+    /// `--no-pivot`: move the rootfs onto `/` instead of `pivot_root`.
+    pub no_pivot: bool,
+}
+
+pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Plan> {
+    let spec = &bundle.spec;
+    let namespaces = namespaces(spec)?;
+    let rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
+    Ok(Plan {
+        hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
+        domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
+        process: process_plan(spec)?,
+        namespaces,
+        rootfs,
+    })
+}
+
+fn namespaces(spec: &Spec) -> Result<Namespaces> {
+    let mut out = Namespaces::default();
+    let Some(linux) = spec.linux() else {
+        return Ok(out);
+    };
+    for ns in linux.namespaces().iter().flatten() {
+        let kind = match ns.typ() {
+            LinuxNamespaceType::User => Namespace::User,
+            LinuxNamespaceType::Mount => Namespace::Mount,
+            LinuxNamespaceType::Pid => Namespace::Pid,
+            LinuxNamespaceType::Network => Namespace::Network,
+            LinuxNamespaceType::Ipc => Namespace::Ipc,
+            LinuxNamespaceType::Uts => Namespace::Uts,
+            LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+            LinuxNamespaceType::Time => Namespace::Time,
+        };
+        match ns.path() {
+            Some(path) => out.join.push((kind, path.clone())),
+            None => out.create.push(kind),
+        }
+    }
+    // Join the user namespace first: it decides the privileges for joining
+    // the others.
+    out.join.sort_by_key(|(ns, _)| *ns != Namespace::User);
+    let map = |list: &Option<Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        list.iter()
+            .flatten()
+            .map(|m| IdMapping {
+                container_id: m.container_id(),
+                host_id: m.host_id(),
+                size: m.size(),
+            })
+            .collect()
+    };
+    out.uid_mappings = map(linux.uid_mappings());
+    out.gid_mappings = map(linux.gid_mappings());
+    if let Some(offsets) = linux.time_offsets() {
+        if !out.creates(Namespace::Time) {
+            return Err(Error::spec(
+                "linux.timeOffsets",
+                "time offsets need a new time namespace",
+            ));
+        }
+        let mut offsets: Vec<_> = offsets
+            .iter()
+            .map(|(clock, o)| {
+                (
+                    clock.clone(),
+                    o.secs().unwrap_or(0),
+                    o.nanosecs().unwrap_or(0),
+                )
+            })
+            .collect();
+        offsets.sort();
+        for (clock, _, _) in &offsets {
+            if clock != "monotonic" && clock != "boottime" {
+                return Err(Error::spec(
+                    format!("linux.timeOffsets.{clock}"),
+                    "only \"monotonic\" and \"boottime\" can be offset",
+                ));
+            }
+        }
+        out.time_offsets = offsets;
+    }
+    Ok(out)
+}
+
+fn rootfs_plan(
+    bundle: &Bundle,
+    host: &HostFacts,
+    ns: &Namespaces,
+    opts: PlanOptions,
+) -> Result<RootfsPlan> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => PropagationChange {
+            kind: Propagation::Slave,
+            recursive: true,
+        },
+        Some(p) => {
+            let parsed = options::parse(&[p.to_string()]);
+            parsed.propagation.ok_or_else(|| {
+                Error::spec(
+                    "linux.rootfsPropagation",
+                    format!("{p:?} is not a propagation type"),
+                )
+            })?
+        }
+    };
+    let switch = if !ns.has(Namespace::Mount) {
+        RootSwitch::Chroot
+    } else if opts.no_pivot {
+        RootSwitch::MoveRoot
+    } else {
+        RootSwitch::PivotRoot
+    };
+
+    let mut setup = Vec::new();
+    let mut finish = vec![Step::ReopenDevNull];
+    let mut dev_is_bound = false;
+    let userns = ns.has(Namespace::User) || host.rootless;
+
+    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+        let dest = clean(mount.destination());
+        let opts = options::parse(mount.options().as_deref().unwrap_or_default());
+        let fstype = mount.typ().as_deref().unwrap_or("");
+        let is_bind = opts.bind || fstype == "bind";
+        if is_bind && dest == Path::new("/dev") {
+            dev_is_bound = true;
+        }
+        if fstype == "cgroup" || fstype == "cgroup2" {
+            cgroup_mount(&mut setup, &mut finish, i, &dest, &opts, host, ns);
+            continue;
+        }
+        let kind = if is_bind {
+            let source = mount.source().as_ref().ok_or_else(|| {
+                Error::spec(format!("mounts[{i}].source"), "a bind needs a source")
+            })?;
+            MountKind::Bind {
+                source: bundle.dir.join(source),
+                recursive: opts.recursive_bind,
+            }
+        } else {
+            MountKind::Fresh {
+                fstype: fstype.to_string(),
+                source: mount
+                    .source()
+                    .as_ref()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| fstype.to_string()),
+                options: opts.data.clone(),
+                copy_up: opts.tmpcopyup,
+            }
+        };
+        if opts.tmpcopyup && fstype != "tmpfs" {
+            return Err(Error::spec(
+                format!("mounts[{i}].options"),
+                "tmpcopyup works only with type tmpfs",
+            ));
+        }
+        if opts.idmap.is_some() {
+            return Err(Error::spec(
+                format!("mounts[{i}].options"),
+                "idmap mounts are not supported yet",
+            ));
+        }
+        let mut attrs = opts.attrs;
+        // A read-only /dev or copy-up tmpfs is filled first, then made
+        // read-only, as runc does.
+        let fill_first = !is_bind && (dest == Path::new("/dev") || opts.tmpcopyup);
+        if fill_first && attrs.set & attr::RDONLY != 0 {
+            attrs.set &= !attr::RDONLY;
+            finish.push(Step::RemountReadOnly { path: dest.clone() });
+        }
+        setup.push(Step::Mount(MountStep {
+            destination: dest,
+            kind,
+            attrs,
+            recursive_attrs: opts.recursive_attrs,
+            propagation: opts.propagation,
+            config_index: Some(i),
+        }));
+    }
+
+    if !dev_is_bound && switch != RootSwitch::Chroot {
+        devices(&mut setup, spec, userns)?;
+        dev_symlinks(&mut setup, host);
+    }
+
+    if let Some(linux) = linux {
+        let mut sysctls: Vec<_> = linux.sysctl().iter().flatten().collect();
+        sysctls.sort();
+        for (key, value) in sysctls {
+            finish.push(Step::Sysctl {
+                key: key.clone(),
+                value: value.clone(),
+            });
+        }
+        for path in linux.readonly_paths().iter().flatten() {
+            finish.push(Step::ReadOnly {
+                path: clean(Path::new(path)),
+            });
+        }
+        for path in linux.masked_paths().iter().flatten() {
+            finish.push(Step::Mask {
+                path: clean(Path::new(path)),
+            });
+        }
+    }
+    // Remounts go last but for the root, so that masks and read-only paths
+    // can still be mounted below them.
+    let remounts: Vec<_> = finish
+        .iter()
+        .filter(|s| matches!(s, Step::RemountReadOnly { .. }))
+        .cloned()
+        .collect();
+    finish.retain(|s| !matches!(s, Step::RemountReadOnly { .. }));
+    finish.extend(remounts);
+    if spec
+        .root()
+        .as_ref()
+        .and_then(|r| r.readonly())
+        .unwrap_or(false)
+    {
+        finish.push(Step::RemountReadOnly {
+            path: PathBuf::from("/"),
+        });
+    }
+
+    Ok(RootfsPlan {
+        rootfs: bundle.rootfs(),
+        root_propagation,
+        setup,
+        switch,
+        finish,
+    })
+}
+
+/// A `cgroup` mount: on cgroup v2 one filesystem; on v1 and hybrid hosts a
+/// tmpfs holding one directory per hierarchy, as runc lays it out. Without a
+/// cgroup namespace each hierarchy is a bind of the container's own cgroup;
+/// with one, a fresh cgroup filesystem (the namespace roots it there).
+fn cgroup_mount(
+    setup: &mut Vec<Step>,
+    finish: &mut Vec<Step>,
+    index: usize,
+    dest: &Path,
+    opts: &options::MountOptions,
+    host: &HostFacts,
+    ns: &Namespaces,
+) {
+    let fresh = ns.creates(Namespace::Cgroup);
+    let source_step = |destination: PathBuf, src: &CgroupMountSource, attrs: AttrChange| {
+        let kind = if fresh {
+            MountKind::Fresh {
+                fstype: src.fstype.clone(),
+                source: "cgroup".into(),
+                options: src.fs_options.clone(),
+                copy_up: false,
+            }
+        } else {
+            MountKind::Bind {
+                source: src.host_dir.clone(),
+                recursive: false,
+            }
+        };
+        Step::Mount(MountStep {
+            destination,
+            kind,
+            attrs,
+            recursive_attrs: AttrChange::default(),
+            propagation: None,
+            config_index: Some(index),
+        })
+    };
+    match host.cgroup_mounts.as_slice() {
+        [] => {}
+        [only] if only.name.is_empty() => {
+            setup.push(source_step(dest.to_path_buf(), only, opts.attrs));
+        }
+        sources => {
+            let mut tmpfs_attrs = opts.attrs;
+            tmpfs_attrs.set &= !attr::RDONLY;
+            setup.push(Step::Mount(MountStep {
+                destination: dest.to_path_buf(),
+                kind: MountKind::Fresh {
+                    fstype: "tmpfs".into(),
+                    source: "tmpfs".into(),
+                    options: vec![FsOption::Value("mode".into(), "755".into())],
+                    copy_up: false,
+                },
+                attrs: tmpfs_attrs,
+                recursive_attrs: AttrChange::default(),
+                propagation: None,
+                config_index: Some(index),
+            }));
+            for src in sources {
+                setup.push(source_step(dest.join(&src.name), src, opts.attrs));
+                for alias in &src.aliases {
+                    setup.push(Step::Symlink {
+                        target: PathBuf::from(&src.name),
+                        link: dest.join(alias),
+                    });
+                }
+            }
+            if opts.attrs.set & attr::RDONLY != 0 {
+                finish.push(Step::RemountReadOnly {
+                    path: dest.to_path_buf(),
+                });
+            }
+        }
+    }
+}
+
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
+
+fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
+    let configured = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.devices().clone())
+        .unwrap_or_default();
+    let mut nodes: Vec<DeviceNode> = DEFAULT_DEVICES
+        .iter()
+        .filter(|(path, _, _)| !configured.iter().any(|d| d.path() == Path::new(path)))
+        .map(|(path, major, minor)| DeviceNode {
+            path: PathBuf::from(path),
+            kind: DeviceKind::Char,
+            major: *major,
+            minor: *minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+            bind_from_host: userns,
+        })
+        .collect();
+    for (i, dev) in configured.iter().enumerate() {
+        let field = |f: &str| format!("linux.devices[{i}].{f}");
+        let kind = match dev.typ() {
+            LinuxDeviceType::C | LinuxDeviceType::U => DeviceKind::Char,
+            LinuxDeviceType::B => DeviceKind::Block,
+            LinuxDeviceType::P => DeviceKind::Fifo,
+            LinuxDeviceType::A => {
+                return Err(Error::spec(
+                    field("type"),
+                    "\"a\" is not a device node type",
+                ))
+            }
+        };
+        let number = |v: i64, f: &str| {
+            u64::try_from(v).map_err(|_| Error::spec(field(f), format!("{v} is negative")))
+        };
+        let mode = dev.file_mode().unwrap_or(0o666);
+        if mode & !0o7777 != 0 {
+            return Err(Error::spec(
+                field("fileMode"),
+                format!("{mode:#o} has bits beyond permissions"),
+            ));
+        }
+        nodes.push(DeviceNode {
+            path: clean(dev.path()),
+            kind,
+            major: number(dev.major(), "major")?,
+            minor: number(dev.minor(), "minor")?,
+            mode,
+            uid: dev.uid().unwrap_or(0),
+            gid: dev.gid().unwrap_or(0),
+            bind_from_host: userns,
+        });
+    }
+    setup.extend(nodes.into_iter().map(Step::Device));
+    Ok(())
+}
+
+fn dev_symlinks(setup: &mut Vec<Step>, host: &HostFacts) {
+    let mut links = vec![
+        ("pts/ptmx", "/dev/ptmx"),
+        ("/proc/self/fd", "/dev/fd"),
+        ("/proc/self/fd/0", "/dev/stdin"),
+        ("/proc/self/fd/1", "/dev/stdout"),
+        ("/proc/self/fd/2", "/dev/stderr"),
+    ];
+    if host.has_kcore {
+        links.push(("/proc/kcore", "/dev/core"));
+    }
+    setup.extend(links.into_iter().map(|(target, link)| Step::Symlink {
+        target: PathBuf::from(target),
+        link: PathBuf::from(link),
+    }));
+}
+
+fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| Error::spec("process", "is required"))?;
+    let user = process.user();
+    let mut rlimits = Vec::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        let (name, resource) = rlimit_resource(r.typ());
+        if resource < 0 {
+            return Err(Error::spec(
+                format!("process.rlimits[{i}].type"),
+                format!("{name} is not known to this kernel"),
+            ));
+        }
+        rlimits.push(Rlimit {
+            name: name.to_string(),
+            resource,
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    let capabilities = process.capabilities().as_ref().map(|c| {
+        let names = |set: &Option<oci_spec::runtime::Capabilities>| {
+            let mut v: Vec<String> = set
+                .iter()
+                .flatten()
+                .map(|cap| format!("CAP_{}", serde_name(cap)))
+                .collect();
+            v.sort();
+            v
+        };
+        Capabilities {
+            bounding: names(c.bounding()),
+            effective: names(c.effective()),
+            permitted: names(c.permitted()),
+            inheritable: names(c.inheritable()),
+            ambient: names(c.ambient()),
+        }
+    });
+    Ok(ProcessPlan {
+        args: process.args().clone().unwrap_or_default(),
+        env: process.env().clone().unwrap_or_default(),
+        cwd: process.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask().unwrap_or(0o022),
+        terminal: process.terminal().unwrap_or(false),
+        rlimits,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        oom_score_adj: process.oom_score_adj(),
+        capabilities,
+    })
+}
+
+/// The capability's name as the config spells it, without the `CAP_` prefix.
+fn serde_name(cap: &oci_spec::runtime::Capability) -> String {
+    let name = serde_json::to_value(cap)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    name.trim_start_matches("CAP_").to_string()
+}
+
+fn rlimit_resource(typ: PosixRlimitType) -> (&'static str, i32) {
+    use PosixRlimitType::*;
+    let (name, res) = match typ {
+        RlimitCpu => ("RLIMIT_CPU", libc::RLIMIT_CPU),
+        RlimitFsize => ("RLIMIT_FSIZE", libc::RLIMIT_FSIZE),
+        RlimitData => ("RLIMIT_DATA", libc::RLIMIT_DATA),
+        RlimitStack => ("RLIMIT_STACK", libc::RLIMIT_STACK),
+        RlimitCore => ("RLIMIT_CORE", libc::RLIMIT_CORE),
+        RlimitRss => ("RLIMIT_RSS", libc::RLIMIT_RSS),
+        RlimitNproc => ("RLIMIT_NPROC", libc::RLIMIT_NPROC),
+        RlimitNofile => ("RLIMIT_NOFILE", libc::RLIMIT_NOFILE),
+        RlimitMemlock => ("RLIMIT_MEMLOCK", libc::RLIMIT_MEMLOCK),
+        RlimitAs => ("RLIMIT_AS", libc::RLIMIT_AS),
+        RlimitLocks => ("RLIMIT_LOCKS", libc::RLIMIT_LOCKS),
+        RlimitSigpending => ("RLIMIT_SIGPENDING", libc::RLIMIT_SIGPENDING),
+        RlimitMsgqueue => ("RLIMIT_MSGQUEUE", libc::RLIMIT_MSGQUEUE),
+        RlimitNice => ("RLIMIT_NICE", libc::RLIMIT_NICE),
+        RlimitRtprio => ("RLIMIT_RTPRIO", libc::RLIMIT_RTPRIO),
+        RlimitRttime => ("RLIMIT_RTTIME", libc::RLIMIT_RTTIME),
+    };
+    (name, res as i32)
+}
+
+/// Lexically normalises an absolute container path (`/a/./b/../c` → `/a/c`).
+/// Symlinks are resolved later, inside the rootfs, by the executor.
+pub fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}

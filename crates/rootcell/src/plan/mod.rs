@@ -1,0 +1,275 @@
+//! Stage 2: a pure function from a validated spec (plus host facts passed in
+//! as data) to an ordered list of plain-data steps. No syscalls happen here;
+//! the executor (`rootfs`, `process`) walks the plan, and `rootcell plan`
+//! prints it.
+
+pub mod build;
+mod display;
+pub mod options;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+pub use build::{build, PlanOptions};
+pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
+
+/// Everything that will happen to start a container.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub namespaces: Namespaces,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    pub rootfs: RootfsPlan,
+    pub process: ProcessPlan,
+}
+
+/// Facts about the host that the plan depends on, gathered by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    /// `/proc/kcore` exists on the host (decides the `/dev/core` link).
+    pub has_kcore: bool,
+    /// The runtime itself runs in a user namespace that is not the initial one,
+    /// or will create one: device nodes are bind-mounted, not created.
+    pub rootless: bool,
+    /// How the container's cgroups are seen, for `cgroup` mounts.
+    pub cgroup_mounts: Vec<CgroupMountSource>,
+}
+
+/// One cgroup hierarchy as the container should see it under a `cgroup` mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CgroupMountSource {
+    /// Directory name below the mount point (`cpu,cpuacct`, `unified`...).
+    pub name: String,
+    /// Host directory of the container's cgroup in that hierarchy (bind source).
+    pub host_dir: PathBuf,
+    /// Filesystem type and options for a fresh mount (in a cgroup namespace).
+    pub fstype: String,
+    pub fs_options: Vec<FsOption>,
+    /// Extra names pointing at `name` (`cpu` and `cpuacct` → `cpu,cpuacct`).
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Namespace {
+    User,
+    Mount,
+    Pid,
+    Network,
+    Ipc,
+    Uts,
+    Cgroup,
+    Time,
+}
+
+impl Namespace {
+    pub fn clone_flag(self) -> i32 {
+        match self {
+            Namespace::User => libc::CLONE_NEWUSER,
+            Namespace::Mount => libc::CLONE_NEWNS,
+            Namespace::Pid => libc::CLONE_NEWPID,
+            Namespace::Network => libc::CLONE_NEWNET,
+            Namespace::Ipc => libc::CLONE_NEWIPC,
+            Namespace::Uts => libc::CLONE_NEWUTS,
+            Namespace::Cgroup => libc::CLONE_NEWCGROUP,
+            Namespace::Time => libc::CLONE_NEWTIME,
+        }
+    }
+
+    /// Name of the namespace file under `/proc/<pid>/ns/`.
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            Namespace::User => "user",
+            Namespace::Mount => "mnt",
+            Namespace::Pid => "pid",
+            Namespace::Network => "net",
+            Namespace::Ipc => "ipc",
+            Namespace::Uts => "uts",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Namespaces {
+    /// New namespaces, created with `unshare`.
+    pub create: Vec<Namespace>,
+    /// Existing namespaces joined with `setns`, in this order (user first).
+    pub join: Vec<(Namespace, PathBuf)>,
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+    /// Offsets for a new time namespace: (clock name, seconds, nanoseconds).
+    pub time_offsets: Vec<(String, i64, u32)>,
+}
+
+impl Namespaces {
+    pub fn creates(&self, ns: Namespace) -> bool {
+        self.create.contains(&ns)
+    }
+
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.creates(ns) || self.join.iter().any(|(n, _)| *n == ns)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RootfsPlan {
+    /// Absolute host path of the root filesystem.
+    pub rootfs: PathBuf,
+    /// Propagation of `/` in the new mount namespace, set before anything
+    /// else so that nothing the container mounts reaches the host.
+    pub root_propagation: PropagationChange,
+    /// Steps done before the root switch, in order.
+    pub setup: Vec<Step>,
+    pub switch: RootSwitch,
+    /// Steps done after the root switch, in order.
+    pub finish: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RootSwitch {
+    /// `pivot_root(".", ".")` then detach the old root.
+    PivotRoot,
+    /// `--no-pivot`: `MS_MOVE` the rootfs onto `/` and chroot, after hiding
+    /// the host's proc and sysfs mounts.
+    MoveRoot,
+    /// No mount namespace: only `chroot`.
+    Chroot,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    Mount(MountStep),
+    Device(DeviceNode),
+    Symlink {
+        target: PathBuf,
+        link: PathBuf,
+    },
+    /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a
+    /// directory.
+    Mask {
+        path: PathBuf,
+    },
+    /// Bind a path onto itself read-only, recursively.
+    ReadOnly {
+        path: PathBuf,
+    },
+    /// Make an existing mount (created earlier by this plan) read-only.
+    RemountReadOnly {
+        path: PathBuf,
+    },
+    Sysctl {
+        key: String,
+        value: String,
+    },
+    /// Replace stdio fds that point to the host's `/dev/null` with the
+    /// container's `/dev/null`.
+    ReopenDevNull,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MountStep {
+    /// Path inside the container.
+    pub destination: PathBuf,
+    pub kind: MountKind,
+    /// Attributes of the top mount.
+    pub attrs: AttrChange,
+    /// Attributes of the whole mounted tree.
+    pub recursive_attrs: AttrChange,
+    pub propagation: Option<PropagationChange>,
+    /// Index in the config's `mounts`, for error messages (None for mounts
+    /// rootcell adds itself).
+    pub config_index: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum MountKind {
+    /// A new filesystem instance: `fsopen` + `fsconfig` + `fsmount`.
+    Fresh {
+        fstype: String,
+        source: String,
+        options: Vec<FsOption>,
+        /// `tmpcopyup`: copy what the destination holds into the new tmpfs.
+        copy_up: bool,
+    },
+    /// A bind of a host path: `open_tree(OPEN_TREE_CLONE)`.
+    Bind { source: PathBuf, recursive: bool },
+}
+
+impl MountKind {
+    pub fn fstype(&self) -> &str {
+        match self {
+            MountKind::Fresh { fstype, .. } => fstype,
+            MountKind::Bind { .. } => "bind",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    Char,
+    Block,
+    Fifo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceNode {
+    /// Path inside the container, below `/dev`.
+    pub path: PathBuf,
+    pub kind: DeviceKind,
+    pub major: u64,
+    pub minor: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Bind the host's node instead of `mknod` (user namespaces).
+    pub bind_from_host: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessPlan {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: u32,
+    pub terminal: bool,
+    /// (resource number, name, soft, hard).
+    pub rlimits: Vec<Rlimit>,
+    pub no_new_privileges: bool,
+    pub oom_score_adj: Option<i32>,
+    pub capabilities: Option<Capabilities>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rlimit {
+    pub name: String,
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Capability sets by kernel capability number.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Capabilities {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub permitted: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub ambient: Vec<String>,
+}

@@ -1,0 +1,93 @@
+//! Users and groups: writing a new user namespace's id maps (runtime side)
+//! and becoming the configured user (container side).
+
+use std::io::Write;
+use std::process::Command;
+
+use crate::error::{Error, IoContext, Result};
+use crate::plan::IdMapping;
+use crate::process::sys;
+
+/// Writes `uid_map`/`gid_map` of the process `pid` through a private procfs
+/// handle. An unprivileged caller may only map its own ids (after denying
+/// setgroups); anything larger goes through the setuid `newuidmap` and
+/// `newgidmap` helpers, as podman and runc do.
+pub fn write_maps(pid: i32, uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> Result<()> {
+    let privileged = rustix::process::geteuid().is_root();
+    let own_only = |maps: &[IdMapping], own: u32| {
+        maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
+    };
+    let uid = rustix::process::geteuid().as_raw();
+    let gid = rustix::process::getegid().as_raw();
+    if privileged || (own_only(uid_maps, uid) && own_only(gid_maps, gid)) {
+        if !privileged {
+            write_proc(pid, "setgroups", "deny")?;
+        }
+        write_proc(pid, "uid_map", &format_maps(uid_maps))?;
+        write_proc(pid, "gid_map", &format_maps(gid_maps))?;
+        return Ok(());
+    }
+    for (helper, maps) in [("newuidmap", uid_maps), ("newgidmap", gid_maps)] {
+        let mut cmd = Command::new(helper);
+        cmd.arg(pid.to_string());
+        for m in maps {
+            cmd.args([m.container_id, m.host_id, m.size].map(|n| n.to_string()));
+        }
+        let out = cmd.output().ctx(|| {
+            format!("{helper} (from the uidmap package) is needed to map more than your own id")
+        })?;
+        if !out.status.success() {
+            return Err(Error::Other(format!(
+                "{helper}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn format_maps(maps: &[IdMapping]) -> String {
+    maps.iter()
+        .map(|m| format!("{} {} {}\n", m.container_id, m.host_id, m.size))
+        .collect()
+}
+
+fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
+    let proc = pathrs::procfs::ProcfsHandle::new().ctx(|| "opening procfs")?;
+    let f = proc
+        .open(
+            pathrs::procfs::ProcfsBase::ProcPid(pid as u32),
+            file,
+            pathrs::flags::OpenFlags::O_WRONLY,
+        )
+        .ctx(|| format!("/proc/{pid}/{file}"))?;
+    (&f).write_all(content.as_bytes()).ctx(|| {
+        format!(
+            "writing /proc/{pid}/{file} ({})",
+            content.trim().replace('\n', ", ")
+        )
+    })
+}
+
+/// Becomes `uid:gid` with `groups`, keeping capabilities across the switch
+/// so that the configured sets can be applied afterwards.
+pub fn become_user(uid: u32, gid: u32, groups: &[u32], setgroups_allowed: bool) -> Result<()> {
+    if setgroups_allowed {
+        sys::setgroups(groups).ctx(|| "process.user.additionalGids: setgroups")?;
+    } else if !groups.is_empty() {
+        return Err(Error::spec(
+            "process.user.additionalGids",
+            "cannot set supplementary groups: setgroups is denied in this user namespace",
+        ));
+    }
+    sys::setresgid(gid).ctx(|| format!("process.user.gid {gid}: setresgid (is it mapped?)"))?;
+    sys::setresuid(uid).ctx(|| format!("process.user.uid {uid}: setresuid (is it mapped?)"))?;
+    Ok(())
+}
+
+/// Whether `setgroups(2)` is allowed in our user namespace.
+pub fn setgroups_allowed() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups")
+        .map(|s| s.trim() != "deny")
+        .unwrap_or(true)
+}

@@ -1,0 +1,314 @@
+//! Stage 3b: creating the container's processes.
+//!
+//! ```text
+//! runtime ──fork──► stage 1: join namespaces, create the user namespace
+//!                   (runtime writes its id maps), unshare the rest
+//!                   ──fork──► init (pid 1 of a new pid namespace):
+//!                             rootfs, root switch, user, capabilities,
+//!                             waits for `start`, execve
+//! ```
+//! Stage 1 exits as soon as init exists; the runtime is a child subreaper,
+//! so init becomes its child. Messages go over a socketpair (`sync`).
+
+pub mod capabilities;
+pub mod ids;
+pub mod sync;
+pub mod sys;
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::Hooks;
+
+use crate::error::{Error, IoContext, Result};
+use crate::hooks::{self, HookKind};
+use crate::plan::{Namespace, Plan, RootSwitch};
+use crate::rootfs::Rootfs;
+use sync::{Channel, ToContainer, ToRuntime};
+
+/// How init learns that it may exec the user process.
+pub enum StartGate {
+    /// `create`: a FIFO in the state directory, opened read-write before the
+    /// fork; `start` writes one byte into it.
+    Fifo(OwnedFd),
+    /// `run`: the runtime sends `Start` on the sync socket.
+    Channel,
+}
+
+/// What the container side needs, prepared by the runtime before forking.
+pub struct InitConfig<'a> {
+    pub plan: &'a Plan,
+    pub hooks: Option<&'a Hooks>,
+    pub gate: StartGate,
+    /// `--preserve-fds`: fds 3..3+N stay open into the container.
+    pub preserve_fds: u32,
+    /// `cgroup.procs` files of the container's cgroups, open for writing:
+    /// stage 1 joins them by writing "0" before anything else happens.
+    pub cgroup_procs: Vec<OwnedFd>,
+}
+
+/// Forks stage 1. Returns its pid; the rest is told over `runtime_side`.
+pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
+    match sys::fork().ctx(|| "fork")? {
+        sys::Forked::Parent(pid) => Ok(pid),
+        sys::Forked::Child => {
+            let err = match stage1(cfg, &container_side) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = container_side.send(&ToRuntime::Failed {
+                message: err.to_string(),
+            });
+            sys::exit_now(1)
+        }
+    }
+}
+
+enum Never {}
+
+fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+    // Non-dumpable until exec: other processes of the container cannot
+    // ptrace us or open our /proc files (CVE-2016-9962).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+    for procs in &cfg.cgroup_procs {
+        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    }
+    let ns = &cfg.plan.namespaces;
+    for (kind, path) in &ns.join {
+        let fd = std::fs::File::open(path).ctx(|| {
+            format!(
+                "linux.namespaces: {} namespace {}",
+                kind.proc_name(),
+                path.display()
+            )
+        })?;
+        sys::setns(fd.as_fd(), kind.clone_flag()).ctx(|| {
+            format!(
+                "linux.namespaces: joining {} namespace {}",
+                kind.proc_name(),
+                path.display()
+            )
+        })?;
+    }
+    if ns.creates(Namespace::User) {
+        sys::unshare(libc::CLONE_NEWUSER).ctx(|| "creating the user namespace")?;
+        chan.send(&ToRuntime::MapIds {
+            pid: rustix::process::getpid().as_raw_nonzero().get(),
+        })?;
+        expect_continue(chan)?;
+        // Act as the namespace's root for the rest of the setup.
+        if ns.gid_mappings.iter().any(|m| m.container_id == 0) {
+            sys::setresgid(0).ctx(|| "setresgid(0) in the user namespace")?;
+        }
+        if ns.uid_mappings.iter().any(|m| m.container_id == 0) {
+            sys::setresuid(0).ctx(|| "setresuid(0) in the user namespace")?;
+        }
+    }
+    let flags = ns
+        .create
+        .iter()
+        .filter(|n| **n != Namespace::User)
+        .fold(0, |acc, n| acc | n.clone_flag());
+    if flags != 0 {
+        sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
+    }
+    if !ns.time_offsets.is_empty() {
+        let text: String = ns
+            .time_offsets
+            .iter()
+            .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
+            .collect();
+        std::fs::write("/proc/self/timens_offsets", text).ctx(|| "linux.timeOffsets")?;
+    }
+    match sys::fork().ctx(|| "fork of init")? {
+        sys::Forked::Parent(pid) => {
+            chan.send(&ToRuntime::InitPid { pid })?;
+            sys::exit_now(0)
+        }
+        sys::Forked::Child => init(cfg, chan),
+    }
+}
+
+fn expect_continue(chan: &Channel) -> Result<Option<String>> {
+    match chan.recv::<ToContainer>()? {
+        Some(ToContainer::Continue) => Ok(None),
+        Some(ToContainer::Start) => Ok(None),
+        Some(ToContainer::Abort { message }) => Err(Error::Other(message)),
+        None => Err(Error::Other("the runtime went away".into())),
+    }
+}
+
+/// The container's init: everything between the namespaces and `execve`.
+fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+    let plan = cfg.plan;
+    rustix::process::setsid().ctx(|| "setsid")?;
+    // Device nodes and mountpoints get exactly the modes the plan says.
+    rustix::process::umask(rustix::fs::Mode::empty());
+    if let Some(name) = &plan.hostname {
+        sys::sethostname(name).ctx(|| "hostname")?;
+    }
+    if let Some(name) = &plan.domainname {
+        sys::setdomainname(name).ctx(|| "domainname")?;
+    }
+
+    let mut rootfs = Rootfs::prepare(&plan.rootfs)?;
+    rootfs.run_steps(&plan.rootfs.setup)?;
+
+    chan.send(&ToRuntime::RunCreateHooks)?;
+    let state = match chan.recv::<hooks::StateMessage>()? {
+        Some(hooks::StateMessage::Continue { state }) => state,
+        Some(hooks::StateMessage::Abort { message }) => return Err(Error::Other(message)),
+        None => return Err(Error::Other("the runtime went away".into())),
+    };
+    if let Some(h) = cfg.hooks {
+        hooks::run(HookKind::CreateContainer, h, &state)?;
+    }
+
+    rootfs.switch(plan.rootfs.switch, plan.rootfs.root_propagation)?;
+    rootfs.run_steps(&plan.rootfs.finish)?;
+    drop(rootfs);
+    if plan.rootfs.switch == RootSwitch::Chroot {
+        // Nothing to do: chroot was the whole switch.
+    }
+
+    let exec = prepare_process(plan)?;
+    sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "close_range")?;
+    chan.send(&ToRuntime::Ready)?;
+
+    match cfg.gate {
+        StartGate::Fifo(fifo) => {
+            let mut byte = [0u8; 1];
+            loop {
+                match rustix::io::read(&fifo, &mut byte) {
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Ok(1) => break,
+                    other => {
+                        return Err(Error::Other(format!("waiting for start: {other:?}")));
+                    }
+                }
+            }
+        }
+        StartGate::Channel => {
+            expect_continue(chan)?;
+        }
+    }
+    if let Some(h) = cfg.hooks {
+        hooks::run(HookKind::StartContainer, h, &state)?;
+    }
+    sys::reset_signals();
+    let err = sys::execve(&exec.path, &exec.args, &exec.env);
+    Err(Error::Other(format!(
+        "process.args[0] {:?}: exec: {err}",
+        plan.process.args.first().map(String::as_str).unwrap_or("")
+    )))
+}
+
+struct Exec {
+    path: CString,
+    args: Vec<CString>,
+    env: Vec<CString>,
+}
+
+/// Applies the process settings that need privileges, becomes the user,
+/// and resolves the program; after this only `execve` is left.
+fn prepare_process(plan: &Plan) -> Result<Exec> {
+    let p = &plan.process;
+    for r in &p.rlimits {
+        sys::setrlimit(r.resource, r.soft, r.hard).ctx(|| {
+            format!(
+                "process.rlimits {}: soft {} hard {}",
+                r.name, r.soft, r.hard
+            )
+        })?;
+    }
+    if let Some(adj) = p.oom_score_adj {
+        let proc = pathrs::procfs::ProcfsHandle::new().ctx(|| "opening procfs")?;
+        let f = proc
+            .open(
+                pathrs::procfs::ProcfsBase::ProcSelf,
+                "oom_score_adj",
+                pathrs::flags::OpenFlags::O_WRONLY,
+            )
+            .ctx(|| "process.oomScoreAdj")?;
+        use std::io::Write;
+        (&f).write_all(adj.to_string().as_bytes())
+            .ctx(|| format!("process.oomScoreAdj {adj}"))?;
+    }
+    if let Some(c) = &p.capabilities {
+        capabilities::apply_bounding(c)?;
+    }
+    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    ids::become_user(p.uid, p.gid, &p.additional_gids, ids::setgroups_allowed())?;
+    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+    if let Some(c) = &p.capabilities {
+        capabilities::apply_sets(c)?;
+    }
+    if p.no_new_privileges {
+        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "process.noNewPrivileges")?;
+    }
+    enter_cwd(&p.cwd)?;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
+
+    let env_path = p
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let program = &p.args[0];
+    let path = find_program(program, env_path).ok_or_else(|| {
+        Error::spec(
+            "process.args[0]",
+            format!("{program:?}: no such executable in the container (PATH={env_path})"),
+        )
+    })?;
+    let cstr = |s: &str, field: &str| {
+        CString::new(s).map_err(|_| Error::spec(field.to_string(), "contains a NUL byte"))
+    };
+    Ok(Exec {
+        path: cstr(&path.to_string_lossy(), "process.args[0]")?,
+        args: p
+            .args
+            .iter()
+            .map(|a| cstr(a, "process.args"))
+            .collect::<Result<_>>()?,
+        env: p
+            .env
+            .iter()
+            .map(|e| cstr(e, "process.env"))
+            .collect::<Result<_>>()?,
+    })
+}
+
+/// `chdir` into the working directory and check that the kernel agrees we
+/// are inside the root: an fd-based path (`/proc/self/fd/N/..`) leaking a
+/// runtime fd would show up as "(unreachable)" (CVE-2024-21626).
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    rustix::process::chdir(cwd).ctx(|| format!("process.cwd {}", cwd.display()))?;
+    let now = rustix::process::getcwd(Vec::new()).ctx(|| "getcwd")?;
+    if !now.to_bytes().starts_with(b"/") {
+        return Err(Error::spec(
+            "process.cwd",
+            format!("{} resolves outside the container", cwd.display()),
+        ));
+    }
+    Ok(())
+}
+
+fn find_program(program: &str, path_var: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    path_var
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| executable(p))
+}

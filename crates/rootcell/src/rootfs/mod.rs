@@ -1,0 +1,472 @@
+//! Stage 3a: executes the filesystem part of a plan inside the container's
+//! new mount namespace. Every path inside the container is resolved through
+//! the rootfs fd; every mount is attached to an fd.
+
+mod copy_up;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::mount::{mount_change, unmount, MountPropagationFlags, UnmountFlags};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fs::dev;
+use crate::fs::mount::{self as mnt, attach, clone_fd, clone_path};
+use crate::fs::root::errno;
+use crate::fs::RootDir;
+use crate::plan::options::attr;
+use crate::plan::{
+    AttrChange, DeviceNode, MountKind, MountStep, Propagation, PropagationChange, RootSwitch,
+    RootfsPlan, Step,
+};
+
+/// `PROC_SUPER_MAGIC` of statfs(2).
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+
+/// Files under `/proc` that lxcfs (and only it) may bind over.
+const PROC_ALLOWED: [&str; 8] = [
+    "/proc/cpuinfo",
+    "/proc/diskstats",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/swaps",
+    "/proc/uptime",
+    "/proc/loadavg",
+    "/proc/net/dev",
+];
+
+/// The container's root filesystem while it is being set up.
+pub struct Rootfs {
+    root: RootDir,
+    /// Host path of the rootfs, as the kernel names it, for the `/proc` check.
+    real_root: PathBuf,
+    /// The mount holding the root (our self-bind), for `root.readonly`.
+    root_mount: Option<OwnedFd>,
+    /// Mounts this plan created, by destination, for later remounts.
+    mounts: Vec<(PathBuf, OwnedFd)>,
+}
+
+impl Rootfs {
+    /// Makes `/` slave (or as configured) and binds the rootfs onto itself so
+    /// that it is a mount point we hold by fd.
+    pub fn prepare(plan: &RootfsPlan) -> Result<Rootfs> {
+        if plan.switch == RootSwitch::Chroot {
+            let root = RootDir::open(&plan.rootfs)
+                .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
+            return Ok(Rootfs {
+                root,
+                real_root: plan.rootfs.clone(),
+                root_mount: None,
+                mounts: Vec::new(),
+            });
+        }
+        // A shared root would be refused by pivot_root and would leak our
+        // mounts to the host; start from slave so nothing flows back.
+        mount_change(
+            "/",
+            MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+        )
+        .ctx(|| "making / a slave mount in the container's mount namespace")?;
+        let tree = clone_path(&plan.rootfs, true)
+            .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
+        let target = rustix::fs::open(
+            &plan.rootfs,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
+        attach(tree.as_fd(), target.as_fd())
+            .ctx(|| format!("root.path {}: attach", plan.rootfs.display()))?;
+        let real_root = RootDir::path_of(&tree).unwrap_or_else(|_| plan.rootfs.clone());
+        let root_fd = tree.try_clone().ctx(|| "dup rootfs fd")?;
+        Ok(Rootfs {
+            root: RootDir::from_fd(root_fd),
+            real_root,
+            root_mount: Some(tree),
+            mounts: Vec::new(),
+        })
+    }
+
+    pub fn run_steps(&mut self, steps: &[Step]) -> Result<()> {
+        for step in steps {
+            self.run_step(step)?;
+        }
+        Ok(())
+    }
+
+    fn run_step(&mut self, step: &Step) -> Result<()> {
+        match step {
+            Step::Mount(m) => self.mount(m),
+            Step::Device(d) => self.device(d),
+            Step::Symlink { target, link } => self.symlink(target, link),
+            Step::Mask { path } => self.mask(path),
+            Step::ReadOnly { path } => self.read_only(path),
+            Step::RemountReadOnly { path } => self.remount_read_only(path),
+            Step::Sysctl { key, value } => sysctl(key, value),
+            Step::ReopenDevNull => self.reopen_dev_null(),
+        }
+    }
+
+    fn mount(&mut self, m: &MountStep) -> Result<()> {
+        let field = match m.config_index {
+            Some(i) => format!("mounts[{i}] ({})", m.destination.display()),
+            None => m.destination.display().to_string(),
+        };
+        // Source first: a missing bind source must not leave a mountpoint.
+        let (tree, directory) = match &m.kind {
+            MountKind::Fresh {
+                fstype,
+                source,
+                options,
+                ..
+            } => {
+                let attrs = m.attrs.set | m.recursive_attrs.set;
+                let fd = mnt::fresh(fstype, source, options, attrs)
+                    .map_err(|e| Error::Other(format!("{field}: {e}")))?;
+                (fd, true)
+            }
+            MountKind::Bind { source, recursive } => {
+                let meta = std::fs::metadata(source)
+                    .ctx(|| format!("{field}: source {}", source.display()))?;
+                let fd = clone_path(source, *recursive)
+                    .ctx(|| format!("{field}: bind {}", source.display()))?;
+                (fd, meta.is_dir())
+            }
+        };
+        self.check_special_destination(&m.destination, &field)?;
+        let target = self
+            .root
+            .mountpoint(&m.destination, directory)
+            .map_err(|e| Error::Other(format!("{field}: mountpoint: {e}")))?;
+        self.check_proc_target(&target, m, &field)?;
+        if let MountKind::Bind { .. } = m.kind {
+            mnt::set_attrs(&tree, m.attrs, false).ctx(|| format!("{field}: mount attributes"))?;
+            mnt::set_attrs(&tree, m.recursive_attrs, true)
+                .ctx(|| format!("{field}: recursive mount attributes"))?;
+        }
+        if let MountKind::Fresh { copy_up: true, .. } = m.kind {
+            copy_up::copy_tree(&target, &tree)
+                .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
+        }
+        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        if let Some(p) = m.propagation {
+            mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
+        }
+        self.mounts.push((m.destination.clone(), tree));
+        Ok(())
+    }
+
+    /// `/proc` and `/sys` must be real directories in the rootfs, not
+    /// symlinks to somewhere the container chose.
+    fn check_special_destination(&self, dest: &Path, field: &str) -> Result<()> {
+        if dest != Path::new("/proc") && dest != Path::new("/sys") {
+            return Ok(());
+        }
+        match self.root.resolve_nofollow(dest) {
+            Ok(fd) => {
+                let st = rustix::fs::fstat(&fd).ctx(|| format!("{field}: stat"))?;
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    != rustix::fs::FileType::Directory
+                {
+                    return Err(Error::Other(format!(
+                        "{field}: {} in the rootfs is not a directory (a symlink there could redirect the mount)",
+                        dest.display()
+                    )));
+                }
+                Ok(())
+            }
+            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(()),
+            Err(e) => Err(Error::Other(format!("{field}: {e}"))),
+        }
+    }
+
+    /// Nothing but procfs itself may be mounted over `/proc`, and inside it
+    /// only the lxcfs files; checked on the resolved target, so symlinks
+    /// cannot smuggle a mount there.
+    fn check_proc_target(&self, target: &OwnedFd, m: &MountStep, field: &str) -> Result<()> {
+        let resolved = RootDir::path_of(target).ctx(|| format!("{field}: reading target path"))?;
+        let inside = resolved
+            .strip_prefix(&self.real_root)
+            .map(|p| Path::new("/").join(p))
+            .unwrap_or_else(|_| resolved.clone());
+        let on_procfs = rustix::fs::fstatfs(target)
+            .map(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+            .unwrap_or(false);
+        let under_proc = inside.starts_with("/proc");
+        if !under_proc && !on_procfs {
+            return Ok(());
+        }
+        let is_proc_itself = inside == Path::new("/proc") && !on_procfs;
+        if is_proc_itself && m.kind.fstype() == "proc" {
+            return Ok(());
+        }
+        if PROC_ALLOWED.iter().any(|p| inside == Path::new(p)) {
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "{field}: destination resolves to {} inside the container: only procfs may be mounted on /proc, and only {} below it",
+            inside.display(),
+            PROC_ALLOWED.join(", ")
+        )))
+    }
+
+    fn device(&mut self, d: &DeviceNode) -> Result<()> {
+        let field = format!("device {}", d.path.display());
+        let parent = d.path.parent().unwrap_or(Path::new("/dev"));
+        let name = Path::new(d.path.file_name().unwrap_or_default());
+        let dir = self
+            .root
+            .mkdir_all(parent, 0o755)
+            .map_err(|e| Error::Other(format!("{field}: {e}")))?;
+        if !d.bind_from_host {
+            match dev::make_node(
+                dir.as_fd(),
+                name,
+                d.kind,
+                d.major,
+                d.minor,
+                d.mode,
+                d.uid,
+                d.gid,
+            ) {
+                Ok(()) => return Ok(()),
+                // Creating nodes is refused in user namespaces: bind instead.
+                Err(rustix::io::Errno::PERM) => {}
+                Err(e) => return Err(e).ctx(|| format!("{field}: mknod")),
+            }
+        }
+        let target = dev::make_bind_target(dir.as_fd(), name).ctx(|| format!("{field}: create"))?;
+        let tree = clone_path(&d.path, false).ctx(|| format!("{field}: bind from host"))?;
+        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
+    }
+
+    fn symlink(&mut self, target: &Path, link: &Path) -> Result<()> {
+        let parent = link.parent().unwrap_or(Path::new("/"));
+        let name = Path::new(link.file_name().unwrap_or_default());
+        let dir = self
+            .root
+            .mkdir_all(parent, 0o755)
+            .map_err(|e| Error::Other(format!("symlink {}: {e}", link.display())))?;
+        dev::symlink(dir.as_fd(), name, target).ctx(|| format!("symlink {}", link.display()))
+    }
+
+    /// Switches the process's root to the rootfs, then gives it the
+    /// configured propagation (pivot_root refuses shared mounts, so a shared
+    /// rootfs is only made shared once it is the root).
+    pub fn switch(&mut self, how: RootSwitch, propagation: PropagationChange) -> Result<()> {
+        match how {
+            RootSwitch::PivotRoot => {
+                rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
+                // pivot_root(".", ".") stacks the old root on top of the new
+                // one; detaching "." then removes the host's tree entirely.
+                rustix::process::pivot_root(".", ".").ctx(|| "pivot_root")?;
+                mount_change(
+                    ".",
+                    MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+                )
+                .ctx(|| "making the old root a slave")?;
+                unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root")?;
+                rustix::process::chdir("/").ctx(|| "chdir /")?;
+            }
+            RootSwitch::MoveRoot => {
+                hide_host_proc_and_sys(&self.real_root)?;
+                rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
+                rustix::mount::mount_move(".", "/").ctx(|| "moving the rootfs onto /")?;
+                rustix::process::chroot(".").ctx(|| "chroot")?;
+                rustix::process::chdir("/").ctx(|| "chdir /")?;
+            }
+            RootSwitch::Chroot => {
+                rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
+                rustix::process::chroot(".").ctx(|| "chroot")?;
+                rustix::process::chdir("/").ctx(|| "chdir /")?;
+            }
+        }
+        let default = PropagationChange {
+            kind: Propagation::Slave,
+            recursive: true,
+        };
+        if let (Some(root_mount), true) = (&self.root_mount, propagation != default) {
+            mnt::set_propagation(root_mount, propagation).ctx(|| "linux.rootfsPropagation")?;
+        }
+        // From here on the root is "/".
+        self.root = RootDir::open(Path::new("/")).ctx(|| "opening the new root")?;
+        self.real_root = PathBuf::from("/");
+        Ok(())
+    }
+
+    fn reopen_dev_null(&mut self) -> Result<()> {
+        let mut container_null: Option<OwnedFd> = None;
+        for fd in 0..3 {
+            // SAFETY: 0..3 are the standard fds, open for the life of the process.
+            let std_fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            if !dev::is_char_device(std_fd, 1, 3).unwrap_or(false) {
+                continue;
+            }
+            if container_null.is_none() {
+                let null = self.verified_dev_null(rustix::fs::OFlags::RDWR)?;
+                container_null = Some(null);
+            }
+            if let Some(null) = &container_null {
+                let result = match fd {
+                    0 => rustix::stdio::dup2_stdin(null),
+                    1 => rustix::stdio::dup2_stdout(null),
+                    _ => rustix::stdio::dup2_stderr(null),
+                };
+                result.ctx(|| "reopening stdio on /dev/null")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's `/dev/null`, checked to be the real null device: a
+    /// hostile rootfs may have replaced it with a symlink or another file.
+    fn verified_dev_null(&self, flags: rustix::fs::OFlags) -> Result<OwnedFd> {
+        let fd = self
+            .root
+            .resolve_nofollow(Path::new("/dev/null"))
+            .map_err(|e| Error::Other(format!("/dev/null in the container: {e}")))?;
+        if !dev::is_char_device(&fd, 1, 3).ctx(|| "/dev/null: stat")? {
+            return Err(Error::Other(
+                "/dev/null in the container is not the null device (1:3); refusing to use it"
+                    .into(),
+            ));
+        }
+        if flags.contains(rustix::fs::OFlags::PATH) {
+            return Ok(fd);
+        }
+        let proc_path = format!(
+            "/proc/thread-self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&fd)
+        );
+        let reopened = rustix::fs::open(
+            proc_path.as_str(),
+            flags | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .ctx(|| "reopening /dev/null")?;
+        if !dev::is_char_device(&reopened, 1, 3).ctx(|| "/dev/null: stat")? {
+            return Err(Error::Other("/dev/null changed while it was opened".into()));
+        }
+        Ok(reopened)
+    }
+
+    fn mask(&mut self, path: &Path) -> Result<()> {
+        let field = format!("linux.maskedPaths {}", path.display());
+        let target = match self.root.resolve(path) {
+            Ok(fd) => fd,
+            Err(e) if errno(&e) == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::Other(format!("{field}: {e}"))),
+        };
+        let st = rustix::fs::fstat(&target).ctx(|| format!("{field}: stat"))?;
+        let tree =
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
+                mnt::fresh(
+                    "tmpfs",
+                    "tmpfs",
+                    &[],
+                    attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
+                )
+                .map_err(|e| Error::Other(format!("{field}: {e}")))?
+            } else {
+                let null = self.verified_dev_null(rustix::fs::OFlags::PATH)?;
+                clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
+            };
+        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
+    }
+
+    fn read_only(&mut self, path: &Path) -> Result<()> {
+        let field = format!("linux.readonlyPaths {}", path.display());
+        let target = match self.root.resolve(path) {
+            Ok(fd) => fd,
+            Err(e) if errno(&e) == Some(libc::ENOENT) => return Ok(()),
+            Err(e) => return Err(Error::Other(format!("{field}: {e}"))),
+        };
+        let tree = clone_fd(target.as_fd(), true).ctx(|| format!("{field}: bind"))?;
+        let ro = AttrChange {
+            set: attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
+            clear: 0,
+        };
+        mnt::set_attrs(&tree, ro, true).ctx(|| format!("{field}: read-only"))?;
+        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
+    }
+
+    fn remount_read_only(&mut self, path: &Path) -> Result<()> {
+        let ro = AttrChange {
+            set: attr::RDONLY,
+            clear: 0,
+        };
+        let fd = if path == Path::new("/") {
+            self.root_mount.as_ref()
+        } else {
+            self.mounts
+                .iter()
+                .rev()
+                .find(|(dest, _)| dest == path)
+                .map(|(_, fd)| fd)
+        };
+        let Some(fd) = fd else {
+            return Err(Error::Other(format!(
+                "{}: no mount to make read-only",
+                path.display()
+            )));
+        };
+        mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))
+    }
+}
+
+/// Writes a sysctl through a private procfs instance, never through the
+/// container's `/proc` (which the container could have tampered with).
+fn sysctl(key: &str, value: &str) -> Result<()> {
+    crate::spec::validate_sysctl_key(key)?;
+    let field = format!("linux.sysctl.{key}");
+    let proc = pathrs::procfs::ProcfsHandleBuilder::new()
+        .subset_pid(false)
+        .build()
+        .ctx(|| format!("{field}: opening procfs"))?;
+    let file = proc
+        .open(
+            pathrs::procfs::ProcfsBase::ProcRoot,
+            format!("sys/{}", key.replace('.', "/")),
+            pathrs::flags::OpenFlags::O_WRONLY,
+        )
+        .ctx(|| field.clone())?;
+    use std::io::Write;
+    (&file).write_all(value.as_bytes()).ctx(|| field.clone())
+}
+
+/// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
+/// in the mount namespace; detach them so the container cannot reach them.
+fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            let point = PathBuf::from(fields.get(4)?);
+            let fstype = fields
+                .iter()
+                .position(|f| *f == "-")
+                .and_then(|i| fields.get(i + 1))?;
+            let special = matches!(*fstype, "proc" | "sysfs")
+                || point.starts_with("/proc")
+                || point.starts_with("/sys");
+            (special && !point.starts_with(rootfs)).then_some(point)
+        })
+        .collect();
+    // Deepest first.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for point in points {
+        if unmount(&point, UnmountFlags::DETACH).is_err() {
+            let tmpfs = mnt::fresh("tmpfs", "tmpfs", &[], attr::RDONLY)
+                .map_err(|e| Error::Other(format!("hiding {}: {e}", point.display())))?;
+            let target = rustix::fs::open(
+                &point,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .ctx(|| format!("hiding {}", point.display()))?;
+            attach(tmpfs.as_fd(), target.as_fd()).ctx(|| format!("hiding {}", point.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Stage 1: load and validate a bundle's `config.json`.
+//!
+//! Deserialisation goes through `serde_path_to_error` so that a type error
+//! names the JSON path (`mounts[3].options`), and `validate` checks what the
+//! types cannot express. Nothing here touches the system besides reading the
+//! config file and checking that the root path exists.
+
+mod default;
+mod validate;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use default::default_spec;
+pub use oci_spec::runtime::Spec;
+pub use validate::{validate, validate_sysctl_key};
+
+use crate::error::{Error, IoContext, Result};
+
+pub const CONFIG_FILE: &str = "config.json";
+
+/// A validated bundle: its absolute directory and its parsed config.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+}
+
+impl Bundle {
+    /// Reads `<dir>/config.json` and validates it.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = fs::canonicalize(dir).ctx(|| format!("bundle {}", dir.display()))?;
+        let config = dir.join(CONFIG_FILE);
+        let text = fs::read(&config).ctx(|| format!("{}", config.display()))?;
+        let spec = parse(&text).map_err(|e| match e {
+            Error::InvalidSpec { field, reason } => {
+                Error::spec(format!("{}: {field}", config.display()), reason)
+            }
+            other => other,
+        })?;
+        validate(&spec, &dir)?;
+        Ok(Bundle { dir, spec })
+    }
+
+    /// The rootfs as an absolute host path (`root.path` may be relative to
+    /// the bundle).
+    pub fn rootfs(&self) -> PathBuf {
+        let path = self
+            .spec
+            .root()
+            .as_ref()
+            .map(|r| r.path().clone())
+            .unwrap_or_default();
+        self.dir.join(path)
+    }
+}
+
+/// Parses config JSON, naming the JSON path of the first offending field.
+pub fn parse(text: &[u8]) -> Result<Spec> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "config".to_string()
+        } else {
+            path
+        };
+        Error::spec(field, e.into_inner().to_string())
+    })
+}

@@ -1,0 +1,304 @@
+//! Checks a parsed config for what the JSON types cannot say. Each error
+//! names the JSON path of the field at fault.
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result};
+
+pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+    validate_root(spec, bundle)?;
+    validate_process(spec)?;
+    validate_mounts(spec)?;
+    validate_linux(spec)?;
+    validate_hooks(spec)?;
+    Ok(())
+}
+
+fn validate_root(spec: &Spec, bundle: &Path) -> Result<()> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| Error::spec("root", "is required"))?;
+    if root.path().as_os_str().is_empty() {
+        return Err(Error::spec("root.path", "must not be empty"));
+    }
+    let rootfs = bundle.join(root.path());
+    match std::fs::metadata(&rootfs) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::spec(
+            "root.path",
+            format!("{} is not a directory", rootfs.display()),
+        )),
+        Err(e) => Err(Error::spec(
+            "root.path",
+            format!("{}: {e}", rootfs.display()),
+        )),
+    }
+}
+
+fn validate_process(spec: &Spec) -> Result<()> {
+    let Some(process) = spec.process() else {
+        return Err(Error::spec("process", "is required to create a container"));
+    };
+    match process.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => {}
+        _ => return Err(Error::spec("process.args", "must name a program to run")),
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::spec(
+            "process.cwd",
+            format!("{:?} must be an absolute path", process.cwd()),
+        ));
+    }
+    for (i, var) in process.env().iter().flatten().enumerate() {
+        if !var.contains('=') {
+            return Err(Error::spec(
+                format!("process.env[{i}]"),
+                format!("{var:?} is not of the form KEY=VALUE"),
+            ));
+        }
+    }
+    let mut seen = Vec::new();
+    for (i, rlimit) in process.rlimits().iter().flatten().enumerate() {
+        if seen.contains(&rlimit.typ()) {
+            return Err(Error::spec(
+                format!("process.rlimits[{i}].type"),
+                format!("{:?} is set twice", rlimit.typ()),
+            ));
+        }
+        seen.push(rlimit.typ());
+        if rlimit.soft() > rlimit.hard() {
+            return Err(Error::spec(
+                format!("process.rlimits[{i}]"),
+                "soft limit is above the hard limit",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_mounts(spec: &Spec) -> Result<()> {
+    for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+        let dest = mount.destination();
+        if !dest.is_absolute() {
+            return Err(Error::spec(
+                format!("mounts[{i}].destination"),
+                format!("{:?} must be an absolute path", dest),
+            ));
+        }
+        if mount.typ().is_none() && mount.source().is_none() {
+            return Err(Error::spec(
+                format!("mounts[{i}]"),
+                "needs a type or a source",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_linux(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::spec(
+                format!("linux.namespaces[{i}].type"),
+                format!("{:?} is listed twice", ns.typ()),
+            ));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(Error::spec(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} must be an absolute path", path.display()),
+                ));
+            }
+        }
+    }
+    let has_new = |typ: LinuxNamespaceType| {
+        namespaces
+            .iter()
+            .any(|ns| ns.typ() == typ && ns.path().is_none())
+    };
+    let has_any = |typ: LinuxNamespaceType| namespaces.iter().any(|ns| ns.typ() == typ);
+
+    let mappings = linux.uid_mappings().is_some() || linux.gid_mappings().is_some();
+    if mappings && !has_new(LinuxNamespaceType::User) {
+        return Err(Error::spec(
+            "linux.uidMappings",
+            "id mappings need a new user namespace in linux.namespaces",
+        ));
+    }
+    if has_new(LinuxNamespaceType::User) {
+        for (field, list) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            let list = list.as_deref().unwrap_or_default();
+            if list.is_empty() {
+                return Err(Error::spec(field, "a new user namespace needs mappings"));
+            }
+            for (i, m) in list.iter().enumerate() {
+                if m.size() == 0 || m.host_id().checked_add(m.size()).is_none() {
+                    return Err(Error::spec(
+                        format!("{field}[{i}]"),
+                        "size must be non-zero and the range must fit in 32 bits",
+                    ));
+                }
+            }
+        }
+    }
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new(LinuxNamespaceType::Uts)
+    {
+        return Err(Error::spec(
+            "hostname",
+            "setting a hostname needs a new uts namespace",
+        ));
+    }
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty())
+        && !has_new(LinuxNamespaceType::Uts)
+    {
+        return Err(Error::spec(
+            "domainname",
+            "setting a domainname needs a new uts namespace",
+        ));
+    }
+    if !has_any(LinuxNamespaceType::Mount) {
+        if let Some(i) = spec.mounts().iter().flatten().position(|_| true) {
+            return Err(Error::spec(
+                format!("mounts[{i}]"),
+                "mounts need a mount namespace in linux.namespaces",
+            ));
+        }
+    }
+    for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
+        validate_sysctl_key(key)?;
+        let field = format!("linux.sysctl.{key}");
+        if key.starts_with("net.") && !has_new(LinuxNamespaceType::Network) {
+            return Err(Error::spec(
+                field,
+                "net.* sysctls need a new network namespace",
+            ));
+        }
+        let ipc = key.starts_with("fs.mqueue.")
+            || [
+                "kernel.msgmax",
+                "kernel.msgmnb",
+                "kernel.msgmni",
+                "kernel.sem",
+            ]
+            .contains(&key.as_str())
+            || key.starts_with("kernel.shm");
+        if ipc && !has_new(LinuxNamespaceType::Ipc) {
+            return Err(Error::spec(field, "ipc sysctls need a new ipc namespace"));
+        }
+        if (key == "kernel.hostname" || key == "kernel.domainname")
+            && !has_new(LinuxNamespaceType::Uts)
+        {
+            return Err(Error::spec(field, "needs a new uts namespace"));
+        }
+    }
+    if let Some(path) = linux.cgroups_path() {
+        if path.components().any(|c| c == Component::ParentDir) {
+            return Err(Error::spec(
+                "linux.cgroupsPath",
+                format!("{} must not contain \"..\"", path.display()),
+            ));
+        }
+    }
+    for (field, list) in [
+        ("linux.maskedPaths", linux.masked_paths()),
+        ("linux.readonlyPaths", linux.readonly_paths()),
+    ] {
+        for (i, p) in list.iter().flatten().enumerate() {
+            if !p.starts_with('/') {
+                return Err(Error::spec(
+                    format!("{field}[{i}]"),
+                    format!("{p:?} must be an absolute path"),
+                ));
+            }
+        }
+    }
+    for (i, dev) in linux.devices().iter().flatten().enumerate() {
+        if !dev.path().is_absolute() || !dev.path().starts_with("/dev") {
+            return Err(Error::spec(
+                format!("linux.devices[{i}].path"),
+                format!(
+                    "{} must be an absolute path under /dev",
+                    dev.path().display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A sysctl key names a file below /proc/sys: dotted words only, so that it
+/// can never address anything outside /proc/sys.
+pub fn validate_sysctl_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.contains('/')
+        || key.contains("..")
+        || key.starts_with('.')
+        || key.ends_with('.')
+        || key.contains('\0');
+    if bad {
+        return Err(Error::spec(
+            format!("linux.sysctl.{key}"),
+            "a sysctl key is dot-separated words without '/' or '..'",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_hooks(spec: &Spec) -> Result<()> {
+    let Some(hooks) = spec.hooks() else {
+        return Ok(());
+    };
+    #[allow(deprecated)]
+    let lists = [
+        ("prestart", hooks.prestart()),
+        ("createRuntime", hooks.create_runtime()),
+        ("createContainer", hooks.create_container()),
+        ("startContainer", hooks.start_container()),
+        ("poststart", hooks.poststart()),
+        ("poststop", hooks.poststop()),
+    ];
+    for (kind, list) in lists {
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(Error::spec(
+                    format!("hooks.{kind}[{i}].path"),
+                    format!("{} must be an absolute path", hook.path().display()),
+                ));
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                return Err(Error::spec(
+                    format!("hooks.{kind}[{i}].timeout"),
+                    "must be a positive number of seconds",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_keys_cannot_leave_proc_sys() {
+        assert!(validate_sysctl_key("net.ipv4.ip_forward").is_ok());
+        for bad in ["../../etc/passwd", "net/ipv4", "kernel..x", ".x", "x.", ""] {
+            assert!(validate_sysctl_key(bad).is_err(), "{bad}");
+        }
+    }
+}

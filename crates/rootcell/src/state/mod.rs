@@ -1,0 +1,275 @@
+//! Stage 4: the on-disk record of a container, one directory per container
+//! under the runtime root: `state.json` (written to a temporary file, then
+//! renamed, so a crash never leaves half a file) and `exec.fifo` while the
+//! container is created but not started. Every command takes an `flock` on
+//! the container's directory: exclusive to change it, shared to read it.
+
+mod time;
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{flock, FlockOperation};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, IoContext, Result};
+
+pub use time::rfc3339_now;
+
+pub const STATE_FILE: &str = "state.json";
+pub const EXEC_FIFO: &str = "exec.fifo";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Creating,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+        })
+    }
+}
+
+/// What rootcell remembers about a container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerState {
+    pub oci_version: String,
+    pub id: String,
+    /// Status when the file was written; the live status is derived.
+    pub status: Status,
+    pub pid: i32,
+    /// Start time of `pid` (clock ticks since boot), so a reused pid is not
+    /// mistaken for the container.
+    pub pid_start_time: u64,
+    pub bundle: PathBuf,
+    pub rootfs: PathBuf,
+    pub created: String,
+    pub owner: String,
+    pub annotations: HashMap<String, String>,
+    /// The container's cgroup directories, one per hierarchy.
+    pub cgroup_dirs: Vec<PathBuf>,
+    /// Whether the container has its own pid namespace (then killing init
+    /// kills everything).
+    pub own_pid_namespace: bool,
+    /// Hooks of the config used at create (poststart and poststop run later).
+    pub hooks: Option<oci_spec::runtime::Hooks>,
+}
+
+impl ContainerState {
+    /// The OCI state JSON (plus runc's `rootfs`, `created`, `owner`).
+    pub fn oci_json(&self, status: Status) -> serde_json::Value {
+        serde_json::json!({
+            "ociVersion": self.oci_version,
+            "id": self.id,
+            "pid": if status == Status::Stopped { 0 } else { self.pid },
+            "status": status.to_string(),
+            "bundle": self.bundle,
+            "rootfs": self.rootfs,
+            "created": self.created,
+            "owner": self.owner,
+            "annotations": self.annotations,
+        })
+    }
+
+    /// The live status: from the process and the exec fifo.
+    pub fn live_status(&self, dir: &ContainerDir) -> Status {
+        if self.status == Status::Creating {
+            return if process_matches(self.pid, self.pid_start_time) {
+                Status::Creating
+            } else {
+                Status::Stopped
+            };
+        }
+        if !process_matches(self.pid, self.pid_start_time) {
+            return Status::Stopped;
+        }
+        if crate::cgroup::is_frozen(&self.cgroup_dirs) {
+            return Status::Paused;
+        }
+        if dir.path.join(EXEC_FIFO).exists() {
+            Status::Created
+        } else {
+            Status::Running
+        }
+    }
+}
+
+/// Checks that a container id is safe as a directory name and matches what
+/// runc accepts: `[A-Za-z0-9][A-Za-z0-9_+.-]*`.
+pub fn validate_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::InvalidId(id.into(), "it is empty"));
+    }
+    if id == "." || id == ".." {
+        return Err(Error::InvalidId(id.into(), "it is a path component"));
+    }
+    if id.len() > 1024 {
+        return Err(Error::InvalidId(id.into(), "it is too long"));
+    }
+    let ok = id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-' | '.'));
+    if !ok {
+        return Err(Error::InvalidId(
+            id.into(),
+            "only letters, digits, '_', '+', '-' and '.' are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A locked container directory.
+pub struct ContainerDir {
+    pub path: PathBuf,
+    lock: File,
+}
+
+impl ContainerDir {
+    /// Creates `<root>/<id>` for a new container, exclusively locked.
+    pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
+        validate_id(id)?;
+        fs::create_dir_all(root).ctx(|| format!("state root {}", root.display()))?;
+        let path = root.join(id);
+        match fs::create_dir(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::AlreadyExists(id.into()))
+            }
+            Err(e) => return Err(e).ctx(|| format!("{}", path.display())),
+        }
+        let dir = ContainerDir::lock(path, FlockOperation::LockExclusive)?;
+        Ok(dir)
+    }
+
+    /// Opens and locks an existing container's directory.
+    pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<ContainerDir> {
+        validate_id(id)?;
+        let path = root.join(id);
+        if !path.join(STATE_FILE).exists() && !path.is_dir() {
+            return Err(Error::NotFound(id.into()));
+        }
+        let op = if exclusive {
+            FlockOperation::LockExclusive
+        } else {
+            FlockOperation::LockShared
+        };
+        let dir = ContainerDir::lock(path, op)?;
+        if !dir.path.exists() {
+            // Deleted while we waited for the lock.
+            return Err(Error::NotFound(id.into()));
+        }
+        Ok(dir)
+    }
+
+    fn lock(path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
+        let lock = File::open(&path).ctx(|| format!("{}", path.display()))?;
+        flock(lock.as_fd(), op).ctx(|| format!("locking {}", path.display()))?;
+        Ok(ContainerDir { path, lock })
+    }
+
+    pub fn load(&self) -> Result<ContainerState> {
+        let file = self.path.join(STATE_FILE);
+        let text = fs::read(&file).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound(self.id()),
+            _ => Error::Io {
+                context: file.display().to_string(),
+                cause: e,
+            },
+        })?;
+        serde_json::from_slice(&text)
+            .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", file.display())))
+    }
+
+    /// Writes the state crash-safely: temporary file, fsync, rename.
+    pub fn save(&self, state: &ContainerState) -> Result<()> {
+        let tmp = self.path.join(".state.json.tmp");
+        let bytes = serde_json::to_vec(state).map_err(|e| Error::Other(e.to_string()))?;
+        let mut f = File::create(&tmp).ctx(|| format!("{}", tmp.display()))?;
+        f.write_all(&bytes).ctx(|| format!("{}", tmp.display()))?;
+        f.sync_data().ctx(|| format!("{}", tmp.display()))?;
+        fs::rename(&tmp, self.path.join(STATE_FILE)).ctx(|| format!("{}", self.path.display()))
+    }
+
+    pub fn id(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Removes the directory (the lock goes with it).
+    pub fn remove(self) -> Result<()> {
+        fs::remove_dir_all(&self.path).ctx(|| format!("removing {}", self.path.display()))?;
+        drop(self.lock);
+        Ok(())
+    }
+}
+
+/// Start time (field 22 of `/proc/<pid>/stat`), or None if the process is
+/// gone or a zombie.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses: split after the
+    // last ')'.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+fn process_matches(pid: i32, start_time: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start_time)
+}
+
+/// Every container id under the runtime root.
+pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).ctx(|| format!("{}", root.display())),
+    };
+    let mut ids: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(STATE_FILE).exists())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    ids.sort();
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_like_runc() {
+        for good in ["a", "abc-1", "x_y.z+1", "0"] {
+            assert!(validate_id(good).is_ok(), "{good}");
+        }
+        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\0b"] {
+            assert!(validate_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn start_time_of_self_is_known() {
+        let pid = std::process::id() as i32;
+        assert!(process_start_time(pid).is_some());
+    }
+}
