@@ -1,0 +1,252 @@
+//! Error cases of the CLI: every one must exit non-zero, print a useful
+//! message and leave nothing behind.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+
+/// Assert an error message mentions one of `needles` (rootcell only: runc's
+/// wording is its own).
+#[track_caller]
+fn assert_mentions(out: &Out, needles: &[&str]) {
+    if runtime_is_runc() {
+        return;
+    }
+    let all = out.all();
+    assert!(
+        needles.iter().any(|n| all.contains(n)),
+        "error message should mention one of {needles:?}, got:\n{all}"
+    );
+}
+
+#[test]
+fn missing_id_is_an_error() {
+    let ctx = Ctx::new("noid");
+    for cmd in ["create", "start", "state", "kill", "delete", "run"] {
+        let out = ctx.rt(&[cmd]);
+        out.assert_fail(&format!("{cmd} without id"));
+        assert!(!out.stderr.trim().is_empty(), "{cmd}: no error message");
+    }
+    ctx.assert_clean();
+}
+
+#[test]
+fn unknown_id_is_an_error() {
+    let ctx = Ctx::new("unknown");
+    let id = "does-not-exist";
+    for args in [
+        vec!["start", id],
+        vec!["state", id],
+        vec!["kill", id],
+        vec!["kill", id, "KILL"],
+        vec!["delete", id],
+    ] {
+        let out = ctx.rt(&args);
+        out.assert_fail(&format!("{args:?}"));
+        assert!(
+            out.stdout.trim().is_empty(),
+            "{args:?} printed on stdout: {}",
+            out.stdout
+        );
+        assert_mentions(&out, &[id]);
+    }
+    ctx.assert_clean();
+}
+
+#[test]
+fn duplicate_id_on_create_fails_and_keeps_original() {
+    let ctx = Ctx::new("dup");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "100"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("first create");
+    let pid = ctx.pid(&id);
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("second create with the same id");
+    assert_mentions(&out, &[&id]);
+    // The original container is untouched.
+    let st = ctx.state(&id);
+    assert_eq!(st["status"], "created");
+    assert_eq!(st["pid"], pid);
+    assert!(pid_alive(pid));
+    // And run with the same id fails too.
+    ctx.run(&id, &b).assert_fail("run with a duplicate id");
+    assert_eq!(ctx.list_ids(), vec![id.clone()]);
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn invalid_ids_are_rejected() {
+    let ctx = Ctx::new("badid");
+    let b = ctx.bundle();
+    for bad in ["a/b", "..", ".", "", "a b", "../escape", "/abs"] {
+        let out = ctx.create(bad, &b, &[]);
+        out.assert_fail(&format!("create {bad:?}"));
+        let out = ctx.run(bad, &b);
+        out.assert_fail(&format!("run {bad:?}"));
+    }
+    // Nothing was created anywhere, in particular not outside the state dir.
+    assert!(!ctx.dir.join("escape").exists());
+    assert!(!ctx.dir.join("b").exists());
+    ctx.assert_clean();
+}
+
+#[test]
+fn missing_bundle_is_an_error() {
+    let ctx = Ctx::new("nobundle");
+    let id = ctx.id("c");
+    let missing = ctx.dir.join("no-such-bundle");
+    let mut c = ctx.cmd();
+    c.arg("create").arg("--bundle").arg(&missing).arg(&id);
+    let out = ctx.exec_detached(&mut c, &id, None);
+    out.assert_fail("create with missing bundle");
+    assert_mentions(&out, &["no-such-bundle"]);
+    ctx.assert_clean();
+}
+
+#[test]
+fn missing_config_json_is_an_error() {
+    let ctx = Ctx::new("noconfig");
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    let mut c = ctx.create_cmd(&id, &b, &[]);
+    fs::remove_file(b.config_path()).unwrap();
+    let out = ctx.exec_detached(&mut c, &id, None);
+    out.assert_fail("create without config.json");
+    assert_mentions(&out, &["config.json"]);
+    ctx.assert_clean();
+}
+
+#[test]
+fn malformed_config_json_is_an_error() {
+    let ctx = Ctx::new("badjson");
+    let b = ctx.bundle();
+    for (name, text) in [
+        ("trunc", "{\"ociVersion\": \"1.0.2\", \"process\": {"),
+        ("notjson", "this is not json"),
+        (
+            "wrongtype",
+            "{\"ociVersion\": \"1.0.2\", \"process\": 5, \"root\": {\"path\": \"rootfs\"}}",
+        ),
+    ] {
+        let id = ctx.id(name);
+        let mut c = ctx.create_cmd(&id, &b, &[]);
+        fs::write(b.config_path(), text).unwrap();
+        let out = ctx.exec_detached(&mut c, &id, None);
+        out.assert_fail(&format!("create with malformed config ({name})"));
+        assert_mentions(&out, &["config.json"]);
+    }
+    ctx.assert_clean();
+}
+
+#[test]
+fn relative_mount_destination_is_rejected() {
+    if runtime_is_runc() {
+        // runc 1.1 only warns ("mount destination relative/dir is not
+        // absolute") and mounts it relative to the rootfs.
+        return skip("relative mount destination");
+    }
+    let ctx = Ctx::new("relmount");
+    let mut b = ctx.bundle();
+    b.add_mount(json!({"destination": "relative/dir", "type": "tmpfs", "source": "tmpfs"}));
+    let id = ctx.id("c");
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("create with a relative mount destination");
+    assert_mentions(&out, &["mounts[", "relative/dir"]);
+    assert!(!b.rootfs().join("relative").exists());
+    ctx.assert_clean();
+}
+
+#[test]
+fn nonexistent_root_path_is_an_error() {
+    let ctx = Ctx::new("noroot");
+    let mut b = ctx.bundle();
+    b.config["root"]["path"] = json!("no-such-rootfs");
+    let id = ctx.id("c");
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("create with missing root.path");
+    assert_mentions(&out, &["no-such-rootfs", "root.path"]);
+    assert!(
+        !b.path.join("no-such-rootfs").exists(),
+        "runtime created root.path"
+    );
+    ctx.assert_clean();
+
+    let id = ctx.id("run");
+    ctx.run(&id, &b).assert_fail("run with missing root.path");
+    ctx.assert_clean();
+}
+
+#[test]
+fn missing_executable_fails_run_or_start() {
+    let ctx = Ctx::new("noexe");
+    let mut b = ctx.bundle();
+    b.args(&["/no/such/binary"]);
+    let id = ctx.id("run");
+    let out = ctx.run(&id, &b);
+    out.assert_fail("run of a missing executable");
+    assert_mentions(&out, &["/no/such/binary"]);
+    ctx.assert_clean();
+
+    // With create + start the error may surface at either step, but the
+    // container must never be reported running and delete cleans up.
+    let id = ctx.id("cs");
+    let created = ctx.create(&id, &b, &[]);
+    if created.ok() {
+        ctx.rt(&["start", &id])
+            .assert_fail("start of a missing executable");
+        if let Some(st) = ctx.try_state(&id) {
+            assert_ne!(st["status"], "running", "{st}");
+        }
+        ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    }
+    ctx.assert_clean();
+}
+
+#[test]
+fn unknown_signal_is_an_error_and_container_survives() {
+    let ctx = Ctx::new("badsig");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "100"]);
+    let id = ctx.id("c");
+    let pid = ctx.create_start(&id, &b);
+    for sig in ["SIGFOO", "FOO", "999", "-1", "SIGKILLX"] {
+        let out = ctx.rt(&["kill", &id, sig]);
+        out.assert_fail(&format!("kill with signal {sig:?}"));
+        assert_mentions(&out, &[sig]);
+    }
+    assert!(pid_alive(pid), "container died from an invalid kill");
+    assert_eq!(ctx.status(&id), "running");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn start_twice_fails_and_container_keeps_running() {
+    let ctx = Ctx::new("start2");
+    let mut b = ctx.bundle();
+    b.sh("echo once >> /tmp/count; exec sleep 100");
+    let id = ctx.id("c");
+    let pid = ctx.create_start(&id, &b);
+    wait_for_file(&b.rootfs().join("tmp/count"));
+    ctx.rt(&["start", &id]).assert_fail("second start");
+    assert!(pid_alive(pid));
+    assert_eq!(ctx.status(&id), "running");
+    assert_eq!(read_file(&b.rootfs().join("tmp/count")), "once\n");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn unknown_command_and_flag_are_errors() {
+    let ctx = Ctx::new("badcmd");
+    ctx.rt(&["frobnicate"]).assert_fail("unknown command");
+    ctx.rt(&["state", "--no-such-flag", "x"])
+        .assert_fail("unknown flag");
+    ctx.rt(&["list", "--format", "yaml"])
+        .assert_fail("unknown list format");
+    ctx.assert_clean();
+}

@@ -1,0 +1,366 @@
+//! The container process: args, env, cwd, user, groups, umask, rlimits,
+//! no_new_privs, oom_score_adj, capabilities, extra fds and the terminal.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
+use std::time::Duration;
+
+/// Run the bundle as-is in a fresh container; assert success; return stdout.
+#[track_caller]
+fn run_ok(ctx: &Ctx, b: &Bundle, name: &str) -> String {
+    let id = ctx.id(name);
+    let out = ctx.run(&id, b);
+    out.assert_ok(name);
+    out.stdout
+}
+
+/// Value of a `Key:\tvalue` line of /proc/self/status text.
+fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
+        .trim()
+}
+
+#[test]
+fn args_are_passed_verbatim() {
+    let ctx = Ctx::new("args");
+    let mut b = ctx.bundle();
+    b.args(&[
+        "/bin/sh",
+        "-c",
+        "printf '[%s]' \"$0\" \"$@\"",
+        "zero",
+        "a b",
+        "",
+        "$HOME",
+        "*",
+    ]);
+    assert_eq!(run_ok(&ctx, &b, "a"), "[zero][a b][][$HOME][*]");
+    // A bare program name is looked up in the container's PATH.
+    b.args(&["echo", "via-path"]);
+    assert_eq!(run_ok(&ctx, &b, "p"), "via-path\n");
+    ctx.assert_clean();
+}
+
+#[test]
+fn env_is_exactly_the_spec_env() {
+    let ctx = Ctx::new("env");
+    let mut b = ctx.bundle();
+    b.process()["env"] = json!(["PATH=/bin", "FOO=bar baz", "EMPTY=", "EQ=a=b",]);
+    b.sh("env | sort");
+    let mut c = ctx.run_cmd(&ctx.id("e"), &b, &[]);
+    // The runtime's own environment must not leak into the container.
+    c.env("ROOTCELL_LEAK_CHECK", "leaked");
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("run");
+    let vars = lines(&out.stdout);
+    for want in ["PATH=/bin", "FOO=bar baz", "EMPTY=", "EQ=a=b"] {
+        assert!(vars.iter().any(|v| v == want), "missing {want}: {vars:?}");
+    }
+    assert!(
+        !out.stdout.contains("ROOTCELL_LEAK_CHECK"),
+        "host env leaked: {vars:?}"
+    );
+    // Only the spec's variables plus what sh itself sets (PWD, SHLVL) and
+    // HOME, which runtimes add from /etc/passwd when the spec lacks it.
+    for v in &vars {
+        let k = v.split('=').next().unwrap();
+        assert!(
+            ["PATH", "FOO", "EMPTY", "EQ", "HOME", "PWD", "SHLVL", "_"].contains(&k),
+            "unexpected variable {v}"
+        );
+    }
+    assert!(vars.iter().any(|v| v == "HOME=/root"), "{vars:?}");
+    ctx.assert_clean();
+}
+
+#[test]
+fn cwd_is_applied() {
+    let ctx = Ctx::new("cwd");
+    let mut b = ctx.bundle();
+    b.process()["cwd"] = json!("/etc");
+    b.sh("pwd; ls passwd");
+    assert_eq!(run_ok(&ctx, &b, "etc"), "/etc\npasswd\n");
+    // A cwd that does not exist in the rootfs is created (as runc does).
+    b.process()["cwd"] = json!("/work/dir");
+    b.sh("pwd");
+    assert_eq!(run_ok(&ctx, &b, "new"), "/work/dir\n");
+    assert!(b.rootfs().join("work/dir").is_dir());
+    ctx.assert_clean();
+}
+
+#[test]
+fn user_uid_gid_and_additional_gids() {
+    let ctx = Ctx::new("user");
+    let mut b = ctx.bundle();
+    b.process()["user"] = json!({"uid": 1000, "gid": 1000});
+    b.sh("id -u; id -g; id -G; grep -E '^(Uid|Gid)' /proc/self/status");
+    let out = run_ok(&ctx, &b, "u");
+    let l = lines(&out);
+    assert_eq!(l[0], "1000", "{out}");
+    assert_eq!(l[1], "1000", "{out}");
+    assert_eq!(l[2], "1000", "supplementary groups must be cleared: {out}");
+    // Real, effective, saved and fs ids all switched.
+    assert_eq!(
+        l[3].split_whitespace().collect::<Vec<_>>(),
+        ["Uid:", "1000", "1000", "1000", "1000"]
+    );
+    assert_eq!(
+        l[4].split_whitespace().collect::<Vec<_>>(),
+        ["Gid:", "1000", "1000", "1000", "1000"]
+    );
+
+    b.process()["user"] = json!({"uid": 1000, "gid": 100, "additionalGids": [10, 1000, 4242]});
+    b.sh("id");
+    let out = run_ok(&ctx, &b, "g");
+    assert!(out.starts_with("uid=1000(user) gid=100(users)"), "{out}");
+    let groups = out.split("groups=").nth(1).unwrap_or("").trim();
+    let mut gids: Vec<u32> = groups
+        .split(',')
+        .map(|g| g.split('(').next().unwrap().parse().unwrap())
+        .collect();
+    gids.sort();
+    gids.dedup();
+    // runc also lists the primary gid; what matters is the additional ones.
+    gids.retain(|g| *g != 100);
+    assert_eq!(gids, [10, 1000, 4242], "{out}");
+
+    // The user really lacks root's privileges.
+    b.process()["user"] = json!({"uid": 1000, "gid": 1000});
+    b.sh("touch /etc/nope 2>&1 || echo denied");
+    assert!(run_ok(&ctx, &b, "d").contains("denied"));
+    assert!(!b.rootfs().join("etc/nope").exists());
+    ctx.assert_clean();
+}
+
+#[test]
+fn umask_is_applied() {
+    let ctx = Ctx::new("umask");
+    let mut b = ctx.bundle();
+    b.process()["user"]["umask"] = json!(0o027);
+    b.sh("umask; touch /tmp/f; stat -c %a /tmp/f");
+    assert_eq!(run_ok(&ctx, &b, "u27"), "0027\n640\n");
+    b.process()["user"]["umask"] = json!(0o077);
+    b.sh("umask");
+    assert_eq!(run_ok(&ctx, &b, "u77"), "0077\n");
+    ctx.assert_clean();
+}
+
+#[test]
+fn rlimits_are_applied() {
+    let ctx = Ctx::new("rlimit");
+    let mut b = ctx.bundle();
+    b.process()["rlimits"] = json!([
+        {"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456},
+        {"type": "RLIMIT_NPROC", "soft": 777, "hard": 777},
+        {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}
+    ]);
+    b.sh("ulimit -n; ulimit -Hn; ulimit -u; ulimit -c");
+    assert_eq!(run_ok(&ctx, &b, "r"), "123\n456\n777\n0\n");
+    ctx.assert_clean();
+}
+
+#[test]
+fn no_new_privileges_flag() {
+    let ctx = Ctx::new("nnp");
+    let mut b = ctx.bundle();
+    b.sh("cat /proc/self/status");
+    b.process()["noNewPrivileges"] = json!(true);
+    let out = run_ok(&ctx, &b, "on");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "1");
+    b.process()["noNewPrivileges"] = json!(false);
+    let out = run_ok(&ctx, &b, "off");
+    assert_eq!(status_field(&out, "NoNewPrivs"), "0");
+    ctx.assert_clean();
+}
+
+#[test]
+fn oom_score_adj_is_applied() {
+    let ctx = Ctx::new("oom");
+    let mut b = ctx.bundle();
+    b.sh("cat /proc/self/oom_score_adj");
+    b.process()["oomScoreAdj"] = json!(500);
+    assert_eq!(run_ok(&ctx, &b, "p"), "500\n");
+    // Lowering the score needs CAP_SYS_RESOURCE, which the test machine's
+    // sandbox does not grant even to root, so only positive values here.
+    b.process()["oomScoreAdj"] = json!(1000);
+    assert_eq!(run_ok(&ctx, &b, "max"), "1000\n");
+    ctx.assert_clean();
+}
+
+#[test]
+fn capabilities_are_applied() {
+    let ctx = Ctx::new("caps");
+    let mut b = ctx.bundle();
+    // CAP_KILL (5), CAP_NET_BIND_SERVICE (10), CAP_AUDIT_WRITE (29).
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    b.process()["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps, "inheritable": []
+    });
+    b.sh("cat /proc/self/status; chown 1000 /tmp 2>&1 || echo chown-denied");
+    let out = run_ok(&ctx, &b, "c");
+    assert_eq!(status_field(&out, "CapEff"), "0000000020000420");
+    assert_eq!(status_field(&out, "CapPrm"), "0000000020000420");
+    assert_eq!(status_field(&out, "CapBnd"), "0000000020000420");
+    assert_eq!(status_field(&out, "CapInh"), "0000000000000000");
+    assert!(
+        out.contains("chown-denied"),
+        "chown allowed without CAP_CHOWN"
+    );
+
+    // Granting CAP_CHOWN makes the same operation succeed.
+    let caps = json!(["CAP_CHOWN"]);
+    b.process()["capabilities"] = json!({
+        "bounding": caps, "effective": caps, "permitted": caps
+    });
+    b.sh("mkdir /tmp/c && chown 1000 /tmp/c && stat -c %u /tmp/c");
+    assert_eq!(run_ok(&ctx, &b, "chown"), "1000\n");
+    ctx.assert_clean();
+}
+
+#[test]
+fn preserve_fds_passes_extra_descriptors() {
+    let ctx = Ctx::new("fds");
+    let mut b = ctx.bundle();
+    let data = ctx.dir.join("fd3.txt");
+    write_file(&data, "through-fd-3\n");
+    b.sh("cat <&3; ls -l /proc/self/fd");
+    b.save();
+    let file = fs::File::open(&data).unwrap();
+    let raw = file.as_raw_fd();
+    let id = ctx.id("p");
+    let mut c = ctx.run_cmd(&id, &b, &["--preserve-fds", "1"]);
+    // SAFETY: fd_as_3 only calls async-signal-safe functions.
+    unsafe {
+        c.pre_exec(move || fd_as_3(raw));
+    }
+    let out = exec(&mut c, CMD_TIMEOUT);
+    drop(file);
+    out.assert_ok("run --preserve-fds 1");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "through-fd-3", "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("3 -> {}", data.display())),
+        "fd 3 is not the passed file:\n{}",
+        out.stdout
+    );
+
+    // Without --preserve-fds the descriptor is not passed on.
+    let id = ctx.id("n");
+    let mut c = ctx.run_cmd(&id, &b, &[]);
+    let file = fs::File::open(&data).unwrap();
+    let raw = file.as_raw_fd();
+    unsafe {
+        c.pre_exec(move || fd_as_3(raw));
+    }
+    let out = exec(&mut c, CMD_TIMEOUT);
+    drop(file);
+    assert!(
+        !out.stdout.contains("through-fd-3") && !out.stdout.contains("fd3.txt"),
+        "fd 3 leaked into the container: {}",
+        out.stdout
+    );
+    ctx.assert_clean();
+}
+
+/// In a forked child: make `raw` the inheritable fd 3. If `raw` already is
+/// 3, dup2 is a no-op that would leave close-on-exec set.
+fn fd_as_3(raw: i32) -> std::io::Result<()> {
+    unsafe {
+        if raw != 3 && libc::dup2(raw, 3) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Receive one fd sent with SCM_RIGHTS on `sock`.
+fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
+    let mut data = [0u8; 256];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut cmsg = [0u8; 64];
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len() as _;
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
+    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        assert!(!c.is_null(), "no control message with the console fd");
+        assert_eq!((*c).cmsg_level, libc::SOL_SOCKET);
+        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
+        OwnedFd::from_raw_fd(fd)
+    }
+}
+
+#[test]
+fn terminal_via_console_socket() {
+    let ctx = Ctx::new("tty");
+    let mut b = ctx.bundle();
+    b.process()["terminal"] = json!(true);
+    b.sh("tty; test -t 0 && test -t 1 && echo is-a-tty; stat -c '%F' /dev/console");
+    let sock_path = ctx.dir.join("console.sock");
+    let listener = UnixListener::bind(&sock_path).unwrap();
+    let id = ctx.id("t");
+    let out = ctx.create(&id, &b, &["--console-socket", sock_path.to_str().unwrap()]);
+    out.assert_ok("create --console-socket");
+    listener.set_nonblocking(true).unwrap();
+    let (conn, _) = poll(POLL_TIMEOUT, "console socket connection", || {
+        listener.accept().ok()
+    });
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let master = recv_fd(&conn);
+    let mut master = fs::File::from(master);
+    ctx.rt(&["start", &id]).assert_ok("start");
+    ctx.wait_status(&id, "stopped");
+    // Read what the container wrote to the terminal: buffered data, then
+    // EIO once every slave fd is closed. Non-blocking, with a deadline.
+    unsafe {
+        let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+    }
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = std::time::Instant::now() + POLL_TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        match master.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(_) => break,
+        }
+        if String::from_utf8_lossy(&text).contains("character special") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text).replace('\r', "");
+    assert!(text.contains("/dev/pts/"), "tty output: {text:?}");
+    assert!(text.contains("is-a-tty"), "tty output: {text:?}");
+    assert!(
+        text.contains("character special file"),
+        "/dev/console: {text:?}"
+    );
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -1,0 +1,177 @@
+//! Rootless containers: the runtime run by an unprivileged user (uid 1000,
+//! via setpriv) with a bundle from `spec --rootless`.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+/// A context whose runtime runs as uid/gid 1000 with its own
+/// XDG_RUNTIME_DIR (owned by 1000) and, if `explicit_root`, a `--root`
+/// inside it. The runtime binary is copied to a world-readable place (the
+/// cargo target dir may not be accessible to uid 1000); its file name is
+/// kept, so the default state dir name is unchanged.
+fn rootless_ctx(name: &str, explicit_root: bool) -> (Ctx, PathBuf) {
+    let mut ctx = Ctx::new(name);
+    let bin_dir = ctx.dir.join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join(runtime_name());
+    fs::copy(runtime_path(), &bin).expect("copy runtime binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+
+    let xdg = ctx.dir.join("xdg");
+    fs::create_dir_all(&xdg).unwrap();
+    chown(&xdg, UNPRIV_UID, UNPRIV_GID);
+    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+
+    ctx.bin = bin;
+    ctx.user = Some((UNPRIV_UID, UNPRIV_GID));
+    ctx.env = vec![
+        ("XDG_RUNTIME_DIR".into(), xdg.clone().into()),
+        ("HOME".into(), xdg.clone().into()),
+    ];
+    ctx.root = explicit_root.then(|| xdg.join("state"));
+    (ctx, xdg)
+}
+
+/// A busybox bundle whose config.json is written by `spec --rootless`
+/// running as uid 1000 (so the bundle dir is owned by 1000).
+fn rootless_bundle(ctx: &Ctx) -> Bundle {
+    let path = ctx.dir.join("rlbundle");
+    make_rootfs(&path.join("rootfs"));
+    chown(&path, UNPRIV_UID, UNPRIV_GID);
+    let mut c = ctx.cmd();
+    // `spec` takes no --root, but accepts the global flag; keep it simple
+    // and pass only the subcommand's own flags after the global ones.
+    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
+    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
+    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
+    // Mappings name the invoking user.
+    assert_eq!(
+        cfg["linux"]["uidMappings"][0]["hostID"], UNPRIV_UID,
+        "{cfg}"
+    );
+    assert_eq!(
+        cfg["linux"]["gidMappings"][0]["hostID"], UNPRIV_GID,
+        "{cfg}"
+    );
+    assert_eq!(cfg["linux"]["uidMappings"][0]["containerID"], 0);
+    let mut b = Bundle { path, config: cfg };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["root"]["readonly"] = json!(false);
+    b
+}
+
+/// Host uid of `pid` (real uid from /proc/PID/status).
+fn host_uid(pid: i32) -> u32 {
+    let st = read_file(&PathBuf::from(format!("/proc/{pid}/status")));
+    st.lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("Uid line")
+}
+
+#[test]
+fn rootless_run_maps_root_to_invoking_user() {
+    let (ctx, _xdg) = rootless_ctx("rlrun", true);
+    let mut b = rootless_bundle(&ctx);
+    b.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user");
+    let id = ctx.id("c");
+    let out = ctx.run(&id, &b);
+    out.assert_ok("rootless run");
+    let l = lines(&out.stdout);
+    let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+    assert_eq!(l[0], "0", "{}", out.stdout);
+    assert_eq!(l[1], "0", "{}", out.stdout);
+    assert_eq!(words(&l[2]), ["0", "1000", "1"], "{}", out.stdout);
+    assert_eq!(words(&l[3]), ["0", "1000", "1"], "{}", out.stdout);
+    assert_ne!(l[4], host_ns("user"));
+    ctx.assert_clean();
+    assert_eq!(ctx.state_entries(), Vec::<String>::new());
+}
+
+#[test]
+fn rootless_lifecycle_create_start_kill_delete() {
+    let (ctx, _xdg) = rootless_ctx("rllife", true);
+    let mut b = rootless_bundle(&ctx);
+    b.args(&["sleep", "100"]);
+    let id = ctx.id("c");
+    let before = host_mount_points();
+    ctx.create(&id, &b, &[]).assert_ok("rootless create");
+    let st = ctx.state(&id);
+    assert_eq!(st["status"], "created", "{st}");
+    let pid = st["pid"].as_i64().unwrap() as i32;
+    assert!(pid_alive(pid));
+    // The state dir belongs to the unprivileged user.
+    use std::os::unix::fs::MetadataExt;
+    let md = fs::metadata(ctx.state_dir().join(&id)).expect("state entry for id");
+    assert_eq!(md.uid(), UNPRIV_UID);
+
+    ctx.rt(&["start", &id]).assert_ok("rootless start");
+    assert_eq!(ctx.status(&id), "running");
+    // Container root is uid 1000 on the host: no privilege gained.
+    assert_eq!(host_uid(pid), UNPRIV_UID);
+    assert_eq!(ctx.list_ids(), vec![id.clone()]);
+
+    ctx.rt(&["kill", &id, "KILL"]).assert_ok("rootless kill");
+    wait_pid_dead(pid);
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("rootless delete");
+    ctx.assert_clean();
+    assert_eq!(host_mount_points(), before);
+}
+
+#[test]
+fn rootless_cannot_use_host_root_privileges() {
+    let (ctx, _xdg) = rootless_ctx("rlpriv", true);
+    let mut b = rootless_bundle(&ctx);
+    // A root-owned host dir, bind-mounted rw: container "root" is uid 1000
+    // on the host and must not be able to write into it.
+    let host_dir = ctx.dir.join("root-owned");
+    fs::create_dir_all(&host_dir).unwrap();
+    fs::set_permissions(&host_dir, fs::Permissions::from_mode(0o755)).unwrap();
+    b.bind_mount(&host_dir, "/hostdir", false);
+    // The rootfs is owned by host root, so the mount point must exist.
+    fs::create_dir_all(b.rootfs().join("hostdir")).unwrap();
+    b.sh("touch /hostdir/f 2>&1 || echo denied; stat -c %u /hostdir");
+    let id = ctx.id("c");
+    let out = ctx.run(&id, &b);
+    out.assert_ok("rootless run");
+    assert!(out.stdout.contains("denied"), "{}", out.stdout);
+    // Unmapped host root shows as the overflow uid.
+    assert!(out.stdout.contains("65534"), "{}", out.stdout);
+    assert!(!host_dir.join("f").exists());
+    ctx.assert_clean();
+}
+
+#[test]
+fn rootless_default_root_is_under_xdg_runtime_dir() {
+    // No --root: the runtime must use $XDG_RUNTIME_DIR/<runtime name>.
+    let (ctx, xdg) = rootless_ctx("rldefault", false);
+    let mut b = rootless_bundle(&ctx);
+    b.args(&["sleep", "100"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[])
+        .assert_ok("create with default root");
+    let default_root = xdg.join(runtime_name());
+    assert!(
+        default_root.join(&id).exists(),
+        "no state for {id} under {}",
+        default_root.display()
+    );
+    if !runtime_is_runc() {
+        assert_eq!(runtime_name(), "rootcell");
+        assert!(xdg.join("rootcell").is_dir());
+    }
+    assert_eq!(ctx.list_ids(), vec![id.clone()]);
+    let pid = ctx.pid(&id);
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    wait_pid_dead(pid);
+    assert!(!default_root.join(&id).exists());
+    assert_eq!(ctx.list_ids(), Vec::<String>::new());
+    ctx.assert_clean();
+}
