@@ -1,37 +1,88 @@
-//! `--log`, `--log-format` and `--debug`: runc's logging flags. Engines such
-//! as containerd read the JSON log file for error messages.
+//! `--log`, `--log-format` and `--debug`: runc's logging flags, with runc's
+//! record format (logrus): engines such as containerd read `level` and
+//! `msg` from the JSON log file to report a runtime's errors.
 
+use std::fmt;
 use std::fs::OpenOptions;
 use std::sync::Mutex;
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Global, LogFormat};
 
 pub fn init(global: &Global) {
     let level = if global.debug { "debug" } else { "warn" };
-    let filter = EnvFilter::new(level);
+    let format = RuncFormat {
+        json: global.log_format == LogFormat::Json,
+    };
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false);
+        .with_env_filter(EnvFilter::new(level))
+        .with_ansi(false)
+        .event_format(format);
+    // Logging is best effort: a log file we cannot open must not stop the
+    // container; errors are printed on stderr regardless.
     let file = global
         .log
         .as_ref()
         .and_then(|path| OpenOptions::new().create(true).append(true).open(path).ok());
-    // Logging is best effort: a failure to set it up must not stop the
-    // container.
-    match (file, global.log_format) {
-        (Some(f), LogFormat::Json) => {
-            let _ = builder.json().with_writer(Mutex::new(f)).try_init();
+    let _ = match file {
+        Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
+        None => builder.with_writer(std::io::sink).try_init(),
+    };
+}
+
+/// logrus' text (`time="…" level=error msg="…"`) or JSON
+/// (`{"level":"error","msg":"…","time":"…"}`) records.
+struct RuncFormat {
+    json: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for RuncFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, _: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let mut msg = Message(String::new());
+        event.record(&mut msg);
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        let time = rootcell::state::rfc3339_now();
+        if self.json {
+            let record = serde_json::json!({ "level": level, "msg": msg.0, "time": time });
+            writeln!(w, "{record}")
+        } else {
+            writeln!(w, "time={time:?} level={level} msg={:?}", msg.0)
         }
-        (Some(f), LogFormat::Text) => {
-            let _ = builder.with_writer(Mutex::new(f)).try_init();
+    }
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
         }
-        (None, LogFormat::Json) => {
-            let _ = builder.json().with_writer(std::io::sink).try_init();
-        }
-        (None, LogFormat::Text) => {
-            let _ = builder.with_writer(std::io::sink).try_init();
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0 = value.to_string();
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
         }
     }
 }

@@ -12,6 +12,7 @@ use rootcell::container::{parse_signal, CreateOptions, Runtime};
 use crate::cli::{Cli, Command, CreateArgs};
 
 pub fn dispatch(cli: Cli) -> Result<i32> {
+    tracing::debug!("command: {:?}", cli.command);
     let global = &cli.global;
     if global.systemd_cgroup {
         bail!(

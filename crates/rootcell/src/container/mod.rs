@@ -81,28 +81,26 @@ impl Runtime {
             });
         }
         let fifo = dir.path.join(EXEC_FIFO);
-        let fd = rustix::fs::open(
+        // Opening the reader releases init, which is blocked opening the
+        // writer. Non-blocking, so a dead init cannot hang us: its pidfd
+        // is watched alongside.
+        let reader = rustix::fs::open(
             &fifo,
-            OFlags::WRONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| match e {
-            rustix::io::Errno::NXIO => Error::WrongState {
-                id: id.into(),
-                status: "stopped".into(),
-                reason: "its init process is gone".into(),
-            },
-            e => Error::Io {
-                context: fifo.display().to_string(),
-                cause: e.into(),
-            },
-        })?;
-        rustix::io::write(&fd, b"0").ctx(|| format!("{}", fifo.display()))?;
+        .ctx(|| format!("{}", fifo.display()))?;
+        let released = wait::exec_fifo(&reader, st.pid, st.pid_start_time)
+            .ctx(|| format!("{}", fifo.display()))?;
         std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
+        if !released {
+            return Err(Error::Init(
+                "the container's process failed before exec (a startContainer hook failed?)".into(),
+            ));
+        }
         st.status = Status::Running;
         dir.save(&st)?;
-        run_poststart(&st);
-        Ok(())
+        self.poststart(&st)
     }
 
     /// `rootcell run`: create and start; in the foreground, wait and return
@@ -116,9 +114,30 @@ impl Runtime {
         };
         let mut created = self.create_container(id, opts, false)?;
         created.channel.send(&ToContainer::Start)?;
+        let failure = match created.channel.recv::<ToRuntime>()? {
+            Some(ToRuntime::Exec) => None,
+            Some(ToRuntime::Failed { message }) => Some(message),
+            _ => Some("the container's init exited before exec".into()),
+        };
+        if let Some(message) = failure {
+            let Created { dir, state, .. } = created;
+            if forwarding.is_some() {
+                wait::reap(state.pid);
+            }
+            self.destroy(dir, &state)?;
+            return Err(Error::Init(message));
+        }
         created.state.status = Status::Running;
         created.dir.save(&created.state)?;
-        run_poststart(&created.state);
+        if let Err(e) = self.poststart(&created.state) {
+            let Created { dir, state, .. } = created;
+            if forwarding.is_some() {
+                // init is our child: reap it so it does not linger.
+                wait::reap(state.pid);
+            }
+            let _ = self.destroy(dir, &state);
+            return Err(e);
+        }
         let Some(forwarding) = forwarding else {
             return Ok(0);
         };
@@ -217,7 +236,7 @@ impl Runtime {
             )
             .ctx(|| format!("{}", fifo.display()))?;
             let fd: OwnedFd =
-                rustix::fs::open(&fifo, OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+                rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                     .ctx(|| format!("{}", fifo.display()))?;
             StartGate::Fifo(fd)
         } else {
@@ -251,7 +270,12 @@ impl Runtime {
             gate,
             preserve_fds: opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
+            close_in_child: vec![
+                dir.lock_fd(),
+                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&runtime_side)),
+            ],
         };
+        tracing::debug!("container {id}: plan ready, forking");
         let stage1 = process::spawn(cfg, container_side)?;
         guard.pids.push(stage1);
 
@@ -293,6 +317,9 @@ impl Runtime {
                     }
                 }
                 Some(ToRuntime::Ready) => break,
+                Some(ToRuntime::Exec) => {
+                    return Err(Error::Init("init skipped its start signal".into()))
+                }
                 Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
                 None => {
                     return Err(Error::Init(
@@ -369,6 +396,16 @@ impl Runtime {
         self.destroy(dir, &st)
     }
 
+    /// Poststart hooks, after the process has started. A failure stops the
+    /// container and fails the operation, as the runtime spec says.
+    fn poststart(&self, st: &ContainerState) -> Result<()> {
+        let Some(h) = &st.hooks else { return Ok(()) };
+        let json = st.oci_json(Status::Running).to_string();
+        hooks::run(HookKind::Poststart, h, &json).inspect_err(|_| {
+            let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+        })
+    }
+
     /// Kills whatever is left, removes cgroups, runs poststop hooks and
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
@@ -392,17 +429,6 @@ impl Runtime {
             }
         }
         dir.remove()
-    }
-}
-
-/// Poststart hooks: a failure is a warning, as the runtime spec says.
-fn run_poststart(st: &ContainerState) {
-    if let Some(h) = &st.hooks {
-        let json = st.oci_json(Status::Running).to_string();
-        if let Err(e) = hooks::run(HookKind::Poststart, h, &json) {
-            tracing::warn!("{e}");
-            eprintln!("rootcell: warning: {e}");
-        }
     }
 }
 

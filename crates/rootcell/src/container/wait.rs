@@ -60,3 +60,40 @@ pub fn until_gone(pid: i32, start_time: u64) {
     };
     let _ = rustix::event::poll(&mut fds, Some(&ts));
 }
+
+/// Reads the exec fifo until init has exec'd: Ok(true) when init wrote "1"
+/// (startContainer hooks done) and then closed its end at exec; Ok(false)
+/// when it died before. Init's pidfd is polled too, so a dead init never
+/// hangs `start`.
+pub fn exec_fifo(reader: &std::os::fd::OwnedFd, pid: i32, start_time: u64) -> io::Result<bool> {
+    let p = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = pidfd_open(p, PidfdFlags::empty())?;
+    if process_start_time(pid) != Some(start_time) {
+        return Ok(false);
+    }
+    let mut hooks_done = false;
+    loop {
+        let mut fds = [
+            rustix::event::PollFd::new(reader, rustix::event::PollFlags::IN),
+            rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let fifo_ready = !fds[0].revents().is_empty();
+        let died = !fds[1].revents().is_empty();
+        if fifo_ready {
+            let mut buf = [0u8; 8];
+            match rustix::io::read(reader, &mut buf) {
+                Ok(0) => return Ok(hooks_done),
+                Ok(n) => hooks_done |= buf[..n].contains(&b'1'),
+                Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        } else if died {
+            return Ok(hooks_done);
+        }
+    }
+}

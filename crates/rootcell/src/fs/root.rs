@@ -6,7 +6,7 @@ use std::fs::Permissions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
@@ -90,17 +90,6 @@ impl RootDir {
             }
             Err(e) => Err(MountpointError::Resolve(e)),
         }
-    }
-
-    /// The path an fd refers to, as the kernel names it (for checks and
-    /// messages only; never used to reach the file again).
-    pub fn path_of(fd: impl AsFd) -> io::Result<PathBuf> {
-        let proc = pathrs::procfs::ProcfsHandle::new().map_err(io::Error::other)?;
-        proc.readlink(
-            pathrs::procfs::ProcfsBase::ProcThreadSelf,
-            format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd.as_fd())),
-        )
-        .map_err(io::Error::other)
     }
 }
 

@@ -53,7 +53,7 @@ fn format_maps(maps: &[IdMapping]) -> String {
 }
 
 fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
-    let proc = pathrs::procfs::ProcfsHandle::new().ctx(|| "opening procfs")?;
+    let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
     let f = proc
         .open(
             pathrs::procfs::ProcfsBase::ProcPid(pid as u32),

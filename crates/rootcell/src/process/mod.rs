@@ -16,7 +16,7 @@ pub mod sync;
 pub mod sys;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Hooks;
@@ -29,8 +29,10 @@ use sync::{Channel, ToContainer, ToRuntime};
 
 /// How init learns that it may exec the user process.
 pub enum StartGate {
-    /// `create`: a FIFO in the state directory, opened read-write before the
-    /// fork; `start` writes one byte into it.
+    /// `create`: a FIFO in the state directory, held as an `O_PATH` fd.
+    /// Init opens it for writing, which blocks until `start` opens it for
+    /// reading; init then writes "0", runs startContainer hooks, writes "1"
+    /// and execs, which closes its end.
     Fifo(OwnedFd),
     /// `run`: the runtime sends `Start` on the sync socket.
     Channel,
@@ -46,6 +48,10 @@ pub struct InitConfig<'a> {
     /// `cgroup.procs` files of the container's cgroups, open for writing:
     /// stage 1 joins them by writing "0" before anything else happens.
     pub cgroup_procs: Vec<OwnedFd>,
+    /// The runtime's own fds that the child must drop at once: the state
+    /// lock (an flock held through a child's copy would block every other
+    /// command) and the runtime's end of the sync socket.
+    pub close_in_child: Vec<RawFd>,
 }
 
 /// Forks stage 1. Returns its pid; the rest is told over `runtime_side`.
@@ -68,6 +74,11 @@ pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
 enum Never {}
 
 fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+    for fd in &cfg.close_in_child {
+        // SAFETY: these fds belong to the runtime's objects, which this
+        // forked child never uses again.
+        unsafe { libc::close(*fd) };
+    }
     // Non-dumpable until exec: other processes of the container cannot
     // ptrace us or open our /proc files (CVE-2016-9962).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
@@ -176,25 +187,26 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "close_range")?;
     chan.send(&ToRuntime::Ready)?;
 
-    match cfg.gate {
+    // Wait for `start`, run startContainer hooks, then tell the runtime
+    // that exec is next (it runs poststart hooks after that).
+    match &cfg.gate {
         StartGate::Fifo(fifo) => {
-            let mut byte = [0u8; 1];
-            loop {
-                match rustix::io::read(&fifo, &mut byte) {
-                    Err(rustix::io::Errno::INTR) => continue,
-                    Ok(1) => break,
-                    other => {
-                        return Err(Error::Other(format!("waiting for start: {other:?}")));
-                    }
-                }
+            let gate = open_fifo_for_start(fifo)?;
+            rustix::io::write(&gate, b"0").ctx(|| "exec fifo")?;
+            if let Some(h) = cfg.hooks {
+                hooks::run(HookKind::StartContainer, h, &state)?;
             }
+            rustix::io::write(&gate, b"1").ctx(|| "exec fifo")?;
+            // `gate` is close-on-exec: `start` sees end-of-file at exec.
+            std::mem::forget(gate);
         }
         StartGate::Channel => {
             expect_continue(chan)?;
+            if let Some(h) = cfg.hooks {
+                hooks::run(HookKind::StartContainer, h, &state)?;
+            }
+            chan.send(&ToRuntime::Exec)?;
         }
-    }
-    if let Some(h) = cfg.hooks {
-        hooks::run(HookKind::StartContainer, h, &state)?;
     }
     sys::reset_signals();
     let err = sys::execve(&exec.path, &exec.args, &exec.env);
@@ -202,6 +214,20 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         "process.args[0] {:?}: exec: {err}",
         plan.process.args.first().map(String::as_str).unwrap_or("")
     )))
+}
+
+/// Opens the exec fifo for writing through its `O_PATH` fd. The open
+/// blocks until `start` opens the other end: that is the start signal.
+fn open_fifo_for_start(fifo: &OwnedFd) -> Result<OwnedFd> {
+    let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
+    let file = proc
+        .open_follow(
+            pathrs::procfs::ProcfsBase::ProcThreadSelf,
+            format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(fifo)),
+            pathrs::flags::OpenFlags::O_WRONLY,
+        )
+        .ctx(|| "opening the exec fifo")?;
+    Ok(file.into())
 }
 
 struct Exec {
@@ -223,7 +249,7 @@ fn prepare_process(plan: &Plan) -> Result<Exec> {
         })?;
     }
     if let Some(adj) = p.oom_score_adj {
-        let proc = pathrs::procfs::ProcfsHandle::new().ctx(|| "opening procfs")?;
+        let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
         let f = proc
             .open(
                 pathrs::procfs::ProcfsBase::ProcSelf,

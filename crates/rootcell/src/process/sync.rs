@@ -27,6 +27,8 @@ pub enum ToRuntime {
     RunCreateHooks,
     /// Everything is set up; init now waits for `start`.
     Ready,
+    /// startContainer hooks ran; init calls execve next.
+    Exec,
     Failed {
         message: String,
     },

@@ -44,6 +44,8 @@ pub struct Rootfs {
     root_mount: Option<OwnedFd>,
     /// Mounts this plan created, by destination, for later remounts.
     mounts: Vec<(PathBuf, OwnedFd)>,
+    /// Identity of the rootfs's `/proc` directory, for the `/proc` check.
+    proc_dir: Option<(u64, u64)>,
 }
 
 impl Rootfs {
@@ -58,6 +60,7 @@ impl Rootfs {
                 real_root: plan.rootfs.clone(),
                 root_mount: None,
                 mounts: Vec::new(),
+                proc_dir: None,
             });
         }
         // A shared root would be refused by pivot_root and would leak our
@@ -77,13 +80,14 @@ impl Rootfs {
         .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
         attach(tree.as_fd(), target.as_fd())
             .ctx(|| format!("root.path {}: attach", plan.rootfs.display()))?;
-        let real_root = RootDir::path_of(&tree).unwrap_or_else(|_| plan.rootfs.clone());
+        let real_root = crate::fs::procfs::path_of(&tree).unwrap_or_else(|_| plan.rootfs.clone());
         let root_fd = tree.try_clone().ctx(|| "dup rootfs fd")?;
         Ok(Rootfs {
             root: RootDir::from_fd(root_fd),
             real_root,
             root_mount: Some(tree),
             mounts: Vec::new(),
+            proc_dir: None,
         })
     }
 
@@ -180,27 +184,27 @@ impl Rootfs {
         }
     }
 
-    /// Nothing but procfs itself may be mounted over `/proc`, and inside it
-    /// only the lxcfs files; checked on the resolved target, so symlinks
-    /// cannot smuggle a mount there.
-    fn check_proc_target(&self, target: &OwnedFd, m: &MountStep, field: &str) -> Result<()> {
-        let resolved = RootDir::path_of(target).ctx(|| format!("{field}: reading target path"))?;
+    /// Nothing but procfs itself may be mounted over `/proc`, and inside a
+    /// procfs only the lxcfs files. Checked on the resolved target (its
+    /// inode and its filesystem), so symlinks cannot smuggle a mount there.
+    fn check_proc_target(&mut self, target: &OwnedFd, m: &MountStep, field: &str) -> Result<()> {
+        let on_procfs = rustix::fs::fstatfs(target)
+            .map(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+            .ctx(|| format!("{field}: statfs of the target"))?;
+        if !on_procfs {
+            let st = rustix::fs::fstat(target).ctx(|| format!("{field}: stat of the target"))?;
+            let is_proc_dir = self.proc_dir_identity() == Some((st.st_dev, st.st_ino));
+            if !is_proc_dir || m.kind.fstype() == "proc" {
+                return Ok(());
+            }
+        }
+        let resolved =
+            crate::fs::procfs::path_of(target).ctx(|| format!("{field}: target path"))?;
         let inside = resolved
             .strip_prefix(&self.real_root)
             .map(|p| Path::new("/").join(p))
-            .unwrap_or_else(|_| resolved.clone());
-        let on_procfs = rustix::fs::fstatfs(target)
-            .map(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
-            .unwrap_or(false);
-        let under_proc = inside.starts_with("/proc");
-        if !under_proc && !on_procfs {
-            return Ok(());
-        }
-        let is_proc_itself = inside == Path::new("/proc") && !on_procfs;
-        if is_proc_itself && m.kind.fstype() == "proc" {
-            return Ok(());
-        }
-        if PROC_ALLOWED.iter().any(|p| inside == Path::new(p)) {
+            .unwrap_or(resolved);
+        if on_procfs && PROC_ALLOWED.iter().any(|p| inside == Path::new(p)) {
             return Ok(());
         }
         Err(Error::Other(format!(
@@ -208,6 +212,17 @@ impl Rootfs {
             inside.display(),
             PROC_ALLOWED.join(", ")
         )))
+    }
+
+    /// (device, inode) of what `/proc` resolves to in the rootfs, looked up
+    /// once.
+    fn proc_dir_identity(&mut self) -> Option<(u64, u64)> {
+        if self.proc_dir.is_none() {
+            let fd = self.root.resolve(Path::new("/proc")).ok()?;
+            let st = rustix::fs::fstat(&fd).ok()?;
+            self.proc_dir = Some((st.st_dev, st.st_ino));
+        }
+        self.proc_dir
     }
 
     fn device(&mut self, d: &DeviceNode) -> Result<()> {

@@ -194,14 +194,19 @@ impl ContainerDir {
             .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", file.display())))
     }
 
-    /// Writes the state crash-safely: temporary file, fsync, rename.
+    /// Writes the state crash-safely: temporary file, then rename, so a
+    /// reader sees the old or the new state, never a mix.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
         let bytes = serde_json::to_vec(state).map_err(|e| Error::Other(e.to_string()))?;
         let mut f = File::create(&tmp).ctx(|| format!("{}", tmp.display()))?;
         f.write_all(&bytes).ctx(|| format!("{}", tmp.display()))?;
-        f.sync_data().ctx(|| format!("{}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(STATE_FILE)).ctx(|| format!("{}", self.path.display()))
+    }
+
+    /// The fd holding the lock, for a forked child to close.
+    pub fn lock_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.lock)
     }
 
     pub fn id(&self) -> String {
