@@ -312,6 +312,7 @@ fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
 }
 
 #[test]
+#[ignore = "process.terminal with --console-socket lands with the terminal issue (#4)"]
 fn terminal_via_console_socket() {
     let ctx = Ctx::new("tty");
     let mut b = ctx.bundle();

@@ -373,8 +373,13 @@ impl Runtime {
             });
         }
         if all {
-            for pid in cgroup::pids(&st.cgroup_dirs) {
-                let _ = wait::signal(pid, signal);
+            let pids = cgroup::pids(&st.cgroup_dirs);
+            if !pids.is_empty() {
+                for pid in pids {
+                    // A process may exit meanwhile; that is not an error.
+                    let _ = wait::signal(pid, signal);
+                }
+                return Ok(());
             }
         }
         wait::signal_checked(st.pid, st.pid_start_time, signal)

@@ -199,6 +199,14 @@ fn rootfs_plan(
         dev_symlinks(&mut setup, host);
     }
 
+    // The working directory is created if missing, as runc does, before the
+    // root may become read-only.
+    if let Some(cwd) = spec.process().as_ref().map(|p| clean(p.cwd())) {
+        if cwd != Path::new("/") {
+            setup.push(Step::Mkdir { path: cwd });
+        }
+    }
+
     if let Some(linux) = linux {
         let mut sysctls: Vec<_> = linux.sysctl().iter().flatten().collect();
         sysctls.sort();

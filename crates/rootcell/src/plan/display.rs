@@ -148,6 +148,7 @@ impl fmt::Display for Step {
             Step::Symlink { target, link } => {
                 write!(f, "symlink {} → {}", link.display(), target.display())
             }
+            Step::Mkdir { path } => write!(f, "mkdir -p {}", path.display()),
             Step::Mask { path } => write!(f, "mask {}", path.display()),
             Step::ReadOnly { path } => write!(f, "read-only {}", path.display()),
             Step::RemountReadOnly { path } => write!(f, "remount read-only {}", path.display()),

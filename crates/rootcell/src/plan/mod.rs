@@ -156,6 +156,10 @@ pub enum Step {
         target: PathBuf,
         link: PathBuf,
     },
+    /// Create a directory (and its parents) inside the root, as root.
+    Mkdir {
+        path: PathBuf,
+    },
     /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a
     /// directory.
     Mask {

@@ -276,6 +276,10 @@ fn prepare_process(plan: &Plan) -> Result<Exec> {
     enter_cwd(&p.cwd)?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
 
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(p.uid)));
+    }
     let env_path = p
         .env
         .iter()
@@ -298,8 +302,7 @@ fn prepare_process(plan: &Plan) -> Result<Exec> {
             .iter()
             .map(|a| cstr(a, "process.args"))
             .collect::<Result<_>>()?,
-        env: p
-            .env
+        env: env
             .iter()
             .map(|e| cstr(e, "process.env"))
             .collect::<Result<_>>()?,
@@ -319,6 +322,21 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// HOME for `uid` from the container's `/etc/passwd` (read as a plain
+/// file: no NSS modules from the image are ever loaded), else `/`.
+fn home_of(uid: u32) -> String {
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() >= 6 && fields[2].parse() == Ok(uid)).then(|| fields[5].to_string())
+            })
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "/".into())
 }
 
 fn find_program(program: &str, path_var: &str) -> Option<PathBuf> {

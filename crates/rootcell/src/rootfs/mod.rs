@@ -103,6 +103,11 @@ impl Rootfs {
             Step::Mount(m) => self.mount(m),
             Step::Device(d) => self.device(d),
             Step::Symlink { target, link } => self.symlink(target, link),
+            Step::Mkdir { path } => self
+                .root
+                .mkdir_all(path, 0o755)
+                .map(drop)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
             Step::Mask { path } => self.mask(path),
             Step::ReadOnly { path } => self.read_only(path),
             Step::RemountReadOnly { path } => self.remount_read_only(path),
