@@ -47,12 +47,55 @@ impl RootDir {
         Ok(self.root.resolve_nofollow(path)?.into())
     }
 
-    /// `mkdir -p` inside the root; returns the directory.
+    /// `mkdir -p` inside the root; returns the directory. A dangling
+    /// symlink on the way is followed (inside the root) and its target
+    /// created, as `mkdir -p` through a symlink does, and as runc does for
+    /// mount destinations.
     pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd, pathrs::error::Error> {
-        Ok(self
-            .root
-            .mkdir_all(path, &Permissions::from_mode(mode))?
-            .into())
+        let perm = Permissions::from_mode(mode);
+        let mut path = path.to_path_buf();
+        // Bounded like the kernel's symlink limit.
+        for _ in 0..40 {
+            match self.root.mkdir_all(&path, &perm) {
+                Ok(handle) => return Ok(handle.into()),
+                Err(e) => match self.redirect_dangling(&path) {
+                    Some(next) => path = next,
+                    None => return Err(e),
+                },
+            }
+        }
+        Ok(self.root.mkdir_all(&path, &perm)?.into())
+    }
+
+    /// If a component of `path` is a symlink whose target is missing,
+    /// returns the path with that component replaced by its target. Pure
+    /// path arithmetic; the result is again resolved inside the root.
+    fn redirect_dangling(&self, path: &Path) -> Option<std::path::PathBuf> {
+        let mut prefix = std::path::PathBuf::from("/");
+        let components: Vec<_> = path.components().collect();
+        for (i, c) in components.iter().enumerate() {
+            let std::path::Component::Normal(name) = c else { continue };
+            let candidate = prefix.join(name);
+            let Ok(fd) = self.resolve_nofollow(&candidate) else {
+                return None;
+            };
+            let st = rustix::fs::fstat(&fd).ok()?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+                if self.resolve(&candidate).is_ok() {
+                    // Not dangling: the failure is something else.
+                    return None;
+                }
+                let target = self.root.readlink(&candidate).ok()?;
+                let base = if target.is_absolute() { std::path::PathBuf::from("/") } else { prefix.clone() };
+                let mut next = base.join(target);
+                for rest in &components[i + 1..] {
+                    next.push(rest);
+                }
+                return Some(next);
+            }
+            prefix = candidate;
+        }
+        None
     }
 
     /// Finds or creates a mountpoint: a directory, or (for a file source) a
