@@ -79,9 +79,6 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         // forked child never uses again.
         unsafe { libc::close(*fd) };
     }
-    // Non-dumpable until exec: other processes of the container cannot
-    // ptrace us or open our /proc files (CVE-2016-9962).
-    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     for procs in &cfg.cgroup_procs {
         rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
     }
@@ -116,6 +113,11 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             sys::setresuid(0).ctx(|| "setresuid(0) in the user namespace")?;
         }
     }
+    // Non-dumpable until exec: other processes of the container cannot
+    // ptrace us or open our /proc files (CVE-2016-9962). Only now: an
+    // unprivileged runtime must still be able to write our id maps, which a
+    // non-dumpable process's /proc files (owned by root) would refuse.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     let flags = ns
         .create
         .iter()
