@@ -11,27 +11,19 @@ use rustix::fs::{
 };
 use rustix::io::Errno;
 
-use crate::plan::DeviceKind;
+use crate::plan::{DeviceKind, DeviceNode};
 
-/// `mknodat` + `fchownat`. The caller has set the umask to 0, so `mode` is
-/// the node's mode.
-pub fn make_node(
-    dir: BorrowedFd<'_>,
-    name: &Path,
-    kind: DeviceKind,
-    major: u64,
-    minor: u64,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-) -> rustix::io::Result<()> {
-    let file_type = match kind {
+/// `mknodat` + `chownat` of `node` as `name` in `dir`. The caller has set
+/// the umask to 0, so the node gets exactly the planned mode.
+pub fn make_node(dir: BorrowedFd<'_>, name: &Path, node: &DeviceNode) -> rustix::io::Result<()> {
+    let file_type = match node.kind {
         DeviceKind::Char => FileType::CharacterDevice,
         DeviceKind::Block => FileType::BlockDevice,
         DeviceKind::Fifo => FileType::Fifo,
     };
-    let dev = rustix::fs::makedev(major as u32, minor as u32);
-    match mknodat(dir, name, file_type, Mode::from_raw_mode(mode), dev) {
+    let mode = Mode::from_raw_mode(node.mode);
+    let dev = rustix::fs::makedev(node.major as u32, node.minor as u32);
+    match mknodat(dir, name, file_type, mode, dev) {
         Err(Errno::EXIST) => {
             // An existing node is kept only if it is the same device.
             let fd = openat(
@@ -43,7 +35,7 @@ pub fn make_node(
             let st = fstat(&fd)?;
             if FileType::from_raw_mode(st.st_mode) != file_type || st.st_rdev != dev {
                 unlinkat(dir, name, AtFlags::empty())?;
-                mknodat(dir, name, file_type, Mode::from_raw_mode(mode), dev)?;
+                mknodat(dir, name, file_type, mode, dev)?;
             }
         }
         other => other?,
@@ -51,8 +43,8 @@ pub fn make_node(
     chownat(
         dir,
         name,
-        Some(Uid::from_raw(uid)),
-        Some(Gid::from_raw(gid)),
+        Some(Uid::from_raw(node.uid)),
+        Some(Gid::from_raw(node.gid)),
         AtFlags::SYMLINK_NOFOLLOW,
     )
 }

@@ -74,7 +74,9 @@ impl RootDir {
         let mut prefix = std::path::PathBuf::from("/");
         let components: Vec<_> = path.components().collect();
         for (i, c) in components.iter().enumerate() {
-            let std::path::Component::Normal(name) = c else { continue };
+            let std::path::Component::Normal(name) = c else {
+                continue;
+            };
             let candidate = prefix.join(name);
             let Ok(fd) = self.resolve_nofollow(&candidate) else {
                 return None;
@@ -86,7 +88,11 @@ impl RootDir {
                     return None;
                 }
                 let target = self.root.readlink(&candidate).ok()?;
-                let base = if target.is_absolute() { std::path::PathBuf::from("/") } else { prefix.clone() };
+                let base = if target.is_absolute() {
+                    std::path::PathBuf::from("/")
+                } else {
+                    prefix.clone()
+                };
                 let mut next = base.join(target);
                 for rest in &components[i + 1..] {
                     next.push(rest);

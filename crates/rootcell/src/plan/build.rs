@@ -519,3 +519,184 @@ pub fn clean(path: &Path) -> PathBuf {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::{default_spec, parse};
+
+    fn bundle(edit: impl FnOnce(&mut serde_json::Value)) -> Bundle {
+        let mut v = default_spec(None);
+        v["process"]["terminal"] = false.into();
+        edit(&mut v);
+        Bundle {
+            dir: PathBuf::from("/bundles/b"),
+            spec: parse(&serde_json::to_vec(&v).unwrap()).unwrap(),
+        }
+    }
+
+    fn hybrid() -> HostFacts {
+        let src = |name: &str, aliases: &[&str]| CgroupMountSource {
+            name: name.into(),
+            host_dir: PathBuf::from(format!("/sys/fs/cgroup/{name}/c1")),
+            fstype: "cgroup".into(),
+            fs_options: vec![],
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        };
+        HostFacts {
+            has_kcore: true,
+            rootless: false,
+            cgroup_mounts: vec![src("cpu,cpuacct", &["cpu", "cpuacct"]), src("unified", &[])],
+        }
+    }
+
+    fn mounts(plan: &Plan) -> Vec<&MountStep> {
+        plan.rootfs
+            .setup
+            .iter()
+            .filter_map(|s| match s {
+                Step::Mount(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn default_spec_plan_in_order() {
+        let plan = build(&bundle(|_| {}), &hybrid(), PlanOptions::default()).unwrap();
+        let dests: Vec<_> = mounts(&plan)
+            .iter()
+            .map(|m| m.destination.clone())
+            .collect();
+        assert_eq!(dests[0], PathBuf::from("/proc"));
+        assert_eq!(dests[1], PathBuf::from("/dev"));
+        // cgroup mount on a hybrid host: tmpfs + one mount per hierarchy.
+        assert!(dests.contains(&PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")));
+        assert!(dests.contains(&PathBuf::from("/sys/fs/cgroup/unified")));
+        assert!(plan.rootfs.setup.contains(&Step::Symlink {
+            target: "cpu,cpuacct".into(),
+            link: "/sys/fs/cgroup/cpu".into()
+        }));
+        // Without a cgroup namespace... the default has one: fresh mounts.
+        let cpu = mounts(&plan)
+            .into_iter()
+            .find(|m| m.destination.ends_with("cpu,cpuacct"))
+            .unwrap();
+        assert!(matches!(cpu.kind, MountKind::Fresh { .. }));
+        assert_eq!(plan.rootfs.switch, RootSwitch::PivotRoot);
+        assert_eq!(plan.process.umask, 0o022);
+        // Devices are created with mknod as root, and /dev/core links kcore.
+        assert!(plan.rootfs.setup.iter().any(|s| matches!(s,
+            Step::Device(d) if d.path == Path::new("/dev/null") && !d.bind_from_host)));
+        assert!(plan.rootfs.setup.iter().any(|s| matches!(s,
+            Step::Symlink { link, .. } if link == Path::new("/dev/core"))));
+        // The root becomes read-only last.
+        assert_eq!(
+            plan.rootfs.finish.last(),
+            Some(&Step::RemountReadOnly { path: "/".into() })
+        );
+        assert_eq!(plan.rootfs.finish.first(), Some(&Step::ReopenDevNull));
+    }
+
+    #[test]
+    fn read_only_dev_is_filled_before_it_is_made_read_only() {
+        let b = bundle(|v| {
+            v["mounts"][1]["options"]
+                .as_array_mut()
+                .unwrap()
+                .push("ro".into());
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        let dev = mounts(&plan)[1];
+        assert_eq!(dev.attrs.set & attr::RDONLY, 0);
+        assert!(plan.rootfs.finish.contains(&Step::RemountReadOnly {
+            path: "/dev".into()
+        }));
+    }
+
+    #[test]
+    fn bind_sources_are_relative_to_the_bundle() {
+        let b = bundle(|v| {
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/data/../mnt/x", "type": "bind", "source": "data", "options": ["rbind", "ro", "rprivate"]}
+            ));
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        let m = mounts(&plan).into_iter().last().unwrap();
+        assert_eq!(m.destination, PathBuf::from("/mnt/x"));
+        assert_eq!(
+            m.kind,
+            MountKind::Bind {
+                source: "/bundles/b/data".into(),
+                recursive: true
+            }
+        );
+        assert_eq!(m.attrs.set, attr::RDONLY);
+        assert_eq!(
+            m.propagation,
+            Some(PropagationChange {
+                kind: Propagation::Private,
+                recursive: true
+            })
+        );
+    }
+
+    #[test]
+    fn user_namespace_binds_devices_and_no_pivot_moves_root() {
+        let b = bundle(|v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+            v["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions { no_pivot: true }).unwrap();
+        assert!(plan
+            .rootfs
+            .setup
+            .iter()
+            .all(|s| !matches!(s, Step::Device(d) if !d.bind_from_host)));
+        assert_eq!(plan.rootfs.switch, RootSwitch::MoveRoot);
+        assert!(plan.namespaces.creates(Namespace::User));
+        assert_eq!(plan.namespaces.uid_mappings[0].host_id, 1000);
+    }
+
+    #[test]
+    fn no_dev_setup_when_dev_is_bound() {
+        let b = bundle(|v| {
+            v["mounts"][1] = serde_json::json!({"destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"]});
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        assert!(!plan
+            .rootfs
+            .setup
+            .iter()
+            .any(|s| matches!(s, Step::Device(_))));
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let b = bundle(|v| v["linux"]["rootfsPropagation"] = "sideways".into());
+        let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("linux.rootfsPropagation"),
+            "{err}"
+        );
+        let b = bundle(|v| {
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/x", "type": "proc", "options": ["tmpcopyup"]}
+            ));
+        });
+        let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("mounts[7].options"), "{err}");
+    }
+
+    #[test]
+    fn lexical_cleaning() {
+        assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(clean(Path::new("/../../x")), PathBuf::from("/x"));
+    }
+}

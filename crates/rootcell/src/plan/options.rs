@@ -86,12 +86,12 @@ pub enum Propagation {
 impl Propagation {
     /// The `MS_*` value `mount_setattr` expects in `mount_attr.propagation`.
     pub fn ms_flag(self) -> u64 {
-        (match self {
+        match self {
             Propagation::Private => libc::MS_PRIVATE,
             Propagation::Shared => libc::MS_SHARED,
             Propagation::Slave => libc::MS_SLAVE,
             Propagation::Unbindable => libc::MS_UNBINDABLE,
-        }) as u64
+        }
     }
 }
 

@@ -194,7 +194,7 @@ impl Rootfs {
     /// inode and its filesystem), so symlinks cannot smuggle a mount there.
     fn check_proc_target(&mut self, target: &OwnedFd, m: &MountStep, field: &str) -> Result<()> {
         let on_procfs = rustix::fs::fstatfs(target)
-            .map(|s| s.f_type as i64 == PROC_SUPER_MAGIC)
+            .map(|s| s.f_type == PROC_SUPER_MAGIC)
             .ctx(|| format!("{field}: statfs of the target"))?;
         if !on_procfs {
             let st = rustix::fs::fstat(target).ctx(|| format!("{field}: stat of the target"))?;
@@ -239,16 +239,7 @@ impl Rootfs {
             .mkdir_all(parent, 0o755)
             .map_err(|e| Error::Other(format!("{field}: {e}")))?;
         if !d.bind_from_host {
-            match dev::make_node(
-                dir.as_fd(),
-                name,
-                d.kind,
-                d.major,
-                d.minor,
-                d.mode,
-                d.uid,
-                d.gid,
-            ) {
+            match dev::make_node(dir.as_fd(), name, d) {
                 Ok(()) => return Ok(()),
                 // Creating nodes is refused in user namespaces: bind instead.
                 Err(rustix::io::Errno::PERM) => {}
