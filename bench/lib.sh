@@ -1,0 +1,146 @@
+# shellcheck shell=bash
+# Shared helpers for bench/*.sh (sourced, not run).
+#
+# Every benchmark re-executes itself inside a private mount namespace
+# (unshare --mount --propagation private): whatever the runtimes under test
+# do to mounts — including bugs of an unfinished rootcell — stays there, and
+# the temporary cgroup2 mounts the crun rows need never reach the machine's
+# own mount table.
+
+bench_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bench_out="$bench_repo/bench/out"
+# shellcheck disable=SC2034  # used by the scripts that source this file
+bench_doc="$bench_repo/docs/BENCHMARKS.md"
+bench_id=bench # fixed container id: `run` without --detach deletes the container on exit
+
+say() { echo "bench: $*" >&2; }
+die() {
+    echo "bench: error: $*" >&2
+    exit 1
+}
+
+# bench_enter_ns "$0" "$@": re-exec the calling script in a private mount
+# namespace (once), then create $bench_tmp, removed on exit.
+bench_enter_ns() {
+    local self="$1"
+    shift
+    [[ $(id -u) -eq 0 ]] || die "run as root (containers need it)"
+    if [[ "${ROOTCELL_BENCH_IN_NS:-}" != 1 ]]; then
+        ROOTCELL_BENCH_IN_NS=1 exec unshare --mount --propagation private -- "$self" "$@"
+    fi
+    for tool in hyperfine runc crun bwrap unshare python3; do
+        command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup"
+    done
+    bench_tmp="$(mktemp -d /tmp/rootcell-bench.XXXXXX)"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+    mkdir -p "$bench_out"
+}
+
+bench_cleanup() {
+    # Containers are run in the foreground and deleted by `run` itself; a
+    # failed one may leave state: ask each runtime to delete it.
+    local d rt
+    for d in "$bench_tmp"/state-*; do
+        [[ -d "$d" ]] || continue
+        rt="${d##*/state-}"
+        rt="${rt%%-*}"
+        case "$rt" in
+        rootcell) rt="$ROOTCELL" ;;
+        esac
+        "$rt" --root "$d" delete --force "$bench_id" >/dev/null 2>&1 || true
+    done
+    # --one-file-system: never descend into anything still mounted.
+    rm -rf --one-file-system "$bench_tmp"
+}
+
+# The runtimes compared. ROOTCELL may point at another binary.
+ROOTCELL="${ROOTCELL:-$bench_repo/target/release/rootcell}"
+runtime_bin() { # NAME -> path
+    case "$1" in
+    rootcell) echo "$ROOTCELL" ;;
+    *) command -v "$1" ;;
+    esac
+}
+
+# rt_cmd NAME BUNDLE MODE: the command line hyperfine times (as one string,
+# hyperfine -N splits it like a shell). MODE is
+#   host     the runtime as is, on the machine's hybrid cgroup v1 layout;
+#   cgroup2  inside `unshare -m` with a fresh cgroup2 mounted on /sys/fs/cgroup
+#            (crun 1.8 refuses hybrid layouts), bundle without
+#            linux.resources nor the /sys/fs/cgroup mount.
+# Each (runtime, mode) pair gets its own --root state dir.
+rt_cmd() {
+    local name="$1" bundle="$2" mode="$3" bin state
+    bin="$(runtime_bin "$name")"
+    state="$bench_tmp/state-$name-$mode"
+    mkdir -p "$state"
+    case "$mode" in
+    host) echo "$bin --root $state run --bundle $bundle $bench_id" ;;
+    cgroup2) echo "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec $bin --root $state run --bundle $bundle $bench_id'" ;;
+    *) die "unknown mode $mode" ;;
+    esac
+}
+
+# make_bench_bundle DIR ARGS_JSON [strip]: busybox bundle from `runc spec`
+# (the same config for every runtime, stable while rootcell's own spec
+# evolves). With "strip": no linux.resources and no cgroup mount.
+make_bench_bundle() {
+    local dir="$1" args="$2" strip="${3:-}"
+    QUIET=1 ARGS="$args" "$bench_repo/scripts/make-bundle" "$dir" runc >/dev/null ||
+        die "make-bundle $dir failed"
+    if [[ "$strip" == strip ]]; then
+        python3 "$bench_repo/bench/report.py" strip-cgroups "$dir/config.json"
+    fi
+}
+
+# check_cmd LABEL COMMAND: run COMMAND (a string for a check bundle whose
+# container prints "rootcell-bench-ok") twice — the second run also proves
+# the fixed id was deleted — and succeed only if both print the marker.
+check_marker=rootcell-bench-ok
+check_cmd() {
+    local label="$1" cmd="$2" out i rc
+    for i in 1 2; do
+        rc=0
+        out="$(timeout 60 bash -c "$cmd" 2>&1 </dev/null)" || rc=$?
+        if [[ $rc -ne 0 || "$out" != *"$check_marker"* ]]; then
+            say "$label: check run $i failed (exit $rc$([[ -n "$out" ]] || echo ', no output')); recorded as failed"
+            [[ -z "$out" ]] || printf '%s\n' "$out" | tail -n 5 | sed 's/^/    | /' >&2
+            return 1
+        fi
+    done
+    return 0
+}
+
+# Versions and machine facts, one "key: value" per line (for report.py).
+bench_meta() {
+    local rc_version
+    rc_version="$("$ROOTCELL" --version 2>/dev/null | head -n1)"
+    [[ -n "$rc_version" ]] || rc_version="(no --version)"
+    local rev
+    rev="$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo none)"
+    if [[ -n "$(git -C "$bench_repo" status --porcelain -- crates Cargo.toml Cargo.lock 2>/dev/null)" ]]; then
+        rev="$rev + uncommitted changes"
+    fi
+    rc_version="$rc_version, git $rev"
+    echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "kernel: $(uname -r)"
+    echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') ($(nproc) cores)"
+    echo "rootcell: $rc_version"
+    echo "runc: $(runc --version | head -n1)"
+    echo "crun: $(crun --version | head -n1)"
+    echo "bwrap: $(bwrap --version | head -n1)"
+    echo "hyperfine: $(hyperfine --version | head -n1)"
+    echo "cgroups: $(cgroup_layout)"
+    echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min load average at the end; above ~0.5 the numbers are noisy)"
+}
+
+cgroup_layout() {
+    if [[ "$(stat -f -c %T /sys/fs/cgroup 2>/dev/null)" == cgroup2fs ]]; then
+        echo "unified (cgroup v2)"
+    elif [[ -d /sys/fs/cgroup/unified ]]; then
+        echo "hybrid (v1 controllers + empty cgroup2 at /sys/fs/cgroup/unified)"
+    else
+        echo "legacy (cgroup v1)"
+    fi
+}
