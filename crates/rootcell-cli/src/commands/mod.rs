@@ -113,10 +113,19 @@ fn plan(runtime: &Runtime, bundle: &Path, json: bool, no_pivot: bool) -> Result<
         cgroup_mounts: cg.mount_sources,
     };
     let plan = rootcell::plan::build(&bundle, &host, rootcell::plan::PlanOptions { no_pivot })?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+    let text = if json {
+        serde_json::to_string_pretty(&plan)? + "\n"
     } else {
-        print!("{plan}");
+        plan.to_string()
+    };
+    emit(&text)
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
