@@ -178,6 +178,36 @@ fn validate_linux(spec: &Spec) -> Result<()> {
             ));
         }
     }
+    if !has_any(LinuxNamespaceType::Mount) {
+        // Masks, read-only paths and a read-only root are mounts: without a
+        // mount namespace of its own they would land in the runtime's.
+        let needs_mounts = [
+            (
+                "linux.maskedPaths",
+                linux.masked_paths().as_ref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "linux.readonlyPaths",
+                linux
+                    .readonly_paths()
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "root.readonly",
+                spec.root()
+                    .as_ref()
+                    .and_then(|r| r.readonly())
+                    .unwrap_or(false),
+            ),
+        ];
+        if let Some((field, _)) = needs_mounts.iter().find(|(_, set)| *set) {
+            return Err(Error::spec(
+                *field,
+                "needs a mount namespace in linux.namespaces",
+            ));
+        }
+    }
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
         validate_sysctl_key(key)?;
         let field = format!("linux.sysctl.{key}");
@@ -199,10 +229,17 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         if ipc && !has_new(LinuxNamespaceType::Ipc) {
             return Err(Error::spec(field, "ipc sysctls need a new ipc namespace"));
         }
-        if (key == "kernel.hostname" || key == "kernel.domainname")
-            && !has_new(LinuxNamespaceType::Uts)
-        {
+        let uts = key == "kernel.hostname" || key == "kernel.domainname";
+        if uts && !has_new(LinuxNamespaceType::Uts) {
             return Err(Error::spec(field, "needs a new uts namespace"));
+        }
+        // Anything else is global to the host: writing it from a container
+        // would change the machine, so it is refused (as runc does).
+        if !ipc && !uts && !key.starts_with("net.") {
+            return Err(Error::spec(
+                field,
+                "is not namespaced: it would change the host, so it cannot be set per container",
+            ));
         }
     }
     if let Some(path) = linux.cgroups_path() {
@@ -293,6 +330,42 @@ fn validate_hooks(spec: &Spec) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn spec_with(edit: impl FnOnce(&mut serde_json::Value)) -> Spec {
+        let mut v = crate::spec::default_spec(None);
+        edit(&mut v);
+        crate::spec::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn host_global_sysctls_are_refused() {
+        let tmp = std::env::temp_dir();
+        let ok = spec_with(|v| {
+            v["root"]["path"] = tmp.to_str().unwrap().into();
+            v["linux"]["sysctl"] =
+                serde_json::json!({"net.ipv4.ip_forward": "1", "kernel.shmmax": "1"});
+        });
+        assert!(validate(&ok, &tmp).is_ok());
+        let bad = spec_with(|v| {
+            v["root"]["path"] = tmp.to_str().unwrap().into();
+            v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"});
+        });
+        let err = validate(&bad, &tmp).unwrap_err().to_string();
+        assert!(err.starts_with("linux.sysctl.vm.swappiness"), "{err}");
+    }
+
+    #[test]
+    fn masks_without_a_mount_namespace_are_refused() {
+        let tmp = std::env::temp_dir();
+        let spec = spec_with(|v| {
+            v["root"]["path"] = tmp.to_str().unwrap().into();
+            v["mounts"] = serde_json::json!([]);
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+            v["hostname"] = serde_json::Value::Null;
+        });
+        let err = validate(&spec, &tmp).unwrap_err().to_string();
+        assert!(err.starts_with("linux.maskedPaths"), "{err}");
+    }
 
     #[test]
     fn sysctl_keys_cannot_leave_proc_sys() {
