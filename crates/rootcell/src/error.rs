@@ -83,17 +83,9 @@ impl<T> IoContext<T> for rustix::io::Result<T> {
 
 impl<T> IoContext<T> for std::result::Result<T, pathrs::error::Error> {
     fn ctx<C: Into<String>>(self, context: impl FnOnce() -> C) -> Result<T> {
-        self.map_err(|e| {
-            let source = match e.kind() {
-                pathrs::error::ErrorKind::OsError(Some(errno)) => {
-                    io::Error::from_raw_os_error(errno)
-                }
-                _ => io::Error::other(e.to_string()),
-            };
-            Error::Io {
-                context: context().into(),
-                cause: source,
-            }
+        self.map_err(|e| Error::Io {
+            context: context().into(),
+            cause: crate::fs::procfs::to_io(e),
         })
     }
 }

@@ -96,23 +96,7 @@ fn spec(bundle: &Path, rootless: bool) -> Result<()> {
 
 /// `rootcell plan`: what `create` would do, without doing it.
 fn plan(runtime: &Runtime, bundle: &Path, json: bool, no_pivot: bool) -> Result<()> {
-    let bundle = rootcell::spec::Bundle::load(bundle)?;
-    let hierarchies = rootcell::cgroup::host_hierarchies()?;
-    let cg = rootcell::cgroup::container_dirs(
-        &hierarchies,
-        bundle
-            .spec
-            .linux()
-            .as_ref()
-            .and_then(|l| l.cgroups_path().as_deref()),
-        "<id>",
-    );
-    let host = rootcell::plan::HostFacts {
-        has_kcore: Path::new("/proc/kcore").exists(),
-        rootless: runtime.rootless,
-        cgroup_mounts: cg.mount_sources,
-    };
-    let plan = rootcell::plan::build(&bundle, &host, rootcell::plan::PlanOptions { no_pivot })?;
+    let plan = runtime.plan(bundle, no_pivot)?;
     let text = if json {
         serde_json::to_string_pretty(&plan)? + "\n"
     } else {

@@ -11,8 +11,8 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
-use crate::hooks::{self, HookKind, StateMessage};
-use crate::plan::{self, HostFacts, Namespace};
+use crate::hooks::{self, HookKind};
+use crate::plan::{self, HostFacts, Plan, PlanOptions};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::spec::Bundle;
@@ -62,10 +62,10 @@ impl Runtime {
 
     /// `rootcell create`: everything up to the user process, which waits.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
-        let created = self.create_container(id, opts, true)?;
+        let mut created = self.create_container(id, opts, true)?;
+        created.state.status = Status::Created;
         // Dropping `created` unlocks the directory; init waits on the fifo.
-        drop(created);
-        Ok(())
+        created.dir.save(&created.state)
     }
 
     /// `rootcell start`: releases a created container's process.
@@ -113,28 +113,11 @@ impl Runtime {
             Some(signals::Forwarder::block()?)
         };
         let mut created = self.create_container(id, opts, false)?;
-        created.channel.send(&ToContainer::Start)?;
-        let failure = match created.channel.recv::<ToRuntime>()? {
-            Some(ToRuntime::Exec) => None,
-            Some(ToRuntime::Failed { message }) => Some(message),
-            _ => Some("the container's init exited before exec".into()),
-        };
-        if let Some(message) = failure {
+        if let Err(e) = self.release(&mut created) {
             let Created { dir, state, .. } = created;
-            if forwarding.is_some() {
-                wait::reap(state.pid);
-            }
-            self.destroy(dir, &state)?;
-            return Err(Error::Init(message));
-        }
-        created.state.status = Status::Running;
-        created.dir.save(&created.state)?;
-        if let Err(e) = self.poststart(&created.state) {
-            let Created { dir, state, .. } = created;
-            if forwarding.is_some() {
-                // init is our child: reap it so it does not linger.
-                wait::reap(state.pid);
-            }
+            // Init is our child (we are its subreaper) and is exiting or
+            // killed: reap it, then clean up as `delete` would.
+            wait::reap(state.pid);
             let _ = self.destroy(dir, &state);
             return Err(e);
         }
@@ -152,6 +135,24 @@ impl Runtime {
         Ok(code)
     }
 
+    /// `run`'s start: tells init to go on, waits until startContainer hooks
+    /// ran and exec is next, records "running", runs poststart hooks.
+    fn release(&self, created: &mut Created) -> Result<()> {
+        created.channel.send(&ToContainer::Start)?;
+        match created.channel.recv::<ToRuntime>()? {
+            Some(ToRuntime::Exec) => {}
+            Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
+            _ => {
+                return Err(Error::Init(
+                    "the container's init exited before exec".into(),
+                ))
+            }
+        }
+        created.state.status = Status::Running;
+        created.dir.save(&created.state)?;
+        self.poststart(&created.state)
+    }
+
     fn create_container(&self, id: &str, opts: &CreateOptions, fifo_gate: bool) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
@@ -163,67 +164,46 @@ impl Runtime {
             ));
         }
         let dir = ContainerDir::create(&self.root, id)?;
-        let mut guard = CreateGuard {
-            dir: Some(dir),
-            pids: Vec::new(),
-            cgroup_dirs: Vec::new(),
-        };
-        match self.setup(id, opts, bundle, fifo_gate, &mut guard) {
-            Ok((state, channel)) => {
-                let dir = guard
-                    .dir
-                    .take()
-                    .ok_or_else(|| Error::Other("state directory lost".into()))?;
-                Ok(Created {
-                    dir,
-                    state,
-                    channel,
-                })
-            }
+        let mut undo = Undo::default();
+        match self.setup(&dir, id, opts, &bundle, fifo_gate, &mut undo) {
+            Ok((state, channel)) => Ok(Created {
+                dir,
+                state,
+                channel,
+            }),
             Err(e) => {
-                guard.fail();
+                undo.run();
+                let _ = dir.remove();
                 Err(e)
             }
         }
     }
 
+    /// Everything of `create` after the state directory exists. What it
+    /// starts or creates is recorded in `undo` so a failure leaves nothing.
     fn setup(
         &self,
+        dir: &ContainerDir,
         id: &str,
         opts: &CreateOptions,
-        bundle: Bundle,
+        bundle: &Bundle,
         fifo_gate: bool,
-        guard: &mut CreateGuard,
+        undo: &mut Undo,
     ) -> Result<(ContainerState, Channel)> {
-        let linux = bundle.spec.linux().as_ref();
-        let hierarchies = cgroup::host_hierarchies()?;
-        let mut cg = cgroup::container_dirs(
-            &hierarchies,
-            linux.and_then(|l| l.cgroups_path().as_deref()),
-            id,
-        );
+        let (host, mut cg) = host_facts(bundle, id, self.rootless)?;
         cgroup::create(&mut cg, self.rootless)?;
-        guard.cgroup_dirs = cg.dirs.clone();
-
+        undo.cgroup_dirs = cg.dirs.clone();
         let host = HostFacts {
-            has_kcore: Path::new("/proc/kcore").exists(),
-            rootless: self.rootless,
             cgroup_mounts: cg.mount_sources.clone(),
+            ..host
         };
         let plan = plan::build(
-            &bundle,
+            bundle,
             &host,
-            plan::build::PlanOptions {
+            PlanOptions {
                 no_pivot: opts.no_pivot,
             },
         )?;
-        if let Some(c) = &plan.process.capabilities {
-            process::capabilities::validate(c)?;
-        }
-        let dir = guard
-            .dir
-            .as_ref()
-            .ok_or_else(|| Error::Other("state directory lost".into()))?;
 
         let gate = if fifo_gate {
             let fifo = dir.path.join(EXEC_FIFO);
@@ -255,7 +235,6 @@ impl Runtime {
             owner: String::new(),
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
             cgroup_dirs: cg.dirs.clone(),
-            own_pid_namespace: plan.namespaces.creates(Namespace::Pid),
             hooks: bundle.spec.hooks().clone(),
         };
         dir.save(&st)?;
@@ -277,7 +256,7 @@ impl Runtime {
         };
         tracing::debug!("container {id}: plan ready, forking");
         let stage1 = process::spawn(cfg, container_side)?;
-        guard.pids.push(stage1);
+        undo.pids.push(stage1);
 
         loop {
             let msg = runtime_side.recv::<ToRuntime>()?;
@@ -295,7 +274,7 @@ impl Runtime {
                     }
                 }
                 Some(ToRuntime::InitPid { pid }) => {
-                    guard.pids.push(pid);
+                    undo.pids.push(pid);
                     st.pid = pid;
                     st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
                     dir.save(&st)?;
@@ -307,9 +286,9 @@ impl Runtime {
                             .and_then(|()| hooks::run(HookKind::CreateRuntime, h, &json))
                     });
                     match result {
-                        Ok(()) => runtime_side.send(&StateMessage::Continue { state: json })?,
+                        Ok(()) => runtime_side.send(&ToContainer::HooksDone { state: json })?,
                         Err(e) => {
-                            runtime_side.send(&StateMessage::Abort {
+                            runtime_side.send(&ToContainer::Abort {
                                 message: e.to_string(),
                             })?;
                             return Err(e);
@@ -329,12 +308,18 @@ impl Runtime {
             }
         }
         wait::reap(stage1);
-        st.status = Status::Created;
-        dir.save(&st)?;
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, st.pid)?;
         }
         Ok((st, runtime_side))
+    }
+
+    /// `rootcell plan`: what `create` would do for `bundle`, without doing
+    /// anything.
+    pub fn plan(&self, bundle: &Path, no_pivot: bool) -> Result<Plan> {
+        let bundle = Bundle::load(bundle)?;
+        let (host, _) = host_facts(&bundle, "<id>", self.rootless)?;
+        plan::build(&bundle, &host, PlanOptions { no_pivot })
     }
 
     /// `rootcell state`.
@@ -415,16 +400,9 @@ impl Runtime {
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
         let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
-        wait::until_gone(st.pid, st.pid_start_time);
-        let mut leftovers = cgroup::pids(&st.cgroup_dirs);
-        if !leftovers.is_empty() {
-            for pid in &leftovers {
-                let _ = wait::signal(*pid, libc::SIGKILL);
-            }
-            for pid in leftovers.drain(..) {
-                wait::until_gone(pid, state::process_start_time(pid).unwrap_or(0));
-            }
-        }
+        wait::until_gone(st.pid, Some(st.pid_start_time));
+        // Without a pid namespace, init's death leaves the rest running.
+        wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
         cgroup::remove(&st.cgroup_dirs)?;
         if let Some(h) = &st.hooks {
             let json = st.oci_json(Status::Stopped).to_string();
@@ -444,30 +422,45 @@ fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     std::fs::rename(&tmp, path).ctx(|| format!("--pid-file {}", path.display()))
 }
 
-/// Undoes a failed create: no process, cgroup or state is left behind.
-struct CreateGuard {
-    dir: Option<ContainerDir>,
+/// What a failed create must take back: the processes it started and the
+/// cgroups it made (the state directory is removed by the caller).
+#[derive(Default)]
+struct Undo {
     pids: Vec<i32>,
     cgroup_dirs: Vec<PathBuf>,
 }
 
-impl CreateGuard {
-    fn fail(&mut self) {
-        for pid in cgroup::pids(&self.cgroup_dirs)
-            .into_iter()
-            .chain(self.pids.iter().copied())
-        {
-            let _ = wait::signal(pid, libc::SIGKILL);
+impl Undo {
+    fn run(&mut self) {
+        for pid in &self.pids {
+            let _ = wait::signal(*pid, libc::SIGKILL);
         }
+        // Our children (stage 1, and init once stage 1 is gone).
         for pid in self.pids.drain(..) {
             wait::reap(pid);
         }
-        for pid in cgroup::pids(&self.cgroup_dirs) {
-            wait::until_gone(pid, state::process_start_time(pid).unwrap_or(0));
-        }
+        wait::kill_all(&cgroup::pids(&self.cgroup_dirs));
         let _ = cgroup::remove(&self.cgroup_dirs);
-        if let Some(dir) = self.dir.take() {
-            let _ = dir.remove();
-        }
     }
+}
+
+/// Facts about the host the plan depends on, and the container's cgroup
+/// (not created yet).
+fn host_facts(
+    bundle: &Bundle,
+    id: &str,
+    rootless: bool,
+) -> Result<(HostFacts, cgroup::ContainerCgroup)> {
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    let cg = cgroup::container_dirs(&cgroup::host_hierarchies()?, cgroups_path, id);
+    let host = HostFacts {
+        has_kcore: Path::new("/proc/kcore").exists(),
+        rootless,
+        cgroup_mounts: cg.mount_sources.clone(),
+    };
+    Ok((host, cg))
 }

@@ -58,7 +58,10 @@ pub fn parse_signal(text: &str) -> Result<i32> {
         } else {
             rest.parse().map_err(|_| bad())?
         };
-        let n = base + sign * off;
+        let n = off
+            .checked_mul(sign)
+            .and_then(|o| base.checked_add(o))
+            .ok_or_else(bad)?;
         if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&n) {
             Ok(n)
         } else {
@@ -157,7 +160,16 @@ mod tests {
         assert_eq!(parse_signal("sigusr1").unwrap(), 10);
         assert_eq!(parse_signal("9").unwrap(), 9);
         assert_eq!(parse_signal("RTMIN+1").unwrap(), libc::SIGRTMIN() + 1);
-        for bad in ["", "FOO", "0", "999", "SIG", "RTMIN+99"] {
+        for bad in [
+            "",
+            "FOO",
+            "0",
+            "999",
+            "SIG",
+            "RTMIN+99",
+            "RTMIN+2147483647",
+            "RTMAX-2147483647",
+        ] {
             assert!(parse_signal(bad).is_err(), "{bad}");
         }
     }

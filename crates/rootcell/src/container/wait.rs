@@ -2,8 +2,10 @@
 //! through pidfds so a recycled pid is never hit.
 
 use std::io;
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
 use crate::state::process_start_time;
@@ -17,67 +19,77 @@ pub fn reap(pid: i32) {
     {}
 }
 
-pub fn signal(pid: i32, sig: i32) -> io::Result<()> {
-    let pid = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let fd = pidfd_open(pid, PidfdFlags::empty())?;
+/// A pidfd for `pid`. With `start_time`, only if `pid` is still the process
+/// that started then: the pidfd pins it between this check and its use.
+fn pidfd(pid: i32, start_time: Option<u64>) -> io::Result<OwnedFd> {
+    let gone = || io::Error::from_raw_os_error(libc::ESRCH);
+    let fd = pidfd_open(Pid::from_raw(pid).ok_or_else(gone)?, PidfdFlags::empty())?;
+    match start_time {
+        Some(t) if process_start_time(pid) != Some(t) => Err(gone()),
+        _ => Ok(fd),
+    }
+}
+
+fn send(fd: &OwnedFd, sig: i32) -> io::Result<()> {
     let sig =
         Signal::from_named_raw(sig).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    pidfd_send_signal(&fd, sig)?;
-    Ok(())
+    Ok(pidfd_send_signal(fd, sig)?)
+}
+
+/// Signals `pid` (a process just listed in the container's cgroup).
+pub fn signal(pid: i32, sig: i32) -> io::Result<()> {
+    send(&pidfd(pid, None)?, sig)
 }
 
 /// Signals `pid` only if it is still the process that started at
-/// `start_time`: the pidfd pins it between the check and the signal.
+/// `start_time`.
 pub fn signal_checked(pid: i32, start_time: u64, sig: i32) -> io::Result<()> {
-    let p = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let fd = pidfd_open(p, PidfdFlags::empty())?;
-    if process_start_time(pid) != Some(start_time) {
-        return Err(io::Error::from_raw_os_error(libc::ESRCH));
-    }
-    let sig =
-        Signal::from_named_raw(sig).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
-    pidfd_send_signal(&fd, sig)?;
-    Ok(())
+    send(&pidfd(pid, Some(start_time))?, sig)
 }
 
-/// Waits (at most 10 s) until `pid` has exited, via its pidfd.
-pub fn until_gone(pid: i32, start_time: u64) {
-    let Some(p) = Pid::from_raw(pid) else { return };
-    let Ok(fd) = pidfd_open(p, PidfdFlags::empty()) else {
-        return;
-    };
-    if process_start_time(pid) != Some(start_time) {
-        return;
+/// Waits (at most 10 s) until `pid` has exited.
+pub fn until_gone(pid: i32, start_time: Option<u64>) {
+    if let Ok(fd) = pidfd(pid, start_time) {
+        wait_readable(&fd, Duration::from_secs(10));
     }
-    let mut fds = [rustix::event::PollFd::new(
-        &fd,
-        rustix::event::PollFlags::IN,
-    )];
-    let timeout = Duration::from_secs(10);
+}
+
+/// SIGKILLs every process of `pids` and waits for each to exit.
+pub fn kill_all(pids: &[i32]) {
+    let fds: Vec<OwnedFd> = pids.iter().filter_map(|p| pidfd(*p, None).ok()).collect();
+    for fd in &fds {
+        let _ = send(fd, libc::SIGKILL);
+    }
+    for fd in &fds {
+        wait_readable(fd, Duration::from_secs(10));
+    }
+}
+
+/// A pidfd becomes readable when its process exits.
+fn wait_readable(fd: &OwnedFd, timeout: Duration) {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
     let ts = rustix::time::Timespec {
         tv_sec: timeout.as_secs() as i64,
         tv_nsec: 0,
     };
-    let _ = rustix::event::poll(&mut fds, Some(&ts));
+    let _ = poll(&mut fds, Some(&ts));
 }
 
 /// Reads the exec fifo until init has exec'd: Ok(true) when init wrote "1"
 /// (startContainer hooks done) and then closed its end at exec; Ok(false)
 /// when it died before. Init's pidfd is polled too, so a dead init never
 /// hangs `start`.
-pub fn exec_fifo(reader: &std::os::fd::OwnedFd, pid: i32, start_time: u64) -> io::Result<bool> {
-    let p = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let pidfd = pidfd_open(p, PidfdFlags::empty())?;
-    if process_start_time(pid) != Some(start_time) {
+pub fn exec_fifo(reader: &OwnedFd, pid: i32, start_time: u64) -> io::Result<bool> {
+    let Ok(init) = pidfd(pid, Some(start_time)) else {
         return Ok(false);
-    }
+    };
     let mut hooks_done = false;
     loop {
         let mut fds = [
-            rustix::event::PollFd::new(reader, rustix::event::PollFlags::IN),
-            rustix::event::PollFd::new(&pidfd, rustix::event::PollFlags::IN),
+            PollFd::new(reader, PollFlags::IN),
+            PollFd::new(&init, PollFlags::IN),
         ];
-        match rustix::event::poll(&mut fds, None) {
+        match poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
             Ok(_) => {}

@@ -1,36 +1,107 @@
-//! One private procfs handle per process (libpathrs: `fsopen("proc")` with
-//! `subset=pid`, verified with `fstatfs`). Creating one costs a dozen
-//! syscalls, so it is made once and reused; it is close-on-exec and never
-//! reaches the container's process.
+//! Every access under `/proc` goes through here: a private procfs instance
+//! held by fd (libpathrs: `fsopen("proc")`, verified with `fstatfs`, with
+//! no overmounts followed), never the `/proc` of a container, which the
+//! container could have tampered with. Creating a handle costs a dozen
+//! syscalls, so each kind is made once per process and reused; the fds are
+//! close-on-exec and never reach the container's process.
 
-use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use pathrs::procfs::{ProcfsBase, ProcfsHandle};
+use pathrs::flags::OpenFlags;
+pub use pathrs::procfs::ProcfsBase;
+use pathrs::procfs::{ProcfsHandle, ProcfsHandleBuilder};
 
-static HANDLE: OnceLock<ProcfsHandle> = OnceLock::new();
+/// `subset=pid`: only process directories.
+static PIDS: OnceLock<ProcfsHandle> = OnceLock::new();
+/// The whole procfs, for `/proc/sys`.
+static FULL: OnceLock<ProcfsHandle> = OnceLock::new();
 
-/// The process's procfs handle. A handle inherited across `fork` stays
-/// valid: it names the same procfs instance, whose pid namespace is an
-/// ancestor of ours, and `thread-self` resolves against the caller.
-pub fn handle() -> Result<&'static ProcfsHandle, pathrs::error::Error> {
-    if let Some(h) = HANDLE.get() {
+/// A pathrs error as an `io::Error`, keeping the errno when there is one.
+pub fn to_io(e: pathrs::error::Error) -> io::Error {
+    match e.kind() {
+        pathrs::error::ErrorKind::OsError(Some(errno)) => io::Error::from_raw_os_error(errno),
+        _ => io::Error::other(e.to_string()),
+    }
+}
+
+fn cached(
+    cell: &'static OnceLock<ProcfsHandle>,
+    make: fn() -> Result<ProcfsHandle, pathrs::error::Error>,
+) -> io::Result<&'static ProcfsHandle> {
+    if let Some(h) = cell.get() {
         return Ok(h);
     }
-    let h = ProcfsHandle::new()?;
-    Ok(HANDLE.get_or_init(|| h))
+    let h = make().map_err(to_io)?;
+    Ok(cell.get_or_init(|| h))
+}
+
+/// The process's `subset=pid` handle. One inherited across `fork` stays
+/// valid: it names the same procfs instance, whose pid namespace is an
+/// ancestor of ours, and `self`/`thread-self` resolve against the caller.
+fn pids() -> io::Result<&'static ProcfsHandle> {
+    cached(&PIDS, ProcfsHandle::new)
+}
+
+fn full() -> io::Result<&'static ProcfsHandle> {
+    cached(&FULL, || {
+        ProcfsHandleBuilder::new().subset_pid(false).build()
+    })
+}
+
+/// Writes `content` to a file under `/proc/<base>/`.
+pub fn write(base: ProcfsBase, file: &str, content: &str) -> io::Result<()> {
+    let f = pids()?
+        .open(base, file, OpenFlags::O_WRONLY)
+        .map_err(to_io)?;
+    (&f).write_all(content.as_bytes())
+}
+
+/// Reads a file under `/proc/<base>/`.
+pub fn read(base: ProcfsBase, file: &str) -> io::Result<String> {
+    let mut f = pids()?
+        .open(base, file, OpenFlags::O_RDONLY)
+        .map_err(to_io)?;
+    let mut text = String::new();
+    f.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// Writes a sysctl (`net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`).
+/// The key must have been validated (`spec::validate_sysctl_key`).
+pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    let f = full()?
+        .open(
+            ProcfsBase::ProcRoot,
+            format!("sys/{}", key.replace('.', "/")),
+            OpenFlags::O_WRONLY,
+        )
+        .map_err(to_io)?;
+    (&f).write_all(value.as_bytes())
+}
+
+/// Reopens the file `fd` refers to (often an `O_PATH` fd) with `flags`,
+/// through `/proc/thread-self/fd/N` of the private procfs.
+pub fn reopen(fd: impl AsFd, flags: OpenFlags) -> io::Result<OwnedFd> {
+    let file = pids()?
+        .open_follow(
+            ProcfsBase::ProcThreadSelf,
+            format!("fd/{}", fd.as_fd().as_raw_fd()),
+            flags,
+        )
+        .map_err(to_io)?;
+    Ok(file.into())
 }
 
 /// The path an fd refers to, as the kernel names it (for checks and
 /// messages only; never used to reach the file again).
 pub fn path_of(fd: impl AsFd) -> io::Result<PathBuf> {
-    handle()
-        .map_err(io::Error::other)?
+    pids()?
         .readlink(
             ProcfsBase::ProcThreadSelf,
             format!("fd/{}", fd.as_fd().as_raw_fd()),
         )
-        .map_err(io::Error::other)
+        .map_err(to_io)
 }

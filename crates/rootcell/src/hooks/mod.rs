@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -45,14 +44,6 @@ impl HookKind {
         };
         list.as_deref().unwrap_or_default()
     }
-}
-
-/// The runtime's answer to init's request to run the create hooks: the
-/// state JSON init passes on to `createContainer`/`startContainer` hooks.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum StateMessage {
-    Continue { state: String },
-    Abort { message: String },
 }
 
 /// Runs every hook of `kind` in order; the first failure stops and is

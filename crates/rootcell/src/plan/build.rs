@@ -134,14 +134,14 @@ fn rootfs_plan(
 
     for (i, mount) in spec.mounts().iter().flatten().enumerate() {
         let dest = clean(mount.destination());
-        let opts = options::parse(mount.options().as_deref().unwrap_or_default());
+        let mount_opts = options::parse(mount.options().as_deref().unwrap_or_default());
         let fstype = mount.typ().as_deref().unwrap_or("");
-        let is_bind = opts.bind || fstype == "bind";
+        let is_bind = mount_opts.bind || fstype == "bind";
         if is_bind && dest == Path::new("/dev") {
             dev_is_bound = true;
         }
         if fstype == "cgroup" || fstype == "cgroup2" {
-            cgroup_mount(&mut setup, &mut finish, i, &dest, &opts, host, ns);
+            cgroup_mount(&mut setup, &mut finish, i, &dest, &mount_opts, host, ns);
             continue;
         }
         let kind = if is_bind {
@@ -150,7 +150,7 @@ fn rootfs_plan(
             })?;
             MountKind::Bind {
                 source: bundle.dir.join(source),
-                recursive: opts.recursive_bind,
+                recursive: mount_opts.recursive_bind,
             }
         } else {
             MountKind::Fresh {
@@ -160,26 +160,26 @@ fn rootfs_plan(
                     .as_ref()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| fstype.to_string()),
-                options: opts.data.clone(),
-                copy_up: opts.tmpcopyup,
+                options: mount_opts.data.clone(),
+                copy_up: mount_opts.tmpcopyup,
             }
         };
-        if opts.tmpcopyup && fstype != "tmpfs" {
+        if mount_opts.tmpcopyup && fstype != "tmpfs" {
             return Err(Error::spec(
                 format!("mounts[{i}].options"),
                 "tmpcopyup works only with type tmpfs",
             ));
         }
-        if opts.idmap.is_some() {
+        if mount_opts.idmap.is_some() {
             return Err(Error::spec(
                 format!("mounts[{i}].options"),
                 "idmap mounts are not supported yet",
             ));
         }
-        let mut attrs = opts.attrs;
+        let mut attrs = mount_opts.attrs;
         // A read-only /dev or copy-up tmpfs is filled first, then made
         // read-only, as runc does.
-        let fill_first = !is_bind && (dest == Path::new("/dev") || opts.tmpcopyup);
+        let fill_first = !is_bind && (dest == Path::new("/dev") || mount_opts.tmpcopyup);
         if fill_first && attrs.set & attr::RDONLY != 0 {
             attrs.set &= !attr::RDONLY;
             finish.push(Step::RemountReadOnly { path: dest.clone() });
@@ -188,8 +188,8 @@ fn rootfs_plan(
             destination: dest,
             kind,
             attrs,
-            recursive_attrs: opts.recursive_attrs,
-            propagation: opts.propagation,
+            recursive_attrs: mount_opts.recursive_attrs,
+            propagation: mount_opts.propagation,
             config_index: Some(i),
         }));
     }
@@ -374,8 +374,12 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
                 ))
             }
         };
-        let number = |v: i64, f: &str| {
-            u64::try_from(v).map_err(|_| Error::spec(field(f), format!("{v} is negative")))
+        // dev_t holds a 12-bit major and a 20-bit minor.
+        let number = |v: i64, f: &str, max: u64| {
+            u64::try_from(v)
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| Error::spec(field(f), format!("{v} is out of range 0..={max}")))
         };
         let mode = dev.file_mode().unwrap_or(0o666);
         if mode & !0o7777 != 0 {
@@ -387,8 +391,8 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
         nodes.push(DeviceNode {
             path: clean(dev.path()),
             kind,
-            major: number(dev.major(), "major")?,
-            minor: number(dev.minor(), "minor")?,
+            major: number(dev.major(), "major", 0xfff)?,
+            minor: number(dev.minor(), "minor", 0xf_ffff)?,
             mode,
             uid: dev.uid().unwrap_or(0),
             gid: dev.gid().unwrap_or(0),
@@ -438,24 +442,16 @@ fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
             hard: r.hard(),
         });
     }
-    let capabilities = process.capabilities().as_ref().map(|c| {
-        let names = |set: &Option<oci_spec::runtime::Capabilities>| {
-            let mut v: Vec<String> = set
-                .iter()
-                .flatten()
-                .map(|cap| format!("CAP_{}", serde_name(cap)))
-                .collect();
-            v.sort();
-            v
-        };
-        Capabilities {
-            bounding: names(c.bounding()),
-            effective: names(c.effective()),
-            permitted: names(c.permitted()),
-            inheritable: names(c.inheritable()),
-            ambient: names(c.ambient()),
-        }
-    });
+    let capabilities = match process.capabilities() {
+        None => None,
+        Some(c) => Some(Capabilities {
+            bounding: capability_names(c.bounding(), "bounding")?,
+            effective: capability_names(c.effective(), "effective")?,
+            permitted: capability_names(c.permitted(), "permitted")?,
+            inheritable: capability_names(c.inheritable(), "inheritable")?,
+            ambient: capability_names(c.ambient(), "ambient")?,
+        }),
+    };
     Ok(ProcessPlan {
         args: process.args().clone().unwrap_or_default(),
         env: process.env().clone().unwrap_or_default(),
@@ -472,13 +468,30 @@ fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
     })
 }
 
-/// The capability's name as the config spells it, without the `CAP_` prefix.
-fn serde_name(cap: &oci_spec::runtime::Capability) -> String {
-    let name = serde_json::to_value(cap)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    name.trim_start_matches("CAP_").to_string()
+/// Capability names as the kernel knows them (`CAP_KILL`), sorted. A name
+/// the config accepts but this host's kernel headers do not know is an
+/// error naming the set.
+fn capability_names(
+    set: &Option<oci_spec::runtime::Capabilities>,
+    field: &str,
+) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for cap in set.iter().flatten() {
+        let name = serde_json::to_value(cap)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let name = format!("CAP_{}", name.trim_start_matches("CAP_"));
+        if <caps::Capability as std::str::FromStr>::from_str(&name).is_err() {
+            return Err(Error::spec(
+                format!("process.capabilities.{field}"),
+                format!("unknown capability {name:?}"),
+            ));
+        }
+        names.push(name);
+    }
+    names.sort();
+    Ok(names)
 }
 
 fn rlimit_resource(typ: PosixRlimitType) -> (&'static str, i32) {
@@ -692,6 +705,23 @@ mod tests {
         });
         let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
         assert!(err.to_string().starts_with("mounts[7].options"), "{err}");
+    }
+
+    #[test]
+    fn device_numbers_are_range_checked() {
+        for (major, minor, field) in [(-1, 0, "major"), (4096, 0, "major"), (1, 1 << 20, "minor")] {
+            let b = bundle(|v| {
+                v["linux"]["devices"] = serde_json::json!(
+                    [{"path": "/dev/x", "type": "c", "major": major, "minor": minor}]
+                );
+            });
+            let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("linux.devices[0].{field}")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

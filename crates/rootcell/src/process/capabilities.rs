@@ -26,16 +26,6 @@ fn parse(names: &[String], field: &str) -> Result<CapsHashSet> {
         .collect()
 }
 
-/// Checks every name; used by the planner's caller before anything runs.
-pub fn validate(c: &Capabilities) -> Result<()> {
-    parse(&c.bounding, "bounding")?;
-    parse(&c.effective, "effective")?;
-    parse(&c.permitted, "permitted")?;
-    parse(&c.inheritable, "inheritable")?;
-    parse(&c.ambient, "ambient")?;
-    Ok(())
-}
-
 /// Drops everything not in the bounding set. Needs CAP_SETPCAP, so it runs
 /// before switching to the container's user.
 pub fn apply_bounding(c: &Capabilities) -> Result<()> {

@@ -1,10 +1,10 @@
 //! Users and groups: writing a new user namespace's id maps (runtime side)
 //! and becoming the configured user (container side).
 
-use std::io::Write;
 use std::process::Command;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::IdMapping;
 use crate::process::sys;
 
@@ -53,15 +53,7 @@ fn format_maps(maps: &[IdMapping]) -> String {
 }
 
 fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
-    let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
-    let f = proc
-        .open(
-            pathrs::procfs::ProcfsBase::ProcPid(pid as u32),
-            file,
-            pathrs::flags::OpenFlags::O_WRONLY,
-        )
-        .ctx(|| format!("/proc/{pid}/{file}"))?;
-    (&f).write_all(content.as_bytes()).ctx(|| {
+    procfs::write(ProcfsBase::ProcPid(pid as u32), file, content).ctx(|| {
         format!(
             "writing /proc/{pid}/{file} ({})",
             content.trim().replace('\n', ", ")
@@ -87,7 +79,7 @@ pub fn become_user(uid: u32, gid: u32, groups: &[u32], setgroups_allowed: bool) 
 
 /// Whether `setgroups(2)` is allowed in our user namespace.
 pub fn setgroups_allowed() -> bool {
-    std::fs::read_to_string("/proc/self/setgroups")
+    procfs::read(ProcfsBase::ProcSelf, "setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
 }

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::Hooks;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
-use crate::plan::{Namespace, Plan, RootSwitch};
+use crate::plan::{Namespace, Plan};
 use crate::rootfs::Rootfs;
 use sync::{Channel, ToContainer, ToRuntime};
 
@@ -104,7 +105,7 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         chan.send(&ToRuntime::MapIds {
             pid: rustix::process::getpid().as_raw_nonzero().get(),
         })?;
-        expect_continue(chan)?;
+        expect(chan, |m| matches!(m, ToContainer::Continue))?;
         // Act as the namespace's root for the rest of the setup.
         if ns.gid_mappings.iter().any(|m| m.container_id == 0) {
             sys::setresgid(0).ctx(|| "setresgid(0) in the user namespace")?;
@@ -132,7 +133,7 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             .iter()
             .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
             .collect();
-        std::fs::write("/proc/self/timens_offsets", text).ctx(|| "linux.timeOffsets")?;
+        procfs::write(ProcfsBase::ProcSelf, "timens_offsets", &text).ctx(|| "linux.timeOffsets")?;
     }
     match sys::fork().ctx(|| "fork of init")? {
         sys::Forked::Parent(pid) => {
@@ -143,11 +144,14 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     }
 }
 
-fn expect_continue(chan: &Channel) -> Result<Option<String>> {
+/// Waits for the runtime's go-ahead; any other answer ends the setup.
+fn expect(chan: &Channel, wanted: fn(&ToContainer) -> bool) -> Result<ToContainer> {
     match chan.recv::<ToContainer>()? {
-        Some(ToContainer::Continue) => Ok(None),
-        Some(ToContainer::Start) => Ok(None),
         Some(ToContainer::Abort { message }) => Err(Error::Other(message)),
+        Some(msg) if wanted(&msg) => Ok(msg),
+        Some(msg) => Err(Error::Other(format!(
+            "unexpected message from the runtime: {msg:?}"
+        ))),
         None => Err(Error::Other("the runtime went away".into())),
     }
 }
@@ -169,10 +173,9 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     rootfs.run_steps(&plan.rootfs.setup)?;
 
     chan.send(&ToRuntime::RunCreateHooks)?;
-    let state = match chan.recv::<hooks::StateMessage>()? {
-        Some(hooks::StateMessage::Continue { state }) => state,
-        Some(hooks::StateMessage::Abort { message }) => return Err(Error::Other(message)),
-        None => return Err(Error::Other("the runtime went away".into())),
+    let state = match expect(chan, |m| matches!(m, ToContainer::HooksDone { .. }))? {
+        ToContainer::HooksDone { state } => state,
+        _ => unreachable!("expect() only returns the wanted message"),
     };
     if let Some(h) = cfg.hooks {
         hooks::run(HookKind::CreateContainer, h, &state)?;
@@ -181,9 +184,6 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     rootfs.switch(plan.rootfs.switch, plan.rootfs.root_propagation)?;
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
-    if plan.rootfs.switch == RootSwitch::Chroot {
-        // Nothing to do: chroot was the whole switch.
-    }
 
     let exec = prepare_process(plan)?;
     sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "close_range")?;
@@ -191,45 +191,35 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
 
     // Wait for `start`, run startContainer hooks, then tell the runtime
     // that exec is next (it runs poststart hooks after that).
-    match &cfg.gate {
+    // The fifo's write end stays open until execve closes it (it is
+    // close-on-exec): `start` reads end-of-file at exec.
+    let _fifo_writer = match &cfg.gate {
         StartGate::Fifo(fifo) => {
-            let gate = open_fifo_for_start(fifo)?;
-            rustix::io::write(&gate, b"0").ctx(|| "exec fifo")?;
+            // Blocks until `start` opens the read end: the start signal.
+            let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
+                .ctx(|| "opening the exec fifo")?;
+            rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
             if let Some(h) = cfg.hooks {
                 hooks::run(HookKind::StartContainer, h, &state)?;
             }
-            rustix::io::write(&gate, b"1").ctx(|| "exec fifo")?;
-            // `gate` is close-on-exec: `start` sees end-of-file at exec.
-            std::mem::forget(gate);
+            rustix::io::write(&writer, b"1").ctx(|| "exec fifo")?;
+            Some(writer)
         }
         StartGate::Channel => {
-            expect_continue(chan)?;
+            expect(chan, |m| matches!(m, ToContainer::Start))?;
             if let Some(h) = cfg.hooks {
                 hooks::run(HookKind::StartContainer, h, &state)?;
             }
             chan.send(&ToRuntime::Exec)?;
+            None
         }
-    }
+    };
     sys::reset_signals();
     let err = sys::execve(&exec.path, &exec.args, &exec.env);
     Err(Error::Other(format!(
         "process.args[0] {:?}: exec: {err}",
         plan.process.args.first().map(String::as_str).unwrap_or("")
     )))
-}
-
-/// Opens the exec fifo for writing through its `O_PATH` fd. The open
-/// blocks until `start` opens the other end: that is the start signal.
-fn open_fifo_for_start(fifo: &OwnedFd) -> Result<OwnedFd> {
-    let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
-    let file = proc
-        .open_follow(
-            pathrs::procfs::ProcfsBase::ProcThreadSelf,
-            format!("fd/{}", std::os::fd::AsRawFd::as_raw_fd(fifo)),
-            pathrs::flags::OpenFlags::O_WRONLY,
-        )
-        .ctx(|| "opening the exec fifo")?;
-    Ok(file.into())
 }
 
 struct Exec {
@@ -251,16 +241,7 @@ fn prepare_process(plan: &Plan) -> Result<Exec> {
         })?;
     }
     if let Some(adj) = p.oom_score_adj {
-        let proc = crate::fs::procfs::handle().ctx(|| "opening procfs")?;
-        let f = proc
-            .open(
-                pathrs::procfs::ProcfsBase::ProcSelf,
-                "oom_score_adj",
-                pathrs::flags::OpenFlags::O_WRONLY,
-            )
-            .ctx(|| "process.oomScoreAdj")?;
-        use std::io::Write;
-        (&f).write_all(adj.to_string().as_bytes())
+        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string())
             .ctx(|| format!("process.oomScoreAdj {adj}"))?;
     }
     if let Some(c) = &p.capabilities {

@@ -37,7 +37,13 @@ pub enum ToRuntime {
 /// What the runtime answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToContainer {
+    /// The id maps are written.
     Continue,
+    /// `prestart` and `createRuntime` hooks ran; `state` is the state JSON
+    /// for the createContainer and startContainer hooks.
+    HooksDone {
+        state: String,
+    },
     /// Release init to exec the user process (used by `run`; `create` uses
     /// the exec fifo so that a separate `start` can release it).
     Start,

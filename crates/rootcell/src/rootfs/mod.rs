@@ -12,6 +12,7 @@ use rustix::mount::{mount_change, unmount, MountPropagationFlags, UnmountFlags};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dev;
 use crate::fs::mount::{self as mnt, attach, clone_fd, clone_path};
+use crate::fs::procfs;
 use crate::fs::root::errno;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
@@ -38,8 +39,6 @@ const PROC_ALLOWED: [&str; 8] = [
 /// The container's root filesystem while it is being set up.
 pub struct Rootfs {
     root: RootDir,
-    /// Host path of the rootfs, as the kernel names it, for the `/proc` check.
-    real_root: PathBuf,
     /// The mount holding the root (our self-bind), for `root.readonly`.
     root_mount: Option<OwnedFd>,
     /// Mounts this plan created, by destination, for later remounts.
@@ -57,7 +56,6 @@ impl Rootfs {
                 .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
             return Ok(Rootfs {
                 root,
-                real_root: plan.rootfs.clone(),
                 root_mount: None,
                 mounts: Vec::new(),
                 proc_dir: None,
@@ -70,21 +68,21 @@ impl Rootfs {
             MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
         )
         .ctx(|| "making / a slave mount in the container's mount namespace")?;
-        let tree = clone_path(&plan.rootfs, true)
-            .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
-        let target = rustix::fs::open(
+        // The rootfs path is resolved once; the bind is cloned from and
+        // attached onto that same directory.
+        let dir = rustix::fs::open(
             &plan.rootfs,
             rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
             rustix::fs::Mode::empty(),
         )
         .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
-        attach(tree.as_fd(), target.as_fd())
+        let tree = clone_fd(dir.as_fd(), true)
+            .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
+        attach(tree.as_fd(), dir.as_fd())
             .ctx(|| format!("root.path {}: attach", plan.rootfs.display()))?;
-        let real_root = crate::fs::procfs::path_of(&tree).unwrap_or_else(|_| plan.rootfs.clone());
         let root_fd = tree.try_clone().ctx(|| "dup rootfs fd")?;
         Ok(Rootfs {
             root: RootDir::from_fd(root_fd),
-            real_root,
             root_mount: Some(tree),
             mounts: Vec::new(),
             proc_dir: None,
@@ -111,7 +109,9 @@ impl Rootfs {
             Step::Mask { path } => self.mask(path),
             Step::ReadOnly { path } => self.read_only(path),
             Step::RemountReadOnly { path } => self.remount_read_only(path),
-            Step::Sysctl { key, value } => sysctl(key, value),
+            Step::Sysctl { key, value } => {
+                procfs::write_sysctl(key, value).ctx(|| format!("linux.sysctl.{key}"))
+            }
             Step::ReopenDevNull => self.reopen_dev_null(),
         }
     }
@@ -135,11 +135,14 @@ impl Rootfs {
                 (fd, true)
             }
             MountKind::Bind { source, recursive } => {
-                let meta = std::fs::metadata(source)
-                    .ctx(|| format!("{field}: source {}", source.display()))?;
                 let fd = clone_path(source, *recursive)
-                    .ctx(|| format!("{field}: bind {}", source.display()))?;
-                (fd, meta.is_dir())
+                    .ctx(|| format!("{field}: source {}", source.display()))?;
+                // The type of what was cloned, not of a second lookup.
+                let st = rustix::fs::fstat(&fd)
+                    .ctx(|| format!("{field}: source {}", source.display()))?;
+                let dir = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory;
+                (fd, dir)
             }
         };
         self.check_special_destination(&m.destination, &field)?;
@@ -205,8 +208,9 @@ impl Rootfs {
         }
         let resolved =
             crate::fs::procfs::path_of(target).ctx(|| format!("{field}: target path"))?;
+        let real_root = procfs::path_of(self.root.fd()).ctx(|| format!("{field}: rootfs path"))?;
         let inside = resolved
-            .strip_prefix(&self.real_root)
+            .strip_prefix(&real_root)
             .map(|p| Path::new("/").join(p))
             .unwrap_or(resolved);
         if on_procfs && PROC_ALLOWED.iter().any(|p| inside == Path::new(p)) {
@@ -280,7 +284,8 @@ impl Rootfs {
                 rustix::process::chdir("/").ctx(|| "chdir /")?;
             }
             RootSwitch::MoveRoot => {
-                hide_host_proc_and_sys(&self.real_root)?;
+                let rootfs = procfs::path_of(self.root.fd()).ctx(|| "rootfs path")?;
+                hide_host_proc_and_sys(&rootfs)?;
                 rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
                 rustix::mount::mount_move(".", "/").ctx(|| "moving the rootfs onto /")?;
                 rustix::process::chroot(".").ctx(|| "chroot")?;
@@ -301,7 +306,6 @@ impl Rootfs {
         }
         // From here on the root is "/".
         self.root = RootDir::open(Path::new("/")).ctx(|| "opening the new root")?;
-        self.real_root = PathBuf::from("/");
         Ok(())
     }
 
@@ -314,7 +318,10 @@ impl Rootfs {
                 continue;
             }
             if container_null.is_none() {
-                let null = self.verified_dev_null(rustix::fs::OFlags::RDWR)?;
+                // Reopening the verified O_PATH fd opens that very inode.
+                let null =
+                    procfs::reopen(self.verified_dev_null()?, pathrs::flags::OpenFlags::O_RDWR)
+                        .ctx(|| "reopening /dev/null")?;
                 container_null = Some(null);
             }
             if let Some(null) = &container_null {
@@ -331,7 +338,7 @@ impl Rootfs {
 
     /// The container's `/dev/null`, checked to be the real null device: a
     /// hostile rootfs may have replaced it with a symlink or another file.
-    fn verified_dev_null(&self, flags: rustix::fs::OFlags) -> Result<OwnedFd> {
+    fn verified_dev_null(&self) -> Result<OwnedFd> {
         let fd = self
             .root
             .resolve_nofollow(Path::new("/dev/null"))
@@ -342,23 +349,7 @@ impl Rootfs {
                     .into(),
             ));
         }
-        if flags.contains(rustix::fs::OFlags::PATH) {
-            return Ok(fd);
-        }
-        let proc_path = format!(
-            "/proc/thread-self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&fd)
-        );
-        let reopened = rustix::fs::open(
-            proc_path.as_str(),
-            flags | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .ctx(|| "reopening /dev/null")?;
-        if !dev::is_char_device(&reopened, 1, 3).ctx(|| "/dev/null: stat")? {
-            return Err(Error::Other("/dev/null changed while it was opened".into()));
-        }
-        Ok(reopened)
+        Ok(fd)
     }
 
     fn mask(&mut self, path: &Path) -> Result<()> {
@@ -379,7 +370,7 @@ impl Rootfs {
                 )
                 .map_err(|e| Error::Other(format!("{field}: {e}")))?
             } else {
-                let null = self.verified_dev_null(rustix::fs::OFlags::PATH)?;
+                let null = self.verified_dev_null()?;
                 clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
             };
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
@@ -423,26 +414,6 @@ impl Rootfs {
         };
         mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))
     }
-}
-
-/// Writes a sysctl through a private procfs instance, never through the
-/// container's `/proc` (which the container could have tampered with).
-fn sysctl(key: &str, value: &str) -> Result<()> {
-    crate::spec::validate_sysctl_key(key)?;
-    let field = format!("linux.sysctl.{key}");
-    let proc = pathrs::procfs::ProcfsHandleBuilder::new()
-        .subset_pid(false)
-        .build()
-        .ctx(|| format!("{field}: opening procfs"))?;
-    let file = proc
-        .open(
-            pathrs::procfs::ProcfsBase::ProcRoot,
-            format!("sys/{}", key.replace('.', "/")),
-            pathrs::flags::OpenFlags::O_WRONLY,
-        )
-        .ctx(|| field.clone())?;
-    use std::io::Write;
-    (&file).write_all(value.as_bytes()).ctx(|| field.clone())
 }
 
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible

@@ -145,7 +145,8 @@ fn validate_linux(spec: &Spec) -> Result<()> {
                 return Err(Error::spec(field, "a new user namespace needs mappings"));
             }
             for (i, m) in list.iter().enumerate() {
-                if m.size() == 0 || m.host_id().checked_add(m.size()).is_none() {
+                let fits = |start: u32| start.checked_add(m.size()).is_some();
+                if m.size() == 0 || !fits(m.host_id()) || !fits(m.container_id()) {
                     return Err(Error::spec(
                         format!("{field}[{i}]"),
                         "size must be non-zero and the range must fit in 32 bits",

@@ -62,9 +62,6 @@ pub struct ContainerState {
     pub annotations: HashMap<String, String>,
     /// The container's cgroup directories, one per hierarchy.
     pub cgroup_dirs: Vec<PathBuf>,
-    /// Whether the container has its own pid namespace (then killing init
-    /// kills everything).
-    pub own_pid_namespace: bool,
     /// Hooks of the config used at create (poststart and poststop run later).
     pub hooks: Option<oci_spec::runtime::Hooks>,
 }
@@ -159,7 +156,7 @@ impl ContainerDir {
     pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<ContainerDir> {
         validate_id(id)?;
         let path = root.join(id);
-        if !path.join(STATE_FILE).exists() && !path.is_dir() {
+        if !path.is_dir() {
             return Err(Error::NotFound(id.into()));
         }
         let op = if exclusive {
@@ -230,7 +227,7 @@ pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: split after the
     // last ')'.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split(' ').collect();
     if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
         return None;
