@@ -184,6 +184,34 @@ fn no_new_privileges_flag() {
 }
 
 #[test]
+fn new_session_keyring_unless_no_new_keyring() {
+    let ctx = Ctx::new("keyring");
+    let mut b = ctx.bundle();
+    // /proc/keys is masked by default; unmask it to look at our keyrings.
+    b.linux()["maskedPaths"] = json!([]);
+    b.sh("grep -o '_ses[^ ]*' /proc/keys || echo none");
+    let id = ctx.id("k");
+    let out = ctx.run(&id, &b);
+    out.assert_ok("run");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.trim_end_matches(':') == format!("_ses.{id}")),
+        "no _ses.{id} keyring: {}",
+        out.stdout
+    );
+    let id = ctx.id("nok");
+    let out = ctx.run_with(&id, &b, &["--no-new-keyring"], None);
+    out.assert_ok("run --no-new-keyring");
+    assert!(
+        !out.stdout.contains(&format!("_ses.{id}")),
+        "{}",
+        out.stdout
+    );
+    ctx.assert_clean();
+}
+
+#[test]
 fn oom_score_adj_is_applied() {
     let ctx = Ctx::new("oom");
     let mut b = ctx.bundle();

@@ -247,6 +247,7 @@ impl Runtime {
             plan: &plan,
             hooks: bundle.spec.hooks().as_ref(),
             gate,
+            session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             close_in_child: vec![

@@ -44,6 +44,9 @@ pub struct InitConfig<'a> {
     pub plan: &'a Plan,
     pub hooks: Option<&'a Hooks>,
     pub gate: StartGate,
+    /// Name of a new session keyring to join (`_ses.<id>`, as runc), or
+    /// None for `--no-new-keyring`.
+    pub session_keyring: Option<String>,
     /// `--preserve-fds`: fds 3..3+N stay open into the container.
     pub preserve_fds: u32,
     /// `cgroup.procs` files of the container's cgroups, open for writing:
@@ -160,6 +163,19 @@ fn expect(chan: &Channel, wanted: fn(&ToContainer) -> bool) -> Result<ToContaine
 fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let plan = cfg.plan;
     rustix::process::setsid().ctx(|| "setsid")?;
+    if let Some(name) = &cfg.session_keyring {
+        let name = CString::new(name.as_str()).map_err(|_| Error::Other("keyring name".into()))?;
+        match sys::join_session_keyring(&name) {
+            // Kernels without keys, or a seccomp/user-namespace policy that
+            // refuses them: the container simply shares no keyring setup.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+                ) => {}
+            other => other.ctx(|| "joining a new session keyring")?,
+        }
+    }
     // Device nodes and mountpoints get exactly the modes the plan says.
     rustix::process::umask(rustix::fs::Mode::empty());
     if let Some(name) = &plan.hostname {

@@ -133,3 +133,12 @@ pub fn exit_now(code: i32) -> ! {
     // SAFETY: terminates the process.
     unsafe { libc::_exit(code) }
 }
+
+/// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: gives the process a new
+/// session keyring, so the container does not share the caller's keys.
+pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: the name is a live NUL-terminated string; keyctl only reads it.
+    check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })
+        .map(drop)
+}
