@@ -144,3 +144,33 @@ cgroup_layout() {
         echo "legacy (cgroup v1)"
     fi
 }
+
+# Times every command in the global hf_args (hyperfine -n LABEL CMD
+# triples), then writes the report section KIND into docs/BENCHMARKS.md.
+# Needs $rows (one line per command, for report.py), $runs and $warmup;
+# extra "key: value" meta lines may follow as arguments.
+# shellcheck disable=SC2154 # hf_args, runs, warmup and rows are the caller's
+bench_time_and_report() { # KIND JSON SECTION-NAME [META-LINE...]
+    local kind="$1" json="$2" name="$3"
+    shift 3
+    rm -f "$json"
+    if ((${#hf_args[@]})); then
+        say "hyperfine: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
+        # -i: a run that fails mid-way is recorded (its exit code is in the
+        # JSON and report.py marks the row failed) instead of aborting all.
+        hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${hf_args[@]}" </dev/null >&2 ||
+            say "hyperfine failed; rows without results are recorded as such"
+    fi
+    local meta="$bench_tmp/meta" section="$bench_tmp/section.md" line
+    {
+        bench_meta
+        echo "runs: $runs (after $warmup warmup runs)"
+        for line in "$@"; do echo "$line"; done
+        echo "tmp: $bench_tmp"
+        echo "repo: $bench_repo"
+    } >"$meta"
+    python3 "$bench_repo/bench/report.py" "$kind" "$rows" "$json" "$meta" >"$section"
+    python3 "$bench_repo/bench/report.py" section "$bench_doc" "$section"
+    cat "$section"
+    say "wrote $json and the $name section of ${bench_doc#"$bench_repo"/}"
+}

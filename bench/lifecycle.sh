@@ -75,26 +75,4 @@ ref_row "unshare -Urmnpf --mount-proc /bin/true (floor)" unshare "unshare -Urmnp
 ref_row "cgroup2 ns wrapper alone (exec /bin/true)" wrapper \
     "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec /bin/true'"
 
-json="$bench_out/lifecycle.json"
-rm -f "$json"
-if ((${#hf_args[@]})); then
-    say "hyperfine: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
-    # -i: a run that fails mid-way is recorded (its exit code is in the JSON
-    # and report.py marks the row failed) instead of aborting every row.
-    hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${hf_args[@]}" </dev/null >&2 ||
-        say "hyperfine failed; rows without results are recorded as such"
-fi
-
-meta="$bench_tmp/meta"
-{
-    bench_meta
-    echo "runs: $runs (after $warmup warmup runs)"
-    echo "tmp: $bench_tmp"
-    echo "repo: $bench_repo"
-} >"$meta"
-
-section="$bench_tmp/section.md"
-python3 "$bench_repo/bench/report.py" lifecycle "$rows" "$json" "$meta" >"$section"
-python3 "$bench_repo/bench/report.py" section "$bench_doc" "$section"
-cat "$section"
-say "wrote $json and the lifecycle section of ${bench_doc#"$bench_repo"/}"
+bench_time_and_report lifecycle "$bench_out/lifecycle.json" "lifecycle"

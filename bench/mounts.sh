@@ -60,25 +60,4 @@ for rt in rootcell runc crun; do
     done
 done
 
-json="$bench_out/mounts.json"
-rm -f "$json"
-if ((${#hf_args[@]})); then
-    say "hyperfine: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
-    hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${hf_args[@]}" </dev/null >&2 ||
-        say "hyperfine failed; rows without results are recorded as such"
-fi
-
-meta="$bench_tmp/meta"
-{
-    bench_meta
-    echo "runs: $runs (after $warmup warmup runs)"
-    echo "options: $options"
-    echo "tmp: $bench_tmp"
-    echo "repo: $bench_repo"
-} >"$meta"
-
-section="$bench_tmp/section.md"
-python3 "$bench_repo/bench/report.py" mounts "$rows" "$json" "$meta" >"$section"
-python3 "$bench_repo/bench/report.py" section "$bench_doc" "$section"
-cat "$section"
-say "wrote $json and the bind mount section of ${bench_doc#"$bench_repo"/}"
+bench_time_and_report mounts "$bench_out/mounts.json" "bind mount" "options: $options"
