@@ -1,15 +1,25 @@
-//! Path resolution inside a container's root, always through the root's fd
-//! (`openat2(RESOLVE_IN_ROOT)` via libpathrs): a symlink, `..` or a swapped
-//! directory in the rootfs can never lead outside it.
+//! Path resolution inside a container's root, always through the root's fd:
+//! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` for lookups, libpathrs
+//! for creating (and as the fallback on kernels without `openat2`). A
+//! symlink, `..` or a swapped directory in the rootfs can never lead
+//! outside it.
 
 use std::fs::Permissions;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use pathrs::flags::OpenFlags;
 use pathrs::Root;
+use rustix::fs::{openat2, FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+
+use crate::fs::procfs::to_io;
+
+/// How often a lookup is retried when the kernel reports a concurrent
+/// rename (`EAGAIN`) before giving up: bounded, never a busy loop forever.
+const EAGAIN_RETRIES: usize = 128;
 
 /// A container root filesystem, held open.
 pub struct RootDir {
@@ -18,9 +28,9 @@ pub struct RootDir {
 
 impl RootDir {
     /// Opens a directory as a root (`O_PATH`).
-    pub fn open(path: &Path) -> Result<RootDir, pathrs::error::Error> {
+    pub fn open(path: &Path) -> io::Result<RootDir> {
         Ok(RootDir {
-            root: Root::open(path)?,
+            root: Root::open(path).map_err(to_io)?,
         })
     }
 
@@ -35,23 +45,51 @@ impl RootDir {
         self.root.as_fd()
     }
 
+    /// One `openat2` in the root. Falls back to libpathrs' emulation when
+    /// the kernel has no `openat2`.
+    fn lookup(&self, path: &Path, follow: bool) -> io::Result<OwnedFd> {
+        let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(self.fd(), path, flags, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => break,
+                other => return Ok(other?),
+            }
+        }
+        let handle = if follow {
+            self.root.resolve(path)
+        } else {
+            self.root.resolve_nofollow(path)
+        };
+        Ok(handle.map_err(to_io)?.into())
+    }
+
     /// Resolves `path` inside the root, following symlinks inside it, to an
     /// `O_PATH` fd.
-    pub fn resolve(&self, path: &Path) -> Result<OwnedFd, pathrs::error::Error> {
-        Ok(self.root.resolve(path)?.into())
+    pub fn resolve(&self, path: &Path) -> io::Result<OwnedFd> {
+        self.lookup(path, true)
     }
 
     /// Like `resolve`, but the last component may be a symlink, which is
     /// returned itself.
-    pub fn resolve_nofollow(&self, path: &Path) -> Result<OwnedFd, pathrs::error::Error> {
-        Ok(self.root.resolve_nofollow(path)?.into())
+    pub fn resolve_nofollow(&self, path: &Path) -> io::Result<OwnedFd> {
+        self.lookup(path, false)
     }
 
-    /// `mkdir -p` inside the root; returns the directory. A dangling
-    /// symlink on the way is followed (inside the root) and its target
-    /// created, as `mkdir -p` through a symlink does, and as runc does for
-    /// mount destinations.
-    pub fn mkdir_all(&self, path: &Path, mode: u32) -> Result<OwnedFd, pathrs::error::Error> {
+    /// `mkdir -p` inside the root; returns the directory. An existing
+    /// directory costs one lookup. A dangling symlink on the way is followed
+    /// (inside the root) and its target created, as `mkdir -p` through a
+    /// symlink does, and as runc does for mount destinations.
+    pub fn mkdir_all(&self, path: &Path, mode: u32) -> io::Result<OwnedFd> {
+        if let Ok(fd) = self.resolve(path) {
+            if file_type(&fd)? == FileType::Directory {
+                return Ok(fd);
+            }
+        }
         let perm = Permissions::from_mode(mode);
         let mut path = path.to_path_buf();
         // Bounded like the kernel's symlink limit.
@@ -60,36 +98,33 @@ impl RootDir {
                 Ok(handle) => return Ok(handle.into()),
                 Err(e) => match self.redirect_dangling(&path) {
                     Some(next) => path = next,
-                    None => return Err(e),
+                    None => return Err(to_io(e)),
                 },
             }
         }
-        Ok(self.root.mkdir_all(&path, &perm)?.into())
+        Err(io::Error::from_raw_os_error(libc::ELOOP))
     }
 
     /// If a component of `path` is a symlink whose target is missing,
     /// returns the path with that component replaced by its target. Pure
     /// path arithmetic; the result is again resolved inside the root.
-    fn redirect_dangling(&self, path: &Path) -> Option<std::path::PathBuf> {
-        let mut prefix = std::path::PathBuf::from("/");
+    fn redirect_dangling(&self, path: &Path) -> Option<PathBuf> {
+        let mut prefix = PathBuf::from("/");
         let components: Vec<_> = path.components().collect();
         for (i, c) in components.iter().enumerate() {
-            let std::path::Component::Normal(name) = c else {
+            let Component::Normal(name) = c else {
                 continue;
             };
             let candidate = prefix.join(name);
-            let Ok(fd) = self.resolve_nofollow(&candidate) else {
-                return None;
-            };
-            let st = rustix::fs::fstat(&fd).ok()?;
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Symlink {
+            let fd = self.resolve_nofollow(&candidate).ok()?;
+            if file_type(&fd).ok()? == FileType::Symlink {
                 if self.resolve(&candidate).is_ok() {
                     // Not dangling: the failure is something else.
                     return None;
                 }
                 let target = self.root.readlink(&candidate).ok()?;
                 let base = if target.is_absolute() {
-                    std::path::PathBuf::from("/")
+                    PathBuf::from("/")
                 } else {
                     prefix.clone()
                 };
@@ -104,29 +139,31 @@ impl RootDir {
         None
     }
 
+    /// The directory holding `path` (created if missing) and the name of
+    /// `path` in it, for the `*at` calls that create device nodes and
+    /// symlinks relative to a directory fd.
+    pub fn parent_of<'p>(&self, path: &'p Path) -> io::Result<(OwnedFd, &'p Path)> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let dir = self.mkdir_all(path.parent().unwrap_or(Path::new("/")), 0o755)?;
+        Ok((dir, Path::new(name)))
+    }
+
     /// Finds or creates a mountpoint: a directory, or (for a file source) a
     /// regular file created with `O_EXCL|O_NOFOLLOW` when missing. The fd
     /// returned is what gets mounted on.
-    pub fn mountpoint(&self, path: &Path, directory: bool) -> Result<OwnedFd, MountpointError> {
+    pub fn mountpoint(&self, path: &Path, directory: bool) -> io::Result<OwnedFd> {
         if directory {
-            return self
-                .mkdir_all(path, 0o755)
-                .map_err(MountpointError::Resolve);
+            return self.mkdir_all(path, 0o755);
         }
         match self.resolve(path) {
-            Ok(fd) => {
-                let st = rustix::fs::fstat(&fd).map_err(|e| MountpointError::Io(e.into()))?;
-                if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::Directory
-                {
-                    return Err(MountpointError::IsDirectory);
-                }
-                Ok(fd)
-            }
-            Err(e) if errno(&e) == Some(libc::ENOENT) => {
-                let parent = path.parent().unwrap_or(Path::new("/"));
-                self.mkdir_all(parent, 0o755)
-                    .map_err(MountpointError::Resolve)?;
+            Ok(fd) if file_type(&fd)? == FileType::Directory => Err(io::Error::other(
+                "is a directory in the rootfs but the source is a file",
+            )),
+            Ok(fd) => Ok(fd),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.mkdir_all(path.parent().unwrap_or(Path::new("/")), 0o755)?;
                 let file = self
                     .root
                     .create_file(
@@ -134,37 +171,15 @@ impl RootDir {
                         OpenFlags::O_EXCL | OpenFlags::O_NOFOLLOW | OpenFlags::O_WRONLY,
                         &Permissions::from_mode(0o644),
                     )
-                    .map_err(MountpointError::Resolve)?;
+                    .map_err(to_io)?;
                 Ok(file.into())
             }
-            Err(e) => Err(MountpointError::Resolve(e)),
+            Err(e) => Err(e),
         }
     }
 }
 
-#[derive(Debug)]
-pub enum MountpointError {
-    Resolve(pathrs::error::Error),
-    IsDirectory,
-    Io(io::Error),
-}
-
-impl std::fmt::Display for MountpointError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            MountpointError::Resolve(e) => write!(f, "{e}"),
-            MountpointError::IsDirectory => {
-                f.write_str("is a directory in the rootfs but the source is a file")
-            }
-            MountpointError::Io(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-/// The errno behind a pathrs error, if it came from a syscall.
-pub fn errno(e: &pathrs::error::Error) -> Option<i32> {
-    match e.kind() {
-        pathrs::error::ErrorKind::OsError(n) => n,
-        _ => None,
-    }
+/// The type of the inode `fd` refers to.
+pub fn file_type(fd: impl AsFd) -> io::Result<FileType> {
+    Ok(FileType::from_raw_mode(rustix::fs::fstat(fd)?.st_mode))
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::dev;
 use crate::fs::mount::{self as mnt, attach, clone_fd, clone_path};
 use crate::fs::procfs;
-use crate::fs::root::errno;
+use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
@@ -105,7 +105,7 @@ impl Rootfs {
                 .root
                 .mkdir_all(path, 0o755)
                 .map(drop)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display()))),
+                .ctx(|| format!("{}", path.display())),
             Step::Mask { path } => self.mask(path),
             Step::ReadOnly { path } => self.read_only(path),
             Step::RemountReadOnly { path } => self.remount_read_only(path),
@@ -138,9 +138,7 @@ impl Rootfs {
                 let fd = clone_path(source, *recursive)
                     .ctx(|| format!("{field}: source {}", source.display()))?;
                 // The type of what was cloned, not of a second lookup.
-                let st = rustix::fs::fstat(&fd)
-                    .ctx(|| format!("{field}: source {}", source.display()))?;
-                let dir = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                let dir = file_type(&fd).ctx(|| format!("{field}: source {}", source.display()))?
                     == rustix::fs::FileType::Directory;
                 (fd, dir)
             }
@@ -149,7 +147,7 @@ impl Rootfs {
         let target = self
             .root
             .mountpoint(&m.destination, directory)
-            .map_err(|e| Error::Other(format!("{field}: mountpoint: {e}")))?;
+            .ctx(|| format!("{field}: mountpoint"))?;
         self.check_proc_target(&target, m, &field)?;
         if let MountKind::Bind { .. } = m.kind {
             mnt::set_attrs(&tree, m.attrs, false).ctx(|| format!("{field}: mount attributes"))?;
@@ -176,8 +174,7 @@ impl Rootfs {
         }
         match self.root.resolve_nofollow(dest) {
             Ok(fd) => {
-                let st = rustix::fs::fstat(&fd).ctx(|| format!("{field}: stat"))?;
-                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                if file_type(&fd).ctx(|| format!("{field}: stat"))?
                     != rustix::fs::FileType::Directory
                 {
                     return Err(Error::Other(format!(
@@ -187,8 +184,8 @@ impl Rootfs {
                 }
                 Ok(())
             }
-            Err(e) if errno(&e) == Some(libc::ENOENT) => Ok(()),
-            Err(e) => Err(Error::Other(format!("{field}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).ctx(|| field.to_string()),
         }
     }
 
@@ -236,12 +233,7 @@ impl Rootfs {
 
     fn device(&mut self, d: &DeviceNode) -> Result<()> {
         let field = format!("device {}", d.path.display());
-        let parent = d.path.parent().unwrap_or(Path::new("/dev"));
-        let name = Path::new(d.path.file_name().unwrap_or_default());
-        let dir = self
-            .root
-            .mkdir_all(parent, 0o755)
-            .map_err(|e| Error::Other(format!("{field}: {e}")))?;
+        let (dir, name) = self.root.parent_of(&d.path).ctx(|| field.clone())?;
         if !d.bind_from_host {
             match dev::make_node(dir.as_fd(), name, d) {
                 Ok(()) => return Ok(()),
@@ -256,12 +248,10 @@ impl Rootfs {
     }
 
     fn symlink(&mut self, target: &Path, link: &Path) -> Result<()> {
-        let parent = link.parent().unwrap_or(Path::new("/"));
-        let name = Path::new(link.file_name().unwrap_or_default());
-        let dir = self
+        let (dir, name) = self
             .root
-            .mkdir_all(parent, 0o755)
-            .map_err(|e| Error::Other(format!("symlink {}: {e}", link.display())))?;
+            .parent_of(link)
+            .ctx(|| format!("symlink {}", link.display()))?;
         dev::symlink(dir.as_fd(), name, target).ctx(|| format!("symlink {}", link.display()))
     }
 
@@ -342,7 +332,7 @@ impl Rootfs {
         let fd = self
             .root
             .resolve_nofollow(Path::new("/dev/null"))
-            .map_err(|e| Error::Other(format!("/dev/null in the container: {e}")))?;
+            .ctx(|| "/dev/null in the container")?;
         if !dev::is_char_device(&fd, 1, 3).ctx(|| "/dev/null: stat")? {
             return Err(Error::Other(
                 "/dev/null in the container is not the null device (1:3); refusing to use it"
@@ -356,23 +346,23 @@ impl Rootfs {
         let field = format!("linux.maskedPaths {}", path.display());
         let target = match self.root.resolve(path) {
             Ok(fd) => fd,
-            Err(e) if errno(&e) == Some(libc::ENOENT) => return Ok(()),
-            Err(e) => return Err(Error::Other(format!("{field}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).ctx(|| field.clone()),
         };
-        let st = rustix::fs::fstat(&target).ctx(|| format!("{field}: stat"))?;
-        let tree =
-            if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory {
-                mnt::fresh(
-                    "tmpfs",
-                    "tmpfs",
-                    &[],
-                    attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
-                )
-                .map_err(|e| Error::Other(format!("{field}: {e}")))?
-            } else {
-                let null = self.verified_dev_null()?;
-                clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
-            };
+        let is_dir =
+            file_type(&target).ctx(|| format!("{field}: stat"))? == rustix::fs::FileType::Directory;
+        let tree = if is_dir {
+            mnt::fresh(
+                "tmpfs",
+                "tmpfs",
+                &[],
+                attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
+            )
+            .map_err(|e| Error::Other(format!("{field}: {e}")))?
+        } else {
+            let null = self.verified_dev_null()?;
+            clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
+        };
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
     }
 
@@ -380,8 +370,8 @@ impl Rootfs {
         let field = format!("linux.readonlyPaths {}", path.display());
         let target = match self.root.resolve(path) {
             Ok(fd) => fd,
-            Err(e) if errno(&e) == Some(libc::ENOENT) => return Ok(()),
-            Err(e) => return Err(Error::Other(format!("{field}: {e}"))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).ctx(|| field.clone()),
         };
         let tree = clone_fd(target.as_fd(), true).ctx(|| format!("{field}: bind"))?;
         let ro = AttrChange {
