@@ -8,6 +8,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::{CgroupMountSource, FsOption};
 
 /// One mounted cgroup hierarchy of the host.
@@ -41,8 +42,9 @@ impl Hierarchy {
 
 /// Reads the host's hierarchies from mountinfo and our own cgroup paths.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").ctx(|| "/proc/self/mountinfo")?;
-    let own = fs::read_to_string("/proc/self/cgroup").ctx(|| "/proc/self/cgroup")?;
+    let mountinfo =
+        procfs::read(ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
     Ok(parse_hierarchies(&mountinfo, &own))
 }
 

@@ -108,7 +108,10 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         chan.send(&ToRuntime::MapIds {
             pid: rustix::process::getpid().as_raw_nonzero().get(),
         })?;
-        expect(chan, |m| matches!(m, ToContainer::Continue))?;
+        match next(chan)? {
+            ToContainer::Continue => {}
+            other => return Err(unexpected(other)),
+        }
         // Act as the namespace's root for the rest of the setup.
         if ns.gid_mappings.iter().any(|m| m.container_id == 0) {
             sys::setresgid(0).ctx(|| "setresgid(0) in the user namespace")?;
@@ -147,16 +150,18 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     }
 }
 
-/// Waits for the runtime's go-ahead; any other answer ends the setup.
-fn expect(chan: &Channel, wanted: fn(&ToContainer) -> bool) -> Result<ToContainer> {
+/// The runtime's next message; `Abort` and a vanished runtime end the
+/// setup.
+fn next(chan: &Channel) -> Result<ToContainer> {
     match chan.recv::<ToContainer>()? {
         Some(ToContainer::Abort { message }) => Err(Error::Other(message)),
-        Some(msg) if wanted(&msg) => Ok(msg),
-        Some(msg) => Err(Error::Other(format!(
-            "unexpected message from the runtime: {msg:?}"
-        ))),
+        Some(msg) => Ok(msg),
         None => Err(Error::Other("the runtime went away".into())),
     }
+}
+
+fn unexpected(msg: ToContainer) -> Error {
+    Error::Other(format!("unexpected message from the runtime: {msg:?}"))
 }
 
 /// The container's init: everything between the namespaces and `execve`.
@@ -189,9 +194,9 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     rootfs.run_steps(&plan.rootfs.setup)?;
 
     chan.send(&ToRuntime::RunCreateHooks)?;
-    let state = match expect(chan, |m| matches!(m, ToContainer::HooksDone { .. }))? {
+    let state = match next(chan)? {
         ToContainer::HooksDone { state } => state,
-        _ => unreachable!("expect() only returns the wanted message"),
+        other => return Err(unexpected(other)),
     };
     if let Some(h) = cfg.hooks {
         hooks::run(HookKind::CreateContainer, h, &state)?;
@@ -222,7 +227,10 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             Some(writer)
         }
         StartGate::Channel => {
-            expect(chan, |m| matches!(m, ToContainer::Start))?;
+            match next(chan)? {
+                ToContainer::Start => {}
+                other => return Err(unexpected(other)),
+            }
             if let Some(h) = cfg.hooks {
                 hooks::run(HookKind::StartContainer, h, &state)?;
             }
@@ -284,7 +292,10 @@ fn prepare_process(plan: &Plan) -> Result<Exec> {
         .iter()
         .find_map(|e| e.strip_prefix("PATH="))
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let program = &p.args[0];
+    let program = p
+        .args
+        .first()
+        .ok_or_else(|| Error::spec("process.args", "must name a program to run"))?;
     let path = find_program(program, env_path).ok_or_else(|| {
         Error::spec(
             "process.args[0]",

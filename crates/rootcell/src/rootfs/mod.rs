@@ -409,7 +409,8 @@ impl Rootfs {
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
 /// in the mount namespace; detach them so the container cannot reach them.
 fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let info =
+        procfs::read(procfs::ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
     let mut points: Vec<PathBuf> = info
         .lines()
         .filter_map(|l| {

@@ -16,6 +16,7 @@ use rustix::fs::{flock, FlockOperation};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::procfs::{self, ProcfsBase};
 
 pub use time::rfc3339_now;
 
@@ -224,7 +225,7 @@ impl ContainerDir {
 /// Start time (field 22 of `/proc/<pid>/stat`), or None if the process is
 /// gone or a zombie.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = procfs::read(ProcfsBase::ProcPid(u32::try_from(pid).ok()?), "stat").ok()?;
     // The command name may contain spaces and parentheses: split after the
     // last ')'.
     let rest = stat.get(stat.rfind(')')? + 2..)?;
