@@ -404,3 +404,47 @@ fn hostname_and_domainname_are_set() {
     );
     ctx.assert_clean();
 }
+
+#[test]
+fn many_bind_mounts_fit_in_a_small_fd_limit() {
+    // The runtime must not hold an fd per mount: with RLIMIT_NOFILE at 256,
+    // 300 bind mounts still work.
+    let ctx = Ctx::new("manymounts");
+    let mut b = ctx.bundle();
+    let src = ctx.dir.join("many");
+    for i in 0..300 {
+        let d = src.join(format!("d{i}"));
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("f"), format!("{i}\n")).unwrap();
+        b.add_mount(json!({
+            "destination": format!("/mnt/m{i}"),
+            "type": "bind",
+            "source": d,
+            "options": ["rbind", "ro"]
+        }));
+    }
+    b.sh("cat /mnt/m0/f /mnt/m299/f; grep -c ' /mnt/m' /proc/self/mountinfo");
+    // The container keeps the same limit (raising it needs a privilege
+    // the test machine's root does not have).
+    b.process()["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 256, "hard": 256}]);
+    let id = ctx.id("c");
+    let mut c = ctx.run_cmd(&id, &b, &[]);
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        c.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("run with 300 bind mounts and nofile=256");
+    assert_eq!(out.stdout, "0\n299\n300\n");
+    ctx.assert_clean();
+}

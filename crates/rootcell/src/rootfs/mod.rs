@@ -41,7 +41,10 @@ pub struct Rootfs {
     root: RootDir,
     /// The mount holding the root (our self-bind), for `root.readonly`.
     root_mount: Option<OwnedFd>,
-    /// Mounts this plan created, by destination, for later remounts.
+    /// Destinations that a later step remounts read-only...
+    remounted: Vec<PathBuf>,
+    /// ...and the fds of those mounts once made. Only these are kept: one
+    /// fd per mount would run into RLIMIT_NOFILE with many bind mounts.
     mounts: Vec<(PathBuf, OwnedFd)>,
     /// Identity of the rootfs's `/proc` directory, for the `/proc` check.
     proc_dir: Option<(u64, u64)>,
@@ -57,6 +60,7 @@ impl Rootfs {
             return Ok(Rootfs {
                 root,
                 root_mount: None,
+                remounted: Vec::new(),
                 mounts: Vec::new(),
                 proc_dir: None,
             });
@@ -84,6 +88,14 @@ impl Rootfs {
         Ok(Rootfs {
             root: RootDir::from_fd(root_fd),
             root_mount: Some(tree),
+            remounted: plan
+                .finish
+                .iter()
+                .filter_map(|s| match s {
+                    Step::RemountReadOnly { path } => Some(path.clone()),
+                    _ => None,
+                })
+                .collect(),
             mounts: Vec::new(),
             proc_dir: None,
         })
@@ -162,7 +174,9 @@ impl Rootfs {
         if let Some(p) = m.propagation {
             mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
         }
-        self.mounts.push((m.destination.clone(), tree));
+        if self.remounted.contains(&m.destination) {
+            self.mounts.push((m.destination.clone(), tree));
+        }
         Ok(())
     }
 
