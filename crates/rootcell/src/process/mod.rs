@@ -63,9 +63,19 @@ pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     match sys::fork().ctx(|| "fork")? {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
-            let err = match stage1(cfg, &container_side) {
-                Ok(never) => match never {},
-                Err(e) => e,
+            // A panic here (ours or a library's) must reach the runtime as
+            // an error, not end the child silently: catch it and report it.
+            std::panic::set_hook(Box::new(|_| {}));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stage1(cfg, &container_side)
+            }));
+            let err = match outcome {
+                Ok(Ok(never)) => match never {},
+                Ok(Err(e)) => e,
+                Err(panic) => Error::Other(format!(
+                    "internal error during container setup: {}",
+                    panic_message(&*panic)
+                )),
             };
             let _ = container_side.send(&ToRuntime::Failed {
                 message: err.to_string(),
@@ -76,6 +86,14 @@ pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
 }
 
 enum Never {}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
 
 fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     for fd in &cfg.close_in_child {
