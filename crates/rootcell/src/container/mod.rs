@@ -190,13 +190,12 @@ impl Runtime {
         fifo_gate: bool,
         undo: &mut Undo,
     ) -> Result<(ContainerState, Channel)> {
-        let (host, mut cg) = host_facts(bundle, id, self.rootless)?;
-        cgroup::create(&mut cg, self.rootless)?;
+        let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
+        // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
-        let host = HostFacts {
-            cgroup_mounts: cg.mount_sources.clone(),
-            ..host
-        };
+        cgroup::create(&mut cg, self.rootless)?;
+        // Rootless creation may have skipped hierarchies it cannot write.
+        host.cgroup_mounts = cg.mount_sources.clone();
         let plan = plan::build(
             bundle,
             &host,
