@@ -129,6 +129,9 @@ fn rootfs_plan(
 
     let mut setup = Vec::new();
     let mut finish = vec![Step::ReopenDevNull];
+    // Read-only remounts go last (but for the root), so that masks and
+    // read-only paths can still be mounted below them.
+    let mut remounts = Vec::new();
     let mut dev_is_bound = false;
     let userns = ns.has(Namespace::User) || host.rootless;
 
@@ -141,7 +144,7 @@ fn rootfs_plan(
             dev_is_bound = true;
         }
         if fstype == "cgroup" || fstype == "cgroup2" {
-            cgroup_mount(&mut setup, &mut finish, i, &dest, &mount_opts, host, ns);
+            cgroup_mount(&mut setup, &mut remounts, i, &dest, &mount_opts, host, ns);
             continue;
         }
         let kind = if is_bind {
@@ -182,7 +185,7 @@ fn rootfs_plan(
         let fill_first = !is_bind && (dest == Path::new("/dev") || mount_opts.tmpcopyup);
         if fill_first && attrs.set & attr::RDONLY != 0 {
             attrs.set &= !attr::RDONLY;
-            finish.push(Step::RemountReadOnly { path: dest.clone() });
+            remounts.push(Step::RemountReadOnly { path: dest.clone() });
         }
         setup.push(Step::Mount(MountStep {
             destination: dest,
@@ -227,14 +230,6 @@ fn rootfs_plan(
             });
         }
     }
-    // Remounts go last but for the root, so that masks and read-only paths
-    // can still be mounted below them.
-    let remounts: Vec<_> = finish
-        .iter()
-        .filter(|s| matches!(s, Step::RemountReadOnly { .. }))
-        .cloned()
-        .collect();
-    finish.retain(|s| !matches!(s, Step::RemountReadOnly { .. }));
     finish.extend(remounts);
     if spec
         .root()
@@ -262,7 +257,7 @@ fn rootfs_plan(
 /// with one, a fresh cgroup filesystem (the namespace roots it there).
 fn cgroup_mount(
     setup: &mut Vec<Step>,
-    finish: &mut Vec<Step>,
+    remounts: &mut Vec<Step>,
     index: usize,
     dest: &Path,
     opts: &options::MountOptions,
@@ -324,7 +319,7 @@ fn cgroup_mount(
                 }
             }
             if opts.attrs.set & attr::RDONLY != 0 {
-                finish.push(Step::RemountReadOnly {
+                remounts.push(Step::RemountReadOnly {
                     path: dest.to_path_buf(),
                 });
             }
