@@ -17,8 +17,8 @@ pub fn features() -> Value {
         "mountOptions": [
             "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
             "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
-            "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "remount", "ro",
-            "rprivate", "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
+            "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "ro",
+            "rprivate", "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared",
             "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
