@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// (spec type, /proc/self/ns name)
@@ -284,5 +285,42 @@ fn user_namespace_with_mappings_as_root() {
     use std::os::unix::fs::MetadataExt;
     let md = std::fs::metadata(b.rootfs().join("tmp/owned")).unwrap();
     assert_eq!((md.uid(), md.gid()), (100000, 200000));
+    ctx.assert_clean();
+}
+
+#[test]
+fn pure_cgroup2_in_a_private_mount_namespace() {
+    // cgroup2 mounted over this host's hybrid layout, as a v2-only host
+    // looks: the container gets a cgroup2 /sys/fs/cgroup of its own, and
+    // nothing is created at the paths of the covered v1 hierarchies.
+    let ctx = Ctx::new("cg2");
+    let mut b = ctx.bundle();
+    b.sh("grep ' /sys/fs/cgroup ' /proc/self/mountinfo | sed 's/.* - //' | cut -d' ' -f1; cat /proc/self/cgroup");
+    let id = ctx.id("c");
+    b.save();
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"")
+        .arg("sh")
+        .arg(runtime_path());
+    if let Some(root) = &ctx.root {
+        c.arg("--root").arg(root);
+    }
+    c.arg("run").arg("--bundle").arg(&b.path).arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("run on pure cgroup2");
+    let lines = lines(&out.stdout);
+    assert_eq!(lines[0], "cgroup2", "{}", out.stdout);
+    assert!(lines.iter().any(|l| l.starts_with("0::")), "{}", out.stdout);
+    for controller in [
+        "cpu", "cpuset", "memory", "pids", "blkio", "devices", "freezer", "systemd",
+    ] {
+        assert!(
+            !Path::new("/sys/fs/cgroup/unified")
+                .join(controller)
+                .exists(),
+            "a v1 path leaked into the cgroup2 tree: {controller}"
+        );
+    }
     ctx.assert_clean();
 }

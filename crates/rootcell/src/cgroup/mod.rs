@@ -58,8 +58,18 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             Some((controllers, PathBuf::from(parts.next()?)))
         })
         .collect();
+    let lines: Vec<&str> = mountinfo.lines().collect();
+    // A mount point that a later mount covers (a cgroup2 mounted over a v1
+    // layout, say) is hidden: its path now leads into the newer mount.
+    let point_of = |line: &str| line.split(' ').nth(4).map(PathBuf::from);
+    let shadowed = |i: usize, point: &Path| {
+        lines[i + 1..]
+            .iter()
+            .filter_map(|l| point_of(l))
+            .any(|later| point.starts_with(&later))
+    };
     let mut out = Vec::new();
-    for line in mountinfo.lines() {
+    for (i, line) in lines.iter().enumerate() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == "-") else {
             continue;
@@ -70,7 +80,7 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             continue;
         };
         let v2 = *fstype == "cgroup2";
-        if *fstype != "cgroup" && !v2 {
+        if (*fstype != "cgroup" && !v2) || shadowed(i, Path::new(point)) {
             continue;
         }
         let controllers: Vec<String> = if v2 {
@@ -300,6 +310,17 @@ mod tests {
         assert_eq!(cg.mount_sources[3].name, "unified");
         let abs = container_dirs(&h, Some(Path::new("/x/y")), "c1");
         assert_eq!(abs.dirs[3], PathBuf::from("/sys/fs/cgroup/unified/x/y"));
+    }
+
+    #[test]
+    fn hierarchies_covered_by_a_later_mount_are_ignored() {
+        // The hybrid layout with cgroup2 mounted over /sys/fs/cgroup later,
+        // as in a private namespace: only the cgroup2 mount is reachable.
+        let info = format!("{MOUNTINFO}99 23 0:50 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
+        let h = parse_hierarchies(&info, OWN);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h[0].v2);
+        assert_eq!(h[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
     }
 
     #[test]
