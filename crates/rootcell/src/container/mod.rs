@@ -15,6 +15,7 @@ use crate::hooks::{self, HookKind};
 use crate::plan::{self, HostFacts, Plan, PlanOptions};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
+use crate::rootfs::IdmappedMounts;
 use crate::spec::Bundle;
 use crate::state::{self, ContainerDir, ContainerState, Status, EXEC_FIFO};
 
@@ -249,6 +250,7 @@ impl Runtime {
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
+            idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             close_in_child: vec![
                 dir.lock_fd(),
                 std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&runtime_side)),

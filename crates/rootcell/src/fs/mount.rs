@@ -172,3 +172,44 @@ pub fn set_propagation(fd: impl AsFd, change: PropagationChange) -> rustix::io::
         },
     )
 }
+
+/// Makes a detached mount tree (fresh from `open_tree(OPEN_TREE_CLONE)`)
+/// idmapped with the mappings of the user namespace `userns`. The kernel
+/// copies the mappings, so the namespace may go away afterwards.
+pub fn set_idmap(fd: impl AsFd, userns: BorrowedFd<'_>, recursive: bool) -> rustix::io::Result<()> {
+    mount_setattr(
+        fd.as_fd(),
+        recursive,
+        &MountAttr {
+            attr_set: crate::plan::options::attr::IDMAP,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: userns.as_raw_fd() as u64,
+        },
+    )
+}
+
+/// Changes the propagation of the mount at `path` (a mount point the
+/// runtime chose, such as `/` of its own namespace).
+pub fn set_propagation_at(path: &Path, change: PropagationChange) -> rustix::io::Result<()> {
+    use crate::plan::Propagation;
+    use rustix::mount::MountPropagationFlags as F;
+    let mut flags = match change.kind {
+        Propagation::Private => F::PRIVATE,
+        Propagation::Shared => F::SHARED,
+        Propagation::Slave => F::DOWNSTREAM,
+        Propagation::Unbindable => F::UNBINDABLE,
+    };
+    if change.recursive {
+        flags |= F::REC;
+    }
+    rustix::mount::mount_change(path, flags)
+}
+
+/// The id of the mount `fd` lies on, and whether `fd` is that mount's root.
+pub fn mount_of(fd: impl AsFd) -> rustix::io::Result<(u64, bool)> {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
+    let st = statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
+    let root = st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
+    Ok((st.stx_mnt_id, root))
+}

@@ -59,6 +59,13 @@ pub fn write(base: ProcfsBase, file: &str, content: &str) -> io::Result<()> {
     (&f).write_all(content.as_bytes())
 }
 
+/// Opens what a magic link under `/proc/<base>/` points to (`ns/user`):
+/// the final component is followed, inside the private procfs only.
+pub fn open_link(base: ProcfsBase, link: &str, flags: OpenFlags) -> io::Result<OwnedFd> {
+    let f = pids()?.open_follow(base, link, flags).map_err(to_io)?;
+    Ok(f.into())
+}
+
 /// Reads a file under `/proc/<base>/`.
 pub fn read(base: ProcfsBase, file: &str) -> io::Result<String> {
     let mut f = pids()?

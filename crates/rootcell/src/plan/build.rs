@@ -147,6 +147,13 @@ fn rootfs_plan(
             cgroup_mount(&mut setup, &mut remounts, i, &dest, &mount_opts, host, ns);
             continue;
         }
+        let idmap = idmap(i, mount, &mount_opts, ns)?;
+        if idmap.is_some() && !is_bind {
+            return Err(Error::spec(
+                format!("mounts[{i}].options"),
+                "idmapped mounts are supported on bind mounts only",
+            ));
+        }
         let kind = if is_bind {
             let source = mount.source().as_ref().ok_or_else(|| {
                 Error::spec(format!("mounts[{i}].source"), "a bind needs a source")
@@ -154,6 +161,7 @@ fn rootfs_plan(
             MountKind::Bind {
                 source: bundle.dir.join(source),
                 recursive: mount_opts.recursive_bind,
+                idmap,
             }
         } else {
             MountKind::Fresh {
@@ -171,12 +179,6 @@ fn rootfs_plan(
             return Err(Error::spec(
                 format!("mounts[{i}].options"),
                 "tmpcopyup works only with type tmpfs",
-            ));
-        }
-        if mount_opts.idmap.is_some() {
-            return Err(Error::spec(
-                format!("mounts[{i}].options"),
-                "idmap mounts are not supported yet",
             ));
         }
         let mut attrs = mount_opts.attrs;
@@ -251,6 +253,78 @@ fn rootfs_plan(
     })
 }
 
+/// The id mapping of an `idmap`/`ridmap` mount: the mount's own
+/// `uidMappings`/`gidMappings` when given (they imply `idmap`), else the
+/// container's user namespace mappings.
+fn idmap(
+    index: usize,
+    mount: &oci_spec::runtime::Mount,
+    opts: &options::MountOptions,
+    ns: &Namespaces,
+) -> Result<Option<Idmap>> {
+    let own = (mount.uid_mappings(), mount.gid_mappings());
+    if opts.idmap.is_none() && own.0.is_none() && own.1.is_none() {
+        return Ok(None);
+    }
+    let recursive = opts.idmap.unwrap_or(false);
+    let (uid_mappings, gid_mappings) = match own {
+        (None, None) => {
+            if !ns.creates(Namespace::User) {
+                return Err(Error::spec(
+                    format!("mounts[{index}].options"),
+                    "idmap without uidMappings and gidMappings uses the mappings of the container's new user namespace, and the container creates none",
+                ));
+            }
+            (ns.uid_mappings.clone(), ns.gid_mappings.clone())
+        }
+        (Some(uids), Some(gids)) => (
+            mount_mappings(index, "uidMappings", uids)?,
+            mount_mappings(index, "gidMappings", gids)?,
+        ),
+        (None, Some(_)) | (Some(_), None) => {
+            return Err(Error::spec(
+                format!("mounts[{index}]"),
+                "an idmapped mount needs both uidMappings and gidMappings",
+            ))
+        }
+    };
+    Ok(Some(Idmap {
+        recursive,
+        uid_mappings,
+        gid_mappings,
+    }))
+}
+
+fn mount_mappings(
+    index: usize,
+    field: &str,
+    list: &[oci_spec::runtime::LinuxIdMapping],
+) -> Result<Vec<IdMapping>> {
+    if list.is_empty() {
+        return Err(Error::spec(
+            format!("mounts[{index}].{field}"),
+            "must not be empty",
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let fits = |start: u32| start.checked_add(m.size()).is_some();
+            if m.size() == 0 || !fits(m.host_id()) || !fits(m.container_id()) {
+                return Err(Error::spec(
+                    format!("mounts[{index}].{field}[{i}]"),
+                    "size must be non-zero and the range must fit in 32 bits",
+                ));
+            }
+            Ok(IdMapping {
+                container_id: m.container_id(),
+                host_id: m.host_id(),
+                size: m.size(),
+            })
+        })
+        .collect()
+}
+
 /// A `cgroup` mount: on cgroup v2 one filesystem; on v1 and hybrid hosts a
 /// tmpfs holding one directory per hierarchy, as runc lays it out. Without a
 /// cgroup namespace each hierarchy is a bind of the container's own cgroup;
@@ -277,6 +351,7 @@ fn cgroup_mount(
             MountKind::Bind {
                 source: src.host_dir.clone(),
                 recursive: false,
+                idmap: None,
             }
         };
         Step::Mount(MountStep {
@@ -636,7 +711,8 @@ mod tests {
             m.kind,
             MountKind::Bind {
                 source: "/bundles/b/data".into(),
-                recursive: true
+                recursive: true,
+                idmap: None,
             }
         );
         assert_eq!(m.attrs.set, attr::RDONLY);
@@ -716,6 +792,100 @@ mod tests {
                     .starts_with(&format!("linux.devices[0].{field}")),
                 "{err}"
             );
+        }
+    }
+
+    fn bind_with(extra: serde_json::Value) -> serde_json::Value {
+        let mut m = serde_json::json!({"destination": "/d", "type": "bind", "source": "/src"});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    }
+
+    fn plan_with_mount(m: serde_json::Value, userns: bool) -> Result<Plan> {
+        let b = bundle(|v| {
+            v["mounts"].as_array_mut().unwrap().push(m);
+            if userns {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"type": "user"}));
+                v["linux"]["uidMappings"] =
+                    serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                v["linux"]["gidMappings"] =
+                    serde_json::json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+            }
+        });
+        build(&b, &HostFacts::default(), PlanOptions::default())
+    }
+
+    fn last_idmap(plan: &Plan) -> Option<Idmap> {
+        match &mounts(plan).last().unwrap().kind {
+            MountKind::Bind { idmap, .. } => idmap.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn idmap_takes_the_mount_mappings_or_the_containers() {
+        let own = serde_json::json!([{"containerID": 0, "hostID": 1234, "size": 1}]);
+        let plan = plan_with_mount(
+            bind_with(serde_json::json!({"options": ["rbind", "ridmap"], "uidMappings": own, "gidMappings": own})),
+            false,
+        )
+        .unwrap();
+        let map = last_idmap(&plan).unwrap();
+        assert!(map.recursive);
+        assert_eq!(map.uid_mappings[0].host_id, 1234);
+        // Mappings alone imply a (non-recursive) idmap.
+        let plan = plan_with_mount(
+            bind_with(serde_json::json!({"uidMappings": own, "gidMappings": own})),
+            false,
+        )
+        .unwrap();
+        assert!(!last_idmap(&plan).unwrap().recursive);
+        // `idmap` alone: the container's user namespace mappings.
+        let plan =
+            plan_with_mount(bind_with(serde_json::json!({"options": ["idmap"]})), true).unwrap();
+        let map = last_idmap(&plan).unwrap();
+        assert_eq!(map.uid_mappings[0].host_id, 100000);
+        assert_eq!(map.gid_mappings[0].host_id, 200000);
+        // No idmap at all.
+        let plan = plan_with_mount(bind_with(serde_json::json!({})), false).unwrap();
+        assert_eq!(last_idmap(&plan), None);
+    }
+
+    #[test]
+    fn idmap_errors_name_the_mount() {
+        let own = serde_json::json!([{"containerID": 0, "hostID": 1234, "size": 1}]);
+        let cases = [
+            (
+                bind_with(serde_json::json!({"options": ["idmap"]})),
+                "mounts[7].options",
+            ),
+            (
+                bind_with(serde_json::json!({"uidMappings": own})),
+                "mounts[7]:",
+            ),
+            (
+                bind_with(serde_json::json!({"uidMappings": [], "gidMappings": own})),
+                "mounts[7].uidMappings",
+            ),
+            (
+                bind_with(serde_json::json!({"uidMappings": own,
+                    "gidMappings": [{"containerID": 4294967295u32, "hostID": 0, "size": 2}]})),
+                "mounts[7].gidMappings[0]",
+            ),
+            (
+                serde_json::json!({"destination": "/t", "type": "tmpfs", "options": ["idmap"],
+                    "uidMappings": own, "gidMappings": own}),
+                "mounts[7].options",
+            ),
+        ];
+        for (m, field) in cases {
+            let err = plan_with_mount(m.clone(), false).unwrap_err().to_string();
+            assert!(err.starts_with(field), "{m}: {err}");
         }
     }
 

@@ -103,13 +103,34 @@ impl fmt::Display for Step {
                             write!(f, " copy-up")?;
                         }
                     }
-                    MountKind::Bind { source, recursive } => write!(
-                        f,
-                        "{} {} on {}",
-                        if *recursive { "rbind" } else { "bind" },
-                        source.display(),
-                        m.destination.display()
-                    )?,
+                    MountKind::Bind {
+                        source,
+                        recursive,
+                        idmap,
+                    } => {
+                        write!(
+                            f,
+                            "{} {} on {}",
+                            if *recursive { "rbind" } else { "bind" },
+                            source.display(),
+                            m.destination.display()
+                        )?;
+                        if let Some(map) = idmap {
+                            let show = |maps: &[IdMapping]| {
+                                maps.iter()
+                                    .map(|m| format!("{}→{}+{}", m.container_id, m.host_id, m.size))
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            };
+                            write!(
+                                f,
+                                " {} uids [{}] gids [{}]",
+                                if map.recursive { "ridmap" } else { "idmap" },
+                                show(&map.uid_mappings),
+                                show(&map.gid_mappings)
+                            )?;
+                        }
+                    }
                 }
                 let attrs = m.attrs.describe();
                 if !attrs.is_empty() {

@@ -114,7 +114,7 @@ impl Namespaces {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct IdMapping {
     pub container_id: u32,
     pub host_id: u32,
@@ -209,7 +209,24 @@ pub enum MountKind {
         copy_up: bool,
     },
     /// A bind of a host path: `open_tree(OPEN_TREE_CLONE)`.
-    Bind { source: PathBuf, recursive: bool },
+    Bind {
+        source: PathBuf,
+        recursive: bool,
+        /// Make the cloned tree an idmapped mount.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        idmap: Option<Idmap>,
+    },
+}
+
+/// An idmapped bind mount (`idmap`/`ridmap`): ids on the source filesystem
+/// are shown through these mappings, in the format of user namespace maps
+/// (`containerID` is the id on disk, `hostID` the id it appears as).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Idmap {
+    /// `ridmap`: every mount of an `rbind` tree, not only the top one.
+    pub recursive: bool,
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
 }
 
 impl MountKind {

@@ -1,7 +1,10 @@
 //! Users and groups: writing a new user namespace's id maps (runtime side)
 //! and becoming the configured user (container side).
 
+use std::os::fd::OwnedFd;
 use std::process::Command;
+
+use pathrs::flags::OpenFlags;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
@@ -44,6 +47,52 @@ pub fn write_maps(pid: i32, uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> R
         }
     }
     Ok(())
+}
+
+/// A new user namespace with the given maps, held by an fd: the mapping of
+/// an idmapped mount. A short-lived child creates the namespace and exits
+/// once the fd is open (the fd keeps the namespace alive).
+pub fn user_namespace_with(uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> Result<OwnedFd> {
+    use rustix::pipe::{pipe_with, PipeFlags};
+    let (ready_read, ready_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+    let (done_read, done_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+    let pid = match sys::fork().ctx(|| "fork")? {
+        sys::Forked::Child => {
+            drop(ready_read);
+            drop(done_write);
+            let ok = sys::unshare(libc::CLONE_NEWUSER).is_ok();
+            let _ = rustix::io::write(&ready_write, &[u8::from(ok)]);
+            // Block until the parent closes its end: it has the fd then.
+            let _ = rustix::io::read(&done_read, &mut [0u8; 1]);
+            sys::exit_now(0)
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(ready_write);
+    drop(done_read);
+    let result = (|| {
+        let mut ok = [0u8; 1];
+        let n = rustix::io::read(&ready_read, &mut ok).ctx(|| "user namespace helper")?;
+        if n != 1 || ok[0] != 1 {
+            return Err(Error::Other(
+                "could not create a user namespace for an idmapped mount".into(),
+            ));
+        }
+        write_maps(pid, uid_maps, gid_maps)?;
+        procfs::open_link(
+            ProcfsBase::ProcPid(pid as u32),
+            "ns/user",
+            OpenFlags::O_RDONLY,
+        )
+        .ctx(|| format!("/proc/{pid}/ns/user"))
+    })();
+    // Release the child and reap it, whatever happened.
+    drop(done_write);
+    let _ = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(pid),
+        rustix::process::WaitOptions::empty(),
+    );
+    result
 }
 
 fn format_maps(maps: &[IdMapping]) -> String {

@@ -25,7 +25,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
 use crate::plan::{Namespace, Plan};
-use crate::rootfs::Rootfs;
+use crate::rootfs::{IdmappedMounts, Rootfs};
 use sync::{Channel, ToContainer, ToRuntime};
 
 /// How init learns that it may exec the user process.
@@ -52,6 +52,8 @@ pub struct InitConfig<'a> {
     /// `cgroup.procs` files of the container's cgroups, open for writing:
     /// stage 1 joins them by writing "0" before anything else happens.
     pub cgroup_procs: Vec<OwnedFd>,
+    /// Idmapped bind trees, made by the runtime (init cannot make them).
+    pub idmapped: IdmappedMounts,
     /// The runtime's own fds that the child must drop at once: the state
     /// lock (an flock held through a child's copy would block every other
     /// command) and the runtime's end of the sync socket.
@@ -208,7 +210,7 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         sys::setdomainname(name).ctx(|| "domainname")?;
     }
 
-    let mut rootfs = Rootfs::prepare(&plan.rootfs)?;
+    let mut rootfs = Rootfs::prepare(&plan.rootfs, cfg.idmapped)?;
     rootfs.run_steps(&plan.rootfs.setup)?;
 
     chan.send(&ToRuntime::RunCreateHooks)?;

@@ -3,6 +3,9 @@
 //! the rootfs fd; every mount is attached to an fd.
 
 mod copy_up;
+mod idmap;
+
+pub use idmap::IdmappedMounts;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -48,12 +51,14 @@ pub struct Rootfs {
     mounts: Vec<(PathBuf, OwnedFd)>,
     /// Identity of the rootfs's `/proc` directory, for the `/proc` check.
     proc_dir: Option<(u64, u64)>,
+    /// Idmapped bind trees the runtime prepared.
+    idmapped: IdmappedMounts,
 }
 
 impl Rootfs {
     /// Makes `/` slave (or as configured) and binds the rootfs onto itself so
     /// that it is a mount point we hold by fd.
-    pub fn prepare(plan: &RootfsPlan) -> Result<Rootfs> {
+    pub fn prepare(plan: &RootfsPlan, idmapped: IdmappedMounts) -> Result<Rootfs> {
         if plan.switch == RootSwitch::Chroot {
             let root = RootDir::open(&plan.rootfs)
                 .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
@@ -63,15 +68,14 @@ impl Rootfs {
                 remounted: Vec::new(),
                 mounts: Vec::new(),
                 proc_dir: None,
+                idmapped,
             });
         }
-        // A shared root would be refused by pivot_root and would leak our
-        // mounts to the host; start from slave so nothing flows back.
-        mount_change(
-            "/",
-            MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
-        )
-        .ctx(|| "making / a slave mount in the container's mount namespace")?;
+        // By default (rslave) nothing the container mounts flows back to
+        // the host, while the host's later mounts still reach it.
+        mnt::set_propagation_at(Path::new("/"), plan.root_propagation).ctx(|| {
+            "linux.rootfsPropagation: propagation of / in the container's mount namespace"
+        })?;
         // The rootfs path is resolved once; the bind is cloned from and
         // attached onto that same directory.
         let dir = rustix::fs::open(
@@ -80,6 +84,7 @@ impl Rootfs {
             rustix::fs::Mode::empty(),
         )
         .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
+        make_parent_mount_private(&dir, &plan.rootfs)?;
         let tree = clone_fd(dir.as_fd(), true)
             .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
         attach(tree.as_fd(), dir.as_fd())
@@ -98,6 +103,7 @@ impl Rootfs {
                 .collect(),
             mounts: Vec::new(),
             proc_dir: None,
+            idmapped,
         })
     }
 
@@ -146,9 +152,25 @@ impl Rootfs {
                     .map_err(|e| Error::Other(format!("{field}: {e}")))?;
                 (fd, true)
             }
-            MountKind::Bind { source, recursive } => {
-                let fd = clone_path(source, *recursive)
-                    .ctx(|| format!("{field}: source {}", source.display()))?;
+            MountKind::Bind {
+                source,
+                recursive,
+                idmap,
+            } => {
+                let prepared = match (idmap, m.config_index) {
+                    (Some(_), Some(i)) => self.idmapped.take(i),
+                    _ => None,
+                };
+                let fd = match prepared {
+                    Some(fd) => fd,
+                    None if idmap.is_some() => {
+                        return Err(Error::Other(format!(
+                            "{field}: the idmapped tree was not prepared"
+                        )))
+                    }
+                    None => clone_path(source, *recursive)
+                        .ctx(|| format!("{field}: source {}", source.display()))?,
+                };
                 // The type of what was cloned, not of a second lookup.
                 let dir = file_type(&fd).ctx(|| format!("{field}: source {}", source.display()))?
                     == rustix::fs::FileType::Directory;
@@ -420,6 +442,76 @@ impl Rootfs {
     }
 }
 
+/// If the mount holding the rootfs is shared, makes it private: attaching
+/// the rootfs's self-bind below a shared mount would propagate it to the
+/// mount's peers (the host), and `pivot_root` refuses a shared parent.
+/// Only happens when `rootfsPropagation` keeps `/` shared.
+fn make_parent_mount_private(rootfs: &OwnedFd, path: &Path) -> Result<()> {
+    let field = || format!("root.path {}: parent mount", path.display());
+    let (id, _) = mnt::mount_of(rootfs).ctx(field)?;
+    let info =
+        procfs::read(procfs::ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let Some(point) = info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let this = fields.first()?.parse::<u64>().ok()? == id;
+        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
+        let shared = optional.clone().any(|f| f.starts_with("shared:"));
+        (this && shared).then(|| unescape_mountinfo(fields.get(4).copied().unwrap_or("")))
+    }) else {
+        return Ok(());
+    };
+    // Open the mount point and check it is that mount's root before
+    // changing it: the path is only a name from mountinfo.
+    let fd = rustix::fs::open(
+        &point,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(field)?;
+    if mnt::mount_of(&fd).ctx(field)? != (id, true) {
+        return Err(Error::Other(format!(
+            "{}: {} changed while it was being made private",
+            field(),
+            point.display()
+        )));
+    }
+    mnt::set_propagation(
+        &fd,
+        PropagationChange {
+            kind: Propagation::Private,
+            recursive: false,
+        },
+    )
+    .ctx(field)
+}
+
+/// Mount points in mountinfo escape space, tab, newline and backslash as
+/// octal (`\040`).
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
+            std::str::from_utf8(d)
+                .ok()
+                .and_then(|d| u8::from_str_radix(d, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(byte)) => {
+                out.push(byte);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    PathBuf::from(std::ffi::OsString::from_vec(out))
+}
+
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
 /// in the mount namespace; detach them so the container cannot reach them.
 fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
@@ -429,7 +521,7 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
         .lines()
         .filter_map(|l| {
             let fields: Vec<&str> = l.split(' ').collect();
-            let point = PathBuf::from(fields.get(4)?);
+            let point = unescape_mountinfo(fields.get(4)?);
             let fstype = fields
                 .iter()
                 .position(|f| *f == "-")
