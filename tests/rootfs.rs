@@ -448,3 +448,140 @@ fn many_bind_mounts_fit_in_a_small_fd_limit() {
     assert_eq!(out.stdout, "0\n299\n300\n");
     ctx.assert_clean();
 }
+
+/// Overlay layers given relative to the bundle, in a bundle whose path holds
+/// the characters overlayfs treats specially (`:` and `,`): the runtime
+/// makes them absolute and escapes them.
+#[test]
+fn overlay_with_layers_relative_to_an_awkward_bundle_path() {
+    if runtime_is_runc() {
+        // runc 1.1 passes relative layers to mount(2) as they are.
+        return skip("relative overlay layers are a rootcell extension");
+    }
+    let ctx = Ctx::new("overlay-rel");
+    let mut b = ctx.bundle();
+    let odd = ctx.dir.join("odd:bundle,dir");
+    fs::rename(&b.path, &odd).unwrap();
+    b.path = odd.clone();
+    write_file(&odd.join("lower1/from-lower1"), "one\n");
+    write_file(&odd.join("lower2/from-lower2"), "two\n");
+    write_file(&odd.join("lower2/from-lower1"), "hidden by lower1\n");
+    fs::create_dir_all(odd.join("upper")).unwrap();
+    fs::create_dir_all(odd.join("work")).unwrap();
+    b.add_mount(json!({
+        "destination": "/merged", "type": "overlay", "source": "overlay",
+        "options": ["lowerdir=lower1:lower2", "upperdir=upper", "workdir=work"],
+    }));
+    let out = run_sh(
+        &ctx,
+        &mut b,
+        "overlay",
+        "cat /merged/from-lower1 /merged/from-lower2; echo new > /merged/written; \
+         grep ' /merged ' /proc/self/mountinfo",
+    );
+    assert!(out.starts_with("one\ntwo\n"), "{out}");
+    assert!(out.contains(" - overlay "), "{out}");
+    // The write went to the upper layer, the lower ones are untouched.
+    assert_eq!(read_file(&odd.join("upper/written")), "new\n");
+    assert!(!odd.join("lower1/written").exists());
+    ctx.assert_clean();
+}
+
+/// Runs container `id` of `b` in a private mount namespace of its own in
+/// which the bundle's rootfs is a shared mount (as on hosts where / is
+/// shared, the systemd default), then prints "mounts-below:" and the mounts
+/// that namespace sees below the rootfs. The test's own namespace is never
+/// changed.
+fn run_on_shared_rootfs(ctx: &Ctx, b: &Bundle, id: &str) -> Out {
+    let cmd = ctx.run_cmd(id, b, &[]);
+    let mut words = vec![cmd.get_program().to_string_lossy().into_owned()];
+    words.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let runtime: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!(
+        "set -e; mount --bind '{r}' '{r}'; mount --make-shared '{r}'; {rt}; \
+         echo mounts-below:; awk -v r='{r}' 'index($5, r\"/\") == 1' /proc/self/mountinfo",
+        r = b.rootfs().display(),
+        rt = runtime.join(" ")
+    );
+    exec(
+        std::process::Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(script),
+        CMD_TIMEOUT,
+    )
+}
+
+/// The propagation of the container's root follows
+/// `linux.rootfsPropagation` (default rslave), as mountinfo shows inside,
+/// and whatever it is, no mount of the container shows up outside.
+#[test]
+fn root_propagation_follows_the_config() {
+    let ctx = Ctx::new("rootprop");
+    let mut b = ctx.bundle();
+    b.sh("awk '$5 == \"/\"' /proc/self/mountinfo");
+    for (propagation, expect) in [
+        (None, Some("master:")),
+        (Some("rslave"), Some("master:")),
+        (Some("rprivate"), None),
+        (Some("private"), None),
+        // runc 1.1 leaves the root private here; rootcell applies it.
+        (Some("rshared"), Some("shared:")),
+    ] {
+        if propagation == Some("rshared") && runtime_is_runc() {
+            continue;
+        }
+        match propagation {
+            Some(p) => b.linux()["rootfsPropagation"] = json!(p),
+            None => {
+                b.linux()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("rootfsPropagation");
+            }
+        }
+        let id = ctx.id("p");
+        let out = run_on_shared_rootfs(&ctx, &b, &id);
+        out.assert_ok(&format!("rootfsPropagation {propagation:?}"));
+        let (root, below) = out.stdout.split_once("mounts-below:").unwrap();
+        let root = root.trim();
+        assert!(!root.is_empty(), "no root mount in mountinfo");
+        let optional: Vec<&str> = root
+            .split(" - ")
+            .next()
+            .unwrap()
+            .split(' ')
+            .skip(6)
+            .collect();
+        match expect {
+            Some(tag) => assert!(
+                optional.len() == 1 && optional[0].starts_with(tag),
+                "{propagation:?}: {root}"
+            ),
+            None => assert!(optional.is_empty(), "{propagation:?}: {root}"),
+        }
+        assert!(
+            below.trim().is_empty(),
+            "{propagation:?}: mounts leaked: {below}"
+        );
+    }
+    ctx.assert_clean();
+}
+
+/// A rootfs on a shared mount with `rootfsPropagation: rshared`: the
+/// runtime makes that mount private before binding the rootfs onto itself,
+/// so none of the container's mounts appear in the namespace it was started
+/// from (and pivot_root, which refuses a shared parent, works).
+#[test]
+fn shared_parent_of_the_rootfs_is_made_private() {
+    let ctx = Ctx::new("sharedparent");
+    let mut b = ctx.bundle();
+    b.linux()["rootfsPropagation"] = json!("rshared");
+    b.sh("grep -q ' /proc proc ' /proc/mounts && echo proc-mounted");
+    let id = ctx.id("s");
+    let out = run_on_shared_rootfs(&ctx, &b, &id);
+    out.assert_ok("run with a shared rootfs mount and rshared");
+    let (inside, below) = out.stdout.split_once("mounts-below:").unwrap();
+    assert!(inside.contains("proc-mounted"), "{}", out.all());
+    assert!(below.trim().is_empty(), "container mounts leaked: {below}");
+    ctx.assert_clean();
+}

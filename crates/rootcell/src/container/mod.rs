@@ -463,6 +463,7 @@ fn host_facts(
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
+        selinux: Path::new("/sys/fs/selinux/enforce").exists(),
     };
     Ok((host, cg))
 }

@@ -134,6 +134,9 @@ fn rootfs_plan(
     let mut remounts = Vec::new();
     let mut dev_is_bound = false;
     let userns = ns.has(Namespace::User) || host.rootless;
+    let mount_label = linux
+        .and_then(|l| l.mount_label().clone())
+        .filter(|label| host.selinux && !label.is_empty());
 
     for (i, mount) in spec.mounts().iter().flatten().enumerate() {
         let dest = clean(mount.destination());
@@ -171,7 +174,15 @@ fn rootfs_plan(
                     .as_ref()
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_else(|| fstype.to_string()),
-                options: mount_opts.data.clone(),
+                options: labelled(
+                    if fstype == "overlay" {
+                        overlay_layers_in_bundle(&mount_opts.data, &bundle.dir)
+                    } else {
+                        mount_opts.data.clone()
+                    },
+                    fstype,
+                    mount_label.as_deref(),
+                ),
                 copy_up: mount_opts.tmpcopyup,
             }
         };
@@ -250,6 +261,7 @@ fn rootfs_plan(
         setup,
         switch,
         finish,
+        mount_label,
     })
 }
 
@@ -321,6 +333,62 @@ fn mount_mappings(
                 host_id: m.host_id(),
                 size: m.size(),
             })
+        })
+        .collect()
+}
+
+/// Adds the SELinux `context` of `linux.mountLabel` to a new filesystem's
+/// data, as runc does for every type but proc, sysfs and cgroup (which
+/// cannot be labelled), unless the config gives a context itself.
+fn labelled(mut data: Vec<FsOption>, fstype: &str, label: Option<&str>) -> Vec<FsOption> {
+    let Some(label) = label else { return data };
+    let unlabelled = matches!(fstype, "proc" | "sysfs" | "cgroup" | "cgroup2");
+    let has_context = data
+        .iter()
+        .any(|o| matches!(o, FsOption::Value(k, _) if k == "context"));
+    if !unlabelled && !has_context {
+        data.push(context_option(label));
+    }
+    data
+}
+
+/// The `context="<label>"` mount option.
+pub fn context_option(label: &str) -> FsOption {
+    FsOption::Value("context".into(), format!("\"{label}\""))
+}
+
+/// Relative overlayfs layer paths are relative to the bundle, as with runc
+/// (whose init runs in the bundle directory): they are made absolute here,
+/// with the bundle path escaped as overlayfs requires. The user's own
+/// escapes in each path are kept.
+fn overlay_layers_in_bundle(data: &[FsOption], bundle: &Path) -> Vec<FsOption> {
+    let bundle_escaped = options::escape_overlay_path(&bundle.to_string_lossy());
+    let absolute = |layer: &str, escaped: bool| {
+        if layer.is_empty() || layer.starts_with('/') {
+            layer.to_string()
+        } else if escaped {
+            format!("{bundle_escaped}/{layer}")
+        } else {
+            bundle.join(layer).to_string_lossy().into_owned()
+        }
+    };
+    data.iter()
+        .map(|option| match option {
+            FsOption::Value(key, value) => {
+                let value = match key.as_str() {
+                    "lowerdir" => options::split_overlay_layers(value)
+                        .into_iter()
+                        .map(|layer| absolute(layer, true))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                    "upperdir" | "workdir" => absolute(value, true),
+                    // The Linux 6.8 per-layer keys take one unescaped path.
+                    "lowerdir+" | "datadir+" => absolute(value, false),
+                    _ => value.clone(),
+                };
+                FsOption::Value(key.clone(), value)
+            }
+            flag => flag.clone(),
         })
         .collect()
 }
@@ -630,6 +698,7 @@ mod tests {
             has_kcore: true,
             rootless: false,
             cgroup_mounts: vec![src("cpu,cpuacct", &["cpu", "cpuacct"]), src("unified", &[])],
+            selinux: false,
         }
     }
 
@@ -887,6 +956,68 @@ mod tests {
             let err = plan_with_mount(m.clone(), false).unwrap_err().to_string();
             assert!(err.starts_with(field), "{m}: {err}");
         }
+    }
+
+    #[test]
+    fn overlay_layers_are_made_absolute_in_the_bundle() {
+        let b = bundle(|v| {
+            v["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+                {"destination": "/o", "type": "overlay", "source": "overlay",
+                 "options": ["lowerdir=l1:/abs/l2:l\\:3", "upperdir=u", "workdir=/w", "lowerdir+=l4"]}
+            ));
+        });
+        let b = Bundle {
+            dir: PathBuf::from("/bundles/a:b,c"),
+            ..b
+        };
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        let MountKind::Fresh { options, .. } = &mounts(&plan).last().unwrap().kind else {
+            panic!("overlay is a fresh mount");
+        };
+        let value = |k: &str| {
+            options.iter().find_map(|o| match o {
+                FsOption::Value(key, v) if key == k => Some(v.clone()),
+                _ => None,
+            })
+        };
+        assert_eq!(
+            value("lowerdir").unwrap(),
+            r"/bundles/a\:b\,c/l1:/abs/l2:/bundles/a\:b\,c/l\:3"
+        );
+        assert_eq!(value("upperdir").unwrap(), r"/bundles/a\:b\,c/u");
+        assert_eq!(value("workdir").unwrap(), "/w");
+        assert_eq!(value("lowerdir+").unwrap(), "/bundles/a:b,c/l4");
+    }
+
+    #[test]
+    fn mount_label_applies_only_with_selinux_and_not_to_proc() {
+        let label = "system_u:object_r:container_file_t:s0:c1,c2";
+        let b = bundle(|v| v["linux"]["mountLabel"] = label.into());
+        let context = |plan: &Plan, dest: &str| {
+            mounts(plan)
+                .into_iter()
+                .find(|m| m.destination == Path::new(dest))
+                .and_then(|m| match &m.kind {
+                    MountKind::Fresh { options, .. } => options
+                        .iter()
+                        .find(|o| matches!(o, FsOption::Value(k, _) if k == "context"))
+                        .cloned(),
+                    _ => None,
+                })
+        };
+        let without = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+        assert_eq!(context(&without, "/dev"), None);
+        assert_eq!(without.rootfs.mount_label, None);
+        let host = HostFacts {
+            selinux: true,
+            ..hybrid()
+        };
+        let with = build(&b, &host, PlanOptions::default()).unwrap();
+        assert_eq!(context(&with, "/dev"), Some(context_option(label)));
+        assert_eq!(context(&with, "/dev/shm"), Some(context_option(label)));
+        assert_eq!(context(&with, "/proc"), None);
+        assert_eq!(context(&with, "/sys"), None);
+        assert_eq!(with.rootfs.mount_label.as_deref(), Some(label));
     }
 
     #[test]

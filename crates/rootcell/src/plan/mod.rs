@@ -34,6 +34,8 @@ pub struct HostFacts {
     pub rootless: bool,
     /// How the container's cgroups are seen, for `cgroup` mounts.
     pub cgroup_mounts: Vec<CgroupMountSource>,
+    /// SELinux is enabled (selinuxfs is mounted): `linux.mountLabel` applies.
+    pub selinux: bool,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -133,6 +135,10 @@ pub struct RootfsPlan {
     pub switch: RootSwitch,
     /// Steps done after the root switch, in order.
     pub finish: Vec<Step>,
+    /// SELinux context for the filesystems rootcell creates itself (the
+    /// tmpfs of masked directories); None without SELinux.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_label: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

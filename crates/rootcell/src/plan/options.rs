@@ -202,6 +202,40 @@ fn parse_other(o: &str, out: &mut MountOptions) -> bool {
     true
 }
 
+/// Escapes a path for an overlayfs layer option: overlayfs splits
+/// `lowerdir` on `:` and mount data on `,`, and takes `\\` as the escape.
+pub fn escape_overlay_path(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if matches!(c, '\\' | ':' | ',') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Splits an overlayfs layer list on the `:` that are not escaped, keeping
+/// the escapes in each part.
+pub fn split_overlay_layers(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ':' => {
+                parts.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&value[start..]);
+    parts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +282,17 @@ mod tests {
         );
         assert!(o.tmpcopyup);
         assert_eq!(o.idmap, Some(true));
+    }
+
+    #[test]
+    fn overlay_paths_are_escaped_and_split() {
+        assert_eq!(escape_overlay_path(r"/a:b,c\d"), r"/a\:b\,c\\d");
+        assert_eq!(
+            split_overlay_layers(r"/a\:b:/c:d"),
+            vec![r"/a\:b", "/c", "d"]
+        );
+        assert_eq!(split_overlay_layers("/only"), vec!["/only"]);
+        assert_eq!(split_overlay_layers(r"/x\\:/y"), vec![r"/x\\", "/y"]);
     }
 
     #[test]

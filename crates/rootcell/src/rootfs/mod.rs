@@ -53,6 +53,8 @@ pub struct Rootfs {
     proc_dir: Option<(u64, u64)>,
     /// Idmapped bind trees the runtime prepared.
     idmapped: IdmappedMounts,
+    /// `context=` option for the tmpfs of masked directories.
+    mask_data: Vec<crate::plan::FsOption>,
 }
 
 impl Rootfs {
@@ -69,6 +71,7 @@ impl Rootfs {
                 mounts: Vec::new(),
                 proc_dir: None,
                 idmapped,
+                mask_data: Vec::new(),
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -104,6 +107,12 @@ impl Rootfs {
             mounts: Vec::new(),
             proc_dir: None,
             idmapped,
+            mask_data: plan
+                .mount_label
+                .as_deref()
+                .map(crate::plan::build::context_option)
+                .into_iter()
+                .collect(),
         })
     }
 
@@ -391,7 +400,7 @@ impl Rootfs {
             mnt::fresh(
                 "tmpfs",
                 "tmpfs",
-                &[],
+                &self.mask_data,
                 attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
             )
             .map_err(|e| Error::Other(format!("{field}: {e}")))?
