@@ -67,6 +67,11 @@ impl std::fmt::Display for FreshError {
         match self.step {
             "option" => write!(f, "the kernel refused option {:?}: {io}", self.what),
             "fsopen" => write!(f, "filesystem type {:?}: {io}", self.what),
+            "create" if self.errno == rustix::io::Errno::PERM => write!(
+                f,
+                "the kernel refused to create a {:?} filesystem: {io} (most filesystems cannot be mounted in a user namespace)",
+                self.what
+            ),
             _ => write!(f, "{} {:?}: {io}", self.step, self.what),
         }
     }

@@ -112,8 +112,16 @@ impl RootDir {
         let mut prefix = PathBuf::from("/");
         let components: Vec<_> = path.components().collect();
         for (i, c) in components.iter().enumerate() {
-            let Component::Normal(name) = c else {
-                continue;
+            let name = match c {
+                Component::Normal(name) => name,
+                // `prefix` holds only directories (each checked not to be a
+                // link), so `..` is plain path arithmetic; at the root it
+                // stays there, as in the kernel's RESOLVE_IN_ROOT.
+                Component::ParentDir => {
+                    prefix.pop();
+                    continue;
+                }
+                _ => continue,
             };
             let candidate = prefix.join(name);
             let fd = self.resolve_nofollow(&candidate).ok()?;

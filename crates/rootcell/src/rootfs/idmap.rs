@@ -47,8 +47,11 @@ impl IdmappedMounts {
                 namespaces.insert(key.clone(), ns);
             }
             let userns = &namespaces[&key];
-            let tree = clone_path(source, *recursive)
-                .ctx(|| format!("{field}: source {}", source.display()))?;
+            let tree = match clone_path(source, *recursive) {
+                // Cloning in the host's mount namespace needs its privileges.
+                Err(e @ rustix::io::Errno::PERM) => Err(idmap_error(&field, source, idmap, e)),
+                other => other.ctx(|| format!("{field}: source {}", source.display())),
+            }?;
             // Cloned in the host's mount namespace, the tree would be a peer
             // of the host's shared mounts: make it a slave first, like every
             // other mount of the container, so nothing propagates back.

@@ -10,7 +10,7 @@ pub use idmap::IdmappedMounts;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use rustix::mount::{mount_change, unmount, MountPropagationFlags, UnmountFlags};
+use rustix::mount::{unmount, UnmountFlags};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dev;
@@ -20,8 +20,8 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, MountKind, MountStep, Propagation, PropagationChange, RootSwitch,
-    RootfsPlan, Step,
+    AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
+    RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -157,7 +157,12 @@ impl Rootfs {
                 ..
             } => {
                 let attrs = m.attrs.set | m.recursive_attrs.set;
-                let fd = mnt::fresh(fstype, source, options, attrs)
+                let inherited = self.tmpfs_mode_of_existing_dir(fstype, options, &m.destination);
+                let options = match inherited {
+                    Some(mode) => [options.as_slice(), &[mode]].concat(),
+                    None => options.clone(),
+                };
+                let fd = mnt::fresh(fstype, source, &options, attrs)
                     .map_err(|e| Error::Other(format!("{field}: {e}")))?;
                 (fd, true)
             }
@@ -209,6 +214,27 @@ impl Rootfs {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())
+    }
+
+    /// A tmpfs without `mode=` over an existing directory keeps that
+    /// directory's mode, as in runc (a /tmp of 1777 stays 1777, a private
+    /// directory stays private); a new directory gets tmpfs's default.
+    fn tmpfs_mode_of_existing_dir(
+        &self,
+        fstype: &str,
+        options: &[FsOption],
+        dest: &Path,
+    ) -> Option<FsOption> {
+        let has_mode = options
+            .iter()
+            .any(|o| matches!(o, FsOption::Value(k, _) if k == "mode"));
+        if fstype != "tmpfs" || has_mode {
+            return None;
+        }
+        let fd = self.root.resolve(dest).ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        (rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory)
+            .then(|| FsOption::Value("mode".into(), format!("{:o}", st.st_mode & 0o7777)))
     }
 
     /// `/proc` and `/sys` must be real directories in the rootfs, not
@@ -306,15 +332,32 @@ impl Rootfs {
     pub fn switch(&mut self, how: RootSwitch, propagation: PropagationChange) -> Result<()> {
         match how {
             RootSwitch::PivotRoot => {
+                // Held by fd: after the pivot, "." names the new root (our
+                // cwd), not the old root stacked on top of it.
+                let old_root = rustix::fs::open(
+                    "/",
+                    rustix::fs::OFlags::PATH
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .ctx(|| "opening the old root")?;
                 rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
                 // pivot_root(".", ".") stacks the old root on top of the new
                 // one; detaching "." then removes the host's tree entirely.
                 rustix::process::pivot_root(".", ".").ctx(|| "pivot_root")?;
-                mount_change(
-                    ".",
-                    MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+                // The old root becomes a slave first, so that detaching it
+                // cannot propagate to the host whatever its propagation was.
+                mnt::set_propagation(
+                    &old_root,
+                    PropagationChange {
+                        kind: Propagation::Slave,
+                        recursive: true,
+                    },
                 )
                 .ctx(|| "making the old root a slave")?;
+                drop(old_root);
+                // umount2 looks up the topmost mount at ".": the old root.
                 unmount(".", UnmountFlags::DETACH).ctx(|| "detaching the old root")?;
                 rustix::process::chdir("/").ctx(|| "chdir /")?;
             }
