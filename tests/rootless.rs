@@ -175,3 +175,60 @@ fn rootless_default_root_is_under_xdg_runtime_dir() {
     assert_eq!(ctx.list_ids(), Vec::<String>::new());
     ctx.assert_clean();
 }
+
+/// What the kernel allows in a user namespace works rootless (device nodes
+/// are bind mounts of the host's, fresh tmpfs and mqueue mounts); what it
+/// refuses (an idmapped bind of a host directory, a filesystem that cannot
+/// be mounted in a user namespace) fails with an error naming the mount,
+/// and leaves nothing behind.
+#[test]
+fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
+    let (ctx, _xdg) = rootless_ctx("rlmounts", true);
+    let mut b = rootless_bundle(&ctx);
+    let base = b.config.clone();
+    b.add_mount(
+        json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                       "options": ["size=1m", "mode=1777"]}),
+    );
+    fs::create_dir_all(b.rootfs().join("scratch")).unwrap();
+    b.sh("stat -c '%F %t:%T' /dev/null; echo x > /dev/null && echo null-ok; \
+          stat -c %a /scratch; awk '$5 == \"/dev/mqueue\"' /proc/self/mountinfo | grep -c ' - mqueue '");
+    let id = ctx.id("ok");
+    let out = ctx.run(&id, &b);
+    out.assert_ok("rootless run with mounts");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "character special file 1:3", "{}", out.all());
+    assert_eq!(l[1], "null-ok", "{}", out.all());
+    assert_eq!(l[2], "1777", "{}", out.all());
+    assert_eq!(l[3], "1", "{}", out.all());
+
+    let src = ctx.dir.join("idmap-src");
+    fs::create_dir_all(&src).unwrap();
+    let own = json!([{"containerID": 0, "hostID": UNPRIV_UID, "size": 1}]);
+    let refused = [
+        (
+            json!({"destination": "/idm", "type": "bind", "source": src,
+                   "options": ["bind", "idmap"], "uidMappings": own, "gidMappings": own}),
+            "idmap",
+        ),
+        (
+            json!({"destination": "/disk", "type": "ext4", "source": "/dev/vda"}),
+            "ext4",
+        ),
+    ];
+    for (i, (mount, what)) in refused.into_iter().enumerate() {
+        b.config = base.clone();
+        let index = b.config["mounts"].as_array().map_or(0, |a| a.len());
+        b.add_mount(mount);
+        let id = ctx.id(&format!("refused{i}"));
+        let out = ctx.run(&id, &b);
+        out.assert_fail(&format!("rootless {what} mount"));
+        assert!(
+            out.stderr.contains(&format!("mounts[{index}]")) && out.stderr.contains(what),
+            "{}",
+            out.all()
+        );
+        assert!(ctx.try_state(&id).is_none(), "{what}: state left behind");
+    }
+    ctx.assert_clean();
+}
