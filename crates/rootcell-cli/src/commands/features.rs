@@ -15,11 +15,14 @@ pub fn features() -> Value {
         "ociVersionMax": "1.2.0",
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": [
-            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "lazytime",
-            "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand", "norelatime",
-            "nostrictatime", "nosuid", "nosymfollow", "private", "rbind", "relatime", "ro",
-            "rprivate", "rro", "rrw", "rshared", "rslave", "runbindable", "rw", "shared",
-            "slave", "strictatime", "suid", "symfollow", "sync", "tmpcopyup", "unbindable"
+            "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "idmap",
+            "lazytime", "mand", "noatime", "nodev", "nodiratime", "noexec", "nolazytime", "nomand",
+            "norelatime", "nostrictatime", "nosuid", "nosymfollow", "private", "ratime", "rbind",
+            "rdev", "rdiratime", "relatime", "rexec", "ridmap", "rnoatime", "rnodev",
+            "rnodiratime", "rnoexec", "rnorelatime", "rnostrictatime", "rnosuid", "rnosymfollow",
+            "ro", "rprivate", "rrelatime", "rro", "rrw", "rshared", "rslave", "rstrictatime",
+            "rsuid", "rsymfollow", "runbindable", "rw", "shared", "slave", "strictatime", "suid",
+            "symfollow", "sync", "tmpcopyup", "unbindable"
         ],
         "linux": {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
@@ -29,7 +32,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "io.github.rootcell.version": env!("CARGO_PKG_VERSION")
