@@ -1020,6 +1020,164 @@ mod tests {
         assert_eq!(with.rootfs.mount_label.as_deref(), Some(label));
     }
 
+    /// Plans one extra mount on `host` and returns its steps: the mount
+    /// steps it produced and the finishing remounts.
+    fn plan_one(m: serde_json::Value, host: &HostFacts, cgroupns: bool) -> (Vec<MountStep>, Plan) {
+        let b = bundle(|v| {
+            v["mounts"] = serde_json::json!([m]);
+            if !cgroupns {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|n| n["type"] != "cgroup");
+            }
+        });
+        let plan = build(&b, host, PlanOptions::default()).unwrap();
+        let steps = mounts(&plan).into_iter().cloned().collect();
+        (steps, plan)
+    }
+
+    fn fresh(step: &MountStep) -> (&str, &[FsOption], bool) {
+        match &step.kind {
+            MountKind::Fresh {
+                fstype,
+                options,
+                copy_up,
+                ..
+            } => (fstype.as_str(), options.as_slice(), *copy_up),
+            other => panic!("not a fresh mount: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_mount_type_plans_as_expected() {
+        use serde_json::json;
+        let host = HostFacts::default();
+        let value = |k: &str, v: &str| FsOption::Value(k.into(), v.into());
+        for (fstype, options, data) in [
+            ("proc", json!([]), vec![]),
+            ("sysfs", json!(["ro"]), vec![]),
+            ("mqueue", json!(["nosuid"]), vec![]),
+            (
+                "devpts",
+                json!(["newinstance", "ptmxmode=0666"]),
+                vec![
+                    FsOption::Flag("newinstance".into()),
+                    value("ptmxmode", "0666"),
+                ],
+            ),
+            (
+                "tmpfs",
+                json!(["size=1m", "mode=700"]),
+                vec![value("size", "1m"), value("mode", "700")],
+            ),
+            ("ramfs", json!(["mode=711"]), vec![value("mode", "711")]),
+            (
+                "overlay",
+                json!(["lowerdir=/l", "upperdir=/u", "workdir=/w"]),
+                vec![
+                    value("lowerdir", "/l"),
+                    value("upperdir", "/u"),
+                    value("workdir", "/w"),
+                ],
+            ),
+        ] {
+            let (steps, _) = plan_one(
+                json!({"destination": "/m", "type": fstype, "source": fstype, "options": options}),
+                &host,
+                true,
+            );
+            let (planned, planned_data, copy_up) = fresh(&steps[0]);
+            assert_eq!(planned, fstype);
+            assert_eq!(planned_data, data.as_slice(), "{fstype}");
+            assert!(!copy_up);
+        }
+        // sysfs ro: the attribute, not data.
+        let (steps, _) = plan_one(
+            json!({"destination": "/sys", "type": "sysfs", "options": ["ro"]}),
+            &host,
+            true,
+        );
+        assert_eq!(steps[0].attrs.set, attr::RDONLY);
+
+        // tmpcopyup + ro: filled first, read-only at the end.
+        let (steps, plan) = plan_one(
+            json!({"destination": "/t", "type": "tmpfs", "options": ["tmpcopyup", "ro"]}),
+            &host,
+            true,
+        );
+        assert!(fresh(&steps[0]).2);
+        assert_eq!(steps[0].attrs.set & attr::RDONLY, 0);
+        assert!(plan
+            .rootfs
+            .finish
+            .contains(&Step::RemountReadOnly { path: "/t".into() }));
+
+        // bind of a file (type bind) and rbind with type none.
+        for (typ, option, recursive) in [("bind", "bind", false), ("none", "rbind", true)] {
+            let (steps, _) = plan_one(
+                json!({"destination": "/b", "type": typ, "source": "/etc/hosts", "options": [option]}),
+                &host,
+                true,
+            );
+            assert_eq!(
+                steps[0].kind,
+                MountKind::Bind {
+                    source: "/etc/hosts".into(),
+                    recursive,
+                    idmap: None
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn cgroup_mounts_on_each_host_layout() {
+        use serde_json::json;
+        let cgroup = json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "options": ["ro"]});
+        // Hybrid, no cgroup namespace: a tmpfs, then a bind of the
+        // container's own cgroup per hierarchy, aliases as links, and the
+        // tmpfs made read-only at the end.
+        let (steps, plan) = plan_one(cgroup.clone(), &hybrid(), false);
+        assert_eq!(fresh(&steps[0]).0, "tmpfs");
+        assert_eq!(steps[0].attrs.set & attr::RDONLY, 0);
+        assert_eq!(
+            steps[1].kind,
+            MountKind::Bind {
+                source: "/sys/fs/cgroup/cpu,cpuacct/c1".into(),
+                recursive: false,
+                idmap: None
+            }
+        );
+        assert_eq!(steps[1].attrs.set & attr::RDONLY, attr::RDONLY);
+        assert!(plan.rootfs.setup.contains(&Step::Symlink {
+            target: "cpu,cpuacct".into(),
+            link: "/sys/fs/cgroup/cpuacct".into()
+        }));
+        assert!(plan.rootfs.finish.contains(&Step::RemountReadOnly {
+            path: "/sys/fs/cgroup".into()
+        }));
+        // Pure v2 with a cgroup namespace: one fresh cgroup2 mount.
+        let v2 = HostFacts {
+            cgroup_mounts: vec![CgroupMountSource {
+                name: String::new(),
+                host_dir: "/sys/fs/cgroup/c1".into(),
+                fstype: "cgroup2".into(),
+                fs_options: vec![],
+                aliases: vec![],
+            }],
+            ..HostFacts::default()
+        };
+        let (steps, _) = plan_one(cgroup.clone(), &v2, true);
+        assert_eq!(steps.len(), 1);
+        assert_eq!(fresh(&steps[0]).0, "cgroup2");
+        assert_eq!(steps[0].destination, PathBuf::from("/sys/fs/cgroup"));
+        // ... and without one: a bind of the container's cgroup.
+        let (steps, _) = plan_one(cgroup, &v2, false);
+        assert!(matches!(&steps[0].kind, MountKind::Bind { source, .. }
+            if source == Path::new("/sys/fs/cgroup/c1")));
+    }
+
     #[test]
     fn lexical_cleaning() {
         assert_eq!(clean(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));

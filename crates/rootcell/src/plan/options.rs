@@ -285,6 +285,73 @@ mod tests {
     }
 
     #[test]
+    fn every_attribute_option_and_its_recursive_form() {
+        let table: &[(&str, u64, bool)] = &[
+            ("ro", attr::RDONLY, true),
+            ("rw", attr::RDONLY, false),
+            ("nosuid", attr::NOSUID, true),
+            ("suid", attr::NOSUID, false),
+            ("nodev", attr::NODEV, true),
+            ("dev", attr::NODEV, false),
+            ("noexec", attr::NOEXEC, true),
+            ("exec", attr::NOEXEC, false),
+            ("nodiratime", attr::NODIRATIME, true),
+            ("diratime", attr::NODIRATIME, false),
+            ("nosymfollow", attr::NOSYMFOLLOW, true),
+            ("symfollow", attr::NOSYMFOLLOW, false),
+            ("noatime", attr::NOATIME, true),
+            ("strictatime", attr::STRICTATIME, true),
+            ("relatime", attr::ATIME_MASK, false),
+            ("atime", attr::ATIME_MASK, false),
+            ("norelatime", attr::ATIME_MASK, false),
+            ("nostrictatime", attr::ATIME_MASK, false),
+        ];
+        for &(name, bit, set) in table {
+            for (option, recursive) in [(name.to_string(), false), (format!("r{name}"), true)] {
+                let o = p(&[option.as_str()]);
+                let (change, other) = if recursive {
+                    (o.recursive_attrs, o.attrs)
+                } else {
+                    (o.attrs, o.recursive_attrs)
+                };
+                assert!(other.is_empty() && o.data.is_empty(), "{option}");
+                if bit & attr::ATIME_MASK != 0 && bit != attr::NODIRATIME {
+                    // The atime family clears the whole field and sets one value.
+                    assert_eq!(change.clear, attr::ATIME_MASK, "{option}");
+                    assert_eq!(change.set, if set { bit } else { 0 }, "{option}");
+                } else if set {
+                    assert_eq!((change.set, change.clear), (bit, 0), "{option}");
+                } else {
+                    assert_eq!((change.set, change.clear), (0, bit), "{option}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_propagation_option() {
+        for (name, kind) in [
+            ("private", Propagation::Private),
+            ("shared", Propagation::Shared),
+            ("slave", Propagation::Slave),
+            ("unbindable", Propagation::Unbindable),
+        ] {
+            for (option, recursive) in [(name.to_string(), false), (format!("r{name}"), true)] {
+                let o = p(&[option.as_str()]);
+                assert_eq!(
+                    o.propagation,
+                    Some(PropagationChange { kind, recursive }),
+                    "{option}"
+                );
+                assert!(o.attrs.is_empty() && o.recursive_attrs.is_empty() && o.data.is_empty());
+            }
+        }
+        let o = p(&["bind", "defaults"]);
+        assert!(o.bind && !o.recursive_bind && o.data.is_empty());
+        assert_eq!(p(&["idmap"]).idmap, Some(false));
+    }
+
+    #[test]
     fn overlay_paths_are_escaped_and_split() {
         assert_eq!(escape_overlay_path(r"/a:b,c\d"), r"/a\:b\,c\\d");
         assert_eq!(
