@@ -87,7 +87,13 @@ impl Rootfs {
             rustix::fs::Mode::empty(),
         )
         .ctx(|| format!("root.path {}", plan.rootfs.display()))?;
-        make_parent_mount_private(&dir, &plan.rootfs)?;
+        // After a recursive slave/private/unbindable change nothing is
+        // shared any more; only then can the mountinfo lookup be skipped.
+        let nothing_shared =
+            plan.root_propagation.recursive && plan.root_propagation.kind != Propagation::Shared;
+        if !nothing_shared {
+            make_parent_mount_private(&dir, &plan.rootfs)?;
+        }
         let tree = clone_fd(dir.as_fd(), true)
             .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
         attach(tree.as_fd(), dir.as_fd())
