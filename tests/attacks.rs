@@ -1039,3 +1039,94 @@ fn tmpcopyup_copies_symlinks_not_their_host_targets() {
     assert_outcome(&out, Expect::Safe, "tmpcopyup", "/etc/copyme", &seen);
     ctx.assert_clean();
 }
+
+// ---------------------------------------------------------------------------
+// The runtime binary (CVE-2019-5736)
+// ---------------------------------------------------------------------------
+
+/// Attacker in a privileged container that shares the host's pid namespace
+/// (`--privileged --pid=host`): finds a process whose exe is the runtime
+/// binary (given as `DEV:INO`), keeps a read-only fd on it, waits until that
+/// process is gone, then reopens the fd for writing and writes the byte
+/// already there (0x7f, the ELF magic: the file is unchanged even when the
+/// write succeeds).
+const EXE_ATTACKER: &str = r#"
+want=DEV_INO
+end=$(( $(date +%s) + 20 ))
+pid=
+while [ -z "$pid" ] && [ $(date +%s) -lt $end ]; do
+  for d in /proc/[0-9]*; do
+    [ "$(stat -L -c %d:%i $d/exe 2>/dev/null)" = "$want" ] || continue
+    command exec 5<"$d/exe" 2>/dev/null || continue
+    pid=${d#/proc/}; echo "caught $pid"; break
+  done
+done
+[ -n "$pid" ] || { echo nothing-caught; exit 0; }
+while [ -e /proc/$pid ]; do sleep 0.1; done
+sleep 1
+if command exec 6<>/proc/self/fd/5 2>/dev/null; then
+  if printf '\177' >&6 2>/dev/null; then echo WRITABLE; else echo write-refused; fi
+else
+  echo open-refused
+fi
+"#;
+
+/// A privileged container in the host's pid namespace catches a runtime
+/// process (`run` of another container), keeps its `/proc/<pid>/exe` open,
+/// and reopens it for writing once the runtime has exited: the runtime must
+/// run from a read-only (or sealed) image, so the write is refused and the
+/// binary stays as it was. (The `#!/proc/self/exe` entrypoint of the
+/// original CVE is refused by this kernel itself: ENOENT.)
+#[test]
+fn runtime_binary_cannot_be_rewritten_through_proc_exe() {
+    let mut ctx = Ctx::new("exe");
+    // A private copy of the runtime: only this test's processes run it, and
+    // a vulnerable runtime damages nothing else.
+    let bin_dir = ctx.dir.join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join(runtime_name());
+    fs::copy(runtime_path(), &bin).expect("copy runtime binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let before = fs::read(&bin).unwrap();
+    let meta = fs::metadata(&bin).unwrap();
+    ctx.bin = bin.clone();
+
+    let mut attacker = ctx.bundle();
+    attacker.sh(&EXE_ATTACKER.replace("DEV_INO", &format!("{}:{}", meta.dev(), meta.ino())));
+    attacker.remove_namespace("pid");
+    if let Some(p) = attacker.config["process"].as_object_mut() {
+        p.remove("capabilities");
+    }
+    let a = ctx.id("attacker");
+    ctx.create(&a, &attacker, &[]).assert_ok("create attacker");
+    ctx.rt(&["start", &a]).assert_ok("start attacker");
+
+    let mut victim = ctx.bundle();
+    victim.args(&["sleep", "3"]);
+    let out_file = ctx.stdout_path(&a);
+    for i in 0..3 {
+        ctx.run(&ctx.id(&format!("victim{i}")), &victim)
+            .assert_ok("run victim");
+        if read_file(&out_file).contains("caught") {
+            break;
+        }
+    }
+    let report = poll(
+        std::time::Duration::from_secs(30),
+        "the attacker's report",
+        || {
+            let r = read_file(&out_file);
+            (r.contains("refused") || r.contains("WRITABLE") || r.contains("nothing-caught"))
+                .then_some(r)
+        },
+    );
+    assert!(report.contains("caught"), "the attack never ran: {report}");
+    assert!(
+        !report.contains("WRITABLE"),
+        "runtime binary writable: {report}"
+    );
+    assert!(fs::read(&bin).unwrap() == before, "runtime binary changed");
+    ctx.rt(&["delete", "--force", &a])
+        .assert_ok("delete attacker");
+    ctx.assert_clean();
+}

@@ -232,3 +232,27 @@ fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
     }
     ctx.assert_clean();
 }
+
+/// Rootless, the runtime cannot make a read-only bind of itself, so it runs
+/// from a sealed memfd copy: the container's init (and so anything that
+/// reaches `/proc/<pid>/exe`) sees an image that refuses writes.
+#[test]
+fn rootless_runtime_runs_from_a_sealed_copy() {
+    let (ctx, _xdg) = rootless_ctx("rlexe", true);
+    let mut b = rootless_bundle(&ctx);
+    b.args(&["sleep", "100"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("rootless create");
+    let pid = ctx.pid(&id);
+    let exe = format!("/proc/{pid}/exe");
+    let target = readlink(&exe);
+    assert!(target.contains("memfd:"), "{target}");
+    let write = fs::OpenOptions::new().write(true).open(&exe).and_then(|f| {
+        use std::os::unix::fs::FileExt;
+        f.write_at(b"\x7f", 0)
+    });
+    assert!(write.is_err(), "the runtime image accepted a write");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    wait_pid_dead(pid);
+    ctx.assert_clean();
+}

@@ -139,3 +139,11 @@ pub enum Command {
         no_pivot: bool,
     },
 }
+
+impl Command {
+    /// Whether the command starts processes inside a container, and so must
+    /// run from a protected binary (see `rootcell::exe`).
+    pub fn enters_container(&self) -> bool {
+        matches!(self, Command::Create(_) | Command::Run { .. })
+    }
+}

@@ -8,6 +8,15 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    // Before anything of a container exists: commands that start processes
+    // in a container run from an image the container cannot overwrite
+    // (CVE-2019-5736). This may re-execute rootcell.
+    if args.command.enters_container() {
+        if let Err(e) = rootcell::exe::ensure_protected() {
+            eprintln!("rootcell: {e:#}");
+            std::process::exit(1);
+        }
+    }
     logging::init(&args.global);
     let code = match commands::dispatch(args) {
         Ok(code) => code,

@@ -6,6 +6,7 @@
 pub mod cgroup;
 pub mod container;
 pub mod error;
+pub mod exe;
 pub mod fs;
 pub mod hooks;
 pub mod plan;

@@ -142,3 +142,29 @@ pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) })
         .map(drop)
 }
+
+/// `execveat(fd, "", argv, envp, AT_EMPTY_PATH)`: executes the file `fd`
+/// refers to (an `O_PATH` fd works); returns only on failure.
+pub fn execveat_fd(
+    fd: impl AsFd,
+    args: &[std::ffi::CString],
+    env: &[std::ffi::CString],
+) -> io::Error {
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: the fd is valid for the call, the path is an empty C string,
+    // argv and envp are NULL-terminated arrays of live C strings.
+    unsafe {
+        libc::syscall(
+            libc::SYS_execveat,
+            fd.as_fd().as_raw_fd(),
+            c"".as_ptr(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    };
+    io::Error::last_os_error()
+}

@@ -1,0 +1,162 @@
+//! The runtime binary is never writable from a container (CVE-2019-5736).
+//!
+//! A container's process can reach the binary its setup process runs from:
+//! a `#!/proc/self/exe` entrypoint makes the kernel execute that binary
+//! inside the container, and `/proc/<pid>/exe` of any runtime process the
+//! container can see leads to it too. If that file is the host's
+//! `rootcell` on a writable filesystem, a container could overwrite it once
+//! no runtime process runs it any more.
+//!
+//! So before a command that starts processes in a container, rootcell makes
+//! sure it runs from an image the container cannot change, and otherwise
+//! re-executes itself from one:
+//! - a read-only bind of its own binary, detached (`open_tree` +
+//!   `MOUNT_ATTR_RDONLY`): no copy, one extra `execve`; it needs
+//!   `CAP_SYS_ADMIN` in the initial user namespace;
+//! - else (rootless) a sealed `memfd` copy (write, grow and shrink sealed),
+//!   as runc does.
+//!
+//! A binary already on a read-only mount, or a sealed memfd, is used as is.
+
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+
+use pathrs::flags::OpenFlags;
+use rustix::fs::{MemfdFlags, SealFlags, StatVfsMountFlags};
+
+use crate::error::{Error, IoContext, Result};
+use crate::fs::mount::{clone_fd, set_attrs};
+use crate::fs::procfs::{self, ProcfsBase};
+use crate::plan::options::{attr, AttrChange};
+use crate::process::sys;
+
+/// Set in the environment of the re-executed runtime: a second re-exec
+/// would mean the protection did not take, and must not loop.
+const REEXEC_MARKER: &str = "_ROOTCELL_EXE_PROTECTED";
+
+/// How the running binary is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protection {
+    /// The binary is on a read-only mount.
+    ReadOnlyMount,
+    /// The binary is a memfd sealed against writes.
+    SealedMemfd,
+}
+
+/// The protection of the binary this process runs, if any.
+pub fn current_protection() -> Result<Option<Protection>> {
+    let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY)
+        .ctx(|| "/proc/self/exe")?;
+    protection_of(&exe)
+}
+
+fn protection_of(exe: impl AsFd) -> Result<Option<Protection>> {
+    let exe = exe.as_fd();
+    let vfs = rustix::fs::fstatvfs(exe).ctx(|| "statvfs of /proc/self/exe")?;
+    if vfs.f_flag.contains(StatVfsMountFlags::RDONLY) {
+        return Ok(Some(Protection::ReadOnlyMount));
+    }
+    // Only memfds have seals; anything else answers EINVAL.
+    let needed = SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL;
+    match rustix::fs::fcntl_get_seals(exe) {
+        Ok(seals) if seals.contains(needed) => Ok(Some(Protection::SealedMemfd)),
+        _ => Ok(None),
+    }
+}
+
+/// Makes sure this process runs from a protected image: returns if it does,
+/// otherwise re-executes itself (same arguments and environment) from one
+/// and does not return.
+pub fn ensure_protected() -> Result<()> {
+    let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY)
+        .ctx(|| "/proc/self/exe")?;
+    if protection_of(&exe)?.is_some() {
+        std::env::remove_var(REEXEC_MARKER);
+        return Ok(());
+    }
+    if std::env::var_os(REEXEC_MARKER).is_some() {
+        return Err(Error::Other(
+            "re-executed from a protected copy of rootcell, but /proc/self/exe is still writable"
+                .into(),
+        ));
+    }
+    let image = match read_only_bind(&exe) {
+        Ok(fd) => fd,
+        // Not privileged enough for a mount (rootless): copy instead.
+        Err(rustix::io::Errno::PERM) => sealed_copy(&exe)?,
+        Err(e) => return Err(e).ctx(|| "read-only bind of the rootcell binary"),
+    };
+    drop(exe);
+    reexec(image)
+}
+
+/// A detached, read-only bind mount of the file `exe` (an `O_PATH`-like fd
+/// of the tree, executable with `execveat`).
+fn read_only_bind(exe: &OwnedFd) -> rustix::io::Result<OwnedFd> {
+    let tree = clone_fd(exe.as_fd(), false)?;
+    set_attrs(
+        &tree,
+        AttrChange {
+            set: attr::RDONLY | attr::NODEV,
+            clear: 0,
+        },
+        false,
+    )?;
+    Ok(tree)
+}
+
+/// A memfd holding a copy of `exe`, sealed against any change.
+fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd> {
+    let memfd =
+        rustix::fs::memfd_create("rootcell", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+            .ctx(|| "memfd_create")?;
+    // std's copy uses copy_file_range or sendfile where they work.
+    let mut from = std::fs::File::from(exe.try_clone().ctx(|| "dup")?);
+    let mut to = std::fs::File::from(memfd.try_clone().ctx(|| "dup")?);
+    std::io::copy(&mut from, &mut to).ctx(|| "copying rootcell into a memfd")?;
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )
+    .ctx(|| "sealing the memfd")?;
+    Ok(memfd)
+}
+
+fn reexec(image: OwnedFd) -> Result<()> {
+    let cstring = |bytes: &[u8]| CString::new(bytes).ok();
+    let args: Vec<CString> = std::env::args_os()
+        .filter_map(|a| cstring(a.as_bytes()))
+        .collect();
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != REEXEC_MARKER)
+        .filter_map(|(k, v)| {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstring(&kv)
+        })
+        .collect();
+    env.extend(cstring(format!("{REEXEC_MARKER}=1").as_bytes()));
+    let err = sys::execveat_fd(&image, &args, &env);
+    Err(Error::Other(format!(
+        "re-executing rootcell from a protected copy: {err}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_memfd_counts_as_protected() {
+        let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY).unwrap();
+        let copy = sealed_copy(&exe).unwrap();
+        assert_eq!(protection_of(&copy).unwrap(), Some(Protection::SealedMemfd));
+        // Writes are refused.
+        assert!(rustix::io::pwrite(&copy, b"x", 0).is_err());
+        // An unsealed memfd is not protected.
+        let plain = rustix::fs::memfd_create("plain", MemfdFlags::CLOEXEC).unwrap();
+        assert_eq!(protection_of(&plain).unwrap(), None);
+    }
+}
