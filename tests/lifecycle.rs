@@ -787,3 +787,28 @@ fn global_log_flags_write_json_log() {
     );
     ctx.assert_clean();
 }
+
+/// `create` + `start` of a container whose process is not root: init opens
+/// the exec fifo after becoming the user (as runc's does), so the fifo must
+/// let it, while the state root stays private.
+#[test]
+fn create_start_as_a_non_root_user() {
+    let ctx = Ctx::new("nonroot");
+    let mut b = ctx.bundle();
+    b.process()["user"] = json!({"uid": 1000, "gid": 1000});
+    b.sh("id -u > /tmp/who");
+    let id = ctx.id("c");
+    let pid = ctx.create_start(&id, &b);
+    wait_pid_dead(pid);
+    assert_eq!(read_file(&b.rootfs().join("tmp/who")), "1000\n");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(ctx.state_dir())
+        .unwrap()
+        .permissions()
+        .mode();
+    if !runtime_is_runc() {
+        assert_eq!(mode & 0o077, 0, "state root is {mode:o}");
+    }
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -215,6 +215,11 @@ impl Runtime {
                 0,
             )
             .ctx(|| format!("{}", fifo.display()))?;
+            // Init opens it after becoming the configured user, who may not
+            // be root: writable by anyone, as runc's (only the start gate;
+            // the state root itself is private).
+            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622))
+                .ctx(|| format!("{}", fifo.display()))?;
             let fd: OwnedFd =
                 rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                     .ctx(|| format!("{}", fifo.display()))?;

@@ -519,13 +519,24 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
                 .filter(|n| *n <= max)
                 .ok_or_else(|| Error::spec(field(f), format!("{v} is out of range 0..={max}")))
         };
+        // Engines (podman) send the full st_mode, type bits included: they
+        // must then agree with `type`.
         let mode = dev.file_mode().unwrap_or(0o666);
-        if mode & !0o7777 != 0 {
+        let type_bits = mode & libc::S_IFMT;
+        let expected = match kind {
+            DeviceKind::Char => libc::S_IFCHR,
+            DeviceKind::Block => libc::S_IFBLK,
+            DeviceKind::Fifo => libc::S_IFIFO,
+        };
+        if (type_bits != 0 && type_bits != expected) || mode & !(libc::S_IFMT | 0o7777) != 0 {
             return Err(Error::spec(
                 field("fileMode"),
-                format!("{mode:#o} has bits beyond permissions"),
+                format!(
+                    "{mode:#o} is not a permission mode (with, at most, the file type of \"type\")"
+                ),
             ));
         }
+        let mode = mode & 0o7777;
         nodes.push(DeviceNode {
             path: clean(dev.path()),
             kind,
@@ -845,6 +856,32 @@ mod tests {
         });
         let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
         assert!(err.to_string().starts_with("mounts[7].options"), "{err}");
+    }
+
+    #[test]
+    fn device_file_mode_may_carry_the_matching_type_bits() {
+        let plan_mode = |typ: &str, mode: u32| {
+            let b = bundle(|v| {
+                v["linux"]["devices"] = serde_json::json!(
+                    [{"path": "/dev/x", "type": typ, "major": 1, "minor": 3, "fileMode": mode}]
+                );
+            });
+            build(&b, &HostFacts::default(), PlanOptions::default()).map(|plan| {
+                plan.rootfs
+                    .setup
+                    .iter()
+                    .find_map(|s| match s {
+                        Step::Device(d) if d.path == Path::new("/dev/x") => Some(d.mode),
+                        _ => None,
+                    })
+                    .unwrap()
+            })
+        };
+        assert_eq!(plan_mode("c", 0o20644).unwrap(), 0o644);
+        assert_eq!(plan_mode("b", 0o60600).unwrap(), 0o600);
+        assert_eq!(plan_mode("c", 0o640).unwrap(), 0o640);
+        let err = plan_mode("b", 0o20644).unwrap_err().to_string();
+        assert!(err.starts_with("linux.devices[0].fileMode"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::AsFd;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{flock, FlockOperation};
@@ -140,7 +141,12 @@ impl ContainerDir {
     /// Creates `<root>/<id>` for a new container, exclusively locked.
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        fs::create_dir_all(root).ctx(|| format!("state root {}", root.display()))?;
+        // Private like runc's: only the runtime's user may look at states.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root)
+            .ctx(|| format!("state root {}", root.display()))?;
         let path = root.join(id);
         match fs::create_dir(&path) {
             Ok(()) => {}

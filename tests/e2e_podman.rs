@@ -1,0 +1,343 @@
+//! End to end: podman drives the runtime under test (`--runtime`), as a user
+//! of `podman run` would. Each test has its own podman storage, run root,
+//! config and image (a busybox rootfs imported with `podman import`), all in
+//! its temp dir, and runs in a private mount namespace of its own thread, so
+//! nothing podman or conmon mounts outlives the test or reaches the host.
+//!
+//! The machine's limits shape the config (see DESIGN.md): cgroupfs cgroups,
+//! file events, explicit `nofile`/`nproc` ulimits, and no network (podman's
+//! bridge needs netavark and iptables).
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Podman can take a while on a busy 2-core machine.
+const PODMAN_TIMEOUT: Duration = Duration::from_secs(90);
+const IMAGE: &str = "localhost/busybox";
+
+/// A private podman set up to use the runtime under test.
+struct Podman {
+    dir: PathBuf,
+    ctx: Ctx,
+}
+
+impl Podman {
+    /// `None` (and a skip notice) when podman is not installed.
+    fn new(name: &str) -> Option<Podman> {
+        if Command::new("podman").arg("--version").output().is_err() {
+            skip("podman is not installed (scripts/setup installs it)");
+            return None;
+        }
+        enter_private_mount_namespace();
+        let ctx = Ctx::new(name);
+        let dir = ctx.dir.join("podman");
+        fs::create_dir_all(dir.join("tmp")).unwrap();
+        let conf = format!(
+            r#"[containers]
+netns = "none"
+default_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{dir}/events.log"
+runtime = "under-test"
+[engine.runtimes]
+under-test = ["{bin}"]
+"#,
+            dir = dir.display(),
+            bin = ctx.bin.display()
+        );
+        write_file(&dir.join("containers.conf"), &conf);
+        let podman = Podman { dir, ctx };
+        let rootfs = podman.dir.join("rootfs");
+        make_rootfs(&rootfs);
+        let tar = podman.dir.join("rootfs.tar");
+        exec(
+            Command::new("tar")
+                .arg("-C")
+                .arg(&rootfs)
+                .arg("-cf")
+                .arg(&tar)
+                .arg("."),
+            CMD_TIMEOUT,
+        )
+        .assert_ok("tar of the busybox rootfs");
+        podman
+            .run(&["import", &tar.to_string_lossy(), IMAGE])
+            .assert_ok("podman import");
+        Some(podman)
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("podman");
+        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+            .arg("--root")
+            .arg(self.dir.join("storage"))
+            .arg("--runroot")
+            .arg(self.dir.join("run"))
+            .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
+            .arg("--tmpdir")
+            .arg(self.dir.join("tmp"))
+            .args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        exec(&mut self.command(args), PODMAN_TIMEOUT)
+    }
+
+    fn run_input(&self, args: &[&str], input: &[u8]) -> Out {
+        exec_input(&mut self.command(args), Some(input), PODMAN_TIMEOUT)
+    }
+
+    /// `podman run --rm IMAGE sh -c SCRIPT` with `flags` before the image.
+    fn sh(&self, flags: &[&str], script: &str) -> Out {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
+        self.run(&args)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        // Whatever a failed test left running: stop and remove it.
+        let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
+        let _ = self.run(&["system", "reset", "--force"]);
+        let left = self.run(&["ps", "--all", "--quiet"]);
+        if !std::thread::panicking() {
+            assert!(
+                left.stdout.trim().is_empty(),
+                "containers left: {}",
+                left.stdout
+            );
+            assert!(
+                self.ctx.leftover_pids().is_empty(),
+                "processes left in the test's root filesystems"
+            );
+        }
+    }
+}
+
+/// Moves the calling thread (and every process it spawns) into a private
+/// mount namespace: podman's and conmon's mounts stay there.
+fn enter_private_mount_namespace() {
+    // SAFETY: plain syscalls; CLONE_NEWNS unshares only this thread's
+    // filesystem context, and the mount call changes only that namespace.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
+        let root = c"/".as_ptr();
+        let ret = libc::mount(
+            std::ptr::null(),
+            root,
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
+        assert_eq!(ret, 0, "making / private");
+    }
+}
+
+/// The effective capability mask of the container's shell, from `CapEff`.
+fn cap_eff(out: &str) -> u64 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or_else(|| panic!("no CapEff in {out}"))
+}
+
+const CAP_NET_ADMIN: u64 = 1 << 12;
+const CAP_SYS_ADMIN: u64 = 1 << 21;
+const CAP_CHOWN: u64 = 1;
+
+#[test]
+fn podman_run_rm_output_and_exit_code() {
+    let Some(p) = Podman::new("pm-run") else {
+        return;
+    };
+    let out = p.sh(&[], "echo hello; exit 3");
+    assert_eq!(out.code(), Some(3), "{}", out.all());
+    assert_eq!(out.stdout, "hello\n");
+    let out = p.sh(&[], "exit 0");
+    assert_eq!(out.code(), Some(0), "{}", out.all());
+    // The container really ran under the runtime under test.
+    let out = p.run(&["info", "--format", "{{.Host.OCIRuntime.Path}}"]);
+    out.assert_ok("podman info");
+    assert_eq!(out.stdout.trim(), p.ctx.bin.to_string_lossy());
+}
+
+#[test]
+fn podman_interactive_stdin() {
+    let Some(p) = Podman::new("pm-stdin") else {
+        return;
+    };
+    let out = p.run_input(
+        &["run", "--rm", "-i", IMAGE, "sh", "-c", "tr a-z A-Z"],
+        b"from stdin\n",
+    );
+    out.assert_ok("podman run -i");
+    assert_eq!(out.stdout, "FROM STDIN\n");
+}
+
+#[test]
+fn podman_detached_logs_stop_rm() {
+    let Some(p) = Podman::new("pm-detach") else {
+        return;
+    };
+    let out = p.run(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        IMAGE,
+        "sh",
+        "-c",
+        "echo started; trap 'echo got-term; exit 0' TERM; while :; do sleep 0.1; done",
+    ]);
+    out.assert_ok("podman run -d");
+    poll(POLL_TIMEOUT, "the container's first log line", || {
+        p.run(&["logs", "svc"])
+            .stdout
+            .contains("started")
+            .then_some(())
+    });
+    let inspect = p.run(&["inspect", "--format", "{{.State.Status}}", "svc"]);
+    assert_eq!(inspect.stdout.trim(), "running", "{}", inspect.all());
+    p.run(&["stop", "--time", "10", "svc"])
+        .assert_ok("podman stop");
+    let logs = p.run(&["logs", "svc"]);
+    assert!(logs.stdout.contains("got-term"), "{}", logs.all());
+    let code = p.run(&["inspect", "--format", "{{.State.ExitCode}}", "svc"]);
+    assert_eq!(code.stdout.trim(), "0", "{}", code.all());
+    p.run(&["rm", "svc"]).assert_ok("podman rm");
+    assert!(p.run(&["ps", "-aq"]).stdout.trim().is_empty());
+}
+
+#[test]
+fn podman_read_only_volumes_and_tmpfs() {
+    let Some(p) = Podman::new("pm-vol") else {
+        return;
+    };
+    let rw = p.dir.join("rw");
+    let ro = p.dir.join("ro");
+    write_file(&ro.join("data"), "read-only data\n");
+    fs::create_dir_all(&rw).unwrap();
+    let rw_arg = format!("{}:/rw", rw.display());
+    let ro_arg = format!("{}:/ro:ro", ro.display());
+    let out = p.sh(
+        &[
+            "--read-only",
+            "-v",
+            &rw_arg,
+            "-v",
+            &ro_arg,
+            "--tmpfs",
+            "/scratch:size=1m",
+        ],
+        "touch /rootfile 2>/dev/null || echo root-ro; cat /ro/data; \
+         touch /ro/x 2>/dev/null || echo vol-ro; echo written > /rw/out; \
+         echo t > /scratch/t && grep ' /scratch ' /proc/mounts",
+    );
+    out.assert_ok("podman run with volumes");
+    assert!(out.stdout.contains("root-ro"), "{}", out.all());
+    assert!(out.stdout.contains("read-only data"), "{}", out.all());
+    assert!(out.stdout.contains("vol-ro"), "{}", out.all());
+    assert!(out.stdout.contains("tmpfs /scratch tmpfs"), "{}", out.all());
+    assert_eq!(read_file(&rw.join("out")), "written\n");
+    assert!(!ro.join("x").exists());
+}
+
+#[test]
+fn podman_user_groups_and_uidmap() {
+    let Some(p) = Podman::new("pm-user") else {
+        return;
+    };
+    let out = p.sh(
+        &["--user", "1000:1000", "--group-add", "5"],
+        "id -u; id -g; id -G",
+    );
+    out.assert_ok("podman run --user");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1000");
+    assert!(l[2].split_whitespace().any(|g| g == "5"), "{}", out.all());
+
+    let out = p.sh(
+        &["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"],
+        "cat /proc/self/uid_map; id -u",
+    );
+    out.assert_ok("podman run --uidmap");
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(&words[..4], ["0", "100000", "65536", "0"], "{}", out.all());
+}
+
+#[test]
+fn podman_capabilities_and_privileged() {
+    let Some(p) = Podman::new("pm-caps") else {
+        return;
+    };
+    let out = p.sh(&["--cap-drop", "ALL"], "grep CapEff /proc/self/status");
+    out.assert_ok("--cap-drop ALL");
+    assert_eq!(cap_eff(&out.stdout), 0);
+    let out = p.sh(
+        &["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"],
+        "grep CapEff /proc/self/status",
+    );
+    out.assert_ok("--cap-add");
+    assert_eq!(cap_eff(&out.stdout), CAP_NET_ADMIN);
+    let out = p.sh(&[], "grep CapEff /proc/self/status");
+    out.assert_ok("default caps");
+    let default = cap_eff(&out.stdout);
+    assert_ne!(default & CAP_CHOWN, 0);
+    assert_eq!(default & CAP_SYS_ADMIN, 0);
+    let out = p.sh(&["--privileged"], "grep CapEff /proc/self/status; ls /dev");
+    out.assert_ok("--privileged");
+    assert_ne!(cap_eff(&out.stdout) & CAP_SYS_ADMIN, 0, "{}", out.all());
+    // A privileged container sees the host's devices.
+    assert!(out.stdout.lines().any(|l| l == "vda"), "{}", out.all());
+}
+
+#[test]
+fn podman_ulimit_sysctl_device_oom() {
+    let Some(p) = Podman::new("pm-limits") else {
+        return;
+    };
+    let out = p.sh(
+        &[
+            "--ulimit",
+            "nofile=100:200",
+            // Given one --ulimit, podman drops the config's defaults and
+            // asks for the host's nproc maximum, which root here cannot get.
+            "--ulimit",
+            "nproc=4096:4096",
+            "--sysctl",
+            "net.ipv4.ip_forward=1",
+            "--device",
+            "/dev/zero:/dev/myzero",
+            "--oom-score-adj",
+            "100",
+        ],
+        "ulimit -n; ulimit -Hn; cat /proc/sys/net/ipv4/ip_forward; \
+         head -c 4 /dev/myzero | od -An -tx1; cat /proc/self/oom_score_adj",
+    );
+    out.assert_ok("podman run with limits");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "100", "{}", out.all());
+    assert_eq!(l[1], "200", "{}", out.all());
+    assert_eq!(l[2], "1", "{}", out.all());
+    assert_eq!(
+        l[3].split_whitespace().collect::<Vec<_>>(),
+        ["00", "00", "00", "00"]
+    );
+    assert_eq!(l[4], "100", "{}", out.all());
+    // The host's value is untouched.
+    assert_eq!(
+        read_file(&PathBuf::from("/proc/sys/net/ipv4/ip_forward")).trim(),
+        "0"
+    );
+}
