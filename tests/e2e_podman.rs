@@ -124,25 +124,6 @@ impl Drop for Podman {
     }
 }
 
-/// Moves the calling thread (and every process it spawns) into a private
-/// mount namespace: podman's and conmon's mounts stay there.
-fn enter_private_mount_namespace() {
-    // SAFETY: plain syscalls; CLONE_NEWNS unshares only this thread's
-    // filesystem context, and the mount call changes only that namespace.
-    unsafe {
-        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
-        let root = c"/".as_ptr();
-        let ret = libc::mount(
-            std::ptr::null(),
-            root,
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        );
-        assert_eq!(ret, 0, "making / private");
-    }
-}
-
 /// The effective capability mask of the container's shell, from `CapEff`.
 fn cap_eff(out: &str) -> u64 {
     out.lines()

@@ -1054,3 +1054,22 @@ pub fn lines(s: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .collect()
 }
+
+/// Moves the calling thread (and every process it spawns afterwards) into a
+/// private mount namespace, for tests that start daemons (podman's conmon,
+/// containerd) whose mounts must stay out of the test's namespace.
+pub fn enter_private_mount_namespace() {
+    // SAFETY: plain syscalls; CLONE_NEWNS unshares only this thread's
+    // filesystem context, and the mount call changes only that namespace.
+    unsafe {
+        assert_eq!(libc::unshare(libc::CLONE_NEWNS), 0, "unshare(CLONE_NEWNS)");
+        let ret = libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        );
+        assert_eq!(ret, 0, "making / private");
+    }
+}
