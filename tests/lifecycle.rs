@@ -812,3 +812,38 @@ fn create_start_as_a_non_root_user() {
     ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// Socket activation: with `LISTEN_FDS=N` and `LISTEN_PID` naming the
+/// runtime, fds 3..3+N reach the container (before `--preserve-fds` ones),
+/// whose process gets `LISTEN_FDS=N` and `LISTEN_PID=1`, as with runc.
+#[test]
+fn listen_fds_are_passed_like_systemd_does() {
+    let ctx = Ctx::new("listenfds");
+    let mut b = ctx.bundle();
+    write_file(&ctx.dir.join("socket-stand-in"), "activated\n");
+    write_file(&ctx.dir.join("preserved"), "preserved\n");
+    b.sh(
+        "cat <&3; cat <&4; echo $LISTEN_FDS $LISTEN_PID; ls /proc/self/fd | sort -n | tr '\\n' ' '",
+    );
+    let id = ctx.id("c");
+    let run = ctx.run_cmd(&id, &b, &["--preserve-fds", "1"]);
+    let mut words = vec![run.get_program().to_string_lossy().into_owned()];
+    words.extend(run.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    // The shell becomes the runtime (exec keeps the pid systemd would set).
+    let script = format!(
+        "export LISTEN_PID=$$ LISTEN_FDS=1; exec {} 3<'{}' 4<'{}'",
+        quoted.join(" "),
+        ctx.dir.join("socket-stand-in").display(),
+        ctx.dir.join("preserved").display()
+    );
+    let out = exec(Command::new("sh").arg("-c").arg(script), CMD_TIMEOUT);
+    out.assert_ok("run with LISTEN_FDS");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "activated", "{}", out.all());
+    assert_eq!(l[1], "preserved", "{}", out.all());
+    assert_eq!(l[2], "1 1", "{}", out.all());
+    // 0-2, the two passed fds, and the fd of `ls` reading the directory.
+    assert_eq!(l[3].trim(), "0 1 2 3 4 5", "{}", out.all());
+    ctx.assert_clean();
+}

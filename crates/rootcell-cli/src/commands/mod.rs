@@ -74,7 +74,24 @@ fn create_options(args: &CreateArgs) -> CreateOptions {
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
+        listen_fds: listen_fds(),
     }
+}
+
+/// The number of sockets systemd passed to this process (socket
+/// activation: `LISTEN_FDS`, valid only when `LISTEN_PID` is our pid).
+fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    if !for_us {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// `rootcell spec`: refuses to overwrite an existing config, like runc.

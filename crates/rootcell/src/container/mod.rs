@@ -38,6 +38,10 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Sockets passed by systemd socket activation (`LISTEN_FDS`): fds
+    /// 3..3+N go to the container, before the `--preserve-fds` ones, and
+    /// its process gets `LISTEN_FDS=N` and `LISTEN_PID=1`, as with runc.
+    pub listen_fds: u32,
 }
 
 /// A container between `create` and the runtime's exit.
@@ -202,6 +206,7 @@ impl Runtime {
             &host,
             PlanOptions {
                 no_pivot: opts.no_pivot,
+                listen_fds: opts.listen_fds,
             },
         )?;
 
@@ -253,7 +258,7 @@ impl Runtime {
             hooks: bundle.spec.hooks().as_ref(),
             gate,
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
-            preserve_fds: opts.preserve_fds,
+            preserve_fds: opts.listen_fds + opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             close_in_child: vec![
@@ -326,7 +331,14 @@ impl Runtime {
     pub fn plan(&self, bundle: &Path, no_pivot: bool) -> Result<Plan> {
         let bundle = Bundle::load(bundle)?;
         let (host, _) = host_facts(&bundle, "<id>", self.rootless)?;
-        plan::build(&bundle, &host, PlanOptions { no_pivot })
+        plan::build(
+            &bundle,
+            &host,
+            PlanOptions {
+                no_pivot,
+                ..PlanOptions::default()
+            },
+        )
     }
 
     /// `rootcell state`.

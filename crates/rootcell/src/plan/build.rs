@@ -14,6 +14,8 @@ use crate::spec::Bundle;
 pub struct PlanOptions {
     /// `--no-pivot`: move the rootfs onto `/` instead of `pivot_root`.
     pub no_pivot: bool,
+    /// Sockets from systemd socket activation passed to the container.
+    pub listen_fds: u32,
 }
 
 pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Plan> {
@@ -23,7 +25,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     Ok(Plan {
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-        process: process_plan(spec)?,
+        process: with_listen_fds(process_plan(spec)?, opts.listen_fds),
         namespaces,
         rootfs,
     })
@@ -567,6 +569,19 @@ fn dev_symlinks(setup: &mut Vec<Step>, host: &HostFacts) {
         target: PathBuf::from(target),
         link: PathBuf::from(link),
     }));
+}
+
+/// Socket activation: the container's process finds its sockets as systemd
+/// would tell it, at fd 3 on, for pid 1.
+fn with_listen_fds(mut process: ProcessPlan, listen_fds: u32) -> ProcessPlan {
+    if listen_fds > 0 {
+        process
+            .env
+            .retain(|e| !e.starts_with("LISTEN_FDS=") && !e.starts_with("LISTEN_PID="));
+        process.env.push(format!("LISTEN_FDS={listen_fds}"));
+        process.env.push("LISTEN_PID=1".into());
+    }
+    process
 }
 
 fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
