@@ -832,7 +832,15 @@ mod tests {
             v["linux"]["gidMappings"] =
                 serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
         });
-        let plan = build(&b, &HostFacts::default(), PlanOptions { no_pivot: true }).unwrap();
+        let plan = build(
+            &b,
+            &HostFacts::default(),
+            PlanOptions {
+                no_pivot: true,
+                ..PlanOptions::default()
+            },
+        )
+        .unwrap();
         assert!(plan
             .rootfs
             .setup
