@@ -1130,3 +1130,64 @@ fn runtime_binary_cannot_be_rewritten_through_proc_exe() {
         .assert_ok("delete attacker");
     ctx.assert_clean();
 }
+
+// ---------------------------------------------------------------------------
+// Leaked fds (CVE-2024-21626)
+// ---------------------------------------------------------------------------
+
+/// Runs the runtime's `run` for `b` with fd 5 open on the host's `/` and fd
+/// 6 on a host directory, as a careless caller would leave them.
+fn run_with_host_fds(ctx: &Ctx, b: &Bundle, id: &str, host_dir: &Path) -> Out {
+    let run = ctx.run_cmd(id, b, &[]);
+    let mut words = vec![run.get_program().to_string_lossy().into_owned()];
+    words.extend(run.get_args().map(|a| a.to_string_lossy().into_owned()));
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let script = format!("exec {} 5</ 6<'{}'", quoted.join(" "), host_dir.display());
+    exec(
+        std::process::Command::new("sh").arg("-c").arg(script),
+        CMD_TIMEOUT,
+    )
+}
+
+/// A program path or working directory through `/proc/self/fd/N` must not
+/// reach the host through any fd of the runtime: the ones it inherited (a
+/// directory, `/`) or its own (a private procfs, whose `1/root` is the
+/// host's root). The container sees only fds 0, 1 and 2.
+#[test]
+fn leaked_fds_cannot_reach_the_host() {
+    let ctx = Ctx::new("fdleak");
+    let host_dir = ctx.dir.join("host-dir");
+    write_file(&host_dir.join("secret"), HOST_SECRET);
+    let mut b = ctx.bundle();
+    b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    let out = run_with_host_fds(&ctx, &b, &ctx.id("fds"), &host_dir);
+    out.assert_ok("run with host fds open");
+    // 0-2 and the directory `ls` reads.
+    assert_eq!(out.stdout.trim(), "0 1 2 3", "{}", out.all());
+
+    for n in 3..=10 {
+        for program in [
+            format!("/proc/self/fd/{n}/bin/sh"),
+            format!("/proc/self/fd/{n}/../../bin/sh"),
+            format!("/proc/self/fd/{n}/1/root/bin/sh"),
+        ] {
+            b.args(&[&program, "-c", "echo escaped"]);
+            let out = run_with_host_fds(&ctx, &b, &ctx.id(&format!("arg{n}")), &host_dir);
+            assert!(
+                !out.ok() && !out.stdout.contains("escaped"),
+                "{program}: {}",
+                out.all()
+            );
+        }
+        b.sh("pwd; cat secret 2>/dev/null; echo ran");
+        b.process()["cwd"] = json!(format!("/proc/self/fd/{n}"));
+        let out = run_with_host_fds(&ctx, &b, &ctx.id(&format!("cwd{n}")), &host_dir);
+        assert!(
+            !out.stdout.contains("host-secret"),
+            "cwd fd {n}: {}",
+            out.all()
+        );
+        b.process()["cwd"] = json!("/");
+    }
+    ctx.assert_clean();
+}

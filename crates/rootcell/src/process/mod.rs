@@ -17,7 +17,7 @@ pub mod sync;
 pub mod sys;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Hooks;
 
@@ -234,7 +234,7 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     // that exec is next (it runs poststart hooks after that).
     // The fifo's write end stays open until execve closes it (it is
     // close-on-exec): `start` reads end-of-file at exec.
-    let _fifo_writer = match &cfg.gate {
+    let fifo_writer = match &cfg.gate {
         StartGate::Fifo(fifo) => {
             // Blocks until `start` opens the read end: the start signal.
             let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
@@ -259,6 +259,13 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         }
     };
     sys::reset_signals();
+    // Only the preserved fds, the fifo (its end-of-file tells `start` that
+    // the exec happened) and the sync socket (for an exec failure) remain.
+    let mut keep = vec![chan.as_fd().as_raw_fd() as u32];
+    if let Some(w) = &fifo_writer {
+        keep.push(w.as_raw_fd() as u32);
+    }
+    sys::close_fds_from(3 + cfg.preserve_fds, &keep).ctx(|| "closing fds before exec")?;
     let err = sys::execve(&exec.path, &exec.args, &exec.env);
     Err(Error::Other(format!(
         "process.args[0] {:?}: exec: {err}",

@@ -52,6 +52,26 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         .map(drop)
 }
 
+/// Closes every fd from `first` up except those in `keep`: what is only
+/// close-on-exec is still open while `execve` resolves its path, and a
+/// `/proc/self/fd/N/...` program path through a directory or procfs fd
+/// would reach the host (CVE-2024-21626).
+pub fn close_fds_from(first: u32, keep: &[u32]) -> io::Result<()> {
+    let mut keep: Vec<u32> = keep.iter().copied().filter(|fd| *fd >= first).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut start = first;
+    for fd in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+        if fd > start {
+            // SAFETY: plain syscall with integer arguments; the fds closed
+            // are not used again by this process, which execs next.
+            check(unsafe { libc::syscall(libc::SYS_close_range, start, fd - 1, 0) })?;
+        }
+        start = fd.saturating_add(1);
+    }
+    Ok(())
+}
+
 /// `prctl` with integer arguments only.
 pub fn prctl(option: i32, arg: u64) -> io::Result<()> {
     // SAFETY: the options used here take integer arguments only.
