@@ -86,6 +86,11 @@ impl Runtime {
             });
         }
         let fifo = dir.path.join(EXEC_FIFO);
+        // Init's pidfd first: once the reader is open, init may exec, exit
+        // and be reaped (by an engine's subreaper) before we could look.
+        let init = wait::pidfd(st.pid, Some(st.pid_start_time)).map_err(|_| {
+            Error::Init("the container's process is gone before start".into())
+        })?;
         // Opening the reader releases init, which is blocked opening the
         // writer. Non-blocking, so a dead init cannot hang us: its pidfd
         // is watched alongside.
@@ -95,7 +100,7 @@ impl Runtime {
             Mode::empty(),
         )
         .ctx(|| format!("{}", fifo.display()))?;
-        let released = wait::exec_fifo(&reader, st.pid, st.pid_start_time)
+        let released = wait::exec_fifo(&reader, &init)
             .ctx(|| format!("{}", fifo.display()))?;
         std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
         if !released {

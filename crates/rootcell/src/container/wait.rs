@@ -21,7 +21,7 @@ pub fn reap(pid: i32) {
 
 /// A pidfd for `pid`. With `start_time`, only if `pid` is still the process
 /// that started then: the pidfd pins it between this check and its use.
-fn pidfd(pid: i32, start_time: Option<u64>) -> io::Result<OwnedFd> {
+pub fn pidfd(pid: i32, start_time: Option<u64>) -> io::Result<OwnedFd> {
     let gone = || io::Error::from_raw_os_error(libc::ESRCH);
     let fd = pidfd_open(Pid::from_raw(pid).ok_or_else(gone)?, PidfdFlags::empty())?;
     match start_time {
@@ -79,15 +79,15 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) {
 /// (startContainer hooks done) and then closed its end at exec; Ok(false)
 /// when it died before. Init's pidfd is polled too, so a dead init never
 /// hangs `start`.
-pub fn exec_fifo(reader: &OwnedFd, pid: i32, start_time: u64) -> io::Result<bool> {
-    let Ok(init) = pidfd(pid, Some(start_time)) else {
-        return Ok(false);
-    };
+///
+/// `init` must be taken before the reader is opened: opening it releases
+/// init, which may exec, finish and be reaped before we look.
+pub fn exec_fifo(reader: &OwnedFd, init: &OwnedFd) -> io::Result<bool> {
     let mut hooks_done = false;
     loop {
         let mut fds = [
             PollFd::new(reader, PollFlags::IN),
-            PollFd::new(&init, PollFlags::IN),
+            PollFd::new(init, PollFlags::IN),
         ];
         match poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
