@@ -15,48 +15,21 @@ use std::time::Duration;
 const CTR_TIMEOUT: Duration = Duration::from_secs(60);
 const IMAGE: &str = "localhost/busybox:latest";
 
-/// Builds an OCI image archive (one layer: `rootfs`) named `IMAGE`.
-const MAKE_OCI_ARCHIVE: &str = r#"
-import hashlib, json, os, subprocess, sys, tarfile
-rootfs, out, work = sys.argv[1], sys.argv[2], sys.argv[3]
-blobs = os.path.join(work, "layout", "blobs", "sha256")
-os.makedirs(blobs)
-def blob(data):
-    digest = hashlib.sha256(data).hexdigest()
-    with open(os.path.join(blobs, digest), "wb") as f:
-        f.write(data)
-    return {"digest": "sha256:" + digest, "size": len(data)}
-layer_tar = os.path.join(work, "layer.tar")
-subprocess.run(["tar", "-C", rootfs, "-cf", layer_tar, "."], check=True)
-layer_bytes = open(layer_tar, "rb").read()
-layer = blob(layer_bytes)
-layer["mediaType"] = "application/vnd.oci.image.layer.v1.tar"
-config = blob(json.dumps({
-    "architecture": "amd64", "os": "linux",
-    "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
-    "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
-}).encode())
-config["mediaType"] = "application/vnd.oci.image.config.v1+json"
-manifest = blob(json.dumps({
-    "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "config": config, "layers": [layer],
-}).encode())
-manifest["mediaType"] = "application/vnd.oci.image.manifest.v1+json"
-manifest["annotations"] = {"io.containerd.image.name": sys.argv[4],
-                           "org.opencontainers.image.ref.name": "latest"}
-layout = os.path.join(work, "layout")
-json.dump({"schemaVersion": 2, "manifests": [manifest]}, open(os.path.join(layout, "index.json"), "w"))
-json.dump({"imageLayoutVersion": "1.0.0"}, open(os.path.join(layout, "oci-layout"), "w"))
-with tarfile.open(out, "w") as t:
-    for name in ["oci-layout", "index.json", "blobs"]:
-        t.add(os.path.join(layout, name), arcname=name)
-"#;
+/// Builds an OCI image archive (one layer: a rootfs) named `IMAGE`:
+/// `make-oci-archive ROOTFS OUT.tar IMAGE-NAME` (shared with the benchmarks).
+const MAKE_OCI_ARCHIVE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../scripts/make-oci-archive"
+);
 
 /// A private containerd daemon.
 struct Containerd {
     dir: PathBuf,
     daemon: Child,
     ctx: Ctx,
+    /// Parent of the containers' cgroups (`ctr run --cgroup`), removed at
+    /// the end: containerd's default, `/default`, would outlive the test.
+    cgroup_parent: String,
 }
 
 impl Containerd {
@@ -71,6 +44,10 @@ impl Containerd {
             return None;
         }
         enter_private_mount_namespace();
+        // containerd and its shims keep state in /run/containerd (the
+        // runtime's --root among it) and /opt/containerd, whatever the
+        // daemon's own root and state say.
+        cover_with_tmpfs(&["/run", "/opt"]);
         let ctx = Ctx::new(name);
         let dir = ctx.dir.join("containerd");
         fs::create_dir_all(&dir).unwrap();
@@ -90,7 +67,16 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("start containerd");
-        let c = Containerd { dir, daemon, ctx };
+        let cgroup_parent = format!(
+            "e2e-{}",
+            ctx.dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let c = Containerd {
+            dir,
+            daemon,
+            ctx,
+            cgroup_parent,
+        };
         poll(POLL_TIMEOUT, "containerd's socket", || {
             c.ctr(&["version"]).ok().then_some(())
         });
@@ -102,13 +88,12 @@ impl Containerd {
         let rootfs = self.dir.join("rootfs");
         make_rootfs(&rootfs);
         let archive = self.dir.join("busybox-oci.tar");
-        let work = self.dir.join("image");
-        fs::create_dir_all(&work).unwrap();
         exec(
             Command::new("python3")
-                .arg("-c")
+                // Its work dir goes in the test's temp dir too.
+                .env("TMPDIR", &self.dir)
                 .arg(MAKE_OCI_ARCHIVE)
-                .args([&rootfs, &archive, &work])
+                .args([&rootfs, &archive])
                 .arg(IMAGE),
             CMD_TIMEOUT,
         )
@@ -129,14 +114,31 @@ impl Containerd {
         exec(&mut self.ctr_command(args), CTR_TIMEOUT)
     }
 
-    /// `ctr run --rm --runc-binary <runtime> [flags] IMAGE ID ARGS...`
+    /// `ctr run (--rm | -d) --runc-binary <runtime> --cgroup <ours>/<id>
+    /// [flags] IMAGE ID ARGS...`
+    fn run_command(&self, detach: bool, flags: &[&str], id: &str, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = vec![
+            "run".into(),
+            if detach { "-d" } else { "--rm" }.into(),
+            "--runc-binary".into(),
+            self.ctx.bin.to_string_lossy().into_owned(),
+            "--cgroup".into(),
+            format!("/{}/{id}", self.cgroup_parent),
+        ];
+        all.extend(flags.iter().map(|f| f.to_string()));
+        all.extend([IMAGE.to_string(), id.to_string()]);
+        all.extend(args.iter().map(|a| a.to_string()));
+        all
+    }
+
     fn run(&self, flags: &[&str], id: &str, args: &[&str]) -> Out {
-        let runtime = self.ctx.bin.to_string_lossy().into_owned();
-        let mut all = vec!["run", "--rm", "--runc-binary", runtime.as_str()];
-        all.extend_from_slice(flags);
-        all.extend_from_slice(&[IMAGE, id]);
-        all.extend_from_slice(args);
-        self.ctr(&all)
+        let all = self.run_command(false, flags, id, args);
+        self.ctr(&all.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    fn run_detached(&self, id: &str, args: &[&str]) -> Out {
+        let all = self.run_command(true, &[], id, args);
+        self.ctr(&all.iter().map(String::as_str).collect::<Vec<_>>())
     }
 }
 
@@ -152,7 +154,14 @@ impl Drop for Containerd {
         let leftover = self.ctr(&["container", "ls", "-q"]).stdout;
         kill_pid(self.daemon.id() as i32, libc::SIGTERM);
         let _ = wait_child(&mut self.daemon, CTR_TIMEOUT, "containerd");
+        let deadline = std::time::Instant::now() + POLL_TIMEOUT;
+        let mut cgroups = remove_cgroups_named(&self.cgroup_parent);
+        while !cgroups.is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            cgroups = remove_cgroups_named(&self.cgroup_parent);
+        }
         if !std::thread::panicking() {
+            assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
             assert!(leftover.trim().is_empty(), "containers left: {leftover}");
             assert!(shims_of(&self.dir).is_empty(), "shims left running");
             assert!(
@@ -201,18 +210,14 @@ fn ctr_detached_task_kill_delete() {
     let Some(c) = Containerd::start("ctr-task") else {
         return;
     };
-    let runtime = c.ctx.bin.to_string_lossy().into_owned();
-    c.ctr(&[
-        "run",
-        "-d",
-        "--runc-binary",
-        &runtime,
-        IMAGE,
+    c.run_detached(
         "svc",
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; while :; do sleep 0.1; done",
-    ])
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while :; do sleep 0.1; done",
+        ],
+    )
     .assert_ok("ctr run -d");
     let tasks = c.ctr(&["task", "ls"]);
     assert!(

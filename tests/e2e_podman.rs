@@ -14,7 +14,7 @@ use common::*;
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Podman can take a while on a busy 2-core machine.
 const PODMAN_TIMEOUT: Duration = Duration::from_secs(90);
@@ -24,6 +24,8 @@ const IMAGE: &str = "localhost/busybox";
 struct Podman {
     dir: PathBuf,
     ctx: Ctx,
+    /// Cgroup parent of the containers (and conmon), removed at the end.
+    cgroup_parent: String,
 }
 
 impl Podman {
@@ -34,6 +36,9 @@ impl Podman {
             return None;
         }
         enter_private_mount_namespace();
+        // podman keeps a lock in /dev/shm, a blob cache in /var/lib/containers
+        // and copies in /var/tmp whatever its storage flags say.
+        cover_with_tmpfs(&["/dev/shm", "/var/lib", "/var/tmp", "/run"]);
         let ctx = Ctx::new(name);
         let dir = ctx.dir.join("podman");
         fs::create_dir_all(dir.join("tmp")).unwrap();
@@ -53,7 +58,16 @@ under-test = ["{bin}"]
             bin = ctx.bin.display()
         );
         write_file(&dir.join("containers.conf"), &conf);
-        let podman = Podman { dir, ctx };
+        // Unique per test: named after the test's temp dir.
+        let cgroup_parent = format!(
+            "/e2e-{}",
+            ctx.dir.file_name().unwrap_or_default().to_string_lossy()
+        );
+        let podman = Podman {
+            dir,
+            ctx,
+            cgroup_parent,
+        };
         let rootfs = podman.dir.join("rootfs");
         make_rootfs(&rootfs);
         let tar = podman.dir.join("rootfs.tar");
@@ -82,8 +96,13 @@ under-test = ["{bin}"]
             .arg(self.dir.join("run"))
             .args(["--storage-driver", "vfs", "--cgroup-manager", "cgroupfs"])
             .arg("--tmpdir")
-            .arg(self.dir.join("tmp"))
-            .args(args);
+            .arg(self.dir.join("tmp"));
+        match args.split_first() {
+            Some((&"run", rest)) => c
+                .args(["run", "--cgroup-parent", &self.cgroup_parent])
+                .args(rest),
+            _ => c.args(args),
+        };
         c
     }
 
@@ -110,7 +129,15 @@ impl Drop for Podman {
         let _ = self.run(&["rm", "--all", "--force", "--time", "0"]);
         let _ = self.run(&["system", "reset", "--force"]);
         let left = self.run(&["ps", "--all", "--quiet"]);
+        // conmon leaves its cgroup a moment after the container is gone.
+        let deadline = Instant::now() + POLL_TIMEOUT;
+        let mut cgroups = remove_cgroups_named(&self.cgroup_parent[1..]);
+        while !cgroups.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            cgroups = remove_cgroups_named(&self.cgroup_parent[1..]);
+        }
         if !std::thread::panicking() {
+            assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
             assert!(
                 left.stdout.trim().is_empty(),
                 "containers left: {}",

@@ -1073,3 +1073,51 @@ pub fn enter_private_mount_namespace() {
         assert_eq!(ret, 0, "making / private");
     }
 }
+
+/// Covers host directories with empty tmpfs mounts in the calling thread's
+/// mount namespace (see `enter_private_mount_namespace`): where daemons
+/// under test write state of their own (`/run/containerd`, podman's
+/// `/dev/shm/libpod_lock`...), which must not reach the machine.
+pub fn cover_with_tmpfs(paths: &[&str]) {
+    for path in paths {
+        let target = std::ffi::CString::new(*path).expect("path without NUL");
+        // SAFETY: plain syscall with valid C strings; the mount lands in the
+        // thread's private namespace only.
+        let ret = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(ret, 0, "covering {path} with a tmpfs");
+    }
+}
+
+/// Removes the cgroup directories named after `tag` (deepest first), as
+/// left by engines that create cgroups of their own; returns those that
+/// could not be removed.
+pub fn remove_cgroups_named(tag: &str) -> Vec<PathBuf> {
+    let mut dirs = cgroups_named(tag);
+    let mut below = Vec::new();
+    for d in &dirs {
+        collect_dirs(d, &mut below);
+    }
+    dirs.extend(below);
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    dirs.into_iter()
+        .filter(|d| d.exists() && fs::remove_dir(d).is_err())
+        .collect()
+}
+
+fn collect_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            out.push(e.path());
+            collect_dirs(&e.path(), out);
+        }
+    }
+}
