@@ -115,7 +115,7 @@ check_cmd() {
 # Versions and machine facts, one "key: value" per line (for report.py).
 bench_meta() {
     local rc_version
-    rc_version="$("$ROOTCELL" --version 2>/dev/null | head -n1)"
+    rc_version="$("$ROOTCELL" --version 2>/dev/null | head -n1)" || true
     [[ -n "$rc_version" ]] || rc_version="(no --version)"
     local rev
     rev="$(git -C "$bench_repo" rev-parse --short HEAD 2>/dev/null || echo none)"

@@ -7,6 +7,7 @@ Subcommands:
   add-mounts CONFIG N HOSTDIR OPTIONS_JSON add N bind mounts HOSTDIR/bI -> /mnt/bI
   lifecycle ROWS HYPERFINE_JSON META       print the lifecycle section
   mounts ROWS HYPERFINE_JSON META          print the bind mount scaling section
+  engines ROWS HYPERFINE_JSON META         print the engines (podman, containerd) section
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -253,6 +254,79 @@ def mounts(rows_path, hf_path, meta_path):
     print("\n".join(out))
 
 
+def engines(rows_path, hf_path, meta_path):
+    rows = attach_results(read_rows(rows_path), hf_path)
+    meta = read_meta(meta_path)
+
+    def ref(runtime, group):
+        return next((r for r in rows if r["runtime"] == runtime and r["group"] == group), None)
+
+    def delta(row, ref_row):
+        if row["result"] is None or ref_row is None or ref_row["result"] is None:
+            return "–"
+        return f"{ms(row['result']['mean'] - ref_row['result']['mean']):+.1f}"
+
+    out = ["## Engines (podman and containerd)", ""]
+    out.append(
+        "Wall time of `podman run --rm localhost/busybox /bin/true` and of "
+        "`ctr run --rm --runc-binary <runtime> localhost/busybox:latest <id> /bin/true` "
+        "(containerd 1.6 through its runc shim) with runc, crun and rootcell as the OCI runtime, "
+        "timed by `bench/engines.sh` with hyperfine (no shell), all six in one invocation. "
+        "The image is the busybox rootfs of `scripts/make-bundle` (`podman import` of its tar, "
+        "`ctr image import` of an OCI archive from `scripts/make-oci-archive`). Ratios are "
+        "mean / mean of runc and of rootcell under the same engine; > 1 is slower."
+    )
+    out.append("")
+    out.append("| engine | runtime | mean ± σ (ms) | vs runc | vs rootcell | Δ vs runc (ms) |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        if row["result"] is None:
+            cell = row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}"
+            cell = cell.replace("|", "\\|")
+        else:
+            cell = f"{ms(row['result']['mean']):.2f} ± {ms(row['result']['stddev']):.2f}"
+        runc = ref("runc", row["group"])
+        out.append(
+            f"| {row['group']} | {row['runtime']} | {cell} | {ratio(row, runc)} "
+            f"| {ratio(row, ref('rootcell', row['group']))} | {delta(row, runc)} |"
+        )
+    out.append("")
+    out.append(
+        "Each engine is private to the run: podman with its own `containers.conf` "
+        "(`CONTAINERS_CONF`: cgroupfs, no network, file events, the three runtimes by name) "
+        "and `vfs` storage in the temp dir; a containerd daemon of its own (root, state and "
+        "socket in the temp dir, CRI plugin disabled), stopped at the end. The containers' "
+        "cgroups go under a parent of the bench's own (`--cgroup-parent`, `--cgroup`). "
+        f"Host cgroups: {meta.get('host cgroups', '?')}. In the benchmark's private mount "
+        f"namespace: {meta.get('bench cgroups', '?')}, the same for every runtime and "
+        "both engines (crun 1.8 refuses a v2 tree with a controller next to v1, and on cgroup2 "
+        "alone it cannot load its device filter without CAP_SYS_RESOURCE to raise RLIMIT_MEMLOCK). "
+        "The engines' specs carry `linux.resources` (device rules, podman's pids limit, "
+        "ctr's cpu shares); a runtime that does not apply them does less work. "
+        "The engine's own work (podman's image and container setup, conmon, the containerd "
+        "shim and its gRPC round trips) is the same for every runtime; Δ is what the runtime "
+        "changes. The runtimes alone: see the lifecycle section."
+    )
+    out.append("")
+    keys = ["date", "kernel", "cpu", "load", "rootcell", "runc", "crun", "podman", "conmon",
+            "containerd", "shim", "hyperfine"]
+    out.extend(f"- {k}: {meta[k]}" for k in keys if k in meta)
+    out.append(f"- runs: {meta.get('runs', '?')}")
+    out.append("")
+    out.append("<details><summary>Exact commands</summary>")
+    out.append("")
+    out.append(
+        "With `CONTAINERS_CONF=$TMP/podman/containers.conf` in the environment "
+        "(see `bench/engines.sh`)."
+    )
+    out.append("")
+    for row in rows:
+        out.append(f"- {row['label']}: `{shorten(row['command'], meta)}`")
+    out.append("")
+    out.append("</details>")
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -289,6 +363,8 @@ def main(argv):
         lifecycle(*args)
     elif cmd == "mounts":
         mounts(*args)
+    elif cmd == "engines":
+        engines(*args)
     elif cmd == "section":
         section(*args)
     else:
