@@ -464,6 +464,14 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+        apparmor: apparmor_enabled(),
     };
     Ok((host, cg))
+}
+
+/// AppArmor is enabled when its module parameter says so (as runc checks).
+fn apparmor_enabled() -> bool {
+    std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .map(|v| v.starts_with(b"Y"))
+        .unwrap_or(false)
 }
