@@ -242,6 +242,12 @@ impl Runtime {
         // Init becomes our child when stage 1 exits, so we can wait for it.
         process::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
             .ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+        // Compiled here, before any container process exists: a profile
+        // libseccomp refuses fails the create with nothing to undo inside.
+        let seccomp = match &plan.process.seccomp {
+            Some(s) => Some(process::seccomp::compile(s)?),
+            None => None,
+        };
         let (runtime_side, container_side) = sync::pair()?;
         let cfg = InitConfig {
             plan: &plan,
@@ -251,6 +257,7 @@ impl Runtime {
             preserve_fds: opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
+            seccomp: seccomp.as_ref(),
             close_in_child: vec![
                 dir.lock_fd(),
                 std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&runtime_side)),
@@ -261,7 +268,10 @@ impl Runtime {
         undo.pids.push(stage1);
 
         loop {
-            let msg = runtime_side.recv::<ToRuntime>()?;
+            let (msg, mut fds) = match runtime_side.recv_with_fds::<ToRuntime>()? {
+                Some((msg, fds)) => (Some(msg), fds),
+                None => (None, Vec::new()),
+            };
             match msg {
                 Some(ToRuntime::MapIds { pid }) => {
                     let ns = &plan.namespaces;
@@ -289,6 +299,34 @@ impl Runtime {
                     });
                     match result {
                         Ok(()) => runtime_side.send(&ToContainer::HooksDone { state: json })?,
+                        Err(e) => {
+                            runtime_side.send(&ToContainer::Abort {
+                                message: e.to_string(),
+                            })?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(ToRuntime::SeccompListener) => {
+                    let sent = match (fds.pop(), &plan.process.seccomp) {
+                        (Some(fd), Some(sp)) => match &sp.listener {
+                            Some(l) => process::seccomp::send_to_agent(
+                                &l.path,
+                                st.pid,
+                                &l.metadata,
+                                st.oci_json(Status::Creating),
+                                &fd,
+                            ),
+                            None => Err(Error::Init(
+                                "a notification fd without a listenerPath".into(),
+                            )),
+                        },
+                        _ => Err(Error::Init(
+                            "the seccomp notification fd did not arrive".into(),
+                        )),
+                    };
+                    match sent {
+                        Ok(()) => runtime_side.send(&ToContainer::Continue)?,
                         Err(e) => {
                             runtime_side.send(&ToContainer::Abort {
                                 message: e.to_string(),

@@ -239,6 +239,25 @@ pub fn parse_cpu_list(text: &str) -> std::result::Result<Vec<u32>, String> {
     Ok(cpus)
 }
 
+/// The kernel's CPU list syntax for `cpus` (sorted): `0-3,7`.
+pub fn format_cpu_list(cpus: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        while i + 1 < cpus.len() && cpus[i + 1] == cpus[i] + 1 {
+            i += 1;
+        }
+        parts.push(if cpus[i] == start {
+            start.to_string()
+        } else {
+            format!("{start}-{}", cpus[i])
+        });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 pub fn personality(spec: &Spec) -> Result<Option<Personality>> {
     let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else {
         return Ok(None);
@@ -388,6 +407,8 @@ mod tests {
         assert_eq!(parse_cpu_list("0-3,7").unwrap(), [0, 1, 2, 3, 7]);
         assert_eq!(parse_cpu_list("5").unwrap(), [5]);
         assert_eq!(parse_cpu_list("3,1-2,2").unwrap(), [1, 2, 3]);
+        assert_eq!(format_cpu_list(&[0, 1, 2, 3, 7, 9, 10]), "0-3,7,9-10");
+        assert_eq!(format_cpu_list(&[]), "");
         for bad in ["", "a", "1-", "-1", "3-1", "1,,2", "1 ", "99999"] {
             assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
         }
