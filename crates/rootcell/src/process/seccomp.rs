@@ -97,7 +97,19 @@ pub fn compile(plan: &SeccompPlan) -> Result<Filter> {
             )
         };
         let arch = ScmpArch::from_str(name).map_err(|_| unsupported())?;
-        ctx.add_arch(arch).map_err(|_| unsupported())?;
+        if !supported_architectures().contains(&name.as_str()) {
+            return Err(unsupported());
+        }
+        ctx.add_arch(arch).map_err(|e| {
+            Error::spec(
+                format!("{F}.architectures[{i}]"),
+                format!(
+                    "libseccomp cannot add {name} to a filter for this machine (a filter \
+                     cannot mix byte orders): {}",
+                    lib(e)
+                ),
+            )
+        })?;
     }
     for rule in &plan.rules {
         let field = format!("{F}.syscalls[{}]", rule.config_index);
@@ -227,7 +239,12 @@ pub fn flag_supported(flag: SeccompFlag) -> bool {
 }
 
 /// The architectures this libseccomp can add to a filter, by name.
-pub fn supported_architectures() -> Vec<&'static str> {
+pub fn supported_architectures() -> &'static [&'static str] {
+    static ARCHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    ARCHS.get_or_init(probe_architectures)
+}
+
+fn probe_architectures() -> Vec<&'static str> {
     const ALL: [&str; 24] = [
         "SCMP_ARCH_AARCH64",
         "SCMP_ARCH_ARM",
@@ -254,16 +271,16 @@ pub fn supported_architectures() -> Vec<&'static str> {
         "SCMP_ARCH_X86_64",
         "SCMP_ARCH_NATIVE",
     ];
-    let Ok(mut ctx) = ScmpFilterContext::new(ScmpAction::Allow) else {
-        return Vec::new();
+    // One filter per architecture, without the native one: a filter
+    // cannot mix byte orders.
+    let known = |arch: ScmpArch| {
+        ScmpFilterContext::new(ScmpAction::Allow).is_ok_and(|mut ctx| {
+            ctx.remove_arch(ScmpArch::native()).is_ok() && ctx.add_arch(arch).is_ok()
+        })
     };
     ALL.into_iter()
         .filter(|name| *name != "SCMP_ARCH_NATIVE")
-        .filter(|name| {
-            ScmpArch::from_str(name).is_ok_and(|arch| {
-                ctx.is_arch_present(arch).unwrap_or(false) || ctx.add_arch(arch).is_ok()
-            })
-        })
+        .filter(|name| ScmpArch::from_str(name).is_ok_and(known))
         .collect()
 }
 
