@@ -245,7 +245,15 @@ impl Runtime {
         // Compiled here, before any container process exists: a profile
         // libseccomp refuses fails the create with nothing to undo inside.
         let seccomp = match &plan.process.seccomp {
-            Some(s) => Some(process::seccomp::compile(s)?),
+            Some(s) => {
+                tracing::debug!("container {id}: compiling the seccomp filter");
+                let f = process::seccomp::compile(s)?;
+                tracing::debug!(
+                    "container {id}: seccomp filter compiled, {} instructions",
+                    f.program.len()
+                );
+                Some(f)
+            }
             None => None,
         };
         let (runtime_side, container_side) = sync::pair()?;
