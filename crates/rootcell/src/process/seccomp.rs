@@ -312,6 +312,10 @@ pub fn send_to_agent(
     }
     let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Other(e.to_string()))?;
     let stream = UnixStream::connect(path).ctx(field)?;
+    // An agent that accepts but never reads must not hang the create.
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .ctx(field)?;
     crate::process::sync::send_with_fd(stream.as_fd(), &bytes, fd.as_fd()).ctx(field)?;
     Ok(())
 }
