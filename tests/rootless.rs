@@ -256,3 +256,34 @@ fn rootless_runtime_runs_from_a_sealed_copy() {
     wait_pid_dead(pid);
     ctx.assert_clean();
 }
+
+/// A seccomp filter in a rootless container, loaded with and without
+/// no_new_privs.
+#[test]
+fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
+    let (ctx, _xdg) = rootless_ctx("rlseccomp", true);
+    let mut b = rootless_bundle(&ctx);
+    b.sh("mkdir /tmp/x 2>&1; grep -E '^(Seccomp|NoNewPrivs)' /proc/self/status");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EROFS}]
+    });
+    for nnp in [true, false] {
+        // Without no_new_privs the load needs CAP_SYS_ADMIN, which init
+        // has in the container's own user namespace.
+        b.config["process"]["noNewPrivileges"] = json!(nnp);
+        let id = ctx.id(if nnp { "nnp" } else { "no-nnp" });
+        let out = ctx.run(&id, &b);
+        out.assert_ok("rootless run with seccomp");
+        let l = lines(&out.stdout);
+        assert!(l[0].contains("Read-only file system"), "{}", out.stdout);
+        assert!(out.stdout.contains("Seccomp:\t2"), "{}", out.stdout);
+        assert!(
+            out.stdout
+                .contains(&format!("NoNewPrivs:\t{}", if nnp { 1 } else { 0 })),
+            "{}",
+            out.stdout
+        );
+    }
+    ctx.assert_clean();
+}

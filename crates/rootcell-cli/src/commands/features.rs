@@ -28,14 +28,44 @@ pub fn features() -> Value {
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": capabilities,
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
-            "seccomp": { "enabled": false },
-            "apparmor": { "enabled": false },
-            "selinux": { "enabled": false },
+            "seccomp": seccomp(),
+            // As in runc: the runtime can apply them; whether this host
+            // has the LSM is decided per container (an error otherwise).
+            "apparmor": { "enabled": true },
+            "selinux": { "enabled": true },
             "intelRdt": { "enabled": false },
             "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "io.github.rootcell.version": env!("CARGO_PKG_VERSION")
         }
+    })
+}
+
+/// `linux.seccomp`: what rootcell accepts, and which filter flags this
+/// kernel supports.
+fn seccomp() -> Value {
+    use rootcell::plan::seccomp::SeccompFlag;
+    use rootcell::process::seccomp::{flag_supported, supported_architectures};
+    let known: Vec<&str> = SeccompFlag::ALL.iter().map(|f| f.name()).collect();
+    let supported: Vec<&str> = SeccompFlag::ALL
+        .iter()
+        .filter(|f| flag_supported(**f))
+        .map(|f| f.name())
+        .collect();
+    json!({
+        "enabled": true,
+        "actions": [
+            "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+            "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+            "SCMP_ACT_TRAP"
+        ],
+        "operators": [
+            "SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
+            "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"
+        ],
+        "archs": supported_architectures(),
+        "knownFlags": known,
+        "supportedFlags": supported,
     })
 }

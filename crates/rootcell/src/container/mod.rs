@@ -88,9 +88,8 @@ impl Runtime {
         let fifo = dir.path.join(EXEC_FIFO);
         // Init's pidfd first: once the reader is open, init may exec, exit
         // and be reaped (by an engine's subreaper) before we could look.
-        let init = wait::pidfd(st.pid, Some(st.pid_start_time)).map_err(|_| {
-            Error::Init("the container's process is gone before start".into())
-        })?;
+        let init = wait::pidfd(st.pid, Some(st.pid_start_time))
+            .map_err(|_| Error::Init("the container's process is gone before start".into()))?;
         // Opening the reader releases init, which is blocked opening the
         // writer. Non-blocking, so a dead init cannot hang us: its pidfd
         // is watched alongside.
@@ -100,8 +99,7 @@ impl Runtime {
             Mode::empty(),
         )
         .ctx(|| format!("{}", fifo.display()))?;
-        let released = wait::exec_fifo(&reader, &init)
-            .ctx(|| format!("{}", fifo.display()))?;
+        let released = wait::exec_fifo(&reader, &init).ctx(|| format!("{}", fifo.display()))?;
         std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
         if !released {
             return Err(Error::Init(
@@ -257,6 +255,20 @@ impl Runtime {
         // Init becomes our child when stage 1 exits, so we can wait for it.
         process::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
             .ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+        // Compiled here, before any container process exists: a profile
+        // libseccomp refuses fails the create with nothing to undo inside.
+        let seccomp = match &plan.process.seccomp {
+            Some(s) => {
+                tracing::debug!("container {id}: compiling the seccomp filter");
+                let f = process::seccomp::compile(s)?;
+                tracing::debug!(
+                    "container {id}: seccomp filter compiled, {} instructions",
+                    f.program.len()
+                );
+                Some(f)
+            }
+            None => None,
+        };
         let (runtime_side, container_side) = sync::pair()?;
         let cfg = InitConfig {
             plan: &plan,
@@ -266,6 +278,7 @@ impl Runtime {
             preserve_fds: opts.listen_fds + opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
+            seccomp: seccomp.as_ref(),
             close_in_child: vec![
                 dir.lock_fd(),
                 std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&runtime_side)),
@@ -276,7 +289,10 @@ impl Runtime {
         undo.pids.push(stage1);
 
         loop {
-            let msg = runtime_side.recv::<ToRuntime>()?;
+            let (msg, mut fds) = match runtime_side.recv_with_fds::<ToRuntime>()? {
+                Some((msg, fds)) => (Some(msg), fds),
+                None => (None, Vec::new()),
+            };
             match msg {
                 Some(ToRuntime::MapIds { pid }) => {
                     let ns = &plan.namespaces;
@@ -304,6 +320,34 @@ impl Runtime {
                     });
                     match result {
                         Ok(()) => runtime_side.send(&ToContainer::HooksDone { state: json })?,
+                        Err(e) => {
+                            runtime_side.send(&ToContainer::Abort {
+                                message: e.to_string(),
+                            })?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(ToRuntime::SeccompListener) => {
+                    let sent = match (fds.pop(), &plan.process.seccomp) {
+                        (Some(fd), Some(sp)) => match &sp.listener {
+                            Some(l) => process::seccomp::send_to_agent(
+                                &l.path,
+                                st.pid,
+                                &l.metadata,
+                                st.oci_json(Status::Creating),
+                                &fd,
+                            ),
+                            None => Err(Error::Init(
+                                "a notification fd without a listenerPath".into(),
+                            )),
+                        },
+                        _ => Err(Error::Init(
+                            "the seccomp notification fd did not arrive".into(),
+                        )),
+                    };
+                    match sent {
+                        Ok(()) => runtime_side.send(&ToContainer::Continue)?,
                         Err(e) => {
                             runtime_side.send(&ToContainer::Abort {
                                 message: e.to_string(),
@@ -486,6 +530,14 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+        apparmor: apparmor_enabled(),
     };
     Ok((host, cg))
+}
+
+/// AppArmor is enabled when its module parameter says so (as runc checks).
+fn apparmor_enabled() -> bool {
+    std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .map(|v| v.starts_with(b"Y"))
+        .unwrap_or(false)
 }

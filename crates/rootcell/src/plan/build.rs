@@ -25,7 +25,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     Ok(Plan {
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-        process: with_listen_fds(process_plan(spec)?, opts.listen_fds),
+        process: with_listen_fds(process_plan(spec, host)?, opts.listen_fds),
         namespaces,
         rootfs,
     })
@@ -584,7 +584,7 @@ fn with_listen_fds(mut process: ProcessPlan, listen_fds: u32) -> ProcessPlan {
     process
 }
 
-fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
+fn process_plan(spec: &Spec, host: &HostFacts) -> Result<ProcessPlan> {
     let process = spec
         .process()
         .as_ref()
@@ -629,6 +629,18 @@ fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
         capabilities,
+        personality: super::process::personality(spec)?,
+        io_priority: super::process::io_priority(spec)?,
+        scheduler: super::process::scheduler(spec)?,
+        exec_cpu_affinity: super::process::exec_cpu_affinity(spec)?,
+        lsm: super::process::lsm(spec, host)?,
+        seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+            Some(s) => Some(super::seccomp::seccomp_plan(s, &|name| {
+                // A table lookup in libseccomp, no syscall.
+                libseccomp::ScmpSyscall::from_name(name).is_ok()
+            })?),
+            None => None,
+        },
     })
 }
 
@@ -725,6 +737,7 @@ mod tests {
             rootless: false,
             cgroup_mounts: vec![src("cpu,cpuacct", &["cpu", "cpuacct"]), src("unified", &[])],
             selinux: false,
+            apparmor: false,
         }
     }
 

@@ -79,7 +79,155 @@ impl fmt::Display for Plan {
         if let Some(adj) = p.oom_score_adj {
             writeln!(f, "├─ oom_score_adj {adj}")?;
         }
-        writeln!(f, "└─ no_new_privileges {}", p.no_new_privileges)
+        if let Some(pers) = &p.personality {
+            writeln!(f, "├─ personality {} ({:#x})", pers.domain, pers.persona)?;
+        }
+        if let Some(s) = &p.scheduler {
+            writeln!(
+                f,
+                "├─ scheduler {} nice {} priority {} flags {:#x}",
+                s.policy_name, s.nice, s.priority, s.flags
+            )?;
+            if s.runtime != 0 {
+                writeln!(
+                    f,
+                    "│  runtime {} deadline {} period {} ns",
+                    s.runtime, s.deadline, s.period
+                )?;
+            }
+        }
+        if let Some(io) = &p.io_priority {
+            writeln!(f, "├─ io priority {} {}", io.class_name, io.priority)?;
+        }
+        if let Some(a) = &p.exec_cpu_affinity {
+            let show = |c: &Option<Vec<u32>>| {
+                c.as_deref()
+                    .map(super::process::format_cpu_list)
+                    .unwrap_or_else(|| "-".into())
+            };
+            writeln!(
+                f,
+                "├─ exec cpu affinity initial {} final {} (exec only, not init)",
+                show(&a.initial),
+                show(&a.final_cpus)
+            )?;
+        }
+        if let Some(profile) = &p.lsm.apparmor_profile {
+            writeln!(f, "├─ apparmor profile {profile}")?;
+        }
+        if let Some(label) = &p.lsm.selinux_label {
+            writeln!(f, "├─ selinux label {label}")?;
+        }
+        writeln!(f, "├─ no_new_privileges {}", p.no_new_privileges)?;
+        match &p.seccomp {
+            None => writeln!(f, "└─ seccomp: none"),
+            Some(s) => {
+                writeln!(
+                    f,
+                    "└─ seccomp default {} archs [native{}] flags [{}], loaded {}",
+                    s.default_action,
+                    s.architectures
+                        .iter()
+                        .map(|a| format!(",{}", a.trim_start_matches("SCMP_ARCH_").to_lowercase()))
+                        .collect::<String>(),
+                    s.flags
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    if p.no_new_privileges {
+                        "last, after no_new_privs"
+                    } else {
+                        "before the user switch (needs CAP_SYS_ADMIN)"
+                    }
+                )?;
+                if let Some(l) = &s.listener {
+                    writeln!(f, "   ├─ notify agent {}", l.path.display())?;
+                }
+                if !s.skipped_syscalls.is_empty() {
+                    writeln!(
+                        f,
+                        "   ├─ skipped (unknown to libseccomp): {}",
+                        s.skipped_syscalls.join(" ")
+                    )?;
+                }
+                // Group consecutive rules with the same action and no
+                // conditions, as profiles list them.
+                let mut i = 0;
+                while i < s.rules.len() {
+                    let r = &s.rules[i];
+                    let last = i + 1 == s.rules.len();
+                    let branch = if last { "└─" } else { "├─" };
+                    if r.conditions.is_empty() {
+                        let mut names = vec![r.syscall.as_str()];
+                        while i + 1 < s.rules.len()
+                            && s.rules[i + 1].action == r.action
+                            && s.rules[i + 1].conditions.is_empty()
+                        {
+                            i += 1;
+                            names.push(s.rules[i].syscall.as_str());
+                        }
+                        let branch = if i + 1 == s.rules.len() {
+                            "└─"
+                        } else {
+                            "├─"
+                        };
+                        writeln!(f, "   {branch} {}: {}", r.action, names.join(" "))?;
+                    } else {
+                        let conds: Vec<String> = r
+                            .conditions
+                            .iter()
+                            .map(|c| match c.op {
+                                super::seccomp::CompareOp::MaskedEq => {
+                                    format!("arg{} & {:#x} == {:#x}", c.index, c.value, c.value_two)
+                                }
+                                op => format!("arg{} {} {}", c.index, op.symbol(), c.value),
+                            })
+                            .collect();
+                        writeln!(
+                            f,
+                            "   {branch} {}: {} if {}",
+                            r.action,
+                            r.syscall,
+                            conds.join(" && ")
+                        )?;
+                    }
+                    i += 1;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for super::seccomp::SeccompAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use super::seccomp::SeccompAction::*;
+        match self {
+            KillThread => write!(f, "kill thread"),
+            KillProcess => write!(f, "kill process"),
+            Trap => write!(f, "trap"),
+            Errno { errno } => write!(f, "errno {errno}"),
+            Trace { message } => write!(f, "trace {message}"),
+            Allow => write!(f, "allow"),
+            Log => write!(f, "log"),
+            Notify => write!(f, "notify"),
+        }
+    }
+}
+
+impl super::seccomp::CompareOp {
+    fn symbol(self) -> &'static str {
+        use super::seccomp::CompareOp::*;
+        match self {
+            Ne => "!=",
+            Lt => "<",
+            Le => "<=",
+            Eq => "==",
+            Ge => ">=",
+            Gt => ">",
+            MaskedEq => "&==",
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 pub mod build;
 mod display;
 pub mod options;
+pub mod process;
+pub mod seccomp;
 
 use std::path::PathBuf;
 
@@ -13,6 +15,8 @@ use serde::Serialize;
 
 pub use build::{build, PlanOptions};
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
+pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
+pub use seccomp::SeccompPlan;
 
 /// Everything that will happen to start a container.
 #[derive(Debug, Clone, Serialize)]
@@ -34,8 +38,11 @@ pub struct HostFacts {
     pub rootless: bool,
     /// How the container's cgroups are seen, for `cgroup` mounts.
     pub cgroup_mounts: Vec<CgroupMountSource>,
-    /// SELinux is enabled (selinuxfs is mounted): `linux.mountLabel` applies.
+    /// SELinux is enabled (selinuxfs is mounted): `linux.mountLabel` and
+    /// `process.selinuxLabel` apply.
     pub selinux: bool,
+    /// AppArmor is enabled: `process.apparmorProfile` applies.
+    pub apparmor: bool,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -281,6 +288,18 @@ pub struct ProcessPlan {
     pub no_new_privileges: bool,
     pub oom_score_adj: Option<i32>,
     pub capabilities: Option<Capabilities>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub personality: Option<Personality>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<IoPriority>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<Scheduler>,
+    /// For processes that join a running container; init ignores it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_cpu_affinity: Option<ExecCpuAffinity>,
+    pub lsm: Lsm,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seccomp: Option<SeccompPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -26,9 +26,44 @@ fn parse(names: &[String], field: &str) -> Result<CapsHashSet> {
         .collect()
 }
 
+/// Refuses capabilities this process cannot give: one missing from its own
+/// bounding set (the host withholds it, or the kernel does not know it)
+/// can never be regained, and one missing from its permitted set cannot be
+/// granted. Without this check the bounding set silently lacks it and the
+/// other sets fail with a bare EPERM.
+pub fn check_held(c: &Capabilities) -> Result<()> {
+    let read = |set: CapSet| {
+        caps::read(None, set)
+            .map_err(|e| Error::Other(format!("reading the runtime's capabilities: {e}")))
+    };
+    let bounding = read(CapSet::Bounding)?;
+    let permitted = read(CapSet::Permitted)?;
+    let sets: [(&str, &[String], &CapsHashSet, &str); 4] = [
+        ("bounding", &c.bounding, &bounding, "bounding set"),
+        ("effective", &c.effective, &permitted, "permitted set"),
+        ("permitted", &c.permitted, &permitted, "permitted set"),
+        ("ambient", &c.ambient, &permitted, "permitted set"),
+    ];
+    for (field, names, held, which) in sets {
+        for cap in parse(names, field)? {
+            if !held.contains(&cap) {
+                return Err(Error::spec(
+                    format!("process.capabilities.{field}"),
+                    format!(
+                        "{cap} is not in the runtime's own {which}: the host does not grant it \
+                         (or this kernel does not know it), so the container cannot have it"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Drops everything not in the bounding set. Needs CAP_SETPCAP, so it runs
 /// before switching to the container's user.
 pub fn apply_bounding(c: &Capabilities) -> Result<()> {
+    check_held(c)?;
     let bounding = parse(&c.bounding, "bounding")?;
     let supported = caps::runtime::thread_all_supported();
     for cap in supported.difference(&bounding) {

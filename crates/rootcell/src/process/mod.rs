@@ -12,7 +12,9 @@
 
 pub mod capabilities;
 pub mod ids;
+pub mod lsm;
 pub mod prepare;
+pub mod seccomp;
 pub mod sync;
 pub mod sys;
 
@@ -54,6 +56,8 @@ pub struct InitConfig<'a> {
     pub cgroup_procs: Vec<OwnedFd>,
     /// Idmapped bind trees, made by the runtime (init cannot make them).
     pub idmapped: IdmappedMounts,
+    /// The seccomp filter, compiled by the runtime.
+    pub seccomp: Option<&'a seccomp::Filter>,
     /// The runtime's own fds that the child must drop at once: the state
     /// lock (an flock held through a child's copy would block every other
     /// command) and the runtime's end of the sync socket.
@@ -226,7 +230,24 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
 
-    let exec = prepare::prepare_process(&plan.process)?;
+    // The seccomp notification fd goes to the runtime, which hands it to
+    // the agent; setup goes on once the agent has it.
+    let mut on_listener = |fd: OwnedFd| -> Result<()> {
+        chan.send_fd(&ToRuntime::SeccompListener, fd.as_fd())?;
+        drop(fd);
+        match next(chan)? {
+            ToContainer::Continue => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    };
+    let exec = prepare::prepare_process(
+        &plan.process,
+        prepare::Options {
+            seccomp: cfg.seccomp,
+            on_listener: &mut on_listener,
+            exec_cpu_affinity: false,
+        },
+    )?;
     sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "close_range")?;
     chan.send(&ToRuntime::Ready)?;
 

@@ -1,14 +1,28 @@
 //! The last steps before `execve`, shared by a container's init and by
-//! `exec`: rlimits, oom_score_adj, capabilities, the user, no_new_privs,
-//! the working directory, the environment and the program's path.
+//! `exec`: personality, rlimits, oom_score_adj, scheduler, I/O priority,
+//! LSM labels, capabilities, the user, no_new_privs, the working directory,
+//! the environment, the program's path and the seccomp filter.
+//!
+//! Order matters:
+//! - Whatever needs privileges (rlimits above the current hard limit, a
+//!   lower oom score, real-time scheduling, a real-time I/O class, the
+//!   bounding set) happens before the user switch and the capability sets.
+//! - `personality` comes before seccomp: common profiles allow it only for
+//!   a few values.
+//! - The seccomp filter is loaded as late as possible, so that the
+//!   runtime's own syscalls need not be allowed by the profile: at the very
+//!   end with `noNewPrivileges`; without it the kernel wants CAP_SYS_ADMIN
+//!   for the load, so it comes just before the user switch drops the
+//!   capabilities (runc does the same).
 
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
-use crate::plan::ProcessPlan;
-use crate::process::{capabilities, ids, sys};
+use crate::plan::{ProcessPlan, Rlimit};
+use crate::process::{capabilities, ids, lsm, seccomp, sys};
 
 pub struct Exec {
     pub path: CString,
@@ -16,23 +30,68 @@ pub struct Exec {
     pub env: Vec<CString>,
 }
 
+/// What the caller adds to the plan.
+pub struct Options<'a> {
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<&'a seccomp::Filter>,
+    /// Gets the notification fd of a filter that notifies, and returns
+    /// once the seccomp agent has it.
+    pub on_listener: &'a mut dyn FnMut(OwnedFd) -> Result<()>,
+    /// Apply `execCPUAffinity.final`: for a process joining a running
+    /// container (`exec`); the runtime spec excludes the container's init.
+    pub exec_cpu_affinity: bool,
+}
+
 /// Applies the process settings that need privileges, becomes the user,
-/// and resolves the program; after this only `execve` is left.
-pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
+/// resolves the program and loads the seccomp filter; after this only
+/// `execve` is left.
+pub fn prepare_process(p: &ProcessPlan, opts: Options<'_>) -> Result<Exec> {
+    if let Some(pers) = &p.personality {
+        sys::personality(pers.persona).ctx(|| format!("linux.personality {}", pers.domain))?;
+    }
     for r in &p.rlimits {
-        sys::setrlimit(r.resource, r.soft, r.hard).ctx(|| {
+        set_rlimit(r)?;
+    }
+    if let Some(adj) = p.oom_score_adj {
+        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string()).ctx(|| {
+            if adj < 0 {
+                format!("process.oomScoreAdj {adj} (a negative value needs CAP_SYS_RESOURCE)")
+            } else {
+                format!("process.oomScoreAdj {adj}")
+            }
+        })?;
+    }
+    if let Some(s) = &p.scheduler {
+        sys::sched_setattr(
+            s.policy,
+            s.flags,
+            s.nice,
+            s.priority,
+            (s.runtime, s.deadline, s.period),
+        )
+        .ctx(|| {
             format!(
-                "process.rlimits {}: soft {} hard {}",
-                r.name, r.soft, r.hard
+                "process.scheduler: {} nice {} priority {} (real-time policies and negative \
+                 nice values need CAP_SYS_NICE, and real-time runtime in the cgroup)",
+                s.policy_name, s.nice, s.priority
             )
         })?;
     }
-    if let Some(adj) = p.oom_score_adj {
-        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string())
-            .ctx(|| format!("process.oomScoreAdj {adj}"))?;
+    if let Some(io) = &p.io_priority {
+        sys::ioprio_set(io.value()).ctx(|| {
+            format!(
+                "process.ioPriority: {} priority {} (IOPRIO_CLASS_RT needs CAP_SYS_ADMIN or \
+                 CAP_SYS_NICE)",
+                io.class_name, io.priority
+            )
+        })?;
     }
+    lsm::apply(&p.lsm)?;
     if let Some(c) = &p.capabilities {
         capabilities::apply_bounding(c)?;
+    }
+    if !p.no_new_privileges {
+        load_seccomp(opts.seccomp, opts.on_listener)?;
     }
     sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
     ids::become_user(p.uid, p.gid, &p.additional_gids, ids::setgroups_allowed())?;
@@ -68,7 +127,7 @@ pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
     let cstr = |s: &str, field: &str| {
         CString::new(s).map_err(|_| Error::spec(field.to_string(), "contains a NUL byte"))
     };
-    Ok(Exec {
+    let exec = Exec {
         path: cstr(&path.to_string_lossy(), "process.args[0]")?,
         args: p
             .args
@@ -79,7 +138,91 @@ pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
             .iter()
             .map(|e| cstr(e, "process.env"))
             .collect::<Result<_>>()?,
+    };
+    if opts.exec_cpu_affinity {
+        if let Some(cpus) = p
+            .exec_cpu_affinity
+            .as_ref()
+            .and_then(|a| a.final_cpus.as_ref())
+        {
+            set_cpu_affinity(cpus, "process.execCPUAffinity.final")?;
+        }
+    }
+    if p.no_new_privileges {
+        load_seccomp(opts.seccomp, opts.on_listener)?;
+    }
+    Ok(exec)
+}
+
+/// Loads the filter and hands a notification fd to `on_listener`.
+fn load_seccomp(
+    filter: Option<&seccomp::Filter>,
+    on_listener: &mut dyn FnMut(OwnedFd) -> Result<()>,
+) -> Result<()> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    if let Some(fd) = seccomp::load(filter)? {
+        on_listener(fd)?;
+    }
+    Ok(())
+}
+
+/// One rlimit; a refusal names the limit and says why the host refuses.
+fn set_rlimit(r: &Rlimit) -> Result<()> {
+    let Err(e) = sys::setrlimit(r.resource, r.soft, r.hard) else {
+        return Ok(());
+    };
+    let mut why = String::new();
+    if e.raw_os_error() == Some(libc::EPERM) {
+        if let Ok((_, hard)) = sys::getrlimit(r.resource) {
+            if r.hard > hard {
+                why = format!(
+                    " (the runtime's own hard limit is {}: raising it needs CAP_SYS_RESOURCE{})",
+                    if hard == libc::RLIM_INFINITY {
+                        "unlimited".to_string()
+                    } else {
+                        hard.to_string()
+                    },
+                    if r.resource == libc::RLIMIT_NOFILE as i32 {
+                        ", and RLIMIT_NOFILE cannot exceed fs.nr_open"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+    }
+    Err(Error::Io {
+        context: format!(
+            "process.rlimits {}: soft {} hard {}: the host refuses it{why}",
+            r.name, r.soft, r.hard
+        ),
+        cause: e,
     })
+}
+
+/// Pins the calling thread to `cpus`; `field` names the setting.
+pub fn set_cpu_affinity(cpus: &[u32], field: &str) -> Result<()> {
+    sys::sched_setaffinity(cpus).ctx(|| {
+        format!(
+            "{field}: CPUs {}: none is online and allowed to this process",
+            crate::plan::process::format_cpu_list(cpus)
+        )
+    })
+}
+
+/// `execCPUAffinity.initial`, for the caller of `exec` to apply before it
+/// joins the container's cgroup.
+pub fn apply_initial_cpu_affinity(p: &ProcessPlan) -> Result<()> {
+    match p
+        .exec_cpu_affinity
+        .as_ref()
+        .and_then(|a| a.initial.as_ref())
+    {
+        Some(cpus) => set_cpu_affinity(cpus, "process.execCPUAffinity.initial"),
+        None => Ok(()),
+    }
 }
 
 /// `chdir` into the working directory and check that the kernel agrees we

@@ -2,10 +2,13 @@
 //! `SOCK_SEQPACKET` socketpair carrying small JSON messages, so each message
 //! arrives whole and a dead peer reads as end-of-file.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use rustix::net::{
-    recv, send, socketpair, AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType,
+    recvmsg, send, sendmsg, socketpair, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage,
+    RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
 };
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +32,9 @@ pub enum ToRuntime {
     Ready,
     /// startContainer hooks ran; init calls execve next.
     Exec,
+    /// The seccomp filter is loaded; its notification fd rides along in
+    /// `SCM_RIGHTS`: send it to the seccomp agent, then `Continue`.
+    SeccompListener,
     Failed {
         message: String,
     },
@@ -37,7 +43,7 @@ pub enum ToRuntime {
 /// What the runtime answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToContainer {
-    /// The id maps are written.
+    /// The id maps are written, or the seccomp agent has the fd.
     Continue,
     /// `prestart` and `createRuntime` hooks ran; `state` is the state JSON
     /// for the createContainer and startContainer hooks.
@@ -75,22 +81,79 @@ impl Channel {
         Ok(())
     }
 
-    /// Receives one message; `None` when the peer has gone.
+    /// Sends a message with one fd in `SCM_RIGHTS`.
+    pub fn send_fd<T: Serialize>(&self, msg: &T, fd: BorrowedFd<'_>) -> Result<()> {
+        let bytes = serde_json::to_vec(msg).map_err(|e| Error::Other(e.to_string()))?;
+        send_with_fd(self.fd.as_fd(), &bytes, fd).ctx(|| "sync socket: send")
+    }
+
+    /// Receives one message; `None` when the peer has gone. An fd sent
+    /// along is closed.
     pub fn recv<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<T>> {
+        Ok(self.recv_with_fds()?.map(|(msg, _)| msg))
+    }
+
+    /// Receives one message and the fds sent with it (close-on-exec).
+    pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<(T, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
-            match recv(self.fd.as_fd(), &mut buf, RecvFlags::empty()) {
+            match recvmsg(
+                self.fd.as_fd(),
+                &mut [IoSliceMut::new(&mut buf)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            ) {
                 Err(rustix::io::Errno::INTR) => continue,
-                other => break other.ctx(|| "sync socket: recv")?.0,
+                other => break other.ctx(|| "sync socket: recv")?.bytes,
             }
         };
+        let mut fds = Vec::new();
+        for msg in control.drain() {
+            if let RecvAncillaryMessage::ScmRights(received) = msg {
+                fds.extend(received);
+            }
+        }
         if n == 0 {
             return Ok(None);
         }
         serde_json::from_slice(&buf[..n])
-            .map(Some)
+            .map(|msg| Some((msg, fds)))
             .map_err(|e| Error::Other(format!("sync socket: bad message: {e}")))
     }
+}
+
+/// One `sendmsg`: `bytes` as payload and `fd` in `SCM_RIGHTS`.
+pub fn send_with_fd(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fd: BorrowedFd<'_>,
+) -> std::io::Result<()> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
+        return Err(std::io::Error::other("control buffer too small"));
+    }
+    let sent = loop {
+        match sendmsg(
+            socket,
+            &[IoSlice::new(bytes)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Err(rustix::io::Errno::INTR) => continue,
+            other => break other?,
+        }
+    };
+    if sent != bytes.len() {
+        return Err(std::io::Error::other(format!(
+            "sent {sent} of {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
 impl AsFd for Channel {

@@ -188,3 +188,157 @@ pub fn execveat_fd(
     };
     io::Error::last_os_error()
 }
+
+/// `personality(persona)`: the execution domain, inherited across execve
+/// (`PER_LINUX32` makes `uname -m` report a 32-bit machine).
+pub fn personality(persona: u64) -> io::Result<()> {
+    // SAFETY: plain syscall with an integer argument.
+    let ret = unsafe { libc::personality(persona as libc::c_ulong) };
+    // It returns the previous persona, which can look negative only on
+    // failure (-1 with errno).
+    check(ret as libc::c_long).map(drop)
+}
+
+/// `ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio)`: the I/O priority of the
+/// calling thread, kept across execve.
+pub fn ioprio_set(ioprio: i32) -> io::Result<()> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, ioprio) }).map(drop)
+}
+
+/// The kernel's `struct sched_attr` (`SCHED_ATTR_SIZE_VER1`, 56 bytes).
+#[repr(C)]
+#[derive(Default)]
+struct SchedAttr {
+    size: u32,
+    sched_policy: u32,
+    sched_flags: u64,
+    sched_nice: i32,
+    sched_priority: u32,
+    sched_runtime: u64,
+    sched_deadline: u64,
+    sched_period: u64,
+    sched_util_min: u32,
+    sched_util_max: u32,
+}
+
+/// `sched_setattr(0, attr, 0)`: policy, nice, priority, flags and the
+/// deadline parameters of the calling thread; kept across execve.
+pub fn sched_setattr(
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    (runtime, deadline, period): (u64, u64, u64),
+) -> io::Result<()> {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        sched_policy: policy,
+        sched_flags: flags,
+        sched_nice: nice,
+        sched_priority: priority,
+        sched_runtime: runtime,
+        sched_deadline: deadline,
+        sched_period: period,
+        ..Default::default()
+    };
+    // SAFETY: `attr` is a live, correctly sized struct the kernel only reads.
+    check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) })
+        .map(drop)
+}
+
+/// `sched_setaffinity(0, mask)`: the CPUs the calling thread may run on.
+/// Fails with EINVAL when none of them is online and allowed.
+pub fn sched_setaffinity(cpus: &[u32]) -> io::Result<()> {
+    // A mask large enough for the highest CPU asked for.
+    let words = cpus.iter().max().map_or(1, |m| *m as usize / 64 + 1);
+    let mut mask = vec![0u64; words];
+    for cpu in cpus {
+        mask[*cpu as usize / 64] |= 1 << (cpu % 64);
+    }
+    // SAFETY: pointer and byte length describe the live `mask`.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_sched_setaffinity,
+            0,
+            mask.len() * 8,
+            mask.as_ptr(),
+        )
+    })
+    .map(drop)
+}
+
+/// The kernel's `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const libc::sock_filter,
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, flags, prog)`: installs a BPF filter
+/// on the calling thread, kept across fork and execve. Needs no_new_privs
+/// or CAP_SYS_ADMIN in the current user namespace. With
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER` the kernel returns the notification
+/// fd (not close-on-exec: the caller marks it).
+pub fn seccomp_set_filter(
+    flags: libc::c_ulong,
+    program: &[libc::sock_filter],
+) -> io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    const NEW_LISTENER: libc::c_ulong = 1 << 3;
+    let len = libc::c_ushort::try_from(program.len())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let prog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at the live `program` slice of `len` entries.
+    let ret = check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flags,
+            &prog as *const SockFprog,
+        )
+    })?;
+    if flags & NEW_LISTENER == 0 {
+        return Ok(None);
+    }
+    // SAFETY: with NEW_LISTENER, a successful call returns a new fd we own.
+    Ok(Some(unsafe {
+        std::os::fd::OwnedFd::from_raw_fd(ret as libc::c_int)
+    }))
+}
+
+/// Whether the kernel knows a `SECCOMP_FILTER_FLAG_*`: with a NULL
+/// program it fails with EFAULT once the flags passed its check, with
+/// EINVAL when a flag is unknown.
+pub fn seccomp_flag_supported(flag: libc::c_ulong) -> bool {
+    const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
+    // SAFETY: a NULL program is never dereferenced: the kernel checks the
+    // flags first and then fails to copy the program.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            flag,
+            std::ptr::null::<SockFprog>(),
+        )
+    };
+    ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT)
+}
+
+/// `prlimit64(0, resource, NULL, &old)`: the calling process's limit.
+pub fn getrlimit(resource: i32) -> io::Result<(u64, u64)> {
+    let mut old = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `old` is a live struct the kernel writes; pid 0 is us.
+    check(
+        unsafe { libc::prlimit64(0, resource as _, std::ptr::null(), &mut old) } as libc::c_long,
+    )?;
+    Ok((old.rlim_cur, old.rlim_max))
+}

@@ -57,8 +57,7 @@ impl Bundle {
 
 /// Parses config JSON, naming the JSON path of the first offending field.
 pub fn parse(text: &[u8]) -> Result<Spec> {
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let named = |e: serde_path_to_error::Error<serde_json::Error>| {
         let path = e.path().to_string();
         let field = if path == "." {
             "config".to_string()
@@ -66,5 +65,53 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
             path
         };
         Error::spec(field, e.into_inner().to_string())
+    };
+    if SCHED_FLAG_SPELLINGS
+        .iter()
+        .any(|(spec, _)| contains(text, spec.as_bytes()))
+    {
+        return parse_with_sched_flags(text, named);
+    }
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(named)
+}
+
+/// `process.scheduler.flags` as the runtime spec spells them, and as
+/// oci-spec 0.10 (wrongly) expects them.
+const SCHED_FLAG_SPELLINGS: [(&str, &str); 2] = [
+    ("SCHED_FLAG_RESET_ON_FORK", "SCHED_RESET_ON_FORK"),
+    ("SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_D_L_OVERRUN"),
+];
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The slow path for configs with scheduler flags oci-spec misspells:
+/// parse to a JSON value, respell those flags, then deserialise.
+fn parse_with_sched_flags(
+    text: &[u8],
+    named: impl Fn(serde_path_to_error::Error<serde_json::Error>) -> Error,
+) -> Result<Spec> {
+    let mut value: serde_json::Value = {
+        let de = &mut serde_json::Deserializer::from_slice(text);
+        serde_path_to_error::deserialize(de).map_err(&named)?
+    };
+    if let Some(flags) = value
+        .pointer_mut("/process/scheduler/flags")
+        .and_then(|f| f.as_array_mut())
+    {
+        for flag in flags {
+            if let Some((_, theirs)) = SCHED_FLAG_SPELLINGS
+                .iter()
+                .find(|(spec, _)| flag.as_str() == Some(spec))
+            {
+                *flag = serde_json::Value::from(*theirs);
+            }
+        }
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        Error::spec(path, e.into_inner().to_string())
     })
 }

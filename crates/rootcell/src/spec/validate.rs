@@ -61,6 +61,7 @@ fn validate_process(spec: &Spec) -> Result<()> {
             ));
         }
     }
+    validate_user(spec, process.user())?;
     let mut seen = Vec::new();
     for (i, rlimit) in process.rlimits().iter().flatten().enumerate() {
         if seen.contains(&rlimit.typ()) {
@@ -75,6 +76,63 @@ fn validate_process(spec: &Spec) -> Result<()> {
                 format!("process.rlimits[{i}]"),
                 "soft limit is above the hard limit",
             ));
+        }
+    }
+    Ok(())
+}
+
+/// `(uid_t)-1` means "leave unchanged" to `setresuid` and `chown`: a
+/// container asking for it would keep running as root. In a new user
+/// namespace every id must also be mapped, or the kernel refuses it.
+fn validate_user(spec: &Spec, user: &oci_spec::runtime::User) -> Result<()> {
+    let ids = std::iter::once(("process.user.uid".to_string(), user.uid(), true))
+        .chain(std::iter::once((
+            "process.user.gid".to_string(),
+            user.gid(),
+            false,
+        )))
+        .chain(
+            user.additional_gids()
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, g)| (format!("process.user.additionalGids[{i}]"), *g, false)),
+        );
+    let linux = spec.linux().as_ref();
+    let new_userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none())
+        });
+    for (field, id, is_uid) in ids {
+        if id == u32::MAX {
+            return Err(Error::spec(
+                field,
+                "4294967295 is (uid_t)-1, which the kernel reads as \"no change\": not a valid id",
+            ));
+        }
+        let maps = linux.and_then(|l| {
+            if is_uid {
+                l.uid_mappings().as_ref()
+            } else {
+                l.gid_mappings().as_ref()
+            }
+        });
+        if let (true, Some(maps)) = (new_userns, maps) {
+            let mapped = maps.iter().any(|m| {
+                id >= m.container_id()
+                    && u64::from(id) < u64::from(m.container_id()) + u64::from(m.size())
+            });
+            if !mapped {
+                return Err(Error::spec(
+                    field,
+                    format!(
+                        "{id} is not mapped in the container's user namespace (linux.{}Mappings)",
+                        if is_uid { "uid" } else { "gid" }
+                    ),
+                ));
+            }
         }
     }
     Ok(())
@@ -366,6 +424,56 @@ mod tests {
         });
         let err = validate(&spec, &tmp).unwrap_err().to_string();
         assert!(err.starts_with("linux.maskedPaths"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_and_unmapped_ids_are_refused() {
+        let tmp = std::env::temp_dir();
+        let check = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let spec = spec_with(|v| {
+                v["root"]["path"] = tmp.to_str().unwrap().into();
+                edit(v);
+            });
+            validate(&spec, &tmp).map_err(|e| e.to_string())
+        };
+        let e = check(&|v| v["process"]["user"]["uid"] = 4294967295u32.into()).unwrap_err();
+        assert!(e.starts_with("process.user.uid:"), "{e}");
+        let e = check(&|v| v["process"]["user"]["gid"] = 4294967295u32.into()).unwrap_err();
+        assert!(e.starts_with("process.user.gid:"), "{e}");
+        let e = check(&|v| {
+            v["process"]["user"]["additionalGids"] = serde_json::json!([1, 4294967295u32])
+        })
+        .unwrap_err();
+        assert!(e.starts_with("process.user.additionalGids[1]:"), "{e}");
+        assert!(check(&|v| v["process"]["user"]["uid"] = 4294967294u32.into()).is_ok());
+        // With a new user namespace, ids must be mapped.
+        let userns = |v: &mut serde_json::Value| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+            v["linux"]["gidMappings"] =
+                serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 1000}]);
+        };
+        assert!(check(&|v| {
+            userns(v);
+            v["process"]["user"]["uid"] = 999.into();
+        })
+        .is_ok());
+        let e = check(&|v| {
+            userns(v);
+            v["process"]["user"]["uid"] = 1000.into();
+        })
+        .unwrap_err();
+        assert!(e.starts_with("process.user.uid: 1000 is not mapped"), "{e}");
+        let e = check(&|v| {
+            userns(v);
+            v["process"]["user"]["additionalGids"] = serde_json::json!([5000]);
+        })
+        .unwrap_err();
+        assert!(e.starts_with("process.user.additionalGids[0]:"), "{e}");
     }
 
     #[test]

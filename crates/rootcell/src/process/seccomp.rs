@@ -1,0 +1,382 @@
+//! Executes a [`SeccompPlan`]: the runtime compiles it with libseccomp into
+//! a BPF program before forking; the container's process loads that
+//! program with a raw `seccomp(2)` just before it drops its privileges or
+//! execs (see `prepare`); the runtime sends a notification fd to the seccomp
+//! agent.
+//!
+//! Compiling in the runtime keeps libseccomp (and its allocations and
+//! errors) out of the container's process, which only makes one syscall.
+//! Loading the program ourselves instead of `seccomp_load` gives every
+//! kernel flag (`WAIT_KILLABLE_RECV` needs libseccomp ≥ 2.6 otherwise) and
+//! no implicit `no_new_privs`.
+
+use std::io::{self, Read, Seek};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::str::FromStr;
+
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
+
+use crate::error::{Error, IoContext, Result};
+use crate::plan::seccomp::{CompareOp, SeccompAction, SeccompFlag, SeccompPlan};
+use crate::process::sys;
+
+const SECCOMP_FILTER_FLAG_TSYNC: libc::c_ulong = 1 << 0;
+const SECCOMP_FILTER_FLAG_LOG: libc::c_ulong = 1 << 1;
+const SECCOMP_FILTER_FLAG_SPEC_ALLOW: libc::c_ulong = 1 << 2;
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+const SECCOMP_FILTER_FLAG_TSYNC_ESRCH: libc::c_ulong = 1 << 4;
+const SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV: libc::c_ulong = 1 << 5;
+
+/// A compiled filter, ready for `seccomp(2)`.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub program: Vec<libc::sock_filter>,
+    /// `SECCOMP_FILTER_FLAG_*` for the load.
+    pub flags: libc::c_ulong,
+}
+
+impl Filter {
+    /// The filter has `SCMP_ACT_NOTIFY` rules: loading it returns a
+    /// notification fd for the agent.
+    pub fn notifies(&self) -> bool {
+        self.flags & SECCOMP_FILTER_FLAG_NEW_LISTENER != 0
+    }
+}
+
+fn kernel_flag(flag: SeccompFlag) -> libc::c_ulong {
+    match flag {
+        SeccompFlag::Tsync => SECCOMP_FILTER_FLAG_TSYNC,
+        SeccompFlag::Log => SECCOMP_FILTER_FLAG_LOG,
+        SeccompFlag::SpecAllow => SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+        SeccompFlag::WaitKillableRecv => SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    }
+}
+
+fn scmp_action(a: SeccompAction) -> ScmpAction {
+    match a {
+        SeccompAction::KillThread => ScmpAction::KillThread,
+        SeccompAction::KillProcess => ScmpAction::KillProcess,
+        SeccompAction::Trap => ScmpAction::Trap,
+        SeccompAction::Errno { errno } => ScmpAction::Errno(i32::from(errno)),
+        SeccompAction::Trace { message } => ScmpAction::Trace(message),
+        SeccompAction::Allow => ScmpAction::Allow,
+        SeccompAction::Log => ScmpAction::Log,
+        SeccompAction::Notify => ScmpAction::Notify,
+    }
+}
+
+fn libseccomp_version() -> String {
+    libseccomp::ScmpVersion::current()
+        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Compiles the plan into BPF with libseccomp. Runs in the runtime, before
+/// the container's processes exist.
+pub fn compile(plan: &SeccompPlan) -> Result<Filter> {
+    const F: &str = "linux.seccomp";
+    let lib = |e: libseccomp::error::SeccompError| e.to_string();
+    let mut ctx = ScmpFilterContext::new(scmp_action(plan.default_action)).map_err(|e| {
+        Error::spec(
+            format!("{F}.defaultAction"),
+            format!("libseccomp: {}", lib(e)),
+        )
+    })?;
+    for (i, name) in plan.architectures.iter().enumerate() {
+        let unsupported = || {
+            Error::spec(
+                format!("{F}.architectures[{i}]"),
+                format!(
+                    "{name} is not supported by libseccomp {}",
+                    libseccomp_version()
+                ),
+            )
+        };
+        let arch = ScmpArch::from_str(name).map_err(|_| unsupported())?;
+        if !supported_architectures().contains(&name.as_str()) {
+            return Err(unsupported());
+        }
+        ctx.add_arch(arch).map_err(|e| {
+            Error::spec(
+                format!("{F}.architectures[{i}]"),
+                format!(
+                    "libseccomp cannot add {name} to a filter for this machine (a filter \
+                     cannot mix byte orders): {}",
+                    lib(e)
+                ),
+            )
+        })?;
+    }
+    for rule in &plan.rules {
+        let field = format!("{F}.syscalls[{}]", rule.config_index);
+        let syscall = ScmpSyscall::from_name(&rule.syscall).map_err(|e| {
+            Error::spec(
+                format!("{field}.names"),
+                format!("{}: {}", rule.syscall, lib(e)),
+            )
+        })?;
+        let conditions: Vec<ScmpArgCompare> = rule
+            .conditions
+            .iter()
+            .map(|c| {
+                let op = match c.op {
+                    CompareOp::Ne => ScmpCompareOp::NotEqual,
+                    CompareOp::Lt => ScmpCompareOp::Less,
+                    CompareOp::Le => ScmpCompareOp::LessOrEqual,
+                    CompareOp::Eq => ScmpCompareOp::Equal,
+                    CompareOp::Ge => ScmpCompareOp::GreaterEqual,
+                    CompareOp::Gt => ScmpCompareOp::Greater,
+                    CompareOp::MaskedEq => ScmpCompareOp::MaskedEqual(c.value),
+                };
+                let datum = if c.op == CompareOp::MaskedEq {
+                    c.value_two
+                } else {
+                    c.value
+                };
+                ScmpArgCompare::new(c.index, op, datum)
+            })
+            .collect();
+        ctx.add_rule_conditional(scmp_action(rule.action), syscall, &conditions)
+            .map_err(|e| {
+                Error::spec(
+                    field,
+                    format!(
+                        "libseccomp refused the rule for {}: {}",
+                        rule.syscall,
+                        lib(e)
+                    ),
+                )
+            })?;
+    }
+
+    let program = export(&ctx).ctx(|| format!("{F}: exporting the compiled filter"))?;
+    let notifies = plan.rules.iter().any(|r| r.action == SeccompAction::Notify);
+    let mut flags = plan
+        .flags
+        .iter()
+        .filter(|f| **f != SeccompFlag::WaitKillableRecv || notifies)
+        .fold(0, |acc, f| acc | kernel_flag(*f));
+    if notifies {
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+        // The kernel refuses TSYNC with a listener unless a failed sync
+        // reports ESRCH (the return value is the fd).
+        if flags & SECCOMP_FILTER_FLAG_TSYNC != 0 {
+            flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+        }
+    }
+    for (i, flag) in plan.flags.iter().enumerate() {
+        if !flag_supported(*flag) {
+            return Err(Error::spec(
+                format!("{F}.flags[{i}]"),
+                format!("{} is not supported by this kernel", flag.name()),
+            ));
+        }
+    }
+    Ok(Filter { program, flags })
+}
+
+/// The BPF program libseccomp generates, read back from a memfd.
+fn export(ctx: &ScmpFilterContext) -> io::Result<Vec<libc::sock_filter>> {
+    let fd = rustix::fs::memfd_create("rootcell-seccomp", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(file.as_fd()).map_err(io::Error::other)?;
+    file.rewind()?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
+    if bytes.is_empty() || bytes.len() % INSN != 0 {
+        return Err(io::Error::other(format!(
+            "libseccomp exported {} bytes, not whole BPF instructions",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(INSN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
+}
+
+/// Loads the filter on the calling thread. Returns the notification fd,
+/// close-on-exec, when the filter notifies.
+pub fn load(filter: &Filter) -> Result<Option<OwnedFd>> {
+    let fd = sys::seccomp_set_filter(filter.flags, &filter.program).map_err(|e| {
+        let hint = if e.raw_os_error() == Some(libc::EACCES) {
+            " (loading a filter needs process.noNewPrivileges or CAP_SYS_ADMIN)"
+        } else {
+            ""
+        };
+        Error::Io {
+            context: format!("linux.seccomp: loading the filter{hint}"),
+            cause: e,
+        }
+    })?;
+    if let Some(fd) = &fd {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
+            .ctx(|| "linux.seccomp: the notification fd")?;
+    }
+    Ok(fd)
+}
+
+/// Whether this kernel accepts a filter flag.
+pub fn flag_supported(flag: SeccompFlag) -> bool {
+    let bits = match flag {
+        // Only valid together with a listener.
+        SeccompFlag::WaitKillableRecv => {
+            SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV | SECCOMP_FILTER_FLAG_NEW_LISTENER
+        }
+        other => kernel_flag(other),
+    };
+    sys::seccomp_flag_supported(bits)
+}
+
+/// The architectures this libseccomp can add to a filter, by name.
+pub fn supported_architectures() -> &'static [&'static str] {
+    static ARCHS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    ARCHS.get_or_init(probe_architectures)
+}
+
+fn probe_architectures() -> Vec<&'static str> {
+    const ALL: [&str; 24] = [
+        "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_ARM",
+        "SCMP_ARCH_LOONGARCH64",
+        "SCMP_ARCH_M68K",
+        "SCMP_ARCH_MIPS",
+        "SCMP_ARCH_MIPS64",
+        "SCMP_ARCH_MIPS64N32",
+        "SCMP_ARCH_MIPSEL",
+        "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32",
+        "SCMP_ARCH_PARISC",
+        "SCMP_ARCH_PARISC64",
+        "SCMP_ARCH_PPC",
+        "SCMP_ARCH_PPC64",
+        "SCMP_ARCH_PPC64LE",
+        "SCMP_ARCH_RISCV64",
+        "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X",
+        "SCMP_ARCH_SH",
+        "SCMP_ARCH_SHEB",
+        "SCMP_ARCH_X32",
+        "SCMP_ARCH_X86",
+        "SCMP_ARCH_X86_64",
+        "SCMP_ARCH_NATIVE",
+    ];
+    // One filter per architecture, without the native one: a filter
+    // cannot mix byte orders.
+    let known = |arch: ScmpArch| {
+        ScmpFilterContext::new(ScmpAction::Allow).is_ok_and(|mut ctx| {
+            ctx.remove_arch(ScmpArch::native()).is_ok() && ctx.add_arch(arch).is_ok()
+        })
+    };
+    ALL.into_iter()
+        .filter(|name| *name != "SCMP_ARCH_NATIVE")
+        .filter(|name| ScmpArch::from_str(name).is_ok_and(known))
+        .collect()
+}
+
+/// Sends the notification fd to the seccomp agent at `path`, as the
+/// runtime spec's seccomp-agent protocol says: one connection, one
+/// `sendmsg` carrying the container process state as JSON with the fd in
+/// `SCM_RIGHTS`, then close.
+pub fn send_to_agent(
+    path: &Path,
+    pid: i32,
+    metadata: &str,
+    state: serde_json::Value,
+    fd: &OwnedFd,
+) -> Result<()> {
+    let field = || {
+        format!(
+            "linux.seccomp.listenerPath: sending the notification fd to the agent at {}",
+            path.display()
+        )
+    };
+    let mut payload = serde_json::json!({
+        "ociVersion": state["ociVersion"].clone(),
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "state": state,
+    });
+    if !metadata.is_empty() {
+        payload["metadata"] = metadata.into();
+    }
+    let bytes = serde_json::to_vec(&payload).map_err(|e| Error::Other(e.to_string()))?;
+    let stream = UnixStream::connect(path).ctx(field)?;
+    // An agent that accepts but never reads must not hang the create.
+    stream
+        .set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .ctx(field)?;
+    crate::process::sync::send_with_fd(stream.as_fd(), &bytes, fd.as_fd()).ctx(field)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(v: serde_json::Value) -> SeccompPlan {
+        let s = serde_json::from_value(v).unwrap();
+        crate::plan::seccomp::seccomp_plan(&s, &|n| ScmpSyscall::from_name(n).is_ok()).unwrap()
+    }
+
+    #[test]
+    fn compiles_to_bpf_with_the_right_flags() {
+        let f = compile(&plan(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "flags": ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [
+                {"names": ["mkdir", "_llseek"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
+                 "args": [{"index": 1, "value": 8, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]}
+            ]
+        })))
+        .unwrap();
+        assert!(f.program.len() > 5, "{}", f.program.len());
+        // WAIT_KILLABLE_RECV only matters with a listener: dropped here.
+        assert_eq!(f.flags, SECCOMP_FILTER_FLAG_LOG);
+        assert!(!f.notifies());
+
+        let f = compile(&plan(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": "/run/agent.sock",
+            "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]
+        })))
+        .unwrap();
+        assert!(f.notifies());
+        assert_eq!(
+            f.flags,
+            SECCOMP_FILTER_FLAG_TSYNC
+                | SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+                | SECCOMP_FILTER_FLAG_NEW_LISTENER
+                | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
+        );
+    }
+
+    #[test]
+    fn architectures_libseccomp_lacks_name_the_field() {
+        let archs = supported_architectures();
+        assert!(archs.contains(&"SCMP_ARCH_X86_64"), "{archs:?}");
+        assert!(archs.contains(&"SCMP_ARCH_X86"), "{archs:?}");
+        if !archs.contains(&"SCMP_ARCH_LOONGARCH64") {
+            let e = compile(&plan(serde_json::json!({
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_LOONGARCH64"]
+            })))
+            .unwrap_err()
+            .to_string();
+            assert!(e.starts_with("linux.seccomp.architectures[1]:"), "{e}");
+        }
+    }
+}
