@@ -1071,3 +1071,53 @@ fn out_of_range_and_unmapped_ids_are_refused() {
     }
     ctx.assert_clean();
 }
+
+/// The compiled filter is cached below the state root: a second container
+/// with the same profile loads it from there and behaves the same, and a
+/// damaged cache file is recompiled, not trusted.
+#[test]
+fn compiled_seccomp_filters_are_cached_and_checked() {
+    let Ok(text) = std::fs::read_to_string(PODMAN_PROFILE) else {
+        skip("no podman default profile (scripts/setup installs golang-github-containers-common)");
+        return;
+    };
+    if runtime_is_runc() {
+        return skip("the filter cache is rootcell's");
+    }
+    let profile: Value = serde_json::from_str(&text).unwrap();
+    let ctx = Ctx::new("sc-cache");
+    let mut b = ctx.bundle();
+    b.linux()["seccomp"] = podman_seccomp(
+        &profile,
+        &["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"],
+    );
+    b.sh("grep -E '^Seccomp:' /proc/self/status; swapoff /x 2>&1 | grep -c 'not permitted'");
+    let cache = ctx.state_dir().join(".cache/seccomp");
+    let cached = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let first = run_ok(&ctx, &b, "first");
+    let files = cached();
+    assert_eq!(files.len(), 1, "{files:?}");
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(&files[0]).unwrap().ino();
+    let second = run_ok(&ctx, &b, "second");
+    assert_eq!(first.stdout, second.stdout);
+    // Read, not rewritten (a rewrite is a rename: a new inode).
+    assert_eq!(std::fs::metadata(&files[0]).unwrap().ino(), inode);
+    assert_eq!(
+        lines(&second.stdout),
+        ["Seccomp:\t2", "1"],
+        "{}",
+        second.all()
+    );
+    // A cache file cut short is ignored and rewritten.
+    let bytes = std::fs::read(&files[0]).unwrap();
+    std::fs::write(&files[0], &bytes[..bytes.len() - 3]).unwrap();
+    let third = run_ok(&ctx, &b, "third");
+    assert_eq!(first.stdout, third.stdout);
+    assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    ctx.assert_clean();
+}

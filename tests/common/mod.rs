@@ -943,9 +943,12 @@ impl Ctx {
         };
         match fs::read_dir(root) {
             Ok(rd) => {
+                // Dot entries are the runtime's caches (container ids
+                // cannot start with a dot), not container state.
                 let mut v: Vec<String> = rd
                     .flatten()
                     .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|name| !name.starts_with('.'))
                     .collect();
                 v.sort();
                 v

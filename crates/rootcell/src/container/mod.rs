@@ -29,6 +29,10 @@ pub struct Runtime {
     pub rootless: bool,
 }
 
+/// Compiled seccomp filters, below the state root (private to the
+/// runtime's user; not a container: no `state.json`).
+const SECCOMP_CACHE: &str = ".cache/seccomp";
+
 /// Flags of `create` and `run`.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -260,7 +264,7 @@ impl Runtime {
         let seccomp = match &plan.process.seccomp {
             Some(s) => {
                 tracing::debug!("container {id}: compiling the seccomp filter");
-                let f = process::seccomp::compile(s)?;
+                let f = process::seccomp::compile_cached(s, &self.root.join(SECCOMP_CACHE))?;
                 tracing::debug!(
                     "container {id}: seccomp filter compiled, {} instructions",
                     f.program.len()

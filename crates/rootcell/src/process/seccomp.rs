@@ -154,6 +154,14 @@ pub fn compile(plan: &SeccompPlan) -> Result<Filter> {
     }
 
     let program = export(&ctx).ctx(|| format!("{F}: exporting the compiled filter"))?;
+    Ok(Filter {
+        program,
+        flags: load_flags(plan)?,
+    })
+}
+
+/// The `seccomp(2)` flags for the plan, each checked against the kernel.
+fn load_flags(plan: &SeccompPlan) -> Result<libc::c_ulong> {
     let notifies = plan.rules.iter().any(|r| r.action == SeccompAction::Notify);
     let mut flags = plan
         .flags
@@ -171,12 +179,102 @@ pub fn compile(plan: &SeccompPlan) -> Result<Filter> {
     for (i, flag) in plan.flags.iter().enumerate() {
         if !flag_supported(*flag) {
             return Err(Error::spec(
-                format!("{F}.flags[{i}]"),
+                format!("linux.seccomp.flags[{i}]"),
                 format!("{} is not supported by this kernel", flag.name()),
             ));
         }
     }
-    Ok(Filter { program, flags })
+    Ok(flags)
+}
+
+/// Like [`compile`], but the BPF program comes from `cache_dir` when the
+/// same plan was compiled before by the same libseccomp for this machine:
+/// compiling podman's default profile costs tens of milliseconds, loading
+/// it back a few syscalls. The flags are checked against the kernel every
+/// time. Cache failures only cost the compilation.
+pub fn compile_cached(plan: &SeccompPlan, cache_dir: &Path) -> Result<Filter> {
+    let key = cache_key(plan);
+    let path = cache_dir.join(format!("{:016x}.bpf", fnv1a(key.as_bytes())));
+    if let Some(program) = read_cached(&path, &key) {
+        return Ok(Filter {
+            program,
+            flags: load_flags(plan)?,
+        });
+    }
+    let filter = compile(plan)?;
+    if let Err(e) = write_cached(cache_dir, &path, &key, &filter.program) {
+        tracing::debug!("seccomp cache {}: {e}", path.display());
+    }
+    Ok(filter)
+}
+
+/// What the compiled program depends on: the plan, libseccomp and the
+/// machine's architecture.
+fn cache_key(plan: &SeccompPlan) -> String {
+    format!(
+        "rootcell seccomp cache v1; libseccomp {}; arch {}; {}",
+        libseccomp_version(),
+        std::env::consts::ARCH,
+        serde_json::to_string(plan).unwrap_or_default()
+    )
+}
+
+/// FNV-1a, for file names only: the whole key is compared on reading.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
+
+/// The cached program, if the file holds exactly `key`, a newline and whole
+/// BPF instructions.
+fn read_cached(path: &Path, key: &str) -> Option<Vec<libc::sock_filter>> {
+    let bytes = std::fs::read(path).ok()?;
+    let body = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"\n")?;
+    if body.is_empty() || body.len() % INSN_SIZE != 0 {
+        return None;
+    }
+    Some(instructions(body))
+}
+
+fn write_cached(
+    dir: &Path,
+    path: &Path,
+    key: &str,
+    program: &[libc::sock_filter],
+) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mut bytes = key.as_bytes().to_vec();
+    bytes.push(b'\n');
+    for insn in program {
+        bytes.extend_from_slice(&insn.code.to_ne_bytes());
+        bytes.extend_from_slice(&[insn.jt, insn.jf]);
+        bytes.extend_from_slice(&insn.k.to_ne_bytes());
+    }
+    // Whole or not at all: a concurrent create reads either file.
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, &bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+fn instructions(bytes: &[u8]) -> Vec<libc::sock_filter> {
+    bytes
+        .chunks_exact(INSN_SIZE)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect()
 }
 
 /// The BPF program libseccomp generates, read back from a memfd.
@@ -187,22 +285,13 @@ fn export(ctx: &ScmpFilterContext) -> io::Result<Vec<libc::sock_filter>> {
     file.rewind()?;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)?;
-    const INSN: usize = std::mem::size_of::<libc::sock_filter>();
-    if bytes.is_empty() || bytes.len() % INSN != 0 {
+    if bytes.is_empty() || bytes.len() % INSN_SIZE != 0 {
         return Err(io::Error::other(format!(
             "libseccomp exported {} bytes, not whole BPF instructions",
             bytes.len()
         )));
     }
-    Ok(bytes
-        .chunks_exact(INSN)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
+    Ok(instructions(&bytes))
 }
 
 /// Loads the filter on the calling thread. Returns the notification fd,
