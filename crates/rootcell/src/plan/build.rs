@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, PosixRlimitType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, PosixRlimitType, Process, Spec};
 
 use super::options::{self, attr, AttrChange, Propagation, PropagationChange};
 use super::*;
@@ -23,7 +23,11 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     Ok(Plan {
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-        process: process_plan(spec)?,
+        process: process_plan(
+            spec.process()
+                .as_ref()
+                .ok_or_else(|| Error::spec("process", "is required"))?,
+        )?,
         namespaces,
         rootfs,
     })
@@ -558,11 +562,11 @@ fn dev_symlinks(setup: &mut Vec<Step>, host: &HostFacts) {
     }));
 }
 
-fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::spec("process", "is required"))?;
+/// The process settings as plain data: the container's process, and every
+/// process `exec` starts, go through here, so both are checked alike
+/// (`spec::validate_process`) and named `process.*` in errors.
+pub fn process_plan(process: &Process) -> Result<ProcessPlan> {
+    crate::spec::validate_process(process)?;
     let user = process.user();
     let mut rlimits = Vec::new();
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
@@ -592,7 +596,7 @@ fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
     };
     Ok(ProcessPlan {
         args: process.args().clone().unwrap_or_default(),
-        env: process.env().clone().unwrap_or_default(),
+        env: dedup_env(process.env().as_deref().unwrap_or_default()),
         cwd: process.cwd().clone(),
         uid: user.uid(),
         gid: user.gid(),
@@ -603,7 +607,27 @@ fn process_plan(spec: &Spec) -> Result<ProcessPlan> {
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
         capabilities,
+        apparmor_profile: process.apparmor_profile().clone().filter(|p| !p.is_empty()),
+        selinux_label: process.selinux_label().clone().filter(|l| !l.is_empty()),
     })
+}
+
+/// One entry per variable: a later `KEY=…` replaces an earlier one in its
+/// place, as runc's `os.Setenv` loop does. That is how `exec --env` (added
+/// after the container's variables) overrides them.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for var in env {
+        let key = var.split_once('=').map_or(var.as_str(), |(k, _)| k);
+        match out
+            .iter_mut()
+            .find(|v| v.split_once('=').map_or(v.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => slot.clone_from(var),
+            None => out.push(var.clone()),
+        }
+    }
+    out
 }
 
 /// Capability names as the kernel knows them (`CAP_KILL`), sorted. A name

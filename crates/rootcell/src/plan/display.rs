@@ -79,6 +79,12 @@ impl fmt::Display for Plan {
         if let Some(adj) = p.oom_score_adj {
             writeln!(f, "├─ oom_score_adj {adj}")?;
         }
+        if let Some(profile) = &p.apparmor_profile {
+            writeln!(f, "├─ apparmor profile {profile}")?;
+        }
+        if let Some(label) = &p.selinux_label {
+            writeln!(f, "├─ selinux label {label}")?;
+        }
         writeln!(f, "└─ no_new_privileges {}", p.no_new_privileges)
     }
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{build, PlanOptions};
+pub use build::{build, process_plan, PlanOptions};
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 
 /// Everything that will happen to start a container.
@@ -281,6 +281,14 @@ pub struct ProcessPlan {
     pub no_new_privileges: bool,
     pub oom_score_adj: Option<i32>,
     pub capabilities: Option<Capabilities>,
+    /// `process.apparmorProfile` (exec: `--apparmor`): the profile to
+    /// change to at exec. Applied by `prepare::apply_lsm_labels`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apparmor_profile: Option<String>,
+    /// `process.selinuxLabel` (exec: `--process-label`): the SELinux
+    /// context to exec into. Applied by `prepare::apply_lsm_labels`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selinux_label: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -3,6 +3,8 @@
 //! the working directory, the environment and the program's path.
 
 use std::ffi::CString;
+use std::io;
+use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -17,20 +19,9 @@ pub struct Exec {
 }
 
 /// Applies the process settings that need privileges, becomes the user,
-/// and resolves the program; after this only `execve` is left.
+/// and resolves the program; after this only [`Exec::run`] is left.
 pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
-    for r in &p.rlimits {
-        sys::setrlimit(r.resource, r.soft, r.hard).ctx(|| {
-            format!(
-                "process.rlimits {}: soft {} hard {}",
-                r.name, r.soft, r.hard
-            )
-        })?;
-    }
-    if let Some(adj) = p.oom_score_adj {
-        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string())
-            .ctx(|| format!("process.oomScoreAdj {adj}"))?;
-    }
+    apply_limits(p)?;
     if let Some(c) = &p.capabilities {
         capabilities::apply_bounding(c)?;
     }
@@ -45,7 +36,55 @@ pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
     }
     enter_cwd(&p.cwd)?;
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
+    apply_lsm_labels(p)?;
+    resolve(p)
+}
 
+/// rlimits and oom_score_adj. `exec` applies them once more before it
+/// joins the container's user namespace, where raising a hard limit or
+/// lowering oom_score_adj is no longer allowed; applying the same values
+/// again here is then a no-op.
+pub fn apply_limits(p: &ProcessPlan) -> Result<()> {
+    for r in &p.rlimits {
+        sys::setrlimit(r.resource, r.soft, r.hard).ctx(|| {
+            format!(
+                "process.rlimits {}: soft {} hard {}",
+                r.name, r.soft, r.hard
+            )
+        })?;
+    }
+    if let Some(adj) = p.oom_score_adj {
+        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string())
+            .ctx(|| format!("process.oomScoreAdj {adj}"))?;
+    }
+    Ok(())
+}
+
+/// The LSM hook: `process.apparmorProfile` and `process.selinuxLabel`
+/// (exec: `--apparmor`, `--process-label`) are applied here, last before
+/// exec, once LSM support exists (the AppArmor `exec` attribute and the
+/// SELinux exec context, written through the private procfs). Until then a
+/// requested label is refused: running the process unconfined instead
+/// would be silent, and runc too refuses a label the host cannot apply.
+fn apply_lsm_labels(p: &ProcessPlan) -> Result<()> {
+    if let Some(profile) = &p.apparmor_profile {
+        return Err(Error::spec(
+            "process.apparmorProfile",
+            format!("{profile:?}: AppArmor profiles are not supported yet"),
+        ));
+    }
+    if let Some(label) = &p.selinux_label {
+        return Err(Error::spec(
+            "process.selinuxLabel",
+            format!("{label:?}: SELinux process labels are not supported yet"),
+        ));
+    }
+    Ok(())
+}
+
+/// The environment (HOME added from the container's passwd when missing)
+/// and the program, looked up in the container's PATH.
+fn resolve(p: &ProcessPlan) -> Result<Exec> {
     let mut env = p.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home_of(p.uid)));
@@ -80,6 +119,27 @@ pub fn prepare_process(p: &ProcessPlan) -> Result<Exec> {
             .map(|e| cstr(e, "process.env"))
             .collect::<Result<_>>()?,
     })
+}
+
+impl Exec {
+    /// The very last step: close every fd but stdio, the `preserve_fds`
+    /// passed on and `keep` (close-on-exec fds the caller needs until
+    /// `execve`: the sync socket, the exec fifo), restore the signal
+    /// dispositions, `execve`. Returns only on failure.
+    ///
+    /// Closing (not only close-on-exec) matters: `execve` resolves the
+    /// program's path while close-on-exec fds are still open, so a
+    /// directory fd of the runtime (a private procfs, a leaked host
+    /// directory) would let `/proc/self/fd/N/…` in `process.args[0]` run a
+    /// host binary (CVE-2024-21626). After this, the private procfs handles
+    /// are closed: nothing but the failure report may run.
+    pub fn run(&self, preserve_fds: u32, keep: &[RawFd]) -> io::Error {
+        if let Err(e) = sys::close_fds_for_exec(preserve_fds, keep) {
+            return e;
+        }
+        sys::reset_signals();
+        sys::execve(&self.path, &self.args, &self.env)
+    }
 }
 
 /// `chdir` into the working directory and check that the kernel agrees we
