@@ -9,8 +9,11 @@
 //! ```
 //! Stage 1 exits as soon as init exists; the runtime is a child subreaper,
 //! so init becomes its child. Messages go over a socketpair (`sync`).
+//! `exec` starts a further process in a running container the same way
+//! (`exec.rs`), and both end in `prepare` (user, capabilities, cwd…).
 
 pub mod capabilities;
+pub mod exec;
 pub mod ids;
 pub mod prepare;
 pub mod sync;

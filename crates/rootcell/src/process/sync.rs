@@ -29,6 +29,12 @@ pub enum ToRuntime {
     Ready,
     /// startContainer hooks ran; init calls execve next.
     Exec,
+    /// `exec`: the process that will exec exists (pid in the runtime's pid
+    /// namespace). It joined the container's pid namespace, so it is a
+    /// child of the setup process that joined the namespaces.
+    ExecPid {
+        pid: i32,
+    },
     Failed {
         message: String,
     },

@@ -6,6 +6,7 @@
 //! config file and checking that the root path exists.
 
 mod default;
+mod process;
 mod validate;
 
 use std::fs;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub use default::default_spec;
 pub use oci_spec::runtime::Spec;
+pub use process::{load_process, ProcessOverrides};
 pub use validate::{validate, validate_process, validate_sysctl_key};
 
 use crate::error::{Error, IoContext, Result};
