@@ -67,7 +67,8 @@ impl Runtime {
         } else {
             Some(signals::Forwarder::block()?)
         };
-        // Shared: `delete` waits until the process is in the cgroup.
+        // Shared, until the process is in the cgroups: a `delete` meanwhile
+        // would miss it and fail to remove them.
         let dir = ContainerDir::open(&self.root, id, false)?;
         let st = dir.load()?;
         check_status(id, st.live_status(&dir), opts.ignore_paused)?;
@@ -135,14 +136,13 @@ impl Runtime {
         };
         tracing::debug!("container {id}: exec {:?}", plan.args);
         let setup = process::exec::spawn(cfg, container_side)?;
-        let pid = started(&runtime_side, setup)?;
+        let pid = started(&runtime_side, setup, dir)?;
         if let Some(pid_file) = &opts.pid_file {
             if let Err(e) = write_pid_file(pid_file, pid) {
                 kill_and_reap(pid);
                 return Err(e);
             }
         }
-        drop(dir);
         Ok(match forwarding {
             Some(forwarding) => forwarding.wait_for(pid),
             None => 0,
@@ -280,14 +280,20 @@ fn namespaces_to_join(pid: i32) -> Result<i32> {
 
 /// Waits until the process has exec'd: end-of-file on the socket (the
 /// process's end is close-on-exec, the setup process has exited). Returns
-/// its pid. On failure both processes have exited or are killed, and are
+/// its pid. The container's lock goes as soon as the process exists (it
+/// is in the cgroups then; in a frozen one it only gets there once
+/// thawed). On failure both processes have exited or are killed, and are
 /// reaped: nothing is left behind.
-fn started(chan: &Channel, setup: i32) -> Result<i32> {
+fn started(chan: &Channel, setup: i32, lock: ContainerDir) -> Result<i32> {
+    let mut lock = Some(lock);
     let mut pid = None;
     let mut failure = None;
     loop {
         match chan.recv::<ToRuntime>() {
-            Ok(Some(ToRuntime::ExecPid { pid: p })) => pid = Some(p),
+            Ok(Some(ToRuntime::ExecPid { pid: p })) => {
+                pid = Some(p);
+                lock = None;
+            }
             Ok(Some(ToRuntime::Failed { message })) => failure = Some(Error::Other(message)),
             Ok(Some(other)) => {
                 failure = Some(Error::Other(format!(
@@ -305,6 +311,7 @@ fn started(chan: &Channel, setup: i32) -> Result<i32> {
     // The setup process exits right after sending the pid (or on failure);
     // once it is reaped, the process is our child.
     wait::reap(setup);
+    drop(lock);
     match (pid, failure) {
         (Some(pid), None) => Ok(pid),
         (pid, failure) => {
