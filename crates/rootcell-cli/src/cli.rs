@@ -75,6 +75,71 @@ pub struct CreateArgs {
     pub preserve_fds: u32,
 }
 
+/// `exec`: flags first, then the id and the command, as runc parses them
+/// (everything after the id belongs to the command, dashes included).
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Path to a process.json (an OCI process) describing the whole
+    /// process; the flags describing the process are then ignored.
+    #[arg(short, long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal.
+    #[arg(short, long)]
+    pub tty: bool,
+    /// Unix socket to send the pty master to (with --tty --detach).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(short, long)]
+    pub env: Vec<String>,
+    /// UID[:GID] to run as (numbers).
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// An additional group id; repeatable.
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Add a capability to the bounding, effective and permitted sets;
+    /// repeatable.
+    #[arg(short, long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privileges for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// AppArmor profile for the process.
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label for the process.
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Do not wait for the process.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Pass N extra fds (3..3+N) to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Run the process in a sub-cgroup of the container: PATH, or
+    /// CONTROLLER[,CONTROLLER]:PATH (repeatable).
+    #[arg(long)]
+    pub cgroup: Vec<String>,
+    /// Exec into a paused container too.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// Container id, then the command and its arguments.
+    #[arg(
+        required = true,
+        value_name = "ID [COMMAND [ARGS...]]",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a default config.json.
@@ -126,6 +191,21 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run a new process in a running container.
+    Exec(ExecArgs),
+    /// List the processes of a container.
+    Ps {
+        #[arg(short, long, value_enum, default_value = "table")]
+        format: ListFormat,
+        /// Container id, then options for ps(1) (default -ef; table only).
+        #[arg(
+            required = true,
+            value_name = "ID [PS OPTIONS...]",
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        args: Vec<String>,
+    },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
     /// Print the plan for a bundle without running anything.
@@ -144,6 +224,9 @@ impl Command {
     /// Whether the command starts processes inside a container, and so must
     /// run from a protected binary (see `rootcell::exe`).
     pub fn enters_container(&self) -> bool {
-        matches!(self, Command::Create(_) | Command::Run { .. })
+        matches!(
+            self,
+            Command::Create(_) | Command::Run { .. } | Command::Exec(_)
+        )
     }
 }

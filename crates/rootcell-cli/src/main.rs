@@ -23,7 +23,7 @@ fn main() {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("rootcell: {e:#}");
-            1
+            e.downcast_ref::<commands::Failure>().map_or(1, |f| f.code)
         }
     };
     std::process::exit(code);

@@ -1,8 +1,10 @@
 //! One function per subcommand: turn parsed flags into a library call and
 //! print the result.
 
+mod exec;
 mod features;
 mod list;
+mod ps;
 
 use std::path::Path;
 
@@ -54,6 +56,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => runtime.delete(&id, force).map(|()| 0).map_err(Into::into),
         Command::List { format, quiet } => list::print(&runtime, format, quiet).map(|()| 0),
+        Command::Exec(args) => Ok(exec::exec(&runtime, args)?),
+        Command::Ps { format, args } => ps::print(&runtime, format, &args).map(|()| 0),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features::features())?);
             Ok(0)
@@ -121,6 +125,23 @@ fn plan(runtime: &Runtime, bundle: &Path, json: bool, no_pivot: bool) -> Result<
     };
     emit(&text)
 }
+
+/// An error that ends the command with `code` instead of 1 (`exec`
+/// fails with 255, as runc's does).
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub error: anyhow::Error,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `{:#}` keeps anyhow's chain of causes on one line.
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Failure {}
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
 fn emit(text: &str) -> Result<()> {

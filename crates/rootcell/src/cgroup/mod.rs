@@ -242,20 +242,48 @@ pub fn procs_files(dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
         .collect()
 }
 
-/// Pids in the container's cgroup.
+/// Pids in the container's cgroup and its sub-cgroups (`exec --cgroup`
+/// puts processes there), sorted.
 pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {
-    for dir in dirs {
+    fn walk(dir: &Path, out: &mut Vec<i32>) {
         if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
-            return text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+        }
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(&entry.path(), out);
+            }
+        }
+    }
+    // Every hierarchy holds every process once; the first readable one
+    // tells them all.
+    for dir in dirs {
+        if dir.join("cgroup.procs").exists() {
+            let mut out = Vec::new();
+            walk(dir, &mut out);
+            out.sort_unstable();
+            out.dedup();
+            return out;
         }
     }
     Vec::new()
 }
 
-/// Removes the container's directories. Processes must be gone.
+/// Removes the container's directories, sub-cgroups first. Processes must
+/// be gone.
 pub fn remove(dirs: &[PathBuf]) -> Result<()> {
+    fn remove_tree(dir: &Path) -> std::io::Result<()> {
+        // A cgroup directory holds only control files (which rmdir takes
+        // along) and sub-cgroups.
+        for entry in fs::read_dir(dir)?.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_tree(&entry.path())?;
+            }
+        }
+        fs::remove_dir(dir)
+    }
     for dir in dirs {
-        match fs::remove_dir(dir) {
+        match remove_tree(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
@@ -267,6 +295,131 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `exec --cgroup`: sub-cgroups of the container's cgroups for the new
+/// process, as runc takes them: one `PATH` for every hierarchy, or any
+/// number of `CONTROLLER[,CONTROLLER…]:PATH`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubCgroups {
+    all: Option<PathBuf>,
+    by_controller: Vec<(String, PathBuf)>,
+}
+
+impl SubCgroups {
+    pub fn parse(args: &[String]) -> Result<SubCgroups> {
+        let bad = |arg: &str, why: &str| Error::spec(format!("--cgroup {arg:?}"), why.to_string());
+        let mut out = SubCgroups::default();
+        for arg in args {
+            let (controllers, path) = match arg.split_once(':') {
+                None if args.len() == 1 => (None, arg.as_str()),
+                None => {
+                    return Err(bad(
+                        arg,
+                        "with several --cgroup, each needs a CONTROLLER: prefix",
+                    ))
+                }
+                Some((c, p)) => (Some(c), p),
+            };
+            if path.contains(':') {
+                return Err(bad(
+                    arg,
+                    "the form is PATH or CONTROLLER[,CONTROLLER…]:PATH",
+                ));
+            }
+            let rel = Path::new(path.trim_start_matches('/'));
+            if rel.as_os_str().is_empty()
+                || rel
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
+            {
+                return Err(bad(arg, "the sub-cgroup must be a path below the container's cgroup, without `.` or `..`"));
+            }
+            match controllers {
+                None => out.all = Some(rel.to_path_buf()),
+                Some(list) => {
+                    for c in list.split(',') {
+                        if c.is_empty() {
+                            return Err(bad(arg, "empty controller name"));
+                        }
+                        if out.by_controller.iter().any(|(seen, _)| seen == c) {
+                            return Err(bad(arg, &format!("controller {c} is given twice")));
+                        }
+                        out.by_controller.push((c.to_string(), rel.to_path_buf()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.by_controller.is_empty()
+    }
+
+    /// The directories to join, one per container cgroup directory: the
+    /// directory itself, or the sub-cgroup asked for in its hierarchy,
+    /// which must exist.
+    pub fn apply(&self, dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> Result<Vec<PathBuf>> {
+        let mut used = vec![false; self.by_controller.len()];
+        let mut out = Vec::new();
+        for dir in dirs {
+            let controllers = hierarchies
+                .iter()
+                .filter(|h| dir.starts_with(&h.mountpoint))
+                .max_by_key(|h| h.mountpoint.as_os_str().len())
+                .map(|h| h.controllers.as_slice())
+                .unwrap_or_default();
+            let named = |c: &str| {
+                controllers
+                    .iter()
+                    .any(|have| have == c || have.strip_prefix("name=") == Some(c))
+            };
+            let matching: Vec<usize> = (0..self.by_controller.len())
+                .filter(|i| named(&self.by_controller[*i].0))
+                .collect();
+            let mut sub = self.all.as_ref();
+            if let Some(&first) = matching.first() {
+                let (c, path) = &self.by_controller[first];
+                if let Some(&i) = matching.iter().find(|i| self.by_controller[**i].1 != *path) {
+                    let (other, other_path) = &self.by_controller[i];
+                    return Err(Error::spec(
+                        format!("--cgroup {other}:{}", other_path.display()),
+                        format!(
+                            "{other} shares a hierarchy with {c}, given {}",
+                            path.display()
+                        ),
+                    ));
+                }
+                sub = Some(path);
+            }
+            for i in matching {
+                used[i] = true;
+            }
+            let target = match sub {
+                Some(sub) => dir.join(sub),
+                None => dir.clone(),
+            };
+            if sub.is_some() && !target.is_dir() {
+                return Err(Error::spec(
+                    "--cgroup",
+                    format!(
+                        "{} does not exist (create the sub-cgroup first)",
+                        target.display()
+                    ),
+                ));
+            }
+            out.push(target);
+        }
+        if let Some(i) = used.iter().position(|u| !u) {
+            let (c, path) = &self.by_controller[i];
+            return Err(Error::spec(
+                format!("--cgroup {c}:{}", path.display()),
+                format!("the container has no cgroup with the {c} controller"),
+            ));
+        }
+        Ok(out)
+    }
 }
 
 /// Whether the container's cgroup is frozen (paused).
@@ -321,6 +474,72 @@ mod tests {
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h[0].v2);
         assert_eq!(h[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
+    }
+
+    #[test]
+    fn sub_cgroups_like_runc() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let h = parse_hierarchies(MOUNTINFO, OWN);
+        let cg = container_dirs(&h, None, "c1");
+        // The directories must exist: use a temporary tree shaped alike.
+        let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
+        let dirs: Vec<PathBuf> = cg
+            .dirs
+            .iter()
+            .map(|d| tmp.join(d.strip_prefix("/").unwrap()))
+            .collect();
+        let hier: Vec<Hierarchy> = h
+            .iter()
+            .map(|x| Hierarchy {
+                mountpoint: tmp.join(x.mountpoint.strip_prefix("/").unwrap()),
+                ..x.clone()
+            })
+            .collect();
+        for d in &dirs {
+            fs::create_dir_all(d.join("sub")).unwrap();
+        }
+        let all = SubCgroups::parse(&args(&["/sub"])).unwrap();
+        let got = all.apply(&dirs, &hier).unwrap();
+        assert!(
+            got.iter().zip(&dirs).all(|(g, d)| *g == d.join("sub")),
+            "{got:?}"
+        );
+        // One controller moves only its hierarchy; `systemd` names
+        // `name=systemd`.
+        let cpu = SubCgroups::parse(&args(&["cpuacct:sub", "systemd:sub"])).unwrap();
+        let got = cpu.apply(&dirs, &hier).unwrap();
+        assert_eq!(got[0], dirs[0], "the cpu-only hierarchy has no cpuacct");
+        assert_eq!(got[1], dirs[1].join("sub"));
+        assert_eq!(got[2], dirs[2].join("sub"));
+        assert_eq!(got[3], dirs[3]);
+        // Missing sub-cgroup, unknown controller.
+        assert!(SubCgroups::parse(&args(&["nope"]))
+            .unwrap()
+            .apply(&dirs, &hier)
+            .is_err());
+        assert!(SubCgroups::parse(&args(&["memory:sub"]))
+            .unwrap()
+            .apply(&dirs, &hier)
+            .is_err());
+        // Conflicting paths for controllers of one hierarchy.
+        fs::create_dir_all(dirs[1].join("other")).unwrap();
+        assert!(SubCgroups::parse(&args(&["cpu:sub", "cpuacct:other"]))
+            .unwrap()
+            .apply(&dirs, &hier)
+            .is_err());
+        let _ = fs::remove_dir_all(&tmp);
+        for bad in [
+            &["a", "b"][..],
+            &["../x"],
+            &[""],
+            &["cpu:"],
+            &[":x"],
+            &["cpu:a/../b"],
+            &["cpu:x", "cpu:y"],
+            &["a:b:c"],
+        ] {
+            assert!(SubCgroups::parse(&args(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

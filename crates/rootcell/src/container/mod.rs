@@ -1,6 +1,8 @@
 //! The OCI lifecycle operations that the CLI exposes: create, start, run,
-//! state, kill, delete, list. Each one is spec → plan → execute → state.
+//! state, kill, delete, list, exec, ps. Each one is spec → plan → execute
+//! → state.
 
+mod exec;
 mod signals;
 mod wait;
 
@@ -19,6 +21,7 @@ use crate::rootfs::IdmappedMounts;
 use crate::spec::Bundle;
 use crate::state::{self, ContainerDir, ContainerState, Status, EXEC_FIFO};
 
+pub use exec::ExecOptions;
 pub use signals::parse_signal;
 
 /// The runtime: where its state lives and how it was invoked.
@@ -253,6 +256,7 @@ impl Runtime {
             annotations: bundle.spec.annotations().clone().unwrap_or_default(),
             cgroup_dirs: cg.dirs.clone(),
             hooks: bundle.spec.hooks().clone(),
+            no_new_keyring: opts.no_new_keyring,
         };
         dir.save(&st)?;
 
@@ -361,7 +365,7 @@ impl Runtime {
                     }
                 }
                 Some(ToRuntime::Ready) => break,
-                Some(ToRuntime::Exec) => {
+                Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
                 }
                 Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
@@ -488,7 +492,7 @@ impl Runtime {
 }
 
 /// The pid file holds the bare pid, no newline, written atomically.
-fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("rootcell-tmp");
     std::fs::write(&tmp, pid.to_string()).ctx(|| format!("--pid-file {}", path.display()))?;
     std::fs::rename(&tmp, path).ctx(|| format!("--pid-file {}", path.display()))
@@ -533,13 +537,21 @@ fn host_facts(
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
-        selinux: Path::new("/sys/fs/selinux/enforce").exists(),
-        apparmor: apparmor_enabled(),
+        ..lsm_host_facts()
     };
     Ok((host, cg))
 }
 
 /// AppArmor is enabled when its module parameter says so (as runc checks).
+/// The host facts a process plan needs: which LSMs can apply labels.
+pub(crate) fn lsm_host_facts() -> HostFacts {
+    HostFacts {
+        selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+        apparmor: apparmor_enabled(),
+        ..HostFacts::default()
+    }
+}
+
 fn apparmor_enabled() -> bool {
     std::fs::read("/sys/module/apparmor/parameters/enabled")
         .map(|v| v.starts_with(b"Y"))

@@ -21,7 +21,7 @@ pub fn reap(pid: i32) {
 
 /// A pidfd for `pid`. With `start_time`, only if `pid` is still the process
 /// that started then: the pidfd pins it between this check and its use.
-pub fn pidfd(pid: i32, start_time: Option<u64>) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd(pid: i32, start_time: Option<u64>) -> io::Result<OwnedFd> {
     let gone = || io::Error::from_raw_os_error(libc::ESRCH);
     let fd = pidfd_open(Pid::from_raw(pid).ok_or_else(gone)?, PidfdFlags::empty())?;
     match start_time {
@@ -63,6 +63,17 @@ pub fn kill_all(pids: &[i32]) {
     for fd in &fds {
         wait_readable(fd, Duration::from_secs(10));
     }
+}
+
+/// Whether the process of `fd` has not exited yet (a pidfd polls readable
+/// once it has). While it runs, its pid cannot name another process.
+pub fn is_running(fd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    let now = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(poll(&mut fds, Some(&now)), Ok(0))
 }
 
 /// A pidfd becomes readable when its process exits.

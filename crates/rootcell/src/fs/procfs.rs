@@ -112,3 +112,9 @@ pub fn path_of(fd: impl AsFd) -> io::Result<PathBuf> {
         )
         .map_err(to_io)
 }
+
+/// Where a link under `/proc/<base>/` points (`ns/mnt` → `mnt:[4026531841]`),
+/// read in the private procfs.
+pub fn readlink(base: ProcfsBase, link: &str) -> io::Result<PathBuf> {
+    pids()?.readlink(base, link).map_err(to_io)
+}

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, PosixRlimitType, Spec};
+use oci_spec::runtime::{LinuxDeviceType, LinuxNamespaceType, PosixRlimitType, Process, Spec};
 
 use super::options::{self, attr, AttrChange, Propagation, PropagationChange};
 use super::*;
@@ -25,7 +25,16 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     Ok(Plan {
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-        process: with_listen_fds(process_plan(spec, host)?, opts.listen_fds),
+        process: with_listen_fds(
+            process_plan(
+                spec,
+                spec.process()
+                    .as_ref()
+                    .ok_or_else(|| Error::spec("process", "is required"))?,
+                host,
+            )?,
+            opts.listen_fds,
+        ),
         namespaces,
         rootfs,
     })
@@ -584,11 +593,13 @@ fn with_listen_fds(mut process: ProcessPlan, listen_fds: u32) -> ProcessPlan {
     process
 }
 
-fn process_plan(spec: &Spec, host: &HostFacts) -> Result<ProcessPlan> {
-    let process = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::spec("process", "is required"))?;
+/// The process settings as plain data: the container's process, and every
+/// process `exec` starts, go through here, so both are checked alike
+/// (`spec::validate_process`) and named `process.*` in errors. `spec` gives
+/// the container-wide settings that apply to every process (seccomp,
+/// personality); `process` the process's own.
+pub fn process_plan(spec: &Spec, process: &Process, host: &HostFacts) -> Result<ProcessPlan> {
+    crate::spec::validate_process(spec, process)?;
     let user = process.user();
     let mut rlimits = Vec::new();
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
@@ -618,7 +629,7 @@ fn process_plan(spec: &Spec, host: &HostFacts) -> Result<ProcessPlan> {
     };
     Ok(ProcessPlan {
         args: process.args().clone().unwrap_or_default(),
-        env: process.env().clone().unwrap_or_default(),
+        env: dedup_env(process.env().as_deref().unwrap_or_default()),
         cwd: process.cwd().clone(),
         uid: user.uid(),
         gid: user.gid(),
@@ -630,10 +641,10 @@ fn process_plan(spec: &Spec, host: &HostFacts) -> Result<ProcessPlan> {
         oom_score_adj: process.oom_score_adj(),
         capabilities,
         personality: super::process::personality(spec)?,
-        io_priority: super::process::io_priority(spec)?,
-        scheduler: super::process::scheduler(spec)?,
-        exec_cpu_affinity: super::process::exec_cpu_affinity(spec)?,
-        lsm: super::process::lsm(spec, host)?,
+        io_priority: super::process::io_priority(process)?,
+        scheduler: super::process::scheduler(process)?,
+        exec_cpu_affinity: super::process::exec_cpu_affinity(process)?,
+        lsm: super::process::lsm(process, host)?,
         seccomp: match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
             Some(s) => Some(super::seccomp::seccomp_plan(s, &|name| {
                 // A table lookup in libseccomp, no syscall.
@@ -642,6 +653,24 @@ fn process_plan(spec: &Spec, host: &HostFacts) -> Result<ProcessPlan> {
             None => None,
         },
     })
+}
+
+/// One entry per variable: a later `KEY=…` replaces an earlier one in its
+/// place, as runc's `os.Setenv` loop does. That is how `exec --env` (added
+/// after the container's variables) overrides them.
+fn dedup_env(env: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(env.len());
+    for var in env {
+        let key = var.split_once('=').map_or(var.as_str(), |(k, _)| k);
+        match out
+            .iter_mut()
+            .find(|v| v.split_once('=').map_or(v.as_str(), |(k, _)| k) == key)
+        {
+            Some(slot) => slot.clone_from(var),
+            None => out.push(var.clone()),
+        }
+    }
+    out
 }
 
 /// Capability names as the kernel knows them (`CAP_KILL`), sorted. A name

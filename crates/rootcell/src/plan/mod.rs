@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{build, PlanOptions};
+pub use build::{build, process_plan, PlanOptions};
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
 pub use seccomp::SeccompPlan;

@@ -4,7 +4,8 @@
 //! only passes them on.
 
 use oci_spec::runtime::{
-    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Spec,
+    IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process,
+    Spec,
 };
 use serde::Serialize;
 
@@ -70,8 +71,8 @@ pub struct Lsm {
     pub selinux_label: Option<String>,
 }
 
-pub fn io_priority(spec: &Spec) -> Result<Option<IoPriority>> {
-    let Some(io) = spec.process().as_ref().and_then(|p| *p.io_priority()) else {
+pub fn io_priority(process: &Process) -> Result<Option<IoPriority>> {
+    let Some(io) = *process.io_priority() else {
         return Ok(None);
     };
     let (class, class_name) = match io.class() {
@@ -98,8 +99,8 @@ pub fn io_priority(spec: &Spec) -> Result<Option<IoPriority>> {
     }))
 }
 
-pub fn scheduler(spec: &Spec) -> Result<Option<Scheduler>> {
-    let Some(s) = spec.process().as_ref().and_then(|p| p.scheduler().as_ref()) else {
+pub fn scheduler(process: &Process) -> Result<Option<Scheduler>> {
+    let Some(s) = process.scheduler().as_ref() else {
         return Ok(None);
     };
     use LinuxSchedulerPolicy::*;
@@ -182,12 +183,8 @@ pub fn scheduler(spec: &Spec) -> Result<Option<Scheduler>> {
     }))
 }
 
-pub fn exec_cpu_affinity(spec: &Spec) -> Result<Option<ExecCpuAffinity>> {
-    let Some(a) = spec
-        .process()
-        .as_ref()
-        .and_then(|p| p.exec_cpu_affinity().as_ref())
-    else {
+pub fn exec_cpu_affinity(process: &Process) -> Result<Option<ExecCpuAffinity>> {
+    let Some(a) = process.exec_cpu_affinity().as_ref() else {
         return Ok(None);
     };
     let list = |s: &Option<String>, field: &str| -> Result<Option<Vec<u32>>> {
@@ -283,14 +280,9 @@ pub fn personality(spec: &Spec) -> Result<Option<Personality>> {
 /// The AppArmor profile and SELinux label, if the host can apply them. A
 /// requested one the host cannot apply is an error: running the container
 /// unconfined instead would silently drop the protection asked for.
-pub fn lsm(spec: &Spec, host: &HostFacts) -> Result<Lsm> {
-    let process = spec.process().as_ref();
-    let profile = process
-        .and_then(|p| p.apparmor_profile().clone())
-        .filter(|p| !p.is_empty());
-    let label = process
-        .and_then(|p| p.selinux_label().clone())
-        .filter(|l| !l.is_empty());
+pub fn lsm(process: &Process, host: &HostFacts) -> Result<Lsm> {
+    let profile = process.apparmor_profile().clone().filter(|p| !p.is_empty());
+    let label = process.selinux_label().clone().filter(|l| !l.is_empty());
     if let Some(p) = &profile {
         if !host.apparmor {
             return Err(Error::spec(
@@ -334,6 +326,25 @@ pub fn lsm(spec: &Spec, host: &HostFacts) -> Result<Lsm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The planners take the process; the tests build whole specs.
+    fn process_of(spec: &Spec) -> &Process {
+        spec.process()
+            .as_ref()
+            .expect("the test spec has a process")
+    }
+    fn io_priority(spec: &Spec) -> Result<Option<IoPriority>> {
+        super::io_priority(process_of(spec))
+    }
+    fn scheduler(spec: &Spec) -> Result<Option<Scheduler>> {
+        super::scheduler(process_of(spec))
+    }
+    fn exec_cpu_affinity(spec: &Spec) -> Result<Option<ExecCpuAffinity>> {
+        super::exec_cpu_affinity(process_of(spec))
+    }
+    fn lsm(spec: &Spec, host: &HostFacts) -> Result<Lsm> {
+        super::lsm(process_of(spec), host)
+    }
     use serde_json::json;
 
     fn spec(edit: impl FnOnce(&mut serde_json::Value)) -> Spec {

@@ -9,8 +9,11 @@
 //! ```
 //! Stage 1 exits as soon as init exists; the runtime is a child subreaper,
 //! so init becomes its child. Messages go over a socketpair (`sync`).
+//! `exec` starts a further process in a running container the same way
+//! (`exec.rs`), and both end in `prepare` (user, capabilities, cwd…).
 
 pub mod capabilities;
+pub mod exec;
 pub mod ids;
 pub mod lsm;
 pub mod prepare;
@@ -66,15 +69,19 @@ pub struct InitConfig<'a> {
 
 /// Forks stage 1. Returns its pid; the rest is told over `runtime_side`.
 pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
+    fork_setup(container_side, |chan| stage1(cfg, chan))
+}
+
+/// Forks a setup process that runs `f` (and whatever it forks in turn):
+/// an error or a panic there (ours or a library's) reaches the runtime as
+/// `Failed` on `chan` instead of ending the child silently. Returns the
+/// child's pid; the parent's copy of `chan` is closed.
+fn fork_setup(chan: Channel, f: impl FnOnce(&Channel) -> Result<Never>) -> Result<i32> {
     match sys::fork().ctx(|| "fork")? {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
-            // A panic here (ours or a library's) must reach the runtime as
-            // an error, not end the child silently: catch it and report it.
             std::panic::set_hook(Box::new(|_| {}));
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                stage1(cfg, &container_side)
-            }));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&chan)));
             let err = match outcome {
                 Ok(Ok(never)) => match never {},
                 Ok(Err(e)) => e,
@@ -83,7 +90,7 @@ pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
                     panic_message(&*panic)
                 )),
             };
-            let _ = container_side.send(&ToRuntime::Failed {
+            let _ = chan.send(&ToRuntime::Failed {
                 message: err.to_string(),
             });
             sys::exit_now(1)
@@ -188,22 +195,31 @@ fn unexpected(msg: ToContainer) -> Error {
     Error::Other(format!("unexpected message from the runtime: {msg:?}"))
 }
 
+/// Joins the session keyring `name` (`_ses.<id>`), creating it if needed,
+/// so the container's processes do not share the caller's keys.
+fn join_session_keyring(name: &str) -> Result<()> {
+    let name = CString::new(name).map_err(|_| Error::Other("keyring name".into()))?;
+    match sys::join_session_keyring(&name) {
+        // Kernels without keys, or a seccomp/user-namespace policy that
+        // refuses them: the container simply shares no keyring setup.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
+            ) =>
+        {
+            Ok(())
+        }
+        other => other.ctx(|| "joining a new session keyring"),
+    }
+}
+
 /// The container's init: everything between the namespaces and `execve`.
 fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let plan = cfg.plan;
     rustix::process::setsid().ctx(|| "setsid")?;
     if let Some(name) = &cfg.session_keyring {
-        let name = CString::new(name.as_str()).map_err(|_| Error::Other("keyring name".into()))?;
-        match sys::join_session_keyring(&name) {
-            // Kernels without keys, or a seccomp/user-namespace policy that
-            // refuses them: the container simply shares no keyring setup.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOSYS | libc::EPERM | libc::EACCES)
-                ) => {}
-            other => other.ctx(|| "joining a new session keyring")?,
-        }
+        join_session_keyring(name)?;
     }
     // Device nodes and mountpoints get exactly the modes the plan says.
     rustix::process::umask(rustix::fs::Mode::empty());
@@ -279,15 +295,9 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             None
         }
     };
-    sys::reset_signals();
-    // Only the preserved fds, the fifo (its end-of-file tells `start` that
-    // the exec happened) and the sync socket (for an exec failure) remain.
-    let mut keep = vec![chan.as_fd().as_raw_fd() as u32];
-    if let Some(w) = &fifo_writer {
-        keep.push(w.as_raw_fd() as u32);
-    }
-    sys::close_fds_from(3 + cfg.preserve_fds, &keep).ctx(|| "closing fds before exec")?;
-    let err = sys::execve(&exec.path, &exec.args, &exec.env);
+    let mut keep = vec![chan.as_fd().as_raw_fd()];
+    keep.extend(fifo_writer.as_ref().map(|w| w.as_raw_fd()));
+    let err = exec.run(cfg.preserve_fds, &keep);
     Err(Error::Other(format!(
         "process.args[0] {:?}: exec: {err}",
         plan.process.args.first().map(String::as_str).unwrap_or("")

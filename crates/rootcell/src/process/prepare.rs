@@ -16,7 +16,8 @@
 //!   capabilities (runc does the same).
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -49,18 +50,7 @@ pub fn prepare_process(p: &ProcessPlan, opts: Options<'_>) -> Result<Exec> {
     if let Some(pers) = &p.personality {
         sys::personality(pers.persona).ctx(|| format!("linux.personality {}", pers.domain))?;
     }
-    for r in &p.rlimits {
-        set_rlimit(r)?;
-    }
-    if let Some(adj) = p.oom_score_adj {
-        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string()).ctx(|| {
-            if adj < 0 {
-                format!("process.oomScoreAdj {adj} (a negative value needs CAP_SYS_RESOURCE)")
-            } else {
-                format!("process.oomScoreAdj {adj}")
-            }
-        })?;
-    }
+    apply_limits(p)?;
     if let Some(s) = &p.scheduler {
         sys::sched_setattr(
             s.policy,
@@ -152,6 +142,47 @@ pub fn prepare_process(p: &ProcessPlan, opts: Options<'_>) -> Result<Exec> {
         load_seccomp(opts.seccomp, opts.on_listener)?;
     }
     Ok(exec)
+}
+
+/// rlimits and oom_score_adj. `exec` applies them once more before it
+/// joins the container's user namespace, where raising a hard limit or
+/// lowering oom_score_adj is no longer allowed; applying the same values
+/// again here is then a no-op.
+pub fn apply_limits(p: &ProcessPlan) -> Result<()> {
+    for r in &p.rlimits {
+        set_rlimit(r)?;
+    }
+    if let Some(adj) = p.oom_score_adj {
+        procfs::write(ProcfsBase::ProcSelf, "oom_score_adj", &adj.to_string()).ctx(|| {
+            if adj < 0 {
+                format!("process.oomScoreAdj {adj} (a negative value needs CAP_SYS_RESOURCE)")
+            } else {
+                format!("process.oomScoreAdj {adj}")
+            }
+        })?;
+    }
+    Ok(())
+}
+
+impl Exec {
+    /// The very last step: close every fd but stdio, the `preserve_fds`
+    /// passed on and `keep` (close-on-exec fds the caller needs until
+    /// `execve`: the sync socket, the exec fifo), restore the signal
+    /// dispositions, `execve`. Returns only on failure.
+    ///
+    /// Closing (not only close-on-exec) matters: `execve` resolves the
+    /// program's path while close-on-exec fds are still open, so a
+    /// directory fd of the runtime (a private procfs, a leaked host
+    /// directory) would let `/proc/self/fd/N/…` in `process.args[0]` run a
+    /// host binary (CVE-2024-21626). After this, the private procfs handles
+    /// are closed: nothing but the failure report may run.
+    pub fn run(&self, preserve_fds: u32, keep: &[RawFd]) -> io::Error {
+        if let Err(e) = sys::close_fds_for_exec(preserve_fds, keep) {
+            return e;
+        }
+        sys::reset_signals();
+        sys::execve(&self.path, &self.args, &self.env)
+    }
 }
 
 /// Loads the filter and hands a notification fd to `on_listener`.

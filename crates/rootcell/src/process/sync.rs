@@ -35,6 +35,12 @@ pub enum ToRuntime {
     /// The seccomp filter is loaded; its notification fd rides along in
     /// `SCM_RIGHTS`: send it to the seccomp agent, then `Continue`.
     SeccompListener,
+    /// `exec`: the process that will exec exists (pid in the runtime's pid
+    /// namespace). It joined the container's pid namespace, so it is a
+    /// child of the setup process that joined the namespaces.
+    ExecPid {
+        pid: i32,
+    },
     Failed {
         message: String,
     },

@@ -3,7 +3,7 @@
 //! relies on.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
     if ret < 0 {
@@ -52,24 +52,42 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         .map(drop)
 }
 
-/// Closes every fd from `first` up except those in `keep`: what is only
-/// close-on-exec is still open while `execve` resolves its path, and a
-/// `/proc/self/fd/N/...` program path through a directory or procfs fd
-/// would reach the host (CVE-2024-21626).
-pub fn close_fds_from(first: u32, keep: &[u32]) -> io::Result<()> {
-    let mut keep: Vec<u32> = keep.iter().copied().filter(|fd| *fd >= first).collect();
-    keep.sort_unstable();
-    keep.dedup();
-    let mut start = first;
-    for fd in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
-        if fd > start {
-            // SAFETY: plain syscall with integer arguments; the fds closed
-            // are not used again by this process, which execs next.
-            check(unsafe { libc::syscall(libc::SYS_close_range, start, fd - 1, 0) })?;
+/// `close_range(first, last, 0)`: closes every open fd in the range.
+fn close_range(first: u32, last: u32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments. Closing fds that Rust
+    // objects still own is the caller's business: `close_fds_for_exec`
+    // runs only right before `execve`.
+    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+}
+
+/// Closes what `execve` must not see: every fd from `3 + preserve_fds` up,
+/// and close-on-exec fds among the preserved ones (the runtime's own, when
+/// fewer fds were passed than `--preserve-fds` says), except `keep`
+/// (close-on-exec fds needed until `execve`). What remains open is exactly
+/// what the new program gets, and nothing else is reachable through
+/// `/proc/self/fd` while `execve` resolves the program's path.
+pub fn close_fds_for_exec(preserve_fds: u32, keep: &[RawFd]) -> io::Result<()> {
+    let first_closed = 3u32.saturating_add(preserve_fds);
+    let mut kept: Vec<u32> = keep.iter().filter_map(|k| u32::try_from(*k).ok()).collect();
+    kept.sort_unstable();
+    for fd in 3..first_closed {
+        // SAFETY: F_GETFD only reads the flags of a number that may or may
+        // not be an open fd.
+        let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC != 0 && !kept.contains(&fd) {
+            close_range(fd, fd)?;
         }
-        start = fd.saturating_add(1);
     }
-    Ok(())
+    // The gaps between the kept fds at or above `first_closed`, then the
+    // rest. (An fd number is below 2^20 or so: `k + 1` cannot overflow.)
+    let mut from = first_closed;
+    for k in kept.into_iter().filter(|k| *k >= first_closed) {
+        if k > from {
+            close_range(from, k - 1)?;
+        }
+        from = k + 1;
+    }
+    close_range(from, u32::MAX)
 }
 
 /// `prctl` with integer arguments only.

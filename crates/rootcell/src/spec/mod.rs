@@ -6,6 +6,7 @@
 //! config file and checking that the root path exists.
 
 mod default;
+mod process;
 mod validate;
 
 use std::fs;
@@ -13,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 pub use default::default_spec;
 pub use oci_spec::runtime::Spec;
-pub use validate::{validate, validate_sysctl_key};
+pub use process::{load_process, ProcessOverrides};
+pub use validate::{validate, validate_process, validate_sysctl_key};
 
 use crate::error::{Error, IoContext, Result};
 
@@ -30,14 +32,7 @@ impl Bundle {
     /// Reads `<dir>/config.json` and validates it.
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = fs::canonicalize(dir).ctx(|| format!("bundle {}", dir.display()))?;
-        let config = dir.join(CONFIG_FILE);
-        let text = fs::read(&config).ctx(|| format!("{}", config.display()))?;
-        let spec = parse(&text).map_err(|e| match e {
-            Error::InvalidSpec { field, reason } => {
-                Error::spec(format!("{}: {field}", config.display()), reason)
-            }
-            other => other,
-        })?;
+        let spec = read_config(&dir)?;
         validate(&spec, &dir)?;
         Ok(Bundle { dir, spec })
     }
@@ -53,6 +48,19 @@ impl Bundle {
             .unwrap_or_default();
         self.dir.join(path)
     }
+}
+
+/// Reads and parses `<dir>/config.json`, without validating it (`exec`
+/// only takes its `process`). Errors name the file and the JSON path.
+pub fn read_config(dir: &Path) -> Result<Spec> {
+    let config = dir.join(CONFIG_FILE);
+    let text = fs::read(&config).ctx(|| format!("{}", config.display()))?;
+    parse(&text).map_err(|e| match e {
+        Error::InvalidSpec { field, reason } => {
+            Error::spec(format!("{}: {field}", config.display()), reason)
+        }
+        other => other,
+    })
 }
 
 /// Parses config JSON, naming the JSON path of the first offending field.

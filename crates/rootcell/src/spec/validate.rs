@@ -4,13 +4,16 @@
 use std::collections::HashSet;
 use std::path::{Component, Path};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
 use crate::error::{Error, Result};
 
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_root(spec, bundle)?;
-    validate_process(spec)?;
+    let Some(process) = spec.process() else {
+        return Err(Error::spec("process", "is required to create a container"));
+    };
+    validate_process(spec, process)?;
     validate_mounts(spec)?;
     validate_linux(spec)?;
     validate_hooks(spec)?;
@@ -39,10 +42,10 @@ fn validate_root(spec: &Spec, bundle: &Path) -> Result<()> {
     }
 }
 
-fn validate_process(spec: &Spec) -> Result<()> {
-    let Some(process) = spec.process() else {
-        return Err(Error::spec("process", "is required to create a container"));
-    };
+/// Checks a process: the container's own, or one `exec` starts (from
+/// `--process` or from the container's process with the flags applied).
+/// Fields are named `process.*`.
+pub fn validate_process(spec: &Spec, process: &Process) -> Result<()> {
     match process.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => {}
         _ => return Err(Error::spec("process.args", "must name a program to run")),
@@ -54,7 +57,7 @@ fn validate_process(spec: &Spec) -> Result<()> {
         ));
     }
     for (i, var) in process.env().iter().flatten().enumerate() {
-        if !var.contains('=') {
+        if !matches!(var.split_once('='), Some((key, _)) if !key.is_empty()) {
             return Err(Error::spec(
                 format!("process.env[{i}]"),
                 format!("{var:?} is not of the form KEY=VALUE"),

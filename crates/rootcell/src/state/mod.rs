@@ -66,6 +66,10 @@ pub struct ContainerState {
     pub cgroup_dirs: Vec<PathBuf>,
     /// Hooks of the config used at create (poststart and poststop run later).
     pub hooks: Option<oci_spec::runtime::Hooks>,
+    /// `create --no-new-keyring`: processes `exec` starts keep the caller's
+    /// session keyring too, instead of joining `_ses.<id>`.
+    #[serde(default)]
+    pub no_new_keyring: bool,
 }
 
 impl ContainerState {

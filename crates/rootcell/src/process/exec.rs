@@ -1,0 +1,130 @@
+//! `exec`, container side: a new process in a running container.
+//!
+//! ```text
+//! runtime ──fork──► setup: non-dumpable; join the cgroups; rlimits;
+//!                   setns(init's pidfd, every namespace init does not
+//!                   share with the runtime); chroot to init's root
+//!                   ──fork──► the process (in the container's pid namespace):
+//!                             session keyring, prepare_process (user,
+//!                             capabilities, cwd…), close fds, execve
+//! ```
+//! The setup process sends the new pid and exits; the runtime is a child
+//! subreaper, so the process becomes its child and `exec` can wait for it.
+//! The process reports a failure before `execve` as `Failed`; its end of
+//! the sync socket is close-on-exec, so the runtime reads end-of-file once
+//! it has exec'd.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use super::sync::{Channel, ToRuntime};
+use super::{fork_setup, join_session_keyring, prepare, sys, Never};
+use crate::error::{Error, IoContext, Result};
+use crate::plan::ProcessPlan;
+
+/// What the setup process needs, prepared by the runtime.
+pub struct ExecConfig<'a> {
+    pub process: &'a ProcessPlan,
+    /// The container's compiled `linux.seccomp` filter, which applies to
+    /// every process of the container.
+    pub seccomp: Option<&'a crate::process::seccomp::Filter>,
+    /// A pidfd of the container's init, taken after checking its start
+    /// time: the namespaces are joined through it, so a recycled pid can
+    /// never be joined.
+    pub init: OwnedFd,
+    /// `CLONE_NEW*` flags of the namespaces init does not share with the
+    /// runtime; one `setns` on the pidfd joins them all (the kernel enters
+    /// the user namespace first and checks the others with its
+    /// credentials).
+    pub namespaces: i32,
+    /// init's root directory, opened `O_PATH` from `/proc/<init>/root` in
+    /// the private procfs while the pidfd pinned init.
+    pub root: OwnedFd,
+    /// `cgroup.procs` of the cgroups to join, open for writing.
+    pub cgroup_procs: Vec<OwnedFd>,
+    /// `_ses.<id>`, or None when the container was created with
+    /// `--no-new-keyring`.
+    pub session_keyring: Option<String>,
+    /// `--preserve-fds`: fds 3..3+N stay open into the process.
+    pub preserve_fds: u32,
+    /// The runtime's fds the setup process closes at once (the state lock,
+    /// the runtime's end of the sync socket).
+    pub close_in_child: Vec<RawFd>,
+}
+
+/// Forks the setup process; returns its pid. The process's pid and any
+/// failure come over `runtime_side`.
+pub fn spawn(cfg: ExecConfig<'_>, container_side: Channel) -> Result<i32> {
+    fork_setup(container_side, |chan| enter(cfg, chan))
+}
+
+/// The setup process: everything that needs the runtime's privileges or
+/// must happen before the pid namespace applies.
+fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
+    for fd in &cfg.close_in_child {
+        // SAFETY: these fds belong to the runtime's objects, which this
+        // forked child never uses again.
+        unsafe { libc::close(*fd) };
+    }
+    // Non-dumpable until execve: the container's processes can neither
+    // ptrace this process and its child nor open their /proc files
+    // (CVE-2016-9962). Set first: both appear in the container's cgroup,
+    // and the child in its pid namespace.
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+    // Before the cgroup namespace: the host's view of the cgroups.
+    for procs in &cfg.cgroup_procs {
+        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    }
+    // Before the user namespace: raising a hard limit needs host privilege.
+    prepare::apply_limits(cfg.process)?;
+    prepare::apply_initial_cpu_affinity(cfg.process)?;
+    if cfg.namespaces != 0 {
+        sys::setns(&cfg.init, cfg.namespaces)
+            .ctx(|| "joining the container's namespaces (setns on init's pidfd)")?;
+    }
+    // The mount namespace's root is not necessarily the container's (a
+    // chroot container, a root moved with --no-pivot): take init's.
+    rustix::process::fchdir(&cfg.root).ctx(|| "entering the container's root")?;
+    rustix::process::chroot(".").ctx(|| "chroot to the container's root")?;
+    // The setns above applies the pid namespace to children only.
+    match sys::fork().ctx(|| "fork into the container's pid namespace (has init exited?)")? {
+        sys::Forked::Parent(pid) => {
+            chan.send(&ToRuntime::ExecPid { pid })?;
+            sys::exit_now(0)
+        }
+        sys::Forked::Child => run(&cfg, chan),
+    }
+}
+
+/// The process itself, in every namespace of the container.
+fn run(cfg: &ExecConfig<'_>, chan: &Channel) -> Result<Never> {
+    if let Some(name) = &cfg.session_keyring {
+        join_session_keyring(name)?;
+    }
+    // A notifying filter's fd would go to the seccomp agent through the
+    // runtime, as for init; `exec` does not relay it yet.
+    let mut on_listener = |_fd: OwnedFd| -> Result<()> {
+        Err(Error::spec(
+            "linux.seccomp",
+            "SCMP_ACT_NOTIFY rules are not supported for exec yet",
+        ))
+    };
+    let exec = prepare::prepare_process(
+        cfg.process,
+        prepare::Options {
+            seccomp: cfg.seccomp,
+            on_listener: &mut on_listener,
+            exec_cpu_affinity: true,
+        },
+    )?;
+    // Terminal hook: with terminal support, the pty's slave becomes stdio
+    // (and the controlling terminal, after setsid) here. Until then the
+    // runtime refuses `terminal` before forking (`container::exec`).
+    let err = exec.run(cfg.preserve_fds, &[chan.as_fd().as_raw_fd()]);
+    Err(Error::spec(
+        "process.args[0]",
+        format!(
+            "{:?}: exec: {err}",
+            cfg.process.args.first().map(String::as_str).unwrap_or("")
+        ),
+    ))
+}
