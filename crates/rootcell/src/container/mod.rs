@@ -215,6 +215,11 @@ impl Runtime {
                 0,
             )
             .ctx(|| format!("{}", fifo.display()))?;
+            // Init opens it for writing after becoming process.user (a
+            // mapped uid in a user namespace), without CAP_DAC_OVERRIDE:
+            // writable by others, as runc makes it (0622), not umask'ed.
+            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622))
+                .ctx(|| format!("{}", fifo.display()))?;
             let fd: OwnedFd =
                 rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
                     .ctx(|| format!("{}", fifo.display()))?;
