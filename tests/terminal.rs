@@ -244,6 +244,13 @@ fn foreground_run_with_pipes_relays_bytes() {
     assert!(text.contains("got:through a pipe\n"), "{text:?}");
     // No caller's terminal to copy the size from: consoleSize stays.
     assert!(text.contains("33 111\n/dev/pts/"), "{text:?}");
+    // The end of stdin reaches the container as ^D: `cat` ends.
+    b.args(&["cat"]);
+    let out = ctx.run_with(&ctx.id("eof"), &b, &[], Some(b"one line\n"));
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let text = out.stdout.replace('\r', "");
+    // The terminal's echo, then cat's copy.
+    assert!(text.starts_with("one line\none line\n"), "{text:?}");
     ctx.assert_clean();
 }
 

@@ -9,7 +9,8 @@
 //!   SIGWINCH; the kernel then signals the container's foreground process
 //!   group itself, so SIGWINCH is not forwarded. Other signals are.
 //! - Unlike runc 1.1, none of the runtime's stdio has to be a terminal:
-//!   with pipes the relay copies bytes and `consoleSize` stays.
+//!   with pipes the relay copies bytes and `consoleSize` stays, and the end
+//!   of a piped stdin reaches the container as the terminal's ^D.
 //!
 //! One single-threaded `poll` loop over a signalfd, stdin and the master;
 //! the master is non-blocking, and stdin is read only when the previous
@@ -91,8 +92,11 @@ impl Relay {
             )?;
             if !stdin_ev.is_empty() {
                 match retry(|| rustix::io::read(stdin(), &mut buf[..])) {
-                    Ok(0) | Err(_) => stdin_open = false,
-                    Ok(n) => input.extend_from_slice(&buf[..n]),
+                    Ok(n) if n > 0 => input.extend_from_slice(&buf[..n]),
+                    _ => {
+                        stdin_open = false;
+                        input.extend(self.end_of_input());
+                    }
                 }
             }
             if master_ev.contains(PollFlags::OUT) && !input.is_empty() {
@@ -207,6 +211,23 @@ impl Relay {
                 return;
             }
         }
+    }
+
+    /// What to send when stdin ends: a stdin that is not a terminal (a pipe,
+    /// a file) ends with the container terminal's EOF character (^D), when
+    /// that terminal is in canonical mode, so that `echo ls | run` ends
+    /// like typing ^D would, as util-linux's `script` does. A terminal
+    /// stdin in raw mode sends its ^D itself; its end is a hangup.
+    fn end_of_input(&self) -> Option<u8> {
+        use rustix::termios::{LocalModes, SpecialCodeIndex};
+        if self.saved.is_some() {
+            return None;
+        }
+        let termios = tcgetattr(&self.master).ok()?;
+        termios
+            .local_modes
+            .contains(LocalModes::ICANON)
+            .then(|| termios.special_codes[SpecialCodeIndex::VEOF])
     }
 
     /// Gives the container's terminal the size of the caller's (the first
