@@ -86,6 +86,14 @@ impl Runtime {
                 reason: "only a created container can be started".into(),
             });
         }
+        let failed = || {
+            Error::Init(
+                "the container's process failed before exec (a startContainer hook failed?)".into(),
+            )
+        };
+        // Pinned before the release below: a process that execs and exits
+        // at once must still be recognised as ours afterwards.
+        let init = wait::pidfd_checked(st.pid, st.pid_start_time).map_err(|_| failed())?;
         let fifo = dir.path.join(EXEC_FIFO);
         // Opening the reader releases init, which is blocked opening the
         // writer. Non-blocking, so a dead init cannot hang us: its pidfd
@@ -96,13 +104,10 @@ impl Runtime {
             Mode::empty(),
         )
         .ctx(|| format!("{}", fifo.display()))?;
-        let released = wait::exec_fifo(&reader, st.pid, st.pid_start_time)
-            .ctx(|| format!("{}", fifo.display()))?;
+        let released = wait::exec_fifo(&reader, &init).ctx(|| format!("{}", fifo.display()))?;
         std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
         if !released {
-            return Err(Error::Init(
-                "the container's process failed before exec (a startContainer hook failed?)".into(),
-            ));
+            return Err(failed());
         }
         st.status = Status::Running;
         dir.save(&st)?;

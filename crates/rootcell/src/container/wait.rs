@@ -75,19 +75,24 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) {
     let _ = poll(&mut fds, Some(&ts));
 }
 
+/// A pidfd for `pid` if it is still the process that started at
+/// `start_time` (not a zombie). `start` takes init's before releasing it:
+/// a process that execs and exits at once is a zombie, with no start time
+/// to check, by the time `start` would look.
+pub fn pidfd_checked(pid: i32, start_time: u64) -> io::Result<OwnedFd> {
+    pidfd(pid, Some(start_time))
+}
+
 /// Reads the exec fifo until init has exec'd: Ok(true) when init wrote "1"
 /// (startContainer hooks done) and then closed its end at exec; Ok(false)
 /// when it died before. Init's pidfd is polled too, so a dead init never
 /// hangs `start`.
-pub fn exec_fifo(reader: &OwnedFd, pid: i32, start_time: u64) -> io::Result<bool> {
-    let Ok(init) = pidfd(pid, Some(start_time)) else {
-        return Ok(false);
-    };
+pub fn exec_fifo(reader: &OwnedFd, init: &OwnedFd) -> io::Result<bool> {
     let mut hooks_done = false;
     loop {
         let mut fds = [
             PollFd::new(reader, PollFlags::IN),
-            PollFd::new(&init, PollFlags::IN),
+            PollFd::new(init, PollFlags::IN),
         ];
         match poll(&mut fds, None) {
             Err(rustix::io::Errno::INTR) => continue,
