@@ -215,9 +215,12 @@ impl Relay {
 
     /// What to send when stdin ends: a stdin that is not a terminal (a pipe,
     /// a file) ends with the container terminal's EOF character (^D), when
-    /// that terminal is in canonical mode, so that `echo ls | run` ends
-    /// like typing ^D would, as util-linux's `script` does. A terminal
-    /// stdin in raw mode sends its ^D itself; its end is a hangup.
+    /// that terminal is in canonical mode, so that `echo data | run` ends
+    /// like typing ^D would, as util-linux's `script` does. A program that
+    /// reads in raw mode (a shell's line editor) gets no ^D: written before
+    /// it switched, the kernel's end-of-file mark would turn into a NUL
+    /// byte. A terminal stdin in raw mode sends its ^D itself; its end is a
+    /// hangup.
     fn end_of_input(&self) -> Option<u8> {
         use rustix::termios::{LocalModes, SpecialCodeIndex};
         if self.saved.is_some() {
