@@ -3,14 +3,12 @@
 
 mod common;
 
+use common::console::ConsoleSocket;
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixListener;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
 
 /// Run the bundle as-is in a fresh container; assert success; return stdout.
 #[track_caller]
@@ -314,76 +312,22 @@ fn fd_as_3(raw: i32) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Receive one fd sent with SCM_RIGHTS on `sock`.
-fn recv_fd(sock: &std::os::unix::net::UnixStream) -> OwnedFd {
-    let mut data = [0u8; 256];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
-    let mut cmsg = [0u8; 64];
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len() as _;
-    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, 0) };
-    assert!(n >= 0, "recvmsg: {}", std::io::Error::last_os_error());
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!c.is_null(), "no control message with the console fd");
-        assert_eq!((*c).cmsg_level, libc::SOL_SOCKET);
-        assert_eq!((*c).cmsg_type, libc::SCM_RIGHTS);
-        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::c_int);
-        OwnedFd::from_raw_fd(fd)
-    }
-}
-
 #[test]
-#[ignore = "process.terminal with --console-socket lands with the terminal issue (#4)"]
 fn terminal_via_console_socket() {
     let ctx = Ctx::new("tty");
     let mut b = ctx.bundle();
     b.process()["terminal"] = json!(true);
     b.sh("tty; test -t 0 && test -t 1 && echo is-a-tty; stat -c '%F' /dev/console");
-    let sock_path = ctx.dir.join("console.sock");
-    let listener = UnixListener::bind(&sock_path).unwrap();
+    let sock = ConsoleSocket::bind(&ctx.dir);
     let id = ctx.id("t");
-    let out = ctx.create(&id, &b, &["--console-socket", sock_path.to_str().unwrap()]);
+    let out = ctx.create(&id, &b, &["--console-socket", sock.arg()]);
     out.assert_ok("create --console-socket");
-    listener.set_nonblocking(true).unwrap();
-    let (conn, _) = poll(POLL_TIMEOUT, "console socket connection", || {
-        listener.accept().ok()
-    });
-    conn.set_nonblocking(false).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let master = recv_fd(&conn);
-    let mut master = fs::File::from(master);
+    let (_, mut master) = sock.master();
     ctx.rt(&["start", &id]).assert_ok("start");
+    // What the container wrote to the terminal, up to EIO once every peer
+    // fd is closed.
+    let text = master.read_to_end();
     ctx.wait_status(&id, "stopped");
-    // Read what the container wrote to the terminal: buffered data, then
-    // EIO once every slave fd is closed. Non-blocking, with a deadline.
-    unsafe {
-        let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-    }
-    let mut text = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = std::time::Instant::now() + POLL_TIMEOUT;
-    while std::time::Instant::now() < deadline {
-        match master.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(_) => break,
-        }
-        if String::from_utf8_lossy(&text).contains("character special") {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&text).replace('\r', "");
     assert!(text.contains("/dev/pts/"), "tty output: {text:?}");
     assert!(text.contains("is-a-tty"), "tty output: {text:?}");
     assert!(

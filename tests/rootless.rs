@@ -287,3 +287,29 @@ fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
     }
     ctx.assert_clean();
 }
+
+#[test]
+fn rootless_terminal_via_console_socket() {
+    let (ctx, _xdg) = rootless_ctx("rltty", true);
+    let mut b = rootless_bundle(&ctx);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 21, "width": 77});
+    b.sh("tty; stty size; stat -c 'console %t:%T' /dev/console; stat -c 'tty %t:%T' $(tty)");
+    let sock = common::console::ConsoleSocket::bind(&ctx.dir.join("sock"));
+    // The unprivileged runtime must be allowed to connect.
+    chown(&sock.path, UNPRIV_UID, UNPRIV_GID);
+    let id = ctx.id("t");
+    ctx.create(&id, &b, &["--console-socket", sock.arg()])
+        .assert_ok("rootless create --console-socket");
+    let (_, mut term) = sock.master();
+    ctx.rt(&["start", &id]).assert_ok("start");
+    let out = term.read_to_end();
+    assert!(out.starts_with("/dev/pts/"), "{out:?}");
+    assert!(out.contains("\n21 77\n"), "{out:?}");
+    let console = out.lines().find_map(|l| l.strip_prefix("console "));
+    let tty = out.lines().find_map(|l| l.strip_prefix("tty "));
+    assert!(console.is_some() && console == tty, "{out:?}");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

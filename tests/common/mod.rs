@@ -14,6 +14,8 @@
 
 #![allow(dead_code)]
 
+pub mod console;
+
 use serde_json::{json, Value};
 use std::ffi::OsString;
 use std::fs::{self, File};

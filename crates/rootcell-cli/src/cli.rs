@@ -61,7 +61,8 @@ pub struct CreateArgs {
     /// File to write the container's init pid to.
     #[arg(long)]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket to send the pty master to, when process.terminal is set.
+    /// Unix socket to send the pty master to (process.terminal with create
+    /// or run --detach; a foreground run relays the terminal itself).
     #[arg(long)]
     pub console_socket: Option<PathBuf>,
     /// Use MS_MOVE instead of pivot_root.

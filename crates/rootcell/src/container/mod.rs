@@ -2,11 +2,13 @@
 //! state, kill, delete, list, exec, ps. Each one is spec → plan → execute
 //! → state.
 
+mod console;
 mod exec;
+mod relay;
 mod signals;
 mod wait;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
@@ -56,6 +58,9 @@ struct Created {
     dir: ContainerDir,
     state: ContainerState,
     channel: Channel,
+    /// Foreground `run` with a terminal: the runtime's end of the socket
+    /// init sent the pty master on.
+    relay: Option<OwnedFd>,
 }
 
 impl Runtime {
@@ -74,7 +79,7 @@ impl Runtime {
 
     /// `rootcell create`: everything up to the user process, which waits.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<()> {
-        let mut created = self.create_container(id, opts, true)?;
+        let mut created = self.create_container(id, opts, true, false)?;
         created.state.status = Status::Created;
         // Dropping `created` unlocks the directory; init waits on the fifo.
         created.dir.save(&created.state)
@@ -92,11 +97,16 @@ impl Runtime {
                 reason: "only a created container can be started".into(),
             });
         }
+        let failed = || {
+            Error::Init(
+                "the container's process failed before exec (a startContainer hook failed?)".into(),
+            )
+        };
+        // Pinned before the release below: once the reader is open, init
+        // may exec, exit and be reaped (by an engine's subreaper, conmon)
+        // before we could look.
+        let init = wait::pidfd_checked(st.pid, st.pid_start_time).map_err(|_| failed())?;
         let fifo = dir.path.join(EXEC_FIFO);
-        // Init's pidfd first: once the reader is open, init may exec, exit
-        // and be reaped (by an engine's subreaper) before we could look.
-        let init = wait::pidfd(st.pid, Some(st.pid_start_time))
-            .map_err(|_| Error::Init("the container's process is gone before start".into()))?;
         // Opening the reader releases init, which is blocked opening the
         // writer. Non-blocking, so a dead init cannot hang us: its pidfd
         // is watched alongside.
@@ -109,9 +119,7 @@ impl Runtime {
         let released = wait::exec_fifo(&reader, &init).ctx(|| format!("{}", fifo.display()))?;
         std::fs::remove_file(&fifo).ctx(|| format!("{}", fifo.display()))?;
         if !released {
-            return Err(Error::Init(
-                "the container's process failed before exec (a startContainer hook failed?)".into(),
-            ));
+            return Err(failed());
         }
         st.status = Status::Running;
         dir.save(&st)?;
@@ -127,27 +135,55 @@ impl Runtime {
         } else {
             Some(signals::Forwarder::block()?)
         };
-        let mut created = self.create_container(id, opts, false)?;
-        if let Err(e) = self.release(&mut created) {
-            let Created { dir, state, .. } = created;
-            // Init is our child (we are its subreaper) and is exiting or
-            // killed: reap it, then clean up as `delete` would.
-            wait::reap(state.pid);
-            let _ = self.destroy(dir, &state);
-            return Err(e);
-        }
+        let mut created = self.create_container(id, opts, false, !detach)?;
+        // The terminal relay starts (raw mode, size) before the process.
+        let started = self
+            .start_relay(&mut created, forwarding.as_ref())
+            .and_then(|relay| self.release(&mut created).map(|()| relay));
+        let relay = match started {
+            Ok(relay) => relay,
+            Err(e) => {
+                let Created { dir, state, .. } = created;
+                // Init is our child (we are its subreaper), so its pid
+                // cannot be reused before we reap it: stop it if it still
+                // waits for `Start`, reap it, then clean up as `delete`
+                // would.
+                let _ = wait::signal(state.pid, libc::SIGKILL);
+                wait::reap(state.pid);
+                let _ = self.destroy(dir, &state);
+                return Err(e);
+            }
+        };
         let Some(forwarding) = forwarding else {
             return Ok(0);
         };
         let Created { dir, state, .. } = created;
         drop(dir); // others may `kill` or `state` us while we wait
-        let code = forwarding.wait_for(state.pid);
+        let code = match relay {
+            Some(mut relay) => relay.run(&forwarding, state.pid),
+            None => forwarding.wait_for(state.pid),
+        };
         if !keep {
             let dir = ContainerDir::open(&self.root, id, true)?;
             let st = dir.load()?;
             self.destroy(dir, &st)?;
         }
         Ok(code)
+    }
+
+    /// Foreground `run` with a terminal: takes the pty master init sent
+    /// (before it reported ready) and starts relaying the caller's
+    /// terminal to it.
+    fn start_relay(
+        &self,
+        created: &mut Created,
+        forwarding: Option<&signals::Forwarder>,
+    ) -> Result<Option<relay::Relay>> {
+        let (Some(socket), Some(forwarding)) = (created.relay.take(), forwarding) else {
+            return Ok(None);
+        };
+        let master = process::terminal::recv_master(socket.as_fd(), false)?;
+        relay::Relay::start(master, forwarding).map(Some)
     }
 
     /// `run`'s start: tells init to go on, waits until startContainer hooks
@@ -168,23 +204,42 @@ impl Runtime {
         self.poststart(&created.state)
     }
 
-    fn create_container(&self, id: &str, opts: &CreateOptions, fifo_gate: bool) -> Result<Created> {
+    /// `create`, and `run` up to the start. `fifo_gate`: the process waits
+    /// for `start` on the exec fifo (create) rather than on the sync socket
+    /// (run). `foreground`: a `run` without `--detach`, which relays a
+    /// terminal itself.
+    fn create_container(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        fifo_gate: bool,
+        foreground: bool,
+    ) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
-        let process = bundle.spec.process().as_ref();
-        if process.and_then(|p| p.terminal()).unwrap_or(false) {
-            return Err(Error::spec(
-                "process.terminal",
-                "terminals are not supported yet; set it to false",
-            ));
-        }
+        let terminal = bundle
+            .spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.terminal())
+            .unwrap_or(false);
+        // Before anything exists: a refused flag or an unreachable console
+        // socket leaves nothing behind.
+        let console = console::Console::open(terminal, opts.console_socket.as_deref(), foreground)?;
+        let (init_console, relay) = console.into_ends();
         let dir = ContainerDir::create(&self.root, id)?;
         let mut undo = Undo::default();
-        match self.setup(&dir, id, opts, &bundle, fifo_gate, &mut undo) {
+        let launch = Launch {
+            fifo_gate,
+            console: init_console,
+            relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        match self.setup(&dir, id, opts, &bundle, launch, &mut undo) {
             Ok((state, channel)) => Ok(Created {
                 dir,
                 state,
                 channel,
+                relay,
             }),
             Err(e) => {
                 undo.run();
@@ -202,7 +257,7 @@ impl Runtime {
         id: &str,
         opts: &CreateOptions,
         bundle: &Bundle,
-        fifo_gate: bool,
+        launch: Launch,
         undo: &mut Undo,
     ) -> Result<(ContainerState, Channel)> {
         let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
@@ -220,7 +275,7 @@ impl Runtime {
             },
         )?;
 
-        let gate = if fifo_gate {
+        let gate = if launch.fifo_gate {
             let fifo = dir.path.join(EXEC_FIFO);
             rustix::fs::mknodat(
                 rustix::fs::CWD,
@@ -230,9 +285,9 @@ impl Runtime {
                 0,
             )
             .ctx(|| format!("{}", fifo.display()))?;
-            // Init opens it after becoming the configured user, who may not
-            // be root: writable by anyone, as runc's (only the start gate;
-            // the state root itself is private).
+            // Init opens it for writing after becoming process.user (a
+            // mapped uid in a user namespace), without CAP_DAC_OVERRIDE:
+            // writable by others, as runc makes it (0622), not umask'ed.
             rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622))
                 .ctx(|| format!("{}", fifo.display()))?;
             let fd: OwnedFd =
@@ -287,10 +342,11 @@ impl Runtime {
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             seccomp: seccomp.as_ref(),
-            close_in_child: vec![
-                dir.lock_fd(),
-                std::os::fd::AsRawFd::as_raw_fd(&std::os::fd::AsFd::as_fd(&runtime_side)),
-            ],
+            console: launch.console,
+            close_in_child: [dir.lock_fd(), runtime_side.as_fd().as_raw_fd()]
+                .into_iter()
+                .chain(launch.relay)
+                .collect(),
         };
         tracing::debug!("container {id}: plan ready, forking");
         let stage1 = process::spawn(cfg, container_side)?;
@@ -489,6 +545,17 @@ impl Runtime {
         }
         dir.remove()
     }
+}
+
+/// How `setup` starts the container's processes.
+struct Launch {
+    /// Init waits for `start` on the exec fifo (create), not on the sync
+    /// socket (run).
+    fifo_gate: bool,
+    /// Init's end of the console connection, when there is a terminal.
+    console: Option<OwnedFd>,
+    /// The runtime's end of the relay socket, which the child closes.
+    relay: Option<std::os::fd::RawFd>,
 }
 
 /// The pid file holds the bare pid, no newline, written atomically.

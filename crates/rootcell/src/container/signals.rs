@@ -1,7 +1,9 @@
 //! Signal names and the foreground `run` loop that forwards signals to the
 //! container and reaps its init.
 
-use crate::error::{Error, Result};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::error::{Error, IoContext, Result};
 
 const NAMES: [(&str, i32); 31] = [
     ("HUP", libc::SIGHUP),
@@ -123,15 +125,50 @@ impl Forwarder {
             // SAFETY: `self.set` is an initialised sigset; info may be null.
             let sig = unsafe { libc::sigwaitinfo(&self.set, std::ptr::null_mut()) };
             if sig > 0 && sig != libc::SIGCHLD {
-                // SAFETY: plain kill(2).
-                unsafe { libc::kill(init, sig) };
+                forward(init, sig);
             }
+        }
+    }
+
+    /// A signalfd reporting the blocked signals, for a loop that waits on
+    /// file descriptors too (the terminal relay). Signals that arrived
+    /// before it existed are still pending and are reported.
+    pub fn signal_fd(&self) -> Result<OwnedFd> {
+        // SAFETY: `self.set` is an initialised sigset; -1 asks for a new fd.
+        let fd = unsafe { libc::signalfd(-1, &self.set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error()).ctx(|| "signalfd");
+        }
+        // SAFETY: signalfd returned a new fd that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+}
+
+/// The next signal of a non-blocking signalfd; None when none is pending.
+pub fn read_signal(signals: &OwnedFd) -> Option<i32> {
+    // One `struct signalfd_siginfo` (128 bytes); ssi_signo is its first u32.
+    let mut info = [0u8; 128];
+    loop {
+        match rustix::io::read(signals, &mut info) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(128) => {
+                let signo = u32::from_ne_bytes([info[0], info[1], info[2], info[3]]);
+                return i32::try_from(signo).ok();
+            }
+            _ => return None,
         }
     }
 }
 
+/// Relays `sig` to the container's init.
+pub fn forward(init: i32, sig: i32) {
+    // SAFETY: plain kill(2); init is our child and not reaped yet, so its
+    // pid cannot have been reused.
+    unsafe { libc::kill(init, sig) };
+}
+
 /// Reaps exited children without blocking; Some(code) once `init` exited.
-fn reap_children(init: i32) -> Option<i32> {
+pub fn reap_children(init: i32) -> Option<i32> {
     loop {
         let mut status = 0;
         // SAFETY: waitpid on any child with a local status word.

@@ -86,6 +86,14 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) {
     let _ = poll(&mut fds, Some(&ts));
 }
 
+/// A pidfd for `pid` if it is still the process that started at
+/// `start_time` (not a zombie). `start` takes init's before releasing it:
+/// a process that execs and exits at once is a zombie, with no start time
+/// to check, by the time `start` would look.
+pub fn pidfd_checked(pid: i32, start_time: u64) -> io::Result<OwnedFd> {
+    pidfd(pid, Some(start_time))
+}
+
 /// Reads the exec fifo until init has exec'd: Ok(true) when init wrote "1"
 /// (startContainer hooks done) and then closed its end at exec; Ok(false)
 /// when it died before. Init's pidfd is polled too, so a dead init never

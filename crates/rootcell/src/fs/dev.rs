@@ -61,6 +61,28 @@ pub fn make_bind_target(dir: BorrowedFd<'_>, name: &Path) -> rustix::io::Result<
     }
 }
 
+/// A mount target for a file bind at `name` in `dir` (`/dev/console`): an
+/// existing file, device node or other non-directory is kept and never
+/// opened (`O_PATH`); a symlink is replaced by an empty regular file, since
+/// mounting on it would mount on whatever it points to; a missing one is
+/// created `O_EXCL`. A directory is `EISDIR`.
+pub fn file_mount_target(dir: BorrowedFd<'_>, name: &Path) -> rustix::io::Result<OwnedFd> {
+    match openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => match FileType::from_raw_mode(fstat(&fd)?.st_mode) {
+            FileType::Directory => Err(Errno::ISDIR),
+            FileType::Symlink => make_bind_target(dir, name),
+            _ => Ok(fd),
+        },
+        Err(Errno::NOENT) => make_bind_target(dir, name),
+        Err(e) => Err(e),
+    }
+}
+
 /// Creates `name -> target` in `dir`. An existing symlink to the same target
 /// is kept; any other non-directory is replaced.
 pub fn symlink(dir: BorrowedFd<'_>, name: &Path, target: &Path) -> rustix::io::Result<()> {

@@ -636,6 +636,7 @@ pub fn process_plan(spec: &Spec, process: &Process, host: &HostFacts) -> Result<
         additional_gids: user.additional_gids().clone().unwrap_or_default(),
         umask: user.umask().unwrap_or(0o022),
         terminal: process.terminal().unwrap_or(false),
+        console_size: console_size(process)?,
         rlimits,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         oom_score_adj: process.oom_score_adj(),
@@ -671,6 +672,29 @@ fn dedup_env(env: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// `process.consoleSize`, which only a terminal has (the runtime spec says
+/// to ignore it otherwise). A dimension of 0 keeps the kernel's default, as
+/// in runc; one beyond the kernel's 16 bits is an error, not truncated.
+fn console_size(process: &oci_spec::runtime::Process) -> Result<Option<ConsoleSize>> {
+    let Some(size) = process
+        .console_size()
+        .filter(|_| process.terminal() == Some(true))
+    else {
+        return Ok(None);
+    };
+    let dimension = |value: u64, name: &str| {
+        u16::try_from(value).map_err(|_| {
+            Error::spec(
+                format!("process.consoleSize.{name}"),
+                format!("{value} is larger than {}", u16::MAX),
+            )
+        })
+    };
+    let height = dimension(size.height(), "height")?;
+    let width = dimension(size.width(), "width")?;
+    Ok((height != 0 && width != 0).then_some(ConsoleSize { height, width }))
 }
 
 /// Capability names as the kernel knows them (`CAP_KILL`), sorted. A name
@@ -1278,6 +1302,45 @@ mod tests {
         let (steps, _) = plan_one(cgroup, &v2, false);
         assert!(matches!(&steps[0].kind, MountKind::Bind { source, .. }
             if source == Path::new("/sys/fs/cgroup/c1")));
+    }
+
+    #[test]
+    fn console_size_only_with_a_terminal() {
+        let plan_of = |terminal: bool, size: serde_json::Value| {
+            build(
+                &bundle(|v| {
+                    v["process"]["terminal"] = terminal.into();
+                    v["process"]["consoleSize"] = size;
+                }),
+                &hybrid(),
+                PlanOptions::default(),
+            )
+        };
+        let size = |h, w| serde_json::json!({"height": h, "width": w});
+        let p = plan_of(true, size(33, 111)).unwrap().process;
+        assert!(p.terminal);
+        assert_eq!(
+            p.console_size,
+            Some(ConsoleSize {
+                height: 33,
+                width: 111
+            })
+        );
+        // Ignored without a terminal, as the runtime spec says; a zero
+        // dimension keeps the kernel's default, as in runc.
+        assert_eq!(
+            plan_of(false, size(33, 111)).unwrap().process.console_size,
+            None
+        );
+        assert_eq!(
+            plan_of(true, size(0, 111)).unwrap().process.console_size,
+            None
+        );
+        // Beyond the kernel's 16 bits: an error naming the field.
+        let err = plan_of(true, size(70000, 80)).unwrap_err().to_string();
+        assert!(err.contains("process.consoleSize.height"), "{err}");
+        let err = plan_of(true, size(24, 65536)).unwrap_err().to_string();
+        assert!(err.contains("process.consoleSize.width"), "{err}");
     }
 
     #[test]

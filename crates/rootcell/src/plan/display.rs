@@ -60,6 +60,16 @@ impl fmt::Display for Plan {
             "├─ user {}:{} groups {:?} umask {:04o}",
             p.uid, p.gid, p.additional_gids, p.umask
         )?;
+        if p.terminal {
+            let size = p
+                .console_size
+                .map(|s| format!(", {}x{}", s.height, s.width))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "├─ terminal: a new pty from /dev/pts/ptmx{size}, its peer on /dev/console and stdio, the master sent out"
+            )?;
+        }
         for r in &p.rlimits {
             writeln!(f, "├─ {} soft {} hard {}", r.name, r.soft, r.hard)?;
         }

@@ -282,7 +282,13 @@ pub struct ProcessPlan {
     pub gid: u32,
     pub additional_gids: Vec<u32>,
     pub umask: u32,
+    /// `process.terminal`: the process gets a new pty as its controlling
+    /// terminal and stdio, whose master goes to the console socket (or to
+    /// the runtime in a foreground `run`).
     pub terminal: bool,
+    /// `process.consoleSize` of that terminal; None without a terminal or
+    /// when a dimension is 0 (the kernel's default stays, as in runc).
+    pub console_size: Option<ConsoleSize>,
     /// (resource number, name, soft, hard).
     pub rlimits: Vec<Rlimit>,
     pub no_new_privileges: bool,
@@ -300,6 +306,13 @@ pub struct ProcessPlan {
     pub lsm: Lsm,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<SeccompPlan>,
+}
+
+/// A terminal's size in characters (`TIOCSWINSZ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ConsoleSize {
+    pub height: u16,
+    pub width: u16,
 }
 
 #[derive(Debug, Clone, Serialize)]

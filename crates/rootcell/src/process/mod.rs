@@ -20,16 +20,17 @@ pub mod prepare;
 pub mod seccomp;
 pub mod sync;
 pub mod sys;
+pub mod terminal;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Hooks;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
-use crate::plan::{Namespace, Plan};
+use crate::plan::{Namespace, Plan, RootSwitch};
 use crate::rootfs::{IdmappedMounts, Rootfs};
 use sync::{Channel, ToContainer, ToRuntime};
 
@@ -61,9 +62,13 @@ pub struct InitConfig<'a> {
     pub idmapped: IdmappedMounts,
     /// The seccomp filter, compiled by the runtime.
     pub seccomp: Option<&'a seccomp::Filter>,
+    /// `process.terminal`: a connected unix socket to send the pty master
+    /// to (the `--console-socket` listener, or the runtime's relay).
+    pub console: Option<OwnedFd>,
     /// The runtime's own fds that the child must drop at once: the state
     /// lock (an flock held through a child's copy would block every other
-    /// command) and the runtime's end of the sync socket.
+    /// command), the runtime's end of the sync socket and of the terminal
+    /// relay.
     pub close_in_child: Vec<RawFd>,
 }
 
@@ -215,7 +220,7 @@ fn join_session_keyring(name: &str) -> Result<()> {
 }
 
 /// The container's init: everything between the namespaces and `execve`.
-fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let plan = cfg.plan;
     rustix::process::setsid().ctx(|| "setsid")?;
     if let Some(name) = &cfg.session_keyring {
@@ -243,6 +248,9 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     }
 
     rootfs.switch(plan.rootfs.switch, plan.rootfs.root_propagation)?;
+    if let Some(socket) = cfg.console.take() {
+        setup_terminal(&rootfs, plan, socket.as_fd())?;
+    }
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
 
@@ -302,4 +310,24 @@ fn init(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         "process.args[0] {:?}: exec: {err}",
         plan.process.args.first().map(String::as_str).unwrap_or("")
     )))
+}
+
+/// `process.terminal` (see `terminal`): a new pty from the container's own
+/// devpts becomes init's controlling terminal and stdio and is mounted on
+/// `/dev/console`; the master is sent to `socket` and closed here. As in
+/// runc, this runs after the root switch (so `/dev/pts` is the container's
+/// devpts) and before the finishing steps (a read-only root, masks).
+/// Without a mount namespace there is no `/dev/console` mount: it would
+/// land in the runtime's namespace.
+fn setup_terminal(rootfs: &Rootfs, plan: &Plan, socket: BorrowedFd<'_>) -> Result<()> {
+    let pty = terminal::open_peer(rootfs.open_ptmx()?)?;
+    if let Some(size) = plan.process.console_size {
+        terminal::set_size(&pty.peer, size)?;
+    }
+    if plan.rootfs.switch != RootSwitch::Chroot {
+        rootfs.mount_console(pty.peer.as_fd())?;
+    }
+    terminal::send_master(socket, pty.master)?;
+    terminal::give_to_user(&pty.peer, plan.process.uid)?;
+    terminal::become_stdio(pty.peer)
 }

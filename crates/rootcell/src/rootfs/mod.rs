@@ -2,6 +2,7 @@
 //! new mount namespace. Every path inside the container is resolved through
 //! the rootfs fd; every mount is attached to an fd.
 
+mod console;
 mod copy_up;
 mod idmap;
 
