@@ -126,6 +126,14 @@ def meta_lines(meta, runs):
     return out
 
 
+def time_cell(row):
+    """The "mean ± σ (ms)" table cell of a row, or why it has no result."""
+    if row["result"] is None:
+        cell = row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}"
+        return cell.replace("|", "\\|")
+    return f"{ms(row['result']['mean']):.2f} ± {ms(row['result']['stddev']):.2f}"
+
+
 def ratio(row, ref):
     if row["result"] is None:
         return "–"
@@ -154,11 +162,7 @@ def lifecycle(rows_path, hf_path, meta_path):
     out.append("| command | mean ± σ (ms) | vs rootcell | vs runc |")
     out.append("| --- | ---: | ---: | ---: |")
     for row in rows:
-        if row["result"] is None:
-            cell = row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}"
-            cell = cell.replace("|", "\\|")
-        else:
-            cell = f"{ms(row['result']['mean']):.2f} ± {ms(row['result']['stddev']):.2f}"
+        cell = time_cell(row)
         out.append(
             f"| {row['label']} | {cell} | {ratio(row, ref('rootcell', row['group']))} "
             f"| {ratio(row, ref('runc', row['group']))} |"
@@ -280,11 +284,7 @@ def engines(rows_path, hf_path, meta_path):
     out.append("| engine | runtime | mean ± σ (ms) | vs runc | vs rootcell | Δ vs runc (ms) |")
     out.append("| --- | --- | ---: | ---: | ---: | ---: |")
     for row in rows:
-        if row["result"] is None:
-            cell = row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}"
-            cell = cell.replace("|", "\\|")
-        else:
-            cell = f"{ms(row['result']['mean']):.2f} ± {ms(row['result']['stddev']):.2f}"
+        cell = time_cell(row)
         runc = ref("runc", row["group"])
         out.append(
             f"| {row['group']} | {row['runtime']} | {cell} | {ratio(row, runc)} "

@@ -360,15 +360,8 @@ impl Runtime {
             match msg {
                 Some(ToRuntime::MapIds { pid }) => {
                     let ns = &plan.namespaces;
-                    match ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings) {
-                        Ok(()) => runtime_side.send(&ToContainer::Continue)?,
-                        Err(e) => {
-                            runtime_side.send(&ToContainer::Abort {
-                                message: e.to_string(),
-                            })?;
-                            return Err(e);
-                        }
-                    }
+                    let written = ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings);
+                    continue_or_abort(&runtime_side, written)?;
                 }
                 Some(ToRuntime::InitPid { pid }) => {
                     undo.pids.push(pid);
@@ -410,15 +403,7 @@ impl Runtime {
                             "the seccomp notification fd did not arrive".into(),
                         )),
                     };
-                    match sent {
-                        Ok(()) => runtime_side.send(&ToContainer::Continue)?,
-                        Err(e) => {
-                            runtime_side.send(&ToContainer::Abort {
-                                message: e.to_string(),
-                            })?;
-                            return Err(e);
-                        }
-                    }
+                    continue_or_abort(&runtime_side, sent)?;
                 }
                 Some(ToRuntime::Ready) => break,
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
@@ -610,6 +595,20 @@ fn host_facts(
 }
 
 /// AppArmor is enabled when its module parameter says so (as runc checks).
+/// Tells the container side to go on after a step the runtime did for it,
+/// or to abort with that step's error, which is also returned.
+fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> {
+    match step {
+        Ok(()) => chan.send(&ToContainer::Continue),
+        Err(e) => {
+            chan.send(&ToContainer::Abort {
+                message: e.to_string(),
+            })?;
+            Err(e)
+        }
+    }
+}
+
 /// The host facts a process plan needs: which LSMs can apply labels.
 pub(crate) fn lsm_host_facts() -> HostFacts {
     HostFacts {

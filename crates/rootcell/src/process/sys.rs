@@ -150,16 +150,23 @@ pub fn reset_signals() {
     }
 }
 
+/// A NULL-terminated array of pointers into `strings`, for `execve`; it
+/// borrows them, so they outlive the call.
+fn c_array(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 /// `execve`; returns only on failure.
 pub fn execve(
     path: &std::ffi::CStr,
     args: &[std::ffi::CString],
     env: &[std::ffi::CString],
 ) -> io::Error {
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let (argv, envp) = (c_array(args), c_array(env));
     // SAFETY: argv and envp are NULL-terminated arrays of live C strings.
     unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     io::Error::last_os_error()
@@ -188,10 +195,7 @@ pub fn execveat_fd(
     args: &[std::ffi::CString],
     env: &[std::ffi::CString],
 ) -> io::Error {
-    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
+    let (argv, envp) = (c_array(args), c_array(env));
     // SAFETY: the fd is valid for the call, the path is an empty C string,
     // argv and envp are NULL-terminated arrays of live C strings.
     unsafe {

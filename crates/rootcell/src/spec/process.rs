@@ -196,6 +196,16 @@ fn add_capabilities(caps: &mut LinuxCapabilities, added: &[Capability]) {
 mod tests {
     use super::*;
 
+    /// The process `o` makes from `base()`, planned as exec plans it.
+    fn plan_of(o: &ProcessOverrides) -> crate::plan::ProcessPlan {
+        crate::plan::process_plan(
+            &oci_spec::runtime::Spec::default(),
+            &o.apply(base()).unwrap(),
+            &crate::plan::HostFacts::default(),
+        )
+        .unwrap()
+    }
+
     fn base() -> Process {
         serde_json::from_value(serde_json::json!({
             "args": ["sleep", "1"],
@@ -241,12 +251,7 @@ mod tests {
             env: vec!["FOO=flag".into(), "NEW=1".into()],
             ..flags()
         };
-        let plan = crate::plan::process_plan(
-            &oci_spec::runtime::Spec::default(),
-            &o.apply(base()).unwrap(),
-            &crate::plan::HostFacts::default(),
-        )
-        .unwrap();
+        let plan = plan_of(&o);
         assert_eq!(plan.env, ["PATH=/bin", "FOO=flag", "NEW=1"]);
         for bad in ["FOO", "=x"] {
             let o = ProcessOverrides {
@@ -297,12 +302,7 @@ mod tests {
             caps: vec!["CAP_SYS_ADMIN".into(), "NET_RAW".into()],
             ..flags()
         };
-        let plan = crate::plan::process_plan(
-            &oci_spec::runtime::Spec::default(),
-            &o.apply(base()).unwrap(),
-            &crate::plan::HostFacts::default(),
-        )
-        .unwrap();
+        let plan = plan_of(&o);
         let c = plan.capabilities.unwrap();
         for set in [&c.bounding, &c.effective, &c.permitted] {
             assert_eq!(set, &["CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN"]);
