@@ -799,7 +799,7 @@ fn exec_bad_input_fails_and_leaves_nothing_behind() {
             &["--process-label", "system_u:system_r:x:s0", &id, "true"],
             "SELinux",
         ),
-        (&["--tty", &id, "true"], "terminal"),
+        (&["--tty", "--detach", &id, "true"], "--console-socket"),
     ];
     for (args, culprit) in cases {
         let out = exec_rt(&ctx, args);

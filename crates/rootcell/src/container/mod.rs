@@ -428,6 +428,11 @@ impl Runtime {
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
                 }
+                Some(other @ ToRuntime::TerminalSent) => {
+                    return Err(Error::Init(format!(
+                        "unexpected message from init: {other:?}"
+                    )))
+                }
                 Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
                 None => {
                     return Err(Error::Init(
