@@ -65,7 +65,7 @@ pub struct ExecConfig<'a> {
     /// `process.terminal`: where the master of the process's pty goes.
     pub console: Option<ExecConsole>,
     /// The runtime's fds the setup process closes at once (the state lock,
-    /// the runtime's end of the sync socket).
+    /// the runtime's end of the sync socket and of the terminal relay).
     pub close_in_child: Vec<RawFd>,
 }
 
