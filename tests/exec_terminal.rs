@@ -4,8 +4,8 @@
 //! a `--process` file's `terminal` and `consoleSize`; a hostile
 //! `/dev/pts/ptmx` in the container.
 //!
-//! Every test passes against runc too, except those marked rootcell-only
-//! (with the reason). Error wordings and the exit code 255 of a failed
+//! Every test passes against runc too, except those that skip it (with
+//! the reason). Error wordings and the exit code 255 of a failed
 //! exec are checked for rootcell only.
 
 mod common;
@@ -253,6 +253,52 @@ fn exec_tty_in_a_user_namespace_container() {
     ctx.assert_clean();
 }
 
+#[test]
+fn exec_tty_in_a_rootless_container() {
+    let ctx = rootless_ctx("xtty-rl");
+    let path = ctx.dir.join("rlbundle");
+    make_rootfs(&path.join("rootfs"));
+    chown(&path, UNPRIV_UID, UNPRIV_GID);
+    let mut c = ctx.cmd();
+    c.args(["spec", "--rootless", "--bundle"]).arg(&path);
+    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless");
+    let mut b = Bundle {
+        config: parse_json(&read_file(&path.join("config.json")), "config"),
+        path,
+    };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["process"]["consoleSize"] = json!({"height": 21, "width": 77});
+    b.args(&["sleep", "1000"]);
+    let id = ctx.id("c");
+    ctx.run_detached(&id, &b, &[]).assert_ok("rootless run -d");
+    let sock = ConsoleSocket::bind(&ctx.dir.join("sock"));
+    // The unprivileged runtime must be allowed to connect.
+    chown(&sock.path, UNPRIV_UID, UNPRIV_GID);
+    let mut c = ctx.cmd();
+    c.args([
+        "exec",
+        "--tty",
+        "--detach",
+        "--console-socket",
+        sock.arg(),
+        &id,
+    ])
+    .args([
+        "sh",
+        "-c",
+        "tty; echo size $(stty size); id -u; test -t 2 && echo err-tty",
+    ]);
+    ctx.exec_detached(&mut c, &format!("{id}-exec"), None)
+        .assert_ok("rootless exec --tty");
+    let (_, mut term) = sock.master();
+    let text = term.read_to_end();
+    assert!(text.starts_with("/dev/pts/"), "{text:?}");
+    assert!(text.contains("size 21 77\n0\nerr-tty\n"), "{text:?}");
+    ctx.rt(&["delete", "--force", &id])
+        .assert_ok("rootless delete");
+    ctx.assert_clean();
+}
+
 // ---------------------------------------------------------------------------
 // The foreground relay
 // ---------------------------------------------------------------------------
@@ -374,6 +420,12 @@ fn foreground_exec_tty_returns_when_the_process_exits() {
 
 #[test]
 fn foreground_exec_tty_that_fails_restores_the_terminal() {
+    if runtime_is_runc() {
+        // runc 1.1.5 sometimes never exits after a failed `exec -t`
+        // (blocked in a futex; 1 run in 40 with two busy CPUs).
+        skip("runc may hang after a failed exec --tty");
+        return;
+    }
     let ctx = Ctx::new("xtty-fail");
     let (id, init) = running(&ctx, |_| {});
     let (master, peer) = pty_pair();
@@ -387,11 +439,8 @@ fn foreground_exec_tty_that_fails_restores_the_terminal() {
     let status = wait_child(&mut child, CMD_TIMEOUT, "exec --tty --cwd /no/such/dir");
     let mut err = String::new();
     let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(!status.success(), "{err}");
-    if !runtime_is_runc() {
-        assert_eq!(status.code(), Some(255), "{err}");
-        assert!(err.contains("/no/such/dir"), "{err}");
-    }
+    assert_eq!(status.code(), Some(255), "{err}");
+    assert!(err.contains("/no/such/dir"), "{err}");
     assert_eq!(lflags(&peer), cooked, "terminal settings not restored");
     assert_eq!(ps_json(&ctx, &id), BTreeSet::from([init]));
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
