@@ -6,8 +6,10 @@
 
 mod common;
 
+use common::console::{pty_pair, set_size, spawn_on_terminal, Term};
 use common::*;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -235,4 +237,139 @@ fn ctr_detached_task_kill_delete() {
     c.ctr(&["task", "delete", "svc"]).assert_ok("task delete");
     c.ctr(&["container", "delete", "svc"])
         .assert_ok("container delete");
+}
+
+/// `ctr run -d ... svc sleep 1000`; returns the task's (init's) host pid.
+#[track_caller]
+fn start_sleeper(c: &Containerd) -> i32 {
+    c.run_detached("svc", &["sleep", "1000"])
+        .assert_ok("ctr run -d");
+    task_pids(c)[0]
+}
+
+/// Pids of `ctr task ps svc` (the shim asks `<runtime> ps --format json`).
+#[track_caller]
+fn task_pids(c: &Containerd) -> Vec<i32> {
+    let out = c.ctr(&["task", "ps", "svc"]);
+    out.assert_ok("ctr task ps");
+    out.stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+/// Kills, then deletes the task and container `svc`.
+#[track_caller]
+fn remove_sleeper(c: &Containerd) {
+    c.ctr(&["task", "kill", "-s", "KILL", "svc"])
+        .assert_ok("task kill");
+    poll(POLL_TIMEOUT, "the task to stop", || {
+        c.ctr(&["task", "ls"])
+            .stdout
+            .contains("STOPPED")
+            .then_some(())
+    });
+    c.ctr(&["task", "delete", "svc"]).assert_ok("task delete");
+    c.ctr(&["container", "delete", "svc"])
+        .assert_ok("container delete");
+}
+
+fn cmdline(pid: i32) -> String {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn ctr_task_exec_exit_code_and_ps() {
+    let Some(c) = Containerd::start("ctr-exec") else {
+        return;
+    };
+    let init = start_sleeper(&c);
+    assert_eq!(cmdline(init), "sleep 1000");
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "e1",
+        "svc",
+        "sh",
+        "-c",
+        "echo from exec $$; exit 6",
+    ]);
+    assert_eq!(out.code(), Some(6), "{}", out.all());
+    // In the container's pid namespace, not its init.
+    let words: Vec<&str> = out.stdout.split_whitespace().collect();
+    assert_eq!(&words[..2], ["from", "exec"], "{}", out.all());
+    assert_ne!(words[2], "1", "{}", out.all());
+    // A detached exec shows in `ctr task ps` next to init.
+    c.ctr(&[
+        "task",
+        "exec",
+        "-d",
+        "--exec-id",
+        "e2",
+        "svc",
+        "sleep",
+        "999",
+    ])
+    .assert_ok("ctr task exec -d");
+    let pids = poll(POLL_TIMEOUT, "two processes in ctr task ps", || {
+        let pids = task_pids(&c);
+        (pids.len() == 2).then_some(pids)
+    });
+    assert!(pids.contains(&init), "{pids:?}");
+    let other = pids.iter().find(|p| **p != init).copied().unwrap();
+    assert_eq!(cmdline(other), "sleep 999");
+    remove_sleeper(&c);
+}
+
+/// Runs an interactive `sh` through ctr on a pty pair of ours: checks the
+/// shell's terminal and size, and that its exit code comes back.
+#[track_caller]
+fn interactive_shell(c: &Containerd, args: &[String], code: i32) {
+    let (master, peer) = pty_pair();
+    set_size(&peer, 30, 90);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut child = spawn_on_terminal(c.ctr_command(&args), &peer);
+    let mut term = Term::new(master);
+    term.write("echo $((6*7))\n");
+    term.read_until("42\n");
+    term.write("tty; test -t 0 && test -t 1 && test -t 2 && echo all-$((1+1))-ttys\n");
+    let out = term.read_until("all-2-ttys\n");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    // ctr gives the pty the caller's size (after start: poke).
+    term.poke_until("stty size\n", "30 90\n");
+    term.write(&format!("exit {code}\n"));
+    let status = wait_child(&mut child, CTR_TIMEOUT, "ctr on a terminal");
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(code), "{args:?}: {err}");
+}
+
+#[test]
+fn ctr_run_tty_on_a_terminal() {
+    let Some(c) = Containerd::start("ctr-run-tty") else {
+        return;
+    };
+    let args = c.run_command(false, &["-t"], "t1", &["sh"]);
+    interactive_shell(&c, &args, 3);
+}
+
+#[test]
+fn ctr_task_exec_tty_on_a_terminal() {
+    let Some(c) = Containerd::start("ctr-exec-tty") else {
+        return;
+    };
+    let init = start_sleeper(&c);
+    let args: Vec<String> = ["task", "exec", "-t", "--exec-id", "sh1", "svc", "sh"]
+        .map(String::from)
+        .to_vec();
+    interactive_shell(&c, &args, 4);
+    // The exec'd shell is gone, init runs on.
+    assert_eq!(task_pids(&c), [init]);
+    remove_sleeper(&c);
 }

@@ -10,8 +10,10 @@
 
 mod common;
 
+use common::console::{pty_pair, set_size, spawn_on_terminal, Term};
 use common::*;
 use std::fs;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -348,4 +350,142 @@ fn podman_ulimit_sysctl_device_oom() {
         read_file(&PathBuf::from("/proc/sys/net/ipv4/ip_forward")).trim(),
         "0"
     );
+}
+
+/// `podman run -d --name NAME IMAGE sleep 1000`.
+#[track_caller]
+fn start_sleeper(p: &Podman, name: &str) {
+    p.run(&["run", "-d", "--name", name, IMAGE, "sleep", "1000"])
+        .assert_ok("podman run -d");
+}
+
+#[test]
+fn podman_exec_user_env_workdir_and_exit_code() {
+    let Some(p) = Podman::new("pm-exec") else {
+        return;
+    };
+    start_sleeper(&p, "svc");
+    let out = p.run(&[
+        "exec",
+        "--user",
+        "1000:1000",
+        "-e",
+        "GREETING=hello",
+        "-w",
+        "/tmp",
+        "svc",
+        "sh",
+        "-c",
+        "id -u; id -g; echo $GREETING; pwd; test -t 0 || echo no-tty",
+    ]);
+    out.assert_ok("podman exec --user -e -w");
+    assert_eq!(
+        lines(&out.stdout),
+        ["1000", "1000", "hello", "/tmp", "no-tty"],
+        "{}",
+        out.all()
+    );
+    // The exit code passes through.
+    let out = p.run(&["exec", "svc", "sh", "-c", "echo bye; exit 5"]);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    assert_eq!(out.stdout, "bye\n");
+    // stdin with -i.
+    let out = p.run_input(&["exec", "-i", "svc", "tr", "a-z", "A-Z"], b"piped in\n");
+    out.assert_ok("podman exec -i");
+    assert_eq!(out.stdout, "PIPED IN\n");
+    p.run(&["rm", "--force", "--time", "0", "svc"])
+        .assert_ok("podman rm");
+}
+
+/// Runs an interactive `sh` through podman on a pty pair of ours (podman
+/// wants a real terminal for `-t`): checks the shell's terminal and size,
+/// that it runs commands, and that its exit code comes back.
+#[track_caller]
+fn interactive_shell(p: &Podman, args: &[&str], code: i32) {
+    let (master, peer) = pty_pair();
+    set_size(&peer, 30, 90);
+    let mut child = spawn_on_terminal(p.command(args), &peer);
+    let mut term = Term::new(master);
+    term.write("echo $((6*7))\n");
+    term.read_until("42\n");
+    term.write("tty; test -t 0 && test -t 1 && test -t 2 && echo all-$((1+1))-ttys\n");
+    let out = term.read_until("all-2-ttys\n");
+    assert!(out.contains("/dev/pts/"), "{out:?}");
+    // The engine gives the pty the caller's size (after start: poke).
+    term.poke_until("stty size\n", "30 90\n");
+    term.write(&format!("exit {code}\n"));
+    let status = wait_child(&mut child, PODMAN_TIMEOUT, "podman on a terminal");
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert_eq!(status.code(), Some(code), "{args:?}: {err}");
+}
+
+#[test]
+fn podman_exec_it_on_a_terminal() {
+    let Some(p) = Podman::new("pm-exec-tty") else {
+        return;
+    };
+    start_sleeper(&p, "svc");
+    interactive_shell(&p, &["exec", "-it", "svc", "sh"], 3);
+    // The container runs on.
+    let inspect = p.run(&["inspect", "--format", "{{.State.Status}}", "svc"]);
+    assert_eq!(inspect.stdout.trim(), "running", "{}", inspect.all());
+    p.run(&["rm", "--force", "--time", "0", "svc"])
+        .assert_ok("podman rm");
+}
+
+#[test]
+fn podman_run_it_on_a_terminal() {
+    let Some(p) = Podman::new("pm-run-tty") else {
+        return;
+    };
+    interactive_shell(&p, &["run", "--rm", "-it", IMAGE, "sh"], 2);
+}
+
+#[test]
+fn podman_seccomp_custom_and_default_profiles() {
+    let Some(p) = Podman::new("pm-seccomp") else {
+        return;
+    };
+    // A profile of our own: everything but mkdir.
+    let profile = p.dir.join("deny-mkdir.json");
+    write_file(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"],
+                          "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}"#,
+    );
+    let opt = format!("seccomp={}", profile.display());
+    let out = p.sh(
+        &["--security-opt", &opt],
+        "mkdir /tmp/x 2>&1; echo mkdir=$?; touch /tmp/y && echo touch-ok",
+    );
+    out.assert_ok("podman run with a custom seccomp profile");
+    assert!(
+        out.stdout
+            .contains("Operation not permitted\nmkdir=1\ntouch-ok"),
+        "{}",
+        out.all()
+    );
+    // Podman's default profile refuses swapoff even with CAP_SYS_ADMIN
+    // (the capability alone would get as far as the missing file).
+    let script = "swapoff /no-such-swap 2>&1; true";
+    let out = p.sh(&["--cap-add", "SYS_ADMIN"], script);
+    out.assert_ok("podman run with the default profile");
+    assert!(
+        out.stdout.contains("Operation not permitted"),
+        "{}",
+        out.all()
+    );
+    let out = p.sh(
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--security-opt",
+            "seccomp=unconfined",
+        ],
+        script,
+    );
+    out.assert_ok("podman run without seccomp");
+    assert!(out.stdout.contains("No such file"), "{}", out.all());
 }

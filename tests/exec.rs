@@ -575,29 +575,6 @@ fn exec_into_a_user_namespace_container() {
     ctx.assert_clean();
 }
 
-/// Like tests/rootless.rs: the runtime as uid 1000, with a bundle from
-/// `spec --rootless`.
-fn rootless_ctx(name: &str) -> Ctx {
-    let mut ctx = Ctx::new(name);
-    let bin_dir = ctx.dir.join("bin");
-    fs::create_dir_all(&bin_dir).unwrap();
-    let bin = bin_dir.join(runtime_name());
-    fs::copy(runtime_path(), &bin).expect("copy runtime binary");
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-    let xdg = ctx.dir.join("xdg");
-    fs::create_dir_all(&xdg).unwrap();
-    chown(&xdg, UNPRIV_UID, UNPRIV_GID);
-    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
-    ctx.bin = bin;
-    ctx.user = Some((UNPRIV_UID, UNPRIV_GID));
-    ctx.env = vec![
-        ("XDG_RUNTIME_DIR".into(), xdg.clone().into()),
-        ("HOME".into(), xdg.clone().into()),
-    ];
-    ctx.root = Some(xdg.join("state"));
-    ctx
-}
-
 #[test]
 fn exec_into_a_rootless_container() {
     let ctx = rootless_ctx("exrl");
@@ -799,7 +776,7 @@ fn exec_bad_input_fails_and_leaves_nothing_behind() {
             &["--process-label", "system_u:system_r:x:s0", &id, "true"],
             "SELinux",
         ),
-        (&["--tty", &id, "true"], "terminal"),
+        (&["--tty", "--detach", &id, "true"], "--console-socket"),
     ];
     for (args, culprit) in cases {
         let out = exec_rt(&ctx, args);

@@ -5,15 +5,14 @@
 
 mod common;
 
-use common::console::{pty_pair, set_size, ConsoleSocket, Received, Term};
+use common::console::{
+    lflags, pty_pair, set_size, spawn_on_terminal, ConsoleSocket, Received, Term,
+};
 use common::*;
 use serde_json::json;
 use std::fs;
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 
 /// A bundle with a terminal of 33 rows and 111 columns.
 fn tty_bundle(ctx: &Ctx) -> Bundle {
@@ -158,32 +157,6 @@ fn the_user_owns_its_terminal() {
     ctx.assert_clean();
 }
 
-/// Spawns `run` in the foreground with `term_peer` as its controlling
-/// terminal, stdin and stdout (stderr captured), as from an interactive
-/// shell.
-fn spawn_on_terminal(ctx: &Ctx, id: &str, b: &Bundle, term_peer: &OwnedFd) -> std::process::Child {
-    let mut c = ctx.run_cmd(id, b, &[]);
-    c.stdin(Stdio::from(term_peer.try_clone().unwrap()))
-        .stdout(Stdio::from(term_peer.try_clone().unwrap()))
-        .stderr(Stdio::piped());
-    // SAFETY: setsid and ioctl are async-signal-safe.
-    unsafe {
-        c.pre_exec(|| {
-            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    c.spawn().expect("spawn run")
-}
-
-fn lflags(tty: impl AsFd) -> rustix::termios::LocalModes {
-    rustix::termios::tcgetattr(tty)
-        .expect("tcgetattr")
-        .local_modes
-}
-
 #[test]
 fn foreground_run_relays_the_callers_terminal() {
     use rustix::termios::LocalModes;
@@ -195,7 +168,7 @@ fn foreground_run_relays_the_callers_terminal() {
     let cooked = lflags(&peer);
     assert!(cooked.contains(LocalModes::ICANON | LocalModes::ECHO));
     let id = ctx.id("fg");
-    let mut child = spawn_on_terminal(&ctx, &id, &b, &peer);
+    let mut child = spawn_on_terminal(ctx.run_cmd(&id, &b, &[]), &peer);
     let mut term = Term::new(master);
     // An interactive shell: prompt, commands, output.
     term.write("echo $((6*7))\n");
@@ -267,7 +240,7 @@ fn terminal_needs_a_console_socket_when_detached() {
         for o in [&out, &out2] {
             assert!(
                 o.stderr
-                    .contains("--console-socket is required when process.terminal is true"),
+                    .contains("--console-socket is required when process.terminal is set"),
                 "{}",
                 o.stderr
             );

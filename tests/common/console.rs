@@ -1,12 +1,15 @@
 //! Terminals for the tests: a `--console-socket` listener that receives the
 //! pty master the way containerd and conmon do (one message, the fd in
-//! SCM_RIGHTS), and pty pairs to drive a foreground `run` from a terminal.
+//! SCM_RIGHTS), and pty pairs to drive a foreground `run`, `exec` or an
+//! engine's `-t` from a terminal.
 
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -230,4 +233,30 @@ pub fn set_size(tty: impl AsFd, rows: u16, cols: u16) {
         },
     )
     .expect("TIOCSWINSZ");
+}
+
+/// Spawns `c` with `term_peer` as its controlling terminal (in a new
+/// session), stdin and stdout, as from an interactive shell; stderr is
+/// captured.
+pub fn spawn_on_terminal(mut c: Command, term_peer: &OwnedFd) -> Child {
+    c.stdin(Stdio::from(term_peer.try_clone().unwrap()))
+        .stdout(Stdio::from(term_peer.try_clone().unwrap()))
+        .stderr(Stdio::piped());
+    // SAFETY: setsid and ioctl are async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    c.spawn().expect("spawn on a terminal")
+}
+
+/// The local modes of a terminal (`ICANON`, `ECHO`, `ISIG`...).
+pub fn lflags(tty: impl AsFd) -> rustix::termios::LocalModes {
+    rustix::termios::tcgetattr(tty)
+        .expect("tcgetattr")
+        .local_modes
 }

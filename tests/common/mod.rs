@@ -432,6 +432,30 @@ pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
     out
 }
 
+/// A context whose runtime runs as uid 1000 (a copy of the binary it can
+/// execute, `XDG_RUNTIME_DIR` and `--root` of its own), for containers
+/// from `spec --rootless` (tests/rootless.rs has a variant of its own).
+pub fn rootless_ctx(name: &str) -> Ctx {
+    let mut ctx = Ctx::new(name);
+    let bin_dir = ctx.dir.join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let bin = bin_dir.join(runtime_name());
+    fs::copy(runtime_path(), &bin).expect("copy runtime binary");
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+    let xdg = ctx.dir.join("xdg");
+    fs::create_dir_all(&xdg).unwrap();
+    chown(&xdg, UNPRIV_UID, UNPRIV_GID);
+    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
+    ctx.bin = bin;
+    ctx.user = Some((UNPRIV_UID, UNPRIV_GID));
+    ctx.env = vec![
+        ("XDG_RUNTIME_DIR".into(), xdg.clone().into()),
+        ("HOME".into(), xdg.clone().into()),
+    ];
+    ctx.root = Some(xdg.join("state"));
+    ctx
+}
+
 // ---------------------------------------------------------------------------
 // Temp dirs
 // ---------------------------------------------------------------------------

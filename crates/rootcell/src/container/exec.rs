@@ -12,13 +12,15 @@ use std::path::PathBuf;
 
 use pathrs::flags::OpenFlags;
 
+use super::console::Console;
+use super::relay::Relay;
 use super::{signals, wait, write_pid_file, Runtime};
 use crate::cgroup::{self, SubCgroups};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::{self, Namespace, ProcessPlan};
-use crate::process::exec::ExecConfig;
-use crate::process::sync::{self, Channel, ToRuntime};
+use crate::process::exec::{ExecConfig, ExecConsole};
+use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, sys};
 use crate::spec::{self, ProcessOverrides};
 use crate::state::{ContainerDir, ContainerState, Status};
@@ -73,7 +75,15 @@ impl Runtime {
         let st = dir.load()?;
         check_status(id, st.live_status(&dir), opts.ignore_paused)?;
         let plan = exec_process(&st, opts)?;
-        check_terminal(&plan, opts)?;
+        // runc's flag rules; an unreachable console socket fails here,
+        // before any process exists.
+        let console = Console::open(
+            plan.terminal,
+            &terminal_setting(opts),
+            opts.console_socket.as_deref(),
+            !opts.detach,
+        )?;
+        let (process_console, relay_end) = console.into_ends();
 
         // Pin init: its pidfd, taken while its start time matches.
         let stopped = || Error::WrongState {
@@ -140,20 +150,40 @@ impl Runtime {
             cgroup_procs,
             session_keyring: (!st.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.preserve_fds,
-            close_in_child: vec![dir.lock_fd(), runtime_side.as_fd().as_raw_fd()],
+            console: process_console.map(|socket| ExecConsole {
+                socket,
+                relayed: relay_end.is_some(),
+            }),
+            close_in_child: [dir.lock_fd(), runtime_side.as_fd().as_raw_fd()]
+                .into_iter()
+                .chain(relay_end.as_ref().map(|fd| fd.as_raw_fd()))
+                .collect(),
         };
         tracing::debug!("container {id}: exec {:?}", plan.args);
         let setup = process::exec::spawn(cfg, container_side)?;
-        let pid = started(&runtime_side, setup, dir)?;
+        // A relayed terminal starts relaying (raw mode, the caller's size)
+        // while the process waits, before it execs.
+        let mut relay = None;
+        let start_relay = || -> Result<()> {
+            let (Some(socket), Some(forwarding)) = (&relay_end, &forwarding) else {
+                return Err(Error::Other(
+                    "the exec'd process sent a terminal nobody relays".into(),
+                ));
+            };
+            relay = Some(Relay::receive(socket.as_fd(), forwarding)?);
+            Ok(())
+        };
+        let pid = started(&runtime_side, setup, dir, start_relay)?;
         if let Some(pid_file) = &opts.pid_file {
             if let Err(e) = write_pid_file(pid_file, pid) {
                 kill_and_reap(pid);
                 return Err(e);
             }
         }
-        Ok(match forwarding {
-            Some(forwarding) => forwarding.wait_for(pid),
-            None => 0,
+        Ok(match (forwarding, relay) {
+            (Some(forwarding), Some(mut relay)) => relay.run(&forwarding, pid),
+            (Some(forwarding), None) => forwarding.wait_for(pid),
+            (None, _) => 0,
         })
     }
 
@@ -240,33 +270,14 @@ fn exec_process(st: &ContainerState, opts: &ExecOptions) -> Result<ProcessPlan> 
     }
 }
 
-/// runc's rules for `--console-socket`, then the terminal hook: the pty
-/// (console socket, `TIOCGPTPEER`, the slave as stdio) is the terminal
-/// work; until it is in, a terminal is refused before anything starts.
-fn check_terminal(plan: &ProcessPlan, opts: &ExecOptions) -> Result<()> {
-    if opts.console_socket.is_some() && !(plan.terminal && opts.detach) {
-        return Err(Error::spec(
-            "--console-socket",
-            "needs a terminal (--tty) and --detach",
-        ));
+/// What asks for the process's terminal, for messages: `--tty`, or the
+/// `terminal` of a `--process` file (which decides alone: runc ignores
+/// `--tty` then).
+fn terminal_setting(opts: &ExecOptions) -> String {
+    match &opts.process_file {
+        Some(file) => format!("{}: terminal", file.display()),
+        None => "--tty".into(),
     }
-    if plan.terminal && opts.detach && opts.console_socket.is_none() {
-        return Err(Error::spec(
-            "--tty",
-            "a detached process needs --console-socket to receive the terminal",
-        ));
-    }
-    if plan.terminal {
-        return Err(Error::spec(
-            if opts.process_file.is_some() {
-                "process.terminal"
-            } else {
-                "--tty"
-            },
-            "terminals are not supported yet",
-        ));
-    }
-    Ok(())
 }
 
 /// The `CLONE_NEW*` flags of the namespaces `pid` does not share with us
@@ -293,9 +304,16 @@ fn namespaces_to_join(pid: i32) -> Result<i32> {
 /// process's end is close-on-exec, the setup process has exited). Returns
 /// its pid. The container's lock goes as soon as the process exists (it
 /// is in the cgroups then; in a frozen one it only gets there once
-/// thawed). On failure both processes have exited or are killed, and are
-/// reaped: nothing is left behind.
-fn started(chan: &Channel, setup: i32, lock: ContainerDir) -> Result<i32> {
+/// thawed). `on_terminal` runs when the process has sent its pty master to
+/// the relay; the process goes on once it returns (or fails if it failed).
+/// On failure both processes have exited or are killed, and are reaped:
+/// nothing is left behind.
+fn started(
+    chan: &Channel,
+    setup: i32,
+    lock: ContainerDir,
+    mut on_terminal: impl FnMut() -> Result<()>,
+) -> Result<i32> {
     let mut lock = Some(lock);
     let mut pid = None;
     let mut failure = None;
@@ -305,7 +323,22 @@ fn started(chan: &Channel, setup: i32, lock: ContainerDir) -> Result<i32> {
                 pid = Some(p);
                 lock = None;
             }
-            Ok(Some(ToRuntime::Failed { message })) => failure = Some(Error::Other(message)),
+            Ok(Some(ToRuntime::TerminalSent)) => {
+                let answer = match on_terminal() {
+                    Ok(()) => ToContainer::Continue,
+                    Err(e) => {
+                        let message = e.to_string();
+                        failure = Some(e);
+                        ToContainer::Abort { message }
+                    }
+                };
+                // A process that is gone reads nothing; end-of-file follows.
+                let _ = chan.send(&answer);
+            }
+            // The first failure is the cause; later ones follow from it.
+            Ok(Some(ToRuntime::Failed { message })) => {
+                failure.get_or_insert(Error::Other(message));
+            }
             Ok(Some(other)) => {
                 failure = Some(Error::Other(format!(
                     "unexpected message from the exec setup: {other:?}"

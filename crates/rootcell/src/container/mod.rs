@@ -182,8 +182,7 @@ impl Runtime {
         let (Some(socket), Some(forwarding)) = (created.relay.take(), forwarding) else {
             return Ok(None);
         };
-        let master = process::terminal::recv_master(socket.as_fd(), false)?;
-        relay::Relay::start(master, forwarding).map(Some)
+        relay::Relay::receive(socket.as_fd(), forwarding).map(Some)
     }
 
     /// `run`'s start: tells init to go on, waits until startContainer hooks
@@ -225,7 +224,12 @@ impl Runtime {
             .unwrap_or(false);
         // Before anything exists: a refused flag or an unreachable console
         // socket leaves nothing behind.
-        let console = console::Console::open(terminal, opts.console_socket.as_deref(), foreground)?;
+        let console = console::Console::open(
+            terminal,
+            "process.terminal",
+            opts.console_socket.as_deref(),
+            foreground,
+        )?;
         let (init_console, relay) = console.into_ends();
         let dir = ContainerDir::create(&self.root, id)?;
         let mut undo = Undo::default();
@@ -408,6 +412,11 @@ impl Runtime {
                 Some(ToRuntime::Ready) => break,
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
+                }
+                Some(other @ ToRuntime::TerminalSent) => {
+                    return Err(Error::Init(format!(
+                        "unexpected message from init: {other:?}"
+                    )))
                 }
                 Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
                 None => {

@@ -1,6 +1,7 @@
-//! Foreground `run` with `process.terminal`: the runtime holds the pty
-//! master and relays between it and its own stdin and stdout until the
-//! container's init exits, as runc does.
+//! Foreground `run` with `process.terminal`, and foreground `exec --tty`:
+//! the runtime holds the pty master and relays between it and its own
+//! stdin and stdout until the container's process (init, or the exec'd
+//! process) exits, as runc does.
 //!
 //! - If stdin is a terminal, it is put in raw mode for the duration (every
 //!   key, ^C included, goes to the container's terminal, which does its own
@@ -31,7 +32,7 @@ use crate::error::{IoContext, Result};
 
 /// Bytes moved per read.
 const CHUNK: usize = 16 * 1024;
-/// After init exited: how long the pty may stay quiet before the relay
+/// After the process exited: how long the pty may stay quiet before the relay
 /// stops reading it, and how long the drain may take at most (see
 /// `Relay::drain`).
 const DRAIN_QUIET: Duration = Duration::from_millis(100);
@@ -45,6 +46,14 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// Receives the pty master the container's process sent on the relay
+    /// socket (already there: the process sent it before it reported) and
+    /// starts relaying to it.
+    pub fn receive(socket: BorrowedFd<'_>, forwarding: &Forwarder) -> Result<Relay> {
+        let master = crate::process::terminal::recv_master(socket, false)?;
+        Relay::start(master, forwarding)
+    }
+
     /// Takes the master (made non-blocking: it is our own open file), puts
     /// a terminal stdin in raw mode and gives the container's terminal the
     /// caller's size. Runs before the container's process starts.
@@ -62,21 +71,22 @@ impl Relay {
         Ok(relay)
     }
 
-    /// Relays until `init` exits; returns its exit code (128+signal when
-    /// it was killed). Should polling itself fail, the relay stops and the
-    /// plain signal forwarding waits for init instead.
-    pub fn run(&mut self, forwarding: &Forwarder, init: i32) -> i32 {
-        match self.relay(init) {
+    /// Relays until `process` (init, or the exec'd process; our child)
+    /// exits; returns its exit code (128+signal when it was killed). Signals
+    /// other than SIGWINCH are forwarded to it. Should polling itself fail,
+    /// the relay stops and the plain signal forwarding waits instead.
+    pub fn run(&mut self, forwarding: &Forwarder, process: i32) -> i32 {
+        match self.relay(process) {
             Ok(code) => code,
             Err(e) => {
                 tracing::warn!("terminal relay: {e}");
                 eprintln!("rootcell: warning: terminal relay stopped: {e}");
-                forwarding.wait_for(init)
+                forwarding.wait_for(process)
             }
         }
     }
 
-    fn relay(&mut self, init: i32) -> Result<i32> {
+    fn relay(&mut self, process: i32) -> Result<i32> {
         let mut buf = vec![0u8; CHUNK];
         // Read from stdin, not yet written to the master.
         let mut input: Vec<u8> = Vec::new();
@@ -119,7 +129,7 @@ impl Relay {
                 while let Some(sig) = signals::read_signal(&self.signals) {
                     match sig {
                         libc::SIGCHLD => {
-                            if let Some(code) = signals::reap_children(init) {
+                            if let Some(code) = signals::reap_children(process) {
                                 if master_open {
                                     self.drain(&mut buf, &mut out);
                                 }
@@ -127,7 +137,7 @@ impl Relay {
                             }
                         }
                         libc::SIGWINCH => self.resize(),
-                        other => signals::forward(init, other),
+                        other => signals::forward(process, other),
                     }
                 }
             }
@@ -182,12 +192,14 @@ impl Relay {
         }
     }
 
-    /// After init exited: the last output may still be in the pty. In a pid
-    /// namespace every process of the container died with init, so the peer
-    /// is closed and the master reads EIO right after the last byte (the
-    /// kernel flushes pending pty data before it reports EIO). Without one,
-    /// a process that kept the terminal may go on writing: the drain stops
-    /// once the pty has been quiet for DRAIN_QUIET, and after DRAIN_MAX.
+    /// After the process exited: the last output may still be in the pty.
+    /// When init of a pid namespace exited, every process of the container
+    /// died with it, so the peer is closed and the master reads EIO right
+    /// after the last byte (the kernel flushes pending pty data before it
+    /// reports EIO). Otherwise (no pid namespace, or an exec'd process whose
+    /// children live on) a process that kept the terminal may go on
+    /// writing: the drain stops once the pty has been quiet for
+    /// DRAIN_QUIET, and after DRAIN_MAX.
     fn drain(&self, buf: &mut [u8], out: &mut Output) {
         let deadline = Instant::now() + DRAIN_MAX;
         loop {

@@ -5,8 +5,11 @@
 //!                   setns(init's pidfd, every namespace init does not
 //!                   share with the runtime); chroot to init's root
 //!                   ──fork──► the process (in the container's pid namespace):
-//!                             session keyring, prepare_process (user,
-//!                             capabilities, cwd…), close fds, execve
+//!                             session keyring, the terminal (setsid, a pty
+//!                             from the container's devpts as controlling
+//!                             terminal and stdio, the master sent out),
+//!                             prepare_process (user, capabilities, cwd…),
+//!                             close fds, execve
 //! ```
 //! The setup process sends the new pid and exits; the runtime is a child
 //! subreaper, so the process becomes its child and `exec` can wait for it.
@@ -16,10 +19,23 @@
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
-use super::sync::{Channel, ToRuntime};
-use super::{fork_setup, join_session_keyring, prepare, sys, Never};
+use super::sync::{Channel, ToContainer, ToRuntime};
+use super::{fork_setup, join_session_keyring, next, prepare, sys, terminal, unexpected, Never};
 use crate::error::{Error, IoContext, Result};
+use crate::fs::RootDir;
 use crate::plan::ProcessPlan;
+use crate::rootfs;
+
+/// Where the pty master of a process with a terminal goes.
+pub struct ExecConsole {
+    /// A connected unix socket: the `--console-socket` listener's, or the
+    /// process's end of the runtime's relay socketpair.
+    pub socket: OwnedFd,
+    /// The runtime relays the terminal: after sending the master the
+    /// process waits until the relay runs (the caller's terminal raw, the
+    /// pty at the caller's size), so that what it execs sees both.
+    pub relayed: bool,
+}
 
 /// What the setup process needs, prepared by the runtime.
 pub struct ExecConfig<'a> {
@@ -46,8 +62,10 @@ pub struct ExecConfig<'a> {
     pub session_keyring: Option<String>,
     /// `--preserve-fds`: fds 3..3+N stay open into the process.
     pub preserve_fds: u32,
+    /// `process.terminal`: where the master of the process's pty goes.
+    pub console: Option<ExecConsole>,
     /// The runtime's fds the setup process closes at once (the state lock,
-    /// the runtime's end of the sync socket).
+    /// the runtime's end of the sync socket and of the terminal relay).
     pub close_in_child: Vec<RawFd>,
 }
 
@@ -91,14 +109,17 @@ fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
             chan.send(&ToRuntime::ExecPid { pid })?;
             sys::exit_now(0)
         }
-        sys::Forked::Child => run(&cfg, chan),
+        sys::Forked::Child => run(cfg, chan),
     }
 }
 
 /// The process itself, in every namespace of the container.
-fn run(cfg: &ExecConfig<'_>, chan: &Channel) -> Result<Never> {
+fn run(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     if let Some(name) = &cfg.session_keyring {
         join_session_keyring(name)?;
+    }
+    if let Some(console) = cfg.console.take() {
+        setup_terminal(&cfg, console, chan)?;
     }
     // A notifying filter's fd would go to the seccomp agent through the
     // runtime, as for init; `exec` does not relay it yet.
@@ -116,9 +137,6 @@ fn run(cfg: &ExecConfig<'_>, chan: &Channel) -> Result<Never> {
             exec_cpu_affinity: true,
         },
     )?;
-    // Terminal hook: with terminal support, the pty's slave becomes stdio
-    // (and the controlling terminal, after setsid) here. Until then the
-    // runtime refuses `terminal` before forking (`container::exec`).
     let err = exec.run(cfg.preserve_fds, &[chan.as_fd().as_raw_fd()]);
     Err(Error::spec(
         "process.args[0]",
@@ -127,4 +145,31 @@ fn run(cfg: &ExecConfig<'_>, chan: &Channel) -> Result<Never> {
             cfg.process.args.first().map(String::as_str).unwrap_or("")
         ),
     ))
+}
+
+/// `process.terminal` (see `terminal`), as runc's `exec --tty`: the process
+/// leads a new session whose controlling terminal is a new pty from the
+/// container's devpts (`/dev/pts/ptmx` in init's root, verified), which is
+/// also its stdin, stdout and stderr. Before the user switch: the pty is
+/// opened and given to the user with the setup's privileges. The master is
+/// sent on the console connection and closed here, and so is the
+/// connection: neither reaches what the process execs.
+fn setup_terminal(cfg: &ExecConfig<'_>, console: ExecConsole, chan: &Channel) -> Result<()> {
+    // A fork child is no process group leader, so setsid cannot fail with
+    // EPERM; it drops the runtime's controlling terminal.
+    rustix::process::setsid().ctx(|| "process.terminal: setsid")?;
+    let root = cfg
+        .root
+        .try_clone()
+        .ctx(|| "process.terminal: the container's root")?;
+    let pty = terminal::open_peer(rootfs::open_ptmx(&RootDir::from_fd(root))?)?;
+    terminal::install(pty, cfg.process, console.socket.as_fd())?;
+    if console.relayed {
+        chan.send(&ToRuntime::TerminalSent)?;
+        match next(chan)? {
+            ToContainer::Continue => {}
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(())
 }

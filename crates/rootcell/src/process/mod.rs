@@ -321,13 +321,8 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
 /// land in the runtime's namespace.
 fn setup_terminal(rootfs: &Rootfs, plan: &Plan, socket: BorrowedFd<'_>) -> Result<()> {
     let pty = terminal::open_peer(rootfs.open_ptmx()?)?;
-    if let Some(size) = plan.process.console_size {
-        terminal::set_size(&pty.peer, size)?;
-    }
     if plan.rootfs.switch != RootSwitch::Chroot {
         rootfs.mount_console(pty.peer.as_fd())?;
     }
-    terminal::send_master(socket, pty.master)?;
-    terminal::give_to_user(&pty.peer, plan.process.uid)?;
-    terminal::become_stdio(pty.peer)
+    terminal::install(pty, &plan.process, socket)
 }

@@ -41,6 +41,11 @@ pub enum ToRuntime {
     ExecPid {
         pid: i32,
     },
+    /// `exec` with a terminal the runtime relays: the pty master is on the
+    /// relay socket. The process waits for `Continue` (the relay has
+    /// started: the caller's terminal is raw, the pty has its size) before
+    /// it goes on to exec.
+    TerminalSent,
     Failed {
         message: String,
     },
@@ -49,7 +54,8 @@ pub enum ToRuntime {
 /// What the runtime answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToContainer {
-    /// The id maps are written, or the seccomp agent has the fd.
+    /// The id maps are written, the seccomp agent has the fd, or the
+    /// terminal relay has started.
     Continue,
     /// `prestart` and `createRuntime` hooks ran; `state` is the state JSON
     /// for the createContainer and startContainer hooks.

@@ -1,15 +1,16 @@
 //! The container's terminal (`process.terminal`), made as runc makes it.
 //!
-//! Init opens a new pty master from the container's own devpts (the
-//! verified `/dev/pts/ptmx`, see `Rootfs::open_ptmx`), unlocks it and takes
-//! the peer with `TIOCGPTPEER`: the kernel opens the peer through the
-//! master's own devpts mount, so no `/dev/pts/N` name inside the container
-//! is ever looked up. The peer becomes init's controlling terminal and its
-//! stdin, stdout and stderr, and is bind-mounted on `/dev/console`. The
-//! master goes over a unix socket (SCM_RIGHTS) to whoever holds the other
-//! end (the `--console-socket` listener, or the runtime itself in a
-//! foreground `run`) and is closed in init at once: it never reaches the
-//! container's process.
+//! Init, or the process of `exec --tty`, opens a new pty master from the
+//! container's own devpts (the verified `/dev/pts/ptmx`, see
+//! `rootfs::open_ptmx`), unlocks it and takes the peer with `TIOCGPTPEER`:
+//! the kernel opens the peer through the master's own devpts mount, so no
+//! `/dev/pts/N` name inside the container is ever looked up. The peer
+//! becomes the process's controlling terminal and its stdin, stdout and
+//! stderr (init's is also bind-mounted on `/dev/console`). The master goes
+//! over a unix socket (SCM_RIGHTS) to whoever holds the other end (the
+//! `--console-socket` listener, or the runtime itself in a foreground `run`
+//! or `exec`) and is closed at once: it never reaches the container's
+//! process.
 //!
 //! Every call here is a safe rustix wrapper; no `unsafe` is needed.
 
@@ -26,7 +27,7 @@ use rustix::pty::OpenptFlags;
 use rustix::termios::Winsize;
 
 use crate::error::{Error, IoContext, Result};
-use crate::plan::ConsoleSize;
+use crate::plan::{ConsoleSize, ProcessPlan};
 
 /// The message data sent with the master. runc sends the name the master
 /// was opened by, which is always `/dev/ptmx` (checked against runc 1.1.5);
@@ -90,6 +91,20 @@ pub fn become_stdio(peer: OwnedFd) -> Result<()> {
     rustix::stdio::dup2_stdout(&peer).ctx(|| "process.terminal: pty as stdout")?;
     rustix::stdio::dup2_stderr(&peer).ctx(|| "process.terminal: pty as stderr")?;
     Ok(())
+}
+
+/// The end of setting up a terminal, the same for init and for `exec`'s
+/// process: the pty gets `process.consoleSize`, the master goes to
+/// `socket` and is closed here, the peer is given to `process.user.uid`
+/// and becomes the controlling terminal (the caller is a session leader
+/// without one) and stdin, stdout and stderr.
+pub fn install(pty: Pty, process: &ProcessPlan, socket: BorrowedFd<'_>) -> Result<()> {
+    if let Some(size) = process.console_size {
+        set_size(&pty.peer, size)?;
+    }
+    send_master(socket, pty.master)?;
+    give_to_user(&pty.peer, process.uid)?;
+    become_stdio(pty.peer)
 }
 
 /// Sends `master` over the connected unix socket `socket` in one message,

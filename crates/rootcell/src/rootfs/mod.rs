@@ -6,6 +6,7 @@ mod console;
 mod copy_up;
 mod idmap;
 
+pub use console::open_ptmx;
 pub use idmap::IdmappedMounts;
 
 use std::os::fd::{AsFd, OwnedFd};
