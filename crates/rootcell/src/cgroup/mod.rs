@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
-use crate::plan::{CgroupMountSource, FsOption};
+use crate::plan::{CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, FsOption};
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +122,15 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The interface resource limits use: v2 only when cgroup2 is the one
+/// hierarchy (the hybrid layout's cgroup2 has no controllers: v1, as runc).
+pub fn version(hierarchies: &[Hierarchy]) -> CgroupVersion {
+    match hierarchies {
+        [only] if only.v2 => CgroupVersion::V2,
+        _ => CgroupVersion::V1,
+    }
+}
+
 /// The container's cgroup, one directory per hierarchy.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerCgroup {
@@ -227,6 +236,84 @@ fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the planned `linux.resources` into the container's cgroups, in
+/// plan order, before any container process joins them. A setting whose
+/// controller the host lacks fails naming its field; when `best_effort`
+/// (rootless) a hierarchy `create` skipped is only warned about.
+pub fn apply_resources(
+    res: &CgroupResources,
+    cg: &ContainerCgroup,
+    best_effort: bool,
+) -> Result<()> {
+    for w in &res.writes {
+        let Some(dir) = dir_for(cg, &w.controller, res.version) else {
+            let why = match res.version {
+                CgroupVersion::V1 => format!("this host has no {} cgroup controller", w.controller),
+                CgroupVersion::V2 => "this host has no cgroup v2 hierarchy".into(),
+            };
+            if best_effort {
+                tracing::warn!("{}: ignored: {why}", w.field);
+                eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+                continue;
+            }
+            return Err(Error::spec(&w.field, why));
+        };
+        write_setting(w, dir, res.version)?;
+    }
+    Ok(())
+}
+
+/// The container's directory holding `controller`'s files: on v1 the
+/// hierarchy with that controller, on v2 the one cgroup2 directory.
+fn dir_for<'a>(cg: &'a ContainerCgroup, controller: &str, v: CgroupVersion) -> Option<&'a Path> {
+    cg.dirs
+        .iter()
+        .zip(&cg.mount_sources)
+        .find(|(_, src)| match v {
+            CgroupVersion::V1 => {
+                src.fstype == "cgroup" && src.name.split(',').any(|c| c == controller)
+            }
+            CgroupVersion::V2 => src.fstype == "cgroup2",
+        })
+        .map(|(dir, _)| dir.as_path())
+}
+
+/// Writes one setting into the first of its candidate files that exists.
+fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
+    let Some(file) = w.files.iter().find(|f| dir.join(&f.name).exists()) else {
+        let names: Vec<&str> = w.files.iter().map(|f| f.name.as_str()).collect();
+        let enabled = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+        let why = if v == CgroupVersion::V2
+            && !w.controller.is_empty()
+            && !enabled.split_whitespace().any(|c| c == w.controller)
+        {
+            format!(
+                "the {} controller is not enabled for {} (cgroup v2: it is not in the parent's cgroup.subtree_control)",
+                w.controller,
+                dir.display()
+            )
+        } else {
+            format!(
+                "{} does not exist in {} (the kernel lacks this feature)",
+                names.join(" or "),
+                dir.display()
+            )
+        };
+        return Err(Error::spec(&w.field, why));
+    };
+    let path = dir.join(&file.name);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, file.value.as_bytes()))
+        .map_err(|e| {
+            Error::spec(
+                &w.field,
+                format!("writing {:?} to {}: {e}", file.value, path.display()),
+            )
+        })
 }
 
 /// Opens every `cgroup.procs` for writing, for the child to join.

@@ -274,6 +274,14 @@ impl Runtime {
                 listen_fds: opts.listen_fds,
             },
         )?;
+        // Limits hold before any container process joins the cgroups.
+        if let Some(res) = &plan.resources {
+            for w in &res.warnings {
+                tracing::warn!("{w}");
+                eprintln!("rootcell: warning: {w}");
+            }
+            cgroup::apply_resources(res, &cg, self.rootless)?;
+        }
 
         let gate = if launch.fifo_gate {
             let fifo = dir.path.join(EXEC_FIFO);
@@ -599,8 +607,10 @@ fn host_facts(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let cg = cgroup::container_dirs(&cgroup::host_hierarchies()?, cgroups_path, id);
+    let hierarchies = cgroup::host_hierarchies()?;
+    let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
+        cgroup_version: cgroup::version(&hierarchies),
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
