@@ -292,6 +292,10 @@ fn kernel_memory_is_accepted_and_ignored() {
 /// Runs `args` of the runtime in a private mount namespace whose
 /// `/sys/fs/cgroup` is a cgroup2 (a pure v2 host's layout).
 fn on_pure_v2(ctx: &Ctx, args: &[&str]) -> Out {
+    exec(&mut on_pure_v2_cmd(ctx, args), CMD_TIMEOUT)
+}
+
+fn on_pure_v2_cmd(ctx: &Ctx, args: &[&str]) -> Command {
     let mut c = Command::new("unshare");
     c.args(["-m", "--propagation", "private", "sh", "-c"])
         .arg("mount -t cgroup2 none /sys/fs/cgroup && exec \"$@\"")
@@ -301,7 +305,7 @@ fn on_pure_v2(ctx: &Ctx, args: &[&str]) -> Out {
         c.arg("--root").arg(root);
     }
     c.args(args);
-    exec(&mut c, CMD_TIMEOUT)
+    c
 }
 
 #[test]
@@ -343,4 +347,97 @@ fn pure_v2_writes_v2_files_and_names_disabled_controllers() {
     ctx.forget(&id);
     ctx.assert_clean();
     assert!(cgroups_named(&id).is_empty(), "cgroups left for {id}");
+}
+
+// ---------------------------------------------------------------------------
+// pause / resume (the freezer)
+// ---------------------------------------------------------------------------
+
+/// A detached container counting into `/tmp/count` of its rootfs every
+/// 50 ms; returns the path of that file on the host.
+fn counting(ctx: &Ctx, id: &str, b: &mut Bundle) -> PathBuf {
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done");
+    b.save();
+    let count = b.rootfs().join("tmp/count");
+    ctx.run_detached(id, b, &[]).assert_ok("run -d the counter");
+    wait_for_file(&count);
+    count
+}
+
+/// The counter's value, read twice `ms` apart.
+fn count_moves(count: &Path, ms: u64) -> bool {
+    let a = read_file(count);
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    read_file(count) != a
+}
+
+#[test]
+fn pause_freezes_every_process_and_resume_thaws_them() {
+    let ctx = Ctx::new("pause");
+    let (id, mut b) = limited(&ctx, "c", json!({}));
+    let count = counting(&ctx, &id, &mut b);
+    assert!(count_moves(&count, 300), "the counter does not count");
+    ctx.rt(&["pause", &id]).assert_ok("pause");
+    assert_eq!(ctx.status(&id), "paused");
+    assert_eq!(host_file("freezer", &id, "freezer.state"), "FROZEN");
+    assert!(!count_moves(&count, 300), "a paused container ran");
+    // Pausing twice is refused; so is resuming a running container.
+    ctx.rt(&["pause", &id])
+        .assert_fail("pause a paused container");
+    ctx.rt(&["resume", &id]).assert_ok("resume");
+    assert_eq!(ctx.status(&id), "running");
+    assert_eq!(host_file("freezer", &id, "freezer.state"), "THAWED");
+    assert!(count_moves(&count, 300), "a resumed container stays still");
+    ctx.rt(&["resume", &id])
+        .assert_fail("resume a running container");
+    // A paused container goes with delete --force.
+    ctx.rt(&["pause", &id]).assert_ok("pause again");
+    ctx.rt(&["delete", "--force", &id])
+        .assert_ok("delete --force a paused container");
+    ctx.assert_clean();
+}
+
+#[test]
+fn pause_and_resume_refuse_a_missing_or_stopped_container() {
+    let ctx = Ctx::new("pausestop");
+    ctx.rt(&["pause", "no-such-container"])
+        .assert_fail("pause a missing container");
+    ctx.rt(&["resume", "no-such-container"])
+        .assert_fail("resume a missing container");
+    let (id, b) = limited(&ctx, "c", json!({}));
+    ctx.run_detached(&id, &b, &[]).assert_ok("run -d true");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["pause", &id])
+        .assert_fail("pause a stopped container");
+    ctx.rt(&["resume", &id])
+        .assert_fail("resume a stopped container");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn pause_on_pure_v2_uses_cgroup_freeze() {
+    let ctx = Ctx::new("pausev2");
+    let (id, mut b) = limited(&ctx, "c", json!({}));
+    b.sh("i=0; while true; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.05; done");
+    b.save();
+    let count = b.rootfs().join("tmp/count");
+    let bundle = b.path.to_string_lossy().to_string();
+    let mut c = on_pure_v2_cmd(&ctx, &["run", "--detach", "--bundle", &bundle, &id]);
+    ctx.exec_detached(&mut c, &id, None)
+        .assert_ok("run -d on pure v2");
+    wait_for_file(&count);
+    on_pure_v2(&ctx, &["pause", &id]).assert_ok("pause on v2");
+    let state = on_pure_v2(&ctx, &["state", &id]);
+    state.assert_ok("state");
+    assert_eq!(parse_json(&state.stdout, "state")["status"], "paused");
+    let freeze = Path::new("/sys/fs/cgroup/unified")
+        .join(&id)
+        .join("cgroup.freeze");
+    assert_eq!(read_file(&freeze).trim(), "1");
+    assert!(!count_moves(&count, 300), "a paused container ran");
+    on_pure_v2(&ctx, &["resume", &id]).assert_ok("resume on v2");
+    assert!(count_moves(&count, 300), "a resumed container stays still");
+    on_pure_v2(&ctx, &["delete", "--force", &id]).assert_ok("delete on v2");
+    ctx.assert_clean();
 }

@@ -526,6 +526,52 @@ impl Runtime {
         self.destroy(dir, &st)
     }
 
+    /// `rootcell pause`: freezes every process of a created or running
+    /// container (as runc 1.1 allows).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if !matches!(status, Status::Running | Status::Created) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "container not running".into(),
+            });
+        }
+        self.cgroups_or_fail(id, &st)?;
+        cgroup::freeze(&st.cgroup_dirs, true)
+    }
+
+    /// `rootcell resume`: thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if status != Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "container not paused".into(),
+            });
+        }
+        cgroup::freeze(&st.cgroup_dirs, false)
+    }
+
+    /// A rootless container whose cgroups could not be created cannot be
+    /// frozen.
+    fn cgroups_or_fail(&self, id: &str, st: &ContainerState) -> Result<()> {
+        if st.cgroup_dirs.is_empty() {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "without cgroups".into(),
+                reason: "pausing needs the container's cgroups (rootless without delegation)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Poststart hooks, after the process has started. A failure stops the
     /// container and fails the operation, as the runtime spec says.
     fn poststart(&self, st: &ContainerState) -> Result<()> {
@@ -540,6 +586,13 @@ impl Runtime {
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
         let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+        // A paused container's processes die only once thawed (v1 freezer).
+        if cgroup::is_frozen(&st.cgroup_dirs) {
+            for pid in cgroup::pids(&st.cgroup_dirs) {
+                let _ = wait::signal(pid, libc::SIGKILL);
+            }
+            let _ = cgroup::freeze(&st.cgroup_dirs, false);
+        }
         wait::until_gone(st.pid, Some(st.pid_start_time));
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
