@@ -1,5 +1,5 @@
 //! The OCI lifecycle operations that the CLI exposes: create, start, run,
-//! state, kill, delete, list, exec, ps. Each one is spec → plan → execute
+//! state, kill, delete, list, exec, ps, pause, resume. Each one is spec → plan → execute
 //! → state.
 
 mod console;
