@@ -161,18 +161,18 @@ fn blkio_weight_is_seen_inside() {
     ctx.assert_clean();
 }
 
-#[test]
-fn a_denied_device_cannot_be_opened_while_an_allowed_one_can() {
-    let ctx = Ctx::new("resdev");
+/// A bundle whose device rules deny everything but reading /dev/fuse (and
+/// the defaults), with CAP_MKNOD to make the nodes (mknod itself is
+/// allowed: `c *:* m`), and a script printing what could be opened.
+fn device_bundle(ctx: &Ctx, tag: &str) -> (String, Bundle) {
     let (id, mut b) = limited(
-        &ctx,
-        "c",
+        ctx,
+        tag,
         json!({"devices": [
             {"allow": false, "access": "rwm"},
             {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "r"}
         ]}),
     );
-    // CAP_MKNOD to make the nodes (mknod itself is allowed: `c *:* m`).
     for set in ["bounding", "effective", "permitted"] {
         b.process()["capabilities"][set]
             .as_array_mut()
@@ -188,19 +188,35 @@ fn a_denied_device_cannot_be_opened_while_an_allowed_one_can() {
           (: < /dev/loopctl2) 2>&1 | grep -q 'not permitted' && echo loop-denied; \
           : > /dev/null && echo null-allowed",
     );
+    b.save();
+    (id, b)
+}
+
+const DEVICE_OUTCOME: [&str; 4] = [
+    "read-allowed",
+    "write-denied",
+    "loop-denied",
+    "null-allowed",
+];
+
+#[test]
+fn a_denied_device_cannot_be_opened_while_an_allowed_one_can() {
+    let ctx = Ctx::new("resdev");
+    let (id, b) = device_bundle(&ctx, "c");
     let out = ctx.run(&id, &b);
     out.assert_ok("run with device rules");
-    assert_eq!(
-        lines(&out.stdout),
-        [
-            "read-allowed",
-            "write-denied",
-            "loop-denied",
-            "null-allowed"
-        ],
-        "{}",
-        out.all()
-    );
+    assert_eq!(lines(&out.stdout), DEVICE_OUTCOME, "{}", out.all());
+    ctx.assert_clean();
+}
+
+#[test]
+fn pure_v2_device_rules_are_an_ebpf_filter() {
+    let ctx = Ctx::new("resdev2");
+    let (id, b) = device_bundle(&ctx, "c");
+    let bundle = b.path.to_string_lossy().to_string();
+    let out = on_pure_v2(&ctx, &["run", "--bundle", &bundle, &id]);
+    out.assert_ok("run with device rules on v2");
+    assert_eq!(lines(&out.stdout), DEVICE_OUTCOME, "{}", out.all());
     ctx.assert_clean();
 }
 

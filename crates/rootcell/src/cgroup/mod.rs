@@ -3,13 +3,17 @@
 //! Works on cgroup v1, v2 and the hybrid layout (v1 controllers plus a
 //! controller-less v2 tree at `/sys/fs/cgroup/unified`).
 
+mod device_filter;
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
-use crate::plan::{CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, FsOption};
+use crate::plan::{
+    CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, FsOption,
+};
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,7 +266,49 @@ pub fn apply_resources(
         };
         write_setting(w, dir, res.version)?;
     }
+    if let Some(filter) = &res.device_filter {
+        apply_device_filter(filter, cg)?;
+    }
     Ok(())
+}
+
+/// cgroup v2's device rules: the eBPF program attached to the container's
+/// cgroup. If it cannot be loaded (no CAP_BPF, an old kernel, memory
+/// limits), rules that deny a particular device fail the create naming
+/// the field; the usual deny-all-then-allow rules only warn, since without
+/// a filter the container sees the device nodes it is given.
+fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup) -> Result<()> {
+    let field = "linux.resources.devices";
+    let Some(dir) = dir_for(cg, "", CgroupVersion::V2) else {
+        return Err(Error::spec(field, "this host has no cgroup v2 hierarchy"));
+    };
+    let insns: Vec<u8> = device_filter::program(&filter.rules)
+        .into_iter()
+        .flat_map(|i| i.to_bytes())
+        .collect();
+    let attached = fs::File::open(dir).and_then(|cgroup| {
+        let prog = crate::process::sys::bpf_load_cgroup_device(&insns)?;
+        crate::process::sys::bpf_attach_cgroup_device(&cgroup, &prog)
+    });
+    match attached {
+        Ok(()) => Ok(()),
+        Err(e) if !filter.denies_a_device => {
+            let msg = format!(
+                "{field}: not enforced: the cgroup v2 device filter could not be attached to {}: {e}",
+                dir.display()
+            );
+            tracing::warn!("{msg}");
+            eprintln!("rootcell: warning: {msg}");
+            Ok(())
+        }
+        Err(e) => Err(Error::spec(
+            field,
+            format!(
+                "the cgroup v2 device filter could not be attached to {}: {e}",
+                dir.display()
+            ),
+        )),
+    }
 }
 
 /// The container's directory holding `controller`'s files: on v1 the

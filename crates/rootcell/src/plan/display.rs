@@ -352,6 +352,18 @@ fn fmt_resources(f: &mut fmt::Formatter<'_>, res: &super::CgroupResources) -> fm
             .collect();
         writeln!(f, "├─ {} ({})", files.join(" or "), w.field)?;
     }
+    if let Some(filter) = &res.device_filter {
+        let rules: Vec<String> = filter
+            .rules
+            .iter()
+            .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.text()))
+            .collect();
+        writeln!(
+            f,
+            "├─ device filter (eBPF, last match decides): {}",
+            rules.join(", ")
+        )?;
+    }
     for warning in &res.warnings {
         writeln!(f, "├─ warning: {warning}")?;
     }

@@ -50,6 +50,9 @@ pub struct CgroupWrite {
 pub struct CgroupResources {
     pub version: CgroupVersion,
     pub writes: Vec<CgroupWrite>,
+    /// v2 device rules, loaded as an eBPF program after the writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_filter: Option<DeviceFilter>,
     /// Accepted but not applied (kernel memory, v1-only knobs on v2…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -57,28 +60,12 @@ pub struct CgroupResources {
 
 const F: &str = "linux.resources";
 
-/// The devices every container may use whatever its rules say, appended
-/// after them as runc's `AllowedDevices` are: mknod of any device, the
-/// standard nodes, ptys and `/dev/net/tun`.
-const DEFAULT_ALLOWED_DEVICES: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:8 rwm",
-    "c 1:7 rwm",
-    "c 5:0 rwm",
-    "c 1:5 rwm",
-    "c 1:9 rwm",
-    "c 136:* rwm",
-    "c 5:2 rwm",
-    "c 10:200 rwm",
-];
-
 impl CgroupResources {
     fn new(version: CgroupVersion) -> Self {
         CgroupResources {
             version,
             writes: Vec::new(),
+            device_filter: None,
             warnings: Vec::new(),
         }
     }
@@ -174,7 +161,10 @@ pub fn resources_plan(
     if let Some(rules) = res.devices() {
         devices(&mut out, rules, nodes)?;
     }
-    Ok((!out.writes.is_empty() || !out.warnings.is_empty()).then_some(out))
+    Ok(
+        (!out.writes.is_empty() || out.device_filter.is_some() || !out.warnings.is_empty())
+            .then_some(out),
+    )
 }
 
 /// A byte limit: -1 is unlimited, 0 unset, anything else must be positive.
@@ -582,27 +572,75 @@ fn unified(out: &mut CgroupResources, u: &std::collections::HashMap<String, Stri
     Ok(())
 }
 
-/// One device rule in the kernel's `devices.allow` syntax.
-fn device_rule(rule: &LinuxDeviceCgroup, field: &str) -> Result<String> {
-    let typ = match rule.typ().unwrap_or(LinuxDeviceType::A) {
-        LinuxDeviceType::A => return Ok("a".into()),
-        LinuxDeviceType::B => "b",
-        LinuxDeviceType::C | LinuxDeviceType::U => "c",
-        LinuxDeviceType::P => {
-            return Err(Error::spec(
-                format!("{field}.type"),
-                "the devices cgroup has no rules for fifos",
-            ))
-        }
-    };
-    let num = |n: Option<i64>, name: &str| match n {
-        None | Some(-1) => Ok("*".to_string()),
-        Some(v) if v >= 0 => Ok(v.to_string()),
-        Some(v) => Err(Error::spec(
-            format!("{field}.{name}"),
-            format!("{v} is not a device number"),
-        )),
-    };
+/// One rule of the devices controller, as plain data: v1 writes it to
+/// `devices.allow`/`devices.deny`, v2 compiles the list to an eBPF
+/// program.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceRule {
+    pub allow: bool,
+    /// `c` or `b`; None for every device (`a`).
+    pub kind: Option<char>,
+    /// None is any (`*`).
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    /// Some of `r`, `w`, `m`.
+    pub access: String,
+}
+
+impl DeviceRule {
+    /// The rule in the v1 `devices.allow` syntax (`c 1:3 rwm`, `a`).
+    pub fn text(&self) -> String {
+        let Some(kind) = self.kind else {
+            return "a".into();
+        };
+        let num = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
+        format!(
+            "{kind} {}:{} {}",
+            num(self.major),
+            num(self.minor),
+            self.access
+        )
+    }
+}
+
+/// v2's device rules: the eBPF program to load, in rule order (the last
+/// matching rule decides; no match allows, as a fresh v1 cgroup does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceFilter {
+    pub rules: Vec<DeviceRule>,
+    /// Some rule denies a particular device: if the program cannot be
+    /// loaded, the container must not start. Otherwise (deny all, then
+    /// allow some: the usual config) a load failure is only a warning.
+    pub denies_a_device: bool,
+}
+
+/// runc's `AllowedDevices`: (kind, major, minor, access); -1 is any.
+const DEFAULT_ALLOWED_DEVICES: &[(char, i64, i64, &str)] = &[
+    ('c', -1, -1, "m"),
+    ('b', -1, -1, "m"),
+    ('c', 1, 3, "rwm"),
+    ('c', 1, 8, "rwm"),
+    ('c', 1, 7, "rwm"),
+    ('c', 5, 0, "rwm"),
+    ('c', 1, 5, "rwm"),
+    ('c', 1, 9, "rwm"),
+    ('c', 136, -1, "rwm"),
+    ('c', 5, 2, "rwm"),
+    ('c', 10, 200, "rwm"),
+];
+
+/// A device number of a rule: absent or -1 is any.
+fn device_number(n: Option<i64>, field: &str) -> Result<Option<u32>> {
+    match n {
+        None | Some(-1) => Ok(None),
+        Some(v) => u32::try_from(v)
+            .map(Some)
+            .map_err(|_| Error::spec(field, format!("{v} is not a device number"))),
+    }
+}
+
+/// One `linux.resources.devices` rule, checked.
+fn device_rule(rule: &LinuxDeviceCgroup, field: &str) -> Result<DeviceRule> {
     let access = rule.access().clone().unwrap_or_else(|| "rwm".into());
     if access.is_empty() || !access.chars().all(|c| matches!(c, 'r' | 'w' | 'm')) {
         return Err(Error::spec(
@@ -610,20 +648,37 @@ fn device_rule(rule: &LinuxDeviceCgroup, field: &str) -> Result<String> {
             format!("{access:?} is not a combination of r, w and m"),
         ));
     }
-    Ok(format!(
-        "{typ} {}:{} {access}",
-        num(rule.major(), "major")?,
-        num(rule.minor(), "minor")?
-    ))
+    let kind = match rule.typ().unwrap_or(LinuxDeviceType::A) {
+        LinuxDeviceType::A => None,
+        LinuxDeviceType::B => Some('b'),
+        LinuxDeviceType::C | LinuxDeviceType::U => Some('c'),
+        LinuxDeviceType::P => {
+            return Err(Error::spec(
+                format!("{field}.type"),
+                "the devices cgroup has no rules for fifos",
+            ))
+        }
+    };
+    let (major, minor) = match kind {
+        None => (None, None),
+        Some(_) => (
+            device_number(rule.major(), &format!("{field}.major"))?,
+            device_number(rule.minor(), &format!("{field}.minor"))?,
+        ),
+    };
+    Ok(DeviceRule {
+        allow: rule.allow(),
+        kind,
+        major,
+        minor,
+        access,
+    })
 }
 
-/// `linux.resources.devices`, then runc's default allowed devices. v1
-/// writes each rule to `devices.allow` or `devices.deny` in order (a fresh
-/// cgroup allows everything; `a` switches the default). v2 needs an eBPF
-/// program, which rootcell does not load yet: rules that only deny
-/// everything and allow some devices (the usual default) are accepted with
-/// a warning; a rule denying a particular device is refused, since it
-/// would not hold.
+/// `linux.resources.devices`, then an allow for each `linux.devices` node
+/// and runc's default allowed devices, as runc orders them. v1 writes each
+/// rule to `devices.allow` or `devices.deny` in order (a fresh cgroup
+/// allows everything; `a` switches the default); v2 gets an eBPF filter.
 fn devices(
     out: &mut CgroupResources,
     rules: &[LinuxDeviceCgroup],
@@ -632,52 +687,49 @@ fn devices(
     let mut planned = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("{F}.devices[{i}]");
-        let text = device_rule(rule, &field)?;
-        planned.push((field, rule.allow(), text));
+        planned.push((field.clone(), device_rule(rule, &field)?));
+    }
+    for (i, node) in nodes.iter().enumerate() {
+        let kind = match node.typ() {
+            LinuxDeviceType::B => 'b',
+            LinuxDeviceType::C | LinuxDeviceType::U => 'c',
+            LinuxDeviceType::A | LinuxDeviceType::P => continue,
+        };
+        let field = format!("linux.devices[{i}]");
+        let rule = DeviceRule {
+            allow: true,
+            kind: Some(kind),
+            major: device_number(Some(node.major()), &format!("{field}.major"))?,
+            minor: device_number(Some(node.minor()), &format!("{field}.minor"))?,
+            access: "rwm".into(),
+        };
+        planned.push((field, rule));
+    }
+    for &(kind, major, minor, access) in DEFAULT_ALLOWED_DEVICES {
+        let any = |n: i64| u32::try_from(n).ok();
+        let rule = DeviceRule {
+            allow: true,
+            kind: Some(kind),
+            major: any(major),
+            minor: any(minor),
+            access: access.into(),
+        };
+        planned.push((format!("{F}.devices"), rule));
     }
     if out.v2() {
-        if let Some((field, _, text)) = planned
-            .iter()
-            .find(|(_, allow, text)| !allow && text != "a")
-        {
-            return Err(Error::spec(
-                field.clone(),
-                format!(
-                    "denying {text:?} needs a cgroup v2 device eBPF program, which rootcell cannot load yet"
-                ),
-            ));
-        }
-        if planned.iter().any(|(_, allow, _)| !allow) {
-            out.warnings.push(format!(
-                "{F}.devices: not enforced on cgroup v2 (no device eBPF program yet); the container may open any device node it has"
-            ));
-        }
+        out.device_filter = Some(DeviceFilter {
+            denies_a_device: planned.iter().any(|(_, r)| !r.allow && r.kind.is_some()),
+            rules: planned.into_iter().map(|(_, r)| r).collect(),
+        });
         return Ok(());
     }
-    for (field, allow, text) in planned {
-        let file = if allow {
+    for (field, rule) in planned {
+        let file = if rule.allow {
             "devices.allow"
         } else {
             "devices.deny"
         };
-        out.set(field, "devices", file, text);
-    }
-    for (i, node) in nodes.iter().enumerate() {
-        let typ = match node.typ() {
-            LinuxDeviceType::B => "b",
-            LinuxDeviceType::C | LinuxDeviceType::U => "c",
-            LinuxDeviceType::A | LinuxDeviceType::P => continue,
-        };
-        let text = format!("{typ} {}:{} rwm", node.major(), node.minor());
-        out.set(
-            format!("linux.devices[{i}]"),
-            "devices",
-            "devices.allow",
-            text,
-        );
-    }
-    for text in DEFAULT_ALLOWED_DEVICES {
-        out.set(format!("{F}.devices"), "devices", "devices.allow", text);
+        out.set(field, "devices", file, rule.text());
     }
     Ok(())
 }
@@ -800,10 +852,10 @@ mod tests {
         assert!(err(serde_json::json!({"cpu": {"realtimeRuntime": 5}}), v2)
             .starts_with("linux.resources.cpu.realtimeRuntime:"));
         assert!(err(
-            serde_json::json!({"devices": [{"allow": false, "type": "c", "major": 1, "minor": 5}]}),
+            serde_json::json!({"devices": [{"allow": false, "type": "c", "major": -7}]}),
             v2
         )
-        .starts_with("linux.resources.devices[0]:"));
+        .starts_with("linux.resources.devices[0].major:"));
     }
 
     #[test]
@@ -823,7 +875,7 @@ mod tests {
         assert_eq!(f[1], ("devices.allow".into(), "c 10:229 r".into()));
         assert_eq!(f[2], ("devices.allow".into(), "b 8:* rwm".into()));
         assert_eq!(f.len(), 3 + DEFAULT_ALLOWED_DEVICES.len());
-        // On v2 the usual deny-all is accepted with a warning.
+        // On v2 the same rules become the filter's, in the same order.
         let r = plan(
             serde_json::json!({"devices": [{"allow": false, "access": "rwm"}]}),
             CgroupVersion::V2,
@@ -831,7 +883,11 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(r.writes.is_empty());
-        assert_eq!(r.warnings.len(), 1);
+        let filter = r.device_filter.unwrap();
+        assert!(!filter.denies_a_device);
+        assert_eq!(filter.rules[0].text(), "a");
+        assert_eq!(filter.rules[1].text(), "c *:* m");
+        assert_eq!(filter.rules.len(), 1 + DEFAULT_ALLOWED_DEVICES.len());
     }
 
     #[test]
