@@ -143,7 +143,7 @@ pub fn resources_plan(
         out.set(format!("{field}.limit"), "hugetlb", &file, value);
     }
     if let Some(n) = res.network() {
-        network(&mut out, n);
+        network(&mut out, n)?;
     }
     for (dev, r) in res.rdma().iter().flatten().collect::<BTreeMap<_, _>>() {
         let mut value = dev.clone();
@@ -512,25 +512,41 @@ fn block_io(out: &mut CgroupResources, b: &LinuxBlockIo) -> Result<()> {
     Ok(())
 }
 
-/// `linux.resources.network`: v1's `net_cls` and `net_prio` (v2 has no
-/// such controllers, so setting them there fails naming the field).
-fn network(out: &mut CgroupResources, n: &LinuxNetwork) {
+/// `linux.resources.network`: v1's `net_cls` and `net_prio`; cgroup v2 has
+/// no such controllers, so a value set there is refused.
+fn network(out: &mut CgroupResources, n: &LinuxNetwork) -> Result<()> {
+    let v2_refusal = |field: String, controller: &str| {
+        Error::spec(
+            field,
+            format!("cgroup v2 has no {controller} controller (use an eBPF program or nftables)"),
+        )
+    };
     if let Some(id) = n.class_id() {
-        out.set(
-            format!("{F}.network.classID"),
-            "net_cls",
-            "net_cls.classid",
-            id,
-        );
+        let field = format!("{F}.network.classID");
+        if out.v2() {
+            return Err(v2_refusal(field, "net_cls"));
+        }
+        out.set(field, "net_cls", "net_cls.classid", id);
     }
     for (i, p) in n.priorities().iter().flatten().enumerate() {
-        out.set(
-            format!("{F}.network.priorities[{i}]"),
-            "net_prio",
-            "net_prio.ifpriomap",
-            format!("{} {}", p.name(), p.priority()),
-        );
+        let field = format!("{F}.network.priorities[{i}]");
+        if out.v2() {
+            return Err(v2_refusal(field, "net_prio"));
+        }
+        let name = p.name();
+        if name.is_empty()
+            || name.len() > 15
+            || name.contains(|c: char| c.is_whitespace() || c == '/')
+        {
+            return Err(Error::spec(
+                format!("{field}.name"),
+                format!("{name:?} is not an interface name"),
+            ));
+        }
+        let value = format!("{name} {}", p.priority());
+        out.set(field, "net_prio", "net_prio.ifpriomap", value);
     }
+    Ok(())
 }
 
 /// `linux.resources.unified`: raw cgroup v2 files, refused on v1.
@@ -849,6 +865,13 @@ mod tests {
         let v2 = CgroupVersion::V2;
         assert!(err(serde_json::json!({"unified": {"../x": "1"}}), v2)
             .starts_with("linux.resources.unified[\"../x\"]:"));
+        assert!(err(serde_json::json!({"network": {"classID": 5}}), v2)
+            .starts_with("linux.resources.network.classID:"));
+        assert!(err(
+            serde_json::json!({"network": {"priorities": [{"name": "a b", "priority": 1}]}}),
+            v1
+        )
+        .starts_with("linux.resources.network.priorities[0].name:"));
         assert!(err(serde_json::json!({"cpu": {"realtimeRuntime": 5}}), v2)
             .starts_with("linux.resources.cpu.realtimeRuntime:"));
         assert!(err(
