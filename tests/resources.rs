@@ -302,6 +302,25 @@ fn kernel_memory_is_accepted_and_ignored() {
     );
     let out = ctx.run(&id, &b);
     out.assert_ok("kernel memory limits");
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.contains("linux.resources.memory.kernel")
+                && out.stderr.contains("linux.resources.memory.kernelTCP"),
+            "{}",
+            out.all()
+        );
+        // `rootcell plan` shows the files and values before anything runs.
+        let plan = ctx.rt(&["plan", &b.path.to_string_lossy()]);
+        plan.assert_ok("plan");
+        assert!(
+            plan.stdout.contains(&format!(
+                "memory.limit_in_bytes = \"{}\" (linux.resources.memory.limit)",
+                128 * MIB
+            )),
+            "{}",
+            plan.stdout
+        );
+    }
     ctx.assert_clean();
 }
 
