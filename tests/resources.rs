@@ -367,7 +367,25 @@ fn pure_v2_writes_v2_files_and_names_disabled_controllers() {
     } else {
         skip("hugetlb is not enabled in the cgroup2 root");
     }
-    // pids is bound to v1 here: on cgroup2 it is not enabled.
+    // Below a cgroup the runtime creates itself, hugetlb is enabled in its
+    // cgroup.subtree_control first (as runc does).
+    if controllers.split_whitespace().any(|c| c == "hugetlb") {
+        let id = ctx.id("nested");
+        let parent = format!("{id}-parent");
+        let mut b = ctx.bundle();
+        b.linux()["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+        b.linux()["resources"] = json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 * MIB}]});
+        b.bind_mount(Path::new("/sys/fs/cgroup"), "/hostcg", true);
+        b.sh(&format!("cat /hostcg/{parent}/{id}/hugetlb.2MB.max"));
+        b.save();
+        let bundle = b.path.to_string_lossy().to_string();
+        let out = on_pure_v2(&ctx, &["run", "--bundle", &bundle, &id]);
+        // The parent outlives the container (as with runc): ours to remove.
+        let _ = std::fs::remove_dir(unified.join(&parent));
+        out.assert_ok("hugetlb below a new parent on v2");
+        assert_eq!(out.stdout.trim(), (2 * MIB).to_string());
+    }
+    // pids is bound to v1 here: on cgroup2 it is not available.
     let (id, b) = limited(&ctx, "pids", json!({"pids": {"limit": 10}}));
     let bundle = b.path.to_string_lossy().to_string();
     let out = on_pure_v2(&ctx, &["run", "--bundle", &bundle, &id]);

@@ -327,26 +327,18 @@ fn dir_for<'a>(cg: &'a ContainerCgroup, controller: &str, v: CgroupVersion) -> O
 }
 
 /// Writes one setting into the first of its candidate files that exists.
+/// On v2 the controller is first enabled down to the container's cgroup.
 fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
+    if v == CgroupVersion::V2 && !w.controller.is_empty() {
+        enable_controller(dir, &w.controller).map_err(|why| Error::spec(&w.field, why))?;
+    }
     let Some(file) = w.files.iter().find(|f| dir.join(&f.name).exists()) else {
         let names: Vec<&str> = w.files.iter().map(|f| f.name.as_str()).collect();
-        let enabled = fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-        let why = if v == CgroupVersion::V2
-            && !w.controller.is_empty()
-            && !enabled.split_whitespace().any(|c| c == w.controller)
-        {
-            format!(
-                "the {} controller is not enabled for {} (cgroup v2: it is not in the parent's cgroup.subtree_control)",
-                w.controller,
-                dir.display()
-            )
-        } else {
-            format!(
-                "{} does not exist in {} (the kernel lacks this feature)",
-                names.join(" or "),
-                dir.display()
-            )
-        };
+        let why = format!(
+            "{} does not exist in {} (the kernel lacks this feature)",
+            names.join(" or "),
+            dir.display()
+        );
         return Err(Error::spec(&w.field, why));
     };
     let path = dir.join(&file.name);
@@ -360,6 +352,49 @@ fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
                 format!("writing {:?} to {}: {e}", file.value, path.display()),
             )
         })
+}
+
+/// cgroup v2: a controller's files exist in a cgroup only when every
+/// ancestor has it in `cgroup.subtree_control`. Enables it from the
+/// hierarchy's root down to `dir`'s parent where missing, as runc does;
+/// fails saying where it is not available (on a hybrid-like host a
+/// controller bound to a v1 hierarchy is not) or cannot be enabled (a
+/// cgroup with processes of its own, other than the root).
+fn enable_controller(dir: &Path, controller: &str) -> std::result::Result<(), String> {
+    let has = |file: &Path| {
+        fs::read_to_string(file)
+            .map(|s| s.split_whitespace().any(|c| c == controller))
+            .unwrap_or(false)
+    };
+    if has(&dir.join("cgroup.controllers")) {
+        return Ok(());
+    }
+    // The ancestors inside the hierarchy, from the root down.
+    let mut chain: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|p| p.join("cgroup.controllers").exists())
+        .collect();
+    chain.reverse();
+    for parent in chain {
+        if !has(&parent.join("cgroup.controllers")) {
+            return Err(format!(
+                "the {controller} controller is not available in {} (cgroup v2: it is not enabled above, or bound to a v1 hierarchy)",
+                parent.display()
+            ));
+        }
+        let control = parent.join("cgroup.subtree_control");
+        if !has(&control) {
+            fs::write(&control, format!("+{controller}")).map_err(|e| {
+                format!(
+                    "the {controller} controller is not enabled for {}: writing +{controller} to {}: {e}",
+                    dir.display(),
+                    control.display()
+                )
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Opens every `cgroup.procs` for writing, for the child to join.
