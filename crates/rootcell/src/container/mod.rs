@@ -1,6 +1,6 @@
 //! The OCI lifecycle operations that the CLI exposes: create, start, run,
-//! state, kill, delete, list, exec, ps, pause, resume. Each one is spec → plan → execute
-//! → state.
+//! state, kill, delete, list, exec, ps, pause, resume. Each one is spec →
+//! plan → execute → state.
 
 mod console;
 mod exec;
