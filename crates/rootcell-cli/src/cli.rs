@@ -177,6 +177,10 @@ pub enum Command {
         #[arg(short, long)]
         all: bool,
     },
+    /// Suspend every process of the container (cgroup freezer).
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
     /// Delete a container.
     Delete {
         id: String,

@@ -54,6 +54,8 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             runtime.kill(&id, sig, all)?;
             Ok(0)
         }
+        Command::Pause { id } => runtime.pause(&id).map(|()| 0).map_err(Into::into),
+        Command::Resume { id } => runtime.resume(&id).map(|()| 0).map_err(Into::into),
         Command::Delete { id, force } => runtime.delete(&id, force).map(|()| 0).map_err(Into::into),
         Command::List { format, quiet } => list::print(&runtime, format, quiet).map(|()| 0),
         Command::Exec(args) => Ok(exec::exec(&runtime, args)?),

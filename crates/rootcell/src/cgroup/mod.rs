@@ -3,13 +3,17 @@
 //! Works on cgroup v1, v2 and the hybrid layout (v1 controllers plus a
 //! controller-less v2 tree at `/sys/fs/cgroup/unified`).
 
+mod device_filter;
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
-use crate::plan::{CgroupMountSource, FsOption};
+use crate::plan::{
+    CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, FsOption,
+};
 
 /// One mounted cgroup hierarchy of the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +126,15 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
     out
 }
 
+/// The interface resource limits use: v2 only when cgroup2 is the one
+/// hierarchy (the hybrid layout's cgroup2 has no controllers: v1, as runc).
+pub fn version(hierarchies: &[Hierarchy]) -> CgroupVersion {
+    match hierarchies {
+        [only] if only.v2 => CgroupVersion::V2,
+        _ => CgroupVersion::V1,
+    }
+}
+
 /// The container's cgroup, one directory per hierarchy.
 #[derive(Debug, Clone, Default)]
 pub struct ContainerCgroup {
@@ -224,6 +237,161 @@ fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
         }
         for d in chain.iter().rev() {
             fs::write(d.join(file), value.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the planned `linux.resources` into the container's cgroups, in
+/// plan order, before any container process joins them. A setting whose
+/// controller the host lacks fails naming its field; when `best_effort`
+/// (rootless) a hierarchy `create` skipped is only warned about.
+pub fn apply_resources(
+    res: &CgroupResources,
+    cg: &ContainerCgroup,
+    best_effort: bool,
+) -> Result<()> {
+    for w in &res.writes {
+        let Some(dir) = dir_for(cg, &w.controller, res.version) else {
+            let why = match res.version {
+                CgroupVersion::V1 => format!("this host has no {} cgroup controller", w.controller),
+                CgroupVersion::V2 => "this host has no cgroup v2 hierarchy".into(),
+            };
+            if best_effort {
+                tracing::warn!("{}: ignored: {why}", w.field);
+                eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+                continue;
+            }
+            return Err(Error::spec(&w.field, why));
+        };
+        write_setting(w, dir, res.version)?;
+    }
+    if let Some(filter) = &res.device_filter {
+        apply_device_filter(filter, cg)?;
+    }
+    Ok(())
+}
+
+/// cgroup v2's device rules: the eBPF program attached to the container's
+/// cgroup. If it cannot be loaded (no CAP_BPF, an old kernel, memory
+/// limits), rules that deny a particular device fail the create naming
+/// the field; the usual deny-all-then-allow rules only warn, since without
+/// a filter the container sees the device nodes it is given.
+fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup) -> Result<()> {
+    let field = "linux.resources.devices";
+    let Some(dir) = dir_for(cg, "", CgroupVersion::V2) else {
+        return Err(Error::spec(field, "this host has no cgroup v2 hierarchy"));
+    };
+    let insns: Vec<u8> = device_filter::program(&filter.rules)
+        .into_iter()
+        .flat_map(|i| i.to_bytes())
+        .collect();
+    let attached = fs::File::open(dir).and_then(|cgroup| {
+        let prog = crate::process::sys::bpf_load_cgroup_device(&insns)?;
+        crate::process::sys::bpf_attach_cgroup_device(&cgroup, &prog)
+    });
+    match attached {
+        Ok(()) => Ok(()),
+        Err(e) if !filter.denies_a_device => {
+            let msg = format!(
+                "{field}: not enforced: the cgroup v2 device filter could not be attached to {}: {e}",
+                dir.display()
+            );
+            tracing::warn!("{msg}");
+            eprintln!("rootcell: warning: {msg}");
+            Ok(())
+        }
+        Err(e) => Err(Error::spec(
+            field,
+            format!(
+                "the cgroup v2 device filter could not be attached to {}: {e}",
+                dir.display()
+            ),
+        )),
+    }
+}
+
+/// The container's directory holding `controller`'s files: on v1 the
+/// hierarchy with that controller, on v2 the one cgroup2 directory.
+fn dir_for<'a>(cg: &'a ContainerCgroup, controller: &str, v: CgroupVersion) -> Option<&'a Path> {
+    cg.dirs
+        .iter()
+        .zip(&cg.mount_sources)
+        .find(|(_, src)| match v {
+            CgroupVersion::V1 => {
+                src.fstype == "cgroup" && src.name.split(',').any(|c| c == controller)
+            }
+            CgroupVersion::V2 => src.fstype == "cgroup2",
+        })
+        .map(|(dir, _)| dir.as_path())
+}
+
+/// Writes one setting into the first of its candidate files that exists.
+/// On v2 the controller is first enabled down to the container's cgroup.
+fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
+    if v == CgroupVersion::V2 && !w.controller.is_empty() {
+        enable_controller(dir, &w.controller).map_err(|why| Error::spec(&w.field, why))?;
+    }
+    let Some(file) = w.files.iter().find(|f| dir.join(&f.name).exists()) else {
+        let names: Vec<&str> = w.files.iter().map(|f| f.name.as_str()).collect();
+        let why = format!(
+            "{} does not exist in {} (the kernel lacks this feature)",
+            names.join(" or "),
+            dir.display()
+        );
+        return Err(Error::spec(&w.field, why));
+    };
+    let path = dir.join(&file.name);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, file.value.as_bytes()))
+        .map_err(|e| {
+            Error::spec(
+                &w.field,
+                format!("writing {:?} to {}: {e}", file.value, path.display()),
+            )
+        })
+}
+
+/// cgroup v2: a controller's files exist in a cgroup only when every
+/// ancestor has it in `cgroup.subtree_control`. Enables it from the
+/// hierarchy's root down to `dir`'s parent where missing, as runc does;
+/// fails saying where it is not available (on a hybrid-like host a
+/// controller bound to a v1 hierarchy is not) or cannot be enabled (a
+/// cgroup with processes of its own, other than the root).
+fn enable_controller(dir: &Path, controller: &str) -> std::result::Result<(), String> {
+    let has = |file: &Path| {
+        fs::read_to_string(file)
+            .map(|s| s.split_whitespace().any(|c| c == controller))
+            .unwrap_or(false)
+    };
+    if has(&dir.join("cgroup.controllers")) {
+        return Ok(());
+    }
+    // The ancestors inside the hierarchy, from the root down.
+    let mut chain: Vec<&Path> = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|p| p.join("cgroup.controllers").exists())
+        .collect();
+    chain.reverse();
+    for parent in chain {
+        if !has(&parent.join("cgroup.controllers")) {
+            return Err(format!(
+                "the {controller} controller is not available in {} (cgroup v2: it is not enabled above, or bound to a v1 hierarchy)",
+                parent.display()
+            ));
+        }
+        let control = parent.join("cgroup.subtree_control");
+        if !has(&control) {
+            fs::write(&control, format!("+{controller}")).map_err(|e| {
+                format!(
+                    "the {controller} controller is not enabled for {}: writing +{controller} to {}: {e}",
+                    dir.display(),
+                    control.display()
+                )
+            })?;
         }
     }
     Ok(())
@@ -419,6 +587,57 @@ impl SubCgroups {
             ));
         }
         Ok(out)
+    }
+}
+
+/// Freezes (`pause`) or thaws (`resume`) the container's processes: the
+/// v1 freezer's `freezer.state` when the container has one (v1 and hybrid,
+/// as runc), else cgroup v2's `cgroup.freeze`. Returns once the kernel
+/// reports the change done (v1 `FREEZING` → `FROZEN`; v2 `frozen` in
+/// `cgroup.events`), or fails after a few seconds.
+pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
+    if let Some(dir) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
+        let want = if frozen { "FROZEN" } else { "THAWED" };
+        let file = dir.join("freezer.state");
+        return write_then_wait(&file, want, || {
+            fs::read_to_string(&file).map(|s| s.trim() == want)
+        });
+    }
+    if let Some(dir) = dirs.iter().find(|d| d.join("cgroup.freeze").exists()) {
+        let file = dir.join("cgroup.freeze");
+        let events = dir.join("cgroup.events");
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        return write_then_wait(&file, if frozen { "1" } else { "0" }, || {
+            fs::read_to_string(&events).map(|s| s.lines().any(|l| l.trim() == want))
+        });
+    }
+    Err(Error::Other(
+        "the container's cgroups have no freezer (neither freezer.state nor cgroup.freeze)".into(),
+    ))
+}
+
+/// Writes `value` to `file`, then polls `done` (every millisecond, for up
+/// to 5 s; a cgroup with many processes takes a while to freeze).
+fn write_then_wait(
+    file: &Path,
+    value: &str,
+    done: impl Fn() -> std::io::Result<bool>,
+) -> Result<()> {
+    let ctx = || format!("{}", file.display());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        // v1 may fall back to THAWED when a task cannot freeze: write again.
+        fs::write(file, value).ctx(ctx)?;
+        if done().ctx(ctx)? {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Other(format!(
+                "{}: still not {value} after 5 s",
+                file.display()
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

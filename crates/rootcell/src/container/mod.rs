@@ -1,6 +1,6 @@
 //! The OCI lifecycle operations that the CLI exposes: create, start, run,
-//! state, kill, delete, list, exec, ps. Each one is spec → plan → execute
-//! → state.
+//! state, kill, delete, list, exec, ps, pause, resume. Each one is spec →
+//! plan → execute → state.
 
 mod console;
 mod exec;
@@ -278,6 +278,14 @@ impl Runtime {
                 listen_fds: opts.listen_fds,
             },
         )?;
+        // Limits hold before any container process joins the cgroups.
+        if let Some(res) = &plan.resources {
+            for w in &res.warnings {
+                tracing::warn!("{w}");
+                eprintln!("rootcell: warning: {w}");
+            }
+            cgroup::apply_resources(res, &cg, self.rootless)?;
+        }
 
         let gate = if launch.fifo_gate {
             let fifo = dir.path.join(EXEC_FIFO);
@@ -512,6 +520,52 @@ impl Runtime {
         self.destroy(dir, &st)
     }
 
+    /// `rootcell pause`: freezes every process of a created or running
+    /// container (as runc 1.1 allows).
+    pub fn pause(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if !matches!(status, Status::Running | Status::Created) {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "container not running".into(),
+            });
+        }
+        self.cgroups_or_fail(id, &st)?;
+        cgroup::freeze(&st.cgroup_dirs, true)
+    }
+
+    /// `rootcell resume`: thaws a paused container.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        let dir = ContainerDir::open(&self.root, id, true)?;
+        let st = dir.load()?;
+        let status = st.live_status(&dir);
+        if status != Status::Paused {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: status.to_string(),
+                reason: "container not paused".into(),
+            });
+        }
+        cgroup::freeze(&st.cgroup_dirs, false)
+    }
+
+    /// A rootless container whose cgroups could not be created cannot be
+    /// frozen.
+    fn cgroups_or_fail(&self, id: &str, st: &ContainerState) -> Result<()> {
+        if st.cgroup_dirs.is_empty() {
+            return Err(Error::WrongState {
+                id: id.into(),
+                status: "without cgroups".into(),
+                reason: "pausing needs the container's cgroups (rootless without delegation)"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Poststart hooks, after the process has started. A failure stops the
     /// container and fails the operation, as the runtime spec says.
     fn poststart(&self, st: &ContainerState) -> Result<()> {
@@ -526,6 +580,13 @@ impl Runtime {
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
         let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+        // A paused container's processes die only once thawed (v1 freezer).
+        if cgroup::is_frozen(&st.cgroup_dirs) {
+            for pid in cgroup::pids(&st.cgroup_dirs) {
+                let _ = wait::signal(pid, libc::SIGKILL);
+            }
+            let _ = cgroup::freeze(&st.cgroup_dirs, false);
+        }
         wait::until_gone(st.pid, Some(st.pid_start_time));
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
@@ -593,8 +654,10 @@ fn host_facts(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let cg = cgroup::container_dirs(&cgroup::host_hierarchies()?, cgroups_path, id);
+    let hierarchies = cgroup::host_hierarchies()?;
+    let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
+        cgroup_version: cgroup::version(&hierarchies),
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),

@@ -22,7 +22,16 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let spec = &bundle.spec;
     let namespaces = namespaces(spec)?;
     let rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
+    let linux = spec.linux().as_ref();
+    let resources = super::resources::resources_plan(
+        linux.and_then(|l| l.resources().as_ref()),
+        linux
+            .and_then(|l| l.devices().as_deref())
+            .unwrap_or_default(),
+        host.cgroup_version,
+    )?;
     Ok(Plan {
+        resources,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
         process: with_listen_fds(
@@ -791,6 +800,7 @@ mod tests {
             cgroup_mounts: vec![src("cpu,cpuacct", &["cpu", "cpuacct"]), src("unified", &[])],
             selinux: false,
             apparmor: false,
+            ..HostFacts::default()
         }
     }
 

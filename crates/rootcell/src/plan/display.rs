@@ -51,6 +51,9 @@ impl fmt::Display for Plan {
         for step in &r.finish {
             writeln!(f, "├─ {step}")?;
         }
+        if let Some(res) = &self.resources {
+            fmt_resources(f, res)?;
+        }
         let p = &self.process;
         writeln!(f, "process")?;
         writeln!(f, "├─ args {:?}", p.args)?;
@@ -335,4 +338,34 @@ impl fmt::Display for Step {
             Step::ReopenDevNull => write!(f, "reopen stdio on the container's /dev/null"),
         }
     }
+}
+
+/// The cgroup files `linux.resources` writes, in order, and the fields it
+/// accepts but ignores.
+fn fmt_resources(f: &mut fmt::Formatter<'_>, res: &super::CgroupResources) -> fmt::Result {
+    writeln!(f, "cgroup resources ({:?})", res.version)?;
+    for w in &res.writes {
+        let files: Vec<String> = w
+            .files
+            .iter()
+            .map(|c| format!("{} = {:?}", c.name, c.value))
+            .collect();
+        writeln!(f, "├─ {} ({})", files.join(" or "), w.field)?;
+    }
+    if let Some(filter) = &res.device_filter {
+        let rules: Vec<String> = filter
+            .rules
+            .iter()
+            .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.text()))
+            .collect();
+        writeln!(
+            f,
+            "├─ device filter (eBPF, last match decides): {}",
+            rules.join(", ")
+        )?;
+    }
+    for warning in &res.warnings {
+        writeln!(f, "├─ warning: {warning}")?;
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ pub mod build;
 mod display;
 pub mod options;
 pub mod process;
+pub mod resources;
 pub mod seccomp;
 
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use serde::Serialize;
 pub use build::{build, process_plan, PlanOptions};
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
+pub use resources::{CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, DeviceRule};
 pub use seccomp::SeccompPlan;
 
 /// Everything that will happen to start a container.
@@ -26,6 +28,10 @@ pub struct Plan {
     pub domainname: Option<String>,
     pub rootfs: RootfsPlan,
     pub process: ProcessPlan,
+    /// `linux.resources`, written into the container's cgroups by the
+    /// runtime before the process is released.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<CgroupResources>,
 }
 
 /// Facts about the host that the plan depends on, gathered by the caller.
@@ -38,6 +44,9 @@ pub struct HostFacts {
     pub rootless: bool,
     /// How the container's cgroups are seen, for `cgroup` mounts.
     pub cgroup_mounts: Vec<CgroupMountSource>,
+    /// The interface resource limits are written for: v2 only on a pure
+    /// cgroup2 host (hybrid counts as v1).
+    pub cgroup_version: CgroupVersion,
     /// SELinux is enabled (selinuxfs is mounted): `linux.mountLabel` and
     /// `process.selinuxLabel` apply.
     pub selinux: bool,

@@ -364,3 +364,108 @@ pub fn getrlimit(resource: i32) -> io::Result<(u64, u64)> {
     )?;
     Ok((old.rlim_cur, old.rlim_max))
 }
+
+/// `union bpf_attr` for `BPF_PROG_LOAD`, up to `expected_attach_type`
+/// (the kernel zero-fills what a shorter attr leaves out).
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `union bpf_attr` for `BPF_PROG_ATTACH`.
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+    replace_bpf_fd: u32,
+}
+
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_PROG_ATTACH: libc::c_long = 8;
+const BPF_PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+const BPF_CGROUP_DEVICE: u32 = 6;
+const BPF_F_ALLOW_MULTI: u32 = 2;
+
+/// Loads a `BPF_PROG_TYPE_CGROUP_DEVICE` program (`insns`: 8 bytes per
+/// `struct bpf_insn`). On a verifier refusal the error carries the
+/// verifier's log. Needs CAP_BPF or CAP_SYS_ADMIN; the program's memory is
+/// charged to the memory cgroup on kernels ≥ 5.11, to RLIMIT_MEMLOCK
+/// before.
+pub fn bpf_load_cgroup_device(insns: &[u8]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let license = c"Apache";
+    let mut log = vec![0u8; 64 * 1024];
+    let mut attr = BpfProgLoadAttr {
+        prog_type: BPF_PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: (insns.len() / 8) as u32,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        ..BpfProgLoadAttr::default()
+    };
+    let load = |attr: &mut BpfProgLoadAttr| {
+        // SAFETY: attr points to a valid bpf_attr of the given size, whose
+        // pointers (insns, license, log) outlive the call.
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                attr as *mut BpfProgLoadAttr,
+                std::mem::size_of::<BpfProgLoadAttr>(),
+            )
+        })
+    };
+    match load(&mut attr) {
+        // SAFETY: on success the kernel returned a new fd that we own.
+        Ok(fd) => Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) }),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // Again with the verifier's log, to say why.
+            attr.log_level = 1;
+            attr.log_size = log.len() as u32;
+            attr.log_buf = log.as_mut_ptr() as u64;
+            let _ = load(&mut attr);
+            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+            Err(io::Error::new(
+                e.kind(),
+                format!("{e}: {}", String::from_utf8_lossy(&log[..end]).trim()),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Attaches a device program to a cgroup (`BPF_F_ALLOW_MULTI`, as runc:
+/// the programs of the ancestors still apply).
+pub fn bpf_attach_cgroup_device(cgroup: impl AsFd, prog: impl AsFd) -> io::Result<()> {
+    let attr = BpfProgAttachAttr {
+        target_fd: cgroup.as_fd().as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_fd().as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        attach_flags: BPF_F_ALLOW_MULTI,
+        replace_bpf_fd: 0,
+    };
+    // SAFETY: attr is a valid bpf_attr for BPF_PROG_ATTACH; fds are open.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_ATTACH,
+            &attr as *const BpfProgAttachAttr,
+            std::mem::size_of::<BpfProgAttachAttr>(),
+        )
+    })
+    .map(|_| ())
+}
