@@ -1,6 +1,7 @@
 //! One function per subcommand: turn parsed flags into a library call and
 //! print the result.
 
+mod events;
 mod exec;
 mod features;
 mod list;
@@ -57,6 +58,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Delete { id, force } => runtime.delete(&id, force).map(|()| 0).map_err(Into::into),
         Command::List { format, quiet } => list::print(&runtime, format, quiet).map(|()| 0),
         Command::Exec(args) => Ok(exec::exec(&runtime, args)?),
+        Command::Pause { id } => runtime.pause(&id).map(|()| 0).map_err(Into::into),
+        Command::Resume { id } => runtime.resume(&id).map(|()| 0).map_err(Into::into),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events::run(&runtime, &id, stats, &interval).map(|()| 0),
         Command::Ps { format, args } => ps::print(&runtime, format, &args).map(|()| 0),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features::features())?);

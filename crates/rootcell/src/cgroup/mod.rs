@@ -3,6 +3,10 @@
 //! Works on cgroup v1, v2 and the hybrid layout (v1 controllers plus a
 //! controller-less v2 tree at `/sys/fs/cgroup/unified`).
 
+pub mod freezer;
+pub mod oom;
+pub mod stats;
+
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

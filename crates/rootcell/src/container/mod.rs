@@ -3,7 +3,9 @@
 //! → state.
 
 mod console;
+mod events;
 mod exec;
+mod pause;
 mod relay;
 mod signals;
 mod wait;
@@ -474,18 +476,16 @@ impl Runtime {
                 reason: "container not running".into(),
             });
         }
-        if all {
-            let pids = cgroup::pids(&st.cgroup_dirs);
-            if !pids.is_empty() {
-                for pid in pids {
-                    // A process may exit meanwhile; that is not an error.
-                    let _ = wait::signal(pid, signal);
-                }
-                return Ok(());
-            }
+        if all && pause::signal_all(&st, signal) {
+            return Ok(());
         }
         wait::signal_checked(st.pid, st.pid_start_time, signal)
-            .ctx(|| format!("sending signal {signal} to {id}"))
+            .ctx(|| format!("sending signal {signal} to {id}"))?;
+        // A frozen init only dies once thawed; runc thaws for SIGKILL only.
+        if status == Status::Paused && signal == libc::SIGKILL {
+            pause::thaw_for_kill(&st);
+        }
+        Ok(())
     }
 
     /// `rootcell delete`.
@@ -517,6 +517,8 @@ impl Runtime {
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
         let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+        // A paused container's processes die only once thawed (v1).
+        pause::thaw_for_kill(st);
         wait::until_gone(st.pid, Some(st.pid_start_time));
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
