@@ -17,10 +17,10 @@ use crate::cli::{Cli, Command, CreateArgs};
 pub fn dispatch(cli: Cli) -> Result<i32> {
     tracing::debug!("command: {:?}", cli.command);
     let global = &cli.global;
-    if global.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: systemd cgroup management is not supported yet; use cgroupfs paths"
-        );
+    // Other commands work on (cgroupfs) containers whatever the flag says:
+    // engines pass it to every command.
+    if global.systemd_cgroup && matches!(cli.command, Command::Create(_) | Command::Run { .. }) {
+        return Err(rootcell::cgroup::systemd::refuse_manager().into());
     }
     let euid_root = rustix::process::geteuid().is_root();
     let rootless = match global.rootless.as_deref() {

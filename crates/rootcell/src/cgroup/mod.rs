@@ -6,6 +6,7 @@
 pub mod freezer;
 pub mod oom;
 pub mod stats;
+pub mod systemd;
 
 use std::fs;
 use std::os::fd::OwnedFd;

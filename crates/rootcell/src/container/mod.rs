@@ -219,6 +219,13 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
+        cgroup::systemd::check_path(
+            bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
+        )?;
         let terminal = bundle
             .spec
             .process()
@@ -265,6 +272,9 @@ impl Runtime {
         let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
+        // Saved before the cgroups exist: a runtime killed from here on
+        // leaves a `creating` state that `delete` can clean up from.
+        dir.save(&creating_state(id, bundle, opts, &cg.dirs))?;
         cgroup::create(&mut cg, self.rootless)?;
         // Rootless creation may have skipped hierarchies it cannot write.
         host.cgroup_mounts = cg.mount_sources.clone();
@@ -300,21 +310,7 @@ impl Runtime {
             StartGate::Channel
         };
 
-        let mut st = ContainerState {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            status: Status::Creating,
-            pid: 0,
-            pid_start_time: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs(),
-            created: state::rfc3339_now(),
-            owner: String::new(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-            cgroup_dirs: cg.dirs.clone(),
-            hooks: bundle.spec.hooks().clone(),
-            no_new_keyring: opts.no_new_keyring,
-        };
+        let mut st = creating_state(id, bundle, opts, &cg.dirs);
         dir.save(&st)?;
 
         // Init becomes our child when stage 1 exits, so we can wait for it.
@@ -491,7 +487,13 @@ impl Runtime {
     /// `rootcell delete`.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id, true)?;
-        let st = dir.load()?;
+        let st = match dir.load() {
+            Ok(st) => st,
+            // A create killed before its first save: nothing but the
+            // directory exists (we hold its lock, so no create runs).
+            Err(Error::NotFound(_)) => return dir.remove(),
+            Err(e) => return Err(e),
+        };
         let status = st.live_status(&dir);
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(Error::WrongState {
@@ -531,6 +533,30 @@ impl Runtime {
             }
         }
         dir.remove()
+    }
+}
+
+/// The state of a container being created: no process yet.
+fn creating_state(
+    id: &str,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    cgroup_dirs: &[PathBuf],
+) -> ContainerState {
+    ContainerState {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs(),
+        created: state::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup_dirs: cgroup_dirs.to_vec(),
+        hooks: bundle.spec.hooks().clone(),
+        no_new_keyring: opts.no_new_keyring,
     }
 }
 
