@@ -464,3 +464,32 @@ echo ok",
     );
     ctx.assert_clean();
 }
+
+#[test]
+fn resume_is_not_blocked_by_an_exec_waiting_in_the_frozen_cgroup() {
+    // `exec --ignore-paused` holds the container's lock (shared) until its
+    // process has joined the cgroup, which a frozen cgroup delays until
+    // it is thawed: `resume` must get through meanwhile.
+    let ctx = Ctx::new("resumeexec");
+    let b = ticking_bundle(&ctx);
+    let id = ctx.id("c");
+    ctx.create_start(&id, &b);
+    ctx.rt(&["pause", &id]).assert_ok("pause");
+    let mut c = ctx.cmd();
+    c.args(["exec", "--ignore-paused", &id, "echo", "thawed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = c.spawn().expect("spawn exec");
+    thread::sleep(Duration::from_millis(300));
+    ctx.rt(&["resume", &id]).assert_ok("resume during exec");
+    let out = child.wait_with_output().expect("exec --ignore-paused");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "thawed\n");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -11,7 +11,8 @@ impl Runtime {
     /// `rootcell pause`: a running or created container is frozen (runc
     /// pauses a created one too); anything else is "not running".
     pub fn pause(&self, id: &str) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
+        // Shared, like `resume` and `kill`: freezer writes do not race.
+        let dir = ContainerDir::open(&self.root, id, false)?;
         let st = dir.load()?;
         let status = st.live_status(&dir);
         if !matches!(status, Status::Running | Status::Created) {
@@ -20,9 +21,11 @@ impl Runtime {
         freezer_of(id, &st)?.set(true)
     }
 
-    /// `rootcell resume`: only a paused container can be resumed.
+    /// `rootcell resume`: only a paused container can be resumed. The lock
+    /// is shared: an `exec --ignore-paused` holds its shared lock until its
+    /// process has joined the frozen cgroup, which happens only once thawed.
     pub fn resume(&self, id: &str) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
+        let dir = ContainerDir::open(&self.root, id, false)?;
         let st = dir.load()?;
         let status = st.live_status(&dir);
         if status != Status::Paused {
