@@ -493,3 +493,37 @@ fn resume_is_not_blocked_by_an_exec_waiting_in_the_frozen_cgroup() {
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+#[test]
+fn kill_all_reaches_processes_left_after_init_exited() {
+    // Without a pid namespace, init's children outlive it: the container
+    // is stopped, and `kill --all` still signals what is in its cgroup
+    // (and succeeds), as runc 1.1 does.
+    let ctx = Ctx::new("killorphan");
+    let mut b = ctx.bundle();
+    b.remove_namespace("pid");
+    b.sh("sleep 100 & echo $! > /tmp/child");
+    let id = ctx.id("c");
+    ctx.create_start(&id, &b);
+    ctx.wait_status(&id, "stopped");
+    let child: i32 = poll(POLL_TIMEOUT, "the child's pid", || {
+        read_file_opt(&b.rootfs().join("tmp/child"))?
+            .trim()
+            .parse()
+            .ok()
+    });
+    assert!(pid_alive(child), "the child outlives init");
+    ctx.rt(&["kill", &id, "KILL"])
+        .assert_fail("kill of a stopped container");
+    ctx.rt(&["kill", "--all", &id, "KILL"])
+        .assert_ok("kill --all of a stopped container");
+    wait_pid_dead(child);
+    ctx.rt(&["kill", "--all", &id, "KILL"])
+        .assert_ok("kill --all of an empty stopped container");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+fn read_file_opt(p: &Path) -> Option<String> {
+    fs::read_to_string(p).ok()
+}

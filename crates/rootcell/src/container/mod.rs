@@ -465,15 +465,18 @@ impl Runtime {
         let dir = ContainerDir::open(&self.root, id, false)?;
         let st = dir.load()?;
         let status = st.live_status(&dir);
+        // `--all` reaches what is left in the cgroup even once init is
+        // gone (no pid namespace), and succeeds on a stopped container, as
+        // runc 1.1 does.
+        if all && (pause::signal_all(&st, signal) || status == Status::Stopped) {
+            return Ok(());
+        }
         if status == Status::Stopped {
             return Err(Error::WrongState {
                 id: id.into(),
                 status: status.to_string(),
                 reason: "container not running".into(),
             });
-        }
-        if all && pause::signal_all(&st, signal) {
-            return Ok(());
         }
         wait::signal_checked(st.pid, st.pid_start_time, signal)
             .ctx(|| format!("sending signal {signal} to {id}"))?;
