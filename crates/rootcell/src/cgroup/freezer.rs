@@ -135,3 +135,29 @@ fn set_v2(dir: &Path, frozen: bool) -> Result<()> {
         SETTLE.as_secs()
     )))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_freezer_wins_on_hybrid() {
+        let tmp = std::env::temp_dir().join(format!("rootcell-freezer-{}", std::process::id()));
+        let (v1, v2) = (tmp.join("freezer/c"), tmp.join("unified/c"));
+        fs::create_dir_all(&v1).unwrap();
+        fs::create_dir_all(&v2).unwrap();
+        fs::write(v2.join("cgroup.freeze"), "0\n").unwrap();
+        let dirs = [v2.clone(), v1.clone()];
+        assert_eq!(Freezer::find(&dirs), Some(Freezer::V2(v2.clone())));
+        fs::write(v1.join("freezer.state"), "THAWED\n").unwrap();
+        let f = Freezer::find(&dirs).expect("a freezer");
+        assert_eq!(f, Freezer::V1(v1.clone()));
+        // A plain file settles at once: the state written is read back.
+        f.set(true).unwrap();
+        assert!(f.is_frozen());
+        f.set(false).unwrap();
+        assert!(!f.is_frozen());
+        assert_eq!(Freezer::find(&[tmp.join("none")]), None);
+        let _ = fs::remove_dir_all(&tmp);
+    }
+}

@@ -108,3 +108,33 @@ fn oom_kills(events: &mut File) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_counts_new_oom_kills_only() {
+        let dir = std::env::temp_dir().join(format!("rootcell-oom-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("memory.events");
+        fs::write(&events, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        let mut watch = OomWatch::arm(std::slice::from_ref(&dir))
+            .unwrap()
+            .expect("a v2 watch");
+        assert_eq!(watch.take(), 0, "kills before arming are not news");
+        // Rewritten in place, as the kernel's file reads anew.
+        fs::write(&events, "low 0\nhigh 0\nmax 5\noom 3\noom_kill 3\n").unwrap();
+        assert_eq!(watch.take(), 2);
+        assert_eq!(watch.take(), 0);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_memory_cgroup_no_watch() {
+        let dir = std::env::temp_dir().join(format!("rootcell-oom-none-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert!(OomWatch::arm(std::slice::from_ref(&dir)).unwrap().is_none());
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
