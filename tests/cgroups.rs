@@ -537,3 +537,23 @@ fn kill_all_reaches_processes_left_after_init_exited() {
 fn read_file_opt(p: &Path) -> Option<String> {
     fs::read_to_string(p).ok()
 }
+
+#[test]
+fn delete_removes_a_state_directory_left_before_the_first_save() {
+    if runtime_is_runc() {
+        return skip("runc's state layout differs");
+    }
+    // What a create killed right after making the directory leaves: an
+    // empty state directory, which would block the id forever.
+    let ctx = Ctx::new("halfstate");
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    fs::create_dir_all(ctx.state_dir().join(&id)).unwrap();
+    ctx.create(&id, &b, &[])
+        .assert_fail("create over a leftover directory");
+    ctx.rt(&["delete", &id]).assert_ok("delete of the leftover");
+    ctx.create(&id, &b, &[])
+        .assert_ok("create after the delete");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

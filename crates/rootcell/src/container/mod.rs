@@ -494,7 +494,8 @@ impl Runtime {
             Ok(st) => st,
             // A create killed before its first save: nothing but the
             // directory exists (we hold its lock, so no create runs).
-            Err(Error::NotFound(_)) => return dir.remove(),
+            // Dot directories are the runtime's caches, not containers.
+            Err(Error::NotFound(_)) if !id.starts_with('.') => return dir.remove(),
             Err(e) => return Err(e),
         };
         let status = st.live_status(&dir);
