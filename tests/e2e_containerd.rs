@@ -227,6 +227,17 @@ fn ctr_detached_task_kill_delete() {
         "{}",
         tasks.all()
     );
+    // The shim's pause, resume and metrics (`events --stats`, parsed
+    // into go-runc's Stats).
+    c.ctr(&["task", "pause", "svc"]).assert_ok("task pause");
+    let tasks = c.ctr(&["task", "ls"]);
+    assert!(tasks.stdout.contains("PAUSED"), "{}", tasks.all());
+    c.ctr(&["task", "resume", "svc"]).assert_ok("task resume");
+    let tasks = c.ctr(&["task", "ls"]);
+    assert!(tasks.stdout.contains("RUNNING"), "{}", tasks.all());
+    let metrics = c.ctr(&["task", "metrics", "svc"]);
+    metrics.assert_ok("task metrics");
+    assert!(metrics.stdout.contains("memory"), "{}", metrics.all());
     c.ctr(&["task", "kill", "svc"]).assert_ok("task kill");
     poll(POLL_TIMEOUT, "the task to stop", || {
         c.ctr(&["task", "ls"])

@@ -218,6 +218,13 @@ fn podman_detached_logs_stop_rm() {
     });
     let inspect = p.run(&["inspect", "--format", "{{.State.Status}}", "svc"]);
     assert_eq!(inspect.stdout.trim(), "running", "{}", inspect.all());
+    // podman pause/unpause call the runtime's pause and resume.
+    p.run(&["pause", "svc"]).assert_ok("podman pause");
+    let inspect = p.run(&["inspect", "--format", "{{.State.Status}}", "svc"]);
+    assert_eq!(inspect.stdout.trim(), "paused", "{}", inspect.all());
+    p.run(&["unpause", "svc"]).assert_ok("podman unpause");
+    let inspect = p.run(&["inspect", "--format", "{{.State.Status}}", "svc"]);
+    assert_eq!(inspect.stdout.trim(), "running", "{}", inspect.all());
     p.run(&["stop", "--time", "10", "svc"])
         .assert_ok("podman stop");
     let logs = p.run(&["logs", "svc"]);

@@ -177,10 +177,6 @@ pub enum Command {
         #[arg(short, long)]
         all: bool,
     },
-    /// Suspend every process of the container (cgroup freezer).
-    Pause { id: String },
-    /// Resume a paused container.
-    Resume { id: String },
     /// Delete a container.
     Delete {
         id: String,
@@ -198,6 +194,20 @@ pub enum Command {
     },
     /// Run a new process in a running container.
     Exec(ExecArgs),
+    /// Suspend every process of the container (freeze its cgroup).
+    Pause { id: String },
+    /// Resume a paused container.
+    Resume { id: String },
+    /// Print the container's resource usage and OOM events as JSON.
+    Events {
+        id: String,
+        /// Print the usage once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// Time between usage reports (Go duration: 5s, 500ms, 1m30s).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// List the processes of a container.
     Ps {
         #[arg(short, long, value_enum, default_value = "table")]

@@ -1,6 +1,7 @@
 //! One function per subcommand: turn parsed flags into a library call and
 //! print the result.
 
+mod events;
 mod exec;
 mod features;
 mod list;
@@ -16,10 +17,10 @@ use crate::cli::{Cli, Command, CreateArgs};
 pub fn dispatch(cli: Cli) -> Result<i32> {
     tracing::debug!("command: {:?}", cli.command);
     let global = &cli.global;
-    if global.systemd_cgroup {
-        bail!(
-            "--systemd-cgroup: systemd cgroup management is not supported yet; use cgroupfs paths"
-        );
+    // Other commands work on (cgroupfs) containers whatever the flag says:
+    // engines pass it to every command.
+    if global.systemd_cgroup && matches!(cli.command, Command::Create(_) | Command::Run { .. }) {
+        return Err(rootcell::cgroup::systemd::refuse_manager().into());
     }
     let euid_root = rustix::process::geteuid().is_root();
     let rootless = match global.rootless.as_deref() {
@@ -54,11 +55,16 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             runtime.kill(&id, sig, all)?;
             Ok(0)
         }
-        Command::Pause { id } => runtime.pause(&id).map(|()| 0).map_err(Into::into),
-        Command::Resume { id } => runtime.resume(&id).map(|()| 0).map_err(Into::into),
         Command::Delete { id, force } => runtime.delete(&id, force).map(|()| 0).map_err(Into::into),
         Command::List { format, quiet } => list::print(&runtime, format, quiet).map(|()| 0),
         Command::Exec(args) => Ok(exec::exec(&runtime, args)?),
+        Command::Pause { id } => runtime.pause(&id).map(|()| 0).map_err(Into::into),
+        Command::Resume { id } => runtime.resume(&id).map(|()| 0).map_err(Into::into),
+        Command::Events {
+            id,
+            stats,
+            interval,
+        } => events::run(&runtime, &id, stats, &interval).map(|()| 0),
         Command::Ps { format, args } => ps::print(&runtime, format, &args).map(|()| 0),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features::features())?);

@@ -4,6 +4,10 @@
 //! controller-less v2 tree at `/sys/fs/cgroup/unified`).
 
 mod device_filter;
+pub mod freezer;
+pub mod oom;
+pub mod stats;
+pub mod systemd;
 
 use std::fs;
 use std::os::fd::OwnedFd;
@@ -587,57 +591,6 @@ impl SubCgroups {
             ));
         }
         Ok(out)
-    }
-}
-
-/// Freezes (`pause`) or thaws (`resume`) the container's processes: the
-/// v1 freezer's `freezer.state` when the container has one (v1 and hybrid,
-/// as runc), else cgroup v2's `cgroup.freeze`. Returns once the kernel
-/// reports the change done (v1 `FREEZING` → `FROZEN`; v2 `frozen` in
-/// `cgroup.events`), or fails after a few seconds.
-pub fn freeze(dirs: &[PathBuf], frozen: bool) -> Result<()> {
-    if let Some(dir) = dirs.iter().find(|d| d.join("freezer.state").exists()) {
-        let want = if frozen { "FROZEN" } else { "THAWED" };
-        let file = dir.join("freezer.state");
-        return write_then_wait(&file, want, || {
-            fs::read_to_string(&file).map(|s| s.trim() == want)
-        });
-    }
-    if let Some(dir) = dirs.iter().find(|d| d.join("cgroup.freeze").exists()) {
-        let file = dir.join("cgroup.freeze");
-        let events = dir.join("cgroup.events");
-        let want = if frozen { "frozen 1" } else { "frozen 0" };
-        return write_then_wait(&file, if frozen { "1" } else { "0" }, || {
-            fs::read_to_string(&events).map(|s| s.lines().any(|l| l.trim() == want))
-        });
-    }
-    Err(Error::Other(
-        "the container's cgroups have no freezer (neither freezer.state nor cgroup.freeze)".into(),
-    ))
-}
-
-/// Writes `value` to `file`, then polls `done` (every millisecond, for up
-/// to 5 s; a cgroup with many processes takes a while to freeze).
-fn write_then_wait(
-    file: &Path,
-    value: &str,
-    done: impl Fn() -> std::io::Result<bool>,
-) -> Result<()> {
-    let ctx = || format!("{}", file.display());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        // v1 may fall back to THAWED when a task cannot freeze: write again.
-        fs::write(file, value).ctx(ctx)?;
-        if done().ctx(ctx)? {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(Error::Other(format!(
-                "{}: still not {value} after 5 s",
-                file.display()
-            )));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 

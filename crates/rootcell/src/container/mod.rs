@@ -3,7 +3,9 @@
 //! plan → execute → state.
 
 mod console;
+mod events;
 mod exec;
+mod pause;
 mod relay;
 mod signals;
 mod wait;
@@ -216,6 +218,13 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
+        cgroup::systemd::check_path(
+            bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
+        )?;
         let terminal = bundle
             .spec
             .process()
@@ -267,6 +276,9 @@ impl Runtime {
         let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
+        // Saved before the cgroups exist: a runtime killed from here on
+        // leaves a `creating` state that `delete` can clean up from.
+        dir.save(&creating_state(id, bundle, opts, &cg.dirs))?;
         cgroup::create(&mut cg, self.rootless)?;
         // Rootless creation may have skipped hierarchies it cannot write.
         host.cgroup_mounts = cg.mount_sources.clone();
@@ -310,21 +322,7 @@ impl Runtime {
             StartGate::Channel
         };
 
-        let mut st = ContainerState {
-            oci_version: bundle.spec.version().clone(),
-            id: id.to_string(),
-            status: Status::Creating,
-            pid: 0,
-            pid_start_time: 0,
-            bundle: bundle.dir.clone(),
-            rootfs: bundle.rootfs(),
-            created: state::rfc3339_now(),
-            owner: String::new(),
-            annotations: bundle.spec.annotations().clone().unwrap_or_default(),
-            cgroup_dirs: cg.dirs.clone(),
-            hooks: bundle.spec.hooks().clone(),
-            no_new_keyring: opts.no_new_keyring,
-        };
+        let mut st = creating_state(id, bundle, opts, &cg.dirs);
         dir.save(&st)?;
 
         // Init becomes our child when stage 1 exits, so we can wait for it.
@@ -484,6 +482,12 @@ impl Runtime {
         let dir = ContainerDir::open(&self.root, id, false)?;
         let st = dir.load()?;
         let status = st.live_status(&dir);
+        // `--all` reaches what is left in the cgroup even once init is
+        // gone (no pid namespace), and succeeds on a stopped container, as
+        // runc 1.1 does.
+        if all && (pause::signal_all(&st, signal) || status == Status::Stopped) {
+            return Ok(());
+        }
         if status == Status::Stopped {
             return Err(Error::WrongState {
                 id: id.into(),
@@ -491,24 +495,26 @@ impl Runtime {
                 reason: "container not running".into(),
             });
         }
-        if all {
-            let pids = cgroup::pids(&st.cgroup_dirs);
-            if !pids.is_empty() {
-                for pid in pids {
-                    // A process may exit meanwhile; that is not an error.
-                    let _ = wait::signal(pid, signal);
-                }
-                return Ok(());
-            }
-        }
         wait::signal_checked(st.pid, st.pid_start_time, signal)
-            .ctx(|| format!("sending signal {signal} to {id}"))
+            .ctx(|| format!("sending signal {signal} to {id}"))?;
+        // A frozen init only dies once thawed; runc thaws for SIGKILL only.
+        if status == Status::Paused && signal == libc::SIGKILL {
+            pause::thaw_for_kill(&st);
+        }
+        Ok(())
     }
 
     /// `rootcell delete`.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
         let dir = ContainerDir::open(&self.root, id, true)?;
-        let st = dir.load()?;
+        let st = match dir.load() {
+            Ok(st) => st,
+            // A create killed before its first save: nothing but the
+            // directory exists (we hold its lock, so no create runs).
+            // Dot directories are the runtime's caches, not containers.
+            Err(Error::NotFound(_)) if !id.starts_with('.') => return dir.remove(),
+            Err(e) => return Err(e),
+        };
         let status = st.live_status(&dir);
         if matches!(status, Status::Running | Status::Paused) && !force {
             return Err(Error::WrongState {
@@ -518,52 +524,6 @@ impl Runtime {
             });
         }
         self.destroy(dir, &st)
-    }
-
-    /// `rootcell pause`: freezes every process of a created or running
-    /// container (as runc 1.1 allows).
-    pub fn pause(&self, id: &str) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
-        let st = dir.load()?;
-        let status = st.live_status(&dir);
-        if !matches!(status, Status::Running | Status::Created) {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.to_string(),
-                reason: "container not running".into(),
-            });
-        }
-        self.cgroups_or_fail(id, &st)?;
-        cgroup::freeze(&st.cgroup_dirs, true)
-    }
-
-    /// `rootcell resume`: thaws a paused container.
-    pub fn resume(&self, id: &str) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
-        let st = dir.load()?;
-        let status = st.live_status(&dir);
-        if status != Status::Paused {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: status.to_string(),
-                reason: "container not paused".into(),
-            });
-        }
-        cgroup::freeze(&st.cgroup_dirs, false)
-    }
-
-    /// A rootless container whose cgroups could not be created cannot be
-    /// frozen.
-    fn cgroups_or_fail(&self, id: &str, st: &ContainerState) -> Result<()> {
-        if st.cgroup_dirs.is_empty() {
-            return Err(Error::WrongState {
-                id: id.into(),
-                status: "without cgroups".into(),
-                reason: "pausing needs the container's cgroups (rootless without delegation)"
-                    .into(),
-            });
-        }
-        Ok(())
     }
 
     /// Poststart hooks, after the process has started. A failure stops the
@@ -580,13 +540,8 @@ impl Runtime {
     /// forgets the container.
     fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
         let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
-        // A paused container's processes die only once thawed (v1 freezer).
-        if cgroup::is_frozen(&st.cgroup_dirs) {
-            for pid in cgroup::pids(&st.cgroup_dirs) {
-                let _ = wait::signal(pid, libc::SIGKILL);
-            }
-            let _ = cgroup::freeze(&st.cgroup_dirs, false);
-        }
+        // A paused container's processes die only once thawed (v1).
+        pause::thaw_for_kill(st);
         wait::until_gone(st.pid, Some(st.pid_start_time));
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
@@ -599,6 +554,30 @@ impl Runtime {
             }
         }
         dir.remove()
+    }
+}
+
+/// The state of a container being created: no process yet.
+fn creating_state(
+    id: &str,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    cgroup_dirs: &[PathBuf],
+) -> ContainerState {
+    ContainerState {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs(),
+        created: state::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup_dirs: cgroup_dirs.to_vec(),
+        hooks: bundle.spec.hooks().clone(),
+        no_new_keyring: opts.no_new_keyring,
     }
 }
 
