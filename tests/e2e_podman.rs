@@ -91,7 +91,10 @@ under-test = ["{bin}"]
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+        // conmon inherits the working directory and may leave files there
+        // (an `oom` marker after an OOM kill, seen with runc): the test's.
+        c.current_dir(&self.dir)
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .arg("--root")
             .arg(self.dir.join("storage"))
             .arg("--runroot")
