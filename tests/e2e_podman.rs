@@ -91,7 +91,10 @@ under-test = ["{bin}"]
 
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir.join("containers.conf"))
+        // conmon inherits the working directory and may leave files there
+        // (an `oom` marker after an OOM kill, seen with runc): the test's.
+        c.current_dir(&self.dir)
+            .env("CONTAINERS_CONF", self.dir.join("containers.conf"))
             .arg("--root")
             .arg(self.dir.join("storage"))
             .arg("--runroot")
@@ -495,4 +498,77 @@ fn podman_seccomp_custom_and_default_profiles() {
     );
     out.assert_ok("podman run without seccomp");
     assert!(out.stdout.contains("No such file"), "{}", out.all());
+}
+
+/// Whether the host's memory cgroup accounts swap (podman asks for
+/// memory+swap with `--memory`).
+fn memsw_accounting() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists()
+}
+
+#[test]
+fn podman_cgroup_limits_pids_memory_cpus_cgroupns() {
+    let Some(p) = Podman::new("pm-cgroups") else {
+        return;
+    };
+    // A fork bomb stops at the pids limit.
+    let out = p.sh(
+        &["--pids-limit", "10"],
+        "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; echo all-forked",
+    );
+    assert!(!out.stdout.contains("all-forked"), "{}", out.all());
+    assert!(out.stderr.contains("fork"), "{}", out.all());
+    // A memory hog is OOM-killed: podman reports 137.
+    let mut flags = vec!["--memory", "32m"];
+    if memsw_accounting() {
+        flags.extend_from_slice(&["--memory-swap", "32m"]);
+    }
+    let out = p.sh(&flags, "exec dd if=/dev/zero of=/dev/null bs=128M count=1");
+    assert_eq!(out.code(), Some(137), "{}", out.all());
+    // --cpus is a CFS quota over podman's 100ms period.
+    let out = p.sh(
+        &["--cpus", "0.5"],
+        "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us",
+    );
+    out.assert_ok("podman run --cpus");
+    assert_eq!(lines(&out.stdout), ["50000", "100000"], "{}", out.all());
+    // A private cgroup namespace: the container's cgroups are its roots.
+    let out = p.sh(&["--cgroupns", "private"], "cat /proc/self/cgroup");
+    out.assert_ok("podman run --cgroupns private");
+    for line in lines(&out.stdout) {
+        assert!(line.ends_with(":/"), "{}", out.stdout);
+    }
+}
+
+#[test]
+fn podman_update_memory_and_cpu() {
+    let Some(p) = Podman::new("pm-update") else {
+        return;
+    };
+    p.run(&[
+        "run", "-d", "--name", "svc", "--memory", "64m", IMAGE, "sleep", "1000",
+    ])
+    .assert_ok("podman run -d --memory");
+    let limits = || {
+        let out = p.run(&[
+            "exec",
+            "svc",
+            "cat",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        ]);
+        out.assert_ok("podman exec cat");
+        lines(&out.stdout)
+    };
+    assert_eq!(limits()[0], (64 << 20).to_string());
+    // Raised above the old memory+swap (podman's default is twice the
+    // limit): memsw must be written first.
+    p.run(&["update", "--memory", "256m", "--cpus", "0.5", "svc"])
+        .assert_ok("podman update up");
+    assert_eq!(limits(), [(256 << 20).to_string(), "50000".to_string()]);
+    p.run(&["update", "--memory", "32m", "svc"])
+        .assert_ok("podman update down");
+    assert_eq!(limits()[0], (32 << 20).to_string());
+    p.run(&["rm", "--force", "--time", "0", "svc"])
+        .assert_ok("podman rm");
 }

@@ -141,6 +141,66 @@ pub struct ExecArgs {
     pub args: Vec<String>,
 }
 
+/// `update`: runc 1.1's flags. Values are strings, parsed as runc parses
+/// them (memory sizes with `k`/`m`/`g` suffixes, `-1` unlimited).
+#[derive(Args, Debug, Clone)]
+pub struct UpdateArgs {
+    /// Container id.
+    pub id: String,
+    /// An OCI LinuxResources JSON file (`-` for stdin); the other flags
+    /// are then ignored, as with runc.
+    #[arg(short, long)]
+    pub resources: Option<String>,
+    /// Memory limit in bytes (512m, 1g…; -1 unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory plus swap limit in bytes (-1 unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit in bytes.
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Kernel memory limit (ignored, with a warning, as runc).
+    #[arg(long, allow_hyphen_values = true)]
+    pub kernel_memory: Option<String>,
+    /// Kernel TCP buffer limit (ignored, with a warning, as runc).
+    #[arg(long, allow_hyphen_values = true)]
+    pub kernel_memory_tcp: Option<String>,
+    /// CPU shares (relative weight).
+    #[arg(long = "cpu-share", alias = "cpu-shares", allow_hyphen_values = true)]
+    pub cpu_share: Option<String>,
+    /// CFS quota in µs per period (-1 unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// CFS period in µs.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// Real-time period in µs.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_period: Option<String>,
+    /// Real-time runtime in µs per period.
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_rt_runtime: Option<String>,
+    /// CPUs to use (0-3, 0,1).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use.
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of pids (-1 unlimited).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<String>,
+    /// Block IO weight, 10 to 1000.
+    #[arg(long, allow_hyphen_values = true)]
+    pub blkio_weight: Option<String>,
+    /// Intel RDT L3 cache schema (refused: no intelRdt support).
+    #[arg(long)]
+    pub l3_cache_schema: Option<String>,
+    /// Intel RDT memory bandwidth schema (refused: no intelRdt support).
+    #[arg(long)]
+    pub mem_bw_schema: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Write a default config.json.
@@ -208,6 +268,9 @@ pub enum Command {
         #[arg(long, default_value = "5s")]
         interval: String,
     },
+    /// Change the resource limits of a created, running or paused
+    /// container.
+    Update(UpdateArgs),
     /// List the processes of a container.
     Ps {
         #[arg(short, long, value_enum, default_value = "table")]

@@ -6,6 +6,7 @@ mod exec;
 mod features;
 mod list;
 mod ps;
+mod update;
 
 use std::path::Path;
 
@@ -65,6 +66,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             stats,
             interval,
         } => events::run(&runtime, &id, stats, &interval).map(|()| 0),
+        Command::Update(args) => update::run(&runtime, &args).map(|()| 0),
         Command::Ps { format, args } => ps::print(&runtime, format, &args).map(|()| 0),
         Command::Features => {
             println!("{}", serde_json::to_string_pretty(&features::features())?);

@@ -276,6 +276,90 @@ pub fn apply_resources(
     Ok(())
 }
 
+/// The container's cgroup as `create` made it, from the directories its
+/// state records and the host's hierarchies (for `update`).
+pub fn from_dirs(dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> ContainerCgroup {
+    let pure_v2 = hierarchies.len() == 1 && hierarchies[0].v2;
+    let mut out = ContainerCgroup::default();
+    for dir in dirs {
+        // The deepest mount point holding the directory is its hierarchy.
+        let Some(h) = hierarchies
+            .iter()
+            .filter(|h| dir.starts_with(&h.mountpoint))
+            .max_by_key(|h| h.mountpoint.as_os_str().len())
+        else {
+            continue;
+        };
+        out.mount_sources.push(CgroupMountSource {
+            name: h.mount_name(pure_v2),
+            host_dir: dir.clone(),
+            fstype: if h.v2 { "cgroup2" } else { "cgroup" }.into(),
+            fs_options: Vec::new(),
+            aliases: Vec::new(),
+        });
+        out.dirs.push(dir.clone());
+    }
+    out
+}
+
+/// Whether the container's v1 memory cgroup has a memory+swap limit file
+/// (the kernel accounts swap).
+pub fn has_memsw(cg: &ContainerCgroup) -> bool {
+    dir_for(cg, "memory", CgroupVersion::V1)
+        .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists())
+}
+
+/// The current `cpu.max` of a v2 container cgroup: (quota, period), the
+/// quota as written (`max` or µs).
+pub fn current_cpu_max(cg: &ContainerCgroup) -> Option<(String, u64)> {
+    let dir = dir_for(cg, "cpu", CgroupVersion::V2)?;
+    let text = fs::read_to_string(dir.join("cpu.max")).ok()?;
+    let mut parts = text.split_whitespace();
+    let quota = parts.next()?.to_string();
+    let period = parts.next()?.parse().ok()?;
+    Some((quota, period))
+}
+
+/// `rootcell update`: writes the planned changes into a live container's
+/// cgroups, as `apply_resources` does, with runc's ordering rule for a v1
+/// memory limit changed together with memory+swap: the kernel keeps
+/// limit ≤ memsw at every step, so memsw goes first when it is unlimited
+/// or above the current limit (it is raised), the limit first otherwise.
+pub fn update_resources(
+    res: &CgroupResources,
+    cg: &ContainerCgroup,
+    best_effort: bool,
+) -> Result<()> {
+    let mut res = res.clone();
+    if res.version == CgroupVersion::V1 {
+        let current = dir_for(cg, "memory", CgroupVersion::V1)
+            .and_then(|d| fs::read_to_string(d.join("memory.limit_in_bytes")).ok())
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        order_memory_writes(&mut res.writes, current);
+    }
+    apply_resources(&res, cg, best_effort)
+}
+
+/// Puts a v1 memsw write before the limit write when runc would: the new
+/// memsw is -1, or above the `current` limit.
+fn order_memory_writes(writes: &mut [CgroupWrite], current: Option<u64>) {
+    let pos = |name: &str| writes.iter().position(|w| w.files[0].name == name);
+    let (Some(limit), Some(swap)) = (
+        pos("memory.limit_in_bytes"),
+        pos("memory.memsw.limit_in_bytes"),
+    ) else {
+        return;
+    };
+    let Ok(new_swap) = writes[swap].files[0].value.parse::<i64>() else {
+        return;
+    };
+    let raise =
+        new_swap == -1 || current.is_some_and(|cur| u64::try_from(new_swap).is_ok_and(|s| cur < s));
+    if raise && swap > limit {
+        writes[limit..=swap].rotate_right(1);
+    }
+}
+
 /// cgroup v2's device rules: the eBPF program attached to the container's
 /// cgroup. If it cannot be loaded (no CAP_BPF, an old kernel, memory
 /// limits), rules that deny a particular device fail the create naming
@@ -712,6 +796,43 @@ mod tests {
         ] {
             assert!(SubCgroups::parse(&args(bad)).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn memsw_first_when_raised_like_runc() {
+        let w = |name: &str, value: &str| CgroupWrite {
+            field: name.into(),
+            controller: "memory".into(),
+            files: vec![crate::plan::CgroupFile {
+                name: name.into(),
+                value: value.into(),
+            }],
+        };
+        let names = |ws: &[CgroupWrite]| -> Vec<String> {
+            ws.iter().map(|w| w.files[0].name.clone()).collect()
+        };
+        let plan = |swap: &str| {
+            vec![
+                w("memory.limit_in_bytes", "100"),
+                w("memory.memsw.limit_in_bytes", swap),
+                w("memory.soft_limit_in_bytes", "50"),
+            ]
+        };
+        // Raised above the current limit (or unlimited): memsw first.
+        for (swap, cur) in [("300", Some(200)), ("-1", Some(500)), ("-1", None)] {
+            let mut ws = plan(swap);
+            order_memory_writes(&mut ws, cur);
+            assert_eq!(
+                names(&ws)[0],
+                "memory.memsw.limit_in_bytes",
+                "{swap} {cur:?}"
+            );
+            assert_eq!(names(&ws)[2], "memory.soft_limit_in_bytes");
+        }
+        // Lowered: the limit first.
+        let mut ws = plan("300");
+        order_memory_writes(&mut ws, Some(400));
+        assert_eq!(names(&ws)[0], "memory.limit_in_bytes");
     }
 
     #[test]

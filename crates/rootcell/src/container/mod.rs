@@ -1,6 +1,6 @@
 //! The OCI lifecycle operations that the CLI exposes: create, start, run,
-//! state, kill, delete, list, exec, ps, pause, resume. Each one is spec →
-//! plan → execute → state.
+//! state, kill, delete, list, exec, ps, pause, resume, events, update. Each
+//! one is spec → plan → execute → state.
 
 mod console;
 mod events;
@@ -8,6 +8,7 @@ mod exec;
 mod pause;
 mod relay;
 mod signals;
+mod update;
 mod wait;
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};

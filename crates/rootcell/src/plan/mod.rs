@@ -17,7 +17,9 @@ use serde::Serialize;
 pub use build::{build, process_plan, PlanOptions};
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
-pub use resources::{CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, DeviceRule};
+pub use resources::{
+    update_plan, CgroupFile, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, DeviceRule,
+};
 pub use seccomp::SeccompPlan;
 
 /// Everything that will happen to start a container.

@@ -167,6 +167,56 @@ pub fn resources_plan(
     )
 }
 
+/// `rootcell update`: plans the part of `res` that runc 1.1's `update`
+/// applies — memory limit, reservation and swap (kernel memory only
+/// warns), cpu shares, quota, period, real-time period and runtime,
+/// cpuset cpus and mems, the blkio weight, the pids limit and `unified`.
+/// Other fields (devices, hugepages, network…) are ignored, as runc does:
+/// engines send a container's whole resources. A zero or empty value
+/// leaves the setting unchanged. `memsw` says whether the v1 memory cgroup
+/// has `memory.memsw.limit_in_bytes`: as runc, an unlimited memory limit
+/// without a swap value makes memory+swap unlimited too.
+pub fn update_plan(
+    res: &LinuxResources,
+    version: CgroupVersion,
+    memsw: bool,
+) -> Result<Option<CgroupResources>> {
+    let mut kept = LinuxResources::default();
+    if let Some(m) = res.memory() {
+        let mut mem = LinuxMemory::default();
+        mem.set_limit(m.limit().filter(|v| *v != 0))
+            .set_reservation(m.reservation().filter(|v| *v != 0))
+            .set_swap(m.swap().filter(|v| *v != 0))
+            .set_kernel(m.kernel().filter(|v| *v != 0))
+            .set_kernel_tcp(m.kernel_tcp().filter(|v| *v != 0));
+        if version == CgroupVersion::V1 && memsw && mem.limit() == Some(-1) && mem.swap().is_none()
+        {
+            mem.set_swap(Some(-1));
+        }
+        kept.set_memory(Some(mem));
+    }
+    if let Some(c) = res.cpu() {
+        let mut cpu = LinuxCpu::default();
+        cpu.set_shares(c.shares())
+            .set_quota(c.quota())
+            .set_period(c.period())
+            .set_realtime_period(c.realtime_period())
+            .set_realtime_runtime(c.realtime_runtime())
+            .set_cpus(c.cpus().clone())
+            .set_mems(c.mems().clone());
+        kept.set_cpu(Some(cpu));
+    }
+    // A pids limit of 0 is "unchanged" here (`create` writes `max`).
+    kept.set_pids(res.pids().filter(|p| p.limit() != 0));
+    if let Some(w) = res.block_io().as_ref().and_then(|b| b.weight()) {
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(w));
+        kept.set_block_io(Some(b));
+    }
+    kept.set_unified(res.unified().clone().filter(|u| !u.is_empty()));
+    resources_plan(Some(&kept), &[], version)
+}
+
 /// A byte limit: -1 is unlimited, 0 unset, anything else must be positive.
 fn check_bytes(field: &str, v: i64) -> Result<()> {
     if v < -1 {
@@ -911,6 +961,39 @@ mod tests {
         assert_eq!(filter.rules[0].text(), "a");
         assert_eq!(filter.rules[1].text(), "c *:* m");
         assert_eq!(filter.rules.len(), 1 + DEFAULT_ALLOWED_DEVICES.len());
+    }
+
+    #[test]
+    fn update_plans_only_runc_update_fields() {
+        let res: LinuxResources = serde_json::from_value(serde_json::json!({
+            "memory": {"limit": -1, "reservation": 0, "swappiness": 10, "kernel": 5},
+            "cpu": {"shares": 0, "quota": 5000, "cpus": ""},
+            "pids": {"limit": 0},
+            "blockIO": {"weight": 0, "leafWeight": 50},
+            "devices": [{"allow": false, "access": "rwm"}],
+            "hugepageLimits": [{"pageSize": "2MB", "limit": 1}]
+        }))
+        .unwrap();
+        let r = update_plan(&res, CgroupVersion::V1, true).unwrap().unwrap();
+        // -1 without swap: memsw unlimited too; zeros, devices, hugepages
+        // and swappiness are left alone.
+        assert_eq!(
+            files(&r),
+            pairs(&[
+                ("memory.limit_in_bytes", "-1"),
+                ("memory.memsw.limit_in_bytes", "-1"),
+                ("cpu.cfs_quota_us", "5000"),
+            ])
+        );
+        assert_eq!(r.warnings.len(), 1, "kernel memory warns");
+        let r = update_plan(&res, CgroupVersion::V1, false)
+            .unwrap()
+            .unwrap();
+        assert_eq!(files(&r).len(), 2, "no memsw file, no memsw write");
+        let empty: LinuxResources = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert!(update_plan(&empty, CgroupVersion::V1, true)
+            .unwrap()
+            .is_none());
     }
 
     #[test]

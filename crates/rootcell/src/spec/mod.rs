@@ -84,6 +84,22 @@ pub fn parse(text: &[u8]) -> Result<Spec> {
     serde_path_to_error::deserialize(de).map_err(named)
 }
 
+/// Parses an OCI `LinuxResources` (`update -r`) read from `source` (a
+/// file name, or `-` for stdin); a type error names the source and the
+/// JSON path (`res.json: memory.limit: invalid type…`).
+pub fn parse_resources(text: &[u8], source: &str) -> Result<oci_spec::runtime::LinuxResources> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let field = if at == "." {
+            source.to_string()
+        } else {
+            format!("{source}: {at}")
+        };
+        Error::spec(field, e.into_inner().to_string())
+    })
+}
+
 /// `process.scheduler.flags` as the runtime spec spells them, and as
 /// oci-spec 0.10 (wrongly) expects them.
 const SCHED_FLAG_SPELLINGS: [(&str, &str); 2] = [
