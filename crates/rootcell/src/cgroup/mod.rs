@@ -208,7 +208,14 @@ pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
                     && matches!(
                         e.raw_os_error(),
                         Some(libc::EACCES | libc::EPERM | libc::EROFS)
-                    ) => {}
+                    ) =>
+            {
+                // Rootless: only what is delegated to the user is used.
+                tracing::warn!(
+                    "cgroup {} not delegated to this user ({e}): the container runs without it",
+                    dir.display()
+                );
+            }
             Err(e) => {
                 return Err(e).ctx(|| format!("linux.cgroupsPath: creating {}", dir.display()))
             }
