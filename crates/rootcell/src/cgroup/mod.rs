@@ -505,6 +505,26 @@ pub fn procs_files(dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
         .collect()
 }
 
+/// The container's directory in the cgroup v2 hierarchy (the unified one
+/// of a hybrid host too), open, for `CLONE_INTO_CGROUP`.
+pub fn v2_dir(cg: &ContainerCgroup) -> Result<Option<OwnedFd>> {
+    let Some((dir, _)) = cg
+        .dirs
+        .iter()
+        .zip(&cg.mount_sources)
+        .find(|(_, src)| src.fstype == "cgroup2")
+    else {
+        return Ok(None);
+    };
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| format!("{}", dir.display()))?;
+    Ok(Some(fd))
+}
+
 /// Pids in the container's cgroup and its sub-cgroups (`exec --cgroup`
 /// puts processes there), sorted.
 pub fn pids(dirs: &[PathBuf]) -> Vec<i32> {

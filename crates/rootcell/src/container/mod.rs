@@ -351,6 +351,7 @@ impl Runtime {
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.listen_fds + opts.preserve_fds,
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
+            cgroup2_dir: cgroup::v2_dir(&cg)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             seccomp: seccomp.as_ref(),
             console: launch.console,

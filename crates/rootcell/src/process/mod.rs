@@ -58,6 +58,9 @@ pub struct InitConfig<'a> {
     /// `cgroup.procs` files of the container's cgroups, open for writing:
     /// stage 1 joins them by writing "0" before anything else happens.
     pub cgroup_procs: Vec<OwnedFd>,
+    /// The container's cgroup v2 directory, if it has one: stage 1 is
+    /// created in it (`CLONE_INTO_CGROUP`).
+    pub cgroup2_dir: Option<OwnedFd>,
     /// Idmapped bind trees, made by the runtime (init cannot make them).
     pub idmapped: IdmappedMounts,
     /// The seccomp filter, compiled by the runtime.
@@ -72,17 +75,29 @@ pub struct InitConfig<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
-/// Forks stage 1. Returns its pid; the rest is told over `runtime_side`.
-pub fn spawn(cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
-    fork_setup(container_side, |chan| stage1(cfg, chan))
+/// Forks stage 1 (straight into the container's cgroup v2 directory when
+/// there is one). Returns its pid; the rest is told over `runtime_side`.
+pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
+    let cgroup2 = cfg.cgroup2_dir.take();
+    fork_setup(container_side, cgroup2.as_ref(), |chan| stage1(cfg, chan))
 }
 
 /// Forks a setup process that runs `f` (and whatever it forks in turn):
 /// an error or a panic there (ours or a library's) reaches the runtime as
 /// `Failed` on `chan` instead of ending the child silently. Returns the
 /// child's pid; the parent's copy of `chan` is closed.
-fn fork_setup(chan: Channel, f: impl FnOnce(&Channel) -> Result<Never>) -> Result<i32> {
-    match sys::fork().ctx(|| "fork")? {
+fn fork_setup(
+    chan: Channel,
+    cgroup2: Option<&OwnedFd>,
+    f: impl FnOnce(&Channel) -> Result<Never>,
+) -> Result<i32> {
+    // The child still writes every cgroup.procs, so falling back to a
+    // plain fork only loses the placement at birth.
+    let forked = match cgroup2.map(sys::fork_into_cgroup) {
+        Some(Ok(forked)) => forked,
+        _ => sys::fork().ctx(|| "fork")?,
+    };
+    match forked {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
             std::panic::set_hook(Box::new(|_| {}));
