@@ -22,12 +22,10 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use pathrs::flags::OpenFlags;
 use rustix::fs::{MemfdFlags, SealFlags, StatVfsMountFlags};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::mount::{clone_fd, set_attrs};
-use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::options::{attr, AttrChange};
 use crate::process::sys;
 
@@ -46,9 +44,20 @@ pub enum Protection {
 
 /// The protection of the binary this process runs, if any.
 pub fn current_protection() -> Result<Option<Protection>> {
-    let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY)
-        .ctx(|| "/proc/self/exe")?;
-    protection_of(&exe)
+    protection_of(&own_binary()?)
+}
+
+/// The binary this process runs, opened through the host's `/proc`. This
+/// runs first thing in the runtime, before any container exists, so the
+/// host's procfs is the one to trust; a private procfs handle (a dozen
+/// syscalls) would cost more than the whole check, twice per command.
+fn own_binary() -> Result<OwnedFd> {
+    rustix::fs::open(
+        "/proc/self/exe",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ctx(|| "/proc/self/exe")
 }
 
 fn protection_of(exe: impl AsFd) -> Result<Option<Protection>> {
@@ -69,8 +78,7 @@ fn protection_of(exe: impl AsFd) -> Result<Option<Protection>> {
 /// otherwise re-executes itself (same arguments and environment) from one
 /// and does not return.
 pub fn ensure_protected() -> Result<()> {
-    let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY)
-        .ctx(|| "/proc/self/exe")?;
+    let exe = own_binary()?;
     if protection_of(&exe)?.is_some() {
         std::env::remove_var(REEXEC_MARKER);
         return Ok(());
@@ -150,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_sealed_memfd_counts_as_protected() {
-        let exe = procfs::open_link(ProcfsBase::ProcSelf, "exe", OpenFlags::O_RDONLY).unwrap();
+        let exe = own_binary().unwrap();
         let copy = sealed_copy(&exe).unwrap();
         assert_eq!(protection_of(&copy).unwrap(), Some(Protection::SealedMemfd));
         // Writes are refused.
