@@ -50,6 +50,8 @@ bench_cleanup() {
         esac
         "$rt" --root "$d" delete --force "$bench_id" >/dev/null 2>&1 || true
     done
+    # The read-only install (make_readonly_rootcell) is a mount of its own.
+    umount "$bench_tmp/ro/rootcell" 2>/dev/null || true
     # --one-file-system: never descend into anything still mounted.
     rm -rf --one-file-system "$bench_tmp"
 }
@@ -59,8 +61,21 @@ ROOTCELL="${ROOTCELL:-$bench_repo/target/release/rootcell}"
 runtime_bin() { # NAME -> path
     case "$1" in
     rootcell) echo "$ROOTCELL" ;;
+    # The same binary installed read-only (see make_readonly_rootcell).
+    rootcell-ro) echo "$bench_tmp/ro/rootcell" ;;
     *) command -v "$1" ;;
     esac
+}
+
+# make_readonly_rootcell: a copy of $ROOTCELL on a read-only bind mount
+# (in the bench's private mount namespace), as an installation on a
+# read-only filesystem would be: rootcell then needs no re-exec to protect
+# its binary (CVE-2019-5736; docs/SECURITY.md), which this row measures.
+make_readonly_rootcell() {
+    mkdir -p "$bench_tmp/ro"
+    cp "$ROOTCELL" "$bench_tmp/ro/rootcell"
+    mount --bind "$bench_tmp/ro/rootcell" "$bench_tmp/ro/rootcell"
+    mount -o remount,bind,ro "$bench_tmp/ro/rootcell"
 }
 
 # rt_cmd NAME BUNDLE MODE: the command line hyperfine times (as one string,

@@ -52,6 +52,8 @@ container_row() { # LABEL GROUP RUNTIME MODE BUNDLE CHECK_BUNDLE
 say "checking that each command works"
 container_row "rootcell run" host rootcell host "$bench_tmp/B" "$bench_tmp/C"
 container_row "runc run" host runc host "$bench_tmp/B" "$bench_tmp/C"
+make_readonly_rootcell
+container_row "rootcell run (read-only install)" host rootcell-ro host "$bench_tmp/B" "$bench_tmp/C"
 # crun 1.8 refuses this machine's hybrid cgroup layout; it (and, for a fair
 # comparison, the other two) runs in a private mount ns with a fresh cgroup2.
 say "crun 1.8 refuses hybrid cgroups: running it (and the cgroup2 row set) inside unshare -m with cgroup2 mounted on /sys/fs/cgroup"
