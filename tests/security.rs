@@ -578,6 +578,13 @@ fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
 /// the container process state, then answers one notification on the fd
 /// with `error` and returns the syscall number it saw.
 fn agent(listener: &UnixListener, error: i32) -> (Value, i32) {
+    let (state, fd) = agent_accept(listener);
+    (state, answer_one(&fd, error))
+}
+
+/// The agent's side of one connection: the container process state and the
+/// notification fd.
+fn agent_accept(listener: &UnixListener) -> (Value, OwnedFd) {
     listener.set_nonblocking(true).unwrap();
     let (conn, _) = poll(POLL_TIMEOUT, "the runtime to connect to the agent", || {
         listener.accept().ok()
@@ -605,9 +612,13 @@ fn agent(listener: &UnixListener, error: i32) -> (Value, i32) {
         assert!(rest.is_empty() && more.is_empty(), "more after the state");
     }
     assert_eq!(fds.len(), 1, "exactly one fd in SCM_RIGHTS: {state}");
-    let fd = fds.pop().unwrap();
+    (state, fds.pop().unwrap())
+}
 
-    assert!(wait_readable(&fd, POLL_TIMEOUT), "no notification arrived");
+/// Answers the next notification on `fd` with `error`; returns the
+/// syscall number it was about.
+fn answer_one(fd: &OwnedFd, error: i32) -> i32 {
+    assert!(wait_readable(fd, POLL_TIMEOUT), "no notification arrived");
     let mut req = SeccompNotif::default();
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_RECV, &mut req) };
     assert_eq!(r, 0, "NOTIF_RECV: {}", std::io::Error::last_os_error());
@@ -619,7 +630,7 @@ fn agent(listener: &UnixListener, error: i32) -> (Value, i32) {
     };
     let r = unsafe { libc::ioctl(fd.as_raw_fd(), SECCOMP_IOCTL_NOTIF_SEND, &resp) };
     assert_eq!(r, 0, "NOTIF_SEND: {}", std::io::Error::last_os_error());
-    (state, req.nr)
+    req.nr
 }
 
 #[test]
@@ -1119,5 +1130,61 @@ fn compiled_seccomp_filters_are_cached_and_checked() {
     let third = run_ok(&ctx, &b, "third");
     assert_eq!(first.stdout, third.stdout);
     assert_eq!(std::fs::read(&files[0]).unwrap(), bytes);
+    ctx.assert_clean();
+}
+
+/// The container's NOTIFY rules apply to an `exec`'d process too: its own
+/// notification fd reaches the agent, with the exec'd process's pid and the
+/// container's state, and the agent's answer reaches the process.
+#[test]
+fn seccomp_notify_reaches_the_agent_for_exec_too() {
+    let ctx = Ctx::new("sc-notify-exec");
+    let sock = ctx.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "100"]);
+    b.linux()["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]
+    });
+    let id = ctx.id("n");
+    let (out, init_pid, exec_state, nr) = std::thread::scope(|s| {
+        let agent = s.spawn(|| {
+            // init's fd first (kept open while the container runs), then
+            // the exec'd process's.
+            let (_init_state, init_fd) = agent_accept(&listener);
+            let (exec_state, exec_fd) = agent_accept(&listener);
+            let nr = answer_one(&exec_fd, libc::EBADMSG);
+            drop(init_fd);
+            (exec_state, nr)
+        });
+        ctx.create(&id, &b, &[]).assert_ok("create with an agent");
+        let init_pid = ctx.pid(&id);
+        ctx.rt(&["start", &id]).assert_ok("start");
+        let out = ctx.rt(&[
+            "exec",
+            &id,
+            "sh",
+            "-c",
+            "mkdir /tmp/by-exec 2>&1; echo done",
+        ]);
+        let (exec_state, nr) = agent.join().unwrap();
+        (out, init_pid, exec_state, nr)
+    });
+    out.assert_ok("exec under a notifying filter");
+    assert!(out.stdout.contains("Bad message"), "{}", out.all());
+    assert!(!b.rootfs().join("tmp/by-exec").exists());
+    assert!(
+        nr == libc::SYS_mkdir as i32 || nr == libc::SYS_mkdirat as i32,
+        "{nr}"
+    );
+    let exec_pid = exec_state["pid"].as_i64().unwrap_or(0);
+    assert!(
+        exec_pid > 0 && exec_pid != i64::from(init_pid),
+        "{exec_state}"
+    );
+    assert_eq!(exec_state["state"]["pid"], init_pid, "{exec_state}");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }

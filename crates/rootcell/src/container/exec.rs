@@ -173,7 +173,25 @@ impl Runtime {
             relay = Some(Relay::receive(socket.as_fd(), forwarding)?);
             Ok(())
         };
-        let pid = started(&runtime_side, setup, dir, start_relay)?;
+        // A filter with SCMP_ACT_NOTIFY rules: its fd goes to the agent with
+        // the state of the container and the exec'd process's pid.
+        let listener = plan.seccomp.as_ref().and_then(|s| s.listener.clone());
+        let container_state = st.oci_json(Status::Running);
+        let send_listener = |pid: i32, fd: OwnedFd| -> Result<()> {
+            match &listener {
+                Some(l) => process::seccomp::send_to_agent(
+                    &l.path,
+                    pid,
+                    &l.metadata,
+                    container_state.clone(),
+                    &fd,
+                ),
+                None => Err(Error::Init(
+                    "a seccomp notification fd without a listenerPath".into(),
+                )),
+            }
+        };
+        let pid = started(&runtime_side, setup, dir, start_relay, send_listener)?;
         if let Some(pid_file) = &opts.pid_file {
             if let Err(e) = write_pid_file(pid_file, pid) {
                 kill_and_reap(pid);
@@ -313,12 +331,35 @@ fn started(
     setup: i32,
     lock: ContainerDir,
     mut on_terminal: impl FnMut() -> Result<()>,
+    mut on_listener: impl FnMut(i32, OwnedFd) -> Result<()>,
 ) -> Result<i32> {
     let mut lock = Some(lock);
     let mut pid = None;
     let mut failure = None;
     loop {
-        match chan.recv::<ToRuntime>() {
+        let (msg, mut fds) = match chan.recv_with_fds::<ToRuntime>() {
+            Ok(Some((msg, fds))) => (Ok(Some(msg)), fds),
+            Ok(None) => (Ok(None), Vec::new()),
+            Err(e) => (Err(e), Vec::new()),
+        };
+        match msg {
+            Ok(Some(ToRuntime::SeccompListener)) => {
+                let sent = match (pid, fds.pop()) {
+                    (Some(p), Some(fd)) => on_listener(p, fd),
+                    _ => Err(Error::Init(
+                        "the seccomp notification fd did not arrive".into(),
+                    )),
+                };
+                let answer = match sent {
+                    Ok(()) => ToContainer::Continue,
+                    Err(e) => {
+                        let message = e.to_string();
+                        failure = Some(e);
+                        ToContainer::Abort { message }
+                    }
+                };
+                let _ = chan.send(&answer);
+            }
             Ok(Some(ToRuntime::ExecPid { pid: p })) => {
                 pid = Some(p);
                 lock = None;

@@ -121,13 +121,15 @@ fn run(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     if let Some(console) = cfg.console.take() {
         setup_terminal(&cfg, console, chan)?;
     }
-    // A notifying filter's fd would go to the seccomp agent through the
-    // runtime, as for init; `exec` does not relay it yet.
-    let mut on_listener = |_fd: OwnedFd| -> Result<()> {
-        Err(Error::spec(
-            "linux.seccomp",
-            "SCMP_ACT_NOTIFY rules are not supported for exec yet",
-        ))
+    // A notifying filter's fd goes to the seccomp agent through the
+    // runtime, as for init; the process goes on once the agent has it.
+    let mut on_listener = |fd: OwnedFd| -> Result<()> {
+        chan.send_fd(&ToRuntime::SeccompListener, fd.as_fd())?;
+        drop(fd);
+        match super::next(chan)? {
+            ToContainer::Continue => Ok(()),
+            other => Err(super::unexpected(other)),
+        }
     };
     let exec = prepare::prepare_process(
         cfg.process,
