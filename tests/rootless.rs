@@ -9,34 +9,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-/// A context whose runtime runs as uid/gid 1000 with its own
-/// XDG_RUNTIME_DIR (owned by 1000) and, if `explicit_root`, a `--root`
-/// inside it. The runtime binary is copied to a world-readable place (the
-/// cargo target dir may not be accessible to uid 1000); its file name is
-/// kept, so the default state dir name is unchanged.
-fn rootless_ctx(name: &str, explicit_root: bool) -> (Ctx, PathBuf) {
-    let mut ctx = Ctx::new(name);
-    let bin_dir = ctx.dir.join("bin");
-    fs::create_dir_all(&bin_dir).unwrap();
-    let bin = bin_dir.join(runtime_name());
-    fs::copy(runtime_path(), &bin).expect("copy runtime binary");
-    fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-
-    let xdg = ctx.dir.join("xdg");
-    fs::create_dir_all(&xdg).unwrap();
-    chown(&xdg, UNPRIV_UID, UNPRIV_GID);
-    fs::set_permissions(&xdg, fs::Permissions::from_mode(0o700)).unwrap();
-
-    ctx.bin = bin;
-    ctx.user = Some((UNPRIV_UID, UNPRIV_GID));
-    ctx.env = vec![
-        ("XDG_RUNTIME_DIR".into(), xdg.clone().into()),
-        ("HOME".into(), xdg.clone().into()),
-    ];
-    ctx.root = explicit_root.then(|| xdg.join("state"));
-    (ctx, xdg)
-}
-
 /// A busybox bundle whose config.json is written by `spec --rootless`
 /// running as uid 1000 (so the bundle dir is owned by 1000).
 fn rootless_bundle(ctx: &Ctx) -> Bundle {
@@ -77,7 +49,7 @@ fn host_uid(pid: i32) -> u32 {
 
 #[test]
 fn rootless_run_maps_root_to_invoking_user() {
-    let (ctx, _xdg) = rootless_ctx("rlrun", true);
+    let (ctx, _xdg) = rootless_ctx_with("rlrun", true);
     let mut b = rootless_bundle(&ctx);
     b.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user");
     let id = ctx.id("c");
@@ -96,7 +68,7 @@ fn rootless_run_maps_root_to_invoking_user() {
 
 #[test]
 fn rootless_lifecycle_create_start_kill_delete() {
-    let (ctx, _xdg) = rootless_ctx("rllife", true);
+    let (ctx, _xdg) = rootless_ctx_with("rllife", true);
     let mut b = rootless_bundle(&ctx);
     b.args(&["sleep", "100"]);
     let id = ctx.id("c");
@@ -127,7 +99,7 @@ fn rootless_lifecycle_create_start_kill_delete() {
 
 #[test]
 fn rootless_cannot_use_host_root_privileges() {
-    let (ctx, _xdg) = rootless_ctx("rlpriv", true);
+    let (ctx, _xdg) = rootless_ctx_with("rlpriv", true);
     let mut b = rootless_bundle(&ctx);
     // A root-owned host dir, bind-mounted rw: container "root" is uid 1000
     // on the host and must not be able to write into it.
@@ -151,7 +123,7 @@ fn rootless_cannot_use_host_root_privileges() {
 #[test]
 fn rootless_default_root_is_under_xdg_runtime_dir() {
     // No --root: the runtime must use $XDG_RUNTIME_DIR/<runtime name>.
-    let (ctx, xdg) = rootless_ctx("rldefault", false);
+    let (ctx, xdg) = rootless_ctx_with("rldefault", false);
     let mut b = rootless_bundle(&ctx);
     b.args(&["sleep", "100"]);
     let id = ctx.id("c");
@@ -183,7 +155,7 @@ fn rootless_default_root_is_under_xdg_runtime_dir() {
 /// and leaves nothing behind.
 #[test]
 fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
-    let (ctx, _xdg) = rootless_ctx("rlmounts", true);
+    let (ctx, _xdg) = rootless_ctx_with("rlmounts", true);
     let mut b = rootless_bundle(&ctx);
     let base = b.config.clone();
     b.add_mount(
@@ -241,7 +213,7 @@ fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
 /// reaches `/proc/<pid>/exe`) sees an image that refuses writes.
 #[test]
 fn rootless_runtime_runs_from_a_sealed_copy() {
-    let (ctx, _xdg) = rootless_ctx("rlexe", true);
+    let (ctx, _xdg) = rootless_ctx_with("rlexe", true);
     let mut b = rootless_bundle(&ctx);
     b.args(&["sleep", "100"]);
     let id = ctx.id("c");
@@ -264,7 +236,7 @@ fn rootless_runtime_runs_from_a_sealed_copy() {
 /// no_new_privs.
 #[test]
 fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
-    let (ctx, _xdg) = rootless_ctx("rlseccomp", true);
+    let (ctx, _xdg) = rootless_ctx_with("rlseccomp", true);
     let mut b = rootless_bundle(&ctx);
     b.sh("mkdir /tmp/x 2>&1; grep -E '^(Seccomp|NoNewPrivs)' /proc/self/status");
     b.config["linux"]["seccomp"] = json!({
@@ -293,7 +265,7 @@ fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
 
 #[test]
 fn rootless_terminal_via_console_socket() {
-    let (ctx, _xdg) = rootless_ctx("rltty", true);
+    let (ctx, _xdg) = rootless_ctx_with("rltty", true);
     let mut b = rootless_bundle(&ctx);
     b.config["process"]["terminal"] = json!(true);
     b.config["process"]["consoleSize"] = json!({"height": 21, "width": 77});

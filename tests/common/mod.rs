@@ -434,8 +434,17 @@ pub fn cgroups_named(id: &str) -> Vec<PathBuf> {
 
 /// A context whose runtime runs as uid 1000 (a copy of the binary it can
 /// execute, `XDG_RUNTIME_DIR` and `--root` of its own), for containers
-/// from `spec --rootless` (tests/rootless.rs has a variant of its own).
+/// from `spec --rootless`.
 pub fn rootless_ctx(name: &str) -> Ctx {
+    rootless_ctx_with(name, true).0
+}
+
+/// The same, with `--root` only if `explicit_root` (else the runtime's
+/// default under `XDG_RUNTIME_DIR`); returns that `XDG_RUNTIME_DIR` too.
+/// The binary is copied to a place uid 1000 can reach (the cargo target
+/// dir may not be), with its file name kept, so the default state dir name
+/// is unchanged.
+pub fn rootless_ctx_with(name: &str, explicit_root: bool) -> (Ctx, PathBuf) {
     let mut ctx = Ctx::new(name);
     let bin_dir = ctx.dir.join("bin");
     fs::create_dir_all(&bin_dir).unwrap();
@@ -452,8 +461,8 @@ pub fn rootless_ctx(name: &str) -> Ctx {
         ("XDG_RUNTIME_DIR".into(), xdg.clone().into()),
         ("HOME".into(), xdg.clone().into()),
     ];
-    ctx.root = Some(xdg.join("state"));
-    ctx
+    ctx.root = explicit_root.then(|| xdg.join("state"));
+    (ctx, xdg)
 }
 
 // ---------------------------------------------------------------------------

@@ -326,6 +326,21 @@ fn namespaces_to_join(pid: i32) -> Result<i32> {
 /// the relay; the process goes on once it returns (or fails if it failed).
 /// On failure both processes have exited or are killed, and are reaped:
 /// nothing is left behind.
+/// Answers a step the runtime did for the exec'd process: `Continue`, or
+/// `Abort` with the error, which becomes the exec's failure. A process that
+/// is gone reads nothing; end-of-file follows.
+fn reply(chan: &Channel, step: Result<()>, failure: &mut Option<Error>) {
+    let answer = match step {
+        Ok(()) => ToContainer::Continue,
+        Err(e) => {
+            let message = e.to_string();
+            *failure = Some(e);
+            ToContainer::Abort { message }
+        }
+    };
+    let _ = chan.send(&answer);
+}
+
 fn started(
     chan: &Channel,
     setup: i32,
@@ -350,31 +365,14 @@ fn started(
                         "the seccomp notification fd did not arrive".into(),
                     )),
                 };
-                let answer = match sent {
-                    Ok(()) => ToContainer::Continue,
-                    Err(e) => {
-                        let message = e.to_string();
-                        failure = Some(e);
-                        ToContainer::Abort { message }
-                    }
-                };
-                let _ = chan.send(&answer);
+                reply(chan, sent, &mut failure);
             }
             Ok(Some(ToRuntime::ExecPid { pid: p })) => {
                 pid = Some(p);
                 lock = None;
             }
             Ok(Some(ToRuntime::TerminalSent)) => {
-                let answer = match on_terminal() {
-                    Ok(()) => ToContainer::Continue,
-                    Err(e) => {
-                        let message = e.to_string();
-                        failure = Some(e);
-                        ToContainer::Abort { message }
-                    }
-                };
-                // A process that is gone reads nothing; end-of-file follows.
-                let _ = chan.send(&answer);
+                reply(chan, on_terminal(), &mut failure);
             }
             // The first failure is the cause; later ones follow from it.
             Ok(Some(ToRuntime::Failed { message })) => {
