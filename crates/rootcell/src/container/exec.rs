@@ -351,6 +351,7 @@ fn started(
     let mut lock = Some(lock);
     let mut pid = None;
     let mut failure = None;
+    let mut pending_listener = None;
     loop {
         let (msg, mut fds) = match chan.recv_with_fds::<ToRuntime>() {
             Ok(Some((msg, fds))) => (Ok(Some(msg)), fds),
@@ -358,18 +359,25 @@ fn started(
             Err(e) => (Err(e), Vec::new()),
         };
         match msg {
-            Ok(Some(ToRuntime::SeccompListener)) => {
-                let sent = match (pid, fds.pop()) {
-                    (Some(p), Some(fd)) => on_listener(p, fd),
-                    _ => Err(Error::Init(
+            Ok(Some(ToRuntime::SeccompListener)) => match (pid, fds.pop()) {
+                (Some(p), Some(fd)) => reply(chan, on_listener(p, fd), &mut failure),
+                // The process may get here before its parent has sent its
+                // pid: hold the fd (the process waits for the answer).
+                (None, Some(fd)) => pending_listener = Some(fd),
+                (_, None) => reply(
+                    chan,
+                    Err(Error::Init(
                         "the seccomp notification fd did not arrive".into(),
                     )),
-                };
-                reply(chan, sent, &mut failure);
-            }
+                    &mut failure,
+                ),
+            },
             Ok(Some(ToRuntime::ExecPid { pid: p })) => {
                 pid = Some(p);
                 lock = None;
+                if let Some(fd) = pending_listener.take() {
+                    reply(chan, on_listener(p, fd), &mut failure);
+                }
             }
             Ok(Some(ToRuntime::TerminalSent)) => {
                 reply(chan, on_terminal(), &mut failure);
