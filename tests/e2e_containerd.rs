@@ -6,10 +6,9 @@
 
 mod common;
 
-use common::console::{pty_pair, set_size, spawn_on_terminal, Term};
+use common::console::check_shell_on_a_terminal;
 use common::*;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -342,23 +341,8 @@ fn ctr_task_exec_exit_code_and_ps() {
 /// shell's terminal and size, and that its exit code comes back.
 #[track_caller]
 fn interactive_shell(c: &Containerd, args: &[String], code: i32) {
-    let (master, peer) = pty_pair();
-    set_size(&peer, 30, 90);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut child = spawn_on_terminal(c.ctr_command(&args), &peer);
-    let mut term = Term::new(master);
-    term.write("echo $((6*7))\n");
-    term.read_until("42\n");
-    term.write("tty; test -t 0 && test -t 1 && test -t 2 && echo all-$((1+1))-ttys\n");
-    let out = term.read_until("all-2-ttys\n");
-    assert!(out.contains("/dev/pts/"), "{out:?}");
-    // ctr gives the pty the caller's size (after start: poke).
-    term.poke_until("stty size\n", "30 90\n");
-    term.write(&format!("exit {code}\n"));
-    let status = wait_child(&mut child, CTR_TIMEOUT, "ctr on a terminal");
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert_eq!(status.code(), Some(code), "{args:?}: {err}");
+    check_shell_on_a_terminal(c.ctr_command(&args), code, CTR_TIMEOUT, "ctr on a terminal");
 }
 
 #[test]

@@ -260,3 +260,31 @@ pub fn lflags(tty: impl AsFd) -> rustix::termios::LocalModes {
         .expect("tcgetattr")
         .local_modes
 }
+
+/// Drives an interactive `sh` that `cmd` (an engine: `podman run -it`,
+/// `ctr run -t`...) starts on a pty pair of ours, 30x90: it runs a
+/// command, its stdio are ttys, its pty takes our size, and `exit CODE`
+/// comes back as the engine's exit code. `what` names the engine in
+/// failures.
+#[track_caller]
+pub fn check_shell_on_a_terminal(cmd: Command, code: i32, timeout: Duration, what: &str) {
+    use std::io::Read;
+    let (master, peer) = pty_pair();
+    set_size(&peer, 30, 90);
+    let mut child = spawn_on_terminal(cmd, &peer);
+    let mut term = Term::new(master);
+    term.write("echo $((6*7))\n");
+    term.read_until("42\n");
+    term.write("tty; test -t 0 && test -t 1 && test -t 2 && echo all-$((1+1))-ttys\n");
+    let out = term.read_until("all-2-ttys\n");
+    assert!(out.contains("/dev/pts/"), "{what}: {out:?}");
+    // The engine gives the pty the caller's size (after start: poke).
+    term.poke_until("stty size\n", "30 90\n");
+    term.write(&format!("exit {code}\n"));
+    let status = super::wait_child(&mut child, timeout, what);
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    assert_eq!(status.code(), Some(code), "{what}: {err}");
+}
