@@ -185,13 +185,16 @@ def lifecycle(rows_path, hf_path, meta_path):
     out.append("")
     out.extend(meta_lines(meta, meta.get("runs", "?")))
     out.append("")
-    out.append("<details><summary>Exact commands</summary>")
-    out.append("")
-    for row in rows:
-        out.append(f"- {row['label']}: `{shorten(row['command'], meta)}`")
-    out.append("")
-    out.append("</details>")
+    out.extend(exact_commands([f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows]))
     print("\n".join(out))
+
+
+def exact_commands(lines, note=None):
+    """The collapsed "Exact commands" block ending a section."""
+    out = ["<details><summary>Exact commands</summary>", ""]
+    if note:
+        out.extend([note, ""])
+    return out + lines + ["", "</details>"]
 
 
 def mounts(rows_path, hf_path, meta_path):
@@ -246,18 +249,13 @@ def mounts(rows_path, hf_path, meta_path):
     out.append("")
     out.extend(meta_lines(meta, meta.get("runs", "?")))
     out.append("")
-    out.append("<details><summary>Exact commands</summary>")
-    out.append("")
-    out.append("`$TMP/B-<N>` is the bundle with N bind mounts.")
-    out.append("")
-    seen = set()
+    seen, lines = set(), []
     for row in rows:
         cmd = shorten(row["command"], meta).replace(f"/B-{row['n']} ", "/B-<N> ")
         if cmd not in seen:
             seen.add(cmd)
-            out.append(f"- {row['runtime']}: `{cmd}`")
-    out.append("")
-    out.append("</details>")
+            lines.append(f"- {row['runtime']}: `{cmd}`")
+    out.extend(exact_commands(lines, "`$TMP/B-<N>` is the bundle with N bind mounts."))
     print("\n".join(out))
 
 
@@ -316,17 +314,13 @@ def engines(rows_path, hf_path, meta_path):
     out.extend(f"- {k}: {meta[k]}" for k in keys if k in meta)
     out.append(f"- runs: {meta.get('runs', '?')}")
     out.append("")
-    out.append("<details><summary>Exact commands</summary>")
-    out.append("")
-    out.append(
-        "With `CONTAINERS_CONF=$TMP/podman/containers.conf` in the environment "
-        "(see `bench/engines.sh`)."
+    out.extend(
+        exact_commands(
+            [f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows],
+            "With `CONTAINERS_CONF=$TMP/podman/containers.conf` in the environment "
+            "(see `bench/engines.sh`).",
+        )
     )
-    out.append("")
-    for row in rows:
-        out.append(f"- {row['label']}: `{shorten(row['command'], meta)}`")
-    out.append("")
-    out.append("</details>")
     print("\n".join(out))
 
 

@@ -857,3 +857,26 @@ fn listen_fds_are_passed_like_systemd_does() {
     assert_eq!(l[3].trim(), "0 1 2 3 4 5", "{}", out.all());
     ctx.assert_clean();
 }
+
+/// A huge `--preserve-fds` is bounded by the fd limit (no fd can be
+/// numbered above it), not walked fd by fd up to four billion.
+#[test]
+fn huge_preserve_fds_is_bounded_by_the_fd_limit() {
+    if runtime_is_runc() {
+        // runc 1.1 refuses it (it tries to wrap every fd number).
+        return skip("runc refuses a --preserve-fds beyond its fd table");
+    }
+    let ctx = Ctx::new("hugefds");
+    let mut b = ctx.bundle();
+    b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '");
+    let id = ctx.id("c");
+    let out = ctx.run_with(&id, &b, &["--preserve-fds", "4000000000"], None);
+    out.assert_ok("run --preserve-fds 4000000000");
+    assert!(
+        out.elapsed < std::time::Duration::from_secs(10),
+        "{:?}",
+        out.elapsed
+    );
+    assert!(out.stdout.starts_with("0 1 2"), "{}", out.all());
+    ctx.assert_clean();
+}

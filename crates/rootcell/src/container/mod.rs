@@ -279,9 +279,11 @@ impl Runtime {
         undo.cgroup_dirs = cg.dirs.clone();
         // Saved before the cgroups exist: a runtime killed from here on
         // leaves a `creating` state that `delete` can clean up from.
-        dir.save(&creating_state(id, bundle, opts, &cg.dirs))?;
+        let mut st = creating_state(id, bundle, opts, &cg.dirs);
+        dir.save(&st)?;
         cgroup::create(&mut cg, self.rootless)?;
-        // Rootless creation may have skipped hierarchies it cannot write.
+        // Rootless creation may have skipped hierarchies it cannot write
+        // (the state is brought up to date below, once, if so).
         host.cgroup_mounts = cg.mount_sources.clone();
         let plan = plan::build(
             bundle,
@@ -323,8 +325,10 @@ impl Runtime {
             StartGate::Channel
         };
 
-        let mut st = creating_state(id, bundle, opts, &cg.dirs);
-        dir.save(&st)?;
+        if st.cgroup_dirs != cg.dirs {
+            st.cgroup_dirs = cg.dirs.clone();
+            dir.save(&st)?;
+        }
 
         // Init becomes our child when stage 1 exits, so we can wait for it.
         process::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
@@ -349,7 +353,7 @@ impl Runtime {
             hooks: bundle.spec.hooks().as_ref(),
             gate,
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
-            preserve_fds: opts.listen_fds + opts.preserve_fds,
+            preserve_fds: opts.listen_fds.saturating_add(opts.preserve_fds),
             cgroup_procs: cgroup::procs_files(&cg.dirs)?,
             cgroup2_dir: cgroup::v2_dir(&cg)?,
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,

@@ -90,6 +90,9 @@ impl RootDir {
                 return Ok(fd);
             }
         }
+        if let Some(fd) = self.mkdir_below_existing(path, mode) {
+            return Ok(fd);
+        }
         let perm = Permissions::from_mode(mode);
         let mut path = path.to_path_buf();
         // Bounded like the kernel's symlink limit.
@@ -103,6 +106,46 @@ impl RootDir {
             }
         }
         Err(io::Error::from_raw_os_error(libc::ELOOP))
+    }
+
+    /// The common case of `mkdir_all`, without libpathrs' per-step procfs
+    /// checks: the deepest existing ancestor is resolved in the root, and
+    /// each missing component is made with `mkdirat` relative to its parent's
+    /// fd and opened with `O_NOFOLLOW`, so nothing can lead outside. Returns
+    /// None (for the general path to decide) on anything unusual: a `..` or
+    /// a symlink on the way, a non-directory, an error.
+    fn mkdir_below_existing(&self, path: &Path, mode: u32) -> Option<OwnedFd> {
+        let mut names = Vec::new();
+        for c in path.components() {
+            match c {
+                Component::RootDir | Component::CurDir => {}
+                Component::Normal(name) => names.push(name),
+                Component::ParentDir | Component::Prefix(_) => return None,
+            }
+        }
+        // Deepest existing directory first (a mountpoint usually lacks only
+        // its last component).
+        let (mut dir, existing) = (0..names.len()).rev().find_map(|n| {
+            let prefix: PathBuf = std::iter::once(Component::RootDir.as_os_str())
+                .chain(names[..n].iter().copied())
+                .collect();
+            let fd = self.resolve(&prefix).ok()?;
+            (file_type(&fd).ok()? == FileType::Directory).then_some((fd, n))
+        })?;
+        for name in &names[existing..] {
+            match rustix::fs::mkdirat(&dir, *name, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(_) => return None,
+            }
+            dir = rustix::fs::openat(
+                &dir,
+                *name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ok()?;
+        }
+        Some(dir)
     }
 
     /// If a component of `path` is a symlink whose target is missing,

@@ -287,7 +287,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             exec_cpu_affinity: false,
         },
     )?;
-    sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "close_range")?;
+    sys::cloexec_from(cfg.preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
     chan.send(&ToRuntime::Ready)?;
 
     // Wait for `start`, run startContainer hooks, then tell the runtime

@@ -274,8 +274,7 @@ fn enter_cwd(cwd: &Path) -> Result<()> {
 /// HOME for `uid` from the container's `/etc/passwd` (read as a plain
 /// file: no NSS modules from the image are ever loaded), else `/`.
 fn home_of(uid: u32) -> String {
-    std::fs::read_to_string("/etc/passwd")
-        .ok()
+    read_passwd()
         .and_then(|text| {
             text.lines().find_map(|line| {
                 let fields: Vec<&str> = line.split(':').collect();
@@ -284,6 +283,33 @@ fn home_of(uid: u32) -> String {
         })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "/".into())
+}
+
+/// The container's `/etc/passwd`, if it is a regular file of sane size: the
+/// rootfs is the container's, and a fifo there must not hang init, nor a
+/// huge file fill its memory.
+fn read_passwd() -> Option<String> {
+    use std::io::Read;
+    const MAX: u64 = 4 << 20;
+    let fd = rustix::fs::open(
+        "/etc/passwd",
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()?;
+    let st = rustix::fs::fstat(&fd).ok()?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return None;
+    }
+    let mut text = String::new();
+    std::fs::File::from(fd)
+        .take(MAX)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 fn find_program(program: &str, path_var: &str) -> Option<PathBuf> {

@@ -117,7 +117,12 @@ pub fn close_fds_for_exec(preserve_fds: u32, keep: &[RawFd]) -> io::Result<()> {
     let first_closed = 3u32.saturating_add(preserve_fds);
     let mut kept: Vec<u32> = keep.iter().filter_map(|k| u32::try_from(*k).ok()).collect();
     kept.sort_unstable();
-    for fd in 3..first_closed {
+    // No fd is numbered at or above RLIMIT_NOFILE: a huge --preserve-fds
+    // must not mean billions of fcntl calls.
+    let open_max = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    for fd in 3..first_closed.min(open_max) {
         // SAFETY: F_GETFD only reads the flags of a number that may or may
         // not be an open fd.
         let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
