@@ -1191,3 +1191,24 @@ fn leaked_fds_cannot_reach_the_host() {
     }
     ctx.assert_clean();
 }
+
+/// A rootfs whose `/etc/passwd` is a fifo: init reads it for `HOME` and
+/// must not hang there (nor read anything but a regular file).
+#[test]
+fn passwd_fifo_does_not_hang_init() {
+    let ctx = Ctx::new("atk-passwd");
+    let mut b = ctx.bundle();
+    let passwd = b.rootfs().join("etc/passwd");
+    fs::remove_file(&passwd).unwrap();
+    let path = std::ffi::CString::new(passwd.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid C string; mkfifo only creates the node.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o644) }, 0);
+    b.process()["env"] = json!(["PATH=/bin"]);
+    b.sh("echo home=$HOME");
+    let id = ctx.id("c");
+    let out = ctx.run(&id, &b);
+    out.assert_ok("run with a fifo as /etc/passwd");
+    assert_eq!(out.stdout, "home=/\n", "{}", out.all());
+    assert!(out.elapsed < std::time::Duration::from_secs(10));
+    ctx.assert_clean();
+}
