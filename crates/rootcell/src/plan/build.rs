@@ -341,13 +341,7 @@ fn mount_mappings(
     list.iter()
         .enumerate()
         .map(|(i, m)| {
-            let fits = |start: u32| start.checked_add(m.size()).is_some();
-            if m.size() == 0 || !fits(m.host_id()) || !fits(m.container_id()) {
-                return Err(Error::spec(
-                    format!("mounts[{index}].{field}[{i}]"),
-                    "size must be non-zero and the range must fit in 32 bits",
-                ));
-            }
+            crate::spec::check_id_mapping(&format!("mounts[{index}].{field}[{i}]"), m)?;
             Ok(IdMapping {
                 container_id: m.container_id(),
                 host_id: m.host_id(),

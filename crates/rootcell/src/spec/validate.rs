@@ -87,6 +87,19 @@ pub fn validate_process(spec: &Spec, process: &Process) -> Result<()> {
 /// `(uid_t)-1` means "leave unchanged" to `setresuid` and `chown`: a
 /// container asking for it would keep running as root. In a new user
 /// namespace every id must also be mapped, or the kernel refuses it.
+/// An id mapping (of a user namespace or of an idmapped mount): a size of
+/// zero, or a range past 2^32, is an error naming `field`.
+pub fn check_id_mapping(field: &str, m: &oci_spec::runtime::LinuxIdMapping) -> Result<()> {
+    let fits = |start: u32| start.checked_add(m.size()).is_some();
+    if m.size() == 0 || !fits(m.host_id()) || !fits(m.container_id()) {
+        return Err(Error::spec(
+            field,
+            "size must be non-zero and the range must fit in 32 bits",
+        ));
+    }
+    Ok(())
+}
+
 fn validate_user(spec: &Spec, user: &oci_spec::runtime::User) -> Result<()> {
     let ids = std::iter::once(("process.user.uid".to_string(), user.uid(), true))
         .chain(std::iter::once((
@@ -206,13 +219,7 @@ fn validate_linux(spec: &Spec) -> Result<()> {
                 return Err(Error::spec(field, "a new user namespace needs mappings"));
             }
             for (i, m) in list.iter().enumerate() {
-                let fits = |start: u32| start.checked_add(m.size()).is_some();
-                if m.size() == 0 || !fits(m.host_id()) || !fits(m.container_id()) {
-                    return Err(Error::spec(
-                        format!("{field}[{i}]"),
-                        "size must be non-zero and the range must fit in 32 bits",
-                    ));
-                }
+                check_id_mapping(&format!("{field}[{i}]"), m)?;
             }
         }
     }
