@@ -68,8 +68,264 @@ pub fn runtime_is_runc() -> bool {
 }
 
 /// Print a skip notice (cargo test has no native skip). Tests `return` after.
+///
+/// The line is `SKIPPED (<runtime>): <test>: <reason>`. It is written to the
+/// process's stderr directly, not through `eprintln!`, which the test
+/// harness captures (and shows only for failing tests): a skip must be seen
+/// in an ordinary `cargo test` run. With `ROOTCELL_TEST_SKIP_LOG=FILE` the
+/// line is also appended to FILE, for a summary of everything skipped.
 pub fn skip(reason: &str) {
-    eprintln!("SKIPPED ({}): {reason}", runtime_name());
+    let thread = thread::current();
+    let test = thread.name().unwrap_or("?");
+    let line = format!("SKIPPED ({}): {test}: {reason}\n", runtime_name());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(log) = std::env::var_os("ROOTCELL_TEST_SKIP_LOG") {
+        if let Ok(mut f) = fs::OpenOptions::new().create(true).append(true).open(log) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// `skip_unless!(condition, "why")`: when `condition` is false, print a
+/// skip notice (see [`skip`]) naming `why` and return from the test.
+#[macro_export]
+macro_rules! skip_unless {
+    ($cond:expr, $($why:tt)+) => {
+        if !$cond {
+            $crate::common::skip(&format!($($why)+));
+            return;
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------
+// Host features: what a test needs from the kernel and the machine. Machines
+// of this kind are alike but not identical (I/O scheduler, v1 controllers,
+// CPU count...); a test checks what it needs with these and skips without.
+// ---------------------------------------------------------------------------
+
+/// A v1 hierarchy of `controller` is mounted at `/sys/fs/cgroup/<controller>`
+/// (not the cgroup2 tree: that has `cgroup.controllers`).
+pub fn cgroup_v1_controller(controller: &str) -> bool {
+    let dir = Path::new("/sys/fs/cgroup").join(controller);
+    dir.join("cgroup.procs").exists() && !dir.join("cgroup.controllers").exists()
+}
+
+/// `file` exists in the root of the v1 hierarchy of `controller`, e.g.
+/// `("blkio", "blkio.weight")`, which only the BFQ/CFQ I/O schedulers
+/// provide.
+pub fn cgroup_v1_file_exists(controller: &str, file: &str) -> bool {
+    cgroup_v1_controller(controller)
+        && Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(file)
+            .exists()
+}
+
+/// The blkio weight file of this host's I/O scheduler, if any
+/// (`blkio.weight` with CFQ, `blkio.bfq.weight` with BFQ; none with
+/// mq-deadline, kyber or none).
+pub fn blkio_weight_file() -> Option<&'static str> {
+    ["blkio.weight", "blkio.bfq.weight"]
+        .into_iter()
+        .find(|f| cgroup_v1_file_exists("blkio", f))
+}
+
+/// The v1 memory controller accounts swap (`memory.memsw.*`).
+pub fn swap_accounting() -> bool {
+    cgroup_v1_file_exists("memory", "memory.memsw.limit_in_bytes")
+}
+
+/// Controllers enabled in the root of the cgroup2 tree at
+/// `/sys/fs/cgroup/unified` (hybrid layout), or of `/sys/fs/cgroup` (pure v2).
+pub fn cgroup_v2_root_controllers() -> Vec<String> {
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .find_map(|d| fs::read_to_string(Path::new(d).join("cgroup.subtree_control")).ok())
+        .map(|s| s.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Parse a kernel list like `0-3,5` into its members.
+pub fn parse_id_list(list: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in list.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<u32>().ok()),
+        }
+    }
+    out
+}
+
+/// CPUs this process may run on (its `Cpus_allowed_list`).
+pub fn usable_cpus() -> Vec<u32> {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(parse_id_list)
+        })
+        .unwrap_or_default()
+}
+
+/// Online NUMA nodes (`/sys/devices/system/node/online`); empty without
+/// NUMA support.
+pub fn numa_nodes() -> Vec<u32> {
+    fs::read_to_string("/sys/devices/system/node/online")
+        .map(|s| parse_id_list(&s))
+        .unwrap_or_default()
+}
+
+/// Huge page sizes the kernel offers, as the runtime spec names them
+/// (`2MB`, `1GB`).
+pub fn hugepage_sizes() -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir("/sys/kernel/mm/hugepages")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let kb: u64 = name
+                .strip_prefix("hugepages-")?
+                .strip_suffix("kB")?
+                .parse()
+                .ok()?;
+            Some(match kb {
+                kb if kb >= 1 << 20 => format!("{}GB", kb >> 20),
+                kb if kb >= 1 << 10 => format!("{}MB", kb >> 10),
+                kb => format!("{kb}KB"),
+            })
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The LSM `name` (`apparmor`, `selinux`) is enabled on this host.
+pub fn lsm_enabled(name: &str) -> bool {
+    match name {
+        "apparmor" => {
+            fs::read("/sys/module/apparmor/parameters/enabled").is_ok_and(|v| v.starts_with(b"Y"))
+        }
+        "selinux" => Path::new("/sys/fs/selinux/enforce").exists(),
+        other => fs::read_to_string("/sys/kernel/security/lsm")
+            .is_ok_and(|l| l.trim().split(',').any(|m| m == other)),
+    }
+}
+
+/// Capability number `cap` is in this process's bounding set.
+pub fn host_has_capability(cap: u32) -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1u64 << cap) != 0)
+}
+
+/// The kernel has time namespaces (`/proc/self/ns/time`).
+pub fn time_namespace_available() -> bool {
+    Path::new("/proc/self/ns/time").exists()
+}
+
+/// The kernel has IPv6 (`/proc/net/if_inet6`).
+pub fn ipv6_available() -> bool {
+    Path::new("/proc/net/if_inet6").exists()
+}
+
+/// A character device node exists at `path` on the host.
+pub fn host_char_device(path: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
+}
+
+/// `name` is an executable in one of `$PATH`'s directories (or `/usr/sbin`,
+/// `/sbin`), or `name` is itself an executable path.
+pub fn command_exists(name: &str) -> bool {
+    let is_exec = |p: &Path| {
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        return is_exec(Path::new(name));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .any(|d| is_exec(&d.join(name)))
+}
+
+/// A user with this uid exists in the host's `/etc/passwd`.
+pub fn host_user_exists(uid: u32) -> bool {
+    fs::read_to_string("/etc/passwd").is_ok_and(|p| {
+        p.lines()
+            .any(|l| l.split(':').nth(2).and_then(|u| u.parse::<u32>().ok()) == Some(uid))
+    })
+}
+
+/// The uid-1000 user the rootless tests run as exists, and `setpriv` (how
+/// the tests switch to it) is installed.
+pub fn unprivileged_user_available() -> bool {
+    host_user_exists(UNPRIV_UID) && command_exists("setpriv")
+}
+
+/// Why the rootless tests cannot run here, if they cannot: they run the
+/// runtime as uid 1000 through `setpriv`, which needs `setpriv`, user
+/// namespaces an unprivileged user may create, and a temp base (see
+/// [`temp_base`]) that uid 1000 can traverse. The uid needs no
+/// `/etc/passwd` entry and no `/etc/subuid` range: `spec --rootless` maps
+/// only the user's own id.
+pub fn rootless_unavailable() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    if !command_exists("setpriv") {
+        return Some("setpriv (util-linux) is not installed".into());
+    }
+    if host_sysctl("user.max_user_namespaces").is_some_and(|v| v == "0") {
+        return Some("user.max_user_namespaces is 0".into());
+    }
+    if host_sysctl("kernel.unprivileged_userns_clone").is_some_and(|v| v == "0") {
+        return Some("kernel.unprivileged_userns_clone is 0".into());
+    }
+    if host_sysctl("kernel.apparmor_restrict_unprivileged_userns").is_some_and(|v| v == "1") {
+        return Some("AppArmor restricts unprivileged user namespaces".into());
+    }
+    let base = temp_base();
+    for dir in base.ancestors() {
+        if let Ok(md) = fs::metadata(dir) {
+            if md.uid() != UNPRIV_UID && md.mode() & 0o001 == 0 {
+                return Some(format!(
+                    "uid {UNPRIV_UID} cannot traverse {} (set ROOTCELL_TEST_TMPDIR)",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// `skip_unless_rootless_possible!()`: skip the test (see [`skip`]) when
+/// [`rootless_unavailable`] names a reason.
+#[macro_export]
+macro_rules! skip_unless_rootless_possible {
+    () => {
+        if let Some(why) = $crate::common::rootless_unavailable() {
+            $crate::common::skip(&format!("rootless: {why}"));
+            return;
+        }
+    };
+}
+
+/// A host sysctl's current value (`net.ipv4.ip_forward`), trimmed.
+pub fn host_sysctl(key: &str) -> Option<String> {
+    let path = Path::new("/proc/sys").join(key.replace('.', "/"));
+    fs::read_to_string(path).ok().map(|s| s.trim().to_owned())
 }
 
 /// Namespaces the runtime advertises in `features` (linux.namespaces).
@@ -1109,6 +1365,44 @@ pub fn enter_private_mount_namespace() {
             std::ptr::null(),
         );
         assert_eq!(ret, 0, "making / private");
+    }
+}
+
+/// The runtime binary under test, opened before a test covers host
+/// directories with mounts of its own: wherever the checkout (or
+/// `$ROOTCELL_TEST_RUNTIME`) lives, under `/var/tmp`, `/run` or `/opt` too,
+/// [`HeldRuntime::install`] can still copy it into the test's own
+/// directory afterwards, and the engine under test is given that copy.
+pub struct HeldRuntime {
+    file: File,
+    name: String,
+}
+
+impl HeldRuntime {
+    /// Opens `runtime_path()`; call before `cover_with_tmpfs`.
+    pub fn open() -> HeldRuntime {
+        let path = runtime_path();
+        let file = File::open(&path)
+            .unwrap_or_else(|e| panic!("open the runtime binary {}: {e}", path.display()));
+        HeldRuntime {
+            file,
+            name: runtime_name(),
+        }
+    }
+
+    /// Copies the binary to `<dir>/bin/<its file name>` (mode 0755) and
+    /// returns that path. The file name is kept: runc-based engines and the
+    /// tests' `runtime_is_runc()` look at it.
+    pub fn install(mut self, dir: &Path) -> PathBuf {
+        let bin_dir = dir.join("bin");
+        fs::create_dir_all(&bin_dir).expect("create the test's bin dir");
+        let bin = bin_dir.join(&self.name);
+        let mut out =
+            File::create(&bin).unwrap_or_else(|e| panic!("create {}: {e}", bin.display()));
+        std::io::copy(&mut self.file, &mut out).expect("copy the runtime binary");
+        drop(out);
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        bin
     }
 }
 
