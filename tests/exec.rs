@@ -577,6 +577,7 @@ fn exec_into_a_user_namespace_container() {
 
 #[test]
 fn exec_into_a_rootless_container() {
+    skip_unless_rootless_possible!();
     let ctx = rootless_ctx("exrl");
     let path = ctx.dir.join("rlbundle");
     make_rootfs(&path.join("rootfs"));

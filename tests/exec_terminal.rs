@@ -255,6 +255,7 @@ fn exec_tty_in_a_user_namespace_container() {
 
 #[test]
 fn exec_tty_in_a_rootless_container() {
+    skip_unless_rootless_possible!();
     let ctx = rootless_ctx("xtty-rl");
     let path = ctx.dir.join("rlbundle");
     make_rootfs(&path.join("rootfs"));

@@ -149,6 +149,10 @@ fn uts_and_ipc_namespaces_isolate() {
 
 #[test]
 fn time_namespace_is_new_when_requested() {
+    skip_unless!(
+        time_namespace_available(),
+        "the kernel has no time namespace (/proc/self/ns/time)"
+    );
     if !features_namespaces().contains(&"time".to_string()) {
         if runtime_is_runc() {
             // runc 1.1 has no time namespace support (added in runc 1.2).

@@ -49,6 +49,7 @@ fn host_uid(pid: i32) -> u32 {
 
 #[test]
 fn rootless_run_maps_root_to_invoking_user() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rlrun", true);
     let mut b = rootless_bundle(&ctx);
     b.sh("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; readlink /proc/self/ns/user");
@@ -68,6 +69,7 @@ fn rootless_run_maps_root_to_invoking_user() {
 
 #[test]
 fn rootless_lifecycle_create_start_kill_delete() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rllife", true);
     let mut b = rootless_bundle(&ctx);
     b.args(&["sleep", "100"]);
@@ -99,6 +101,7 @@ fn rootless_lifecycle_create_start_kill_delete() {
 
 #[test]
 fn rootless_cannot_use_host_root_privileges() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rlpriv", true);
     let mut b = rootless_bundle(&ctx);
     // A root-owned host dir, bind-mounted rw: container "root" is uid 1000
@@ -122,6 +125,7 @@ fn rootless_cannot_use_host_root_privileges() {
 
 #[test]
 fn rootless_default_root_is_under_xdg_runtime_dir() {
+    skip_unless_rootless_possible!();
     // No --root: the runtime must use $XDG_RUNTIME_DIR/<runtime name>.
     let (ctx, xdg) = rootless_ctx_with("rldefault", false);
     let mut b = rootless_bundle(&ctx);
@@ -155,6 +159,7 @@ fn rootless_default_root_is_under_xdg_runtime_dir() {
 /// and leaves nothing behind.
 #[test]
 fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rlmounts", true);
     let mut b = rootless_bundle(&ctx);
     let base = b.config.clone();
@@ -213,6 +218,7 @@ fn rootless_mounts_work_where_allowed_and_refusals_name_the_mount() {
 /// reaches `/proc/<pid>/exe`) sees an image that refuses writes.
 #[test]
 fn rootless_runtime_runs_from_a_sealed_copy() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rlexe", true);
     let mut b = rootless_bundle(&ctx);
     b.args(&["sleep", "100"]);
@@ -236,6 +242,7 @@ fn rootless_runtime_runs_from_a_sealed_copy() {
 /// no_new_privs.
 #[test]
 fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rlseccomp", true);
     let mut b = rootless_bundle(&ctx);
     b.sh("mkdir /tmp/x 2>&1; grep -E '^(Seccomp|NoNewPrivs)' /proc/self/status");
@@ -265,6 +272,7 @@ fn rootless_seccomp_filter_applies_with_and_without_no_new_privileges() {
 
 #[test]
 fn rootless_terminal_via_console_socket() {
+    skip_unless_rootless_possible!();
     let (ctx, _xdg) = rootless_ctx_with("rltty", true);
     let mut b = rootless_bundle(&ctx);
     b.config["process"]["terminal"] = json!(true);

@@ -63,6 +63,10 @@ fn finish(ctx: &Ctx, id: &str) {
 
 #[test]
 fn memory_limits_go_up_and_down_in_the_right_order() {
+    skip_unless!(
+        swap_accounting(),
+        "no swap accounting (memory.memsw.limit_in_bytes)"
+    );
     let ctx = Ctx::new("updmem");
     let id = running(
         &ctx,
@@ -149,7 +153,8 @@ fn cpu_shares_quota_period_and_cpuset() {
     assert_eq!(host_file("cpu", &id, "cpu.shares"), "512");
     // cpuset: nproc inside follows.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if cpus >= 2 {
+    let usable = usable_cpus();
+    if cpus >= 2 && usable.contains(&0) && usable.contains(&1) && cgroup_v1_controller("cpuset") {
         let nproc = |ctx: &Ctx| {
             let out = ctx.rt(&["exec", &id, "nproc"]);
             out.assert_ok("exec nproc");
@@ -162,7 +167,7 @@ fn cpu_shares_quota_period_and_cpuset() {
         update(&ctx, &id, &["--cpuset-cpus", "0-1"]).assert_ok("cpuset back");
         assert_eq!(nproc(&ctx), "2");
     } else {
-        skip("cpuset update needs 2 cpus");
+        skip("cpuset update needs CPUs 0 and 1 and the v1 cpuset controller");
     }
     finish(&ctx, &id);
 }
