@@ -18,10 +18,9 @@ const IMAGE: &str = "localhost/busybox:latest";
 
 /// Builds an OCI image archive (one layer: a rootfs) named `IMAGE`:
 /// `make-oci-archive ROOTFS OUT.tar IMAGE-NAME` (shared with the benchmarks).
-const MAKE_OCI_ARCHIVE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../scripts/make-oci-archive"
-);
+/// Compiled in, not run from the checkout, which the test's own mounts may
+/// cover (a checkout under /run or /opt).
+const MAKE_OCI_ARCHIVE: &str = include_str!("../scripts/make-oci-archive");
 
 /// A private containerd daemon.
 struct Containerd {
@@ -40,16 +39,22 @@ impl Containerd {
             .arg("--version")
             .output()
             .is_err()
+            || !command_exists("ctr")
+            || !command_exists("python3")
         {
-            skip("containerd is not installed (scripts/setup installs it)");
+            skip("containerd, ctr or python3 is not installed (scripts/setup installs them)");
             return None;
         }
+        // The binary may live under a directory covered below (a checkout
+        // in /run or /opt): held open now, copied into the test's dir after.
+        let held = HeldRuntime::open();
         enter_private_mount_namespace();
         // containerd and its shims keep state in /run/containerd (the
         // runtime's --root among it) and /opt/containerd, whatever the
         // daemon's own root and state say.
         cover_with_tmpfs(&["/run", "/opt"]);
-        let ctx = Ctx::new(name);
+        let mut ctx = Ctx::new(name);
+        ctx.bin = held.install(&ctx.dir);
         let dir = ctx.dir.join("containerd");
         fs::create_dir_all(&dir).unwrap();
         let config = format!(
@@ -89,11 +94,13 @@ impl Containerd {
         let rootfs = self.dir.join("rootfs");
         make_rootfs(&rootfs);
         let archive = self.dir.join("busybox-oci.tar");
+        let script = self.dir.join("make-oci-archive");
+        write_file(&script, MAKE_OCI_ARCHIVE);
         exec(
             Command::new("python3")
                 // Its work dir goes in the test's temp dir too.
                 .env("TMPDIR", &self.dir)
-                .arg(MAKE_OCI_ARCHIVE)
+                .arg(&script)
                 .args([&rootfs, &archive])
                 .arg(IMAGE),
             CMD_TIMEOUT,

@@ -1453,20 +1453,23 @@ fn sysctls_are_set_in_the_container_namespaces() {
     let ctx = Ctx::new("mnt-sysctl");
     let mut b = ctx.bundle();
     let host = HostView::take(&ctx, &b);
-    let keys = [
-        ("kernel.shmmax", "123456789"),
-        ("kernel.msgmax", "4096"),
-        ("net.ipv4.ip_forward", "1"),
-    ];
     let proc_path = |k: &str| PathBuf::from("/proc/sys").join(k.replace('.', "/"));
-    let host_values: Vec<String> = keys.iter().map(|(k, _)| read_file(&proc_path(k))).collect();
-    for ((k, v), hv) in keys.iter().zip(&host_values) {
-        assert_ne!(
-            hv.trim(),
-            *v,
-            "host already has {k}={v}; pick another value"
-        );
-    }
+    // Each key gets a value that differs from the host's, whatever the
+    // host's is (podman's bridge network sets ip_forward to 1, for one).
+    let candidates = [
+        ("kernel.shmmax", ["123456789", "123456790"]),
+        ("kernel.msgmax", ["4096", "4097"]),
+        ("net.ipv4.ip_forward", ["1", "0"]),
+    ];
+    let host_values: Vec<String> = candidates
+        .iter()
+        .map(|(k, _)| read_file(&proc_path(k)))
+        .collect();
+    let keys: Vec<(&str, &str)> = candidates
+        .iter()
+        .zip(&host_values)
+        .map(|((k, [a, b]), hv)| (*k, if hv.trim() == *a { *b } else { *a }))
+        .collect();
     b.linux()["sysctl"] = json!(keys
         .iter()
         .map(|(k, v)| (k.to_string(), json!(v)))
@@ -1476,7 +1479,7 @@ fn sysctls_are_set_in_the_container_namespaces() {
         .map(|(k, _)| format!("echo {k}=$(cat {})\n", proc_path(k).display()))
         .collect();
     let seen = run_and_look(&ctx, &mut b, "c", &script);
-    for (k, v) in keys {
+    for (k, v) in &keys {
         seen.line(&format!("{k}={v}"));
     }
     for ((k, _), hv) in keys.iter().zip(&host_values) {
