@@ -413,3 +413,43 @@ fn ctr_run_memory_limit_and_cpus() {
     // ctr 1.6 has no `task update` (`ctr task update --help`: no help
     // topic): the shim's update path is exercised by podman update.
 }
+
+/// Recaptures `tests/fixtures/engines/containerd-1.6/*.json`, what
+/// containerd's runc shim sends a runtime (`ctr run`, `ctr task exec`), for
+/// `tests/foreign_configs.rs`; see `e2e_podman::capture_podman_configs`:
+///
+/// ```sh
+/// ROOTCELL_TEST_RUNTIME=$PWD/target/release/rootcell unshare --mount --propagation private -- \
+///     cargo test -p rootcell-cli --test e2e_containerd -- --ignored capture_containerd_configs
+/// ```
+#[test]
+#[ignore = "recaptures the containerd fixtures of foreign_configs.rs"]
+fn capture_containerd_configs() {
+    use common::capture;
+    let Some(mut c) = Containerd::start("ctr-capture") else {
+        return;
+    };
+    let version = exec(Command::new("containerd").arg("--version"), CMD_TIMEOUT).stdout;
+    assert!(
+        version.contains(" 1.6."),
+        "the fixtures are containerd 1.6's: {version}"
+    );
+    let (wrapper, captured) = capture::install_wrapper(&c.dir, &c.ctx.bin);
+    c.ctx.bin = wrapper;
+    let reps = vec![
+        (c.dir.to_string_lossy().into_owned(), "@ENGINE@".to_owned()),
+        (c.cgroup_parent.clone(), "@CGROUP_PARENT@".to_owned()),
+    ];
+    let save = |name: &str, mut doc: serde_json::Value| {
+        capture::normalize(&mut doc, &reps);
+        capture::save(&format!("containerd-1.6/{name}.json"), &doc);
+    };
+    c.run(&[], "t1", &["true"]).assert_ok("ctr run");
+    save("ctr-run", capture::take_one(&captured, "create"));
+    start_sleeper(&c);
+    let _ = capture::take(&captured);
+    c.ctr(&["task", "exec", "--exec-id", "e1", "svc", "true"])
+        .assert_ok("ctr task exec");
+    save("ctr-exec-process", capture::take_one(&captured, "exec"));
+    remove_sleeper(&c);
+}

@@ -571,3 +571,72 @@ fn podman_update_memory_and_cpu() {
     p.run(&["rm", "--force", "--time", "0", "svc"])
         .assert_ok("podman rm");
 }
+
+/// Recaptures `tests/fixtures/engines/podman-4.3/*.json`, what podman sends
+/// a runtime, for `tests/foreign_configs.rs`: podman is given a logging
+/// wrapper around the runtime under test
+/// (`tests/fixtures/engines/capture-runtime.sh`), and each recorded
+/// `config.json` or `exec --process` file is stored with its host-specific
+/// parts as placeholders (`common::capture`). Run it by hand:
+///
+/// ```sh
+/// ROOTCELL_TEST_RUNTIME=$PWD/target/release/rootcell unshare --mount --propagation private -- \
+///     cargo test -p rootcell-cli --test e2e_podman -- --ignored capture_podman_configs
+/// ```
+///
+/// (`ROOTCELL_CAPTURE_DIR=DIR` writes elsewhere.)
+#[test]
+#[ignore = "recaptures the podman fixtures of foreign_configs.rs"]
+fn capture_podman_configs() {
+    use common::capture;
+    use serde_json::Value;
+    let Some(p) = Podman::new("pm-capture") else {
+        return;
+    };
+    let version = p.run(&["--version"]).stdout;
+    assert!(
+        version.contains(" 4.3."),
+        "the fixtures are podman 4.3's: {version}"
+    );
+    let (wrapper, captured) = capture::install_wrapper(&p.dir, &p.ctx.bin);
+    let conf = p.dir.join("containers.conf");
+    let text = read_file(&conf).replace(
+        &format!("[\"{}\"]", p.ctx.bin.display()),
+        &format!("[\"{}\"]", wrapper.display()),
+    );
+    write_file(&conf, &text);
+    let reps = vec![
+        (p.dir.to_string_lossy().into_owned(), "@ENGINE@".to_owned()),
+        (
+            p.cgroup_parent[1..].to_owned(),
+            "@CGROUP_PARENT@".to_owned(),
+        ),
+    ];
+    let save = |name: &str, mut doc: Value| {
+        capture::normalize(&mut doc, &reps);
+        capture::save(&format!("podman-4.3/{name}.json"), &doc);
+    };
+    let vol = p.dir.join("vol");
+    fs::create_dir_all(&vol).unwrap();
+    let vol_arg = format!("{}:/data", vol.display());
+    let runs: [(&str, &[&str]); 5] = [
+        ("run-default", &[]),
+        ("run-read-only", &["--read-only"]),
+        ("run-volume", &["-v", &vol_arg]),
+        ("run-cap-add", &["--cap-add", "NET_ADMIN"]),
+        ("run-user", &["--user", "1000:1000"]),
+    ];
+    for (name, flags) in runs {
+        p.sh(flags, "true").assert_ok(name);
+        save(name, capture::take_one(&captured, "create"));
+    }
+    start_sleeper(&p, "svc");
+    let _ = capture::take(&captured);
+    p.run(&["exec", "svc", "true"]).assert_ok("podman exec");
+    let exec = capture::take_one(&captured, "exec");
+    save("exec-process", exec);
+    interactive_shell(&p, &["exec", "-it", "svc", "sh"], 3);
+    save("exec-it-process", capture::take_one(&captured, "exec"));
+    p.run(&["rm", "--force", "--time", "0", "svc"])
+        .assert_ok("podman rm");
+}

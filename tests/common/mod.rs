@@ -14,6 +14,7 @@
 
 #![allow(dead_code)]
 
+pub mod capture;
 pub mod console;
 
 use serde_json::{json, Value};
