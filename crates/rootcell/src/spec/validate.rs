@@ -177,6 +177,15 @@ fn validate_linux(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
+    // Running without the cache and memory-bandwidth partition the config
+    // asks for would hand the container resources it was meant not to have;
+    // runc refuses it too where it cannot apply it (no resctrl).
+    if linux.intel_rdt().is_some() {
+        return Err(Error::spec(
+            "linux.intelRdt",
+            "Intel RDT (resctrl) is not supported by rootcell; remove the field",
+        ));
+    }
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
     let mut seen = HashSet::new();
     for (i, ns) in namespaces.iter().enumerate() {
@@ -421,6 +430,17 @@ mod tests {
         });
         let err = validate(&bad, &tmp).unwrap_err().to_string();
         assert!(err.starts_with("linux.sysctl.vm.swappiness"), "{err}");
+    }
+
+    #[test]
+    fn intel_rdt_is_refused_naming_the_field() {
+        let tmp = std::env::temp_dir();
+        let spec = spec_with(|v| {
+            v["root"]["path"] = tmp.to_str().unwrap().into();
+            v["linux"]["intelRdt"] = serde_json::json!({"closID": "x", "l3CacheSchema": "L3:0=f"});
+        });
+        let err = validate(&spec, &tmp).unwrap_err().to_string();
+        assert!(err.starts_with("linux.intelRdt"), "{err}");
     }
 
     #[test]
