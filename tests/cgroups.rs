@@ -557,3 +557,47 @@ fn delete_removes_a_state_directory_left_before_the_first_save() {
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+#[test]
+fn cgroup_hierarchy_mounted_at_a_path_with_a_space() {
+    if runtime_is_runc() {
+        return skip("runc 1.1 looks for cgroup2 only at /sys/fs/cgroup");
+    }
+    // mountinfo writes the space of "uni fied" as \040: the container's
+    // cgroup must be made below the real mount point, not in a directory
+    // named "uni\040fied" on the tmpfs.
+    let ctx = Ctx::new("cgspace");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = ctx.id("c");
+    b.save();
+    let root = ctx.state_dir();
+    let rt = format!("{} --root {}", runtime_path().display(), root.display());
+    let script = format!(
+        "set -e
+mount -t tmpfs none /sys/fs/cgroup
+mkdir '/sys/fs/cgroup/uni fied'
+mount -t cgroup2 none '/sys/fs/cgroup/uni fied'
+{rt} run -d --pid-file {dir}/pid --bundle {bundle} {id} </dev/null >/dev/null
+grep -x '0::/{id}' /proc/$(cat {dir}/pid)/cgroup
+test -d '/sys/fs/cgroup/uni fied/{id}'
+{rt} pause {id}
+{rt} state {id} | grep -q '\"paused\"'
+{rt} resume {id}
+{rt} delete --force {id}
+test ! -e '/sys/fs/cgroup/uni fied/{id}'
+test -z \"$(ls /sys/fs/cgroup | grep -v '^uni fied$')\"
+echo ok",
+        bundle = b.path.display(),
+        dir = ctx.dir.display(),
+    );
+    let out = exec(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok("a container with its cgroup2 hierarchy at a path with a space");
+    assert!(out.stdout.contains("ok"), "{}", out.all());
+    ctx.assert_clean();
+}

@@ -14,6 +14,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::mountinfo::{self, MountInfo};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::{
     CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, FsOption,
@@ -50,13 +51,14 @@ impl Hierarchy {
 
 /// Reads the host's hierarchies from mountinfo and our own cgroup paths.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo =
-        procfs::read(ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let mounts = mountinfo::read_self()?;
     let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
-    Ok(parse_hierarchies(&mountinfo, &own))
+    Ok(parse_hierarchies(&mounts, &own))
 }
 
-fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
+/// The cgroup mounts of `mounts` (a parsed mountinfo, in its order) that
+/// are reachable, with our own cgroup (`/proc/self/cgroup`) in each.
+fn parse_hierarchies(mounts: &[MountInfo], own: &str) -> Vec<Hierarchy> {
     let own_paths: Vec<(String, PathBuf)> = own
         .lines()
         .filter_map(|l| {
@@ -66,37 +68,25 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             Some((controllers, PathBuf::from(parts.next()?)))
         })
         .collect();
-    let lines: Vec<&str> = mountinfo.lines().collect();
     // A mount point that a later mount covers (a cgroup2 mounted over a v1
     // layout, say) is hidden: its path now leads into the newer mount.
-    let point_of = |line: &str| line.split(' ').nth(4).map(PathBuf::from);
     let shadowed = |i: usize, point: &Path| {
-        lines[i + 1..]
+        mounts[i + 1..]
             .iter()
-            .filter_map(|l| point_of(l))
-            .any(|later| point.starts_with(&later))
+            .any(|later| point.starts_with(&later.mount_point))
     };
     let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(fstype), Some(point), Some(super_opts)) =
-            (fields.get(sep + 1), fields.get(4), fields.get(sep + 3))
-        else {
-            continue;
-        };
-        let v2 = *fstype == "cgroup2";
-        if (*fstype != "cgroup" && !v2) || shadowed(i, Path::new(point)) {
+    for (i, m) in mounts.iter().enumerate() {
+        let v2 = m.fs_type == "cgroup2";
+        if (m.fs_type != "cgroup" && !v2) || shadowed(i, &m.mount_point) {
             continue;
         }
         let controllers: Vec<String> = if v2 {
             Vec::new()
         } else {
-            let known = |o: &&str| {
+            let known = |o: &&String| {
                 !matches!(
-                    *o,
+                    o.as_str(),
                     "rw" | "ro"
                         | "relatime"
                         | "noatime"
@@ -108,11 +98,7 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
                         | "noprefix"
                 ) && !o.starts_with("release_agent=")
             };
-            super_opts
-                .split(',')
-                .filter(known)
-                .map(str::to_string)
-                .collect()
+            m.super_options.iter().filter(known).cloned().collect()
         };
         let key = controllers.join(",");
         let own_path = own_paths
@@ -121,7 +107,7 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             .map(|(_, p)| p.clone())
             .unwrap_or_else(|| PathBuf::from("/"));
         out.push(Hierarchy {
-            mountpoint: PathBuf::from(point),
+            mountpoint: m.mount_point.clone(),
             controllers,
             v2,
             own_path,
@@ -728,9 +714,26 @@ mod tests {
 ";
     const OWN: &str = "3:cpu,cpuacct:/user\n2:name=systemd:/user\n0::/user\n";
 
+    fn table(text: &str) -> Vec<MountInfo> {
+        mountinfo::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn hierarchies_mounted_at_escaped_paths() {
+        // mountinfo writes a space as \040 and a backslash as \134: the
+        // container's cgroup goes below the real directory.
+        let h = parse_hierarchies(
+            &table("41 1 0:38 / /run/my\\040cg\\134v2 rw - cgroup2 cgroup2 rw\n"),
+            "0::/\n",
+        );
+        assert_eq!(h[0].mountpoint, PathBuf::from("/run/my cg\\v2"));
+        let cg = container_dirs(&h, None, "c 1");
+        assert_eq!(cg.dirs[0], PathBuf::from("/run/my cg\\v2/c 1"));
+    }
+
     #[test]
     fn hybrid_layout() {
-        let h = parse_hierarchies(MOUNTINFO, OWN);
+        let h = parse_hierarchies(&table(MOUNTINFO), OWN);
         assert_eq!(h.len(), 4);
         assert_eq!(h[1].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(h[1].own_path, PathBuf::from("/user"));
@@ -753,7 +756,7 @@ mod tests {
         // The hybrid layout with cgroup2 mounted over /sys/fs/cgroup later,
         // as in a private namespace: only the cgroup2 mount is reachable.
         let info = format!("{MOUNTINFO}99 23 0:50 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-        let h = parse_hierarchies(&info, OWN);
+        let h = parse_hierarchies(&table(&info), OWN);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h[0].v2);
         assert_eq!(h[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
@@ -762,7 +765,7 @@ mod tests {
     #[test]
     fn sub_cgroups_like_runc() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let h = parse_hierarchies(MOUNTINFO, OWN);
+        let h = parse_hierarchies(&table(MOUNTINFO), OWN);
         let cg = container_dirs(&h, None, "c1");
         // The directories must exist: use a temporary tree shaped alike.
         let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
@@ -865,7 +868,7 @@ mod tests {
     #[test]
     fn pure_v2_is_one_unnamed_source() {
         let h = parse_hierarchies(
-            "41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            &table("41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"),
             "0::/\n",
         );
         let cg = container_dirs(&h, Some(Path::new("/c")), "c");
