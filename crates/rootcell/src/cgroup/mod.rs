@@ -691,16 +691,6 @@ impl SubCgroups {
     }
 }
 
-/// Whether the container's cgroup is frozen (paused).
-pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    dirs.iter().any(|d| {
-        fs::read_to_string(d.join("freezer.state"))
-            .map(|s| s.trim() == "FROZEN")
-            .or_else(|_| fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1"))
-            .unwrap_or(false)
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
