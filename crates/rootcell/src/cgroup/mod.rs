@@ -11,7 +11,7 @@ pub mod systemd;
 
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::mountinfo::{self, MountInfo};
@@ -567,8 +567,11 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
 }
 
 /// `exec --cgroup`: sub-cgroups of the container's cgroups for the new
-/// process, as runc takes them: one `PATH` for every hierarchy, or any
-/// number of `CONTROLLER[,CONTROLLER…]:PATH`.
+/// process, as runc 1.2 takes them: one `PATH` for every hierarchy (the
+/// only form cgroup v2 has), or any number of
+/// `CONTROLLER[,CONTROLLER…]:PATH` (cgroup v1). A path is always below the
+/// container's cgroup (a leading `/` is its top, as in runc), without
+/// `..`; the sub-cgroup must exist already (runc does not create it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubCgroups {
     all: Option<PathBuf>,
@@ -576,45 +579,45 @@ pub struct SubCgroups {
 }
 
 impl SubCgroups {
+    /// Checks the flags' syntax, as runc's `getSubCgroupPaths` does, and
+    /// that no path leaves the container's cgroup.
     pub fn parse(args: &[String]) -> Result<SubCgroups> {
-        let bad = |arg: &str, why: &str| Error::spec(format!("--cgroup {arg:?}"), why.to_string());
+        let bad = |arg: &str, why: String| Error::spec(format!("--cgroup {arg:?}"), why);
         let mut out = SubCgroups::default();
         for arg in args {
+            // Split at the first `:`, as runc: a cgroup name may hold one.
             let (controllers, path) = match arg.split_once(':') {
                 None if args.len() == 1 => (None, arg.as_str()),
                 None => {
                     return Err(bad(
                         arg,
-                        "with several --cgroup, each needs a CONTROLLER: prefix",
+                        "missing CONTROLLER: prefix (with several --cgroup, each is CONTROLLER[,CONTROLLER…]:PATH)".into(),
                     ))
                 }
                 Some((c, p)) => (Some(c), p),
             };
-            if path.contains(':') {
+            let rel = Path::new(path.trim_start_matches('/'));
+            if rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
                 return Err(bad(
                     arg,
-                    "the form is PATH or CONTROLLER[,CONTROLLER…]:PATH",
+                    format!("{path:?} leaves the container's cgroup: a sub-cgroup path may not hold `..`"),
                 ));
             }
-            let rel = Path::new(path.trim_start_matches('/'));
-            if rel.as_os_str().is_empty()
-                || rel
-                    .components()
-                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err(bad(arg, "the sub-cgroup must be a path below the container's cgroup, without `.` or `..`"));
-            }
+            let rel: PathBuf = rel.components().collect();
             match controllers {
-                None => out.all = Some(rel.to_path_buf()),
+                None => out.all = Some(rel),
                 Some(list) => {
                     for c in list.split(',') {
                         if c.is_empty() {
-                            return Err(bad(arg, "empty controller name"));
+                            return Err(bad(arg, "empty controller name".into()));
                         }
                         if out.by_controller.iter().any(|(seen, _)| seen == c) {
-                            return Err(bad(arg, &format!("controller {c} is given twice")));
+                            return Err(bad(arg, format!("controller {c} is given twice")));
                         }
-                        out.by_controller.push((c.to_string(), rel.to_path_buf()));
+                        out.by_controller.push((c.to_string(), rel.clone()));
                     }
                 }
             }
@@ -627,25 +630,31 @@ impl SubCgroups {
     }
 
     /// The directories to join, one per container cgroup directory: the
-    /// directory itself, or the sub-cgroup asked for in its hierarchy,
-    /// which must exist.
-    pub fn apply(&self, dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> Result<Vec<PathBuf>> {
-        let mut used = vec![false; self.by_controller.len()];
-        let mut out = Vec::new();
-        for dir in dirs {
-            let controllers = hierarchies
+    /// directory itself, or the sub-cgroup asked for in its hierarchy.
+    /// Pure: the caller checks that they exist (`check_exist`).
+    pub fn resolve(&self, dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> Result<Vec<PathBuf>> {
+        let hierarchy_of = |dir: &Path| {
+            hierarchies
                 .iter()
                 .filter(|h| dir.starts_with(&h.mountpoint))
                 .max_by_key(|h| h.mountpoint.as_os_str().len())
+        };
+        if let Some((c, path)) = self.by_controller.first() {
+            if version(hierarchies) == CgroupVersion::V2 {
+                return Err(Error::spec(
+                    format!("--cgroup {c}:{}", path.display()),
+                    "cgroup v2 has one hierarchy for every controller: give a plain PATH, without CONTROLLER:",
+                ));
+            }
+        }
+        let mut used = vec![false; self.by_controller.len()];
+        let mut out = Vec::new();
+        for dir in dirs {
+            let controllers = hierarchy_of(dir)
                 .map(|h| h.controllers.as_slice())
                 .unwrap_or_default();
-            let named = |c: &str| {
-                controllers
-                    .iter()
-                    .any(|have| have == c || have.strip_prefix("name=") == Some(c))
-            };
             let matching: Vec<usize> = (0..self.by_controller.len())
-                .filter(|i| named(&self.by_controller[*i].0))
+                .filter(|i| names_controller(controllers, &self.by_controller[*i].0))
                 .collect();
             let mut sub = self.all.as_ref();
             if let Some(&first) = matching.first() {
@@ -665,30 +674,57 @@ impl SubCgroups {
             for i in matching {
                 used[i] = true;
             }
-            let target = match sub {
+            out.push(match sub {
                 Some(sub) => dir.join(sub),
                 None => dir.clone(),
-            };
-            if sub.is_some() && !target.is_dir() {
-                return Err(Error::spec(
-                    "--cgroup",
-                    format!(
-                        "{} does not exist (create the sub-cgroup first)",
-                        target.display()
-                    ),
-                ));
-            }
-            out.push(target);
+            });
         }
         if let Some(i) = used.iter().position(|u| !u) {
             let (c, path) = &self.by_controller[i];
+            let have: Vec<&str> = dirs
+                .iter()
+                .filter_map(|d| hierarchy_of(d))
+                .flat_map(|h| h.controllers.iter().map(String::as_str))
+                .collect();
             return Err(Error::spec(
                 format!("--cgroup {c}:{}", path.display()),
-                format!("the container has no cgroup with the {c} controller"),
+                format!(
+                    "unknown controller {c}: the container's cgroup v1 hierarchies have {}",
+                    if have.is_empty() {
+                        "no controllers".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ),
             ));
         }
         Ok(out)
     }
+
+    /// Every sub-cgroup `resolve` chose must exist: runc does not create
+    /// them, and neither does rootcell.
+    pub fn check_exist(resolved: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+        for (target, dir) in resolved.iter().zip(dirs) {
+            if target != dir && !target.is_dir() {
+                return Err(Error::spec(
+                    "--cgroup",
+                    format!(
+                        "no such sub-cgroup: {} does not exist (create it first: runc does not create sub-cgroups)",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a v1 hierarchy's controllers include `name` (`systemd` names
+/// `name=systemd` too).
+fn names_controller(controllers: &[String], name: &str) -> bool {
+    controllers
+        .iter()
+        .any(|have| have == name || have.strip_prefix("name=") == Some(name))
 }
 
 #[cfg(test)]
@@ -756,66 +792,80 @@ mod tests {
     fn sub_cgroups_like_runc() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let h = parse_hierarchies(&table(MOUNTINFO), OWN);
-        let cg = container_dirs(&h, None, "c1");
-        // The directories must exist: use a temporary tree shaped alike.
-        let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
-        let dirs: Vec<PathBuf> = cg
-            .dirs
-            .iter()
-            .map(|d| tmp.join(d.strip_prefix("/").unwrap()))
-            .collect();
-        let hier: Vec<Hierarchy> = h
-            .iter()
-            .map(|x| Hierarchy {
-                mountpoint: tmp.join(x.mountpoint.strip_prefix("/").unwrap()),
-                ..x.clone()
-            })
-            .collect();
-        for d in &dirs {
-            fs::create_dir_all(d.join("sub")).unwrap();
+        // cpu, cpu+cpuacct, name=systemd, unified.
+        let dirs = container_dirs(&h, None, "c1").dirs;
+        let resolve = |a: &[&str]| SubCgroups::parse(&args(a)).unwrap().resolve(&dirs, &h);
+        let err = |a: &[&str]| resolve(a).unwrap_err().to_string();
+        // One path for every hierarchy; a leading `/` is the container's
+        // cgroup, `.` steps are dropped.
+        for arg in ["/sub", "sub", "./sub/."] {
+            let got = resolve(&[arg]).unwrap();
+            assert!(
+                got.iter().zip(&dirs).all(|(g, d)| *g == d.join("sub")),
+                "{arg}: {got:?}"
+            );
         }
-        let all = SubCgroups::parse(&args(&["/sub"])).unwrap();
-        let got = all.apply(&dirs, &hier).unwrap();
-        assert!(
-            got.iter().zip(&dirs).all(|(g, d)| *g == d.join("sub")),
-            "{got:?}"
-        );
         // One controller moves only its hierarchy; `systemd` names
-        // `name=systemd`.
-        let cpu = SubCgroups::parse(&args(&["cpuacct:sub", "systemd:sub"])).unwrap();
-        let got = cpu.apply(&dirs, &hier).unwrap();
+        // `name=systemd`; several controllers in one flag.
+        let got = resolve(&["cpuacct:sub", "systemd:s2"]).unwrap();
         assert_eq!(got[0], dirs[0], "the cpu-only hierarchy has no cpuacct");
         assert_eq!(got[1], dirs[1].join("sub"));
-        assert_eq!(got[2], dirs[2].join("sub"));
-        assert_eq!(got[3], dirs[3]);
-        // Missing sub-cgroup, unknown controller.
-        assert!(SubCgroups::parse(&args(&["nope"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        assert!(SubCgroups::parse(&args(&["memory:sub"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        // Conflicting paths for controllers of one hierarchy.
-        fs::create_dir_all(dirs[1].join("other")).unwrap();
-        assert!(SubCgroups::parse(&args(&["cpu:sub", "cpuacct:other"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        let _ = fs::remove_dir_all(&tmp);
-        for bad in [
-            &["a", "b"][..],
-            &["../x"],
-            &[""],
-            &["cpu:"],
-            &[":x"],
-            &["cpu:a/../b"],
-            &["cpu:x", "cpu:y"],
-            &["a:b:c"],
+        assert_eq!(got[2], dirs[2].join("s2"));
+        assert_eq!(got[3], dirs[3], "the unified hierarchy has no controller");
+        let got = resolve(&["cpu,cpuacct:a/b"]).unwrap();
+        assert_eq!(got[0], dirs[0].join("a/b"));
+        assert_eq!(got[1], dirs[1].join("a/b"));
+        // A cgroup name may hold a `:` (runc splits at the first).
+        assert_eq!(resolve(&["cpu:x:y"]).unwrap()[0], dirs[0].join("x:y"));
+        // Refusals name the reason.
+        assert!(
+            err(&["memory:sub"]).contains("unknown controller memory"),
+            "{}",
+            err(&["memory:sub"])
+        );
+        assert!(err(&["cpu:sub", "cpuacct:other"]).contains("shares a hierarchy with"));
+        // Pure cgroup v2: no CONTROLLER: form.
+        let v2 = parse_hierarchies(
+            &table("41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            "0::/\n",
+        );
+        let v2_dirs = container_dirs(&v2, None, "c1").dirs;
+        let sub = |a: &[&str]| SubCgroups::parse(&args(a)).unwrap().resolve(&v2_dirs, &v2);
+        assert_eq!(sub(&["sub"]).unwrap(), vec![v2_dirs[0].join("sub")]);
+        let e = sub(&["pids:sub"]).unwrap_err().to_string();
+        assert!(e.contains("cgroup v2") && e.contains("plain PATH"), "{e}");
+        // Syntax and escapes, as runc's getSubCgroupPaths plus the `..`
+        // check.
+        for (bad, why) in [
+            (&["a", "b"][..], "missing CONTROLLER: prefix"),
+            (&["../x"], "leaves the container's cgroup"),
+            (&["cpu:a/../../b"], "leaves the container's cgroup"),
+            (&["/.."], "leaves the container's cgroup"),
+            (&[":x"], "empty controller name"),
+            (&["cpu,:x"], "empty controller name"),
+            (&["cpu:x", "cpu:y"], "controller cpu is given twice"),
         ] {
-            assert!(SubCgroups::parse(&args(bad)).is_err(), "{bad:?}");
+            let e = SubCgroups::parse(&args(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn sub_cgroups_must_exist() {
+        let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
+        let dir = tmp.join("c1");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        let dirs = vec![dir.clone()];
+        SubCgroups::check_exist(&[dir.join("sub")], &dirs).unwrap();
+        SubCgroups::check_exist(&dirs, &dirs).unwrap();
+        let e = SubCgroups::check_exist(&[dir.join("nope")], &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no such sub-cgroup") && e.contains("nope"),
+            "{e}"
+        );
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     #[test]
