@@ -557,3 +557,105 @@ fn delete_removes_a_state_directory_left_before_the_first_save() {
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+#[test]
+fn cgroup_hierarchy_mounted_at_a_path_with_a_space() {
+    if runtime_is_runc() {
+        return skip("runc 1.1 looks for cgroup2 only at /sys/fs/cgroup");
+    }
+    // mountinfo writes the space of "uni fied" as \040: the container's
+    // cgroup must be made below the real mount point, not in a directory
+    // named "uni\040fied" on the tmpfs.
+    let ctx = Ctx::new("cgspace");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = ctx.id("c");
+    b.save();
+    let root = ctx.state_dir();
+    let rt = format!("{} --root {}", runtime_path().display(), root.display());
+    let script = format!(
+        "set -e
+mount -t tmpfs none /sys/fs/cgroup
+mkdir '/sys/fs/cgroup/uni fied'
+mount -t cgroup2 none '/sys/fs/cgroup/uni fied'
+{rt} run -d --pid-file {dir}/pid --bundle {bundle} {id} </dev/null >/dev/null
+grep -x '0::/{id}' /proc/$(cat {dir}/pid)/cgroup
+test -d '/sys/fs/cgroup/uni fied/{id}'
+{rt} pause {id}
+{rt} state {id} | grep -q '\"paused\"'
+{rt} resume {id}
+{rt} delete --force {id}
+test ! -e '/sys/fs/cgroup/uni fied/{id}'
+test -z \"$(ls /sys/fs/cgroup | grep -v '^uni fied$')\"
+echo ok",
+        bundle = b.path.display(),
+        dir = ctx.dir.display(),
+    );
+    let out = exec(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok("a container with its cgroup2 hierarchy at a path with a space");
+    assert!(out.stdout.contains("ok"), "{}", out.all());
+    ctx.assert_clean();
+}
+
+#[test]
+fn state_is_paused_only_when_the_container_itself_is_frozen() {
+    // v1: with its parent cgroup frozen, the container's freezer.state
+    // reads FROZEN but freezer.self_freezing 0. runc's GetState calls that
+    // thawed: `state` says running, `resume` has nothing to resume, and
+    // `pause` still freezes the container itself.
+    let freezer = Path::new("/sys/fs/cgroup/freezer");
+    if !freezer.join("cgroup.procs").exists() {
+        return skip("no cgroup v1 freezer hierarchy");
+    }
+    let ctx = Ctx::new("selffreeze");
+    let mut b = ticking_bundle(&ctx);
+    let id = ctx.id("c");
+    let parent = format!("{id}-parent");
+    b.linux()["cgroupsPath"] = json!(format!("/{parent}/{id}"));
+    ctx.create_start(&id, &b);
+    assert_ticking(&b);
+    let parent_state = freezer.join(&parent).join("freezer.state");
+    let own = freezer.join(&parent).join(&id);
+    // Whatever happens, the parent is thawed (a process frozen by it
+    // cannot die), the container deleted and the parent removed before
+    // `ctx` checks for leftovers.
+    struct Cleanup<'a>(&'a Ctx, &'a str, &'a str, PathBuf);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            let _ = fs::write(&self.3, "THAWED");
+            self.0.rt(&["delete", "--force", self.1]);
+            remove_cgroups_named(self.2);
+        }
+    }
+    let _cleanup = Cleanup(&ctx, &id, &parent, parent_state.clone());
+    write_file(&parent_state, "FROZEN");
+    poll(POLL_TIMEOUT, "the parent cgroup to freeze", || {
+        (read_file(&parent_state).trim() == "FROZEN").then_some(())
+    });
+    assert_eq!(read_file(&own.join("freezer.state")).trim(), "FROZEN");
+    assert_eq!(read_file(&own.join("freezer.self_freezing")).trim(), "0");
+    assert_eq!(ctx.status(&id), "running", "frozen only by its parent");
+    assert_eq!(list_status(&ctx, &id), "running");
+    let out = ctx.rt(&["resume", &id]);
+    out.assert_fail("resume of a container its parent froze");
+    if !runtime_is_runc() {
+        assert!(out.stderr.contains("not paused"), "{}", out.stderr);
+    }
+    ctx.rt(&["pause", &id])
+        .assert_ok("pause under a frozen parent");
+    assert_eq!(ctx.status(&id), "paused");
+    write_file(&parent_state, "THAWED");
+    assert_eq!(ctx.status(&id), "paused", "its own freeze stays");
+    ctx.rt(&["resume", &id]).assert_ok("resume");
+    assert_eq!(ctx.status(&id), "running");
+    assert_ticking(&b);
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    let left = remove_cgroups_named(&parent);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    ctx.assert_clean();
+}

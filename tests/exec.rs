@@ -731,12 +731,140 @@ fn exec_in_a_sub_cgroup() {
         }
         assert!(read_file(&pids_dir.join("sub/cgroup.procs")).contains(&one.to_string()));
     }
+    // Several controllers in one flag, each with its own hierarchy here
+    // (cpu and cpuacct are mounted apart on this kind of machine; together
+    // elsewhere), and a second flag for another controller.
+    let has = |c: &str| {
+        dirs.iter()
+            .any(|d| d.starts_with(format!("/sys/fs/cgroup/{c}")))
+    };
+    if has("cpu") && has("memory") {
+        let two = exec_detached(
+            &ctx,
+            &["--cgroup", "cpu,cpuacct:/sub", "--cgroup", "memory:sub"],
+            &id,
+            &["sleep", "998"],
+        );
+        let cgroups = read_file(Path::new(&format!("/proc/{two}/cgroup")));
+        for line in cgroups.lines() {
+            let controllers = line.split(':').nth(1).unwrap_or("");
+            let moved = controllers
+                .split(',')
+                .any(|c| matches!(c, "cpu" | "cpuacct" | "memory"));
+            assert_eq!(line.ends_with("/sub"), moved, "{cgroups}");
+        }
+    }
     // ps sees the processes in sub-cgroups too.
     assert!(ps_json(&ctx, &id).contains(&pid));
     let out = exec_rt(&ctx, &["--cgroup", "no-such-sub", &id, "true"]);
     out.assert_fail("exec into a missing sub-cgroup");
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     wait_pid_dead(pid);
+    ctx.assert_clean();
+}
+
+#[test]
+fn exec_sub_cgroup_refusals_name_the_reason() {
+    let ctx = Ctx::new("exsubbad");
+    let (id, b, init) = running(&ctx, |_| {});
+    for d in cgroups_named(&id) {
+        fs::create_dir(d.join("sub")).unwrap();
+    }
+    // (flags, what rootcell's error says)
+    let cases: [(&[&str], &str); 6] = [
+        (&["--cgroup", "no-such-sub"], "no such sub-cgroup"),
+        (&["--cgroup", "../sub"], "leaves the container's cgroup"),
+        (
+            &["--cgroup", "pids:sub/../.."],
+            "leaves the container's cgroup",
+        ),
+        (
+            &["--cgroup", "nosuchcontroller:sub"],
+            "unknown controller nosuchcontroller",
+        ),
+        (
+            &["--cgroup", "sub", "--cgroup", "pids:sub"],
+            "missing CONTROLLER: prefix",
+        ),
+        (
+            &["--cgroup", "pids:sub", "--cgroup", "pids:sub"],
+            "given twice",
+        ),
+    ];
+    for (flags, why) in cases {
+        if runtime_is_runc() && why == "given twice" {
+            // runc 1.1 lets the last one win; runc 1.2 refuses, as rootcell.
+            continue;
+        }
+        let mut args = flags.to_vec();
+        args.extend([id.as_str(), "touch", "/exec-ran"]);
+        let out = exec_rt(&ctx, &args);
+        out.assert_fail(&format!("exec {flags:?}"));
+        if !runtime_is_runc() {
+            assert!(out.stderr.contains(why), "{flags:?}: {}", out.stderr);
+            assert_eq!(out.code(), Some(255), "{flags:?}");
+        }
+    }
+    // Nothing ran, nothing stays: init is the container's only process.
+    assert!(!b.rootfs().join("exec-ran").exists(), "a refused exec ran");
+    assert_eq!(ps_json(&ctx, &id), BTreeSet::from([init]));
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn exec_in_a_sub_cgroup_on_pure_cgroup2() {
+    // cgroup2 mounted over the host's hybrid layout in a private mount
+    // namespace: only the plain PATH form exists; CONTROLLER:PATH is
+    // refused saying why.
+    let ctx = Ctx::new("exsubv2");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "1000"]);
+    b.save();
+    let id = ctx.id("c");
+    let rt = format!(
+        "{} --root {}",
+        runtime_path().display(),
+        ctx.state_dir().display()
+    );
+    let script = format!(
+        "set -e
+mount -t cgroup2 none /sys/fs/cgroup
+{rt} run -d --bundle {bundle} {id} </dev/null >/dev/null
+mkdir /sys/fs/cgroup/{id}/sub
+{rt} exec -d --pid-file {dir}/pid --cgroup /sub {id} sleep 999 </dev/null >/dev/null
+cat /proc/$(cat {dir}/pid)/cgroup > {dir}/cgroup
+if {rt} exec --cgroup pids:sub {id} true 2> {dir}/controller-form; then exit 3; fi
+if {rt} exec --cgroup nope {id} true 2> {dir}/missing; then exit 4; fi
+{rt} delete --force {id}
+test ! -e /sys/fs/cgroup/{id}
+echo ok",
+        bundle = b.path.display(),
+        dir = ctx.dir.display(),
+    );
+    let out = exec(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c"])
+            .arg(&script),
+        CMD_TIMEOUT,
+    );
+    out.assert_ok("exec --cgroup on cgroup2");
+    assert!(out.stdout.contains("ok"), "{}", out.all());
+    // The v1 lines (this host's controllers) stay the runtime's.
+    let cgroups = read_file(&ctx.dir.join("cgroup"));
+    assert!(
+        cgroups.lines().any(|l| l == format!("0::/{id}/sub")),
+        "{cgroups}"
+    );
+    if !runtime_is_runc() {
+        let why = read_file(&ctx.dir.join("controller-form"));
+        assert!(
+            why.contains("cgroup v2") && why.contains("plain PATH"),
+            "{why}"
+        );
+        let why = read_file(&ctx.dir.join("missing"));
+        assert!(why.contains("no such sub-cgroup"), "{why}");
+    }
     ctx.assert_clean();
 }
 

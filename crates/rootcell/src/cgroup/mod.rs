@@ -11,9 +11,10 @@ pub mod systemd;
 
 use std::fs;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
+use crate::fs::mountinfo::{self, MountInfo};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::plan::{
     CgroupMountSource, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, FsOption,
@@ -50,13 +51,14 @@ impl Hierarchy {
 
 /// Reads the host's hierarchies from mountinfo and our own cgroup paths.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mountinfo =
-        procfs::read(ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
+    let mounts = mountinfo::read_self()?;
     let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
-    Ok(parse_hierarchies(&mountinfo, &own))
+    Ok(parse_hierarchies(&mounts, &own))
 }
 
-fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
+/// The cgroup mounts of `mounts` (a parsed mountinfo, in its order) that
+/// are reachable, with our own cgroup (`/proc/self/cgroup`) in each.
+fn parse_hierarchies(mounts: &[MountInfo], own: &str) -> Vec<Hierarchy> {
     let own_paths: Vec<(String, PathBuf)> = own
         .lines()
         .filter_map(|l| {
@@ -66,37 +68,25 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             Some((controllers, PathBuf::from(parts.next()?)))
         })
         .collect();
-    let lines: Vec<&str> = mountinfo.lines().collect();
     // A mount point that a later mount covers (a cgroup2 mounted over a v1
     // layout, say) is hidden: its path now leads into the newer mount.
-    let point_of = |line: &str| line.split(' ').nth(4).map(PathBuf::from);
     let shadowed = |i: usize, point: &Path| {
-        lines[i + 1..]
+        mounts[i + 1..]
             .iter()
-            .filter_map(|l| point_of(l))
-            .any(|later| point.starts_with(&later))
+            .any(|later| point.starts_with(&later.mount_point))
     };
     let mut out = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let Some(sep) = fields.iter().position(|f| *f == "-") else {
-            continue;
-        };
-        let (Some(fstype), Some(point), Some(super_opts)) =
-            (fields.get(sep + 1), fields.get(4), fields.get(sep + 3))
-        else {
-            continue;
-        };
-        let v2 = *fstype == "cgroup2";
-        if (*fstype != "cgroup" && !v2) || shadowed(i, Path::new(point)) {
+    for (i, m) in mounts.iter().enumerate() {
+        let v2 = m.fs_type == "cgroup2";
+        if (m.fs_type != "cgroup" && !v2) || shadowed(i, &m.mount_point) {
             continue;
         }
         let controllers: Vec<String> = if v2 {
             Vec::new()
         } else {
-            let known = |o: &&str| {
+            let known = |o: &&String| {
                 !matches!(
-                    *o,
+                    o.as_str(),
                     "rw" | "ro"
                         | "relatime"
                         | "noatime"
@@ -108,11 +98,7 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
                         | "noprefix"
                 ) && !o.starts_with("release_agent=")
             };
-            super_opts
-                .split(',')
-                .filter(known)
-                .map(str::to_string)
-                .collect()
+            m.super_options.iter().filter(known).cloned().collect()
         };
         let key = controllers.join(",");
         let own_path = own_paths
@@ -121,7 +107,7 @@ fn parse_hierarchies(mountinfo: &str, own: &str) -> Vec<Hierarchy> {
             .map(|(_, p)| p.clone())
             .unwrap_or_else(|| PathBuf::from("/"));
         out.push(Hierarchy {
-            mountpoint: PathBuf::from(point),
+            mountpoint: m.mount_point.clone(),
             controllers,
             v2,
             own_path,
@@ -581,8 +567,11 @@ pub fn remove(dirs: &[PathBuf]) -> Result<()> {
 }
 
 /// `exec --cgroup`: sub-cgroups of the container's cgroups for the new
-/// process, as runc takes them: one `PATH` for every hierarchy, or any
-/// number of `CONTROLLER[,CONTROLLER…]:PATH`.
+/// process, as runc 1.2 takes them: one `PATH` for every hierarchy (the
+/// only form cgroup v2 has), or any number of
+/// `CONTROLLER[,CONTROLLER…]:PATH` (cgroup v1). A path is always below the
+/// container's cgroup (a leading `/` is its top, as in runc), without
+/// `..`; the sub-cgroup must exist already (runc does not create it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SubCgroups {
     all: Option<PathBuf>,
@@ -590,45 +579,45 @@ pub struct SubCgroups {
 }
 
 impl SubCgroups {
+    /// Checks the flags' syntax, as runc's `getSubCgroupPaths` does, and
+    /// that no path leaves the container's cgroup.
     pub fn parse(args: &[String]) -> Result<SubCgroups> {
-        let bad = |arg: &str, why: &str| Error::spec(format!("--cgroup {arg:?}"), why.to_string());
+        let bad = |arg: &str, why: String| Error::spec(format!("--cgroup {arg:?}"), why);
         let mut out = SubCgroups::default();
         for arg in args {
+            // Split at the first `:`, as runc: a cgroup name may hold one.
             let (controllers, path) = match arg.split_once(':') {
                 None if args.len() == 1 => (None, arg.as_str()),
                 None => {
                     return Err(bad(
                         arg,
-                        "with several --cgroup, each needs a CONTROLLER: prefix",
+                        "missing CONTROLLER: prefix (with several --cgroup, each is CONTROLLER[,CONTROLLER…]:PATH)".into(),
                     ))
                 }
                 Some((c, p)) => (Some(c), p),
             };
-            if path.contains(':') {
+            let rel = Path::new(path.trim_start_matches('/'));
+            if rel
+                .components()
+                .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+            {
                 return Err(bad(
                     arg,
-                    "the form is PATH or CONTROLLER[,CONTROLLER…]:PATH",
+                    format!("{path:?} leaves the container's cgroup: a sub-cgroup path may not hold `..`"),
                 ));
             }
-            let rel = Path::new(path.trim_start_matches('/'));
-            if rel.as_os_str().is_empty()
-                || rel
-                    .components()
-                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
-                return Err(bad(arg, "the sub-cgroup must be a path below the container's cgroup, without `.` or `..`"));
-            }
+            let rel: PathBuf = rel.components().collect();
             match controllers {
-                None => out.all = Some(rel.to_path_buf()),
+                None => out.all = Some(rel),
                 Some(list) => {
                     for c in list.split(',') {
                         if c.is_empty() {
-                            return Err(bad(arg, "empty controller name"));
+                            return Err(bad(arg, "empty controller name".into()));
                         }
                         if out.by_controller.iter().any(|(seen, _)| seen == c) {
-                            return Err(bad(arg, &format!("controller {c} is given twice")));
+                            return Err(bad(arg, format!("controller {c} is given twice")));
                         }
-                        out.by_controller.push((c.to_string(), rel.to_path_buf()));
+                        out.by_controller.push((c.to_string(), rel.clone()));
                     }
                 }
             }
@@ -641,25 +630,31 @@ impl SubCgroups {
     }
 
     /// The directories to join, one per container cgroup directory: the
-    /// directory itself, or the sub-cgroup asked for in its hierarchy,
-    /// which must exist.
-    pub fn apply(&self, dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> Result<Vec<PathBuf>> {
-        let mut used = vec![false; self.by_controller.len()];
-        let mut out = Vec::new();
-        for dir in dirs {
-            let controllers = hierarchies
+    /// directory itself, or the sub-cgroup asked for in its hierarchy.
+    /// Pure: the caller checks that they exist (`check_exist`).
+    pub fn resolve(&self, dirs: &[PathBuf], hierarchies: &[Hierarchy]) -> Result<Vec<PathBuf>> {
+        let hierarchy_of = |dir: &Path| {
+            hierarchies
                 .iter()
                 .filter(|h| dir.starts_with(&h.mountpoint))
                 .max_by_key(|h| h.mountpoint.as_os_str().len())
+        };
+        if let Some((c, path)) = self.by_controller.first() {
+            if version(hierarchies) == CgroupVersion::V2 {
+                return Err(Error::spec(
+                    format!("--cgroup {c}:{}", path.display()),
+                    "cgroup v2 has one hierarchy for every controller: give a plain PATH, without CONTROLLER:",
+                ));
+            }
+        }
+        let mut used = vec![false; self.by_controller.len()];
+        let mut out = Vec::new();
+        for dir in dirs {
+            let controllers = hierarchy_of(dir)
                 .map(|h| h.controllers.as_slice())
                 .unwrap_or_default();
-            let named = |c: &str| {
-                controllers
-                    .iter()
-                    .any(|have| have == c || have.strip_prefix("name=") == Some(c))
-            };
             let matching: Vec<usize> = (0..self.by_controller.len())
-                .filter(|i| named(&self.by_controller[*i].0))
+                .filter(|i| names_controller(controllers, &self.by_controller[*i].0))
                 .collect();
             let mut sub = self.all.as_ref();
             if let Some(&first) = matching.first() {
@@ -679,40 +674,57 @@ impl SubCgroups {
             for i in matching {
                 used[i] = true;
             }
-            let target = match sub {
+            out.push(match sub {
                 Some(sub) => dir.join(sub),
                 None => dir.clone(),
-            };
-            if sub.is_some() && !target.is_dir() {
-                return Err(Error::spec(
-                    "--cgroup",
-                    format!(
-                        "{} does not exist (create the sub-cgroup first)",
-                        target.display()
-                    ),
-                ));
-            }
-            out.push(target);
+            });
         }
         if let Some(i) = used.iter().position(|u| !u) {
             let (c, path) = &self.by_controller[i];
+            let have: Vec<&str> = dirs
+                .iter()
+                .filter_map(|d| hierarchy_of(d))
+                .flat_map(|h| h.controllers.iter().map(String::as_str))
+                .collect();
             return Err(Error::spec(
                 format!("--cgroup {c}:{}", path.display()),
-                format!("the container has no cgroup with the {c} controller"),
+                format!(
+                    "unknown controller {c}: the container's cgroup v1 hierarchies have {}",
+                    if have.is_empty() {
+                        "no controllers".to_string()
+                    } else {
+                        have.join(", ")
+                    }
+                ),
             ));
         }
         Ok(out)
     }
+
+    /// Every sub-cgroup `resolve` chose must exist: runc does not create
+    /// them, and neither does rootcell.
+    pub fn check_exist(resolved: &[PathBuf], dirs: &[PathBuf]) -> Result<()> {
+        for (target, dir) in resolved.iter().zip(dirs) {
+            if target != dir && !target.is_dir() {
+                return Err(Error::spec(
+                    "--cgroup",
+                    format!(
+                        "no such sub-cgroup: {} does not exist (create it first: runc does not create sub-cgroups)",
+                        target.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
-/// Whether the container's cgroup is frozen (paused).
-pub fn is_frozen(dirs: &[PathBuf]) -> bool {
-    dirs.iter().any(|d| {
-        fs::read_to_string(d.join("freezer.state"))
-            .map(|s| s.trim() == "FROZEN")
-            .or_else(|_| fs::read_to_string(d.join("cgroup.freeze")).map(|s| s.trim() == "1"))
-            .unwrap_or(false)
-    })
+/// Whether a v1 hierarchy's controllers include `name` (`systemd` names
+/// `name=systemd` too).
+fn names_controller(controllers: &[String], name: &str) -> bool {
+    controllers
+        .iter()
+        .any(|have| have == name || have.strip_prefix("name=") == Some(name))
 }
 
 #[cfg(test)]
@@ -728,9 +740,26 @@ mod tests {
 ";
     const OWN: &str = "3:cpu,cpuacct:/user\n2:name=systemd:/user\n0::/user\n";
 
+    fn table(text: &str) -> Vec<MountInfo> {
+        mountinfo::parse(text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn hierarchies_mounted_at_escaped_paths() {
+        // mountinfo writes a space as \040 and a backslash as \134: the
+        // container's cgroup goes below the real directory.
+        let h = parse_hierarchies(
+            &table("41 1 0:38 / /run/my\\040cg\\134v2 rw - cgroup2 cgroup2 rw\n"),
+            "0::/\n",
+        );
+        assert_eq!(h[0].mountpoint, PathBuf::from("/run/my cg\\v2"));
+        let cg = container_dirs(&h, None, "c 1");
+        assert_eq!(cg.dirs[0], PathBuf::from("/run/my cg\\v2/c 1"));
+    }
+
     #[test]
     fn hybrid_layout() {
-        let h = parse_hierarchies(MOUNTINFO, OWN);
+        let h = parse_hierarchies(&table(MOUNTINFO), OWN);
         assert_eq!(h.len(), 4);
         assert_eq!(h[1].controllers, vec!["cpu", "cpuacct"]);
         assert_eq!(h[1].own_path, PathBuf::from("/user"));
@@ -753,7 +782,7 @@ mod tests {
         // The hybrid layout with cgroup2 mounted over /sys/fs/cgroup later,
         // as in a private namespace: only the cgroup2 mount is reachable.
         let info = format!("{MOUNTINFO}99 23 0:50 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n");
-        let h = parse_hierarchies(&info, OWN);
+        let h = parse_hierarchies(&table(&info), OWN);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h[0].v2);
         assert_eq!(h[0].mountpoint, PathBuf::from("/sys/fs/cgroup"));
@@ -762,67 +791,81 @@ mod tests {
     #[test]
     fn sub_cgroups_like_runc() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let h = parse_hierarchies(MOUNTINFO, OWN);
-        let cg = container_dirs(&h, None, "c1");
-        // The directories must exist: use a temporary tree shaped alike.
-        let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
-        let dirs: Vec<PathBuf> = cg
-            .dirs
-            .iter()
-            .map(|d| tmp.join(d.strip_prefix("/").unwrap()))
-            .collect();
-        let hier: Vec<Hierarchy> = h
-            .iter()
-            .map(|x| Hierarchy {
-                mountpoint: tmp.join(x.mountpoint.strip_prefix("/").unwrap()),
-                ..x.clone()
-            })
-            .collect();
-        for d in &dirs {
-            fs::create_dir_all(d.join("sub")).unwrap();
+        let h = parse_hierarchies(&table(MOUNTINFO), OWN);
+        // cpu, cpu+cpuacct, name=systemd, unified.
+        let dirs = container_dirs(&h, None, "c1").dirs;
+        let resolve = |a: &[&str]| SubCgroups::parse(&args(a)).unwrap().resolve(&dirs, &h);
+        let err = |a: &[&str]| resolve(a).unwrap_err().to_string();
+        // One path for every hierarchy; a leading `/` is the container's
+        // cgroup, `.` steps are dropped.
+        for arg in ["/sub", "sub", "./sub/."] {
+            let got = resolve(&[arg]).unwrap();
+            assert!(
+                got.iter().zip(&dirs).all(|(g, d)| *g == d.join("sub")),
+                "{arg}: {got:?}"
+            );
         }
-        let all = SubCgroups::parse(&args(&["/sub"])).unwrap();
-        let got = all.apply(&dirs, &hier).unwrap();
-        assert!(
-            got.iter().zip(&dirs).all(|(g, d)| *g == d.join("sub")),
-            "{got:?}"
-        );
         // One controller moves only its hierarchy; `systemd` names
-        // `name=systemd`.
-        let cpu = SubCgroups::parse(&args(&["cpuacct:sub", "systemd:sub"])).unwrap();
-        let got = cpu.apply(&dirs, &hier).unwrap();
+        // `name=systemd`; several controllers in one flag.
+        let got = resolve(&["cpuacct:sub", "systemd:s2"]).unwrap();
         assert_eq!(got[0], dirs[0], "the cpu-only hierarchy has no cpuacct");
         assert_eq!(got[1], dirs[1].join("sub"));
-        assert_eq!(got[2], dirs[2].join("sub"));
-        assert_eq!(got[3], dirs[3]);
-        // Missing sub-cgroup, unknown controller.
-        assert!(SubCgroups::parse(&args(&["nope"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        assert!(SubCgroups::parse(&args(&["memory:sub"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        // Conflicting paths for controllers of one hierarchy.
-        fs::create_dir_all(dirs[1].join("other")).unwrap();
-        assert!(SubCgroups::parse(&args(&["cpu:sub", "cpuacct:other"]))
-            .unwrap()
-            .apply(&dirs, &hier)
-            .is_err());
-        let _ = fs::remove_dir_all(&tmp);
-        for bad in [
-            &["a", "b"][..],
-            &["../x"],
-            &[""],
-            &["cpu:"],
-            &[":x"],
-            &["cpu:a/../b"],
-            &["cpu:x", "cpu:y"],
-            &["a:b:c"],
+        assert_eq!(got[2], dirs[2].join("s2"));
+        assert_eq!(got[3], dirs[3], "the unified hierarchy has no controller");
+        let got = resolve(&["cpu,cpuacct:a/b"]).unwrap();
+        assert_eq!(got[0], dirs[0].join("a/b"));
+        assert_eq!(got[1], dirs[1].join("a/b"));
+        // A cgroup name may hold a `:` (runc splits at the first).
+        assert_eq!(resolve(&["cpu:x:y"]).unwrap()[0], dirs[0].join("x:y"));
+        // Refusals name the reason.
+        assert!(
+            err(&["memory:sub"]).contains("unknown controller memory"),
+            "{}",
+            err(&["memory:sub"])
+        );
+        assert!(err(&["cpu:sub", "cpuacct:other"]).contains("shares a hierarchy with"));
+        // Pure cgroup v2: no CONTROLLER: form.
+        let v2 = parse_hierarchies(
+            &table("41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            "0::/\n",
+        );
+        let v2_dirs = container_dirs(&v2, None, "c1").dirs;
+        let sub = |a: &[&str]| SubCgroups::parse(&args(a)).unwrap().resolve(&v2_dirs, &v2);
+        assert_eq!(sub(&["sub"]).unwrap(), vec![v2_dirs[0].join("sub")]);
+        let e = sub(&["pids:sub"]).unwrap_err().to_string();
+        assert!(e.contains("cgroup v2") && e.contains("plain PATH"), "{e}");
+        // Syntax and escapes, as runc's getSubCgroupPaths plus the `..`
+        // check.
+        for (bad, why) in [
+            (&["a", "b"][..], "missing CONTROLLER: prefix"),
+            (&["../x"], "leaves the container's cgroup"),
+            (&["cpu:a/../../b"], "leaves the container's cgroup"),
+            (&["/.."], "leaves the container's cgroup"),
+            (&[":x"], "empty controller name"),
+            (&["cpu,:x"], "empty controller name"),
+            (&["cpu:x", "cpu:y"], "controller cpu is given twice"),
         ] {
-            assert!(SubCgroups::parse(&args(bad)).is_err(), "{bad:?}");
+            let e = SubCgroups::parse(&args(bad)).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
         }
+    }
+
+    #[test]
+    fn sub_cgroups_must_exist() {
+        let tmp = std::env::temp_dir().join(format!("rootcell-subcg-{}", std::process::id()));
+        let dir = tmp.join("c1");
+        fs::create_dir_all(dir.join("sub")).unwrap();
+        let dirs = vec![dir.clone()];
+        SubCgroups::check_exist(&[dir.join("sub")], &dirs).unwrap();
+        SubCgroups::check_exist(&dirs, &dirs).unwrap();
+        let e = SubCgroups::check_exist(&[dir.join("nope")], &dirs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no such sub-cgroup") && e.contains("nope"),
+            "{e}"
+        );
+        let _ = fs::remove_dir_all(&tmp);
     }
 
     #[test]
@@ -865,7 +908,7 @@ mod tests {
     #[test]
     fn pure_v2_is_one_unnamed_source() {
         let h = parse_hierarchies(
-            "41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n",
+            &table("41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"),
             "0::/\n",
         );
         let cg = container_dirs(&h, Some(Path::new("/c")), "c");

@@ -127,7 +127,9 @@ impl Runtime {
         let dirs = if sub_cgroups.is_empty() {
             st.cgroup_dirs.clone()
         } else {
-            sub_cgroups.apply(&st.cgroup_dirs, &cgroup::host_hierarchies()?)?
+            let dirs = sub_cgroups.resolve(&st.cgroup_dirs, &cgroup::host_hierarchies()?)?;
+            SubCgroups::check_exist(&dirs, &st.cgroup_dirs)?;
+            dirs
         };
         let cgroup_procs = self.open_cgroup_procs(&dirs)?;
 

@@ -1,7 +1,7 @@
 //! `pause` and `resume`: freeze and thaw the container's cgroup, with
 //! runc's rules on which states allow them.
 
-use crate::cgroup::freezer::Freezer;
+use crate::cgroup::freezer::{Freezer, FreezerState};
 use crate::error::{Error, Result};
 use crate::state::{ContainerDir, ContainerState, Status};
 
@@ -52,12 +52,12 @@ fn wrong_state(id: &str, status: Status, reason: &str) -> Error {
     }
 }
 
-/// Thaws a paused container so a SIGKILL sent to it takes effect (on v1 a
-/// frozen task does not die until thawed). Errors are ignored: the
-/// container is being killed anyway.
+/// Thaws a paused (or half-frozen: `FREEZING`) container so a SIGKILL
+/// sent to it takes effect (on v1 a frozen task does not die until
+/// thawed). Errors are ignored: the container is being killed anyway.
 pub(super) fn thaw_for_kill(st: &ContainerState) {
     if let Some(f) = Freezer::find(&st.cgroup_dirs) {
-        if f.is_frozen() {
+        if f.state() != FreezerState::Thawed {
             let _ = f.set(false);
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod dev;
 pub mod mount;
+pub mod mountinfo;
 pub mod procfs;
 pub mod root;
 

@@ -76,6 +76,17 @@ pub fn read(base: ProcfsBase, file: &str) -> io::Result<String> {
     Ok(text)
 }
 
+/// Reads a whole file under `/proc/<base>/` as bytes (`mountinfo` may
+/// hold paths that are not UTF-8).
+pub fn read_bytes(base: ProcfsBase, file: &str) -> io::Result<Vec<u8>> {
+    let mut f = pids()?
+        .open(base, file, OpenFlags::O_RDONLY)
+        .map_err(to_io)?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Writes a sysctl (`net.ipv4.ip_forward` → `/proc/sys/net/ipv4/ip_forward`).
 /// The key must have been validated (`spec::validate_sysctl_key`).
 pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {

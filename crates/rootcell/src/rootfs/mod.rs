@@ -17,6 +17,7 @@ use rustix::mount::{unmount, UnmountFlags};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::dev;
 use crate::fs::mount::{self as mnt, attach, clone_fd, clone_path};
+use crate::fs::mountinfo;
 use crate::fs::procfs;
 use crate::fs::root::file_type;
 use crate::fs::RootDir;
@@ -509,15 +510,11 @@ impl Rootfs {
 fn make_parent_mount_private(rootfs: &OwnedFd, path: &Path) -> Result<()> {
     let field = || format!("root.path {}: parent mount", path.display());
     let (id, _) = mnt::mount_of(rootfs).ctx(field)?;
-    let info =
-        procfs::read(procfs::ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
-    let Some(point) = info.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(' ').collect();
-        let this = fields.first()?.parse::<u64>().ok()? == id;
-        let optional = fields.iter().skip(6).take_while(|f| **f != "-");
-        let shared = optional.clone().any(|f| f.starts_with("shared:"));
-        (this && shared).then(|| unescape_mountinfo(fields.get(4).copied().unwrap_or("")))
-    }) else {
+    let Some(point) = mountinfo::read_self()?
+        .into_iter()
+        .find(|m| m.mount_id == id && m.shared().is_some())
+        .map(|m| m.mount_point)
+    else {
         return Ok(());
     };
     // Open the mount point and check it is that mount's root before
@@ -545,52 +542,19 @@ fn make_parent_mount_private(rootfs: &OwnedFd, path: &Path) -> Result<()> {
     .ctx(field)
 }
 
-/// Mount points in mountinfo escape space, tab, newline and backslash as
-/// octal (`\040`).
-fn unescape_mountinfo(field: &str) -> PathBuf {
-    use std::os::unix::ffi::OsStringExt;
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|d| {
-            std::str::from_utf8(d)
-                .ok()
-                .and_then(|d| u8::from_str_radix(d, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(byte)) => {
-                out.push(byte);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    PathBuf::from(std::ffi::OsString::from_vec(out))
-}
-
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
 /// in the mount namespace; detach them so the container cannot reach them.
 fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
-    let info =
-        procfs::read(procfs::ProcfsBase::ProcSelf, "mountinfo").ctx(|| "/proc/self/mountinfo")?;
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| {
-            let fields: Vec<&str> = l.split(' ').collect();
-            let point = unescape_mountinfo(fields.get(4)?);
-            let fstype = fields
-                .iter()
-                .position(|f| *f == "-")
-                .and_then(|i| fields.get(i + 1))?;
-            let special = matches!(*fstype, "proc" | "sysfs")
+    let mut points: Vec<PathBuf> = mountinfo::read_self()?
+        .into_iter()
+        .filter(|m| {
+            let point = &m.mount_point;
+            let special = matches!(m.fs_type.as_str(), "proc" | "sysfs")
                 || point.starts_with("/proc")
                 || point.starts_with("/sys");
-            (special && !point.starts_with(rootfs)).then_some(point)
+            special && !point.starts_with(rootfs)
         })
+        .map(|m| m.mount_point)
         .collect();
     // Deepest first.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));

@@ -100,7 +100,7 @@ impl ContainerState {
         if !process_matches(self.pid, self.pid_start_time) {
             return Status::Stopped;
         }
-        if crate::cgroup::is_frozen(&self.cgroup_dirs) {
+        if crate::cgroup::freezer::is_paused(&self.cgroup_dirs) {
             return Status::Paused;
         }
         if dir.path.join(EXEC_FIFO).exists() {
