@@ -337,18 +337,20 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
 fn apply_memory_policy(policy: &crate::plan::MemoryPolicy) -> Result<()> {
     let (mask, maxnode) = policy.nodemask();
     sys::set_mempolicy(policy.raw_mode, &mask, maxnode).map_err(|e| {
+        let einval = e.raw_os_error() == Some(libc::EINVAL);
+        let (field, hint) = match (einval, policy.nodes.is_empty()) {
+            (true, false) => (
+                "linux.memoryPolicy.nodes",
+                " (are the nodes online and in the container's cpuset.mems, and does this kernel know the mode?)",
+            ),
+            (true, true) => ("linux.memoryPolicy.mode", " (does this kernel know the mode?)"),
+            _ => ("linux.memoryPolicy", ""),
+        };
         Error::spec(
-            "linux.memoryPolicy.nodes",
+            field,
             format!(
-                "set_mempolicy({} {:?}, nodes {:?}): {e}{}",
-                policy.mode,
-                policy.flags,
-                policy.nodes,
-                if e.raw_os_error() == Some(libc::EINVAL) {
-                    " (are the nodes online and in the container's cpuset.mems?)"
-                } else {
-                    ""
-                }
+                "set_mempolicy({} {:?}, nodes {:?}): {e}{hint}",
+                policy.mode, policy.flags, policy.nodes
             ),
         )
     })

@@ -69,22 +69,27 @@ pub fn check(fd: impl AsFd, expected: FileType, what: &str, path: &Path) -> Resu
 /// its missing parents) is made 0700 first; without, a missing root is
 /// `None`.
 pub fn open_root(root: &Path, create: bool) -> Result<Option<OwnedFd>> {
-    if create {
-        use std::os::unix::fs::DirBuilderExt;
-        // Private like runc's: only the runtime's user may look at states.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .ctx(|| format!("state root {}", root.display()))?;
-    }
-    let fd = match rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+    let open = || {
+        rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let fd = match open() {
         Ok(fd) => fd,
         Err(Errno::NOENT) if !create => return Ok(None),
+        Err(Errno::NOENT) => {
+            use std::os::unix::fs::DirBuilderExt;
+            // Private like runc's: only the runtime's user may look at
+            // states.
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(root)
+                .ctx(|| format!("state root {}", root.display()))?;
+            open().ctx(|| format!("state root {}", root.display()))?
+        }
         Err(e) => return Err(e).ctx(|| format!("state root {}", root.display())),
     };
     check(&fd, FileType::Directory, "state root", root)?;
@@ -92,9 +97,9 @@ pub fn open_root(root: &Path, create: bool) -> Result<Option<OwnedFd>> {
 }
 
 /// Opens the directory `name` in `parent` without following a symlink,
-/// making it with `mode` first if `mode` is given, and checks it. A
-/// missing directory (not created) is `None`. `path` is its full path, for
-/// messages.
+/// making it with `mode` first if it is missing and `mode` is given, and
+/// checks it. A missing directory (not created) is `None`. `path` is its
+/// full path, for messages.
 pub fn open_dir_at(
     parent: impl AsFd,
     name: &str,
@@ -102,18 +107,24 @@ pub fn open_dir_at(
     what: &str,
     path: &Path,
 ) -> Result<Option<OwnedFd>> {
-    if let Some(mode) = mode {
-        match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(e).ctx(|| format!("{what} {}", path.display())),
+    let open = || {
+        rustix::fs::openat(
+            &parent,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    };
+    let opened = match (open(), mode) {
+        (Err(Errno::NOENT), Some(mode)) => {
+            match rustix::fs::mkdirat(&parent, name, Mode::from_raw_mode(mode)) {
+                Ok(()) | Err(Errno::EXIST) => open(),
+                Err(e) => Err(e),
+            }
         }
-    }
-    let fd = match rustix::fs::openat(
-        &parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) {
+        (other, _) => other,
+    };
+    let fd = match opened {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return Ok(None),
         Err(Errno::LOOP | Errno::NOTDIR) => {
