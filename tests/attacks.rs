@@ -774,6 +774,92 @@ fn device_paths_with_dotdot_stay_in_the_rootfs() {
     ctx.assert_clean();
 }
 
+/// `linux.devices` paths that pass a lexical "starts with /dev" check but
+/// leave /dev once cleaned (`/dev/../etc/x`), or that name /dev itself:
+/// refused before anything is created, naming the field; the rootfs's
+/// /etc gets no node.
+#[test]
+fn device_paths_leaving_dev_once_cleaned_are_refused() {
+    let ctx = Ctx::new("atk-devclean");
+    let host = HostSentinels::new(&ctx);
+    for path in ["/dev/../etc/x", "/dev/./../etc/x", "/dev/.", "/dev"] {
+        let case = format!("device path {path}");
+        let mut b = ctx.bundle();
+        b.linux()["devices"] = json!([{
+            "path": path, "type": "c", "major": 1, "minor": 3, "fileMode": 438
+        }]);
+        container_script(&mut b, "stat -c '%t:%T' /etc/x");
+        let out = run_case(&ctx, &b);
+        host.assert_untouched(&case);
+        if runtime_is_runc() {
+            // runc 1.1.5 cleans the path and makes the node in the
+            // rootfs's /etc: not an escape, but not the config's /dev.
+            skip(&format!("{case}: runc makes the node in the rootfs's /etc"));
+            continue;
+        }
+        assert_outcome(&out, Expect::Refused, &case, "linux.devices[0].path", "");
+        assert!(
+            fs::symlink_metadata(in_rootfs(&b, "/etc/x")).is_err(),
+            "{case}: a node was made in the rootfs's /etc"
+        );
+    }
+    ctx.assert_clean();
+}
+
+/// A device whose directory in the rootfs is a symlink into /proc or /sys
+/// (`/dev/sub -> /proc/sys/kernel`, with the container's procfs mounted
+/// there by then, or `/dev` itself linked into /sys): the node would land
+/// in the kernel's files (`core_pattern`). Refused, naming the field, the
+/// host's core_pattern unchanged. The same link to an ordinary directory
+/// of the rootfs keeps the node there. Escape class: "Device nodes created
+/// through a hostile /dev".
+#[test]
+fn device_dirs_linked_into_proc_or_sys_are_refused() {
+    let ctx = Ctx::new("atk-devproc");
+    let mut host = HostSentinels::new(&ctx);
+    host.watch_core_pattern();
+    for (link, target, device) in [
+        ("/dev/sub", "/proc/sys/kernel", "/dev/sub/core_pattern"),
+        ("/dev/sub", "../proc/sys/kernel", "/dev/sub/rootcell-x"),
+        ("/dev/sub", "/sys/kernel", "/dev/sub/rootcell-x"),
+    ] {
+        let case = format!("{link} -> {target}, device {device}");
+        let mut b = bundle_with_rootfs_dev(&ctx);
+        plant_symlink(&b, link, Path::new(target));
+        b.linux()["devices"] = json!([{
+            "path": device, "type": "c", "major": 1, "minor": 3, "fileMode": 438
+        }]);
+        container_script(&mut b, &format!("stat -c '%t:%T' {device}"));
+        let out = run_case(&ctx, &b);
+        host.assert_untouched(&case);
+        if runtime_is_runc() {
+            // runc 1.1.5 runs with `core_pattern` left as it was (the
+            // kernel refuses nodes on procfs and sysfs); the host is
+            // unchanged, checked above.
+            skip(&format!("{case}: runc does not refuse it"));
+            continue;
+        }
+        assert_outcome(&out, Expect::Refused, &case, "linux.devices[0].path", "");
+        assert!(
+            out.stderr.contains("procfs") || out.stderr.contains("sysfs"),
+            "{case}: {}",
+            out.stderr
+        );
+    }
+    // A link to a directory of the rootfs: the node stays in the rootfs.
+    let case = "/dev/sub -> /etc";
+    let mut b = bundle_with_rootfs_dev(&ctx);
+    plant_symlink(&b, "/dev/sub", Path::new("/etc"));
+    b.linux()["devices"] = json!([{
+        "path": "/dev/sub/x", "type": "c", "major": 1, "minor": 3, "fileMode": 438
+    }]);
+    container_script(&mut b, "stat -c '%t:%T' /dev/sub/x /etc/x");
+    let out = run_case(&ctx, &b);
+    host.assert_untouched(case);
+    assert_outcome(&out, Expect::Safe, case, "", "1:3\n1:3\n");
+    ctx.assert_clean();
+}
+
 // ---------------------------------------------------------------------------
 // /dev/null before masking
 // ---------------------------------------------------------------------------

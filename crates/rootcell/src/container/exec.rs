@@ -137,10 +137,7 @@ impl Runtime {
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
         let (runtime_side, container_side) = sync::pair()?;
         let seccomp = match &plan.seccomp {
-            Some(s) => Some(process::seccomp::compile_cached(
-                s,
-                &self.root.join(super::SECCOMP_CACHE),
-            )?),
+            Some(s) => Some(process::seccomp::compile_cached(s, &self.root)?),
             None => None,
         };
         let cfg = ExecConfig {

@@ -37,10 +37,6 @@ pub struct Runtime {
     pub rootless: bool,
 }
 
-/// Compiled seccomp filters, below the state root (private to the
-/// runtime's user; not a container: no `state.json`).
-const SECCOMP_CACHE: &str = ".cache/seccomp";
-
 /// Flags of `create` and `run`.
 #[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
@@ -338,7 +334,7 @@ impl Runtime {
         let seccomp = match &plan.process.seccomp {
             Some(s) => {
                 tracing::debug!("container {id}: compiling the seccomp filter");
-                let f = process::seccomp::compile_cached(s, &self.root.join(SECCOMP_CACHE))?;
+                let f = process::seccomp::compile_cached(s, &self.root)?;
                 tracing::debug!(
                     "container {id}: seccomp filter compiled, {} instructions",
                     f.program.len()
@@ -471,11 +467,20 @@ impl Runtime {
     pub fn list(&self) -> Result<Vec<(ContainerState, Status)>> {
         let mut out = Vec::new();
         for id in state::list_ids(&self.root)? {
-            // A container deleted meanwhile is simply not listed.
-            let Ok(dir) = ContainerDir::open(&self.root, &id, false) else {
-                continue;
+            // A container deleted meanwhile is simply not listed; one whose
+            // directory or state fails the owner and mode checks is not
+            // either, with a warning.
+            let loaded = ContainerDir::open(&self.root, &id, false)
+                .and_then(|dir| dir.load().map(|st| (dir, st)));
+            let (dir, st) = match loaded {
+                Ok(found) => found,
+                Err(Error::NotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    eprintln!("rootcell: warning: {e}");
+                    continue;
+                }
             };
-            let Ok(st) = dir.load() else { continue };
             let status = st.live_status(&dir);
             out.push((st, status));
         }
@@ -517,8 +522,7 @@ impl Runtime {
             Ok(st) => st,
             // A create killed before its first save: nothing but the
             // directory exists (we hold its lock, so no create runs).
-            // Dot directories are the runtime's caches, not containers.
-            Err(Error::NotFound(_)) if !id.starts_with('.') => return dir.remove(),
+            Err(Error::NotFound(_)) => return dir.remove(),
             Err(e) => return Err(e),
         };
         let status = st.live_status(&dir);

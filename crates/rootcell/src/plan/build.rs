@@ -30,8 +30,13 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             .unwrap_or_default(),
         host.cgroup_version,
     )?;
+    let memory_policy = linux
+        .and_then(|l| l.memory_policy().as_ref())
+        .map(super::memory_policy::memory_policy)
+        .transpose()?;
     Ok(Plan {
         resources,
+        memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
         domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
         process: with_listen_fds(
@@ -499,9 +504,16 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
         .as_ref()
         .and_then(|l| l.devices().clone())
         .unwrap_or_default();
+    // Checked here too (the plan does not rely on `validate`): a path
+    // with `..` or outside /dev never reaches the executor.
+    let paths = configured
+        .iter()
+        .enumerate()
+        .map(|(i, d)| crate::spec::device_path(i, d.path()))
+        .collect::<Result<Vec<PathBuf>>>()?;
     let mut nodes: Vec<DeviceNode> = DEFAULT_DEVICES
         .iter()
-        .filter(|(path, _, _)| !configured.iter().any(|d| d.path() == Path::new(path)))
+        .filter(|(path, _, _)| !paths.iter().any(|p| p == Path::new(path)))
         .map(|(path, major, minor)| DeviceNode {
             path: PathBuf::from(path),
             kind: DeviceKind::Char,
@@ -511,6 +523,7 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
             uid: 0,
             gid: 0,
             bind_from_host: userns,
+            config_index: None,
         })
         .collect();
     for (i, dev) in configured.iter().enumerate() {
@@ -552,7 +565,7 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
         }
         let mode = mode & 0o7777;
         nodes.push(DeviceNode {
-            path: clean(dev.path()),
+            path: paths[i].clone(),
             kind,
             major: number(dev.major(), "major", 0xfff)?,
             minor: number(dev.minor(), "minor", 0xf_ffff)?,
@@ -560,6 +573,7 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
             uid: dev.uid().unwrap_or(0),
             gid: dev.gid().unwrap_or(0),
             bind_from_host: userns,
+            config_index: Some(i),
         });
     }
     setup.extend(nodes.into_iter().map(Step::Device));
@@ -975,6 +989,88 @@ mod tests {
         assert_eq!(plan_mode("c", 0o640).unwrap(), 0o640);
         let err = plan_mode("b", 0o20644).unwrap_err().to_string();
         assert!(err.starts_with("linux.devices[0].fileMode"), "{err}");
+    }
+
+    #[test]
+    fn device_paths_are_checked_before_and_after_cleaning() {
+        let plan_of = |path: &str| {
+            let b = bundle(|v| {
+                v["linux"]["devices"] = serde_json::json!([
+                    {"path": "/dev/ok", "type": "c", "major": 1, "minor": 3},
+                    {"path": path, "type": "c", "major": 1, "minor": 3}
+                ]);
+            });
+            build(&b, &HostFacts::default(), PlanOptions::default())
+        };
+        for bad in [
+            "/dev/../etc/x",
+            "/dev/a/../../etc/x",
+            "/dev/..",
+            "/dev",
+            "/dev/.",
+            "//dev/",
+            "/devices/x",
+            "/etc/x",
+            "dev/x",
+        ] {
+            let err = plan_of(bad).unwrap_err().to_string();
+            assert!(err.starts_with("linux.devices[1].path:"), "{bad}: {err}");
+        }
+        let err = plan_of("/dev/../etc/x").unwrap_err().to_string();
+        assert!(err.contains("\"..\""), "{err}");
+        // Cleaned paths are what the executor gets, and what replaces a
+        // default device.
+        let plan = plan_of("/dev//./null").unwrap();
+        let nodes: Vec<(&Path, Option<usize>)> = plan
+            .rootfs
+            .setup
+            .iter()
+            .filter_map(|s| match s {
+                Step::Device(d) => Some((d.path.as_path(), d.config_index)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            nodes
+                .iter()
+                .filter(|(p, _)| *p == Path::new("/dev/null"))
+                .count(),
+            1,
+            "{nodes:?}"
+        );
+        assert!(
+            nodes.contains(&(Path::new("/dev/null"), Some(1))),
+            "{nodes:?}"
+        );
+        assert!(
+            nodes.contains(&(Path::new("/dev/ok"), Some(0))),
+            "{nodes:?}"
+        );
+        assert!(nodes.contains(&(Path::new("/dev/zero"), None)), "{nodes:?}");
+    }
+
+    #[test]
+    fn memory_policy_is_planned_with_its_nodes() {
+        let b = bundle(|v| {
+            v["linux"]["memoryPolicy"] = serde_json::json!(
+                {"mode": "MPOL_BIND", "nodes": "0-2,5", "flags": ["MPOL_F_STATIC_NODES"]}
+            );
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        let m = plan.memory_policy.unwrap();
+        assert_eq!(m.nodes, vec![0, 1, 2, 5]);
+        assert_eq!(m.raw_mode, 2 | 1 << 15);
+        let b = bundle(|v| {
+            v["linux"]["memoryPolicy"] = serde_json::json!({"mode": "MPOL_LOCAL", "nodes": "0"});
+        });
+        let err = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("linux.memoryPolicy.nodes:"),
+            "{err}"
+        );
+        let b = bundle(|_| {});
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        assert!(plan.memory_policy.is_none());
     }
 
     #[test]

@@ -54,6 +54,13 @@ impl fmt::Display for Plan {
         if let Some(res) = &self.resources {
             fmt_resources(f, res)?;
         }
+        if let Some(m) = &self.memory_policy {
+            writeln!(
+                f,
+                "memory policy {} nodes {:?} flags {:?} (set_mempolicy mode {:#x})",
+                m.mode, m.nodes, m.flags, m.raw_mode
+            )?;
+        }
         let p = &self.process;
         writeln!(f, "process")?;
         writeln!(f, "├─ args {:?}", p.args)?;

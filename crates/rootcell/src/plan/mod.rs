@@ -5,6 +5,7 @@
 
 pub mod build;
 mod display;
+pub mod memory_policy;
 pub mod options;
 pub mod process;
 pub mod resources;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use build::{build, process_plan, PlanOptions};
+pub use memory_policy::MemoryPolicy;
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
 pub use resources::{
@@ -34,6 +36,10 @@ pub struct Plan {
     /// runtime before the process is released.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<CgroupResources>,
+    /// `linux.memoryPolicy`: init's `set_mempolicy` before its user switch
+    /// and seccomp; the container's processes inherit it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<MemoryPolicy>,
 }
 
 /// Facts about the host that the plan depends on, gathered by the caller.
@@ -282,6 +288,10 @@ pub struct DeviceNode {
     pub gid: u32,
     /// Bind the host's node instead of `mknod` (user namespaces).
     pub bind_from_host: bool,
+    /// Index in the config's `linux.devices`, for error messages (None for
+    /// the default devices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_index: Option<usize>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -268,6 +268,9 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     }
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
+    if let Some(policy) = &plan.memory_policy {
+        apply_memory_policy(policy)?;
+    }
 
     // The seccomp notification fd goes to the runtime, which hands it to
     // the agent; setup goes on once the agent has it.
@@ -325,6 +328,32 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         "process.args[0] {:?}: exec: {err}",
         plan.process.args.first().map(String::as_str).unwrap_or("")
     )))
+}
+
+/// `linux.memoryPolicy`, as runc 1.3 sets it in init: after the rootfs,
+/// before the user switch, no_new_privs and seccomp (a profile may deny
+/// `set_mempolicy`). The kernel refuses nodes that are not online or not
+/// in the cpuset with EINVAL.
+fn apply_memory_policy(policy: &crate::plan::MemoryPolicy) -> Result<()> {
+    let (mask, maxnode) = policy.nodemask();
+    sys::set_mempolicy(policy.raw_mode, &mask, maxnode).map_err(|e| {
+        let einval = e.raw_os_error() == Some(libc::EINVAL);
+        let (field, hint) = match (einval, policy.nodes.is_empty()) {
+            (true, false) => (
+                "linux.memoryPolicy.nodes",
+                " (are the nodes online and in the container's cpuset.mems, and does this kernel know the mode?)",
+            ),
+            (true, true) => ("linux.memoryPolicy.mode", " (does this kernel know the mode?)"),
+            _ => ("linux.memoryPolicy", ""),
+        };
+        Error::spec(
+            field,
+            format!(
+                "set_mempolicy({} {:?}, nodes {:?}): {e}{hint}",
+                policy.mode, policy.flags, policy.nodes
+            ),
+        )
+    })
 }
 
 /// `process.terminal` (see `terminal`): a new pty from the container's own

@@ -10,7 +10,7 @@
 //! kernel flag (`WAIT_KILLABLE_RECV` needs libseccomp ≥ 2.6 otherwise) and
 //! no implicit `no_new_privs`.
 
-use std::io::{self, Read, Seek};
+use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -187,25 +187,56 @@ fn load_flags(plan: &SeccompPlan) -> Result<libc::c_ulong> {
     Ok(flags)
 }
 
-/// Like [`compile`], but the BPF program comes from `cache_dir` when the
-/// same plan was compiled before by the same libseccomp for this machine:
-/// compiling podman's default profile costs tens of milliseconds, loading
-/// it back a few syscalls. The flags are checked against the kernel every
-/// time. Cache failures only cost the compilation.
-pub fn compile_cached(plan: &SeccompPlan, cache_dir: &Path) -> Result<Filter> {
+/// Where compiled filters are kept, below the state root.
+pub const CACHE_DIR: [&str; 2] = [".cache", "seccomp"];
+
+/// Like [`compile`], but the BPF program comes from the cache below
+/// `state_root` when the same plan was compiled before by the same
+/// libseccomp for this machine: compiling podman's default profile costs
+/// tens of milliseconds, loading it back a few syscalls. The flags are
+/// checked against the kernel every time. Cache failures only cost the
+/// compilation.
+///
+/// A cached program becomes the container's filter, so the cache is
+/// trusted only as far as `state::trust` allows: each directory and the
+/// file must be the runtime user's and not writable by others. A cache
+/// that fails is never read (nor written, for a directory), with a
+/// warning; the filter is compiled from the config instead.
+pub fn compile_cached(plan: &SeccompPlan, state_root: &Path) -> Result<Filter> {
     let key = cache_key(plan);
-    let path = cache_dir.join(format!("{:016x}.bpf", fnv1a(key.as_bytes())));
-    if let Some(program) = read_cached(&path, &key) {
+    let name = format!("{:016x}.bpf", fnv1a(key.as_bytes()));
+    let dir_path = CACHE_DIR
+        .iter()
+        .fold(state_root.to_path_buf(), |p, c| p.join(c));
+    let path = dir_path.join(&name);
+    let dir = match crate::state::trust::private_dir(state_root, &CACHE_DIR, "seccomp cache") {
+        Ok(dir) => Some(dir),
+        Err(e) => {
+            untrusted_cache(&e);
+            None
+        }
+    };
+    if let Some(program) = dir
+        .as_ref()
+        .and_then(|d| read_cached(d, &name, &path, &key))
+    {
         return Ok(Filter {
             program,
             flags: load_flags(plan)?,
         });
     }
     let filter = compile(plan)?;
-    if let Err(e) = write_cached(cache_dir, &path, &key, &filter.program) {
-        tracing::debug!("seccomp cache {}: {e}", path.display());
+    if let Some(dir) = &dir {
+        if let Err(e) = write_cached(dir, &name, &key, &filter.program) {
+            tracing::debug!("seccomp cache {}: {e}", path.display());
+        }
     }
     Ok(filter)
+}
+
+fn untrusted_cache(e: &Error) {
+    tracing::warn!("{e}; compiling the seccomp filter instead");
+    eprintln!("rootcell: warning: {e}; compiling the seccomp filter instead");
 }
 
 /// What the compiled program depends on: the plan, libseccomp and the
@@ -228,10 +259,23 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 const INSN_SIZE: usize = std::mem::size_of::<libc::sock_filter>();
 
-/// The cached program, if the file holds exactly `key`, a newline and whole
-/// BPF instructions.
-fn read_cached(path: &Path, key: &str) -> Option<Vec<libc::sock_filter>> {
-    let bytes = std::fs::read(path).ok()?;
+/// The cached program, if `name` in `dir` passes the owner and mode checks
+/// and holds exactly `key`, a newline and whole BPF instructions.
+fn read_cached(
+    dir: &OwnedFd,
+    name: &str,
+    path: &Path,
+    key: &str,
+) -> Option<Vec<libc::sock_filter>> {
+    let mut file = match crate::state::trust::open_file_at(dir, name, "seccomp cache file", path) {
+        Ok(file) => file?,
+        Err(e) => {
+            untrusted_cache(&e);
+            return None;
+        }
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
     let body = bytes.strip_prefix(key.as_bytes())?.strip_prefix(b"\n")?;
     if body.is_empty() || body.len() % INSN_SIZE != 0 {
         return None;
@@ -239,17 +283,16 @@ fn read_cached(path: &Path, key: &str) -> Option<Vec<libc::sock_filter>> {
     Some(instructions(body))
 }
 
+/// Writes the program to a private (0600) temporary file in `dir`, then
+/// renames it over `name`: whole or not at all, and an untrusted file of
+/// that name is replaced.
 fn write_cached(
-    dir: &Path,
-    path: &Path,
+    dir: &OwnedFd,
+    name: &str,
     key: &str,
     program: &[libc::sock_filter],
 ) -> io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+    use rustix::fs::{Mode, OFlags};
     let mut bytes = key.as_bytes().to_vec();
     bytes.push(b'\n');
     for insn in program {
@@ -257,12 +300,19 @@ fn write_cached(
         bytes.extend_from_slice(&[insn.jt, insn.jf]);
         bytes.extend_from_slice(&insn.k.to_ne_bytes());
     }
-    // Whole or not at all: a concurrent create reads either file.
-    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)?;
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    let tmp = format!("{name}.tmp.{}", std::process::id());
+    let fd = rustix::fs::openat(
+        dir,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )?;
+    let written = std::fs::File::from(fd).write_all(&bytes);
+    written
+        .and_then(|()| Ok(rustix::fs::renameat(dir, tmp.as_str(), dir, name)?))
+        .inspect_err(|_| {
+            let _ = rustix::fs::unlinkat(dir, tmp.as_str(), rustix::fs::AtFlags::empty());
+        })
 }
 
 fn instructions(bytes: &[u8]) -> Vec<libc::sock_filter> {

@@ -343,6 +343,24 @@ pub fn sched_setaffinity(cpus: &[u32]) -> io::Result<()> {
     .map(drop)
 }
 
+/// `set_mempolicy(mode, nodemask, maxnode)`: the NUMA memory policy of the
+/// calling thread, inherited by its children and kept across execve. The
+/// kernel reads `maxnode - 1` bits of `mask` (a null mask when empty).
+pub fn set_mempolicy(mode: i32, mask: &[libc::c_ulong], maxnode: libc::c_ulong) -> io::Result<()> {
+    let bits = mask.len() as libc::c_ulong * libc::c_ulong::from(libc::c_ulong::BITS);
+    if maxnode > bits + 1 {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let ptr = if mask.is_empty() {
+        std::ptr::null()
+    } else {
+        mask.as_ptr()
+    };
+    // SAFETY: `ptr` is null or points to `mask`, which holds at least the
+    // `maxnode - 1` bits the kernel reads (checked above).
+    check(unsafe { libc::syscall(libc::SYS_set_mempolicy, mode, ptr, maxnode) }).map(drop)
+}
+
 /// The kernel's `struct sock_fprog`.
 #[repr(C)]
 struct SockFprog {

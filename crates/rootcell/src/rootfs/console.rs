@@ -8,15 +8,13 @@ use std::path::Path;
 
 use pathrs::flags::OpenFlags;
 
-use super::{Rootfs, PROC_SUPER_MAGIC};
+use super::{Rootfs, PROC_SUPER_MAGIC, SYSFS_MAGIC};
 use crate::error::{Error, IoContext, Result};
 use crate::fs::mount::{attach, clone_fd};
 use crate::fs::{dev, procfs, RootDir};
 
 /// `DEVPTS_SUPER_MAGIC` of statfs(2).
 const DEVPTS_SUPER_MAGIC: i64 = 0x1cd1;
-/// `SYSFS_MAGIC` of statfs(2).
-const SYSFS_MAGIC: i64 = 0x6265_6572;
 /// The pty multiplexer of a devpts instance is the character device 5:2.
 const PTMX: (u32, u32) = (5, 2);
 

@@ -29,6 +29,8 @@ use crate::plan::{
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+/// `SYSFS_MAGIC` of statfs(2).
+const SYSFS_MAGIC: i64 = 0x6265_6572;
 
 /// Files under `/proc` that lxcfs (and only it) may bind over.
 const PROC_ALLOWED: [&str; 8] = [
@@ -300,6 +302,32 @@ impl Rootfs {
         )))
     }
 
+    /// A device node is made (or a host node bound) only in a directory
+    /// that is not on procfs or sysfs: its parent was resolved in the root,
+    /// and a symlink on the way (`/dev/sub -> /proc/sys/kernel`, or `/dev`
+    /// itself linked into `/sys`) must not place it in the kernel's files,
+    /// the check mounts get from `check_proc_target`. Anywhere else it stays
+    /// in the rootfs.
+    fn check_device_dir(&self, dir: &OwnedFd, field: &str) -> Result<()> {
+        let fs = rustix::fs::fstatfs(dir)
+            .ctx(|| format!("{field}: statfs of its directory"))?
+            .f_type;
+        if fs != PROC_SUPER_MAGIC && fs != SYSFS_MAGIC {
+            return Ok(());
+        }
+        let resolved = procfs::path_of(dir).ctx(|| format!("{field}: directory path"))?;
+        let real_root = procfs::path_of(self.root.fd()).ctx(|| format!("{field}: rootfs path"))?;
+        let inside = resolved
+            .strip_prefix(&real_root)
+            .map(|p| Path::new("/").join(p))
+            .unwrap_or(resolved);
+        Err(Error::Other(format!(
+            "{field}: its directory resolves to {} inside the container, on {}: device nodes are never made in /proc or /sys",
+            inside.display(),
+            if fs == PROC_SUPER_MAGIC { "procfs" } else { "sysfs" }
+        )))
+    }
+
     /// (device, inode) of what `/proc` resolves to in the rootfs, looked up
     /// once.
     fn proc_dir_identity(&mut self) -> Option<(u64, u64)> {
@@ -312,8 +340,12 @@ impl Rootfs {
     }
 
     fn device(&mut self, d: &DeviceNode) -> Result<()> {
-        let field = format!("device {}", d.path.display());
+        let field = match d.config_index {
+            Some(i) => format!("linux.devices[{i}].path ({})", d.path.display()),
+            None => format!("device {}", d.path.display()),
+        };
         let (dir, name) = self.root.parent_of(&d.path).ctx(|| field.clone())?;
+        self.check_device_dir(&dir, &field)?;
         if !d.bind_from_host {
             match dev::make_node(dir.as_fd(), name, d) {
                 Ok(()) => return Ok(()),

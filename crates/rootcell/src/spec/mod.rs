@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 pub use default::default_spec;
 pub use oci_spec::runtime::Spec;
 pub use process::{load_process, ProcessOverrides};
-pub use validate::{check_id_mapping, validate, validate_process, validate_sysctl_key};
+pub use validate::{
+    check_id_mapping, device_path, validate, validate_process, validate_sysctl_key,
+};
 
 use crate::error::{Error, IoContext, Result};
 

@@ -2,7 +2,7 @@
 //! names the JSON path of the field at fault.
 
 use std::collections::HashSet;
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 
@@ -342,17 +342,33 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         }
     }
     for (i, dev) in linux.devices().iter().flatten().enumerate() {
-        if !dev.path().is_absolute() || !dev.path().starts_with("/dev") {
-            return Err(Error::spec(
-                format!("linux.devices[{i}].path"),
-                format!(
-                    "{} must be an absolute path under /dev",
-                    dev.path().display()
-                ),
-            ));
-        }
+        device_path(i, dev.path())?;
     }
     Ok(())
+}
+
+/// `linux.devices[i].path`, checked and cleaned: absolute, no `..`
+/// component (it would be resolved after the check and could leave /dev:
+/// `/dev/../etc/x`), and strictly below `/dev` once `.` and repeated
+/// slashes are gone.
+pub fn device_path(i: usize, path: &Path) -> Result<PathBuf> {
+    let err = |why: &str| {
+        Error::spec(
+            format!("linux.devices[{i}].path"),
+            format!("{:?} {why}", path.display().to_string()),
+        )
+    };
+    if !path.is_absolute() {
+        return Err(err("must be an absolute path under /dev"));
+    }
+    if path.components().any(|c| c == Component::ParentDir) {
+        return Err(err("must not contain \"..\""));
+    }
+    let cleaned: PathBuf = path.components().collect();
+    match cleaned.strip_prefix("/dev") {
+        Ok(rest) if !rest.as_os_str().is_empty() => Ok(cleaned),
+        _ => Err(err("must be a path below /dev")),
+    }
 }
 
 /// A sysctl key names a file below /proc/sys: dotted words only, so that it

@@ -3,17 +3,20 @@
 //! renamed, so a crash never leaves half a file) and `exec.fifo` while the
 //! container is created but not started. Every command takes an `flock` on
 //! the container's directory: exclusive to change it, shared to read it.
+//! The root, each container's directory and `state.json` are checked for
+//! owner and mode before use (`trust`).
 
 mod time;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{flock, FlockOperation};
+use rustix::fs::{flock, FlockOperation, Mode};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
@@ -112,13 +115,17 @@ impl ContainerState {
 }
 
 /// Checks that a container id is safe as a directory name and matches what
-/// runc accepts: `[A-Za-z0-9][A-Za-z0-9_+.-]*`.
+/// runc accepts (`[A-Za-z0-9_+.-]+`), without a leading dot: dot entries
+/// below the state root are the runtime's own (`.cache`), never containers.
 pub fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() {
         return Err(Error::InvalidId(id.into(), "it is empty"));
     }
-    if id == "." || id == ".." {
-        return Err(Error::InvalidId(id.into(), "it is a path component"));
+    if id.starts_with('.') {
+        return Err(Error::InvalidId(
+            id.into(),
+            "it starts with '.' (such names are the runtime's own files)",
+        ));
     }
     if id.len() > 1024 {
         return Err(Error::InvalidId(id.into(), "it is too long"));
@@ -142,40 +149,35 @@ pub struct ContainerDir {
 }
 
 impl ContainerDir {
-    /// Creates `<root>/<id>` for a new container, exclusively locked.
+    /// Creates `<root>/<id>` for a new container, exclusively locked. The
+    /// root is made 0700 if missing and checked (`trust`).
     pub fn create(root: &Path, id: &str) -> Result<ContainerDir> {
         validate_id(id)?;
-        // Private like runc's: only the runtime's user may look at states.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(root)
-            .ctx(|| format!("state root {}", root.display()))?;
+        let root_fd = trust::open_root(root, true)?
+            .ok_or_else(|| Error::Other(format!("state root {}: missing", root.display())))?;
         let path = root.join(id);
-        match fs::create_dir(&path) {
+        // 0711 like runc's: init, once it is process.user, still reaches
+        // the exec fifo by its inherited fd, nobody else lists the states.
+        match rustix::fs::mkdirat(&root_fd, id, Mode::from_raw_mode(0o711)) {
             Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::AlreadyExists(id.into()))
-            }
+            Err(rustix::io::Errno::EXIST) => return Err(Error::AlreadyExists(id.into())),
             Err(e) => return Err(e).ctx(|| format!("{}", path.display())),
         }
-        let dir = ContainerDir::lock(path, FlockOperation::LockExclusive)?;
-        Ok(dir)
+        ContainerDir::lock(&root_fd, id, path, FlockOperation::LockExclusive)
     }
 
     /// Opens and locks an existing container's directory.
     pub fn open(root: &Path, id: &str, exclusive: bool) -> Result<ContainerDir> {
         validate_id(id)?;
-        let path = root.join(id);
-        if !path.is_dir() {
+        let Some(root_fd) = trust::open_root(root, false)? else {
             return Err(Error::NotFound(id.into()));
-        }
+        };
         let op = if exclusive {
             FlockOperation::LockExclusive
         } else {
             FlockOperation::LockShared
         };
-        let dir = ContainerDir::lock(path, op)?;
+        let dir = ContainerDir::lock(&root_fd, id, root.join(id), op)?;
         if !dir.path.exists() {
             // Deleted while we waited for the lock.
             return Err(Error::NotFound(id.into()));
@@ -183,31 +185,45 @@ impl ContainerDir {
         Ok(dir)
     }
 
-    fn lock(path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
-        let lock = File::open(&path).ctx(|| format!("{}", path.display()))?;
-        flock(lock.as_fd(), op).ctx(|| format!("locking {}", path.display()))?;
-        Ok(ContainerDir { path, lock })
+    /// Opens `id` in the root (never through a symlink), checks its owner
+    /// and mode on the fd, and locks it.
+    fn lock(root: &impl AsFd, id: &str, path: PathBuf, op: FlockOperation) -> Result<ContainerDir> {
+        let fd = trust::open_dir_at(root, id, None, "container directory", &path)?
+            .ok_or_else(|| Error::NotFound(id.into()))?;
+        flock(&fd, op).ctx(|| format!("locking {}", path.display()))?;
+        Ok(ContainerDir {
+            path,
+            lock: File::from(fd),
+        })
     }
 
+    /// Reads `state.json`, opened in the locked directory (no symlink) and
+    /// checked like the directory: the runtime runs the hooks it names.
     pub fn load(&self) -> Result<ContainerState> {
         let file = self.path.join(STATE_FILE);
-        let text = fs::read(&file).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::NotFound(self.id()),
-            _ => Error::Io {
-                context: file.display().to_string(),
-                cause: e,
-            },
-        })?;
+        let mut f = trust::open_file_at(&self.lock, STATE_FILE, "container state", &file)?
+            .ok_or_else(|| Error::NotFound(self.id()))?;
+        let mut text = Vec::new();
+        f.read_to_end(&mut text)
+            .ctx(|| format!("{}", file.display()))?;
         serde_json::from_slice(&text)
             .map_err(|e| Error::Other(format!("{}: corrupt state: {e}", file.display())))
     }
 
     /// Writes the state crash-safely: temporary file, then rename, so a
-    /// reader sees the old or the new state, never a mix.
+    /// reader sees the old or the new state, never a mix. Private (0600)
+    /// whatever the umask.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
         let tmp = self.path.join(".state.json.tmp");
         let bytes = serde_json::to_vec(state).map_err(|e| Error::Other(e.to_string()))?;
-        let mut f = File::create(&tmp).ctx(|| format!("{}", tmp.display()))?;
+        let mut f = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
+            .ctx(|| format!("{}", tmp.display()))?;
         f.write_all(&bytes).ctx(|| format!("{}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(STATE_FILE)).ctx(|| format!("{}", self.path.display()))
     }
@@ -250,8 +266,12 @@ fn process_matches(pid: i32, start_time: u64) -> bool {
     pid > 0 && process_start_time(pid) == Some(start_time)
 }
 
-/// Every container id under the runtime root.
+/// Every container id under the runtime root (checked first): directories
+/// with a `state.json`, dot entries (the runtime's caches) left out.
 pub fn list_ids(root: &Path) -> Result<Vec<String>> {
+    if trust::open_root(root, false)?.is_none() {
+        return Ok(Vec::new());
+    }
     let entries = match fs::read_dir(root) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -259,8 +279,10 @@ pub fn list_ids(root: &Path) -> Result<Vec<String>> {
     };
     let mut ids: Vec<String> = entries
         .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .filter(|e| e.path().join(STATE_FILE).exists())
         .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|id| !id.starts_with('.'))
         .collect();
     ids.sort();
     Ok(ids)
@@ -275,7 +297,7 @@ mod tests {
         for good in ["a", "abc-1", "x_y.z+1", "0"] {
             assert!(validate_id(good).is_ok(), "{good}");
         }
-        for bad in ["", ".", "..", "a/b", "../x", "a b", "a\0b"] {
+        for bad in ["", ".", "..", ".cache", ".x", "a/b", "../x", "a b", "a\0b"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
     }
