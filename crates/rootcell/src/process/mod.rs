@@ -262,7 +262,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         hooks::run(HookKind::CreateContainer, h, &state)?;
     }
 
-    rootfs.switch(plan.rootfs.switch, plan.rootfs.root_propagation)?;
+    rootfs.switch(plan.rootfs.switch)?;
     if let Some(socket) = cfg.console.take() {
         setup_terminal(&rootfs, plan, socket.as_fd())?;
     }
