@@ -250,3 +250,41 @@ fn unknown_command_and_flag_are_errors() {
         .assert_fail("unknown list format");
     ctx.assert_clean();
 }
+
+/// `ociVersion` must be a semantic version with major version 1: what
+/// runc, podman, containerd and old Docker configs send runs; anything
+/// else fails naming the field, with nothing left behind.
+#[test]
+fn oci_version_must_be_a_1_x_semantic_version() {
+    let ctx = Ctx::new("ociversion");
+    let mut b = ctx.bundle();
+    for (n, version) in ["1.0.2-dev", "1.1.0", "1.0.0-rc5", "1.2.0"].iter().enumerate() {
+        b.config["ociVersion"] = json!(version);
+        let id = ctx.id(&format!("ok{n}"));
+        ctx.run(&id, &b)
+            .assert_ok(&format!("run with ociVersion {version:?}"));
+    }
+    if runtime_is_runc() {
+        // runc 1.1 does not check ociVersion.
+        return skip("invalid ociVersion");
+    }
+    for (n, version) in ["", "2.0.0", "banana", "1.0"].iter().enumerate() {
+        b.config["ociVersion"] = json!(version);
+        let id = ctx.id(&format!("bad{n}"));
+        let out = ctx.create(&id, &b, &[]);
+        out.assert_fail(&format!("create with ociVersion {version:?}"));
+        assert!(
+            out.stderr.contains(&format!("ociVersion: {version:?}")),
+            "{}",
+            out.stderr
+        );
+        assert!(ctx.try_state(&id).is_none(), "{version:?}: state left");
+    }
+    // A config without the field at all.
+    b.config.as_object_mut().unwrap().remove("ociVersion");
+    let id = ctx.id("none");
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("create without ociVersion");
+    assert_mentions(&out, &["ociVersion"]);
+    ctx.assert_clean();
+}
