@@ -258,7 +258,10 @@ fn unknown_command_and_flag_are_errors() {
 fn oci_version_must_be_a_1_x_semantic_version() {
     let ctx = Ctx::new("ociversion");
     let mut b = ctx.bundle();
-    for (n, version) in ["1.0.2-dev", "1.1.0", "1.0.0-rc5", "1.2.0"].iter().enumerate() {
+    for (n, version) in ["1.0.2-dev", "1.1.0", "1.0.0-rc5", "1.2.0"]
+        .iter()
+        .enumerate()
+    {
         b.config["ociVersion"] = json!(version);
         let id = ctx.id(&format!("ok{n}"));
         ctx.run(&id, &b)
@@ -286,5 +289,75 @@ fn oci_version_must_be_a_1_x_semantic_version() {
     let out = ctx.create(&id, &b, &[]);
     out.assert_fail("create without ociVersion");
     assert_mentions(&out, &["ociVersion"]);
+    ctx.assert_clean();
+}
+
+/// Errors as engines read them: `rootcell: error: …` on stderr and, with
+/// `--log FILE`, an error-level record in the file: logrus' JSON
+/// (`{"level":"error","msg":…,"time":…}`, which containerd reads back)
+/// with `--log-format json`, its text form (`level=error msg=…`) otherwise.
+#[test]
+fn errors_go_to_stderr_and_to_the_log_at_level_error() {
+    let ctx = Ctx::new("errlog");
+    let empty = ctx.dir.join("empty-bundle");
+    fs::create_dir_all(&empty).unwrap();
+    let json_log = ctx.dir.join("log.json");
+    let text_log = ctx.dir.join("log.txt");
+    let create = |log: &std::path::Path, format: &str| {
+        ctx.rt(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            format,
+            "create",
+            "--bundle",
+            empty.to_str().unwrap(),
+            "errlog-c",
+        ])
+    };
+    let out = create(&json_log, "json");
+    out.assert_fail("create from a bundle without config.json");
+    if !runtime_is_runc() {
+        // runc prints "runc create failed: …".
+        assert!(
+            out.stderr.starts_with("rootcell: error: "),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("config.json"), "{}", out.stderr);
+    }
+    let records: Vec<serde_json::Value> = lines(&read_file(&json_log))
+        .iter()
+        .map(|l| parse_json(l, "JSON log record"))
+        .collect();
+    let error = records
+        .iter()
+        .find(|r| r["level"] == "error")
+        .unwrap_or_else(|| panic!("no error record in {records:?}"));
+    assert!(
+        error["msg"].as_str().unwrap_or("").contains("config.json"),
+        "{error}"
+    );
+    assert!(error["time"].is_string(), "{error}");
+
+    create(&text_log, "text").assert_fail("create, text log");
+    let text = read_file(&text_log);
+    let line = lines(&text)
+        .into_iter()
+        .find(|l| l.contains("level=error"))
+        .unwrap_or_else(|| panic!("no level=error line in {text}"));
+    assert!(line.contains("msg=\""), "{line}");
+    assert!(line.contains("config.json"), "{line}");
+
+    // Without --log, the error is still on stderr (with the id).
+    let out = ctx.rt(&["delete", "errlog-nothere"]);
+    out.assert_fail("delete of a missing container");
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.starts_with("rootcell: error: ") && out.stderr.contains("errlog-nothere"),
+            "{}",
+            out.stderr
+        );
+    }
     ctx.assert_clean();
 }
