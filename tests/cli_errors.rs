@@ -361,3 +361,29 @@ fn errors_go_to_stderr_and_to_the_log_at_level_error() {
     }
     ctx.assert_clean();
 }
+
+/// `delete --force` of a container that does not exist succeeds and says
+/// nothing, as runc does (the containerd shim deletes this way on every
+/// cleanup); without `--force` it fails naming the id.
+#[test]
+fn forced_delete_of_a_missing_container_succeeds_silently() {
+    let ctx = Ctx::new("delforce");
+    let id = "delforce-nothere";
+    let out = ctx.rt(&["delete", "--force", id]);
+    out.assert_ok("delete --force of a missing container");
+    assert_eq!(out.stdout, "", "stdout");
+    assert_eq!(out.stderr, "", "stderr");
+    let out = ctx.rt(&["delete", id]);
+    out.assert_fail("delete of a missing container");
+    assert_mentions(&out, &[id]);
+    // A container deleted twice: the second, forced, is a no-op too.
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    ctx.rt(&["delete", "--force", &id])
+        .assert_ok("delete --force");
+    let out = ctx.rt(&["delete", "--force", &id]);
+    out.assert_ok("second delete --force");
+    assert_eq!(out.stderr, "", "stderr");
+    ctx.assert_clean();
+}

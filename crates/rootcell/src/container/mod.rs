@@ -517,7 +517,13 @@ impl Runtime {
 
     /// `rootcell delete`.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
+        let dir = match ContainerDir::open(&self.root, id, true) {
+            Ok(dir) => dir,
+            // As runc: a forced delete of a container that does not exist
+            // (any more) succeeds, silently. Engines clean up this way.
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let st = match dir.load() {
             Ok(st) => st,
             // A create killed before its first save: nothing but the
