@@ -620,8 +620,7 @@ fn every_root_propagation_runs_on_a_plain_directory() {
             let line = out
                 .stdout
                 .lines()
-                .filter(|l| l.split(' ').nth(4) == Some(point))
-                .last()
+                .rfind(|l| l.split(' ').nth(4) == Some(point))
                 .unwrap_or_else(|| panic!("{p}: no {point} in {}", out.stdout));
             line.split(" - ")
                 .next()
