@@ -300,10 +300,6 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     sys::cloexec_from(cfg.preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
     chan.send(&ToRuntime::Ready)?;
 
-    // Wait for `start`, run startContainer hooks, then tell the runtime
-    // that exec is next (it runs poststart hooks after that).
-    // The fifo's write end stays open until execve closes it (it is
-    // close-on-exec): `start` reads end-of-file at exec.
     // startContainer hooks without `env` get the process's own, HOME
     // included, as with runc.
     let process_env: Vec<String> = match cfg.hooks {
@@ -314,6 +310,11 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             .collect(),
         None => Vec::new(),
     };
+
+    // Wait for `start`, run startContainer hooks, then tell the runtime
+    // that exec is next (it runs poststart hooks after that).
+    // The fifo's write end stays open until execve closes it (it is
+    // close-on-exec): `start` reads end-of-file at exec.
     let fifo_writer = match &cfg.gate {
         StartGate::Fifo(fifo) => {
             // Blocks until `start` opens the read end: the start signal.
