@@ -250,3 +250,140 @@ fn unknown_command_and_flag_are_errors() {
         .assert_fail("unknown list format");
     ctx.assert_clean();
 }
+
+/// `ociVersion` must be a semantic version with major version 1: what
+/// runc, podman, containerd and old Docker configs send runs; anything
+/// else fails naming the field, with nothing left behind.
+#[test]
+fn oci_version_must_be_a_1_x_semantic_version() {
+    let ctx = Ctx::new("ociversion");
+    let mut b = ctx.bundle();
+    for (n, version) in ["1.0.2-dev", "1.1.0", "1.0.0-rc5", "1.2.0"]
+        .iter()
+        .enumerate()
+    {
+        b.config["ociVersion"] = json!(version);
+        let id = ctx.id(&format!("ok{n}"));
+        ctx.run(&id, &b)
+            .assert_ok(&format!("run with ociVersion {version:?}"));
+    }
+    if runtime_is_runc() {
+        // runc 1.1 does not check ociVersion.
+        return skip("invalid ociVersion");
+    }
+    for (n, version) in ["", "2.0.0", "banana", "1.0"].iter().enumerate() {
+        b.config["ociVersion"] = json!(version);
+        let id = ctx.id(&format!("bad{n}"));
+        let out = ctx.create(&id, &b, &[]);
+        out.assert_fail(&format!("create with ociVersion {version:?}"));
+        assert!(
+            out.stderr.contains(&format!("ociVersion: {version:?}")),
+            "{}",
+            out.stderr
+        );
+        assert!(ctx.try_state(&id).is_none(), "{version:?}: state left");
+    }
+    // A config without the field at all.
+    b.config.as_object_mut().unwrap().remove("ociVersion");
+    let id = ctx.id("none");
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("create without ociVersion");
+    assert_mentions(&out, &["ociVersion"]);
+    ctx.assert_clean();
+}
+
+/// Errors as engines read them: `rootcell: error: …` on stderr and, with
+/// `--log FILE`, an error-level record in the file: logrus' JSON
+/// (`{"level":"error","msg":…,"time":…}`, which containerd reads back)
+/// with `--log-format json`, its text form (`level=error msg=…`) otherwise.
+#[test]
+fn errors_go_to_stderr_and_to_the_log_at_level_error() {
+    let ctx = Ctx::new("errlog");
+    let empty = ctx.dir.join("empty-bundle");
+    fs::create_dir_all(&empty).unwrap();
+    let json_log = ctx.dir.join("log.json");
+    let text_log = ctx.dir.join("log.txt");
+    let create = |log: &std::path::Path, format: &str| {
+        ctx.rt(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            format,
+            "create",
+            "--bundle",
+            empty.to_str().unwrap(),
+            "errlog-c",
+        ])
+    };
+    let out = create(&json_log, "json");
+    out.assert_fail("create from a bundle without config.json");
+    if !runtime_is_runc() {
+        // runc prints "runc create failed: …".
+        assert!(
+            out.stderr.starts_with("rootcell: error: "),
+            "{}",
+            out.stderr
+        );
+        assert!(out.stderr.contains("config.json"), "{}", out.stderr);
+    }
+    let records: Vec<serde_json::Value> = lines(&read_file(&json_log))
+        .iter()
+        .map(|l| parse_json(l, "JSON log record"))
+        .collect();
+    let error = records
+        .iter()
+        .find(|r| r["level"] == "error")
+        .unwrap_or_else(|| panic!("no error record in {records:?}"));
+    assert!(
+        error["msg"].as_str().unwrap_or("").contains("config.json"),
+        "{error}"
+    );
+    assert!(error["time"].is_string(), "{error}");
+
+    create(&text_log, "text").assert_fail("create, text log");
+    let text = read_file(&text_log);
+    let line = lines(&text)
+        .into_iter()
+        .find(|l| l.contains("level=error"))
+        .unwrap_or_else(|| panic!("no level=error line in {text}"));
+    assert!(line.contains("msg=\""), "{line}");
+    assert!(line.contains("config.json"), "{line}");
+
+    // Without --log, the error is still on stderr (with the id).
+    let out = ctx.rt(&["delete", "errlog-nothere"]);
+    out.assert_fail("delete of a missing container");
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.starts_with("rootcell: error: ") && out.stderr.contains("errlog-nothere"),
+            "{}",
+            out.stderr
+        );
+    }
+    ctx.assert_clean();
+}
+
+/// `delete --force` of a container that does not exist succeeds and says
+/// nothing, as runc does (the containerd shim deletes this way on every
+/// cleanup); without `--force` it fails naming the id.
+#[test]
+fn forced_delete_of_a_missing_container_succeeds_silently() {
+    let ctx = Ctx::new("delforce");
+    let id = "delforce-nothere";
+    let out = ctx.rt(&["delete", "--force", id]);
+    out.assert_ok("delete --force of a missing container");
+    assert_eq!(out.stdout, "", "stdout");
+    assert_eq!(out.stderr, "", "stderr");
+    let out = ctx.rt(&["delete", id]);
+    out.assert_fail("delete of a missing container");
+    assert_mentions(&out, &[id]);
+    // A container deleted twice: the second, forced, is a no-op too.
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    ctx.rt(&["delete", "--force", &id])
+        .assert_ok("delete --force");
+    let out = ctx.rt(&["delete", "--force", &id]);
+    out.assert_ok("second delete --force");
+    assert_eq!(out.stderr, "", "stderr");
+    ctx.assert_clean();
+}

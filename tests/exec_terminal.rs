@@ -222,6 +222,25 @@ fn exec_process_file_decides_the_terminal_and_its_size() {
     let out = ctx.rt(&["exec", "--tty", "-p", no_tty.to_str().unwrap(), &id]);
     out.assert_ok("exec --tty -p with terminal false");
     assert_eq!(out.stdout, "no-tty\n", "{}", out.all());
+    // No warning about --tty: conmon passes it with the file on every
+    // `podman exec -it`.
+    assert!(!out.stderr.contains("--tty"), "{}", out.stderr);
+    // Both, as conmon passes them: a terminal, and not a word on stderr.
+    let (out, _) = exec_to_socket(
+        &ctx,
+        &sock,
+        &["--tty", "-p", with_tty.to_str().unwrap()],
+        &id,
+        &[],
+    );
+    out.assert_ok("exec --tty -p with terminal true");
+    assert!(!out.stderr.contains("--tty"), "{}", out.stderr);
+    if !runtime_is_runc() {
+        assert_eq!(out.stderr, "", "exec --tty -p printed on stderr");
+    }
+    let (_, mut term) = sock.master();
+    let text = term.read_to_end();
+    assert!(text.contains("size 20 70\n/dev/pts/"), "{text:?}");
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }

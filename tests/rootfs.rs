@@ -522,12 +522,25 @@ fn root_propagation_follows_the_config() {
     for (propagation, expect) in [
         (None, Some("master:")),
         (Some("rslave"), Some("master:")),
+        // The rootfs's shared parent becomes a slave, not private, so the
+        // root stays a slave of it.
+        (Some("slave"), Some("master:")),
         (Some("rprivate"), None),
         (Some("private"), None),
         // runc 1.1 leaves the root private here; rootcell applies it.
         (Some("rshared"), Some("shared:")),
+        (Some("shared"), Some("shared:")),
+        // The root is made unbindable once it is bound and everything
+        // bound from it (masks, read-only paths) is in place.
+        (Some("runbindable"), Some("unbindable")),
+        (Some("unbindable"), Some("unbindable")),
     ] {
-        if propagation == Some("rshared") && runtime_is_runc() {
+        if runtime_is_runc()
+            && propagation
+                .is_some_and(|p| p.contains("shared") || p.contains("unbindable") || p == "slave")
+        {
+            // runc 1.1.5: shared roots stay private, "slave" leaves a
+            // private root, and unbindable fails to bind the rootfs.
             continue;
         }
         match propagation {
@@ -563,6 +576,76 @@ fn root_propagation_follows_the_config() {
             below.trim().is_empty(),
             "{propagation:?}: mounts leaked: {below}"
         );
+    }
+    ctx.assert_clean();
+}
+
+/// Every `rootfsPropagation` value with a rootfs that is a plain directory
+/// (not a mount of its own, so the self-bind clones from the mount holding
+/// it): the container runs, with the default masked and read-only paths
+/// (bound from the root), and `/` shows the propagation asked for. An
+/// unbindable root used to fail the self-bind ("bind: Invalid argument").
+#[test]
+fn every_root_propagation_runs_on_a_plain_directory() {
+    let ctx = Ctx::new("rootprop-dir");
+    let mut b = ctx.bundle();
+    b.linux()["maskedPaths"] = json!(["/proc/kcore", "/sys/firmware"]);
+    b.linux()["readonlyPaths"] = json!(["/proc/sys", "/etc"]);
+    b.sh(
+        "awk '$5 == \"/\" || $5 == \"/proc\" || $5 == \"/etc\"' /proc/self/mountinfo; \
+         touch /etc/x 2>/dev/null && echo etc-writable; echo done",
+    );
+    for p in [
+        "rslave",
+        "slave",
+        "rprivate",
+        "private",
+        "rshared",
+        "shared",
+        "runbindable",
+        "unbindable",
+    ] {
+        if runtime_is_runc() && (p.contains("unbindable") || p.contains("shared")) {
+            // runc 1.1.5 fails to bind an unbindable root and leaves a
+            // shared one private.
+            continue;
+        }
+        b.linux()["rootfsPropagation"] = json!(p);
+        let id = ctx.id(p);
+        let out = ctx.run(&id, &b);
+        out.assert_ok(&format!("rootfsPropagation {p}"));
+        assert!(out.stdout.ends_with("done\n"), "{p}: {}", out.all());
+        assert!(!out.stdout.contains("etc-writable"), "{p}: {}", out.stdout);
+        let fields = |point: &str| -> Vec<String> {
+            let line = out
+                .stdout
+                .lines()
+                .rfind(|l| l.split(' ').nth(4) == Some(point))
+                .unwrap_or_else(|| panic!("{p}: no {point} in {}", out.stdout));
+            line.split(" - ")
+                .next()
+                .unwrap()
+                .split(' ')
+                .skip(6)
+                .map(|f| f.split(':').next().unwrap().to_owned())
+                .collect()
+        };
+        let (root, proc_) = (fields("/"), fields("/proc"));
+        let want: &[&str] = match p {
+            "rshared" | "shared" => &["shared"],
+            "runbindable" | "unbindable" => &["unbindable"],
+            // The test's mount namespace is private: nothing to be a
+            // slave of.
+            _ => &[],
+        };
+        assert_eq!(root, want, "{p}: propagation of /:\n{}", out.stdout);
+        // Recursive values reach the mounts below the root too.
+        if p == "runbindable" {
+            assert_eq!(proc_, ["unbindable"], "{p}: /proc:\n{}", out.stdout);
+        }
+        if p == "unbindable" {
+            assert!(proc_.is_empty(), "{p}: /proc:\n{}", out.stdout);
+        }
     }
     ctx.assert_clean();
 }

@@ -8,23 +8,30 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    logging::init(&args.global);
     // Before anything of a container exists: commands that start processes
     // in a container run from an image the container cannot overwrite
     // (CVE-2019-5736). This may re-execute rootcell.
     if args.command.enters_container() {
         if let Err(e) = rootcell::exe::ensure_protected() {
-            eprintln!("rootcell: {e:#}");
+            fail(&e);
             std::process::exit(1);
         }
     }
-    logging::init(&args.global);
     let code = match commands::dispatch(args) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("rootcell: {e:#}");
+            fail(&e);
             e.downcast_ref::<commands::Failure>().map_or(1, |f| f.code)
         }
     };
     std::process::exit(code);
+}
+
+/// An error, as runc reports it: an `error`-level record in the `--log`
+/// file (`{"level":"error","msg":…}` with `--log-format json`, which
+/// containerd reads back) and `rootcell: error: …` on stderr.
+fn fail(e: &dyn std::fmt::Display) {
+    tracing::error!("{e:#}");
+    eprintln!("rootcell: error: {e:#}");
 }

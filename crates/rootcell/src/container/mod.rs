@@ -347,6 +347,11 @@ impl Runtime {
         let cfg = InitConfig {
             plan: &plan,
             hooks: bundle.spec.hooks().as_ref(),
+            hook_state: bundle
+                .spec
+                .hooks()
+                .as_ref()
+                .map(|_| st.oci_json(Status::Creating)),
             gate,
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.listen_fds.saturating_add(opts.preserve_fds),
@@ -388,7 +393,7 @@ impl Runtime {
                             .and_then(|()| hooks::run(HookKind::CreateRuntime, h, &json))
                     });
                     match result {
-                        Ok(()) => runtime_side.send(&ToContainer::HooksDone { state: json })?,
+                        Ok(()) => runtime_side.send(&ToContainer::HooksDone { pid: st.pid })?,
                         Err(e) => {
                             runtime_side.send(&ToContainer::Abort {
                                 message: e.to_string(),
@@ -517,7 +522,13 @@ impl Runtime {
 
     /// `rootcell delete`.
     pub fn delete(&self, id: &str, force: bool) -> Result<()> {
-        let dir = ContainerDir::open(&self.root, id, true)?;
+        let dir = match ContainerDir::open(&self.root, id, true) {
+            Ok(dir) => dir,
+            // As runc: a forced delete of a container that does not exist
+            // (any more) succeeds, silently. Engines clean up this way.
+            Err(Error::NotFound(_)) if force => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let st = match dir.load() {
             Ok(st) => st,
             // A create killed before its first save: nothing but the
@@ -536,14 +547,14 @@ impl Runtime {
         self.destroy(dir, &st)
     }
 
-    /// Poststart hooks, after the process has started. A failure stops the
-    /// container and fails the operation, as the runtime spec says.
+    /// Poststart hooks, after the process has started. Each runs; a
+    /// failure is a warning and the container keeps running, as the
+    /// runtime spec says.
     fn poststart(&self, st: &ContainerState) -> Result<()> {
         let Some(h) = &st.hooks else { return Ok(()) };
         let json = st.oci_json(Status::Running).to_string();
-        hooks::run(HookKind::Poststart, h, &json).inspect_err(|_| {
-            let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
-        })
+        warn_all(hooks::run_all(HookKind::Poststart, h, &json));
+        Ok(())
     }
 
     /// Kills whatever is left, removes cgroups, runs poststop hooks and
@@ -556,14 +567,21 @@ impl Runtime {
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
         cgroup::remove(&st.cgroup_dirs)?;
+        // Each one runs; a failure is a warning (runtime spec).
         if let Some(h) = &st.hooks {
             let json = st.oci_json(Status::Stopped).to_string();
-            if let Err(e) = hooks::run(HookKind::Poststop, h, &json) {
-                tracing::warn!("{e}");
-                eprintln!("rootcell: warning: {e}");
-            }
+            warn_all(hooks::run_all(HookKind::Poststop, h, &json));
         }
         dir.remove()
+    }
+}
+
+/// Failures that do not fail the operation (poststart and poststop hooks):
+/// in the `--log` file and on stderr.
+fn warn_all(errors: Vec<Error>) {
+    for e in errors {
+        tracing::warn!("{e}");
+        eprintln!("rootcell: warning: {e}");
     }
 }
 

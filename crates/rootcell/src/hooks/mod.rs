@@ -1,14 +1,32 @@
 //! OCI lifecycle hooks: each runs with the container's state JSON on stdin,
-//! its own `args` and `env`, and is killed when its `timeout` passes.
+//! its own `args` and `env`, stdio and no other fd, and is killed when its
+//! `timeout` passes.
+//!
+//! The state is written without blocking, alongside the wait: a hook that
+//! never reads its stdin, with a state bigger than a pipe buffer (large
+//! annotations), cannot hang the runtime. Its `timeout` covers the write;
+//! a hook without one must take its state within `STATE_WRITE_TIMEOUT`.
 
-use std::io::Write;
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use oci_spec::runtime::{Hook, Hooks};
+use rustix::event::{PollFd, PollFlags};
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 
 use crate::error::{Error, Result};
+use crate::process::sys;
+
+/// How long a hook without `timeout` may leave its state unread on stdin
+/// (only a state bigger than the pipe buffer, 64 KiB, can be left unread
+/// at all) before it is killed and counts as failed. The runtime spec sets
+/// no limit, and runc has none (it would wait as long as the hook runs);
+/// a runtime hung on a pipe is worse: an engine waits for it with the
+/// container half made. Hooks that read their stdin first, as hooks do,
+/// never meet it; once the state is written, a hook without `timeout`
+/// runs as long as it likes.
+pub const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HookKind {
@@ -47,15 +65,38 @@ impl HookKind {
 }
 
 /// Runs every hook of `kind` in order; the first failure stops and is
-/// returned.
+/// returned. A hook without `env` gets an empty environment.
 pub fn run(kind: HookKind, hooks: &Hooks, state: &str) -> Result<()> {
+    run_with_env(kind, hooks, state, &[])
+}
+
+/// `run`, where a hook without `env` gets `default_env`: the container
+/// process's environment for the hooks that init runs (createContainer,
+/// startContainer), as runc and youki give it. A hook with `env` (even an
+/// empty one) gets exactly that.
+pub fn run_with_env(
+    kind: HookKind,
+    hooks: &Hooks,
+    state: &str,
+    default_env: &[String],
+) -> Result<()> {
     for hook in kind.list(hooks) {
-        run_one(kind, hook, state)?;
+        run_one(kind, hook, state, default_env)?;
     }
     Ok(())
 }
 
-fn run_one(kind: HookKind, hook: &Hook, state: &str) -> Result<()> {
+/// Runs every hook of `kind`, whatever the earlier ones did, and returns
+/// the failures: for poststart and poststop, whose failures the runtime
+/// spec makes warnings.
+pub fn run_all(kind: HookKind, hooks: &Hooks, state: &str) -> Vec<Error> {
+    kind.list(hooks)
+        .iter()
+        .filter_map(|hook| run_one(kind, hook, state, &[]).err())
+        .collect()
+}
+
+fn run_one(kind: HookKind, hook: &Hook, state: &str, default_env: &[String]) -> Result<()> {
     let err = |reason: String| Error::Hook {
         kind: kind.name(),
         path: hook.path().clone(),
@@ -68,61 +109,122 @@ fn run_one(kind: HookKind, hook: &Hook, state: &str) -> Result<()> {
         }
     }
     cmd.env_clear();
-    for var in hook.env().iter().flatten() {
+    for var in hook.env().as_deref().unwrap_or(default_env) {
         if let Some((k, v)) = var.split_once('=') {
             cmd.env(k, v);
         }
     }
     cmd.stdin(Stdio::piped());
+    sys::cloexec_in_child(&mut cmd);
+    let timeout = hook
+        .timeout()
+        .map(|secs| Duration::from_secs(secs.max(0) as u64));
+    let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| err(format!("cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A hook that does not read its stdin is fine.
-        let _ = stdin.write_all(state.as_bytes());
-    }
-    let status = match hook.timeout() {
-        None => child.wait().map_err(|e| err(e.to_string()))?,
-        Some(secs) => {
-            let timeout = Duration::from_secs(secs.max(0) as u64);
-            match wait_timeout(&mut child, timeout).map_err(|e| err(e.to_string()))? {
-                Some(status) => status,
-                None => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(err(format!("timed out after {secs}s and was killed")));
-                }
-            }
+    let stdin = child.stdin.take();
+    let outcome = supervise(
+        &mut child,
+        stdin,
+        state.as_bytes(),
+        timeout.map(|t| started + t),
+    )
+    .map_err(|e| {
+        let _ = child.kill();
+        let _ = child.wait();
+        err(e.to_string())
+    })?;
+    match outcome {
+        Outcome::Exited(status) if status.success() => Ok(()),
+        Outcome::Exited(status) => Err(err(format!("failed: {status}"))),
+        Outcome::TimedOut { unread } => {
+            let _ = child.kill();
+            let _ = child.wait();
+            Err(err(match (hook.timeout(), unread) {
+                (Some(secs), _) => format!("timed out after {secs}s and was killed"),
+                (None, unread) => format!(
+                    "left {unread} bytes of its state unread on stdin for {}s (the limit for \
+                     hooks without a timeout) and was killed",
+                    STATE_WRITE_TIMEOUT.as_secs()
+                ),
+            }))
         }
-    };
-    if !status.success() {
-        return Err(err(format!("failed: {status}")));
     }
-    Ok(())
 }
 
-/// Waits for a child at most `timeout`, polling its pidfd: no sleeps.
-fn wait_timeout(
-    child: &mut std::process::Child,
-    timeout: Duration,
-) -> std::io::Result<Option<std::process::ExitStatus>> {
+enum Outcome {
+    Exited(ExitStatus),
+    /// The deadline passed; `unread`: bytes of the state not yet written.
+    TimedOut {
+        unread: usize,
+    },
+}
+
+/// Writes `data` to the hook's stdin without blocking and waits for the
+/// hook to exit, both until `deadline` (the hook's timeout). Without a
+/// deadline the write alone is bounded, by `STATE_WRITE_TIMEOUT`. Stdin is
+/// closed once all is written (end of file for the hook), or when the hook
+/// closes its end or exits: a background process of the hook that holds
+/// the pipe cannot keep us. One `poll` on the hook's pidfd and the pipe,
+/// no thread (init runs hooks too).
+fn supervise(
+    child: &mut Child,
+    stdin: Option<ChildStdin>,
+    mut data: &[u8],
+    deadline: Option<Instant>,
+) -> std::io::Result<Outcome> {
     let pid = rustix::process::Pid::from_raw(child.id() as i32)
         .ok_or_else(|| std::io::Error::other("bad pid"))?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())?;
-    let deadline = Instant::now() + timeout;
+    let mut stdin = stdin.filter(|_| !data.is_empty());
+    if let Some(pipe) = &stdin {
+        fcntl_setfl(pipe, fcntl_getfl(pipe)? | OFlags::NONBLOCK)?;
+    }
+    let write_deadline = deadline.unwrap_or_else(|| Instant::now() + STATE_WRITE_TIMEOUT);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = [rustix::event::PollFd::new(
-            &pidfd,
-            rustix::event::PollFlags::IN,
-        )];
-        let ts = rustix::time::Timespec {
+        let until = if stdin.is_some() {
+            Some(write_deadline)
+        } else {
+            deadline
+        };
+        let left = until.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            return Ok(Outcome::TimedOut {
+                unread: if stdin.is_some() { data.len() } else { 0 },
+            });
+        }
+        let ts = left.map(|left| rustix::time::Timespec {
             tv_sec: left.as_secs() as i64,
             tv_nsec: left.subsec_nanos() as i64,
-        };
-        match rustix::event::poll(&mut fds, Some(&ts)) {
-            Ok(0) => return Ok(None),
-            Ok(_) => return child.wait().map(Some),
-            Err(rustix::io::Errno::INTR) => continue,
+        });
+        let mut fds = vec![PollFd::new(&pidfd, PollFlags::IN)];
+        if let Some(pipe) = &stdin {
+            fds.push(PollFd::new(pipe, PollFlags::OUT));
+        }
+        match rustix::event::poll(&mut fds, ts.as_ref()) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
             Err(e) => return Err(e.into()),
+        }
+        let exited = !fds[0].revents().is_empty();
+        let writable = fds.get(1).is_some_and(|f| !f.revents().is_empty());
+        drop(fds);
+        if exited {
+            // What it did not read it did not want.
+            drop(stdin);
+            return child.wait().map(Outcome::Exited);
+        }
+        if writable {
+            if let Some(pipe) = &stdin {
+                match rustix::io::write(pipe, data) {
+                    Ok(n) => data = &data[n..],
+                    Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+                    // EPIPE: the hook closed its stdin; it is done reading.
+                    Err(_) => data = &[],
+                }
+                if data.is_empty() {
+                    stdin = None;
+                }
+            }
         }
     }
 }

@@ -129,20 +129,35 @@ fn rootfs_plan(
 ) -> Result<RootfsPlan> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
-    let root_propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => PropagationChange {
-            kind: Propagation::Slave,
-            recursive: true,
-        },
+    // None: rslave, and the self-bind of the rootfs is a slave already.
+    let requested = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => None,
         Some(p) => {
             let parsed = options::parse(&[p.to_string()]);
-            parsed.propagation.ok_or_else(|| {
+            Some(parsed.propagation.ok_or_else(|| {
                 Error::spec(
                     "linux.rootfsPropagation",
                     format!("{p:?} is not a propagation type"),
                 )
-            })?
+            })?)
         }
+    };
+    // An unbindable `/` could not be bound onto itself: the namespace gets
+    // private (as unbindable is, and nothing flows to the host), and the
+    // new root gets unbindable at the end.
+    let root_propagation = match requested {
+        None => PropagationChange {
+            kind: Propagation::Slave,
+            recursive: true,
+        },
+        Some(PropagationChange {
+            kind: Propagation::Unbindable,
+            recursive,
+        }) => PropagationChange {
+            kind: Propagation::Private,
+            recursive,
+        },
+        Some(change) => change,
     };
     let switch = if !ns.has(Namespace::Mount) {
         RootSwitch::Chroot
@@ -278,6 +293,12 @@ fn rootfs_plan(
         finish.push(Step::RemountReadOnly {
             path: PathBuf::from("/"),
         });
+    }
+    // Last: masks and read-only paths bind from the root, which an
+    // unbindable root would refuse. Without a mount namespace there is no
+    // root mount of our own to change.
+    if let (Some(change), false) = (requested, switch == RootSwitch::Chroot) {
+        finish.push(Step::RootPropagation(change));
     }
 
     Ok(RootfsPlan {
@@ -946,6 +967,83 @@ mod tests {
             .setup
             .iter()
             .any(|s| matches!(s, Step::Device(_))));
+    }
+
+    #[test]
+    fn root_propagation_is_applied_to_the_new_root_last() {
+        let plan_for = |p: Option<&str>| {
+            let b = bundle(|v| {
+                if let Some(p) = p {
+                    v["linux"]["rootfsPropagation"] = p.into();
+                    v["linux"]["maskedPaths"] = serde_json::json!(["/proc/kcore"]);
+                }
+            });
+            build(&b, &HostFacts::default(), PlanOptions::default()).unwrap()
+        };
+        let change = |kind, recursive| PropagationChange { kind, recursive };
+        // Default: rslave for the namespace, nothing more for the root.
+        let plan = plan_for(None);
+        assert_eq!(
+            plan.rootfs.root_propagation,
+            change(Propagation::Slave, true)
+        );
+        assert!(!plan
+            .rootfs
+            .finish
+            .iter()
+            .any(|s| matches!(s, Step::RootPropagation(_))));
+        for (value, ns, root) in [
+            (
+                "runbindable",
+                change(Propagation::Private, true),
+                change(Propagation::Unbindable, true),
+            ),
+            (
+                "unbindable",
+                change(Propagation::Private, false),
+                change(Propagation::Unbindable, false),
+            ),
+            (
+                "rshared",
+                change(Propagation::Shared, true),
+                change(Propagation::Shared, true),
+            ),
+            (
+                "slave",
+                change(Propagation::Slave, false),
+                change(Propagation::Slave, false),
+            ),
+            (
+                "private",
+                change(Propagation::Private, false),
+                change(Propagation::Private, false),
+            ),
+        ] {
+            let plan = plan_for(Some(value));
+            // The self-bind of the rootfs must be possible: never unbindable.
+            assert_eq!(plan.rootfs.root_propagation, ns, "{value}");
+            // After every mask and read-only path (they bind from the root).
+            assert_eq!(
+                plan.rootfs.finish.last(),
+                Some(&Step::RootPropagation(root)),
+                "{value}"
+            );
+            assert!(plan.rootfs.finish.contains(&Step::Mask {
+                path: "/proc/kcore".into()
+            }));
+        }
+        // No mount namespace: no root mount of our own to change.
+        let b = bundle(|v| {
+            v["linux"]["rootfsPropagation"] = "runbindable".into();
+            v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+        });
+        let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
+        assert_eq!(plan.rootfs.switch, RootSwitch::Chroot);
+        assert!(!plan
+            .rootfs
+            .finish
+            .iter()
+            .any(|s| matches!(s, Step::RootPropagation(_))));
     }
 
     #[test]

@@ -343,6 +343,12 @@ impl fmt::Display for Step {
             Step::RemountReadOnly { path } => write!(f, "remount read-only {}", path.display()),
             Step::Sysctl { key, value } => write!(f, "sysctl {key} = {value}"),
             Step::ReopenDevNull => write!(f, "reopen stdio on the container's /dev/null"),
+            Step::RootPropagation(p) => write!(
+                f,
+                "propagation of the new root: {}{:?}",
+                if p.recursive { "recursive " } else { "" },
+                p.kind
+            ),
         }
     }
 }

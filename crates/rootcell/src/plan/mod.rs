@@ -152,7 +152,11 @@ pub struct RootfsPlan {
     /// Absolute host path of the root filesystem.
     pub rootfs: PathBuf,
     /// Propagation of `/` in the new mount namespace, set before anything
-    /// else so that nothing the container mounts reaches the host.
+    /// else so that nothing the container mounts reaches the host. It is
+    /// `linux.rootfsPropagation` (default rslave), except that unbindable
+    /// is private here: the rootfs must still be bound onto itself. The
+    /// requested propagation reaches the new root in a last `finish` step
+    /// (`Step::RootPropagation`).
     pub root_propagation: PropagationChange,
     /// Steps done before the root switch, in order.
     pub setup: Vec<Step>,
@@ -210,6 +214,9 @@ pub enum Step {
     /// Replace stdio fds that point to the host's `/dev/null` with the
     /// container's `/dev/null`.
     ReopenDevNull,
+    /// `linux.rootfsPropagation` applied to the new root, last: after it
+    /// (unbindable) nothing could be bound from the root any more.
+    RootPropagation(PropagationChange),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -49,6 +49,9 @@ pub enum StartGate {
 pub struct InitConfig<'a> {
     pub plan: &'a Plan,
     pub hooks: Option<&'a Hooks>,
+    /// With hooks: the state JSON for createContainer and startContainer
+    /// hooks, but for the pid (`HooksDone` brings it).
+    pub hook_state: Option<serde_json::Value>,
     pub gate: StartGate,
     /// Name of a new session keyring to join (`_ses.<id>`, as runc), or
     /// None for `--no-new-keyring`.
@@ -255,14 +258,21 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
 
     chan.send(&ToRuntime::RunCreateHooks)?;
     let state = match next(chan)? {
-        ToContainer::HooksDone { state } => state,
+        ToContainer::HooksDone { pid } => {
+            cfg.hook_state.take().map_or_else(String::new, |mut s| {
+                s["pid"] = pid.into();
+                s.to_string()
+            })
+        }
         other => return Err(unexpected(other)),
     };
+    // Hooks without `env` get the container process's (from the config:
+    // HOME is not known yet), as with runc.
     if let Some(h) = cfg.hooks {
-        hooks::run(HookKind::CreateContainer, h, &state)?;
+        hooks::run_with_env(HookKind::CreateContainer, h, &state, &plan.process.env)?;
     }
 
-    rootfs.switch(plan.rootfs.switch, plan.rootfs.root_propagation)?;
+    rootfs.switch(plan.rootfs.switch)?;
     if let Some(socket) = cfg.console.take() {
         setup_terminal(&rootfs, plan, socket.as_fd())?;
     }
@@ -293,6 +303,17 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     sys::cloexec_from(cfg.preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
     chan.send(&ToRuntime::Ready)?;
 
+    // startContainer hooks without `env` get the process's own, HOME
+    // included, as with runc.
+    let process_env: Vec<String> = match cfg.hooks {
+        Some(_) => exec
+            .env
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect(),
+        None => Vec::new(),
+    };
+
     // Wait for `start`, run startContainer hooks, then tell the runtime
     // that exec is next (it runs poststart hooks after that).
     // The fifo's write end stays open until execve closes it (it is
@@ -304,7 +325,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
                 .ctx(|| "opening the exec fifo")?;
             rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
             if let Some(h) = cfg.hooks {
-                hooks::run(HookKind::StartContainer, h, &state)?;
+                hooks::run_with_env(HookKind::StartContainer, h, &state, &process_env)?;
             }
             rustix::io::write(&writer, b"1").ctx(|| "exec fifo")?;
             Some(writer)
@@ -315,7 +336,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
                 other => return Err(unexpected(other)),
             }
             if let Some(h) = cfg.hooks {
-                hooks::run(HookKind::StartContainer, h, &state)?;
+                hooks::run_with_env(HookKind::StartContainer, h, &state, &process_env)?;
             }
             chan.send(&ToRuntime::Exec)?;
             None

@@ -57,10 +57,13 @@ pub enum ToContainer {
     /// The id maps are written, the seccomp agent has the fd, or the
     /// terminal relay has started.
     Continue,
-    /// `prestart` and `createRuntime` hooks ran; `state` is the state JSON
-    /// for the createContainer and startContainer hooks.
+    /// `prestart` and `createRuntime` hooks ran; `pid` (init's, in the
+    /// runtime's pid namespace) completes the state JSON that init has
+    /// since the fork (`InitConfig::hook_state`) for the createContainer
+    /// and startContainer hooks. The state itself does not fit a datagram
+    /// when annotations are large.
     HooksDone {
-        state: String,
+        pid: i32,
     },
     /// Release init to exec the user process (used by `run`; `create` uses
     /// the exec fifo so that a separate `start` can release it).

@@ -99,6 +99,45 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
         .map(drop)
 }
 
+/// Makes the child of `cmd` mark every fd from 3 up close-on-exec just
+/// before its `execve`, so the program (a hook) gets stdio and nothing else
+/// of the runtime or of init: not the state lock, the sync socket or the
+/// fds kept open for the container (`--preserve-fds`, which are not
+/// close-on-exec). Marking rather than closing keeps std's close-on-exec
+/// pipe through which a failed `execve` is reported. `close_range` with
+/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11); where it is refused (ENOSYS, or
+/// EPERM from a seccomp filter) one `fcntl(F_SETFD)` per fd below the fd
+/// limit. Both are plain syscalls, safe in a forked child.
+pub fn cloexec_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: the closure runs between fork and execve and makes only
+    // async-signal-safe syscalls (no allocation, no locks).
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
+                return Ok(());
+            }
+            let mut limit = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            let open_max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur.min(1 << 20) as libc::c_int
+            } else {
+                1024
+            };
+            for fd in 3..open_max {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// `close_range(first, last, 0)`: closes every open fd in the range.
 fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments. Closing fds that Rust

@@ -97,7 +97,13 @@ impl Rootfs {
         let nothing_shared =
             plan.root_propagation.recursive && plan.root_propagation.kind != Propagation::Shared;
         if !nothing_shared {
-            make_parent_mount_private(&dir, &plan.rootfs)?;
+            // A slave stays one: the self-bind then receives the host's
+            // mounts, as `slave` asks.
+            let kind = match plan.root_propagation.kind {
+                Propagation::Slave => Propagation::Slave,
+                _ => Propagation::Private,
+            };
+            make_parent_mount_unshared(&dir, &plan.rootfs, kind)?;
         }
         let tree = clone_fd(dir.as_fd(), true)
             .ctx(|| format!("root.path {}: bind", plan.rootfs.display()))?;
@@ -151,6 +157,10 @@ impl Rootfs {
                 procfs::write_sysctl(key, value).ctx(|| format!("linux.sysctl.{key}"))
             }
             Step::ReopenDevNull => self.reopen_dev_null(),
+            Step::RootPropagation(change) => match &self.root_mount {
+                Some(root) => mnt::set_propagation(root, *change).ctx(|| "linux.rootfsPropagation"),
+                None => Ok(()),
+            },
         }
     }
 
@@ -370,7 +380,7 @@ impl Rootfs {
     /// Switches the process's root to the rootfs, then gives it the
     /// configured propagation (pivot_root refuses shared mounts, so a shared
     /// rootfs is only made shared once it is the root).
-    pub fn switch(&mut self, how: RootSwitch, propagation: PropagationChange) -> Result<()> {
+    pub fn switch(&mut self, how: RootSwitch) -> Result<()> {
         match how {
             RootSwitch::PivotRoot => {
                 // Held by fd: after the pivot, "." names the new root (our
@@ -415,13 +425,6 @@ impl Rootfs {
                 rustix::process::chroot(".").ctx(|| "chroot")?;
                 rustix::process::chdir("/").ctx(|| "chdir /")?;
             }
-        }
-        let default = PropagationChange {
-            kind: Propagation::Slave,
-            recursive: true,
-        };
-        if let (Some(root_mount), true) = (&self.root_mount, propagation != default) {
-            mnt::set_propagation(root_mount, propagation).ctx(|| "linux.rootfsPropagation")?;
         }
         // From here on the root is "/".
         self.root = RootDir::open(Path::new("/")).ctx(|| "opening the new root")?;
@@ -535,11 +538,12 @@ impl Rootfs {
     }
 }
 
-/// If the mount holding the rootfs is shared, makes it private: attaching
-/// the rootfs's self-bind below a shared mount would propagate it to the
-/// mount's peers (the host), and `pivot_root` refuses a shared parent.
-/// Only happens when `rootfsPropagation` keeps `/` shared.
-fn make_parent_mount_private(rootfs: &OwnedFd, path: &Path) -> Result<()> {
+/// If the mount holding the rootfs is shared, makes it private (or a slave,
+/// `kind`): attaching the rootfs's self-bind below a shared mount would
+/// propagate it to the mount's peers (the host), and `pivot_root` refuses
+/// a shared parent. Only happens when `rootfsPropagation` leaves mounts
+/// shared (shared, or a non-recursive value).
+fn make_parent_mount_unshared(rootfs: &OwnedFd, path: &Path, kind: Propagation) -> Result<()> {
     let field = || format!("root.path {}: parent mount", path.display());
     let (id, _) = mnt::mount_of(rootfs).ctx(field)?;
     let Some(point) = mountinfo::read_self()?
@@ -567,7 +571,7 @@ fn make_parent_mount_private(rootfs: &OwnedFd, path: &Path) -> Result<()> {
     mnt::set_propagation(
         &fd,
         PropagationChange {
-            kind: Propagation::Private,
+            kind,
             recursive: false,
         },
     )

@@ -128,7 +128,9 @@ impl ProcessOverrides {
     }
 
     /// The flags given that describe the process (ignored with
-    /// `--process`, as runc ignores them), for a warning.
+    /// `--process`, as runc ignores them), for a warning. `--tty` is left
+    /// out: conmon passes it with the file on every `podman exec -it`, and
+    /// the file's `terminal` decides, as in runc.
     pub fn given(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         let mut note = |set: bool, flag| {
@@ -139,7 +141,6 @@ impl ProcessOverrides {
         note(!self.args.is_empty(), "COMMAND");
         note(self.cwd.is_some(), "--cwd");
         note(!self.env.is_empty(), "--env");
-        note(self.tty, "--tty");
         note(self.user.is_some(), "--user");
         note(!self.additional_gids.is_empty(), "--additional-gids");
         note(!self.caps.is_empty(), "--cap");

@@ -9,6 +9,7 @@ use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use crate::error::{Error, Result};
 
 pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
+    validate_oci_version(spec.version())?;
     validate_root(spec, bundle)?;
     let Some(process) = spec.process() else {
         return Err(Error::spec("process", "is required to create a container"));
@@ -18,6 +19,68 @@ pub fn validate(spec: &Spec, bundle: &Path) -> Result<()> {
     validate_linux(spec)?;
     validate_hooks(spec)?;
     Ok(())
+}
+
+/// `ociVersion`: a semantic version of the runtime spec with major version
+/// 1, the one rootcell implements. Engines send "1.0.2-dev" (runc, podman,
+/// containerd), "1.1.0", "1.2.0"; old Docker configs "1.0.0-rc5".
+fn validate_oci_version(version: &str) -> Result<()> {
+    match semver_major(version) {
+        Some(1) => Ok(()),
+        Some(major) => Err(Error::spec(
+            "ociVersion",
+            format!(
+                "{version:?}: version {major} of the runtime spec is not supported \
+                 (rootcell implements 1.x)"
+            ),
+        )),
+        None => Err(Error::spec(
+            "ociVersion",
+            format!("{version:?} is not a semantic version (MAJOR.MINOR.PATCH, e.g. \"1.0.2\")"),
+        )),
+    }
+}
+
+/// The major version of a semantic version (semver.org 2.0.0:
+/// `MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]`, numbers without leading
+/// zeros, identifiers of `[0-9A-Za-z-]`), or None if `v` is not one.
+fn semver_major(v: &str) -> Option<u64> {
+    let (rest, build) = match v.split_once('+') {
+        Some((rest, build)) => (rest, Some(build)),
+        None => (v, None),
+    };
+    let (core, pre) = match rest.split_once('-') {
+        Some((core, pre)) => (core, Some(pre)),
+        None => (rest, None),
+    };
+    let identifiers_ok = |s: &str, numeric_rule: bool| {
+        s.split('.').all(|id| {
+            !id.is_empty()
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !(numeric_rule
+                    && id.len() > 1
+                    && id.starts_with('0')
+                    && id.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    if !pre.is_none_or(|p| identifiers_ok(p, true))
+        || !build.is_none_or(|b| identifiers_ok(b, false))
+    {
+        return None;
+    }
+    let numbers: Vec<u64> = core
+        .split('.')
+        .map(|n| {
+            let valid = !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && (n == "0" || !n.starts_with('0'));
+            valid.then(|| n.parse::<u64>().ok()).flatten()
+        })
+        .collect::<Option<_>>()?;
+    match numbers[..] {
+        [major, _, _] => Some(major),
+        _ => None,
+    }
 }
 
 fn validate_root(spec: &Spec, bundle: &Path) -> Result<()> {
@@ -429,6 +492,45 @@ mod tests {
         let mut v = crate::spec::default_spec(None);
         edit(&mut v);
         crate::spec::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn oci_version_is_a_semver_with_major_1() {
+        for ok in [
+            "1.0.2-dev",
+            "1.1.0",
+            "1.0.0-rc5",
+            "1.2.1",
+            "1.0.0+dev",
+            "1.0.0-rc.1+b.2",
+        ] {
+            assert!(validate_oci_version(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "banana",
+            "1",
+            "1.0",
+            "1.0.0.0",
+            "01.0.0",
+            "1.00.0",
+            "1.0.0-",
+            "1.0.0-01",
+            "1.0.0+",
+            "1.0.0-a..b",
+            "v1.0.0",
+            " 1.0.0",
+            "1.0.x",
+        ] {
+            let err = validate_oci_version(bad).unwrap_err().to_string();
+            assert!(err.starts_with("ociVersion: "), "{bad}: {err}");
+            assert!(err.contains("not a semantic version"), "{bad}: {err}");
+        }
+        for bad in ["2.0.0", "0.9.0", "10.0.0-rc1"] {
+            let err = validate_oci_version(bad).unwrap_err().to_string();
+            assert!(err.starts_with("ociVersion: "), "{bad}: {err}");
+            assert!(err.contains("not supported"), "{bad}: {err}");
+        }
     }
 
     #[test]
