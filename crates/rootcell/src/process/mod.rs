@@ -118,7 +118,7 @@ fn fork_setup(
     }
 }
 
-enum Never {}
+pub(crate) enum Never {}
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -269,62 +269,79 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
 
-    // The seccomp notification fd goes to the runtime, which hands it to
-    // the agent; setup goes on once the agent has it.
-    let mut on_listener = |fd: OwnedFd| -> Result<()> {
-        chan.send_fd(&ToRuntime::SeccompListener, fd.as_fd())?;
-        drop(fd);
-        match next(chan)? {
-            ToContainer::Continue => Ok(()),
-            other => Err(unexpected(other)),
-        }
+    prepare::prepare_process(&plan.process)?;
+    let mut life = InitLifecycle {
+        chan,
+        gate: &cfg.gate,
+        hooks: cfg.hooks,
+        state,
+        fifo_writer: None,
     };
-    let exec = prepare::prepare_process(
+    match prepare::finish(
         &plan.process,
-        prepare::Options {
-            seccomp: cfg.seccomp,
-            on_listener: &mut on_listener,
-            exec_cpu_affinity: false,
-        },
-    )?;
-    sys::cloexec_from(cfg.preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
-    chan.send(&ToRuntime::Ready)?;
+        cfg.seccomp,
+        chan,
+        cfg.preserve_fds,
+        &mut life,
+    )? {}
+}
 
-    // Wait for `start`, run startContainer hooks, then tell the runtime
-    // that exec is next (it runs poststart hooks after that).
-    // The fifo's write end stays open until execve closes it (it is
-    // close-on-exec): `start` reads end-of-file at exec.
-    let fifo_writer = match &cfg.gate {
-        StartGate::Fifo(fifo) => {
-            // Blocks until `start` opens the read end: the start signal.
-            let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
-                .ctx(|| "opening the exec fifo")?;
-            rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
-            if let Some(h) = cfg.hooks {
-                hooks::run(HookKind::StartContainer, h, &state)?;
+/// Init's part of the final steps: `Ready`, the start gate, the
+/// startContainer hooks and the announcement of the exec.
+struct InitLifecycle<'a> {
+    chan: &'a Channel,
+    gate: &'a StartGate,
+    hooks: Option<&'a Hooks>,
+    /// The state JSON for the startContainer hooks.
+    state: String,
+    /// The exec fifo's write end, open from the start until `execve`
+    /// closes it (close-on-exec): `start` reads end-of-file at exec.
+    fifo_writer: Option<OwnedFd>,
+}
+
+impl prepare::Lifecycle for InitLifecycle<'_> {
+    fn ready(&mut self) -> Result<()> {
+        self.chan.send(&ToRuntime::Ready)
+    }
+
+    fn wait_for_start(&mut self) -> Result<()> {
+        match self.gate {
+            StartGate::Fifo(fifo) => {
+                // Blocks until `start` opens the read end: the start signal.
+                let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
+                    .ctx(|| "opening the exec fifo")?;
+                rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
+                self.fifo_writer = Some(writer);
+                Ok(())
             }
-            rustix::io::write(&writer, b"1").ctx(|| "exec fifo")?;
-            Some(writer)
+            StartGate::Channel => match next(self.chan)? {
+                ToContainer::Start => Ok(()),
+                other => Err(unexpected(other)),
+            },
         }
-        StartGate::Channel => {
-            match next(chan)? {
-                ToContainer::Start => {}
-                other => return Err(unexpected(other)),
-            }
-            if let Some(h) = cfg.hooks {
-                hooks::run(HookKind::StartContainer, h, &state)?;
-            }
-            chan.send(&ToRuntime::Exec)?;
-            None
+    }
+
+    fn start_container_hooks(&mut self) -> Result<()> {
+        match self.hooks {
+            Some(h) => hooks::run(HookKind::StartContainer, h, &self.state),
+            None => Ok(()),
         }
-    };
-    let mut keep = vec![chan.as_fd().as_raw_fd()];
-    keep.extend(fifo_writer.as_ref().map(|w| w.as_raw_fd()));
-    let err = exec.run(cfg.preserve_fds, &keep);
-    Err(Error::Other(format!(
-        "process.args[0] {:?}: exec: {err}",
-        plan.process.args.first().map(String::as_str).unwrap_or("")
-    )))
+    }
+
+    fn announce_exec(&mut self) -> Result<()> {
+        match &self.fifo_writer {
+            Some(writer) => rustix::io::write(writer, b"1")
+                .map(drop)
+                .ctx(|| "exec fifo"),
+            None => self.chan.send(&ToRuntime::Exec),
+        }
+    }
+
+    fn keep(&self) -> Vec<RawFd> {
+        let mut keep = vec![self.chan.as_fd().as_raw_fd()];
+        keep.extend(self.fifo_writer.as_ref().map(|w| w.as_raw_fd()));
+        keep
+    }
 }
 
 /// `process.terminal` (see `terminal`): a new pty from the container's own

@@ -319,7 +319,13 @@ mod tests {
             let mut v: Vec<String> = s
                 .iter()
                 .flatten()
-                .map(|c| serde_json::to_value(c).unwrap().as_str().unwrap().to_string())
+                .map(|c| {
+                    serde_json::to_value(c)
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
                 .collect();
             v.sort();
             v
