@@ -77,7 +77,7 @@ pub fn spawn(cfg: ExecConfig<'_>, container_side: Channel) -> Result<i32> {
 
 /// The setup process: everything that needs the runtime's privileges or
 /// must happen before the pid namespace applies.
-fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
+fn enter(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
@@ -89,8 +89,9 @@ fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     // and the child in its pid namespace.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     // Before the cgroup namespace: the host's view of the cgroups.
-    for procs in &cfg.cgroup_procs {
-        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    // Closed once used: the process does not inherit them.
+    for procs in std::mem::take(&mut cfg.cgroup_procs) {
+        rustix::io::write(&procs, b"0").ctx(|| "joining the container's cgroup")?;
     }
     // Before the user namespace: raising a hard limit needs host privilege.
     prepare::apply_limits(cfg.process)?;

@@ -79,6 +79,10 @@ pub struct InitConfig<'a> {
 /// there is one). Returns its pid; the rest is told over `runtime_side`.
 pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     let cgroup2 = cfg.cgroup2_dir.take();
+    // Stays in this frame, so the child's copy is closed by number, first
+    // thing: it is only for the fork itself.
+    cfg.close_in_child
+        .extend(cgroup2.as_ref().map(|fd| fd.as_raw_fd()));
     fork_setup(container_side, cgroup2.as_ref(), |chan| stage1(cfg, chan))
 }
 
@@ -128,14 +132,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+fn stage1(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
         unsafe { libc::close(*fd) };
     }
-    for procs in &cfg.cgroup_procs {
-        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    // Each host fd is closed once used: none reaches init.
+    for procs in std::mem::take(&mut cfg.cgroup_procs) {
+        rustix::io::write(&procs, b"0").ctx(|| "joining the container's cgroup")?;
     }
     let ns = &cfg.plan.namespaces;
     for (kind, path) in &ns.join {
@@ -163,6 +168,28 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             ToContainer::Continue => {}
             other => return Err(unexpected(other)),
         }
+    }
+    // A new time namespace's offsets must be written before the first
+    // process enters it, through our own /proc/self/timens_offsets, and
+    // while we are still dumpable: a non-dumpable process's /proc files
+    // belong to the host's root, which the root of a new user namespace is
+    // not ("linux.timeOffsets: Permission denied"). Changing the effective
+    // uid (the setresuid below) makes a process non-dumpable too, so this
+    // comes before it. No process of the container exists yet; init is
+    // forked only after PR_SET_DUMPABLE(0).
+    if ns.creates(Namespace::Time) {
+        sys::unshare(libc::CLONE_NEWTIME).ctx(|| "creating the time namespace")?;
+        if !ns.time_offsets.is_empty() {
+            let text: String = ns
+                .time_offsets
+                .iter()
+                .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
+                .collect();
+            procfs::write(ProcfsBase::ProcSelf, "timens_offsets", &text)
+                .ctx(|| "linux.timeOffsets")?;
+        }
+    }
+    if ns.creates(Namespace::User) {
         // Act as the namespace's root for the rest of the setup.
         if ns.gid_mappings.iter().any(|m| m.container_id == 0) {
             sys::setresgid(0).ctx(|| "setresgid(0) in the user namespace")?;
@@ -179,19 +206,14 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let flags = ns
         .create
         .iter()
-        .filter(|n| **n != Namespace::User)
+        .filter(|n| !matches!(n, Namespace::User | Namespace::Time))
         .fold(0, |acc, n| acc | n.clone_flag());
     if flags != 0 {
         sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
     }
-    if !ns.time_offsets.is_empty() {
-        let text: String = ns
-            .time_offsets
-            .iter()
-            .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
-            .collect();
-        procfs::write(ProcfsBase::ProcSelf, "timens_offsets", &text).ctx(|| "linux.timeOffsets")?;
-    }
+    // The procfs handles this process inherited (from the host's pid
+    // namespace) are not init's: it makes its own, in its pid namespace.
+    procfs::close_handles();
     match sys::fork().ctx(|| "fork of init")? {
         sys::Forked::Parent(pid) => {
             chan.send(&ToRuntime::InitPid { pid })?;
@@ -237,6 +259,9 @@ fn join_session_keyring(name: &str) -> Result<()> {
 /// The container's init: everything between the namespaces and `execve`.
 fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let plan = cfg.plan;
+    // A procfs of the container's own pid namespace, made before the root
+    // switch and the masks (see `procfs::open_handle`).
+    procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
     rustix::process::setsid().ctx(|| "setsid")?;
     if let Some(name) = &cfg.session_keyring {
         join_session_keyring(name)?;
