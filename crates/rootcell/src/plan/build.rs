@@ -744,7 +744,7 @@ pub fn final_steps(p: &ProcessPlan, role: ProcessRole) -> Vec<FinalStep> {
             }
             steps.extend([Ready, WaitForStart, StartContainerHooks]);
             // With `run`, a notifying filter's handoff announces the exec.
-            if !(notifies && !fifo_gate) {
+            if !notifies || fifo_gate {
                 steps.push(AnnounceExec);
             }
         }
@@ -1538,7 +1538,7 @@ mod tests {
                                 assert!(pos(StartContainerHooks) < pos(CloseFds), "{what}");
                                 // `run` with a notifying filter: the
                                 // handoff announces the exec.
-                                let announce = !(notifies && !fifo_gate);
+                                let announce = !notifies || fifo_gate;
                                 assert_eq!(pos(AnnounceExec).is_some(), announce, "{what}");
                                 if announce {
                                     assert!(pos(StartContainerHooks) < pos(AnnounceExec));
