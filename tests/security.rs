@@ -683,6 +683,45 @@ fn seccomp_notify_hands_the_fd_and_state_to_the_agent() {
     ctx.assert_clean();
 }
 
+/// `create` + `start` with a notifying filter: the agent gets the fd while
+/// `create` runs (the runtime that hands it over is gone after), so init
+/// loads that filter before the start gate, as runc does; its remaining
+/// steps then run under the filter, and a profile that denies
+/// `close_range` still works (a close loop replaces it).
+#[test]
+fn seccomp_notify_with_create_and_start_and_close_range_denied() {
+    let ctx = Ctx::new("sc-notify-cs");
+    let sock = ctx.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = ctx.bundle();
+    b.sh("mkdir /tmp/notified 2>&1; echo done");
+    b.linux()["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+                     {"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let id = ctx.id("n");
+    let (out, (state, fd)) = std::thread::scope(|s| {
+        let create = s.spawn(|| ctx.create(&id, &b, &[]));
+        let seen = agent_accept(&listener);
+        (create.join().unwrap(), seen)
+    });
+    out.assert_ok("create with an agent");
+    assert_eq!(state["state"]["status"], "creating", "{state}");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    answer_one(&fd, libc::EBADMSG);
+    ctx.wait_status(&id, "stopped");
+    let text = read_file(&ctx.stdout_path(&id));
+    assert!(
+        text.contains("Bad message") && text.ends_with("done\n"),
+        "{text}"
+    );
+    assert!(!b.rootfs().join("tmp/notified").exists());
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
 #[test]
 fn seccomp_notify_without_an_agent_fails_cleanly() {
     let ctx = Ctx::new("sc-noagent");
