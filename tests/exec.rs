@@ -1146,3 +1146,48 @@ fn run_args_through_leaked_fds_do_not_reach_the_host() {
     }
     ctx.assert_clean();
 }
+
+/// `exec --cap X` adds X to the bounding, effective and permitted sets
+/// only: in a container whose process has inheritable and ambient sets,
+/// neither gains X (CVE-2022-29162), they stay as configured.
+#[test]
+fn exec_cap_never_reaches_inheritable_or_ambient() {
+    const KILL: u64 = 1 << 5;
+    const SYS_ADMIN: u64 = 1 << 21;
+    let ctx = Ctx::new("excap-inh");
+    let (id, _b, _) = running(&ctx, |b| {
+        b.process()["capabilities"] = json!({
+            "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"],
+            "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"],
+        });
+    });
+    for user in ["0:0", "1000:1000"] {
+        let out = exec_rt(
+            &ctx,
+            &[
+                "--cap",
+                "CAP_SYS_ADMIN",
+                "--user",
+                user,
+                &id,
+                "cat",
+                "/proc/self/status",
+            ],
+        );
+        out.assert_ok("exec --cap");
+        let s = &out.stdout;
+        assert_eq!(cap_bits(s, "CapBnd"), KILL | SYS_ADMIN, "{user}: {s}");
+        assert_eq!(cap_bits(s, "CapInh"), KILL, "{user}: {s}");
+        assert_eq!(cap_bits(s, "CapAmb"), KILL, "{user}: {s}");
+        // Root keeps its bounding set; another user only the ambient one.
+        let want = if user == "0:0" {
+            KILL | SYS_ADMIN
+        } else {
+            KILL
+        };
+        assert_eq!(cap_bits(s, "CapPrm"), want, "{user}: {s}");
+        assert_eq!(cap_bits(s, "CapEff"), want, "{user}: {s}");
+    }
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -328,3 +328,54 @@ fn pure_cgroup2_in_a_private_mount_namespace() {
     }
     ctx.assert_clean();
 }
+
+/// A new time namespace with offsets together with a new user namespace:
+/// the offsets are written while stage 1 can still write its own /proc
+/// files (before it becomes non-dumpable); they used to fail with
+/// "linux.timeOffsets: Permission denied".
+#[test]
+fn time_namespace_with_offsets_in_a_user_namespace() {
+    if !features_namespaces().contains(&"time".to_string()) {
+        if runtime_is_runc() {
+            return skip("time namespace (runc 1.2+)");
+        }
+        panic!("runtime does not advertise the time namespace in `features`");
+    }
+    let ctx = Ctx::new("timens-userns");
+    let mut b = ctx.bundle();
+    b.set_namespace("user", None);
+    b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    b.remove_mount("/sys/fs/cgroup");
+    b.set_namespace("time", None);
+    b.linux()["timeOffsets"] = json!({
+        "monotonic": {"secs": 86400 * 365, "nanosecs": 0},
+        "boottime": {"secs": 86400 * 730, "nanosecs": 0}
+    });
+    b.sh("readlink /proc/self/ns/time; cut -d' ' -f1 /proc/uptime; cat /proc/self/timens_offsets");
+    for create_start in [false, true] {
+        let id = ctx.id(if create_start { "cs" } else { "r" });
+        let text = if create_start {
+            ctx.create(&id, &b, &[]).assert_ok("create");
+            ctx.rt(&["start", &id]).assert_ok("start");
+            ctx.wait_status(&id, "stopped");
+            let text = read_file(&ctx.stdout_path(&id));
+            ctx.rt(&["delete", &id]).assert_ok("delete");
+            text
+        } else {
+            let out = ctx.run(&id, &b);
+            out.assert_ok("run with user and time namespaces");
+            out.stdout
+        };
+        let l = lines(&text);
+        assert!(l[0].starts_with("time:["), "{text}");
+        assert_ne!(l[0], host_ns("time"), "time namespace is the host's");
+        let uptime: f64 = l[1].parse().unwrap();
+        assert!(uptime > 86400.0 * 730.0, "uptime {uptime} not offset");
+        assert!(
+            text.contains("monotonic") && text.contains("31536000"),
+            "{text}"
+        );
+    }
+    ctx.assert_clean();
+}

@@ -337,3 +337,86 @@ fn terminal_via_console_socket() {
     ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// `process.capabilities.inheritable` is applied exactly as configured
+/// (the default `spec`, like runc's, sets none), for root and another
+/// user alike.
+#[test]
+fn configured_inheritable_capabilities_are_applied() {
+    let ctx = Ctx::new("caps-inh");
+    let mut b = ctx.bundle();
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    b.process()["capabilities"] = json!({"bounding": caps, "effective": caps,
+        "permitted": caps, "inheritable": ["CAP_KILL", "CAP_NET_BIND_SERVICE"]});
+    b.sh("grep ^Cap /proc/self/status");
+    for uid in [0, UNPRIV_UID] {
+        b.process()["user"] = json!({"uid": uid, "gid": uid});
+        let out = run_ok(&ctx, &b, &format!("u{uid}"));
+        assert_eq!(status_field(&out, "CapInh"), "0000000000000420", "{out}");
+        assert_eq!(status_field(&out, "CapAmb"), "0000000000000000", "{out}");
+    }
+    ctx.assert_clean();
+}
+
+/// An ambient capability that is not also permitted and inheritable cannot
+/// be raised: left out with a warning in the log (runc 1.1.5 leaves it out
+/// silently), the container runs.
+#[test]
+fn ambient_capabilities_without_inheritable_warn_and_are_left_out() {
+    let ctx = Ctx::new("caps-amb");
+    let mut b = ctx.bundle();
+    let caps = json!(["CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    b.process()["capabilities"] = json!({"bounding": caps, "effective": caps,
+        "permitted": caps, "inheritable": ["CAP_NET_BIND_SERVICE"], "ambient": caps});
+    b.process()["user"] = json!({"uid": UNPRIV_UID, "gid": UNPRIV_GID});
+    b.sh("grep ^Cap /proc/self/status");
+    let log = ctx.dir.join("amb.log");
+    let id = ctx.id("a");
+    b.save();
+    let mut c = ctx.cmd();
+    c.arg("--log")
+        .arg(&log)
+        .arg("run")
+        .arg("--bundle")
+        .arg(&b.path)
+        .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("run with an ambient set beyond inheritable");
+    // Only the capability that is permitted and inheritable is ambient.
+    assert_eq!(status_field(&out.stdout, "CapAmb"), "0000000000000400");
+    assert_eq!(status_field(&out.stdout, "CapInh"), "0000000000000400");
+    if !runtime_is_runc() {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            text.contains("warn")
+                && text.contains("process.capabilities.ambient: CAP_KILL")
+                && !text.contains("ambient: CAP_NET_BIND_SERVICE"),
+            "{text}"
+        );
+        assert!(!out.stderr.contains("error"), "{}", out.stderr);
+    }
+    ctx.assert_clean();
+}
+
+/// An inheritable capability outside the bounding set: the kernel refuses
+/// it at capset, and so the container fails, as with runc.
+#[test]
+fn inheritable_capabilities_outside_bounding_fail_like_runc() {
+    let ctx = Ctx::new("caps-inh-bnd");
+    let mut b = ctx.bundle();
+    let caps = json!(["CAP_KILL"]);
+    b.process()["capabilities"] = json!({"bounding": caps, "effective": caps,
+        "permitted": caps, "inheritable": ["CAP_KILL", "CAP_SYS_ADMIN"]});
+    b.args(&["echo", "must-not-run"]);
+    let out = ctx.run(&ctx.id("r"), &b);
+    out.assert_fail("inheritable outside bounding");
+    assert!(!out.stdout.contains("must-not-run"), "{}", out.stdout);
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.contains("process.capabilities.inheritable"),
+            "{}",
+            out.stderr
+        );
+    }
+    ctx.assert_clean();
+}

@@ -296,3 +296,29 @@ fn rootless_terminal_via_console_socket() {
     ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// A rootless container with a new time namespace and offsets: written by
+/// stage 1 while it may still write its own /proc files.
+#[test]
+fn rootless_time_namespace_with_offsets() {
+    if !features_namespaces().contains(&"time".to_string()) {
+        if runtime_is_runc() {
+            return skip("time namespace (runc 1.2+)");
+        }
+        panic!("runtime does not advertise the time namespace in `features`");
+    }
+    let (ctx, _xdg) = rootless_ctx_with("rltimens", true);
+    let mut b = rootless_bundle(&ctx);
+    b.set_namespace("time", None);
+    b.config["linux"]["timeOffsets"] = json!({
+        "boottime": {"secs": 86400 * 365, "nanosecs": 0}
+    });
+    b.sh("cut -d' ' -f1 /proc/uptime; cat /proc/self/timens_offsets");
+    let out = ctx.run(&ctx.id("c"), &b);
+    out.assert_ok("rootless run with a time namespace");
+    let l = lines(&out.stdout);
+    let uptime: f64 = l[0].parse().unwrap();
+    assert!(uptime > 86400.0 * 365.0, "uptime {uptime} not offset");
+    assert!(out.stdout.contains("boottime") && out.stdout.contains("31536000"));
+    ctx.assert_clean();
+}

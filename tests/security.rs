@@ -683,6 +683,45 @@ fn seccomp_notify_hands_the_fd_and_state_to_the_agent() {
     ctx.assert_clean();
 }
 
+/// `create` + `start` with a notifying filter: the agent gets the fd while
+/// `create` runs (the runtime that hands it over is gone after), so init
+/// loads that filter before the start gate, as runc does; its remaining
+/// steps then run under the filter, and a profile that denies
+/// `close_range` still works (a close loop replaces it).
+#[test]
+fn seccomp_notify_with_create_and_start_and_close_range_denied() {
+    let ctx = Ctx::new("sc-notify-cs");
+    let sock = ctx.dir.join("agent.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let mut b = ctx.bundle();
+    b.sh("mkdir /tmp/notified 2>&1; echo done");
+    b.linux()["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"},
+                     {"names": ["close_range"], "action": "SCMP_ACT_ERRNO"}]
+    });
+    let id = ctx.id("n");
+    let (out, (state, fd)) = std::thread::scope(|s| {
+        let create = s.spawn(|| ctx.create(&id, &b, &[]));
+        let seen = agent_accept(&listener);
+        (create.join().unwrap(), seen)
+    });
+    out.assert_ok("create with an agent");
+    assert_eq!(state["state"]["status"], "creating", "{state}");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    answer_one(&fd, libc::EBADMSG);
+    ctx.wait_status(&id, "stopped");
+    let text = read_file(&ctx.stdout_path(&id));
+    assert!(
+        text.contains("Bad message") && text.ends_with("done\n"),
+        "{text}"
+    );
+    assert!(!b.rootfs().join("tmp/notified").exists());
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
 #[test]
 fn seccomp_notify_without_an_agent_fails_cleanly() {
     let ctx = Ctx::new("sc-noagent");
@@ -1185,6 +1224,86 @@ fn seccomp_notify_reaches_the_agent_for_exec_too() {
         "{exec_state}"
     );
     assert_eq!(exec_state["state"]["pid"], init_pid, "{exec_state}");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+// ---------------------------------------------------------------------------
+// host fds
+// ---------------------------------------------------------------------------
+
+/// What an fd of `pid` is, seen from the host: (link text, filesystem
+/// magic, entries if it is a directory).
+fn host_view_of_fd(pid: i32, fd: &str) -> (String, i64, Option<Vec<String>>) {
+    let path = format!("/proc/{pid}/fd/{fd}");
+    let link = readlink(&path);
+    let cpath = std::ffi::CString::new(path.clone()).unwrap();
+    // SAFETY: a zeroed statfs buffer and a live C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    let magic = if unsafe { libc::statfs(cpath.as_ptr(), &mut st) } == 0 {
+        st.f_type as i64
+    } else {
+        0
+    };
+    let entries = std::fs::read_dir(&path).ok().map(|d| {
+        d.filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect()
+    });
+    (link, magic, entries)
+}
+
+/// Init, waiting for `start`, holds no host fd: no cgroup directory or
+/// `cgroup.procs` file, no procfs of the host's pid namespace (one that
+/// lists init under its host pid); only stdio, the exec fifo, the sync
+/// socket and a procfs of its own pid namespace. Likewise an `exec`'d
+/// process while it runs.
+#[test]
+fn init_holds_no_host_fds_while_waiting_for_start() {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    let ctx = Ctx::new("hostfds");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "1000"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    let pid = ctx.pid(&id);
+    let check = |pid: i32, what: &str| {
+        let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut seen = Vec::new();
+        for fd in &fds {
+            let (link, magic, entries) = host_view_of_fd(pid, fd);
+            seen.push(format!("{fd} -> {link}"));
+            assert!(
+                magic != CGROUP_SUPER_MAGIC && magic != CGROUP2_SUPER_MAGIC,
+                "{what}: fd {fd} is on a cgroup filesystem: {link}"
+            );
+            assert!(!link.ends_with("cgroup.procs"), "{what}: fd {fd}: {link}");
+            if magic == PROC_SUPER_MAGIC {
+                if let Some(entries) = entries {
+                    assert!(
+                        !entries.contains(&pid.to_string()),
+                        "{what}: fd {fd} ({link}) is a procfs of the host's pid namespace"
+                    );
+                }
+            }
+        }
+        eprintln!("{what} fds: {seen:?}");
+    };
+    check(pid, "init before start");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    let mut c = ctx.cmd();
+    let pid_file = ctx.dir.join("exec.pid");
+    c.args(["exec", "-d", "--pid-file"])
+        .arg(&pid_file)
+        .args([&id, "sleep", "1000"]);
+    ctx.exec_detached(&mut c, "hostfds-exec", None)
+        .assert_ok("exec -d");
+    let exec_pid: i32 = read_file(&pid_file).trim().parse().unwrap();
+    check(exec_pid, "exec'd process");
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }

@@ -75,6 +75,9 @@ impl Runtime {
         let st = dir.load()?;
         check_status(id, st.live_status(&dir), opts.ignore_paused)?;
         let plan = exec_process(&st, opts)?;
+        for w in &plan.warnings {
+            tracing::warn!("{w}");
+        }
         // runc's flag rules; an unreachable console socket fails here,
         // before any process exists.
         let console = Console::open(

@@ -60,6 +60,9 @@ struct Created {
     /// Foreground `run` with a terminal: the runtime's end of the socket
     /// init sent the pty master on.
     relay: Option<OwnedFd>,
+    /// Where a notifying seccomp filter's fd goes: under `run`, init loads
+    /// the filter after the start, right before `execve`.
+    listener: Option<crate::plan::seccomp::SeccompListener>,
 }
 
 impl Runtime {
@@ -188,9 +191,29 @@ impl Runtime {
     /// ran and exec is next, records "running", runs poststart hooks.
     fn release(&self, created: &mut Created) -> Result<()> {
         created.channel.send(&ToContainer::Start)?;
-        match created.channel.recv::<ToRuntime>()? {
-            Some(ToRuntime::Exec) => {}
-            Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
+        match created.channel.recv_with_fds::<ToRuntime>()? {
+            Some((ToRuntime::Exec, _)) => {}
+            // A notifying filter, loaded right before execve: its handoff
+            // says that exec is next.
+            Some((ToRuntime::SeccompListener, mut fds)) => {
+                let st = &created.state;
+                let sent = match (fds.pop(), &created.listener) {
+                    (Some(fd), Some(l)) => process::seccomp::send_to_agent(
+                        &l.path,
+                        st.pid,
+                        &l.metadata,
+                        // What runc and `create` send: the agent sees the
+                        // same state however the container was started.
+                        st.oci_json(Status::Creating),
+                        &fd,
+                    ),
+                    _ => Err(Error::Init(
+                        "the seccomp notification fd did not arrive".into(),
+                    )),
+                };
+                continue_or_abort(&created.channel, sent)?;
+            }
+            Some((ToRuntime::Failed { message }, _)) => return Err(Error::Init(message)),
             _ => {
                 return Err(Error::Init(
                     "the container's init exited before exec".into(),
@@ -245,11 +268,12 @@ impl Runtime {
             relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
         };
         match self.setup(&dir, id, opts, &bundle, launch, &mut undo) {
-            Ok((state, channel)) => Ok(Created {
+            Ok((state, channel, listener)) => Ok(Created {
                 dir,
                 state,
                 channel,
                 relay,
+                listener,
             }),
             Err(e) => {
                 undo.run();
@@ -269,7 +293,11 @@ impl Runtime {
         bundle: &Bundle,
         launch: Launch,
         undo: &mut Undo,
-    ) -> Result<(ContainerState, Channel)> {
+    ) -> Result<(
+        ContainerState,
+        Channel,
+        Option<crate::plan::seccomp::SeccompListener>,
+    )> {
         let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
@@ -287,8 +315,14 @@ impl Runtime {
             PlanOptions {
                 no_pivot: opts.no_pivot,
                 listen_fds: opts.listen_fds,
+                run: !launch.fifo_gate,
             },
         )?;
+        // Logged only, as runc does (the default spec's ambient set alone
+        // gives three).
+        for w in &plan.process.warnings {
+            tracing::warn!("{w}");
+        }
         // Limits hold before any container process joins the cgroups.
         if let Some(res) = &plan.resources {
             for w in &res.warnings {
@@ -443,7 +477,8 @@ impl Runtime {
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, st.pid)?;
         }
-        Ok((st, runtime_side))
+        let listener = plan.process.seccomp.and_then(|s| s.listener);
+        Ok((st, runtime_side, listener))
     }
 
     /// `rootcell plan`: what `create` would do for `bundle`, without doing

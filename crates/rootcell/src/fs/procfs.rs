@@ -8,16 +8,16 @@
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 use pathrs::flags::OpenFlags;
 pub use pathrs::procfs::ProcfsBase;
 use pathrs::procfs::{ProcfsHandle, ProcfsHandleBuilder};
 
 /// `subset=pid`: only process directories.
-static PIDS: OnceLock<ProcfsHandle> = OnceLock::new();
+static PIDS: Mutex<Option<Arc<ProcfsHandle>>> = Mutex::new(None);
 /// The whole procfs, for `/proc/sys`.
-static FULL: OnceLock<ProcfsHandle> = OnceLock::new();
+static FULL: Mutex<Option<Arc<ProcfsHandle>>> = Mutex::new(None);
 
 /// A pathrs error as an `io::Error`, keeping the errno when there is one.
 pub fn to_io(e: pathrs::error::Error) -> io::Error {
@@ -28,24 +28,72 @@ pub fn to_io(e: pathrs::error::Error) -> io::Error {
 }
 
 fn cached(
-    cell: &'static OnceLock<ProcfsHandle>,
+    cell: &'static Mutex<Option<Arc<ProcfsHandle>>>,
     make: fn() -> Result<ProcfsHandle, pathrs::error::Error>,
-) -> io::Result<&'static ProcfsHandle> {
-    if let Some(h) = cell.get() {
-        return Ok(h);
+) -> io::Result<Arc<ProcfsHandle>> {
+    // The processes that use this are single-threaded (the runtime and the
+    // children it forks), so the lock is never held across a fork.
+    let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(h) = &*slot {
+        return Ok(h.clone());
     }
-    let h = make().map_err(to_io)?;
-    Ok(cell.get_or_init(|| h))
+    let h = Arc::new(make().map_err(to_io)?);
+    *slot = Some(h.clone());
+    Ok(h)
 }
 
 /// The process's `subset=pid` handle. One inherited across `fork` stays
 /// valid: it names the same procfs instance, whose pid namespace is an
 /// ancestor of ours, and `self`/`thread-self` resolve against the caller.
-fn pids() -> io::Result<&'static ProcfsHandle> {
-    cached(&PIDS, ProcfsHandle::new)
+fn pids() -> io::Result<Arc<ProcfsHandle>> {
+    cached(&PIDS, new_pids_handle)
 }
 
-fn full() -> io::Result<&'static ProcfsHandle> {
+/// A `subset=pid` procfs of the caller's pid namespace whose fd is ours:
+/// pathrs caches the handle `ProcfsHandle::new` makes for the whole
+/// process, so closing ours would not close it, and a child entering the
+/// container would keep the host's. A fresh `fsopen` (checked by pathrs)
+/// where the kernel allows one; else pathrs' own (and cached) handle.
+fn new_pids_handle() -> Result<ProcfsHandle, pathrs::error::Error> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fresh = || -> rustix::io::Result<OwnedFd> {
+        let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        fsconfig_set_string(&fs, "subset", "pid")?;
+        fsconfig_create(&fs)?;
+        fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        )
+    };
+    match fresh() {
+        Ok(fd) => ProcfsHandle::try_from_fd(fd),
+        Err(_) => ProcfsHandle::new(),
+    }
+}
+
+/// Closes the cached handles (their fds), so that a child about to enter
+/// the container holds no procfs of the host's pid namespace; the next
+/// access makes a new handle, in the caller's own pid namespace.
+pub fn close_handles() {
+    for cell in [&PIDS, &FULL] {
+        cell.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+}
+
+/// Makes the `subset=pid` handle now, while a fresh procfs can be made and
+/// checked (before the root switch and the masks: a user namespace may
+/// mount procfs only where one is fully visible).
+pub fn open_handle() -> io::Result<()> {
+    pids().map(drop)
+}
+
+fn full() -> io::Result<Arc<ProcfsHandle>> {
     cached(&FULL, || {
         ProcfsHandleBuilder::new().subset_pid(false).build()
     })

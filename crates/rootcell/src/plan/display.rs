@@ -139,6 +139,26 @@ impl fmt::Display for Plan {
             writeln!(f, "├─ selinux label {label}")?;
         }
         writeln!(f, "├─ no_new_privileges {}", p.no_new_privileges)?;
+        for w in &p.warnings {
+            writeln!(f, "├─ warning: {w}")?;
+        }
+        let steps: Vec<String> = p
+            .final_steps
+            .iter()
+            .map(|s| match s {
+                super::FinalStep::SetCapabilities {
+                    keep_sys_admin: true,
+                } => "set_capabilities(+CAP_SYS_ADMIN until execve)".to_string(),
+                super::FinalStep::LoadSeccomp { handoff: true } => {
+                    "load_seccomp(+notify fd handoff)".to_string()
+                }
+                other => serde_json::to_value(other)
+                    .ok()
+                    .and_then(|v| v["step"].as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            })
+            .collect();
+        writeln!(f, "├─ final steps: {}", steps.join(" → "))?;
         match &p.seccomp {
             None => writeln!(f, "└─ seccomp: none"),
             Some(s) => {
@@ -156,11 +176,18 @@ impl fmt::Display for Plan {
                         .collect::<Vec<_>>()
                         .join(","),
                     if p.no_new_privileges {
-                        "last, after no_new_privs"
+                        "right before execve, after no_new_privs"
                     } else {
-                        "before the user switch (needs CAP_SYS_ADMIN)"
+                        "right before execve, with CAP_SYS_ADMIN kept until execve"
                     }
                 )?;
+                if let Some(stub) = &s.enosys_stub {
+                    writeln!(
+                        f,
+                        "   ├─ ENOSYS for native syscalls above {} ({}, the newest named)",
+                        stub.above, stub.newest
+                    )?;
+                }
                 if let Some(l) = &s.listener {
                     writeln!(f, "   ├─ notify agent {}", l.path.display())?;
                 }

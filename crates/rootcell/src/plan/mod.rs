@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{build, process_plan, PlanOptions};
+pub use build::{build, final_steps, process_plan, PlanOptions};
 pub use memory_policy::MemoryPolicy;
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
@@ -334,6 +334,75 @@ pub struct ProcessPlan {
     pub lsm: Lsm,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seccomp: Option<SeccompPlan>,
+    /// The last steps before `execve`, in order (`final_steps`): the
+    /// executor walks exactly this list, and nothing but `Execve` follows
+    /// `LoadSeccomp` (see `final_steps` for the one exception).
+    pub final_steps: Vec<FinalStep>,
+    /// Settings accepted but not applied as written (ambient capabilities
+    /// the kernel cannot raise): the runtime logs them as warnings.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Which process the final steps are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessRole {
+    /// The container's init. `fifo_gate`: `create` (released by `start`
+    /// through the exec fifo); else `run` (released on the sync socket).
+    Init { fifo_gate: bool },
+    /// A process `exec` starts in a running container.
+    Exec,
+}
+
+/// One of the last steps of a container process, after its rootfs (init)
+/// or its namespaces and terminal (exec) are set up and the privileged
+/// settings (personality, rlimits, scheduler, I/O priority, LSM, bounding
+/// set) are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum FinalStep {
+    /// `PR_SET_KEEPCAPS`, `setgroups`, `setresgid`, `setresuid` to
+    /// `process.user`.
+    SwitchUser,
+    /// The effective, permitted, inheritable and ambient sets, exactly as
+    /// planned. `keep_sys_admin`: CAP_SYS_ADMIN also stays in the effective
+    /// and permitted sets (never inheritable, ambient or bounding), because
+    /// loading the seccomp filter without no_new_privs needs it; `execve`
+    /// drops it, as it recomputes the permitted set from the inheritable,
+    /// bounding and ambient sets only.
+    SetCapabilities {
+        keep_sys_admin: bool,
+    },
+    NoNewPrivileges,
+    /// `chdir(process.cwd)`, the `getcwd` check, `umask`.
+    EnterCwd,
+    /// HOME from the container's `/etc/passwd`, `args[0]` looked up in
+    /// PATH, the argument and environment arrays for `execve`.
+    ResolveProgram,
+    /// `execCPUAffinity.final` (exec only).
+    ExecCpuAffinity,
+    /// Init: fds from 3 + preserved close-on-exec, `Ready` to the runtime
+    /// (`create` returns).
+    Ready,
+    /// Init: the exec fifo opened for writing (`start`), or `Start` on the
+    /// sync socket (`run`).
+    WaitForStart,
+    /// Init: the startContainer hooks.
+    StartContainerHooks,
+    /// Init: exec is next ("1" on the exec fifo, or `Exec` to `run`).
+    AnnounceExec,
+    /// Every fd but stdio, the preserved ones and the sync socket / exec
+    /// fifo closed (`close_range`, or a close loop where it is refused).
+    CloseFds,
+    /// Signal mask and dispositions back to the defaults.
+    ResetSignals,
+    /// `seccomp(SECCOMP_SET_MODE_FILTER)`. `handoff`: a notifying filter,
+    /// whose fd goes to the runtime (one `sendmsg`), which answers once the
+    /// agent has it (one `recvmsg`).
+    LoadSeccomp {
+        handoff: bool,
+    },
+    Execve,
 }
 
 /// A terminal's size in characters (`TIOCSWINSZ`).
@@ -358,5 +427,12 @@ pub struct Capabilities {
     pub effective: Vec<String>,
     pub permitted: Vec<String>,
     pub inheritable: Vec<String>,
+    /// The ambient capabilities raised: those of `process.capabilities.
+    /// ambient` that are both permitted and inheritable.
     pub ambient: Vec<String>,
+    /// Configured ambient capabilities the kernel would refuse to raise
+    /// (not permitted and inheritable): left out with a warning, as runc
+    /// does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ambient_left_out: Vec<String>,
 }

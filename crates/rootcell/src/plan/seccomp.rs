@@ -39,6 +39,23 @@ pub struct SeccompPlan {
     /// Names libseccomp does not know, skipped as runc does.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_syscalls: Vec<String>,
+    /// runc's ENOSYS stub: on the native architecture, a syscall numbered
+    /// above every syscall the profile names returns ENOSYS instead of the
+    /// default action, so that libc falls back from a syscall newer than
+    /// the profile (`clone3`, `openat2`, `close_range`, `statx`…) to an
+    /// older one. None when the default action allows (or logs) anyway,
+    /// or already returns ENOSYS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enosys_stub: Option<EnosysStub>,
+}
+
+/// See [`SeccompPlan::enosys_stub`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnosysStub {
+    /// The highest native syscall number the profile names.
+    pub above: u32,
+    /// Its name.
+    pub newest: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -134,9 +151,14 @@ const MAX_ARGS: usize = 6;
 /// `write` is refused by runc for the same reason.
 const NOT_NOTIFIABLE: [&str; 2] = ["write", "sendmsg"];
 
-/// Converts `linux.seccomp`. `known` tells whether libseccomp knows a
-/// syscall name (passed in so the conversion stays testable).
-pub fn seccomp_plan(s: &LinuxSeccomp, known: &dyn Fn(&str) -> bool) -> Result<SeccompPlan> {
+/// Converts `linux.seccomp`. `resolve` gives libseccomp's number of a
+/// syscall name on the native architecture (negative for a syscall only
+/// other architectures have), None for a name libseccomp does not know
+/// (passed in so the conversion stays testable and free of syscalls).
+pub fn seccomp_plan(
+    s: &LinuxSeccomp,
+    resolve: &dyn Fn(&str) -> Option<i32>,
+) -> Result<SeccompPlan> {
     const F: &str = "linux.seccomp";
     let default_action = action(
         s.default_action(),
@@ -154,6 +176,7 @@ pub fn seccomp_plan(s: &LinuxSeccomp, known: &dyn Fn(&str) -> bool) -> Result<Se
 
     let mut rules = Vec::new();
     let mut skipped = Vec::new();
+    let mut newest: Option<(i32, &String)> = None;
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
         let field = format!("{F}.syscalls[{i}]");
         if call.names().is_empty() {
@@ -199,11 +222,16 @@ pub fn seccomp_plan(s: &LinuxSeccomp, known: &dyn Fn(&str) -> bool) -> Result<Se
                     ),
                 ));
             }
-            if !known(name) {
+            let Some(nr) = resolve(name) else {
                 if !skipped.contains(name) {
                     skipped.push(name.clone());
                 }
                 continue;
+            };
+            // Every name counts, whatever its action (as in runc): a
+            // syscall the profile denies on purpose keeps its action.
+            if nr >= 0 && newest.is_none_or(|(n, _)| nr > n) {
+                newest = Some((nr, name));
             }
             if act == default_action {
                 continue;
@@ -276,6 +304,15 @@ pub fn seccomp_plan(s: &LinuxSeccomp, known: &dyn Fn(&str) -> bool) -> Result<Se
         }
     }
 
+    let enosys_stub = match default_action {
+        SeccompAction::Allow | SeccompAction::Log => None,
+        SeccompAction::Errno { errno } if i32::from(errno) == libc::ENOSYS => None,
+        _ => newest.map(|(nr, name)| EnosysStub {
+            above: nr as u32,
+            newest: name.clone(),
+        }),
+    };
+
     Ok(SeccompPlan {
         default_action,
         architectures,
@@ -283,6 +320,7 @@ pub fn seccomp_plan(s: &LinuxSeccomp, known: &dyn Fn(&str) -> bool) -> Result<Se
         listener,
         rules,
         skipped_syscalls: skipped,
+        enosys_stub,
     })
 }
 
@@ -365,12 +403,58 @@ mod tests {
         serde_json::from_value(v).unwrap()
     }
 
-    fn known(name: &str) -> bool {
-        !name.starts_with("no_such")
+    /// Made-up numbers: `no_such*` is unknown, `x86only*` exists on
+    /// other architectures only, `newN` is number N, the rest 1.
+    fn resolve(name: &str) -> Option<i32> {
+        if name.starts_with("no_such") {
+            None
+        } else if name.starts_with("x86only") {
+            Some(-10)
+        } else {
+            Some(name.strip_prefix("new").map_or(1, |n| n.parse().unwrap()))
+        }
     }
 
     fn plan(v: serde_json::Value) -> Result<SeccompPlan> {
-        seccomp_plan(&parse(v), &known)
+        seccomp_plan(&parse(v), &resolve)
+    }
+
+    #[test]
+    fn enosys_stub_above_the_newest_named_syscall() {
+        let stub = |v: serde_json::Value| plan(v).unwrap().enosys_stub;
+        // Every name counts, also one whose rule is dropped (its action is
+        // the default), and none that only other architectures have.
+        assert_eq!(
+            stub(json!({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+                {"names": ["read", "new300", "x86only_chown32"], "action": "SCMP_ACT_ALLOW"},
+                {"names": ["new435"], "action": "SCMP_ACT_ERRNO"},
+                {"names": ["new20"], "action": "SCMP_ACT_KILL"}
+            ]})),
+            Some(EnosysStub {
+                above: 435,
+                newest: "new435".into()
+            })
+        );
+        for default in ["SCMP_ACT_KILL_PROCESS", "SCMP_ACT_TRAP", "SCMP_ACT_KILL"] {
+            let s = stub(json!({"defaultAction": default,
+                "syscalls": [{"names": ["new7"], "action": "SCMP_ACT_ALLOW"}]}));
+            assert_eq!(s.map(|s| s.above), Some(7), "{default}");
+        }
+        // No stub where the default lets the syscall through or already
+        // says ENOSYS, nor without a named native syscall.
+        for v in [
+            json!({"defaultAction": "SCMP_ACT_ALLOW",
+                "syscalls": [{"names": ["new7"], "action": "SCMP_ACT_ERRNO"}]}),
+            json!({"defaultAction": "SCMP_ACT_LOG",
+                "syscalls": [{"names": ["new7"], "action": "SCMP_ACT_ERRNO"}]}),
+            json!({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+                "syscalls": [{"names": ["new7"], "action": "SCMP_ACT_ALLOW"}]}),
+            json!({"defaultAction": "SCMP_ACT_ERRNO"}),
+            json!({"defaultAction": "SCMP_ACT_ERRNO",
+                "syscalls": [{"names": ["x86only_a", "no_such_b"], "action": "SCMP_ACT_ALLOW"}]}),
+        ] {
+            assert_eq!(stub(v.clone()), None, "{v}");
+        }
     }
 
     fn err(v: serde_json::Value) -> String {

@@ -1,9 +1,10 @@
 //! Applies the capability sets of `process.capabilities`.
 //!
-//! Inheritable capabilities are never granted on their own (they let a
-//! later exec of a file with inheritable file capabilities gain privileges,
-//! CVE-2022-29162); only the minimum the kernel needs to honour an explicit
-//! `ambient` request (ambient ⊆ permitted ∩ inheritable) is set.
+//! The sets are applied exactly as configured: inheritable capabilities
+//! are never added on our own (they let a later exec of a file with
+//! inheritable file capabilities gain privileges, CVE-2022-29162), and an
+//! ambient capability the kernel cannot raise (not both permitted and
+//! inheritable) was left out by the planner, with a warning.
 
 use std::str::FromStr;
 
@@ -38,11 +39,12 @@ pub fn check_held(c: &Capabilities) -> Result<()> {
     };
     let bounding = read(CapSet::Bounding)?;
     let permitted = read(CapSet::Permitted)?;
-    let sets: [(&str, &[String], &CapsHashSet, &str); 4] = [
+    let sets: [(&str, &[String], &CapsHashSet, &str); 5] = [
         ("bounding", &c.bounding, &bounding, "bounding set"),
         ("effective", &c.effective, &permitted, "permitted set"),
         ("permitted", &c.permitted, &permitted, "permitted set"),
         ("ambient", &c.ambient, &permitted, "permitted set"),
+        ("ambient", &c.ambient_left_out, &permitted, "permitted set"),
     ];
     for (field, names, held, which) in sets {
         for cap in parse(names, field)? {
@@ -73,12 +75,19 @@ pub fn apply_bounding(c: &Capabilities) -> Result<()> {
     Ok(())
 }
 
-/// Sets effective, permitted, inheritable and ambient, after the user switch.
-pub fn apply_sets(c: &Capabilities) -> Result<()> {
-    let effective = parse(&c.effective, "effective")?;
-    let permitted = parse(&c.permitted, "permitted")?;
-    let ambient = parse(&c.ambient, "ambient")?;
-    let inheritable: CapsHashSet = ambient.intersection(&permitted).copied().collect();
+/// Sets effective, permitted, inheritable and ambient, after the user
+/// switch, exactly as planned (`None`: no `process.capabilities`, nothing
+/// changes). Inheritable first, while the permitted set still holds what
+/// the runtime had: the kernel then refuses only an inheritable capability
+/// outside the bounding set, as for runc, which sets all three at once.
+///
+/// `keep_sys_admin`: CAP_SYS_ADMIN also stays in the effective and
+/// permitted sets, for loading the seccomp filter without no_new_privs.
+/// Never in the inheritable, ambient or bounding sets: `execve` computes
+/// the new permitted set as (inheritable & file inheritable) | (file
+/// permitted & bounding) | ambient, without the old permitted set, so it
+/// is gone once the container's program runs (capabilities(7)).
+pub fn apply_sets(c: Option<&Capabilities>, keep_sys_admin: bool) -> Result<()> {
     let err = |set: &'static str| {
         move |e: caps::errors::CapsError| {
             Error::Other(format!(
@@ -86,6 +95,29 @@ pub fn apply_sets(c: &Capabilities) -> Result<()> {
             ))
         }
     };
+    let Some(c) = c else {
+        if keep_sys_admin {
+            // A user switch cleared the effective set; the permitted one
+            // was kept (PR_SET_KEEPCAPS).
+            caps::raise(None, CapSet::Effective, Capability::CAP_SYS_ADMIN)
+                .map_err(err("effective"))?;
+        }
+        return Ok(());
+    };
+    let mut effective = parse(&c.effective, "effective")?;
+    let mut permitted = parse(&c.permitted, "permitted")?;
+    let inheritable = parse(&c.inheritable, "inheritable")?;
+    let ambient = parse(&c.ambient, "ambient")?;
+    if keep_sys_admin {
+        effective.insert(Capability::CAP_SYS_ADMIN);
+        permitted.insert(Capability::CAP_SYS_ADMIN);
+    }
+    caps::set(None, CapSet::Inheritable, &inheritable).map_err(|e| {
+        Error::Other(format!(
+            "process.capabilities.inheritable: {e} (the kernel refuses inheritable \
+             capabilities outside the bounding set)"
+        ))
+    })?;
     caps::set(
         None,
         CapSet::Effective,
@@ -93,10 +125,10 @@ pub fn apply_sets(c: &Capabilities) -> Result<()> {
     )
     .map_err(err("effective"))?;
     caps::set(None, CapSet::Permitted, &permitted).map_err(err("permitted"))?;
-    caps::set(None, CapSet::Inheritable, &inheritable).map_err(err("inheritable"))?;
     caps::set(None, CapSet::Effective, &effective).map_err(err("effective"))?;
     caps::clear(None, CapSet::Ambient).map_err(err("ambient"))?;
-    for cap in &inheritable {
+    // The plan left out what the kernel cannot raise (with a warning).
+    for cap in &ambient {
         caps::raise(None, CapSet::Ambient, *cap).map_err(err("ambient"))?;
     }
     Ok(())

@@ -21,7 +21,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 use super::sync::{Channel, ToContainer, ToRuntime};
 use super::{fork_setup, join_session_keyring, next, prepare, sys, terminal, unexpected, Never};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{IoContext, Result};
 use crate::fs::RootDir;
 use crate::plan::ProcessPlan;
 use crate::rootfs;
@@ -77,7 +77,7 @@ pub fn spawn(cfg: ExecConfig<'_>, container_side: Channel) -> Result<i32> {
 
 /// The setup process: everything that needs the runtime's privileges or
 /// must happen before the pid namespace applies.
-fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
+fn enter(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
@@ -89,8 +89,9 @@ fn enter(cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     // and the child in its pid namespace.
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     // Before the cgroup namespace: the host's view of the cgroups.
-    for procs in &cfg.cgroup_procs {
-        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    // Closed once used: the process does not inherit them.
+    for procs in std::mem::take(&mut cfg.cgroup_procs) {
+        rustix::io::write(&procs, b"0").ctx(|| "joining the container's cgroup")?;
     }
     // Before the user namespace: raising a hard limit needs host privilege.
     prepare::apply_limits(cfg.process)?;
@@ -121,32 +122,26 @@ fn run(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     if let Some(console) = cfg.console.take() {
         setup_terminal(&cfg, console, chan)?;
     }
-    // A notifying filter's fd goes to the seccomp agent through the
-    // runtime, as for init; the process goes on once the agent has it.
-    let mut on_listener = |fd: OwnedFd| -> Result<()> {
-        chan.send_fd(&ToRuntime::SeccompListener, fd.as_fd())?;
-        drop(fd);
-        match super::next(chan)? {
-            ToContainer::Continue => Ok(()),
-            other => Err(super::unexpected(other)),
-        }
-    };
-    let exec = prepare::prepare_process(
+    prepare::prepare_process(cfg.process)?;
+    match prepare::finish(
         cfg.process,
-        prepare::Options {
-            seccomp: cfg.seccomp,
-            on_listener: &mut on_listener,
-            exec_cpu_affinity: true,
-        },
-    )?;
-    let err = exec.run(cfg.preserve_fds, &[chan.as_fd().as_raw_fd()]);
-    Err(Error::spec(
-        "process.args[0]",
-        format!(
-            "{:?}: exec: {err}",
-            cfg.process.args.first().map(String::as_str).unwrap_or("")
-        ),
-    ))
+        cfg.seccomp,
+        chan,
+        cfg.preserve_fds,
+        &mut ExecLifecycle { chan },
+    )? {}
+}
+
+/// The exec'd process has no start gate and no hooks: it only keeps the
+/// sync socket (close-on-exec: the runtime reads end-of-file at exec).
+struct ExecLifecycle<'a> {
+    chan: &'a Channel,
+}
+
+impl prepare::Lifecycle for ExecLifecycle<'_> {
+    fn keep(&self) -> Vec<RawFd> {
+        vec![self.chan.as_fd().as_raw_fd()]
+    }
 }
 
 /// `process.terminal` (see `terminal`), as runc's `exec --tty`: the process

@@ -82,6 +82,10 @@ pub struct InitConfig<'a> {
 /// there is one). Returns its pid; the rest is told over `runtime_side`.
 pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     let cgroup2 = cfg.cgroup2_dir.take();
+    // Stays in this frame, so the child's copy is closed by number, first
+    // thing: it is only for the fork itself.
+    cfg.close_in_child
+        .extend(cgroup2.as_ref().map(|fd| fd.as_raw_fd()));
     fork_setup(container_side, cgroup2.as_ref(), |chan| stage1(cfg, chan))
 }
 
@@ -121,7 +125,7 @@ fn fork_setup(
     }
 }
 
-enum Never {}
+pub(crate) enum Never {}
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
@@ -131,14 +135,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+fn stage1(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
         unsafe { libc::close(*fd) };
     }
-    for procs in &cfg.cgroup_procs {
-        rustix::io::write(procs, b"0").ctx(|| "joining the container's cgroup")?;
+    // Each host fd is closed once used: none reaches init.
+    for procs in std::mem::take(&mut cfg.cgroup_procs) {
+        rustix::io::write(&procs, b"0").ctx(|| "joining the container's cgroup")?;
     }
     let ns = &cfg.plan.namespaces;
     for (kind, path) in &ns.join {
@@ -166,6 +171,28 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             ToContainer::Continue => {}
             other => return Err(unexpected(other)),
         }
+    }
+    // A new time namespace's offsets must be written before the first
+    // process enters it, through our own /proc/self/timens_offsets, and
+    // while we are still dumpable: a non-dumpable process's /proc files
+    // belong to the host's root, which the root of a new user namespace is
+    // not ("linux.timeOffsets: Permission denied"). Changing the effective
+    // uid (the setresuid below) makes a process non-dumpable too, so this
+    // comes before it. No process of the container exists yet; init is
+    // forked only after PR_SET_DUMPABLE(0).
+    if ns.creates(Namespace::Time) {
+        sys::unshare(libc::CLONE_NEWTIME).ctx(|| "creating the time namespace")?;
+        if !ns.time_offsets.is_empty() {
+            let text: String = ns
+                .time_offsets
+                .iter()
+                .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
+                .collect();
+            procfs::write(ProcfsBase::ProcSelf, "timens_offsets", &text)
+                .ctx(|| "linux.timeOffsets")?;
+        }
+    }
+    if ns.creates(Namespace::User) {
         // Act as the namespace's root for the rest of the setup.
         if ns.gid_mappings.iter().any(|m| m.container_id == 0) {
             sys::setresgid(0).ctx(|| "setresgid(0) in the user namespace")?;
@@ -182,19 +209,14 @@ fn stage1(cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let flags = ns
         .create
         .iter()
-        .filter(|n| **n != Namespace::User)
+        .filter(|n| !matches!(n, Namespace::User | Namespace::Time))
         .fold(0, |acc, n| acc | n.clone_flag());
     if flags != 0 {
         sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
     }
-    if !ns.time_offsets.is_empty() {
-        let text: String = ns
-            .time_offsets
-            .iter()
-            .map(|(clock, s, n)| format!("{clock} {s} {n}\n"))
-            .collect();
-        procfs::write(ProcfsBase::ProcSelf, "timens_offsets", &text).ctx(|| "linux.timeOffsets")?;
-    }
+    // The procfs handles this process inherited (from the host's pid
+    // namespace) are not init's: it makes its own, in its pid namespace.
+    procfs::close_handles();
     match sys::fork().ctx(|| "fork of init")? {
         sys::Forked::Parent(pid) => {
             chan.send(&ToRuntime::InitPid { pid })?;
@@ -240,6 +262,9 @@ fn join_session_keyring(name: &str) -> Result<()> {
 /// The container's init: everything between the namespaces and `execve`.
 fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
     let plan = cfg.plan;
+    // A procfs of the container's own pid namespace, made before the root
+    // switch and the masks (see `procfs::open_handle`).
+    procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
     rustix::process::setsid().ctx(|| "setsid")?;
     if let Some(name) = &cfg.session_keyring {
         join_session_keyring(name)?;
@@ -282,73 +307,81 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         apply_memory_policy(policy)?;
     }
 
-    // The seccomp notification fd goes to the runtime, which hands it to
-    // the agent; setup goes on once the agent has it.
-    let mut on_listener = |fd: OwnedFd| -> Result<()> {
-        chan.send_fd(&ToRuntime::SeccompListener, fd.as_fd())?;
-        drop(fd);
-        match next(chan)? {
-            ToContainer::Continue => Ok(()),
-            other => Err(unexpected(other)),
-        }
+    prepare::prepare_process(&plan.process)?;
+    let mut life = InitLifecycle {
+        chan,
+        gate: &cfg.gate,
+        hooks: cfg.hooks,
+        state,
+        fifo_writer: None,
     };
-    let exec = prepare::prepare_process(
+    match prepare::finish(
         &plan.process,
-        prepare::Options {
-            seccomp: cfg.seccomp,
-            on_listener: &mut on_listener,
-            exec_cpu_affinity: false,
-        },
-    )?;
-    sys::cloexec_from(cfg.preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
-    chan.send(&ToRuntime::Ready)?;
+        cfg.seccomp,
+        chan,
+        cfg.preserve_fds,
+        &mut life,
+    )? {}
+}
 
-    // startContainer hooks without `env` get the process's own, HOME
-    // included, as with runc.
-    let process_env: Vec<String> = match cfg.hooks {
-        Some(_) => exec
-            .env
-            .iter()
-            .map(|v| v.to_string_lossy().into_owned())
-            .collect(),
-        None => Vec::new(),
-    };
+/// Init's part of the final steps: `Ready`, the start gate, the
+/// startContainer hooks and the announcement of the exec.
+struct InitLifecycle<'a> {
+    chan: &'a Channel,
+    gate: &'a StartGate,
+    hooks: Option<&'a Hooks>,
+    /// The state JSON for the startContainer hooks.
+    state: String,
+    /// The exec fifo's write end, open from the start until `execve`
+    /// closes it (close-on-exec): `start` reads end-of-file at exec.
+    fifo_writer: Option<OwnedFd>,
+}
 
-    // Wait for `start`, run startContainer hooks, then tell the runtime
-    // that exec is next (it runs poststart hooks after that).
-    // The fifo's write end stays open until execve closes it (it is
-    // close-on-exec): `start` reads end-of-file at exec.
-    let fifo_writer = match &cfg.gate {
-        StartGate::Fifo(fifo) => {
-            // Blocks until `start` opens the read end: the start signal.
-            let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
-                .ctx(|| "opening the exec fifo")?;
-            rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
-            if let Some(h) = cfg.hooks {
-                hooks::run_with_env(HookKind::StartContainer, h, &state, &process_env)?;
+impl prepare::Lifecycle for InitLifecycle<'_> {
+    fn ready(&mut self) -> Result<()> {
+        self.chan.send(&ToRuntime::Ready)
+    }
+
+    fn wait_for_start(&mut self) -> Result<()> {
+        match self.gate {
+            StartGate::Fifo(fifo) => {
+                // Blocks until `start` opens the read end: the start signal.
+                let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
+                    .ctx(|| "opening the exec fifo")?;
+                rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
+                self.fifo_writer = Some(writer);
+                Ok(())
             }
-            rustix::io::write(&writer, b"1").ctx(|| "exec fifo")?;
-            Some(writer)
+            StartGate::Channel => match next(self.chan)? {
+                ToContainer::Start => Ok(()),
+                other => Err(unexpected(other)),
+            },
         }
-        StartGate::Channel => {
-            match next(chan)? {
-                ToContainer::Start => {}
-                other => return Err(unexpected(other)),
-            }
-            if let Some(h) = cfg.hooks {
-                hooks::run_with_env(HookKind::StartContainer, h, &state, &process_env)?;
-            }
-            chan.send(&ToRuntime::Exec)?;
-            None
+    }
+
+    fn start_container_hooks(&mut self, process_env: &[String]) -> Result<()> {
+        // Hooks without `env` get the process's own, HOME included, as
+        // with runc.
+        match self.hooks {
+            Some(h) => hooks::run_with_env(HookKind::StartContainer, h, &self.state, process_env),
+            None => Ok(()),
         }
-    };
-    let mut keep = vec![chan.as_fd().as_raw_fd()];
-    keep.extend(fifo_writer.as_ref().map(|w| w.as_raw_fd()));
-    let err = exec.run(cfg.preserve_fds, &keep);
-    Err(Error::Other(format!(
-        "process.args[0] {:?}: exec: {err}",
-        plan.process.args.first().map(String::as_str).unwrap_or("")
-    )))
+    }
+
+    fn announce_exec(&mut self) -> Result<()> {
+        match &self.fifo_writer {
+            Some(writer) => rustix::io::write(writer, b"1")
+                .map(drop)
+                .ctx(|| "exec fifo"),
+            None => self.chan.send(&ToRuntime::Exec),
+        }
+    }
+
+    fn keep(&self) -> Vec<RawFd> {
+        let mut keep = vec![self.chan.as_fd().as_raw_fd()];
+        keep.extend(self.fifo_writer.as_ref().map(|w| w.as_raw_fd()));
+        keep
+    }
 }
 
 /// `linux.memoryPolicy`, as runc 1.3 sets it in init: after the rootfs,

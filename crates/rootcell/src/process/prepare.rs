@@ -1,52 +1,60 @@
 //! The last steps before `execve`, shared by a container's init and by
-//! `exec`: personality, rlimits, oom_score_adj, scheduler, I/O priority,
-//! LSM labels, capabilities, the user, no_new_privs, the working directory,
-//! the environment, the program's path and the seccomp filter.
+//! `exec`: first the privileged settings (`prepare_process`: personality,
+//! rlimits, oom_score_adj, scheduler, I/O priority, LSM labels, the
+//! bounding set), then the plan's final steps (`finish`: user,
+//! capabilities, no_new_privs, working directory, program lookup, for init
+//! the start gate and the startContainer hooks, closing fds, signals, the
+//! seccomp filter, `execve`).
 //!
 //! Order matters:
 //! - Whatever needs privileges (rlimits above the current hard limit, a
 //!   lower oom score, real-time scheduling, a real-time I/O class, the
 //!   bounding set) happens before the user switch and the capability sets.
-//! - `personality` comes before seccomp: common profiles allow it only for
-//!   a few values.
-//! - The seccomp filter is loaded as late as possible, so that the
-//!   runtime's own syscalls need not be allowed by the profile: at the very
-//!   end with `noNewPrivileges`; without it the kernel wants CAP_SYS_ADMIN
-//!   for the load, so it comes just before the user switch drops the
-//!   capabilities (runc does the same).
+//! - The seccomp filter is loaded last: after it only `execve` runs (and,
+//!   for a notifying filter, the handoff of its fd), so a profile need not
+//!   allow any syscall of the runtime's own. Without no_new_privs the load
+//!   needs CAP_SYS_ADMIN, which the capability step keeps in the effective
+//!   and permitted sets only; `execve` drops it (see `FinalStep`).
 
 use std::ffi::CString;
-use std::io;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsFd, IntoRawFd, RawFd};
 use std::path::{Path, PathBuf};
 
+use super::sync::{Channel, ToContainer, ToRuntime};
+use super::Never;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
-use crate::plan::{ProcessPlan, Rlimit};
+use crate::plan::{FinalStep, ProcessPlan, Rlimit};
 use crate::process::{capabilities, ids, lsm, seccomp, sys};
 
-pub struct Exec {
-    pub path: CString,
-    pub args: Vec<CString>,
-    pub env: Vec<CString>,
+/// The caller's part of the final steps: what only init does (the start
+/// gate, the startContainer hooks), and the fds it needs until `execve`.
+pub trait Lifecycle {
+    /// Setup is done: tell the runtime (`create` returns).
+    fn ready(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Block until `start` (or `run`) releases the process.
+    fn wait_for_start(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// startContainer hooks; `process_env` is the environment the process
+    /// will get, for hooks without `env` of their own.
+    fn start_container_hooks(&mut self, _process_env: &[String]) -> Result<()> {
+        Ok(())
+    }
+    /// Tell the runtime that `execve` is next.
+    fn announce_exec(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Close-on-exec fds that must stay open until `execve` (the sync
+    /// socket, the exec fifo's write end).
+    fn keep(&self) -> Vec<RawFd>;
 }
 
-/// What the caller adds to the plan.
-pub struct Options<'a> {
-    /// The compiled `linux.seccomp` filter.
-    pub seccomp: Option<&'a seccomp::Filter>,
-    /// Gets the notification fd of a filter that notifies, and returns
-    /// once the seccomp agent has it.
-    pub on_listener: &'a mut dyn FnMut(OwnedFd) -> Result<()>,
-    /// Apply `execCPUAffinity.final`: for a process joining a running
-    /// container (`exec`); the runtime spec excludes the container's init.
-    pub exec_cpu_affinity: bool,
-}
-
-/// Applies the process settings that need privileges, becomes the user,
-/// resolves the program and loads the seccomp filter; after this only
-/// `execve` is left.
-pub fn prepare_process(p: &ProcessPlan, opts: Options<'_>) -> Result<Exec> {
+/// Applies the process settings that need privileges; the plan's final
+/// steps (`finish`) come next.
+pub fn prepare_process(p: &ProcessPlan) -> Result<()> {
     if let Some(pers) = &p.personality {
         sys::personality(pers.persona).ctx(|| format!("linux.personality {}", pers.domain))?;
     }
@@ -80,68 +88,129 @@ pub fn prepare_process(p: &ProcessPlan, opts: Options<'_>) -> Result<Exec> {
     if let Some(c) = &p.capabilities {
         capabilities::apply_bounding(c)?;
     }
-    if !p.no_new_privileges {
-        load_seccomp(opts.seccomp, opts.on_listener)?;
-    }
-    sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
-    ids::become_user(p.uid, p.gid, &p.additional_gids, ids::setgroups_allowed())?;
-    sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
-    if let Some(c) = &p.capabilities {
-        capabilities::apply_sets(c)?;
-    }
-    if p.no_new_privileges {
-        sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "process.noNewPrivileges")?;
-    }
-    enter_cwd(&p.cwd)?;
-    rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
+    Ok(())
+}
 
-    let mut env = p.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", home_of(p.uid)));
-    }
-    let env_path = p
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let program = p
-        .args
-        .first()
-        .ok_or_else(|| Error::spec("process.args", "must name a program to run"))?;
-    let path = find_program(program, env_path).ok_or_else(|| {
-        Error::spec(
-            "process.args[0]",
-            format!("{program:?}: no such executable in the container (PATH={env_path})"),
-        )
-    })?;
-    let cstr = |s: &str, field: &str| {
-        CString::new(s).map_err(|_| Error::spec(field.to_string(), "contains a NUL byte"))
-    };
-    let exec = Exec {
-        path: cstr(&path.to_string_lossy(), "process.args[0]")?,
-        args: p
-            .args
-            .iter()
-            .map(|a| cstr(a, "process.args"))
-            .collect::<Result<_>>()?,
-        env: env
-            .iter()
-            .map(|e| cstr(e, "process.env"))
-            .collect::<Result<_>>()?,
-    };
-    if opts.exec_cpu_affinity {
-        if let Some(cpus) = p
-            .exec_cpu_affinity
-            .as_ref()
-            .and_then(|a| a.final_cpus.as_ref())
-        {
-            set_cpu_affinity(cpus, "process.execCPUAffinity.final")?;
+/// Walks `p.final_steps` up to `execve`. `chan` is the sync socket, for a
+/// notifying filter's handoff; `preserve_fds` fds from 3 stay open.
+/// Returns only on failure.
+pub(crate) fn finish(
+    p: &ProcessPlan,
+    filter: Option<&seccomp::Filter>,
+    chan: &Channel,
+    preserve_fds: u32,
+    life: &mut dyn Lifecycle,
+) -> Result<Never> {
+    let mut exec: Option<sys::ExecArgs> = None;
+    for step in &p.final_steps {
+        match *step {
+            FinalStep::SwitchUser => {
+                sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+                ids::become_user(p.uid, p.gid, &p.additional_gids, ids::setgroups_allowed())?;
+                sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
+            }
+            FinalStep::SetCapabilities { keep_sys_admin } => {
+                capabilities::apply_sets(p.capabilities.as_ref(), keep_sys_admin)?
+            }
+            FinalStep::NoNewPrivileges => {
+                sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1).ctx(|| "process.noNewPrivileges")?
+            }
+            FinalStep::EnterCwd => {
+                enter_cwd(&p.cwd)?;
+                rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
+            }
+            FinalStep::ResolveProgram => exec = Some(resolve_program(p)?),
+            FinalStep::ExecCpuAffinity => {
+                if let Some(cpus) = p
+                    .exec_cpu_affinity
+                    .as_ref()
+                    .and_then(|a| a.final_cpus.as_ref())
+                {
+                    set_cpu_affinity(cpus, "process.execCPUAffinity.final")?;
+                }
+            }
+            FinalStep::Ready => {
+                sys::cloexec_from(preserve_fds.saturating_add(3)).ctx(|| "close_range")?;
+                life.ready()?;
+            }
+            FinalStep::WaitForStart => life.wait_for_start()?,
+            FinalStep::StartContainerHooks => {
+                let env = exec
+                    .as_ref()
+                    .map(sys::ExecArgs::env_lossy)
+                    .unwrap_or_default();
+                life.start_container_hooks(&env)?
+            }
+            FinalStep::AnnounceExec => life.announce_exec()?,
+            FinalStep::CloseFds => {
+                // Closing (not only close-on-exec) matters: `execve`
+                // resolves the program's path while close-on-exec fds are
+                // still open, so a directory fd of the runtime (a private
+                // procfs, a leaked host directory) would let
+                // `/proc/self/fd/N/…` in `process.args[0]` run a host
+                // binary (CVE-2024-21626). After this, the private procfs
+                // handles are closed.
+                let keep = life.keep();
+                sys::close_fds_for_exec(preserve_fds, &keep).ctx(|| "closing the runtime's fds")?;
+            }
+            FinalStep::ResetSignals => sys::reset_signals(),
+            FinalStep::LoadSeccomp { handoff } => load_seccomp(filter, handoff, chan)?,
+            FinalStep::Execve => {
+                let program = || p.args.first().map(String::as_str).unwrap_or("");
+                let Some(exec) = &exec else {
+                    return Err(Error::Other(format!(
+                        "process.args[0] {:?}: execve before the program was resolved",
+                        program()
+                    )));
+                };
+                let err = exec.execve();
+                return Err(Error::spec(
+                    "process.args[0]",
+                    format!("{:?}: exec: {err}", program()),
+                ));
+            }
         }
     }
-    if p.no_new_privileges {
-        load_seccomp(opts.seccomp, opts.on_listener)?;
+    Err(Error::Other(
+        "the plan's final steps end without execve".into(),
+    ))
+}
+
+/// Loads the filter. A notifying filter's fd goes to the runtime, which
+/// hands it to the agent and answers: the only syscalls after the load but
+/// `execve` are that `sendmsg` and `recvmsg`, with the message and the
+/// buffer made before the load (no allocation after it).
+fn load_seccomp(filter: Option<&seccomp::Filter>, handoff: bool, chan: &Channel) -> Result<()> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    let prepared = if handoff {
+        let msg = serde_json::to_vec(&ToRuntime::SeccompListener)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        Some((msg, vec![0u8; 64 * 1024]))
+    } else {
+        None
+    };
+    let fd = seccomp::load(filter)?;
+    match (fd, prepared) {
+        (Some(fd), Some((msg, mut buf))) => {
+            super::sync::send_with_fd(chan.as_fd(), &msg, fd.as_fd())
+                .ctx(|| "sync socket: sending the seccomp notification fd")?;
+            // The fd is close-on-exec: `execve` closes it, without a
+            // `close` the profile would have to allow.
+            let _ = fd.into_raw_fd();
+            match chan.recv_in::<ToContainer>(&mut buf)? {
+                Some(ToContainer::Continue) => Ok(()),
+                Some(ToContainer::Abort { message }) => Err(Error::Other(message)),
+                Some(other) => Err(super::unexpected(other)),
+                None => Err(Error::Other("the runtime went away".into())),
+            }
+        }
+        (None, None) => Ok(()),
+        _ => Err(Error::Other(
+            "linux.seccomp: the notification fd and the plan disagree".into(),
+        )),
     }
-    Ok(exec)
 }
 
 /// rlimits and oom_score_adj. `exec` applies them once more before it
@@ -160,41 +229,6 @@ pub fn apply_limits(p: &ProcessPlan) -> Result<()> {
                 format!("process.oomScoreAdj {adj}")
             }
         })?;
-    }
-    Ok(())
-}
-
-impl Exec {
-    /// The very last step: close every fd but stdio, the `preserve_fds`
-    /// passed on and `keep` (close-on-exec fds the caller needs until
-    /// `execve`: the sync socket, the exec fifo), restore the signal
-    /// dispositions, `execve`. Returns only on failure.
-    ///
-    /// Closing (not only close-on-exec) matters: `execve` resolves the
-    /// program's path while close-on-exec fds are still open, so a
-    /// directory fd of the runtime (a private procfs, a leaked host
-    /// directory) would let `/proc/self/fd/N/…` in `process.args[0]` run a
-    /// host binary (CVE-2024-21626). After this, the private procfs handles
-    /// are closed: nothing but the failure report may run.
-    pub fn run(&self, preserve_fds: u32, keep: &[RawFd]) -> io::Error {
-        if let Err(e) = sys::close_fds_for_exec(preserve_fds, keep) {
-            return e;
-        }
-        sys::reset_signals();
-        sys::execve(&self.path, &self.args, &self.env)
-    }
-}
-
-/// Loads the filter and hands a notification fd to `on_listener`.
-fn load_seccomp(
-    filter: Option<&seccomp::Filter>,
-    on_listener: &mut dyn FnMut(OwnedFd) -> Result<()>,
-) -> Result<()> {
-    let Some(filter) = filter else {
-        return Ok(());
-    };
-    if let Some(fd) = seccomp::load(filter)? {
-        on_listener(fd)?;
     }
     Ok(())
 }
@@ -254,6 +288,42 @@ pub fn apply_initial_cpu_affinity(p: &ProcessPlan) -> Result<()> {
         Some(cpus) => set_cpu_affinity(cpus, "process.execCPUAffinity.initial"),
         None => Ok(()),
     }
+}
+
+/// HOME, `args[0]` found in PATH, and the `execve` arrays.
+fn resolve_program(p: &ProcessPlan) -> Result<sys::ExecArgs> {
+    let mut env = p.env.clone();
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", home_of(p.uid)));
+    }
+    let env_path = p
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let program = p
+        .args
+        .first()
+        .ok_or_else(|| Error::spec("process.args", "must name a program to run"))?;
+    let path = find_program(program, env_path).ok_or_else(|| {
+        Error::spec(
+            "process.args[0]",
+            format!("{program:?}: no such executable in the container (PATH={env_path})"),
+        )
+    })?;
+    let cstr = |s: &str, field: &str| {
+        CString::new(s).map_err(|_| Error::spec(field.to_string(), "contains a NUL byte"))
+    };
+    Ok(sys::ExecArgs::new(
+        cstr(&path.to_string_lossy(), "process.args[0]")?,
+        p.args
+            .iter()
+            .map(|a| cstr(a, "process.args"))
+            .collect::<Result<_>>()?,
+        env.iter()
+            .map(|e| cstr(e, "process.env"))
+            .collect::<Result<_>>()?,
+    ))
 }
 
 /// `chdir` into the working directory and check that the kernel agrees we

@@ -153,11 +153,78 @@ pub fn compile(plan: &SeccompPlan) -> Result<Filter> {
             })?;
     }
 
-    let program = export(&ctx).ctx(|| format!("{F}: exporting the compiled filter"))?;
+    let mut program = export(&ctx).ctx(|| format!("{F}: exporting the compiled filter"))?;
+    if let Some(stub) = &plan.enosys_stub {
+        program = with_enosys_stub(stub.above, program).map_err(|why| {
+            Error::spec(
+                format!("{F}.syscalls"),
+                format!("the ENOSYS stub for syscalls above {}: {why}", stub.newest),
+            )
+        })?;
+    }
     Ok(Filter {
         program,
         flags: load_flags(plan)?,
     })
+}
+
+const BPF_LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const BPF_JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const BPF_JGT_K: u16 = (libc::BPF_JMP | libc::BPF_JGT | libc::BPF_K) as u16;
+const BPF_JSET_K: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
+const BPF_RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+/// Offsets in `struct seccomp_data`.
+const DATA_NR: u32 = 0;
+const DATA_ARCH: u32 = 4;
+const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+/// x32 syscall numbers have this bit; they share x86_64's audit arch.
+const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// The kernel's limit on a filter's length (`BPF_MAXINSNS`).
+const MAX_INSNS: usize = 4096;
+
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH_NATIVE: Option<u32> = Some(0xc000_003e); // AUDIT_ARCH_X86_64
+#[cfg(target_arch = "aarch64")]
+const AUDIT_ARCH_NATIVE: Option<u32> = Some(0xc000_00b7); // AUDIT_ARCH_AARCH64
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const AUDIT_ARCH_NATIVE: Option<u32> = None;
+
+fn insn(code: u16, jt: u8, jf: u8, k: u32) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+/// runc's ENOSYS stub, put in front of libseccomp's program: on the native
+/// architecture (not x32, whose numbers carry `X32_SYSCALL_BIT` and go to
+/// libseccomp's program), a syscall numbered above `above` returns ENOSYS;
+/// everything else falls through into libseccomp's program, which starts
+/// by loading the architecture itself (checked here, so that a libseccomp
+/// that ever stops doing so cannot be misread).
+fn with_enosys_stub(
+    above: u32,
+    program: Vec<libc::sock_filter>,
+) -> std::result::Result<Vec<libc::sock_filter>, String> {
+    let Some(arch) = AUDIT_ARCH_NATIVE else {
+        return Ok(program);
+    };
+    match program.first() {
+        Some(first) if first.code == BPF_LD_W_ABS && first.k == DATA_ARCH => {}
+        _ => return Err("libseccomp's program does not start by loading the architecture".into()),
+    }
+    let stub = [
+        /* 0 */ insn(BPF_LD_W_ABS, 0, 0, DATA_ARCH),
+        /* 1 */ insn(BPF_JEQ_K, 0, 4, arch), // other arch: to 6
+        /* 2 */ insn(BPF_LD_W_ABS, 0, 0, DATA_NR),
+        /* 3 */ insn(BPF_JSET_K, 2, 0, X32_SYSCALL_BIT), // x32: to 6
+        /* 4 */ insn(BPF_JGT_K, 0, 1, above), // not newer: to 6
+        /* 5 */ insn(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+    ];
+    if stub.len() + program.len() > MAX_INSNS {
+        return Err(format!(
+            "the filter would have {} instructions, more than the kernel's {MAX_INSNS}",
+            stub.len() + program.len()
+        ));
+    }
+    Ok(stub.into_iter().chain(program).collect())
 }
 
 /// The `seccomp(2)` flags for the plan, each checked against the kernel.
@@ -243,7 +310,7 @@ fn untrusted_cache(e: &Error) {
 /// machine's architecture.
 fn cache_key(plan: &SeccompPlan) -> String {
     format!(
-        "rootcell seccomp cache v1; libseccomp {}; arch {}; {}",
+        "rootcell seccomp cache v2 (ENOSYS stub); libseccomp {}; arch {}; {}",
         libseccomp_version(),
         std::env::consts::ARCH,
         serde_json::to_string(plan).unwrap_or_default()
@@ -344,10 +411,12 @@ fn export(ctx: &ScmpFilterContext) -> io::Result<Vec<libc::sock_filter>> {
     Ok(instructions(&bytes))
 }
 
-/// Loads the filter on the calling thread. Returns the notification fd,
-/// close-on-exec, when the filter notifies.
+/// Loads the filter on the calling thread. Returns the notification fd
+/// when the filter notifies; the kernel opens it close-on-exec, so nothing
+/// more is needed for it not to reach the process's program (no syscall
+/// may follow the load but `execve` and the fd's handoff).
 pub fn load(filter: &Filter) -> Result<Option<OwnedFd>> {
-    let fd = sys::seccomp_set_filter(filter.flags, &filter.program).map_err(|e| {
+    sys::seccomp_set_filter(filter.flags, &filter.program).map_err(|e| {
         let hint = if e.raw_os_error() == Some(libc::EACCES) {
             " (loading a filter needs process.noNewPrivileges or CAP_SYS_ADMIN)"
         } else {
@@ -357,12 +426,7 @@ pub fn load(filter: &Filter) -> Result<Option<OwnedFd>> {
             context: format!("linux.seccomp: loading the filter{hint}"),
             cause: e,
         }
-    })?;
-    if let Some(fd) = &fd {
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)
-            .ctx(|| "linux.seccomp: the notification fd")?;
-    }
-    Ok(fd)
+    })
 }
 
 /// Whether this kernel accepts a filter flag.
@@ -465,7 +529,158 @@ mod tests {
 
     fn plan(v: serde_json::Value) -> SeccompPlan {
         let s = serde_json::from_value(v).unwrap();
-        crate::plan::seccomp::seccomp_plan(&s, &|n| ScmpSyscall::from_name(n).is_ok()).unwrap()
+        crate::plan::seccomp::seccomp_plan(&s, &|n| ScmpSyscall::from_name(n).ok().map(i32::from))
+            .unwrap()
+    }
+
+    /// A classic BPF interpreter for what seccomp programs use, to run the
+    /// compiled filters on made-up syscalls.
+    fn run_bpf(prog: &[libc::sock_filter], nr: u32, arch: u32, args: [u64; 6]) -> u32 {
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&nr.to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        for (i, a) in args.iter().enumerate() {
+            data[16 + 8 * i..24 + 8 * i].copy_from_slice(&a.to_ne_bytes());
+        }
+        let (mut a, mut x, mut mem, mut pc) = (0u32, 0u32, [0u32; 16], 0usize);
+        loop {
+            let i = prog[pc];
+            let k = i.k;
+            pc += 1;
+            let code = u32::from(i.code);
+            match code & 0x07 {
+                0x00 => match code & 0xe0 {
+                    0x20 => {
+                        let o = k as usize;
+                        a = u32::from_ne_bytes(data[o..o + 4].try_into().unwrap())
+                    }
+                    0x00 => a = k,
+                    0x60 => a = mem[k as usize],
+                    m => panic!("ld mode {m:#x}"),
+                },
+                0x01 => match code & 0xe0 {
+                    0x00 => x = k,
+                    0x60 => x = mem[k as usize],
+                    m => panic!("ldx mode {m:#x}"),
+                },
+                0x02 => mem[k as usize] = a,
+                0x03 => mem[k as usize] = x,
+                0x04 => {
+                    let v = if code & 0x08 != 0 { x } else { k };
+                    a = match code & 0xf0 {
+                        0x00 => a.wrapping_add(v),
+                        0x10 => a.wrapping_sub(v),
+                        0x40 => a | v,
+                        0x50 => a & v,
+                        0x80 => (!a).wrapping_add(1),
+                        op => panic!("alu {op:#x}"),
+                    }
+                }
+                0x05 => {
+                    let v = if code & 0x08 != 0 { x } else { k };
+                    let taken = match code & 0xf0 {
+                        0x00 => {
+                            pc += k as usize;
+                            continue;
+                        }
+                        0x10 => a == v,
+                        0x20 => a > v,
+                        0x30 => a >= v,
+                        0x40 => a & v != 0,
+                        op => panic!("jmp {op:#x}"),
+                    };
+                    pc += usize::from(if taken { i.jt } else { i.jf });
+                }
+                0x06 => return if code & 0x18 == 0x10 { a } else { k },
+                0x07 => {
+                    if code & 0xf8 == 0 {
+                        x = a
+                    } else {
+                        a = x
+                    }
+                }
+                _ => unreachable!(),
+            }
+        }
+    }
+
+    const ALLOW: u32 = 0x7fff_0000;
+    const X86_64: u32 = 0xc000_003e;
+    const I386: u32 = 0x4000_0003;
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_enosys_stub_answers_newer_syscalls_and_leaves_the_rest() {
+        let p = plan(serde_json::json!({
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+                {"names": ["read", "getpid", "copy_file_range"], "action": "SCMP_ACT_ALLOW"}
+            ]
+        }));
+        let stub = p.enosys_stub.clone().unwrap();
+        assert_eq!((stub.above, stub.newest.as_str()), (326, "copy_file_range"));
+        let f = compile(&p).unwrap();
+        let enosys = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        let eperm = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+        let call = |nr: i64, arch| run_bpf(&f.program, nr as u32, arch, [0; 6]);
+        assert_eq!(call(libc::SYS_read, X86_64), ALLOW);
+        assert_eq!(call(libc::SYS_copy_file_range, X86_64), ALLOW);
+        // Older than the newest named: the profile's default.
+        assert_eq!(call(libc::SYS_mount, X86_64), eperm);
+        assert_eq!(call(libc::SYS_unshare, X86_64), eperm);
+        // Newer: ENOSYS, so libc falls back.
+        for nr in [
+            libc::SYS_statx,
+            libc::SYS_openat2,
+            libc::SYS_close_range,
+            libc::SYS_clone3,
+            libc::SYS_faccessat2,
+            libc::SYS_pidfd_open,
+        ] {
+            assert_eq!(call(nr, X86_64), enosys, "{nr}");
+        }
+        // x32 and i386 go to libseccomp's program.
+        assert_eq!(call(0x4000_0000 | 332, X86_64), eperm, "x32 statx");
+        assert_eq!(call(0x4000_0000, X86_64), ALLOW, "x32 read");
+        assert_eq!(call(383, I386), eperm, "i386 statx");
+        assert_eq!(call(20, I386), ALLOW, "i386 getpid");
+        // An architecture the filter lacks is killed by libseccomp.
+        assert_eq!(call(0, 0xc000_00b7), 0);
+
+        // Allowing by default: no stub.
+        let p = plan(serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}));
+        assert_eq!(p.enosys_stub, None);
+        let f = compile(&p).unwrap();
+        assert_eq!(
+            run_bpf(&f.program, libc::SYS_statx as u32, X86_64, [0; 6]),
+            ALLOW
+        );
+    }
+
+    #[test]
+    fn the_stub_needs_libseccomps_arch_load_and_fits_the_kernels_limit() {
+        let main = vec![
+            insn(BPF_LD_W_ABS, 0, 0, DATA_ARCH),
+            insn(BPF_RET_K, 0, 0, ALLOW),
+        ];
+        if AUDIT_ARCH_NATIVE.is_none() {
+            return;
+        }
+        let p = with_enosys_stub(10, main.clone()).unwrap();
+        assert_eq!(p.len(), 8);
+        assert_eq!(
+            run_bpf(&p, 11, AUDIT_ARCH_NATIVE.unwrap(), [0; 6]),
+            0x0005_0026
+        );
+        assert_eq!(run_bpf(&p, 10, AUDIT_ARCH_NATIVE.unwrap(), [0; 6]), ALLOW);
+        assert!(with_enosys_stub(10, vec![insn(BPF_RET_K, 0, 0, ALLOW)]).is_err());
+        let long = [main[0]]
+            .into_iter()
+            .chain(std::iter::repeat_n(main[1], MAX_INSNS - 1))
+            .collect();
+        assert!(with_enosys_stub(10, long).is_err());
     }
 
     #[test]

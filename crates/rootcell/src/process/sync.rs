@@ -111,12 +111,26 @@ impl Channel {
     /// Receives one message and the fds sent with it (close-on-exec).
     pub fn recv_with_fds<T: for<'de> Deserialize<'de>>(&self) -> Result<Option<(T, Vec<OwnedFd>)>> {
         let mut buf = vec![0u8; 64 * 1024];
+        self.recv_with_fds_in(&mut buf)
+    }
+
+    /// Receives one message into `buf`, which the caller made in advance
+    /// (after a seccomp filter is loaded nothing may allocate); fds sent
+    /// along are closed.
+    pub fn recv_in<T: for<'de> Deserialize<'de>>(&self, buf: &mut [u8]) -> Result<Option<T>> {
+        Ok(self.recv_with_fds_in(buf)?.map(|(msg, _)| msg))
+    }
+
+    fn recv_with_fds_in<T: for<'de> Deserialize<'de>>(
+        &self,
+        buf: &mut [u8],
+    ) -> Result<Option<(T, Vec<OwnedFd>)>> {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
             match recvmsg(
                 self.fd.as_fd(),
-                &mut [IoSliceMut::new(&mut buf)],
+                &mut [IoSliceMut::new(buf)],
                 &mut control,
                 RecvFlags::CMSG_CLOEXEC,
             ) {

@@ -91,12 +91,30 @@ pub fn setns(fd: impl AsFd, nstype: i32) -> io::Result<()> {
 
 /// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`: mark every fd from
 /// `first` up close-on-exec, so nothing of the runtime leaks into the
-/// container's process.
+/// container's process. Where `close_range` is refused (ENOSYS: a kernel
+/// before 5.11; EPERM: a seccomp profile), one `fcntl` per fd number below
+/// the fd limit.
 pub fn cloexec_from(first: u32) -> io::Result<()> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: plain syscall with integer arguments; it only sets flags.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) })
-        .map(drop)
+    match check(unsafe {
+        libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC)
+    }) {
+        Err(e) if refused(&e) => {
+            for fd in first..fd_bound() {
+                // SAFETY: F_GETFD/F_SETFD only touch the flags of a number
+                // that may or may not be an open fd (EBADF then).
+                unsafe {
+                    let flags = libc::fcntl(fd as i32, libc::F_GETFD);
+                    if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                        libc::fcntl(fd as i32, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                    }
+                }
+            }
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Makes the child of `cmd` mark every fd from 3 up close-on-exec just
@@ -104,46 +122,50 @@ pub fn cloexec_from(first: u32) -> io::Result<()> {
 /// of the runtime or of init: not the state lock, the sync socket or the
 /// fds kept open for the container (`--preserve-fds`, which are not
 /// close-on-exec). Marking rather than closing keeps std's close-on-exec
-/// pipe through which a failed `execve` is reported. `close_range` with
-/// `CLOSE_RANGE_CLOEXEC` (Linux 5.11); where it is refused (ENOSYS, or
-/// EPERM from a seccomp filter) one `fcntl(F_SETFD)` per fd below the fd
-/// limit. Both are plain syscalls, safe in a forked child.
+/// pipe through which a failed `execve` is reported.
 pub fn cloexec_in_child(cmd: &mut std::process::Command) {
     use std::os::unix::process::CommandExt;
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: the closure runs between fork and execve and makes only
-    // async-signal-safe syscalls (no allocation, no locks).
+    // SAFETY: the closure runs between fork and execve; `cloexec_from`
+    // makes only raw syscalls (close_range, getrlimit, fcntl): no
+    // allocation, no locks.
     unsafe {
-        cmd.pre_exec(|| {
-            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) == 0 {
-                return Ok(());
-            }
-            let mut limit = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            let open_max = if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-                limit.rlim_cur.min(1 << 20) as libc::c_int
-            } else {
-                1024
-            };
-            for fd in 3..open_max {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
-                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-                }
-            }
-            Ok(())
-        });
+        cmd.pre_exec(|| cloexec_from(3));
     }
 }
 
-/// `close_range(first, last, 0)`: closes every open fd in the range.
+/// `close_range` is missing (ENOSYS) or a seccomp profile denies it (EPERM,
+/// or whatever errno the profile returns, which is never EBADF or EINVAL for
+/// valid arguments): the caller falls back to a loop.
+fn refused(e: &io::Error) -> bool {
+    !matches!(e.raw_os_error(), Some(libc::EBADF | libc::EINVAL))
+}
+
+/// Where the fallback loops stop: no new fd is numbered at or above the
+/// soft RLIMIT_NOFILE, and the runtime's own fds are low numbers; capped at
+/// 2^20 so that a huge limit does not mean a million syscalls.
+fn fd_bound() -> u32 {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .map_or(1 << 20, |n| u32::try_from(n).unwrap_or(1 << 20))
+        .min(1 << 20)
+}
+
+/// `close_range(first, last, 0)`: closes every open fd in the range; where
+/// `close_range` is refused, `close` on each number up to the fd limit.
 fn close_range(first: u32, last: u32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments. Closing fds that Rust
     // objects still own is the caller's business: `close_fds_for_exec`
     // runs only right before `execve`.
-    check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }).map(drop)
+    match check(unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) }) {
+        Err(e) if refused(&e) => {
+            for fd in first..=last.min(fd_bound()) {
+                // SAFETY: as above; EBADF for numbers that are not open.
+                unsafe { libc::close(fd as i32) };
+            }
+            Ok(())
+        }
+        other => other.map(drop),
+    }
 }
 
 /// Closes what `execve` must not see: every fd from `3 + preserve_fds` up,
@@ -158,10 +180,7 @@ pub fn close_fds_for_exec(preserve_fds: u32, keep: &[RawFd]) -> io::Result<()> {
     kept.sort_unstable();
     // No fd is numbered at or above RLIMIT_NOFILE: a huge --preserve-fds
     // must not mean billions of fcntl calls.
-    let open_max = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-        .current
-        .map_or(u32::MAX, |n| u32::try_from(n).unwrap_or(u32::MAX));
-    for fd in 3..first_closed.min(open_max) {
+    for fd in 3..first_closed.min(fd_bound()) {
         // SAFETY: F_GETFD only reads the flags of a number that may or may
         // not be an open fd.
         let flags = unsafe { libc::fcntl(fd as i32, libc::F_GETFD) };
@@ -251,16 +270,59 @@ fn c_array(strings: &[std::ffi::CString]) -> Vec<*const libc::c_char> {
         .collect()
 }
 
-/// `execve`; returns only on failure.
-pub fn execve(
-    path: &std::ffi::CStr,
-    args: &[std::ffi::CString],
-    env: &[std::ffi::CString],
-) -> io::Error {
-    let (argv, envp) = (c_array(args), c_array(env));
-    // SAFETY: argv and envp are NULL-terminated arrays of live C strings.
-    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    io::Error::last_os_error()
+/// The program, arguments and environment of an `execve`, with the
+/// NULL-terminated pointer arrays built in advance: after the seccomp
+/// filter is loaded, `execve` is the only syscall left, so nothing may
+/// allocate then.
+pub struct ExecArgs {
+    path: std::ffi::CString,
+    args: Vec<std::ffi::CString>,
+    env: Vec<std::ffi::CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+}
+
+impl ExecArgs {
+    /// The environment, as text (for hooks that inherit it).
+    pub fn env_lossy(&self) -> Vec<String> {
+        self.env
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    pub fn new(
+        path: std::ffi::CString,
+        args: Vec<std::ffi::CString>,
+        env: Vec<std::ffi::CString>,
+    ) -> ExecArgs {
+        // The pointers point into the strings' own heap buffers, which do
+        // not move when the vectors or this struct move.
+        let (argv, envp) = (c_array(&args), c_array(&env));
+        ExecArgs {
+            path,
+            args,
+            env,
+            argv,
+            envp,
+        }
+    }
+
+    pub fn args(&self) -> &[std::ffi::CString] {
+        &self.args
+    }
+
+    pub fn env(&self) -> &[std::ffi::CString] {
+        &self.env
+    }
+
+    /// `execve`; returns only on failure.
+    pub fn execve(&self) -> io::Error {
+        // SAFETY: argv and envp are NULL-terminated arrays of pointers into
+        // `args` and `env`, which `self` keeps alive and unchanged.
+        unsafe { libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr()) };
+        io::Error::last_os_error()
+    }
 }
 
 /// `_exit`: leave the forked child without running the parent's atexit
@@ -411,7 +473,7 @@ struct SockFprog {
 /// on the calling thread, kept across fork and execve. Needs no_new_privs
 /// or CAP_SYS_ADMIN in the current user namespace. With
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER` the kernel returns the notification
-/// fd (not close-on-exec: the caller marks it).
+/// fd, close-on-exec (the kernel opens it with `O_CLOEXEC`).
 pub fn seccomp_set_filter(
     flags: libc::c_ulong,
     program: &[libc::sock_filter],

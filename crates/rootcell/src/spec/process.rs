@@ -44,9 +44,10 @@ pub struct ProcessOverrides {
     pub user: Option<String>,
     /// `--additional-gids`, appended to the container's.
     pub additional_gids: Vec<u32>,
-    /// `--cap`: added to the bounding, effective and permitted sets, and to
-    /// the ambient set when the process has an inheritable set (runc 1.1
-    /// since CVE-2022-29162).
+    /// `--cap`: added to the bounding, effective and permitted sets only,
+    /// never to the inheritable or ambient sets (CVE-2022-29162: an
+    /// inheritable or ambient capability survives into what the process
+    /// execs next).
     pub caps: Vec<String>,
     /// `--no-new-privs`.
     pub no_new_privs: bool,
@@ -186,11 +187,8 @@ fn add_capabilities(caps: &mut LinuxCapabilities, added: &[Capability]) {
     caps.set_bounding(with(caps.bounding()));
     caps.set_effective(with(caps.effective()));
     caps.set_permitted(with(caps.permitted()));
-    // Ambient capabilities need inheritable ones; exec --cap does not add
-    // inheritable, so ambient only grows when the process has that set.
-    if caps.inheritable().is_some() {
-        caps.set_ambient(with(caps.ambient()));
-    }
+    // Never inheritable, never ambient: those survive the process's own
+    // execs (CVE-2022-29162).
 }
 
 #[cfg(test)]
@@ -309,6 +307,33 @@ mod tests {
             assert_eq!(set, &["CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN"]);
         }
         assert!(c.ambient.is_empty() && c.inheritable.is_empty());
+        // A process with inheritable and ambient sets: --cap adds to
+        // neither.
+        let mut with_sets = base();
+        let mut caps = with_sets.capabilities().clone().unwrap();
+        caps.set_inheritable(Some([Capability::Kill].into_iter().collect()));
+        caps.set_ambient(Some([Capability::Kill].into_iter().collect()));
+        with_sets.set_capabilities(Some(caps));
+        let p = o.apply(with_sets).unwrap();
+        let c = p.capabilities().clone().unwrap();
+        let names = |s: &Option<oci_spec::runtime::Capabilities>| {
+            let mut v: Vec<String> = s
+                .iter()
+                .flatten()
+                .map(|c| {
+                    serde_json::to_value(c)
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(c.inheritable()), ["CAP_KILL"]);
+        assert_eq!(names(c.ambient()), ["CAP_KILL"]);
+        assert!(names(c.bounding()).contains(&"CAP_SYS_ADMIN".to_string()));
         let o = ProcessOverrides {
             caps: vec!["CAP_NOPE".into()],
             ..flags()
