@@ -458,12 +458,7 @@ echo ok",
         bundle = b.path.display(),
         dir = ctx.dir.display(),
     );
-    let out = exec(
-        Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(&script),
-        CMD_TIMEOUT,
-    );
+    let out = sh_in_private_mount_ns(&script);
     out.assert_ok("pause/resume/events on cgroup2");
     assert!(out.stdout.contains("ok"), "{}", out.all());
     let stats = parse_json(&read_file(&ctx.dir.join("stats.json")), "stats");
@@ -591,12 +586,7 @@ echo ok",
         bundle = b.path.display(),
         dir = ctx.dir.display(),
     );
-    let out = exec(
-        Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(&script),
-        CMD_TIMEOUT,
-    );
+    let out = sh_in_private_mount_ns(&script);
     out.assert_ok("a container with its cgroup2 hierarchy at a path with a space");
     assert!(out.stdout.contains("ok"), "{}", out.all());
     ctx.assert_clean();

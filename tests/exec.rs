@@ -87,14 +87,8 @@ fn dev_ino(p: impl AsRef<Path>) -> (u64, u64) {
     (md.dev(), md.ino())
 }
 
-fn status_field(pid: i32, key: &str) -> String {
-    let status = read_file(Path::new(&format!("/proc/{pid}/status")));
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in /proc/{pid}/status"))
-        .trim()
-        .to_owned()
+fn proc_status_field(pid: i32, key: &str) -> String {
+    status_field(&read_file(Path::new(&format!("/proc/{pid}/status"))), key).to_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -129,7 +123,7 @@ fn exec_joins_the_namespaces_cgroups_and_root_of_init() {
         "root differs from init's"
     );
     // In the container's pid namespace it has a pid of its own (init is 1).
-    let nspid = status_field(pid, "NSpid");
+    let nspid = proc_status_field(pid, "NSpid");
     let ids: Vec<&str> = nspid.split_whitespace().collect();
     assert_eq!(ids.len(), 2, "NSpid {nspid}");
     assert_ne!(ids[1], "1");
@@ -569,7 +563,7 @@ fn exec_into_a_user_namespace_container() {
     // As another container user: host uid 101000.
     let pid = exec_detached(&ctx, &["-u", "1000:1000"], &id, &["sleep", "1000"]);
     assert_eq!(ns_link(pid, "user"), ns_link(init, "user"));
-    let uids = status_field(pid, "Uid");
+    let uids = proc_status_field(pid, "Uid");
     assert_eq!(uids.split_whitespace().next(), Some("101000"), "{uids}");
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
@@ -842,12 +836,7 @@ echo ok",
         bundle = b.path.display(),
         dir = ctx.dir.display(),
     );
-    let out = exec(
-        Command::new("unshare")
-            .args(["-m", "--propagation", "private", "sh", "-c"])
-            .arg(&script),
-        CMD_TIMEOUT,
-    );
+    let out = sh_in_private_mount_ns(&script);
     out.assert_ok("exec --cgroup on cgroup2");
     assert!(out.stdout.contains("ok"), "{}", out.all());
     // The v1 lines (this host's controllers) stay the runtime's.

@@ -15,7 +15,6 @@ use serde_json::{json, Value};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 
 /// A host directory holding `root-file` (0:0), `user-file` (1000:1000) and
 /// `other-file` (5:5).
@@ -140,12 +139,7 @@ fn run_after_setup(ctx: &Ctx, id: &str, b: &Bundle, setup: &str) -> Out {
     line.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     let quoted: Vec<String> = line.iter().map(|a| format!("'{a}'")).collect();
     let script = format!("set -e; {setup}; exec {}", quoted.join(" "));
-    exec(
-        Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(script),
-        CMD_TIMEOUT,
-    )
+    sh_in_private_mount_ns(&script)
 }
 
 #[test]

@@ -19,15 +19,6 @@ fn run_ok(ctx: &Ctx, b: &Bundle, name: &str) -> String {
     out.stdout
 }
 
-/// Value of a `Key:\tvalue` line of /proc/self/status text.
-fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
-        .trim()
-}
-
 #[test]
 fn args_are_passed_verbatim() {
     let ctx = Ctx::new("args");

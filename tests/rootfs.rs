@@ -503,12 +503,7 @@ fn run_on_shared_rootfs(ctx: &Ctx, b: &Bundle, id: &str) -> Out {
         r = b.rootfs().display(),
         rt = runtime.join(" ")
     );
-    exec(
-        std::process::Command::new("unshare")
-            .args(["--mount", "--propagation", "private", "sh", "-c"])
-            .arg(script),
-        CMD_TIMEOUT,
-    )
+    sh_in_private_mount_ns(&script)
 }
 
 /// The propagation of the container's root follows

@@ -25,15 +25,6 @@ fn docker_era() -> Value {
     serde_json::from_str(DOCKER_ERA).expect("the fixture is JSON")
 }
 
-/// Value of a `Key:\tvalue` line of /proc/PID/status text.
-fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
-        .trim()
-}
-
 fn cap_bits(status: &str, key: &str) -> u64 {
     u64::from_str_radix(status_field(status, key), 16).unwrap()
 }

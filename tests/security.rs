@@ -53,15 +53,6 @@ fn seccomp_with(default: &str, syscalls: Value) -> Value {
     json!({ "defaultAction": default, "syscalls": syscalls })
 }
 
-/// Value of a `Key:\tvalue` line of /proc/PID/status text.
-fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}:")))
-        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
-        .trim()
-}
-
 fn lsm_enabled(module_param: &str) -> bool {
     std::fs::read(module_param).is_ok_and(|v| v.starts_with(b"Y"))
 }

@@ -547,6 +547,27 @@ pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
+/// Runs `script` with `sh -c` in a private mount namespace of its own:
+/// whatever it mounts (a cgroup2 over `/sys/fs/cgroup`, a tmpfs) vanishes
+/// with it and never reaches the test's namespace.
+pub fn sh_in_private_mount_ns(script: &str) -> Out {
+    exec(
+        Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(script),
+        CMD_TIMEOUT,
+    )
+}
+
+/// Value of a `Key:\tvalue` line of `/proc/PID/status` text.
+pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{status}"))
+        .trim()
+}
+
 #[track_caller]
 pub fn wait_for_file(path: &Path) {
     poll(
