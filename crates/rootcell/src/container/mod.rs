@@ -196,21 +196,8 @@ impl Runtime {
             // A notifying filter, loaded right before execve: its handoff
             // says that exec is next.
             Some((ToRuntime::SeccompListener, mut fds)) => {
-                let st = &created.state;
-                let sent = match (fds.pop(), &created.listener) {
-                    (Some(fd), Some(l)) => process::seccomp::send_to_agent(
-                        &l.path,
-                        st.pid,
-                        &l.metadata,
-                        // What runc and `create` send: the agent sees the
-                        // same state however the container was started.
-                        st.oci_json(Status::Creating),
-                        &fd,
-                    ),
-                    _ => Err(Error::Init(
-                        "the seccomp notification fd did not arrive".into(),
-                    )),
-                };
+                let sent =
+                    hand_listener_to_agent(fds.pop(), created.listener.as_ref(), &created.state);
                 continue_or_abort(&created.channel, sent)?;
             }
             Some((ToRuntime::Failed { message }, _)) => return Err(Error::Init(message)),
@@ -437,23 +424,12 @@ impl Runtime {
                     }
                 }
                 Some(ToRuntime::SeccompListener) => {
-                    let sent = match (fds.pop(), &plan.process.seccomp) {
-                        (Some(fd), Some(sp)) => match &sp.listener {
-                            Some(l) => process::seccomp::send_to_agent(
-                                &l.path,
-                                st.pid,
-                                &l.metadata,
-                                st.oci_json(Status::Creating),
-                                &fd,
-                            ),
-                            None => Err(Error::Init(
-                                "a notification fd without a listenerPath".into(),
-                            )),
-                        },
-                        _ => Err(Error::Init(
-                            "the seccomp notification fd did not arrive".into(),
-                        )),
-                    };
+                    let listener = plan
+                        .process
+                        .seccomp
+                        .as_ref()
+                        .and_then(|s| s.listener.as_ref());
+                    let sent = hand_listener_to_agent(fds.pop(), listener, &st);
                     continue_or_abort(&runtime_side, sent)?;
                 }
                 Some(ToRuntime::Ready) => break,
@@ -706,6 +682,32 @@ fn host_facts(
         ..lsm_host_facts()
     };
     Ok((host, cg))
+}
+
+/// Sends a notifying seccomp filter's fd, just received from the
+/// container's process, to the agent at `listenerPath` with the container's
+/// state. The agent sees status `creating` however the container was
+/// started (`create` or `run`), as runc sends it.
+fn hand_listener_to_agent(
+    fd: Option<OwnedFd>,
+    listener: Option<&crate::plan::seccomp::SeccompListener>,
+    st: &ContainerState,
+) -> Result<()> {
+    match (fd, listener) {
+        (Some(fd), Some(l)) => process::seccomp::send_to_agent(
+            &l.path,
+            st.pid,
+            &l.metadata,
+            st.oci_json(Status::Creating),
+            &fd,
+        ),
+        (Some(_), None) => Err(Error::Init(
+            "a notification fd without a listenerPath".into(),
+        )),
+        (None, _) => Err(Error::Init(
+            "the seccomp notification fd did not arrive".into(),
+        )),
+    }
 }
 
 /// AppArmor is enabled when its module parameter says so (as runc checks).
