@@ -8,6 +8,7 @@ mod display;
 pub mod memory_policy;
 pub mod options;
 pub mod process;
+pub mod process_plan;
 pub mod resources;
 pub mod seccomp;
 
@@ -15,10 +16,11 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-pub use build::{build, final_steps, process_plan, PlanOptions};
+pub use build::{build, PlanOptions};
 pub use memory_policy::MemoryPolicy;
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
+pub use process_plan::{final_steps, process_plan};
 pub use resources::{
     update_plan, CgroupFile, CgroupResources, CgroupVersion, CgroupWrite, DeviceFilter, DeviceRule,
 };
