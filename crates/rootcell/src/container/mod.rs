@@ -438,6 +438,9 @@ impl Runtime {
                     st.pid = pid;
                     st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
                     dir.save(&st)?;
+                    // Init waits for this before it sends anything: its
+                    // messages cannot overtake its pid.
+                    runtime_side.send(&ToContainer::Continue)?;
                 }
                 Some(ToRuntime::RunCreateHooks) => {
                     let json = st.oci_json(Status::Creating).to_string();

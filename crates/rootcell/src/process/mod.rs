@@ -8,7 +8,10 @@
 //!                             waits for `start`, execve
 //! ```
 //! Stage 1 exits as soon as init exists; the runtime is a child subreaper,
-//! so init becomes its child. Messages go over a socketpair (`sync`).
+//! so init becomes its child. Messages go over a socketpair (`sync`),
+//! which stage 1 and init share: init waits until the runtime has
+//! recorded its pid (`InitPid`, answered with `Continue`) before it sends
+//! anything.
 //! `exec` starts a further process in a running container the same way
 //! (`exec.rs`), and both end in `prepare` (user, capabilities, cwd…).
 
@@ -281,6 +284,14 @@ fn join_session_keyring(name: &str) -> Result<()> {
 /// The container's init: everything between the namespaces and `execve`.
 fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Result<Never> {
     let plan = cfg.plan;
+    // Stage 1 sends our pid after the fork, on the socket we share: until
+    // the runtime has it, anything we sent could arrive first (a busy
+    // machine may not run stage 1 again before we are done), and the
+    // runtime would record pid 0. It answers `InitPid` with `Continue`.
+    match next(chan)? {
+        ToContainer::Continue => {}
+        other => return Err(unexpected(other)),
+    }
     // A procfs of the container's own pid namespace, made before the root
     // switch and the masks (see `procfs::open_handle`).
     procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
