@@ -392,6 +392,48 @@ fn failing_poststart_hook_is_a_warning_and_the_container_runs() {
     assert_nothing_left(&ctx, &id);
 }
 
+/// Under create + start, init runs the startContainer hooks once `create`
+/// has returned, so nobody reads its sync socket: the hook's error reaches
+/// `start` through `init.err` in the state directory, not a guess.
+#[test]
+fn failing_start_container_hook_is_named_by_start() {
+    if runtime_is_runc() {
+        skip("runc 1.1's start only opens the exec fifo: it succeeds, silently");
+        return;
+    }
+    let ctx = Ctx::new("starthookerr");
+    let mut b = ctx.bundle();
+    b.add_hook(
+        "startContainer",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", "exit 37"]}),
+    );
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    let pid = ctx.pid(&id);
+    let out = ctx.rt(&["start", &id]);
+    out.assert_fail("start with a failing startContainer hook");
+    assert!(
+        out.stderr.contains("startContainer hook /bin/sh")
+            && out.stderr.contains("exit status: 37"),
+        "{}",
+        out.stderr
+    );
+    wait_pid_dead(pid);
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert_eq!(ctx.status(&id), "stopped");
+    // A second start says why as well.
+    let again = ctx.rt(&["start", &id]);
+    again.assert_fail("start of a container whose init failed");
+    assert!(
+        again.stderr.contains("stopped") && again.stderr.contains("exit status: 37"),
+        "{}",
+        again.stderr
+    );
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    assert_nothing_left(&ctx, &id);
+}
+
 /// Every poststop hook runs even when earlier ones fail; each failure is a
 /// warning and `delete` succeeds.
 #[test]

@@ -93,16 +93,27 @@ impl Runtime {
         let mut st = dir.load()?;
         let status = st.live_status(&dir);
         if status != Status::Created {
+            // An init that died after `create` returned left its error.
+            let reason = match dir.init_error() {
+                Some(e) if status == Status::Stopped => {
+                    format!("the container's init failed after create: {e}")
+                }
+                _ => "only a created container can be started".into(),
+            };
             return Err(Error::WrongState {
                 id: id.into(),
                 status: status.to_string(),
-                reason: "only a created container can be started".into(),
+                reason,
             });
         }
         let failed = || {
-            Error::Init(
-                "the container's process failed before exec (a startContainer hook failed?)".into(),
-            )
+            Error::Init(match dir.init_error() {
+                Some(e) => format!("the container's process failed before exec: {e}"),
+                None => {
+                    "the container's process failed before exec (a startContainer hook failed?)"
+                        .into()
+                }
+            })
         };
         // Pinned before the release below: once the reader is open, init
         // may exec, exit and be reaped (by an engine's subreaper, conmon)
@@ -341,6 +352,13 @@ impl Runtime {
         } else {
             StartGate::Channel
         };
+        // `run` hears of every failure on the sync socket; after `create`
+        // nobody reads it.
+        let error_file = if launch.fifo_gate {
+            Some(dir.create_init_error_file()?)
+        } else {
+            None
+        };
 
         if st.cgroup_dirs != cg.dirs {
             st.cgroup_dirs = cg.dirs.clone();
@@ -381,6 +399,7 @@ impl Runtime {
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             seccomp: seccomp.as_ref(),
             console: launch.console,
+            error_file,
             close_in_child: [dir.lock_fd(), runtime_side.as_fd().as_raw_fd()]
                 .into_iter()
                 .chain(launch.relay)
@@ -406,6 +425,9 @@ impl Runtime {
                     st.pid = pid;
                     st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
                     dir.save(&st)?;
+                    // Init waits for this before it sends anything: its
+                    // messages cannot overtake its pid.
+                    runtime_side.send(&ToContainer::Continue)?;
                 }
                 Some(ToRuntime::RunCreateHooks) => {
                     let json = st.oci_json(Status::Creating).to_string();
@@ -432,7 +454,21 @@ impl Runtime {
                     let sent = hand_listener_to_agent(fds.pop(), listener, &st);
                     continue_or_abort(&runtime_side, sent)?;
                 }
-                Some(ToRuntime::Ready) => break,
+                Some(ToRuntime::Ready) => {
+                    // Init waits now, so it has a start time; without one
+                    // in the state, every later command would take the
+                    // container for stopped.
+                    if st.pid_start_time == 0 {
+                        st.pid_start_time = state::process_start_time(st.pid).ok_or_else(|| {
+                            Error::Init(format!(
+                                "the start time of init (pid {}) cannot be read from /proc",
+                                st.pid
+                            ))
+                        })?;
+                        dir.save(&st)?;
+                    }
+                    break;
+                }
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
                 }

@@ -8,7 +8,10 @@
 //!                             waits for `start`, execve
 //! ```
 //! Stage 1 exits as soon as init exists; the runtime is a child subreaper,
-//! so init becomes its child. Messages go over a socketpair (`sync`).
+//! so init becomes its child. Messages go over a socketpair (`sync`),
+//! which stage 1 and init share: init waits until the runtime has
+//! recorded its pid (`InitPid`, answered with `Continue`) before it sends
+//! anything.
 //! `exec` starts a further process in a running container the same way
 //! (`exec.rs`), and both end in `prepare` (user, capabilities, cwd…).
 
@@ -71,6 +74,12 @@ pub struct InitConfig<'a> {
     /// `process.terminal`: a connected unix socket to send the pty master
     /// to (the `--console-socket` listener, or the runtime's relay).
     pub console: Option<OwnedFd>,
+    /// `create`: the container's `init.err` (state directory), open for
+    /// writing. A setup error, also one after `create` has returned (the
+    /// start gate, a startContainer hook, `execve`), is written there so
+    /// that `start` can tell it: nobody reads the sync socket by then.
+    /// Held until `execve`, which closes it (close-on-exec).
+    pub error_file: Option<OwnedFd>,
     /// The runtime's own fds that the child must drop at once: the state
     /// lock (an flock held through a child's copy would block every other
     /// command), the runtime's end of the sync socket and of the terminal
@@ -86,16 +95,27 @@ pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     // thing: it is only for the fork itself.
     cfg.close_in_child
         .extend(cgroup2.as_ref().map(|fd| fd.as_raw_fd()));
-    fork_setup(container_side, cgroup2.as_ref(), |chan| stage1(cfg, chan))
+    // Stays in this frame too: the child's copy lives until it exits or
+    // execs (init keeps its number open through `CloseFds`).
+    let error_file = cfg.error_file.take();
+    let error_fd = error_file.as_ref().map(|fd| fd.as_raw_fd());
+    fork_setup(
+        container_side,
+        cgroup2.as_ref(),
+        error_file.as_ref(),
+        |chan| stage1(cfg, chan, error_fd),
+    )
 }
 
 /// Forks a setup process that runs `f` (and whatever it forks in turn):
 /// an error or a panic there (ours or a library's) reaches the runtime as
-/// `Failed` on `chan` instead of ending the child silently. Returns the
-/// child's pid; the parent's copy of `chan` is closed.
+/// `Failed` on `chan` instead of ending the child silently, and in
+/// `error_file` when there is one. Returns the child's pid; the parent's
+/// copy of `chan` is closed.
 fn fork_setup(
     chan: Channel,
     cgroup2: Option<&OwnedFd>,
+    error_file: Option<&OwnedFd>,
     f: impl FnOnce(&Channel) -> Result<Never>,
 ) -> Result<i32> {
     // The child still writes every cgroup.procs, so falling back to a
@@ -117,9 +137,11 @@ fn fork_setup(
                     panic_message(&*panic)
                 )),
             };
-            let _ = chan.send(&ToRuntime::Failed {
-                message: err.to_string(),
-            });
+            let message = err.to_string();
+            if let Some(file) = error_file {
+                let _ = rustix::io::write(file, message.as_bytes());
+            }
+            let _ = chan.send(&ToRuntime::Failed { message });
             sys::exit_now(1)
         }
     }
@@ -135,7 +157,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-fn stage1(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
@@ -222,7 +244,7 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
             chan.send(&ToRuntime::InitPid { pid })?;
             sys::exit_now(0)
         }
-        sys::Forked::Child => init(cfg, chan),
+        sys::Forked::Child => init(cfg, chan, error_fd),
     }
 }
 
@@ -260,8 +282,16 @@ fn join_session_keyring(name: &str) -> Result<()> {
 }
 
 /// The container's init: everything between the namespaces and `execve`.
-fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
+fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Result<Never> {
     let plan = cfg.plan;
+    // Stage 1 sends our pid after the fork, on the socket we share: until
+    // the runtime has it, anything we sent could arrive first (a busy
+    // machine may not run stage 1 again before we are done), and the
+    // runtime would record pid 0. It answers `InitPid` with `Continue`.
+    match next(chan)? {
+        ToContainer::Continue => {}
+        other => return Err(unexpected(other)),
+    }
     // A procfs of the container's own pid namespace, made before the root
     // switch and the masks (see `procfs::open_handle`).
     procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
@@ -314,6 +344,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel) -> Result<Never> {
         hooks: cfg.hooks,
         state,
         fifo_writer: None,
+        error_fd,
     };
     match prepare::finish(
         &plan.process,
@@ -335,6 +366,8 @@ struct InitLifecycle<'a> {
     /// The exec fifo's write end, open from the start until `execve`
     /// closes it (close-on-exec): `start` reads end-of-file at exec.
     fifo_writer: Option<OwnedFd>,
+    /// `InitConfig::error_file`, kept open until `execve`.
+    error_fd: Option<RawFd>,
 }
 
 impl prepare::Lifecycle for InitLifecycle<'_> {
@@ -380,6 +413,7 @@ impl prepare::Lifecycle for InitLifecycle<'_> {
     fn keep(&self) -> Vec<RawFd> {
         let mut keep = vec![self.chan.as_fd().as_raw_fd()];
         keep.extend(self.fifo_writer.as_ref().map(|w| w.as_raw_fd()));
+        keep.extend(self.error_fd);
         keep
     }
 }

@@ -21,7 +21,8 @@ pub enum ToRuntime {
     MapIds {
         pid: i32,
     },
-    /// The container's init process, as the runtime sees its pid.
+    /// The container's init process, as the runtime sees its pid (sent by
+    /// stage 1; init waits for the answer, `Continue`).
     InitPid {
         pid: i32,
     },
@@ -54,8 +55,8 @@ pub enum ToRuntime {
 /// What the runtime answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToContainer {
-    /// The id maps are written, the seccomp agent has the fd, or the
-    /// terminal relay has started.
+    /// The id maps are written, init's pid is recorded, the seccomp agent
+    /// has the fd, or the terminal relay has started.
     Continue,
     /// `prestart` and `createRuntime` hooks ran; `pid` (init's, in the
     /// runtime's pid namespace) completes the state JSON that init has

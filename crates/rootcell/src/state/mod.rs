@@ -1,7 +1,8 @@
 //! Stage 4: the on-disk record of a container, one directory per container
 //! under the runtime root: `state.json` (written to a temporary file, then
-//! renamed, so a crash never leaves half a file) and `exec.fifo` while the
-//! container is created but not started. Every command takes an `flock` on
+//! renamed, so a crash never leaves half a file), `exec.fifo` while the
+//! container is created but not started, and `init.err`, where a created
+//! container's init writes the error it dies of (read by `start`). Every command takes an `flock` on
 //! the container's directory: exclusive to change it, shared to read it.
 //! The root, each container's directory and `state.json` are checked for
 //! owner and mode before use (`trust`).
@@ -26,6 +27,9 @@ pub use time::rfc3339_now;
 
 pub const STATE_FILE: &str = "state.json";
 pub const EXEC_FIFO: &str = "exec.fifo";
+pub const INIT_ERROR: &str = "init.err";
+/// How much of `init.err` is read back.
+const INIT_ERROR_MAX: u64 = 64 << 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +230,43 @@ impl ContainerDir {
             .ctx(|| format!("{}", tmp.display()))?;
         f.write_all(&bytes).ctx(|| format!("{}", tmp.display()))?;
         fs::rename(&tmp, self.path.join(STATE_FILE)).ctx(|| format!("{}", self.path.display()))
+    }
+
+    /// Creates `init.err` (empty, 0600) and returns it open for writing,
+    /// close-on-exec, for the container's init (`InitConfig::error_file`).
+    pub fn create_init_error_file(&self) -> Result<std::os::fd::OwnedFd> {
+        use rustix::fs::OFlags;
+        rustix::fs::openat(
+            &self.lock,
+            INIT_ERROR,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .ctx(|| format!("{}", self.path.join(INIT_ERROR).display()))
+    }
+
+    /// What the container's init wrote to `init.err` before it died, if
+    /// anything (a regular file only, read in the locked directory).
+    pub fn init_error(&self) -> Option<String> {
+        use rustix::fs::OFlags;
+        let fd = rustix::fs::openat(
+            &self.lock,
+            INIT_ERROR,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+            return None;
+        }
+        let mut text = Vec::new();
+        File::from(fd)
+            .take(INIT_ERROR_MAX)
+            .read_to_end(&mut text)
+            .ok()?;
+        let text = String::from_utf8_lossy(&text).trim().to_string();
+        (!text.is_empty()).then_some(text)
     }
 
     /// The fd holding the lock, for a forked child to close.
