@@ -424,10 +424,12 @@ impl Runtime {
                     undo.pids.push(pid);
                     st.pid = pid;
                     st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
-                    dir.save(&st)?;
                     // Init waits for this before it sends anything: its
-                    // messages cannot overtake its pid.
+                    // messages cannot overtake its pid. Sent before the
+                    // save, which then runs while init sets up (any later
+                    // message is read after it).
                     runtime_side.send(&ToContainer::Continue)?;
+                    dir.save(&st)?;
                 }
                 Some(ToRuntime::RunCreateHooks) => {
                     let json = st.oci_json(Status::Creating).to_string();
