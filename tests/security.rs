@@ -1246,8 +1246,9 @@ fn host_view_of_fd(pid: i32, fd: &str) -> (String, i64, Option<Vec<String>>) {
 /// Init, waiting for `start`, holds no host fd: no cgroup directory or
 /// `cgroup.procs` file, no procfs of the host's pid namespace (one that
 /// lists init under its host pid); only stdio, the exec fifo, the sync
-/// socket and a procfs of its own pid namespace. Likewise an `exec`'d
-/// process while it runs.
+/// socket, `init.err` (a regular file in its state directory, for the
+/// error it may die of) and a procfs of its own pid namespace. Likewise an
+/// `exec`'d process while it runs.
 #[test]
 fn init_holds_no_host_fds_while_waiting_for_start() {
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
