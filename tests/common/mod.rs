@@ -1340,6 +1340,12 @@ impl Drop for Ctx {
             }
             thread::sleep(Duration::from_millis(20));
         }
+        // And for a test that failed half-way: empty cgroups named after
+        // its ids (a container's, or an engine config's parent, which
+        // outlives its container as with runc) must not stay on the host.
+        for id in &ids {
+            let _ = remove_cgroups_named(id);
+        }
         remove_tree(&self.dir);
     }
 }
