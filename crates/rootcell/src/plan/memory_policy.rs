@@ -142,10 +142,12 @@ pub fn memory_policy(policy: &LinuxMemoryPolicy) -> Result<MemoryPolicy> {
 /// A node list in the kernel's list format: comma-separated numbers and
 /// `a-b` ranges (`"0-3,7"`); empty means no nodes.
 pub fn parse_nodes(text: &str) -> Result<Vec<u32>, String> {
-    let mut nodes = Vec::new();
     if text.trim().is_empty() {
-        return Ok(nodes);
+        return Ok(Vec::new());
     }
+    // A set of the possible nodes, not a list: repeated ranges in a long
+    // string cannot make it grow.
+    let mut set = [false; MAX_NUMNODES as usize];
     let number = |s: &str| -> Result<u32, String> {
         let s = s.trim();
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -166,14 +168,12 @@ pub fn parse_nodes(text: &str) -> Result<Vec<u32>, String> {
                 if a > b {
                     return Err(format!("{text:?}: the range {a}-{b} is reversed"));
                 }
-                nodes.extend(a..=b);
+                set[a as usize..=b as usize].fill(true);
             }
-            None => nodes.push(number(part)?),
+            None => set[number(part)? as usize] = true,
         }
     }
-    nodes.sort_unstable();
-    nodes.dedup();
-    Ok(nodes)
+    Ok((0..MAX_NUMNODES).filter(|n| set[*n as usize]).collect())
 }
 
 #[cfg(test)]
@@ -193,6 +193,9 @@ mod tests {
         assert_eq!(parse_nodes("").unwrap(), Vec::<u32>::new());
         assert_eq!(parse_nodes("0").unwrap(), vec![0]);
         assert_eq!(parse_nodes("0-3,7").unwrap(), vec![0, 1, 2, 3, 7]);
+        // Repeated ranges do not multiply: the result is a set.
+        let long = vec!["0-1023"; 10_000].join(",");
+        assert_eq!(parse_nodes(&long).unwrap().len(), 1024);
         assert_eq!(parse_nodes("3,1, 2,1-2").unwrap(), vec![1, 2, 3]);
         assert_eq!(parse_nodes("1023").unwrap(), vec![1023]);
         for bad in ["x", "1,,2", "-1", "3-1", "1-", "0x1", "1024", "99999999999"] {
