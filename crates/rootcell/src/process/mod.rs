@@ -26,7 +26,7 @@ pub mod sys;
 pub mod terminal;
 
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Hooks;
 
@@ -364,8 +364,12 @@ struct InitLifecycle<'a> {
     /// The state JSON for the startContainer hooks.
     state: String,
     /// The exec fifo's write end, open from the start until `execve`
-    /// closes it (close-on-exec): `start` reads end-of-file at exec.
-    fifo_writer: Option<OwnedFd>,
+    /// closes it (close-on-exec): `start` reads end-of-file at exec. Held
+    /// as a raw fd, never closed by us: on a failure it must stay open
+    /// until init exits, after the error is in `init.err`; closing it while
+    /// this struct unwinds would let `start` see end-of-file first and
+    /// read an empty `init.err`.
+    fifo_writer: Option<RawFd>,
     /// `InitConfig::error_file`, kept open until `execve`.
     error_fd: Option<RawFd>,
 }
@@ -382,7 +386,7 @@ impl prepare::Lifecycle for InitLifecycle<'_> {
                 let writer = procfs::reopen(fifo, pathrs::flags::OpenFlags::O_WRONLY)
                     .ctx(|| "opening the exec fifo")?;
                 rustix::io::write(&writer, b"0").ctx(|| "exec fifo")?;
-                self.fifo_writer = Some(writer);
+                self.fifo_writer = Some(writer.into_raw_fd());
                 Ok(())
             }
             StartGate::Channel => match next(self.chan)? {
@@ -402,8 +406,10 @@ impl prepare::Lifecycle for InitLifecycle<'_> {
     }
 
     fn announce_exec(&mut self) -> Result<()> {
-        match &self.fifo_writer {
-            Some(writer) => rustix::io::write(writer, b"1")
+        match self.fifo_writer {
+            // SAFETY: the fd was opened by `wait_for_start` and is never
+            // closed before execve or exit.
+            Some(writer) => rustix::io::write(unsafe { BorrowedFd::borrow_raw(writer) }, b"1")
                 .map(drop)
                 .ctx(|| "exec fifo"),
             None => self.chan.send(&ToRuntime::Exec),
@@ -412,7 +418,7 @@ impl prepare::Lifecycle for InitLifecycle<'_> {
 
     fn keep(&self) -> Vec<RawFd> {
         let mut keep = vec![self.chan.as_fd().as_raw_fd()];
-        keep.extend(self.fifo_writer.as_ref().map(|w| w.as_raw_fd()));
+        keep.extend(self.fifo_writer);
         keep.extend(self.error_fd);
         keep
     }
