@@ -44,11 +44,23 @@ pub enum Error {
     #[error("container init: {0}")]
     Init(String),
 
+    /// A command-line flag (of `rootcell sandbox`) is unusable: a usage
+    /// error, exit code 2.
+    #[error("{flag}: {reason}")]
+    Usage { flag: String, reason: String },
+
     #[error("{0}")]
     Other(String),
 }
 
 impl Error {
+    pub fn usage(flag: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Usage {
+            flag: flag.into(),
+            reason: reason.into(),
+        }
+    }
+
     pub fn spec(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidSpec {
             field: field.into(),

@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod plan;
 pub mod process;
 pub mod rootfs;
+pub mod sandbox;
 pub mod spec;
 pub mod state;
 

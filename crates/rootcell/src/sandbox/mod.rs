@@ -1,0 +1,15 @@
+//! The sandbox face: run a command in a container made from the host's own
+//! tree (BenchExec's `containerexec`/`runexec`). Each directory of the host
+//! is hidden, read-only, overlaid (writes captured) or fully accessible;
+//! limits are enforced and the run is measured.
+//!
+//! Flow, as for the OCI face: `SandboxConfig` (flags) → plan (pure, from
+//! the config and the host's mountinfo) → execute (the same mount
+//! primitives and root switch as containers) → report and result files.
+
+pub mod config;
+pub mod report;
+pub mod units;
+
+pub use config::{DirMode, DirRule, Input, Limits, SandboxConfig};
+pub use report::{ExitStatus, Report, TerminationReason};
