@@ -316,6 +316,7 @@ fn rootfs_plan(
 
     Ok(RootfsPlan {
         rootfs: bundle.rootfs(),
+        source: super::RootSource::Bundle,
         root_propagation,
         setup,
         switch,

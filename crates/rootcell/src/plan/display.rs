@@ -326,6 +326,19 @@ impl fmt::Display for Step {
                             )?;
                         }
                     }
+                    MountKind::Overlay { lower, layer } => write!(
+                        f,
+                        "overlay {} (upper: staging upper/{}) on {}",
+                        lower.display(),
+                        layer.display(),
+                        m.destination.display()
+                    )?,
+                    MountKind::Staging { path } => write!(
+                        f,
+                        "bind staging {} on {}",
+                        path.display(),
+                        m.destination.display()
+                    )?,
                 }
                 let attrs = m.attrs.describe();
                 if !attrs.is_empty() {
@@ -365,6 +378,9 @@ impl fmt::Display for Step {
                 write!(f, "symlink {} → {}", link.display(), target.display())
             }
             Step::Mkdir { path } => write!(f, "mkdir -p {}", path.display()),
+            Step::StagingFile { name, mode, .. } => {
+                write!(f, "write staging files/{} mode {mode:o}", name.display())
+            }
             Step::Mask { path } => write!(f, "mask {}", path.display()),
             Step::ReadOnly { path } => write!(f, "read-only {}", path.display()),
             Step::RemountReadOnly { path } => write!(f, "remount read-only {}", path.display()),

@@ -151,8 +151,12 @@ pub struct IdMapping {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct RootfsPlan {
-    /// Absolute host path of the root filesystem.
+    /// Absolute host path of the root filesystem (a bundle's `root.path`).
+    /// For the host tree it is empty: the root is assembled in the staging
+    /// filesystem.
     pub rootfs: PathBuf,
+    /// What the new root is made from.
+    pub source: RootSource,
     /// Propagation of `/` in the new mount namespace, set before anything
     /// else so that nothing the container mounts reaches the host. It is
     /// `linux.rootfsPropagation` (default rslave), except that unbindable
@@ -169,6 +173,46 @@ pub struct RootfsPlan {
     /// tmpfs of masked directories); None without SELinux.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount_label: Option<String>,
+}
+
+/// What the new root is made from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RootSource {
+    /// An OCI bundle's `root.path` (`RootfsPlan::rootfs`), bound onto
+    /// itself.
+    Bundle,
+    /// The host's own tree (the sandbox): the new root is the empty
+    /// directory `root` of the staging filesystem, and the first setup step
+    /// mounts the host's `/` there (overlay, read-only bind...). Upper
+    /// layers live in the staging's `upper/<path>`, their work directories
+    /// in `work/<path>`, generated files in `files/`.
+    HostTree(Staging),
+}
+
+/// The sandbox's own filesystem: upper layers, hidden directories,
+/// generated files and the new root's mount point. The runtime makes it
+/// before the sandbox exists and keeps it by fd, so that result files are
+/// read from it after the command ends, never through a path the command
+/// could have changed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Staging {
+    pub filesystem: StagingFilesystem,
+    /// Where the staging is attached in the sandbox's mount namespace while
+    /// the root is assembled: a host directory no source of any step lies
+    /// in or below (it is covered while the steps run).
+    pub mountpoint: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StagingFilesystem {
+    /// A tmpfs (`size=`, `mpol=` from the limits): its pages are charged to
+    /// the command's memory cgroup.
+    Tmpfs { options: Vec<FsOption> },
+    /// `--no-tmpfs`: a fresh directory on disk made by the runtime (under
+    /// `$TMPDIR`), removed afterwards.
+    Directory,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -219,6 +263,14 @@ pub enum Step {
     /// `linux.rootfsPropagation` applied to the new root, last: after it
     /// (unbindable) nothing could be bound from the root any more.
     RootPropagation(PropagationChange),
+    /// Host tree: a file the runtime generates (`/etc/passwd`...), written
+    /// into the staging's `files/<name>` and then bound where a mount step
+    /// with `MountKind::Staging` puts it.
+    StagingFile {
+        name: PathBuf,
+        contents: String,
+        mode: u32,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -255,6 +307,15 @@ pub enum MountKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         idmap: Option<Idmap>,
     },
+    /// Host tree: an overlay whose lower layer is the host's directory
+    /// `lower` (that one filesystem: overlays do not cross mount points)
+    /// and whose upper and work directories are the staging's
+    /// `upper/<layer>` and `work/<layer>`.
+    Overlay { lower: PathBuf, layer: PathBuf },
+    /// Host tree: a bind of the staging's `path` (made empty when missing):
+    /// hidden directories (`upper/<path>`) and generated files
+    /// (`files/<name>`).
+    Staging { path: PathBuf },
 }
 
 /// An idmapped bind mount (`idmap`/`ridmap`): ids on the source filesystem
@@ -272,7 +333,8 @@ impl MountKind {
     pub fn fstype(&self) -> &str {
         match self {
             MountKind::Fresh { fstype, .. } => fstype,
-            MountKind::Bind { .. } => "bind",
+            MountKind::Bind { .. } | MountKind::Staging { .. } => "bind",
+            MountKind::Overlay { .. } => "overlay",
         }
     }
 }

@@ -157,6 +157,11 @@ impl Rootfs {
                 procfs::write_sysctl(key, value).ctx(|| format!("linux.sysctl.{key}"))
             }
             Step::ReopenDevNull => self.reopen_dev_null(),
+            // The host-tree executor (the sandbox) handles these.
+            Step::StagingFile { name, .. } => Err(Error::Other(format!(
+                "staging file {}: no staging filesystem for this root",
+                name.display()
+            ))),
             Step::RootPropagation(change) => match &self.root_mount {
                 Some(root) => mnt::set_propagation(root, *change).ctx(|| "linux.rootfsPropagation"),
                 None => Ok(()),
@@ -210,6 +215,11 @@ impl Rootfs {
                 let dir = file_type(&fd).ctx(|| format!("{field}: source {}", source.display()))?
                     == rustix::fs::FileType::Directory;
                 (fd, dir)
+            }
+            MountKind::Overlay { .. } | MountKind::Staging { .. } => {
+                return Err(Error::Other(format!(
+                    "{field}: no staging filesystem for this root"
+                )))
             }
         };
         self.check_special_destination(&m.destination, &field)?;
