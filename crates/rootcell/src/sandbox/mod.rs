@@ -13,3 +13,6 @@ pub mod units;
 
 pub use config::{DirMode, DirRule, Input, Limits, SandboxConfig};
 pub use report::{ExitStatus, Report, TerminationReason};
+
+pub mod layout;
+pub mod system_config;
