@@ -107,6 +107,26 @@ pub struct HostFacts {
     pub rootless: bool,
     /// `/proc/kcore` exists (the `/dev/core` link).
     pub has_kcore: bool,
+    /// Rootless only: the entries of `/` and of every directory above a
+    /// mount point. In a user namespace an overlay's lower layer may not
+    /// have mounts below it (the kernel refuses to clone a mount with
+    /// locked children), so such a directory is rebuilt from its entries.
+    pub entries: BTreeMap<PathBuf, Vec<HostEntry>>,
+}
+
+/// One entry of a host directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostEntry {
+    pub name: PathBuf,
+    pub kind: EntryKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink(PathBuf),
 }
 
 /// Host paths whose kind the planner needs besides the rules.
@@ -164,11 +184,55 @@ impl HostFacts {
                 Err(_) => false,
             };
         }
+        if facts.rootless {
+            facts.entries = list_ancestors_of_mounts(&facts.mounts);
+        }
         let (user, group) = names_of(facts.uid, facts.gid);
         facts.user_name = user;
         facts.group_name = group;
         Ok(facts)
     }
+}
+
+/// The entries of `/` and of every directory above a mount point (outside
+/// the kernel's own trees, which are never overlaid).
+fn list_ancestors_of_mounts(mounts: &[HostMount]) -> BTreeMap<PathBuf, Vec<HostEntry>> {
+    let mut dirs: BTreeSet<&Path> = BTreeSet::new();
+    dirs.insert(Path::new("/"));
+    for m in mounts {
+        if is_kernel_tree(&m.path) {
+            continue;
+        }
+        dirs.extend(m.path.ancestors().skip(1));
+    }
+    dirs.into_iter()
+        .filter_map(|dir| {
+            let entries = std::fs::read_dir(dir).ok()?;
+            let list = entries
+                .filter_map(|e| {
+                    let e = e.ok()?;
+                    let kind = match e.file_type().ok()? {
+                        t if t.is_dir() => EntryKind::Dir,
+                        t if t.is_symlink() => {
+                            EntryKind::Symlink(std::fs::read_link(e.path()).ok()?)
+                        }
+                        _ => EntryKind::File,
+                    };
+                    Some(HostEntry {
+                        name: PathBuf::from(e.file_name()),
+                        kind,
+                    })
+                })
+                .collect();
+            Some((dir.to_path_buf(), list))
+        })
+        .collect()
+}
+
+fn is_kernel_tree(path: &Path) -> bool {
+    ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|t| path.starts_with(t))
 }
 
 /// The caller's user and group names from the host's `/etc/passwd` and
@@ -298,8 +362,29 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
         if mode == DirMode::Hidden && parent_mode == Some(DirMode::Hidden) && !place.rule {
             continue;
         }
+        if mode == DirMode::Overlay {
+            if let Some(target) = &place.symlink {
+                setup.push(Step::Symlink {
+                    target: target.clone(),
+                    link: path.clone(),
+                });
+                continue;
+            }
+            if place.rebuilt {
+                modes.push((path.clone(), DirMode::Overlay));
+                setup.push(Step::Mount(MountStep {
+                    kind: MountKind::Staging {
+                        path: Path::new("upper").join(relative(path)),
+                    },
+                    ..mount_for(path, DirMode::Hidden, place, false)
+                }));
+                continue;
+            }
+        }
         let mode = match fallback(mode, place) {
             Ok(mode) => mode,
+            // A file among rebuilt entries: read-only, as expected.
+            Err(_) if place.entry => DirMode::ReadOnly,
             Err(reason) => {
                 notes.push(format!(
                     "{}: {reason}, read-only instead of overlay",
@@ -326,6 +411,10 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
         if recursive {
             skip_below = Some(path.clone());
         }
+        // In a user namespace a bind must take the mounts below along (the
+        // kernel refuses to separate a mount from its locked children);
+        // their own steps then mount over them.
+        let recursive = recursive || (host.rootless && place.directory);
         setup.push(Step::Mount(mount_for(path, mode, place, recursive)));
     }
 
@@ -436,6 +525,13 @@ struct Place {
     directory: bool,
     /// A directory mode names it.
     rule: bool,
+    /// A symbolic link of a directory rebuilt from its entries (rootless).
+    symlink: Option<PathBuf>,
+    /// An entry of a directory rebuilt from its entries (rootless).
+    entry: bool,
+    /// Rebuilt from its entries: an overlay would have mounts below its
+    /// lower layer, which a user namespace refuses.
+    rebuilt: bool,
 }
 
 /// Mount points and rule directories, parents first.
@@ -452,6 +548,9 @@ fn places(host: &HostFacts, rules: &BTreeMap<PathBuf, DirMode>) -> Vec<Place> {
                     attrs: m.attrs,
                     directory: m.directory,
                     rule: false,
+                    symlink: None,
+                    entry: false,
+                    rebuilt: false,
                 },
             )
         })
@@ -462,6 +561,9 @@ fn places(host: &HostFacts, rules: &BTreeMap<PathBuf, DirMode>) -> Vec<Place> {
         attrs: 0,
         directory: true,
         rule: false,
+        symlink: None,
+        entry: false,
+        rebuilt: false,
     });
     for path in rules.keys() {
         if let Some(place) = by_path.get_mut(path) {
@@ -482,10 +584,70 @@ fn places(host: &HostFacts, rules: &BTreeMap<PathBuf, DirMode>) -> Vec<Place> {
                 attrs: within.map_or(0, |m| m.attrs),
                 directory: true,
                 rule: true,
+                symlink: None,
+                entry: false,
+                rebuilt: false,
             },
         );
     }
+    if host.rootless {
+        rebuild_overlays_with_mounts_below(&mut by_path, host, rules);
+    }
     by_path.into_values().collect()
+}
+
+/// Rootless: an overlaid directory with mounts below it is rebuilt in the
+/// staging from its entries — each subdirectory its own overlay (or rebuilt
+/// in turn), symbolic links made again, files bound read-only.
+fn rebuild_overlays_with_mounts_below(
+    by_path: &mut BTreeMap<PathBuf, Place>,
+    host: &HostFacts,
+    rules: &BTreeMap<PathBuf, DirMode>,
+) {
+    let mounts: Vec<&Path> = host
+        .mounts
+        .iter()
+        .map(|m| m.path.as_path())
+        .filter(|p| !p.starts_with("/proc"))
+        .collect();
+    let mut work: Vec<PathBuf> = by_path.keys().cloned().collect();
+    while let Some(path) = work.pop() {
+        let Some(place) = by_path.get(&path) else {
+            continue;
+        };
+        let overlaid = fallback(mode_of(rules, &path).0, place) == Ok(DirMode::Overlay);
+        let mounts_below = mounts.iter().any(|m| m.starts_with(&path) && *m != path);
+        if !overlaid || !mounts_below {
+            continue;
+        }
+        let (fs_type, attrs) = (place.fs_type.clone(), place.attrs);
+        if let Some(place) = by_path.get_mut(&path) {
+            place.rebuilt = true;
+        }
+        for entry in host.entries.get(&path).into_iter().flatten() {
+            let child = path.join(&entry.name);
+            if by_path.contains_key(&child) {
+                continue;
+            }
+            by_path.insert(
+                child.clone(),
+                Place {
+                    path: child.clone(),
+                    fs_type: fs_type.clone(),
+                    attrs,
+                    directory: entry.kind == EntryKind::Dir,
+                    rule: false,
+                    symlink: match &entry.kind {
+                        EntryKind::Symlink(target) => Some(target.clone()),
+                        _ => None,
+                    },
+                    entry: true,
+                    rebuilt: false,
+                },
+            );
+            work.push(child);
+        }
+    }
 }
 
 /// The mode of `path` (its most specific rule) and the mode of the rule
@@ -851,6 +1013,7 @@ mod tests {
             group_name: "alice".into(),
             rootless: false,
             has_kcore: true,
+            entries: BTreeMap::new(),
         }
     }
 
@@ -1091,6 +1254,85 @@ mod tests {
         let layout = plan(&cfg, &facts).unwrap();
         assert_eq!(layout.staging.filesystem, StagingFilesystem::Directory);
         assert_eq!(kind_at(&layout, "/dev/shm").as_deref(), Some("fresh tmpfs"));
+    }
+
+    #[test]
+    fn rootless_overlays_have_no_mounts_below_their_lower_layer() {
+        let (cfg, mut facts) = config(&[]);
+        facts.rootless = true;
+        facts.mounts.push(mount("/srv/data/disk", "ext4"));
+        let entry = |name: &str, kind: EntryKind| HostEntry {
+            name: PathBuf::from(name),
+            kind,
+        };
+        facts.entries.insert(
+            PathBuf::from("/"),
+            vec![
+                entry("usr", EntryKind::Dir),
+                entry("bin", EntryKind::Symlink(PathBuf::from("usr/bin"))),
+                entry("etc", EntryKind::Dir),
+                entry("info.json", EntryKind::File),
+                entry("home", EntryKind::Dir),
+                entry("srv", EntryKind::Dir),
+                entry("proc", EntryKind::Dir),
+                entry("tmp", EntryKind::Dir),
+            ],
+        );
+        facts.entries.insert(
+            PathBuf::from("/srv"),
+            vec![entry("data", EntryKind::Dir), entry("www", EntryKind::Dir)],
+        );
+        facts.entries.insert(
+            PathBuf::from("/srv/data"),
+            vec![
+                entry("disk", EntryKind::Dir),
+                entry("notes", EntryKind::File),
+            ],
+        );
+        let layout = plan(&cfg, &facts).unwrap();
+        // `/` has mounts below: rebuilt in the staging from its entries.
+        assert_eq!(kind_at(&layout, "/").as_deref(), Some("staging upper/"));
+        assert_eq!(kind_at(&layout, "/usr").as_deref(), Some("overlay"));
+        assert_eq!(kind_at(&layout, "/etc").as_deref(), Some("overlay"));
+        assert_eq!(kind_at(&layout, "/info.json").as_deref(), Some("bind ro"));
+        assert!(layout.setup.contains(&Step::Symlink {
+            target: PathBuf::from("usr/bin"),
+            link: PathBuf::from("/bin"),
+        }));
+        // /home is a mount point without mounts below (HOME is a rule, not
+        // a mount): one overlay.
+        assert_eq!(kind_at(&layout, "/home").as_deref(), Some("overlay"));
+        // Rebuilt level by level down to the mount point.
+        assert_eq!(
+            kind_at(&layout, "/srv").as_deref(),
+            Some("staging upper/srv")
+        );
+        assert_eq!(kind_at(&layout, "/srv/www").as_deref(), Some("overlay"));
+        assert_eq!(
+            kind_at(&layout, "/srv/data").as_deref(),
+            Some("staging upper/srv/data")
+        );
+        assert_eq!(
+            kind_at(&layout, "/srv/data/notes").as_deref(),
+            Some("bind ro")
+        );
+        assert_eq!(
+            kind_at(&layout, "/srv/data/disk").as_deref(),
+            Some("overlay")
+        );
+        // Kernel trees are not rebuilt; /sys is bound with what is below it.
+        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("rbind ro"));
+        assert_eq!(kind_at(&layout, "/proc").as_deref(), Some("fresh proc"));
+        // Device nodes are bound from the host in a user namespace.
+        assert!(layout
+            .setup
+            .iter()
+            .any(|s| matches!(s, Step::Device(d) if d.bind_from_host)));
+        assert!(
+            layout.notes.iter().all(|n| !n.contains("info.json")),
+            "{:?}",
+            layout.notes
+        );
     }
 
     #[test]
