@@ -244,6 +244,44 @@ pub fn setdomainname(name: &str) -> io::Result<()> {
         .map(drop)
 }
 
+/// Brings the loopback interface `lo` up in the calling thread's network
+/// namespace, as `ip link set lo up` does (BenchExec's
+/// `activate_network_interface`): a fresh network namespace has `lo` but
+/// down, so even 127.0.0.1 is unreachable. `SIOCGIFFLAGS` reads the flags,
+/// `SIOCSIFFLAGS` writes them back with `IFF_UP`; both act on the namespace
+/// the socket was created in (the creator's), whatever the caller later
+/// joins. When `lo` is up already nothing is written (no CAP_NET_ADMIN
+/// needed then).
+pub fn loopback_up() -> io::Result<()> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: socket() has no memory arguments; a non-negative result is a
+    // new fd that nothing else owns.
+    let fd = check(
+        unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) }
+            as libc::c_long,
+    )?;
+    // SAFETY: see above; the fd is closed when `sock` drops.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    // SAFETY: `ifreq` is plain data (a name and a union of integers and
+    // addresses): all zeroes is valid, and the name stays NUL-terminated.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags inside the
+    // `ifreq` it is given, which lives across the call.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } as libc::c_long)?;
+    // SAFETY: the kernel has just filled the flags member of the union.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    if flags & libc::IFF_UP as libc::c_short != 0 {
+        return Ok(());
+    }
+    req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS only reads the `ifreq`, which lives across the call.
+    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as libc::c_long)
+        .map(drop)
+}
+
 /// Restores the default disposition and an empty mask for every signal, so
 /// the container's process starts as if from a fresh `execve` of init.
 pub fn reset_signals() {
