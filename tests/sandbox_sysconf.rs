@@ -11,7 +11,8 @@
 mod common;
 
 use common::*;
-use rootcell::sandbox::system_config::{self, Identity, DEFAULT_HOSTNAME};
+use rootcell::sandbox::layout::SANDBOX_HOSTNAME;
+use rootcell::sandbox::system_config::{self, Identity};
 use std::fs;
 use std::net::UdpSocket;
 use std::process::Command;
@@ -108,7 +109,7 @@ fn generated_etc_files_answer_glibc_lookups() {
     let dir = TempDir::new("sysconf-etc");
     let id = Identity::new(4242, 4343, "sandboxer", "sandboxers", "/home/sandboxer")
         .expect("valid identity");
-    let files = system_config::etc_files(&id, DEFAULT_HOSTNAME);
+    let files = system_config::etc_files(&id, SANDBOX_HOSTNAME);
     let mut binds = String::new();
     for f in &files {
         let path = dir.path().join(f.name);
@@ -121,7 +122,7 @@ fn generated_etc_files_answer_glibc_lookups() {
     let out = sh_in_private_mount_ns(&format!(
         "{binds} echo '## passwd' && getent passwd && echo '## group' && getent group && \
          echo '## user' && getent passwd 4242 && getent passwd sandboxer && getent group 4343 && \
-         echo '## hosts' && getent hosts {DEFAULT_HOSTNAME} && getent hosts localhost && \
+         echo '## hosts' && getent hosts {SANDBOX_HOSTNAME} && getent hosts localhost && \
          echo '## missing' && ! getent passwd {uid} && ! getent hosts example.org && echo done",
         uid = UNPRIV_UID,
     ));
@@ -170,7 +171,7 @@ fn generated_etc_files_answer_glibc_lookups() {
     let hosts = section("hosts");
     assert_eq!(hosts.len(), 2, "{}", out.stdout);
     assert!(
-        hosts[0].starts_with("127.0.0.1") && hosts[0].contains(DEFAULT_HOSTNAME),
+        hosts[0].starts_with("127.0.0.1") && hosts[0].contains(SANDBOX_HOSTNAME),
         "{hosts:?}"
     );
     assert!(hosts[1].contains("localhost"), "{hosts:?}");

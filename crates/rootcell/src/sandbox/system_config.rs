@@ -8,21 +8,20 @@
 //!
 //! Pure functions: the layout planner turns their output into
 //! `Step::StagingFile`s. Names that come from outside (the host's user and
-//! group names) are checked with [`valid_name`] and replaced by BenchExec's
-//! `benchexec` when they could break a file format (a `:`, `,`, newline or
-//! space) or clash with root/nobody; [`Identity::new`] refuses them instead,
-//! for callers that want an error.
+//! group names) are checked with [`valid_name`] and replaced by
+//! `user<uid>`/`group<gid>` (the layout's name for ids the host has no name
+//! for) when they could break a file format (a `:`, `,`, newline or space)
+//! or clash with root/nobody; [`Identity::new`] refuses them instead, for
+//! callers that want an error.
 
 use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// BenchExec's hostname inside the container (`CONTAINER_HOSTNAME`): the
-/// same on every machine, for reproducible runs.
-pub const DEFAULT_HOSTNAME: &str = "benchexec";
-/// The name given to the mapped user and its group when the host has no
-/// usable name for them (BenchExec names its user so).
-pub const FALLBACK_NAME: &str = "benchexec";
+/// The hostname written when the one asked for is not a valid hostname:
+/// the layout's own (`layout::SANDBOX_HOSTNAME`; BenchExec's is
+/// `benchexec`).
+pub const FALLBACK_HOSTNAME: &str = "sandbox";
 /// uid and gid of nobody / nogroup.
 pub const NOBODY_ID: u32 = 65534;
 /// BenchExec also makes `/etc/mtab` a symlink to this (not a bind: a
@@ -79,30 +78,25 @@ impl Identity {
     /// The identity for `uid`/`gid` with the names the host gives them,
     /// looked up in the *contents* of the host's `/etc/passwd` and
     /// `/etc/group` (read by the caller; no NSS). Ids the host has no
-    /// usable name for are called `benchexec` (BenchExec's user). `$HOME`
-    /// is `/root` for uid 0 and `/home/<user>` for everyone else.
+    /// usable name for are called `user<uid>`/`group<gid>`. `$HOME` is
+    /// `/home/<user>`, root's too (BenchExec's HOME is a fresh
+    /// `/home/benchexec` whatever the uid).
     pub fn from_host(uid: u32, gid: u32, host_passwd: &str, host_group: &str) -> Identity {
         let user = match uid {
             0 => "root".to_string(),
             NOBODY_ID => "nobody".to_string(),
             _ => lookup(host_passwd, uid)
                 .filter(|n| usable(n, &["root", "nobody"]))
-                .unwrap_or(FALLBACK_NAME)
-                .to_string(),
+                .map_or_else(|| format!("user{uid}"), str::to_string),
         };
         let group = match gid {
             0 => "root".to_string(),
             NOBODY_ID => "nogroup".to_string(),
             _ => lookup(host_group, gid)
                 .filter(|n| usable(n, &["root", "nogroup", "nobody"]))
-                .unwrap_or(FALLBACK_NAME)
-                .to_string(),
+                .map_or_else(|| format!("group{gid}"), str::to_string),
         };
-        let home = if uid == 0 {
-            PathBuf::from("/root")
-        } else {
-            Path::new("/home").join(&user)
-        };
+        let home = Path::new("/home").join(&user);
         Identity {
             uid,
             gid,
@@ -166,7 +160,7 @@ pub fn passwd(id: &Identity) -> String {
         out += "root:x:0:0:root:/root:/bin/bash\n";
     }
     if id.uid != 0 && id.uid != NOBODY_ID {
-        let user = name_or_fallback(&id.user, &["root", "nobody"]);
+        let user = name_or_fallback(&id.user, &["root", "nobody"], || format!("user{}", id.uid));
         out += &format!("{user}:x:{}:{}:{user}:{home}:/bin/bash\n", id.uid, id.gid);
     }
     if id.uid == NOBODY_ID {
@@ -182,7 +176,9 @@ pub fn passwd(id: &Identity) -> String {
 pub fn group(id: &Identity) -> String {
     let mut out = String::from("root:x:0:\n");
     if id.gid != 0 && id.gid != NOBODY_ID {
-        let group = name_or_fallback(&id.group, &["root", "nogroup", "nobody"]);
+        let group = name_or_fallback(&id.group, &["root", "nogroup", "nobody"], || {
+            format!("group{}", id.gid)
+        });
         out += &format!("{group}:x:{}:\n", id.gid);
     }
     out += &format!("nogroup:x:{NOBODY_ID}:\n");
@@ -191,7 +187,7 @@ pub fn group(id: &Identity) -> String {
 
 /// `/etc/hosts`: localhost and `hostname` on 127.0.0.1, the usual IPv6
 /// names (as BenchExec's). An invalid hostname is replaced by
-/// [`DEFAULT_HOSTNAME`], as in [`hostname_file`], so that both agree.
+/// [`FALLBACK_HOSTNAME`], as in [`hostname_file`], so that both agree.
 pub fn hosts(hostname: &str) -> String {
     let hostname = hostname_or_default(hostname);
     let names = if hostname == "localhost" {
@@ -231,7 +227,7 @@ pub fn nsswitch() -> String {
 }
 
 /// `/etc/hostname`: the name and a newline. An invalid hostname is
-/// replaced by [`DEFAULT_HOSTNAME`] (callers check with
+/// replaced by [`FALLBACK_HOSTNAME`] (callers check with
 /// [`valid_hostname`] before `sethostname`).
 pub fn hostname_file(hostname: &str) -> String {
     format!("{}\n", hostname_or_default(hostname))
@@ -275,11 +271,11 @@ fn usable(name: &str, reserved: &[&str]) -> bool {
     valid_name(name) && !reserved.contains(&name)
 }
 
-fn name_or_fallback<'a>(name: &'a str, reserved: &[&str]) -> &'a str {
+fn name_or_fallback(name: &str, reserved: &[&str], fallback: impl FnOnce() -> String) -> String {
     if usable(name, reserved) {
-        name
+        name.to_string()
     } else {
-        FALLBACK_NAME
+        fallback()
     }
 }
 
@@ -312,7 +308,7 @@ fn hostname_or_default(hostname: &str) -> &str {
     if valid_hostname(hostname) {
         hostname
     } else {
-        DEFAULT_HOSTNAME
+        FALLBACK_HOSTNAME
     }
 }
 
@@ -363,10 +359,10 @@ mod tests {
     #[test]
     fn root_and_nobody_are_not_listed_twice() {
         let root = Identity::from_host(0, 0, "", "");
-        assert_eq!(root.home, Path::new("/root"));
+        assert_eq!(root.home, Path::new("/home/root"));
         assert_eq!(
             passwd(&root),
-            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/bin/false\n"
+            "root:x:0:0:root:/home/root:/bin/bash\nnobody:x:65534:65534:nobody:/:/bin/false\n"
         );
         assert_eq!(group(&root), "root:x:0:\nnogroup:x:65534:\n");
 
@@ -402,13 +398,14 @@ mod tests {
         assert!(passwd(&id).contains("\ncloudsdk:x:1000:50:cloudsdk:/home/cloudsdk:/bin/bash\n"));
         assert!(group(&id).contains("\nstaff:x:50:\n"));
 
-        // Unknown ids: BenchExec's name.
+        // Unknown ids: named after the id.
         let id = Identity::from_host(4242, 4243, host_passwd, host_group);
         assert_eq!(
             (id.user.as_str(), id.group.as_str()),
-            ("benchexec", "benchexec")
+            ("user4242", "group4243")
         );
-        assert_eq!(id.home, Path::new("/home/benchexec"));
+        assert_eq!(id.home, Path::new("/home/user4242"));
+        assert!(passwd(&id).contains("\nuser4242:x:4242:4243:user4242:/home/user4242:/bin/bash\n"));
     }
 
     #[test]
@@ -421,14 +418,14 @@ mod tests {
             let host_passwd = format!("{bad}:x:1000:1000::/home/x:/bin/sh\n");
             let host_group = format!("{bad}:x:1000:\n");
             let id = Identity::from_host(1000, 1000, &host_passwd, &host_group);
-            assert_eq!(id.user, "benchexec", "{bad:?}");
-            assert_eq!(id.group, "benchexec", "{bad:?}");
+            assert_eq!(id.user, "user1000", "{bad:?}");
+            assert_eq!(id.group, "group1000", "{bad:?}");
             assert_well_formed(&passwd(&id), 7);
             assert_well_formed(&group(&id), 4);
         }
         // A name with `:` cannot even be found (it splits the line).
         let id = Identity::from_host(1000, 1000, "a:b:x:1000:1000::/:/bin/sh\n", "");
-        assert_eq!(id.user, "benchexec");
+        assert_eq!(id.user, "user1000");
     }
 
     #[test]
@@ -445,7 +442,7 @@ mod tests {
         assert_eq!(p.lines().count(), 3, "{p:?}");
         assert_well_formed(&p, 7);
         assert!(
-            p.contains("\nbenchexec:x:1000:1001:benchexec:/:/bin/bash\n"),
+            p.contains("\nuser1000:x:1000:1001:user1000:/:/bin/bash\n"),
             "{p:?}"
         );
         let g = group(&id);
@@ -515,8 +512,8 @@ mod tests {
 
     #[test]
     fn hosts_names_localhost_and_the_hostname() {
-        let text = hosts("benchexec");
-        assert_eq!(text.lines().next(), Some("127.0.0.1\tlocalhost benchexec"));
+        let text = hosts("sandbox");
+        assert_eq!(text.lines().next(), Some("127.0.0.1\tlocalhost sandbox"));
         assert!(text.contains("\n::1\tlocalhost ip6-localhost ip6-loopback\n"));
         // Every line: an address and names, no comment that a name could
         // have started.
@@ -536,7 +533,7 @@ mod tests {
     }
 
     #[test]
-    fn invalid_hostnames_fall_back_to_benchexec() {
+    fn invalid_hostnames_fall_back_to_sandbox() {
         for bad in [
             "",
             "a b",
@@ -549,10 +546,10 @@ mod tests {
             &"a".repeat(65),
         ] {
             assert!(!valid_hostname(bad), "{bad:?}");
-            assert_eq!(hostname_file(bad), "benchexec\n", "{bad:?}");
+            assert_eq!(hostname_file(bad), "sandbox\n", "{bad:?}");
             assert_eq!(
                 hosts(bad).lines().next(),
-                Some("127.0.0.1\tlocalhost benchexec")
+                Some("127.0.0.1\tlocalhost sandbox")
             );
         }
         assert!(valid_hostname(&"a".repeat(64)));
@@ -582,7 +579,7 @@ mod tests {
 
     #[test]
     fn etc_files_lists_the_five_files() {
-        let files = etc_files(&user(1000, 1000, "alice"), DEFAULT_HOSTNAME);
+        let files = etc_files(&user(1000, 1000, "alice"), FALLBACK_HOSTNAME);
         let names: Vec<&str> = files.iter().map(|f| f.name).collect();
         assert_eq!(
             names,
