@@ -248,9 +248,12 @@ fn names_of(uid: u32, gid: u32) -> (String, String) {
             })
         })
     };
+    // A name that could break the generated files or a path (`:`, `/`,
+    // newlines...) is replaced, as system_config does.
+    let safe = |name: Option<String>| name.filter(|n| system_config::valid_name(n));
     (
-        lookup("/etc/passwd", uid).unwrap_or_else(|| format!("user{uid}")),
-        lookup("/etc/group", gid).unwrap_or_else(|| format!("group{gid}")),
+        safe(lookup("/etc/passwd", uid)).unwrap_or_else(|| format!("user{uid}")),
+        safe(lookup("/etc/group", gid)).unwrap_or_else(|| format!("group{gid}")),
     )
 }
 
