@@ -21,13 +21,27 @@ enum Method {
 }
 
 /// Copies the first `len` bytes of `from` into `to`, an empty regular
-/// file, and sets `to`'s size to `len`. Only the data segments of `from`
-/// are copied (`SEEK_DATA`/`SEEK_HOLE`); what lies between stays a hole.
-/// `len` bounds the copy even if `from` grows meanwhile; a file that
-/// shrinks ends the copy at its end. Uses explicit offsets only, except
-/// `to`'s position for `sendfile`.
-pub fn copy_data(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: u64) -> io::Result<()> {
+/// file, and sets `to`'s size to `len`. With `sparse` (the caller saw fewer
+/// blocks than bytes), only the data segments of `from` are copied
+/// (`SEEK_DATA`/`SEEK_HOLE`) and what lies between stays a hole. `len`
+/// bounds the copy even if `from` grows meanwhile; a file that shrinks ends
+/// the copy at its end. Uses explicit offsets only, except `to`'s position
+/// for `sendfile`.
+pub fn copy_data(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: u64,
+    sparse: bool,
+) -> io::Result<()> {
     let mut method = Method::CopyFileRange;
+    if !sparse {
+        // The common case: no hole to look for, no size to set afterwards.
+        if copy_range(from, to, 0, len, &mut method)? {
+            return Ok(());
+        }
+        ftruncate(to, len)?;
+        return Ok(());
+    }
     let mut offset = 0u64;
     while offset < len {
         // Filesystems without hole reporting answer EINVAL (or treat the
@@ -152,7 +166,7 @@ mod tests {
         let src = std::fs::File::open(&src_path).unwrap();
         let dst = std::fs::File::create_new(dir.join("dst")).unwrap();
         let len = src.metadata().unwrap().len();
-        copy_data(src.as_fd(), dst.as_fd(), len).unwrap();
+        copy_data(src.as_fd(), dst.as_fd(), len, true).unwrap();
         let meta = dst.metadata().unwrap();
         assert_eq!(meta.len(), len);
         use std::os::unix::fs::MetadataExt;
@@ -189,8 +203,14 @@ mod tests {
         }
         let src = std::fs::File::open(dir.join("src")).unwrap();
         let dst = std::fs::File::create_new(dir.join("short")).unwrap();
-        copy_data(src.as_fd(), dst.as_fd(), 10).unwrap();
+        copy_data(src.as_fd(), dst.as_fd(), 10, false).unwrap();
         assert_eq!(std::fs::read(dir.join("short")).unwrap(), &data[..10]);
+        // A file that shrank: the copy keeps the size seen.
+        let dst = std::fs::File::create_new(dir.join("long")).unwrap();
+        copy_data(src.as_fd(), dst.as_fd(), 400_000, false).unwrap();
+        let got = std::fs::read(dir.join("long")).unwrap();
+        assert_eq!(got.len(), 400_000);
+        assert_eq!(&got[..300_000], &data[..]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -34,7 +34,6 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
-use pathrs::flags::OpenFlags;
 use rustix::fs::{
     fgetxattr, flistxattr, fstat, fstatfs, mkdirat, openat, statat, unlinkat, AtFlags, Dir,
     FileType, Mode, OFlags, Stat, Timespec, Timestamps, CWD,
@@ -183,6 +182,12 @@ pub fn check_output_dir(path: &Path) -> Result<()> {
                     Some(parent) if !parent.as_os_str().is_empty() => parent,
                     _ => Path::new("."),
                 }
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                return Err(Error::usage(
+                    OUTPUT_FLAG,
+                    format!("{}: a parent is not a directory", probe.display()),
+                ))
             }
             Err(e) => {
                 return Err(Error::usage(
@@ -378,6 +383,7 @@ struct Walk<'a> {
     dev: u64,
     capture: Capture,
     notes: Notes,
+    reopener: procfs::Reopener,
 }
 
 /// Copies the regular files below `upper` (an fd of the staging's
@@ -404,9 +410,7 @@ pub fn capture(
         Mode::empty(),
     )
     .map_err(|e| io_err("open the upper tree", e))?;
-    let dev = fstat(&root)
-        .map_err(|e| io_err("stat the upper tree", e))?
-        .st_dev as u64;
+    let dev = device(&fstat(&root).map_err(|e| io_err("stat the upper tree", e))?);
     let states = matcher.start();
     let selected = matcher.complete(&states);
     let base: &Path = &result_files.base;
@@ -421,6 +425,7 @@ pub fn capture(
             lines: Vec::new(),
             more: 0,
         },
+        reopener: procfs::Reopener::new(),
     };
     let root_path = PathBuf::from("/");
     let out = walk.out_for(&root_path, None);
@@ -444,6 +449,18 @@ pub fn capture(
         ));
     }
     Ok(capture)
+}
+
+/// `st_dev` (its width differs between architectures).
+#[allow(clippy::unnecessary_cast)]
+fn device(st: &Stat) -> u64 {
+    st.st_dev as u64
+}
+
+/// Bytes allocated to the inode.
+#[allow(clippy::unnecessary_cast)]
+fn allocated(st: &Stat) -> u64 {
+    (st.st_blocks as u64).saturating_mul(512)
 }
 
 /// What one directory entry is, from `getdents` or, when unknown, `fstatat`.
@@ -621,7 +638,7 @@ impl Walk<'_> {
                 Ok(None)
             }
             FileType::RegularFile if matched => {
-                self.regular(stack, name, &path);
+                self.regular(stack, name, &path)?;
                 Ok(None)
             }
             other if matched && other != FileType::RegularFile => {
@@ -651,6 +668,9 @@ impl Walk<'_> {
         let top = stack.last().expect("the walk has a frame");
         let selected = top.selected || matched;
         if depth >= MAX_DEPTH {
+            if !selected && states.is_empty() {
+                return Ok(None); // only deletions could be below: not worth a note
+            }
             self.notes.push(format!(
                 "{}: deeper than {MAX_DEPTH} levels, not walked",
                 path.display()
@@ -682,7 +702,7 @@ impl Walk<'_> {
             }
         };
         match fstat(&fd) {
-            Ok(st) if st.st_dev as u64 == self.dev => {}
+            Ok(st) if device(&st) == self.dev => {}
             _ => {
                 self.notes.push(format!(
                     "{}: on another filesystem, not copied",
@@ -721,9 +741,11 @@ impl Walk<'_> {
 
     /// A matched regular file: opened `O_PATH|O_NOFOLLOW`, checked with
     /// `fstat`, reopened for reading through procfs, copied.
-    fn regular(&mut self, stack: &mut [Frame], name: &CStr, path: &Path) {
+    fn regular(&mut self, stack: &mut [Frame], name: &CStr, path: &Path) -> Result<()> {
         let top = stack.last().expect("the walk has a frame");
-        let Ok(dirfd) = top.dir.fd() else { return };
+        let Ok(dirfd) = top.dir.fd() else {
+            return Ok(());
+        };
         let source = match openat(
             dirfd,
             name,
@@ -731,14 +753,14 @@ impl Walk<'_> {
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return,
+            Err(Errno::NOENT) => return Ok(()),
             Err(e) => {
                 self.notes.push(format!(
                     "{}: {}, not copied",
                     path.display(),
                     io::Error::from(e)
                 ));
-                return;
+                return Ok(());
             }
         };
         let st = match fstat(&source) {
@@ -749,7 +771,7 @@ impl Walk<'_> {
                     path.display(),
                     io::Error::from(e)
                 ));
-                return;
+                return Ok(());
             }
         };
         let file_type = FileType::from_raw_mode(st.st_mode);
@@ -762,23 +784,23 @@ impl Walk<'_> {
                     kind_name(file_type)
                 ));
             }
-            return;
+            return Ok(());
         }
-        if st.st_dev as u64 != self.dev {
+        if device(&st) != self.dev {
             self.notes.push(format!(
                 "{}: on another filesystem, not copied",
                 path.display()
             ));
-            return;
+            return Ok(());
         }
         // The same inode, now readable: reopening an O_PATH fd never opens
         // anything else, and a regular file has no open side effects.
-        let file = match procfs::reopen(&source, OpenFlags::O_RDONLY | OpenFlags::O_CLOEXEC) {
+        let file = match self.reopener.reopen(&source, OFlags::RDONLY) {
             Ok(f) => f,
             Err(e) => {
                 self.notes
                     .push(format!("{}: cannot read: {e}, not copied", path.display()));
-                return;
+                return Ok(());
             }
         };
         drop(source);
@@ -787,7 +809,7 @@ impl Walk<'_> {
                 "{}: only its metadata changed (overlay metacopy), not copied",
                 path.display()
             ));
-            return;
+            return Ok(());
         }
         let Ok(relative) = path.strip_prefix(self.base) else {
             self.notes.push(format!(
@@ -795,11 +817,11 @@ impl Walk<'_> {
                 path.display(),
                 self.base.display()
             ));
-            return;
+            return Ok(());
         };
         let relative = relative.to_path_buf();
-        let Some(out_dir) = self.output_dir_for(stack) else {
-            return;
+        let Some(out_dir) = self.output_dir_for(stack)? else {
+            return Ok(());
         };
         match write_copy(file.as_fd(), &st, out_dir.as_fd(), name) {
             Ok(()) => self.capture.files.push(relative),
@@ -807,22 +829,24 @@ impl Walk<'_> {
                 .notes
                 .push(format!("{}: {why}, not copied", path.display())),
         }
+        Ok(())
     }
 
     /// The output directory for the top frame, made (with its parents) when
-    /// missing. `None` when it cannot be made (noted once per directory).
-    fn output_dir_for<'s>(&mut self, stack: &'s mut [Frame]) -> Option<BorrowedFd<'s>> {
+    /// missing. `None` when it cannot be made (noted once per directory);
+    /// an output directory itself that cannot be made is an error.
+    fn output_dir_for<'s>(&mut self, stack: &'s mut [Frame]) -> Result<Option<BorrowedFd<'s>>> {
         // The deepest frame whose output directory is open, or the base.
         let top = stack.len() - 1;
         let mut first = top;
         loop {
             match &stack[first].out {
                 Out::Open(_) => break,
-                Out::Failed | Out::None => return None,
+                Out::Failed | Out::None => return Ok(None),
                 Out::Pending if stack[first].path == self.base => break,
                 Out::Pending => {
                     if first == 0 {
-                        return None;
+                        return Ok(None);
                     }
                     first -= 1;
                 }
@@ -833,10 +857,12 @@ impl Walk<'_> {
                 continue;
             }
             let made = if stack[i].path == self.base {
-                self.open_output_root()
+                Ok(self
+                    .open_output_root()
+                    .map_err(|why| Error::usage(OUTPUT_FLAG, why))?)
             } else {
                 let Out::Open(parent) = &stack[i - 1].out else {
-                    return None;
+                    return Ok(None);
                 };
                 let name = stack[i].path.file_name().unwrap_or_default().to_os_string();
                 make_dir(parent.as_fd(), &name).map_err(|e| {
@@ -862,13 +888,13 @@ impl Walk<'_> {
                     for frame in stack[i..].iter_mut() {
                         frame.out = Out::Failed;
                     }
-                    return None;
+                    return Ok(None);
                 }
             }
         }
         match &stack[top].out {
-            Out::Open(fd) => Some(fd.as_fd()),
-            _ => None,
+            Out::Open(fd) => Ok(Some(fd.as_fd())),
+            _ => Ok(None),
         }
     }
 
@@ -941,15 +967,16 @@ fn write_copy(
     let size = u64::try_from(st.st_size).unwrap_or(0);
     let times = Timestamps {
         last_access: Timespec {
-            tv_sec: st.st_atime as i64,
+            tv_sec: st.st_atime as _,
             tv_nsec: st.st_atime_nsec as _,
         },
         last_modification: Timespec {
-            tv_sec: st.st_mtime as i64,
+            tv_sec: st.st_mtime as _,
             tv_nsec: st.st_mtime_nsec as _,
         },
     };
-    let result = copy::copy_data(from, target.as_fd(), size)
+    let sparse = allocated(st) < size;
+    let result = copy::copy_data(from, target.as_fd(), size, sparse)
         .and_then(|()| {
             rustix::fs::fchmod(&target, Mode::from_raw_mode(st.st_mode & 0o777))
                 .map_err(io::Error::from)
@@ -1008,11 +1035,13 @@ fn count_tree(
         let Ok(st) = statat(fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
-        if st.st_dev as u64 != dev {
+        count.inodes += 1;
+        if device(&st) != dev {
+            // A mount point (the sandbox's root on `root/`): the entry is
+            // one inode here, what is mounted on it is not counted.
             continue;
         }
-        count.inodes += 1;
-        count.allocated += (st.st_blocks as u64).saturating_mul(512);
+        count.allocated += allocated(&st);
         match FileType::from_raw_mode(st.st_mode) {
             FileType::RegularFile => {
                 count.files += 1;
@@ -1046,7 +1075,7 @@ fn count_tree(
 /// counting regular files and their sizes.
 pub fn usage(staging: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     let fs = fstatfs(staging)?;
-    let dev = fstat(staging)?.st_dev as u64;
+    let dev = device(&fstat(staging)?);
     let open_dir = |at: BorrowedFd<'_>, name: &CStr| {
         openat(
             at,
