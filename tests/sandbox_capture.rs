@@ -657,6 +657,7 @@ fn pattern_tree(t: &Path) -> PathBuf {
         "tmp/t.log",
         "tmp/deeper/u.log",
         "etc/conf",
+        "etc/hosts",
     ] {
         write_file(&upper.join(p), p);
     }
@@ -708,8 +709,15 @@ fn patterns_select_like_benchexec() {
     assert_eq!(c.files, paths(&["tmp/t.log", "wd/a.c"]));
     let (c, _) = run(&["/tmp/**/*.log"], 4);
     assert_eq!(c.files, paths(&["tmp/deeper/u.log", "tmp/t.log"]));
+    // The files the sandbox generates are never results (BenchExec's
+    // rule), nor what the planner excludes.
     let (c, _) = run(&["/"], 5);
     assert_eq!(c.files.len(), 11);
+    assert!(!c.files.contains(&PathBuf::from("etc/hosts")));
+    let mut excluding = rf(&["/etc"], "/wd");
+    excluding.exclude.push(PathBuf::from("/etc/conf"));
+    let c = capture(fd.as_fd(), &excluding, &t.path().join("out-excl")).unwrap();
+    assert!(c.files.is_empty(), "{:?}", c.files);
 
     // Alternatives and `?`, `[...]`.
     let (c, _) = run(&["x/y/z.{c,h}", "?otes.tx[a-z]"], 6);

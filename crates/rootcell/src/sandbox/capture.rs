@@ -27,6 +27,7 @@
 //! starting with `.` unless the pattern component starts with `.`; a
 //! matched directory selects everything below it (dot files included).
 
+use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -80,7 +81,23 @@ pub struct ResultFiles {
     pub patterns: Vec<PathBuf>,
     /// The container directory that becomes the output directory.
     pub base: PathBuf,
+    /// Container paths never copied even when matched: the files the
+    /// sandbox generates itself (BenchExec's
+    /// `is_container_system_config_file`: `/etc/passwd`, `/etc/group`,
+    /// `/etc/hosts`, `/etc/nsswitch.conf`, `/etc/hostname`); the planner
+    /// adds the mount points it has to create inside an overlay.
+    pub exclude: Vec<PathBuf>,
 }
+
+/// The files BenchExec generates in its containers and never returns as
+/// result files.
+pub const GENERATED_FILES: [&str; 5] = [
+    "/etc/passwd",
+    "/etc/group",
+    "/etc/hosts",
+    "/etc/nsswitch.conf",
+    "/etc/hostname",
+];
 
 impl ResultFiles {
     /// Checks and normalises `--result-files` patterns as BenchExec does:
@@ -132,6 +149,7 @@ impl ResultFiles {
         Ok(ResultFiles {
             patterns: out,
             base,
+            exclude: GENERATED_FILES.iter().map(PathBuf::from).collect(),
         })
     }
 }
@@ -376,6 +394,7 @@ impl Notes {
 struct Walk<'a> {
     matcher: Matcher,
     base: &'a Path,
+    exclude: HashSet<&'a Path>,
     output_dir: &'a Path,
     /// The output directory, opened when the first file is copied.
     output_root: Option<OwnedFd>,
@@ -417,6 +436,7 @@ pub fn capture(
     let mut walk = Walk {
         matcher,
         base,
+        exclude: result_files.exclude.iter().map(PathBuf::as_path).collect(),
         output_dir,
         output_root: None,
         dev,
@@ -637,7 +657,7 @@ impl Walk<'_> {
                 }
                 Ok(None)
             }
-            FileType::RegularFile if matched => {
+            FileType::RegularFile if matched && !self.exclude.contains(path.as_path()) => {
                 self.regular(stack, name, &path)?;
                 Ok(None)
             }
@@ -1182,6 +1202,7 @@ mod tests {
         let r = rf(&["."], "/home/u/wd").unwrap();
         assert_eq!(r.patterns, vec![PathBuf::from("/home/u/wd")]);
         assert_eq!(r.base, PathBuf::from("/home/u/wd"));
+        assert!(r.exclude.contains(&PathBuf::from("/etc/passwd")));
         let r = rf(&["out/*.txt", "a/../b"], "/wd/").unwrap();
         assert_eq!(
             r.patterns,
