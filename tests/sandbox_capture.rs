@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use rootcell::sandbox::capture::{
-    capture, check_output_dir, usage, Capture, ResultFiles, UsageProbe,
+    capture, capture_into, check_output_dir, usage, Capture, OutputDir, ResultFiles, UsageProbe,
 };
 use rootcell::Error;
 use rustix::fs::{mknodat, openat, FileType, Mode, OFlags, XattrFlags, CWD};
@@ -809,6 +809,32 @@ fn output_directory_refusals() {
         c.notes
     );
     assert!(!c.files.contains(&PathBuf::from("x/y/z.c")));
+
+    // Opened before the command runs: a symlink planted at the output
+    // directory's path afterwards (by a command that can write there)
+    // redirects nothing.
+    let planted = t.path().join("planted-out");
+    let opened = OutputDir::open(&planted).unwrap();
+    fs::rename(&planted, t.path().join("planted-away")).unwrap();
+    symlink(&elsewhere, &planted).unwrap();
+    let c = capture_into(fd.as_fd(), &rf(&["a.c"], "/wd"), &opened).unwrap();
+    assert_eq!(c.files, paths(&["a.c"]));
+    assert_eq!(read_file(&t.path().join("planted-away/a.c")), "wd/a.c");
+    assert!(tree(&elsewhere).is_empty(), "{:?}", tree(&elsewhere));
+    opened.remove_if_empty();
+    assert!(fs::symlink_metadata(&planted).unwrap().is_symlink());
+    // Made and left empty: removed again, parents included; a directory
+    // that existed stays.
+    let fresh = t.path().join("fresh/out");
+    let opened = OutputDir::open(&fresh).unwrap();
+    assert!(fresh.is_dir());
+    let c = capture_into(fd.as_fd(), &rf(&["nothing-matches"], "/wd"), &opened).unwrap();
+    assert!(c.files.is_empty());
+    opened.remove_if_empty();
+    assert!(!t.path().join("fresh").exists());
+    OutputDir::open(&out).unwrap().remove_if_empty();
+    assert!(out.join("a.c").exists());
+    expect_usage(OutputDir::open(&file), "--output-directory");
 
     if is_root() {
         // A read-only place is refused up front.

@@ -405,17 +405,99 @@ struct Walk<'a> {
     reopener: procfs::Reopener,
 }
 
+/// The output directory, made and opened before the command runs
+/// (`OutputDir::open`): capture then writes through this fd, so a command
+/// that can write where the output directory lies (a full-access directory,
+/// the default `./output.files` in a full-access working directory) cannot
+/// redirect it elsewhere with a symlink planted meanwhile.
+#[derive(Debug)]
+pub struct OutputDir {
+    fd: OwnedFd,
+    path: PathBuf,
+    /// The directories this made, the output directory first.
+    created: Vec<PathBuf>,
+}
+
+impl OutputDir {
+    /// `check_output_dir`, then makes the missing directories and opens the
+    /// output directory. Errors are `Error::Usage` naming
+    /// `--output-directory`.
+    pub fn open(path: &Path) -> Result<OutputDir> {
+        check_output_dir(path)?;
+        let mut created = Vec::new();
+        let mut missing = Some(path);
+        while let Some(p) = missing.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            created.push(p.to_path_buf());
+            missing = p.parent();
+        }
+        let fail = |e: io::Error| Error::usage(OUTPUT_FLAG, format!("{}: {e}", path.display()));
+        std::fs::create_dir_all(path).map_err(fail)?;
+        let fd = openat(
+            CWD,
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| fail(e.into()))?;
+        Ok(OutputDir {
+            fd,
+            path: path.to_path_buf(),
+            created,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Removes what `open` made when nothing was copied into it (BenchExec
+    /// makes the output directory only for the first result file). Only
+    /// empty directories are removed (`rmdir`, which follows no symlink in
+    /// its last component).
+    pub fn remove_if_empty(self) {
+        drop(self.fd);
+        for dir in &self.created {
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
+    }
+}
+
 /// Copies the regular files below `upper` (an fd of the staging's
 /// `upper/`, `O_PATH` is enough) that match `result_files` to
 /// `output_dir`, made if missing (only once a file is copied, as BenchExec
 /// does), and lists deletions. A file already in the output directory is
 /// replaced; a directory or symlink there is left alone (noted). Errors
 /// about single files become notes; an output directory that cannot be
-/// made is `Error::Usage` naming `--output-directory`.
+/// made is `Error::Usage` naming `--output-directory`. The sandbox uses
+/// `capture_into` with an `OutputDir` opened before the command ran.
 pub fn capture(
     upper: BorrowedFd<'_>,
     result_files: &ResultFiles,
     output_dir: &Path,
+) -> Result<Capture> {
+    walk_upper(upper, result_files, output_dir, None)
+}
+
+/// `capture` into an output directory opened before the command ran.
+pub fn capture_into(
+    upper: BorrowedFd<'_>,
+    result_files: &ResultFiles,
+    output_dir: &OutputDir,
+) -> Result<Capture> {
+    let fd = output_dir.fd.try_clone().map_err(|e| Error::Io {
+        context: format!("{}", output_dir.path.display()),
+        cause: e,
+    })?;
+    walk_upper(upper, result_files, &output_dir.path, Some(fd))
+}
+
+fn walk_upper(
+    upper: BorrowedFd<'_>,
+    result_files: &ResultFiles,
+    output_dir: &Path,
+    output_root: Option<OwnedFd>,
 ) -> Result<Capture> {
     let matcher = Matcher::new(result_files)?;
     let io_err = |what: &str, e: Errno| Error::Io {
@@ -438,7 +520,7 @@ pub fn capture(
         base,
         exclude: result_files.exclude.iter().map(PathBuf::as_path).collect(),
         output_dir,
-        output_root: None,
+        output_root,
         dev,
         capture: Capture::default(),
         notes: Notes {
