@@ -7,6 +7,7 @@
 //! the config and the host's mountinfo) → execute (the same mount
 //! primitives and root switch as containers) → report and result files.
 
+pub mod capture;
 pub mod config;
 pub mod report;
 pub mod units;
