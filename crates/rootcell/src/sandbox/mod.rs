@@ -7,8 +7,10 @@
 //! the config and the host's mountinfo) → execute (the same mount
 //! primitives and root switch as containers) → report and result files.
 
+pub mod cgroups;
 pub mod config;
 pub mod report;
+pub mod supervise;
 pub mod units;
 
 pub use config::{DirMode, DirRule, Input, Limits, SandboxConfig};
