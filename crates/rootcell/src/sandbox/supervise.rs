@@ -376,7 +376,9 @@ fn reason_after_the_fact(
                 out.status,
                 ExitStatus::Signaled(s) if s == libc::SIGKILL || s == libc::SIGXCPU
             );
-            if killed && out.cputime >= limit {
+            // RLIMIT_CPU compares the tick-sampled CPU time, which runs a
+            // little ahead of the precise one rusage reports.
+            if killed && out.cputime >= limit.mul_f64(0.8) {
                 return Some(TerminationReason::Cputime);
             }
         }
