@@ -802,3 +802,102 @@ fn cgroup_v1_without_the_unified_tree() {
         "umount -l /sys/fs/cgroup/unified",
     );
 }
+
+#[test]
+fn files_limits_end_the_run() {
+    for (limits, usage, reason) in [
+        (
+            Limits {
+                files_count: Some(5),
+                ..Limits::default()
+            },
+            (6, 0),
+            TerminationReason::FilesCount,
+        ),
+        (
+            Limits {
+                files_size: Some(1000),
+                ..Limits::default()
+            },
+            (1, 1001),
+            TerminationReason::FilesSize,
+        ),
+    ] {
+        let (cg, _) = RunCgroup::create(&limits, false).unwrap().unwrap();
+        let started = Instant::now();
+        let top = start_top(Some(&cg), Work::Sleep);
+        let mut asked = 0;
+        let probe = |asked: &mut u32| {
+            *asked += 1;
+            // Within the limit at first, over it from the second look.
+            if *asked == 1 {
+                (0, 0)
+            } else {
+                usage
+            }
+        };
+        let watch = Watch {
+            cgroup: Some(&cg),
+            limits: &limits,
+            files_usage: Some(Box::new(|| probe(&mut asked))),
+        };
+        let out = supervise::supervise(&top.pidfd, top.pid, top.status, watch, started).unwrap();
+        eprintln!("{out:?}");
+        assert_eq!(out.termination_reason, Some(reason));
+        assert_eq!(out.status, ExitStatus::Signaled(libc::SIGKILL));
+        // Looked at twice, about 0.5 s apart.
+        assert!(out.walltime >= Duration::from_millis(1000), "{out:?}");
+        assert!(out.walltime < Duration::from_secs(5), "{out:?}");
+        let dirs = cg.dirs().to_vec();
+        cg.remove().unwrap();
+        assert_removed(&dirs);
+    }
+}
+
+#[test]
+fn cgroup_access_gets_every_hierarchy() {
+    let (cg, _) = RunCgroup::create(&Limits::default(), true)
+        .unwrap()
+        .unwrap();
+    let dirs = cg.dirs().to_vec();
+    for controller in ["cpu", "devices", "cpuset"] {
+        if !cgroup_v1_controller(controller) {
+            continue;
+        }
+        assert!(
+            dirs.iter()
+                .any(|d| d.starts_with(Path::new("/sys/fs/cgroup").join(controller))),
+            "no {controller} directory with --cgroup-access: {dirs:?}"
+        );
+    }
+    cg.remove().unwrap();
+    assert_removed(&dirs);
+    // Without it, only what measures and limits.
+    let (cg, _) = RunCgroup::create(&Limits::default(), false)
+        .unwrap()
+        .unwrap();
+    let dirs = cg.dirs().to_vec();
+    assert!(
+        !dirs.iter().any(|d| d.starts_with("/sys/fs/cgroup/devices")),
+        "{dirs:?}"
+    );
+    cg.remove().unwrap();
+    assert_removed(&dirs);
+}
+
+#[test]
+fn creating_and_removing_a_run_cgroup_is_cheap() {
+    let n = 20;
+    let started = Instant::now();
+    for _ in 0..n {
+        let (cg, _) = RunCgroup::create(&Limits::default(), false)
+            .unwrap()
+            .unwrap();
+        let procs = cg.procs_files().unwrap();
+        drop(procs);
+        cg.remove().unwrap();
+    }
+    let each = started.elapsed() / n;
+    eprintln!("MEASURED create + procs_files + remove of a run cgroup: {each:?}");
+    assert!(each < Duration::from_millis(100), "{each:?}");
+}
