@@ -320,6 +320,30 @@ fn run(limits: &Limits, work: Work) -> Outcome {
     out
 }
 
+/// SIGKILLs and reaps a forked child when the test ends early (a failed
+/// assertion), so that nothing is left; `wait` reaps it on the good path.
+struct KillOnDrop(Option<i32>);
+
+impl KillOnDrop {
+    fn wait(&mut self) {
+        if let Some(pid) = self.0.take() {
+            let mut st = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+        }
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // Not reaped yet, so the pid is still our child's.
+            kill_pid(pid, libc::SIGKILL);
+            self.wait();
+        }
+    }
+}
+
 #[track_caller]
 fn assert_removed(dirs: &[PathBuf]) {
     let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
@@ -720,6 +744,7 @@ fn signals_are_forwarded_and_a_second_one_kills() {
             libc::_exit(0);
         }
     }
+    let mut reap = KillOnDrop(Some(supervisor));
     drop((ready_w, noted_w, result_w));
     let read_byte = |fd: &OwnedFd, what: &str| -> u8 {
         let mut p = libc::pollfd {
@@ -748,9 +773,7 @@ fn signals_are_forwarded_and_a_second_one_kills() {
     let mut result = [0u8; 2];
     result[0] = read_byte(&result_r, "the supervisor's outcome");
     result[1] = read_byte(&result_r, "the supervisor's outcome");
-    let mut st = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(supervisor, &mut st, 0) };
+    reap.wait();
     assert_eq!(&result, b"k9", "reason killed, the run SIGKILLed");
     assert!(cg.pids().is_empty(), "left: {:?}", cg.pids());
     let dirs = cg.dirs().to_vec();
@@ -900,4 +923,66 @@ fn creating_and_removing_a_run_cgroup_is_cheap() {
     let each = started.elapsed() / n;
     eprintln!("MEASURED create + procs_files + remove of a run cgroup: {each:?}");
     assert!(each < Duration::from_millis(100), "{each:?}");
+}
+
+#[test]
+fn an_unprivileged_user_without_delegation_gets_no_cgroup() {
+    if !unprivileged_user_available() {
+        return skip("needs the unprivileged test user");
+    }
+    let (result_r, result_w) = pipe();
+    // SAFETY: fork; the child drops to the test user, asks, writes one
+    // byte per case and _exits.
+    let child = unsafe { libc::fork() };
+    assert!(child >= 0);
+    if child == 0 {
+        // SAFETY: the forked child's own ids.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setresgid(UNPRIV_GID, UNPRIV_GID, UNPRIV_GID) != 0
+                || libc::setresuid(UNPRIV_UID, UNPRIV_UID, UNPRIV_UID) != 0
+            {
+                libc::_exit(1);
+            }
+        }
+        let plain = match RunCgroup::create(&Limits::default(), false) {
+            Ok(None) => b'n',
+            Ok(Some(_)) => b's',
+            Err(_) => b'e',
+        };
+        let timelimit = Limits {
+            cputime: Some(Duration::from_secs(1)),
+            ..Limits::default()
+        };
+        let with_timelimit = match RunCgroup::create(&timelimit, false) {
+            Ok(None) => b'n',
+            _ => b'?',
+        };
+        let memlimit = Limits {
+            memory: Some(1 << 30),
+            ..Limits::default()
+        };
+        let with_memlimit = match RunCgroup::create(&memlimit, false) {
+            Err(Error::Usage { flag, .. }) if flag == "--memlimit" => b'u',
+            _ => b'?',
+        };
+        let out = [plain, with_timelimit, with_memlimit];
+        // SAFETY: write and _exit of the forked child.
+        unsafe {
+            libc::write(result_w.as_raw_fd(), out.as_ptr().cast(), 3);
+            libc::_exit(0);
+        }
+    }
+    drop(result_w);
+    let mut got = [0u8; 3];
+    // SAFETY: reading into a live buffer; the child writes 3 bytes at once.
+    let n = unsafe { libc::read(result_r.as_raw_fd(), got.as_mut_ptr().cast(), 3) };
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(child, &mut st, 0) };
+    assert_eq!(n, 3, "the unprivileged child failed (status {st})");
+    assert_eq!(
+        &got, b"nnu",
+        "no cgroup (None) without and with --timelimit, --memlimit a usage error"
+    );
 }

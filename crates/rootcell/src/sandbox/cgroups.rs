@@ -62,11 +62,12 @@ pub struct RunCgroup {
 impl RunCgroup {
     /// A fresh cgroup for one run in every available hierarchy (v1, v2,
     /// hybrid), the limits written (memory, cpuset cores and memory
-    /// nodes). Ok(None) with a note when none can be made (unprivileged
-    /// without a delegated subtree): then `--timelimit` falls back to
-    /// `rlimits_without_cgroup`, and the limits nothing else can enforce
-    /// (`--memlimit`, `--softtimelimit`, `--cores`, `--memoryNodes`) are
-    /// usage errors, as in BenchExec.
+    /// nodes), with notes on what is not measured. Ok(None) when none can
+    /// be made (unprivileged without a delegated subtree; why is logged,
+    /// `notes_without_cgroup` gives the report's notes): then
+    /// `--timelimit` falls back to `rlimits_without_cgroup`, and the
+    /// limits nothing else can enforce (`--memlimit`, `--softtimelimit`,
+    /// `--cores`, `--memoryNodes`) are usage errors, as in BenchExec.
     pub fn create(
         limits: &Limits,
         cgroup_access: bool,
@@ -222,6 +223,22 @@ pub fn rlimits_without_cgroup(limits: &Limits) -> Vec<(i32, u64, u64)> {
     out
 }
 
+/// The report's notes for a run without a cgroup (`create` gave None):
+/// how its limits and measurements differ.
+pub fn notes_without_cgroup(limits: &Limits) -> Vec<String> {
+    let mut notes = vec![
+        "no cgroup could be made for the run: CPU time from the top process's rusage, memory not measured"
+            .to_string(),
+    ];
+    if limits.cputime.is_some() {
+        notes.push(
+            "--timelimit: enforced by RLIMIT_CPU on the command's process (each process on its own)"
+                .into(),
+        );
+    }
+    notes
+}
+
 /// `create` against a given set of hierarchies.
 fn create_in(
     hierarchies: &[Hierarchy],
@@ -253,16 +270,7 @@ fn create_in(
     let mut notes = Vec::new();
     let Some((name, mut cg)) = make_dirs(&selected, &mut notes)? else {
         refuse_without_cgroup(limits, &notes)?;
-        if limits.cputime.is_some() {
-            notes.push(
-                "--timelimit: enforced by RLIMIT_CPU on the command's process (each process on its own)"
-                    .into(),
-            );
-        }
-        notes.push(
-            "no cgroup could be made for the run: CPU time from the command's rusage, memory not measured"
-                .into(),
-        );
+        tracing::warn!("no cgroup for the run: {}", notes.join("; "));
         return Ok(None);
     };
     let mut run = RunCgroup {
@@ -853,6 +861,16 @@ mod tests {
 
     fn limits() -> Limits {
         Limits::default()
+    }
+
+    #[test]
+    fn runs_without_a_cgroup_say_so() {
+        let notes = notes_without_cgroup(&limits());
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("memory not measured"));
+        let mut l = limits();
+        l.cputime = Some(Duration::from_secs(1));
+        assert!(notes_without_cgroup(&l)[1].contains("RLIMIT_CPU"));
     }
 
     #[test]

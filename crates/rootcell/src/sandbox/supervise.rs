@@ -140,8 +140,13 @@ pub fn supervise(
         limits,
         mut files_usage,
     } = watch;
+    // Without the notification an OOM kill is still found afterwards,
+    // from the cgroup's counter.
     let mut oom = match (cgroup, limits.memory) {
-        (Some(cg), Some(_)) => cg.oom_watch()?,
+        (Some(cg), Some(_)) => cg.oom_watch().unwrap_or_else(|e| {
+            tracing::warn!("no OOM notification for the run: {e}");
+            None
+        }),
         _ => None,
     };
     let mut run = Run {
