@@ -268,18 +268,17 @@ fn create_in(
     check_memory_available(&selected, limits)?;
 
     let mut notes = Vec::new();
-    let Some((name, mut cg)) = make_dirs(&selected, &mut notes)? else {
+    let Some((name, cg)) = make_dirs(&selected, &mut notes)? else {
         refuse_without_cgroup(limits, &notes)?;
         tracing::warn!("no cgroup for the run: {}", notes.join("; "));
         return Ok(None);
     };
-    let mut run = RunCgroup {
+    let run = RunCgroup {
         name,
-        cg: ContainerCgroup::default(),
+        cg,
         memory_limit: limits.memory,
         removed: false,
     };
-    std::mem::swap(&mut run.cg, &mut cg);
     // From here on, an error drops `run`, which removes the directories.
     let version = if run.cg.mount_sources.iter().all(|s| s.fstype == "cgroup2") {
         CgroupVersion::V2
