@@ -8,12 +8,13 @@
 //! primitives and root switch as containers) → report and result files.
 
 pub mod capture;
+pub mod cgroups;
 pub mod config;
+pub mod layout;
 pub mod report;
+pub mod supervise;
+pub mod system_config;
 pub mod units;
 
 pub use config::{DirMode, DirRule, Input, Limits, SandboxConfig};
 pub use report::{ExitStatus, Report, TerminationReason};
-
-pub mod layout;
-pub mod system_config;
