@@ -115,12 +115,7 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub debug: bool,
     /// The command and its arguments.
-    #[arg(
-        required = true,
-        value_name = "CMD [ARGS...]",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(required = true, value_name = "CMD [ARGS...]", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 
@@ -409,6 +404,15 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn the_command_keeps_its_own_dashes() {
+        let cfg = parse(&["ls", "-l", "--dir", "x"]).unwrap();
+        assert_eq!(cfg.command, os(&["ls", "-l", "--dir", "x"]));
+        assert_eq!(cfg.working_dir, None);
+        let argv = os(&["rootcell sandbox", "--no-such-flag", "true"]);
+        assert!(SandboxArgs::command().try_get_matches_from(&argv).is_err());
     }
 
     #[test]
