@@ -658,3 +658,66 @@ fn a_missing_command_is_named() {
         out.all()
     );
 }
+
+#[test]
+fn killing_rootcell_ends_the_whole_sandbox() {
+    skip_for_runc!();
+    let run = Run::new();
+    let sync = TempDir::new("kill");
+    let script = format!(
+        "(sleep 600 &); touch {s}/ready; sleep 600",
+        s = s(sync.path())
+    );
+    let mut child = run
+        .command(&[
+            "--full-access-dir",
+            s(sync.path()),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_for(CMD_TIMEOUT, || sync.path().join("ready").exists());
+    common::kill_pid(child.id() as i32, libc::SIGKILL);
+    let _ = child.wait();
+    assert!(ready, "the command never started");
+    // Init dies with rootcell (PR_SET_PDEATHSIG), and with it the pid
+    // namespace: the command and its orphan.
+    run.assert_clean("rootcell sandbox, killed");
+}
+
+#[test]
+fn init_is_out_of_the_commands_reach() {
+    skip_for_runc!();
+    let run = Run::new();
+    // Root inside, as the caller: still no way into init (non-dumpable,
+    // and the command has no CAP_SYS_PTRACE), and only stdio is open.
+    let out = run.run(&[
+        "--root",
+        "--",
+        "sh",
+        "-c",
+        "ls /proc/self/fd; readlink /proc/1/exe || echo no-exe; cat /proc/1/environ >/dev/null 2>&1 || echo no-environ; \
+         ls /proc/1/root/ >/dev/null 2>&1 || echo no-root; ls /proc/1/fd | wc -l",
+    ]);
+    out.assert_ok("init's /proc files");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    // `ls` itself holds the directory it lists (fd 3).
+    assert_eq!(&lines[..4], &["0", "1", "2", "3"], "{}", out.all());
+    assert_eq!(
+        &lines[4..7],
+        &["no-exe", "no-environ", "no-root"],
+        "{}",
+        out.all()
+    );
+    assert!(
+        lines[7].trim().parse::<u32>().is_ok_and(|n| n <= 5),
+        "init holds stdio and its two pipes: {}",
+        out.all()
+    );
+}

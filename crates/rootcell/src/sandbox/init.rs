@@ -90,6 +90,10 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
         sys::Forked::Parent(pid) => pid,
     };
     drop(io);
+    // Nothing else of the runtime's (the staging, the host's stdio files,
+    // its signalfd) stays open in init: it only reaps, forwards and
+    // reports from here on.
+    sys::close_fds_for_exec(0, &[status.as_raw_fd(), errors_fd]).ctx(|| "closing init's fds")?;
     loop {
         while let Some((pid, wait_status)) = sys::reap_one() {
             if pid == command {
