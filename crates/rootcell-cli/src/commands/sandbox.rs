@@ -100,9 +100,9 @@ pub struct SandboxArgs {
     /// Stop the command when it has written more than this many bytes.
     #[arg(long = "filesSizeLimit", value_name = "BYTES")]
     pub files_size_limit: Option<String>,
-    /// Write the report as JSON to FILE (`-`: stdout, instead of the
-    /// key=value lines).
-    #[arg(long, value_name = "FILE|-")]
+    /// Write the report as JSON to FILE (`-`, or no value before another
+    /// flag or `--`: stdout, instead of the key=value lines).
+    #[arg(long, value_name = "FILE|-", num_args = 0..=1, default_missing_value = "-")]
     pub json: Option<PathBuf>,
     /// Print the plan (mounts, namespaces, process) and exit; as JSON
     /// with --json.
@@ -404,6 +404,15 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn json_without_a_value_is_stdout() {
+        let argv = os(&["rootcell sandbox", "--plan", "--json", "--", "true"]);
+        let m = SandboxArgs::command().try_get_matches_from(&argv).unwrap();
+        let a = SandboxArgs::from_arg_matches(&m).unwrap();
+        assert_eq!(a.json, Some(PathBuf::from("-")));
+        assert_eq!(a.command, os(&["true"]));
     }
 
     #[test]

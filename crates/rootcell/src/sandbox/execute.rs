@@ -153,10 +153,7 @@ pub fn remove_tree(parent: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     // is removed by its parent once its own walk emptied it.
     let mut stack: Vec<(rustix::fs::Dir, OwnedFd, std::ffi::CString)> = Vec::new();
     stack.push((rustix::fs::Dir::new(top.try_clone()?)?, top, c"".to_owned()));
-    loop {
-        let Some((dir, fd, _)) = stack.last_mut() else {
-            break;
-        };
+    while let Some((dir, fd, _)) = stack.last_mut() {
         let mut descend = None;
         while let Some(entry) = dir.read() {
             let entry = entry?;
@@ -202,4 +199,39 @@ pub fn remove_tree(parent: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     }
     rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_tree_removes_links_not_what_they_point_to() {
+        let base = std::env::temp_dir().join(format!("rootcell-rm-{}", std::process::id()));
+        let outside = base.join("outside");
+        let tree = base.join("tree");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "keep").unwrap();
+        let mut deep = tree.clone();
+        for i in 0..50 {
+            deep.push(format!("d{i}"));
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, deep.join("link")).unwrap();
+        for i in 0..20 {
+            std::fs::create_dir_all(tree.join(format!("wide{i}/sub"))).unwrap();
+        }
+        let parent =
+            rustix::fs::open(&base, OFlags::PATH | OFlags::DIRECTORY, Mode::empty()).unwrap();
+        remove_tree(parent.as_fd(), Path::new("tree")).unwrap();
+        assert!(!tree.exists());
+        assert_eq!(
+            std::fs::read_to_string(outside.join("keep")).unwrap(),
+            "keep"
+        );
+        remove_tree(parent.as_fd(), Path::new("tree")).unwrap();
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -324,10 +324,23 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
     let RootSource::HostTree(staging_plan) = &plan.plan.rootfs.source else {
         return Err(Error::Other("a sandbox plan needs a host tree".into()));
     };
+    if plan.plan.namespaces.creates(Namespace::User) {
+        return Err(Error::Other(
+            "rootcell sandbox needs root for now (an unprivileged sandbox in a user namespace is not implemented yet)"
+                .into(),
+        ));
+    }
     let io = open_io(plan)?;
     let staging = execute::StagingFs::create(staging_plan)?;
+    tracing::debug!(
+        "sandbox: staging {:?} made, {} setup and {} finish steps",
+        staging_plan.filesystem,
+        plan.plan.rootfs.setup.len(),
+        plan.plan.rootfs.finish.len()
+    );
     let result = run_in(plan, &staging, io);
     let removed = staging.remove();
+    tracing::debug!("sandbox: staging removed: {removed:?}");
     let report = result?;
     removed?;
     Ok(report)
@@ -345,10 +358,16 @@ fn run_in(
     let starttime = crate::state::time::rfc3339_now();
     let started = Instant::now();
     let spawned = process::spawn(plan, staging.handle()?, io, Vec::new())?;
+    tracing::debug!("sandbox: init started, pid {}", spawned.pid);
     // MEASURE: the one call site of `supervise::supervise(&spawned.pidfd,
     // spawned.pid, spawned.status, watch, started)`, which replaces
     // `wait_interim`.
     let outcome = wait_interim(&spawned, &signal_fd, started)?;
+    tracing::debug!(
+        "sandbox: init ended after {:?}, command status {:?}",
+        outcome.walltime,
+        outcome.status
+    );
     if let Some(message) = read_errors(&spawned.errors) {
         return Err(sandbox_error(message));
     }
@@ -463,9 +482,7 @@ fn read_errors(errors: &OwnedFd) -> Option<String> {
 /// is the user's (a usage error).
 fn sandbox_error(message: String) -> Error {
     if let Some(rest) = message.strip_prefix("--") {
-        let end = rest
-            .find(|c: char| c == ' ' || c == ':')
-            .unwrap_or(rest.len());
+        let end = rest.find([' ', ':']).unwrap_or(rest.len());
         let flag = format!("--{}", &rest[..end]);
         let reason = rest[end..].trim_start_matches(':').trim_start().to_string();
         return Error::usage(flag, reason);
@@ -479,5 +496,158 @@ pub fn absolute(base: &Path, path: &Path) -> PathBuf {
         path.to_path_buf()
     } else {
         base.join(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Staging, StagingFilesystem};
+
+    fn layout() -> interim::Layout {
+        interim::Layout {
+            staging: Staging {
+                filesystem: StagingFilesystem::Tmpfs {
+                    options: Vec::new(),
+                },
+                mountpoint: PathBuf::from("/run"),
+            },
+            setup: Vec::new(),
+            finish: Vec::new(),
+            notes: vec!["a note".into()],
+            result_patterns: Vec::new(),
+            home: PathBuf::from("/home/user"),
+        }
+    }
+
+    fn caller(uid: u32) -> Caller {
+        Caller {
+            uid,
+            gid: uid + 1,
+            cwd: PathBuf::from("/work"),
+            umask: 0o027,
+        }
+    }
+
+    fn config() -> SandboxConfig {
+        let mut cfg = SandboxConfig::new(vec!["ls".into(), "-l".into()]);
+        cfg.env = vec![
+            ("HOME".into(), "/root".into()),
+            ("PATH".into(), "/bin".into()),
+        ];
+        cfg
+    }
+
+    #[test]
+    fn the_plan_of_a_root_caller() {
+        let plan = build_plan(&config(), layout(), &caller(0)).unwrap();
+        let ns = &plan.plan.namespaces;
+        assert_eq!(
+            ns.create,
+            [
+                Namespace::Mount,
+                Namespace::Pid,
+                Namespace::Network,
+                Namespace::Ipc,
+                Namespace::Uts,
+                Namespace::Cgroup
+            ]
+        );
+        assert!(ns.uid_mappings.is_empty());
+        let p = &plan.plan.process;
+        assert_eq!((p.uid, p.gid, p.umask), (0, 1, 0o027));
+        assert_eq!(p.cwd, PathBuf::from("/work"));
+        assert_eq!(
+            p.env,
+            ["PATH=/bin", "HOME=/home/user"],
+            "HOME is the layout's"
+        );
+        assert!(p.no_new_privileges);
+        assert!(p
+            .capabilities
+            .as_ref()
+            .is_some_and(|c| c.bounding.is_empty()));
+        assert_eq!(plan.plan.rootfs.switch, RootSwitch::PivotRoot);
+        assert_eq!(
+            plan.plan.rootfs.root_propagation,
+            PropagationChange {
+                kind: Propagation::Private,
+                recursive: true
+            }
+        );
+        assert_eq!(plan.result_patterns, [PathBuf::from("/work/.")]);
+        assert_eq!(plan.notes, ["a note"]);
+        assert_eq!(plan.plan.hostname.as_deref(), Some(HOSTNAME));
+    }
+
+    #[test]
+    fn flags_change_the_plan() {
+        let mut cfg = config();
+        cfg.network_access = true;
+        cfg.root = true;
+        cfg.working_dir = Some(PathBuf::from("/srv"));
+        let plan = build_plan(&cfg, layout(), &caller(0)).unwrap();
+        assert!(!plan.plan.namespaces.creates(Namespace::Network));
+        assert_eq!(plan.plan.process.cwd, PathBuf::from("/srv"));
+        assert_eq!(plan.result_patterns, [PathBuf::from("/srv/.")]);
+        let mut cfg = config();
+        cfg.uid = Some(1000);
+        let plan = build_plan(&cfg, layout(), &caller(0)).unwrap();
+        assert_eq!((plan.plan.process.uid, plan.plan.process.gid), (1000, 1));
+    }
+
+    #[test]
+    fn an_unprivileged_caller_gets_a_user_namespace_mapping_itself() {
+        let plan = build_plan(&config(), layout(), &caller(1000)).unwrap();
+        let ns = &plan.plan.namespaces;
+        assert_eq!(ns.create[0], Namespace::User);
+        assert_eq!(ns.uid_mappings.len(), 1);
+        assert_eq!(
+            (ns.uid_mappings[0].container_id, ns.uid_mappings[0].host_id),
+            (1000, 1000)
+        );
+    }
+
+    #[test]
+    fn config_checks_name_the_flag() {
+        let mut cfg = config();
+        cfg.root = true;
+        cfg.gid = Some(3);
+        assert!(matches!(validate(&cfg), Err(Error::Usage { flag, .. }) if flag == "--gid"));
+        let mut cfg = config();
+        cfg.working_dir = Some(PathBuf::from("rel"));
+        assert!(matches!(validate(&cfg), Err(Error::Usage { flag, .. }) if flag == "--dir"));
+        let cfg = SandboxConfig::new(Vec::new());
+        assert!(matches!(validate(&cfg), Err(Error::Usage { flag, .. }) if flag == "command"));
+    }
+
+    #[test]
+    fn errors_from_inside_that_name_a_flag_are_usage_errors() {
+        match sandbox_error("--dir /x: No such file or directory (os error 2)".into()) {
+            Error::Usage { flag, reason } => {
+                assert_eq!(flag, "--dir");
+                assert_eq!(reason, "/x: No such file or directory (os error 2)");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            sandbox_error("mount: EINVAL".into()),
+            Error::Other(_)
+        ));
+    }
+
+    #[test]
+    fn the_plan_prints_as_the_engines_tree() {
+        let plan = build_plan(&config(), layout(), &caller(0)).unwrap();
+        let text = plan.to_string();
+        for part in [
+            "rootfs: the host's tree",
+            "staging: a tmpfs, attached at /run",
+            "switch root: PivotRoot",
+            "stdin /dev/null",
+            "note: a note",
+        ] {
+            assert!(text.contains(part), "{part}:\n{text}");
+        }
     }
 }

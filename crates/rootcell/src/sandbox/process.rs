@@ -72,9 +72,10 @@ pub fn spawn(
 ) -> Result<Spawned> {
     let ns = &plan.plan.namespaces;
     if ns.creates(Namespace::User) {
+        // ROOTLESS: stage the user namespace here (clone with
+        // CLONE_NEWUSER, the runtime writes the maps, init waits for them).
         return Err(Error::Other(
-            "rootcell sandbox needs root for now (an unprivileged sandbox in a user namespace is not implemented yet)"
-                .into(),
+            "an unprivileged sandbox (user namespace) is not implemented yet".into(),
         ));
     }
     // The cgroup namespace comes later, from init, once it is in the run
