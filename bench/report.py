@@ -8,6 +8,7 @@ Subcommands:
   lifecycle ROWS HYPERFINE_JSON META       print the lifecycle section
   mounts ROWS HYPERFINE_JSON META          print the bind mount scaling section
   engines ROWS HYPERFINE_JSON META         print the engines (podman, containerd) section
+  sandbox ROWS META GROUP=JSON...          print the sandbox section (one hyperfine JSON per row group)
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -324,6 +325,127 @@ def engines(rows_path, hf_path, meta_path):
     print("\n".join(out))
 
 
+SANDBOX_GROUPS = {
+    "true": "`/bin/true`",
+    "results": "result capture",
+    "mounts": "extra host mount points",
+}
+
+
+def sandbox(rows_path, meta_path, *group_jsons):
+    """The sandbox section: one table per row group (true, results, mounts),
+    each timed by its own hyperfine run; rows are matched to results by
+    label within their group."""
+    meta = read_meta(meta_path)
+    jsons = dict(arg.split("=", 1) for arg in group_jsons)
+    all_rows = read_rows(rows_path)
+    groups = {}
+    for name in SANDBOX_GROUPS:
+        rows = [r for r in all_rows if r["group"] == name]
+        # Skipped rows (a tool that is not there) are not failures.
+        skipped = {id(r): r["status"] for r in rows if r["status"].startswith("skipped")}
+        attach_results(rows, jsons.get(name))
+        for r in rows:
+            if id(r) in skipped:
+                r["status"] = skipped[id(r)]
+        groups[name] = rows
+
+    def find(group, runtime):
+        return next((r for r in groups.get(group, []) if r["runtime"] == runtime), None)
+
+    def cell(row):
+        if row["result"] is None and row["status"].startswith("skipped"):
+            return row["status"].replace("|", "\\|")
+        return time_cell(row)
+
+    def delta(row, base):
+        if row["result"] is None or base is None or base["result"] is None:
+            return "–"
+        return f"{ms(row['result']['mean'] - base['result']['mean']):+.1f}"
+
+    files, mounts_n = meta.get("files", "?"), meta.get("mounts", "?")
+    out = ["## Sandbox", ""]
+    out.append(
+        "Wall time of one sandboxed run, timed by `bench/sandbox.sh` with hyperfine (no shell): "
+        "`rootcell sandbox` against bubblewrap (`bwrap --ro-bind / / --proc /proc --dev /dev "
+        "--unshare-all`), BenchExec's `containerexec` and `runexec` (PyPI package BenchExec, "
+        "default options: `/` overlaid, `/tmp` and `/run` hidden, runexec with cgroup measurements) "
+        "and the floor `unshare -Urmnpf --mount-proc` (new namespaces and a fork/exec, no file "
+        "system work). Three hyperfine runs: the command `/bin/true`; a command (one `sh`, "
+        f"builtins only) writing {files} small files into its working directory, captured with "
+        "`--result-files '*'` (bwrap has no capture: a writable host directory bound on the "
+        "working directory is its nearest equivalent; the floor writes into a host directory; "
+        "output directories and those host directories are on a tmpfs, so no row waits for the disk); "
+        f"`/bin/true` again with {mounts_n} extra tmpfs mount points on the host (in the "
+        "benchmark's private mount namespace, under the working directory, which is part of "
+        "the `/` overlay). Ratios are mean / mean of `rootcell sandbox` and of bwrap in the same "
+        "table; > 1 is slower. Δ is the time over the same tool's `/bin/true` row."
+    )
+    for name in SANDBOX_GROUPS:
+        rows = groups.get(name, [])
+        if not rows:
+            continue
+        out.append("")
+        heading = {
+            "true": "`/bin/true`",
+            "results": f"{files} result files",
+            "mounts": f"{mounts_n} extra host mount points",
+        }[name]
+        out.append(f"### {heading}")
+        out.append("")
+        with_delta = name != "true"
+        head = "| command | mean ± σ (ms) | vs rootcell sandbox | vs bwrap |"
+        sep = "| --- | ---: | ---: | ---: |"
+        if with_delta:
+            head += " Δ vs `true` (ms) |"
+            sep += " ---: |"
+        out.extend([head, sep])
+        for row in rows:
+            line = (
+                f"| {row['label']} | {cell(row)} | {ratio(row, find(name, 'rootcell'))} "
+                f"| {ratio(row, find(name, 'bwrap'))} |"
+            )
+            if with_delta:
+                line += f" {delta(row, find('true', row['runtime']))} |"
+            out.append(line)
+    out.append("")
+    out.append(
+        "BenchExec always runs in a user namespace, where this kernel refuses an overlay with `/` "
+        "as its lower layer: it then overlays `/` with fuse-overlayfs (Debian package, ≥ 1.10 "
+        "needed; without it every run fails with \"Failed to create overlay mount for '/'\"). "
+        "The `--read-only-dir /` rows show BenchExec without fuse-overlayfs (no writes possible "
+        "outside hidden directories). runexec measures through cgroups (v1 on this machine: "
+        f"{meta.get('cgroups', '?')}); both write a log line per run to stderr, which hyperfine "
+        "discards. The working directory is under `/var/tmp`, not `/tmp`, which BenchExec hides."
+    )
+    out.append("")
+    keys = ["date", "kernel", "cpu", "load", "cgroups", "rootcell", "bwrap", "benchexec",
+            "fuse-overlayfs", "hyperfine"]
+    out.extend(f"- {k}: {meta[k]}" for k in keys if k in meta)
+    out.append(f"- runs: {meta.get('runs', '?')}")
+    out.append("")
+
+    def short(cmd):
+        cmd = shorten(cmd, meta)
+        work = meta.get("work", "")
+        return cmd.replace(work, "$WORK") if work else cmd
+
+    lines = []
+    for name in SANDBOX_GROUPS:
+        for row in groups.get(name, []):
+            lines.append(f"- {name}, {row['label']}: `{short(row['command'])}`")
+    out.extend(
+        exact_commands(
+            lines,
+            "`$WORK` is the working directory of every command (a fresh directory under "
+            "`/var/tmp`), `$TMP` the benchmark's temp dir; BenchExec's `containerexec` and "
+            "`runexec` are those of the venv made by `scripts/setup`. Result rows empty their "
+            "output directory before each run (hyperfine `--prepare`, not timed).",
+        )
+    )
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -362,6 +484,8 @@ def main(argv):
         mounts(*args)
     elif cmd == "engines":
         engines(*args)
+    elif cmd == "sandbox":
+        sandbox(*args)
     elif cmd == "section":
         section(*args)
     else:

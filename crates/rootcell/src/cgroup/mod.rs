@@ -214,7 +214,7 @@ pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
 /// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and
 /// refuses tasks until they are set: copy them down from the nearest
 /// ancestor that has them, as runc does.
-fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
     for file in ["cpuset.cpus", "cpuset.mems"] {
         if !dir.join(file).exists() || !fs::read_to_string(dir.join(file))?.trim().is_empty() {
             continue;
@@ -441,7 +441,7 @@ fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
 /// fails saying where it is not available (on a hybrid-like host a
 /// controller bound to a v1 hierarchy is not) or cannot be enabled (a
 /// cgroup with processes of its own, other than the root).
-fn enable_controller(dir: &Path, controller: &str) -> std::result::Result<(), String> {
+pub(crate) fn enable_controller(dir: &Path, controller: &str) -> std::result::Result<(), String> {
     let has = |file: &Path| {
         fs::read_to_string(file)
             .map(|s| s.split_whitespace().any(|c| c == controller))

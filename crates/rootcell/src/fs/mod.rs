@@ -2,6 +2,7 @@
 //! here, behind small functions that take file descriptors, never paths
 //! inside a container.
 
+pub mod copy;
 pub mod dev;
 pub mod mount;
 pub mod mountinfo;

@@ -161,6 +161,58 @@ pub fn reopen(fd: impl AsFd, flags: OpenFlags) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
+/// Reopens many fds cheaply (result capture reopens every file it copies):
+/// one `openat` of `thread-self/fd/N` in a procfs of our own, made with
+/// `fsopen("proc")` (`subset=pid`) and never attached anywhere, so nothing
+/// can be mounted over its magic links. Where the kernel refuses a fresh
+/// procfs (an unprivileged caller), each reopen goes through `reopen`.
+pub struct Reopener {
+    proc: Option<OwnedFd>,
+}
+
+impl Reopener {
+    pub fn new() -> Reopener {
+        use rustix::mount::{
+            fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+            MountAttrFlags,
+        };
+        let fresh = || -> rustix::io::Result<OwnedFd> {
+            let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
+            fsconfig_set_string(&fs, "subset", "pid")?;
+            fsconfig_create(&fs)?;
+            fsmount(
+                &fs,
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_NOSUID
+                    | MountAttrFlags::MOUNT_ATTR_NODEV
+                    | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            )
+        };
+        Reopener { proc: fresh().ok() }
+    }
+
+    /// `fd`'s file opened again with `flags` (plus `O_CLOEXEC`).
+    pub fn reopen(&self, fd: impl AsFd, flags: rustix::fs::OFlags) -> io::Result<OwnedFd> {
+        let raw = fd.as_fd().as_raw_fd();
+        let flags = flags | rustix::fs::OFlags::CLOEXEC;
+        match &self.proc {
+            Some(proc) => Ok(rustix::fs::openat(
+                proc,
+                format!("thread-self/fd/{raw}"),
+                flags,
+                rustix::fs::Mode::empty(),
+            )?),
+            None => reopen(fd, OpenFlags::from_bits_retain(flags.bits() as _)),
+        }
+    }
+}
+
+impl Default for Reopener {
+    fn default() -> Self {
+        Reopener::new()
+    }
+}
+
 /// The path an fd refers to, as the kernel names it (for checks and
 /// messages only; never used to reach the file again).
 pub fn path_of(fd: impl AsFd) -> io::Result<PathBuf> {

@@ -524,7 +524,7 @@ fn cgroup_mount(
     }
 }
 
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+pub(crate) const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/null", 1, 3),
     ("/dev/zero", 1, 5),
     ("/dev/full", 1, 7),
@@ -616,6 +616,12 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
 }
 
 fn dev_symlinks(setup: &mut Vec<Step>, host: &HostFacts) {
+    setup.extend(dev_symlink_steps(host.has_kcore));
+}
+
+/// The usual `/dev` links (`ptmx`, `fd`, `stdin`...; `core` when the host
+/// has `/proc/kcore`), for containers and the sandbox alike.
+pub(crate) fn dev_symlink_steps(has_kcore: bool) -> Vec<Step> {
     let mut links = vec![
         ("pts/ptmx", "/dev/ptmx"),
         ("/proc/self/fd", "/dev/fd"),
@@ -623,13 +629,16 @@ fn dev_symlinks(setup: &mut Vec<Step>, host: &HostFacts) {
         ("/proc/self/fd/1", "/dev/stdout"),
         ("/proc/self/fd/2", "/dev/stderr"),
     ];
-    if host.has_kcore {
+    if has_kcore {
         links.push(("/proc/kcore", "/dev/core"));
     }
-    setup.extend(links.into_iter().map(|(target, link)| Step::Symlink {
-        target: PathBuf::from(target),
-        link: PathBuf::from(link),
-    }));
+    links
+        .into_iter()
+        .map(|(target, link)| Step::Symlink {
+            target: PathBuf::from(target),
+            link: PathBuf::from(link),
+        })
+        .collect()
 }
 
 /// Lexically normalises an absolute container path (`/a/./b/../c` → `/a/c`).

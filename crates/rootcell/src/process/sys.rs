@@ -777,3 +777,110 @@ pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
     // SAFETY: plain syscall with integer arguments.
     check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
 }
+
+/// What `wait4` says of an exited child: its wait status and the CPU time
+/// and peak RSS of the child and of every descendant it waited for.
+#[derive(Debug, Clone, Copy)]
+pub struct ChildUsage {
+    pub status: i32,
+    pub cputime: std::time::Duration,
+    /// `ru_maxrss` in KiB: the largest single process, not the tree.
+    pub maxrss_kib: u64,
+}
+
+/// `wait4(pid, __WALL)`: reaps `pid` (waiting for it to exit). The kernel
+/// sums the usage of the child and of the descendants it waited for
+/// (`RUSAGE_CHILDREN` of that one child), so it does not mix in other
+/// children of this process. ECHILD when `pid` is not our child.
+pub fn wait4_usage(pid: i32) -> io::Result<Option<ChildUsage>> {
+    let mut status = 0;
+    // SAFETY: `ru` is plain data the kernel fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let ret = loop {
+        // SAFETY: `status` and `ru` are live locals the kernel writes.
+        let ret = unsafe { libc::wait4(pid, &mut status, libc::__WALL, &mut ru) };
+        let err = io::Error::last_os_error();
+        if ret >= 0 || err.raw_os_error() != Some(libc::EINTR) {
+            break ret;
+        }
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        return Ok(None);
+    }
+    let tv = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+            + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(Some(ChildUsage {
+        status,
+        cputime: tv(ru.ru_utime) + tv(ru.ru_stime),
+        maxrss_kib: ru.ru_maxrss.max(0) as u64,
+    }))
+}
+
+fn sigset_of(sigs: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in sigs {
+            libc::sigaddset(&mut set, *sig);
+        }
+        set
+    }
+}
+
+/// Blocks `sigs` in the calling thread (the whole process when it is
+/// single-threaded, as the runtime is) and returns the previous mask. A
+/// blocked signal stays pending until a signalfd reads it or the mask is
+/// restored; children inherit the mask across fork.
+pub fn block_signals(sigs: &[i32]) -> io::Result<libc::sigset_t> {
+    let set = sigset_of(sigs);
+    // SAFETY: both sets are live locals.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        let ret = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        Ok(old)
+    }
+}
+
+/// Sets the calling thread's signal mask back to `mask`.
+pub fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is an initialised sigset; the old mask is not wanted.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut());
+    }
+}
+
+/// Takes one pending signal of `sigs` without waiting (`sigtimedwait`
+/// with a zero timeout); None when none is pending.
+pub fn take_pending_signal(sigs: &[i32]) -> Option<i32> {
+    let set = sigset_of(sigs);
+    let zero = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `zero` are live locals; the siginfo is not wanted.
+    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+    (sig > 0).then_some(sig)
+}
+
+/// A non-blocking signalfd for `sigs` (which must be blocked): it reports
+/// signals already pending too.
+pub fn signalfd(sigs: &[i32]) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let set = sigset_of(sigs);
+    // SAFETY: `set` is an initialised sigset; -1 asks for a new fd.
+    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: signalfd returned a new fd that nothing else owns.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}

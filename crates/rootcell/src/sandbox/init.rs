@@ -38,6 +38,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
         cgroup_procs,
         status,
         errors,
+        setup_sync,
     } = child;
     // Init's end is the end of the pid namespace, so of everything in it:
     // when the runtime dies, so does the sandbox. Checked once after
@@ -81,8 +82,15 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     rootfs.switch(rootfs_plan.switch)?;
     rootfs.run_steps(&rootfs_plan.finish)?;
     drop(rootfs);
+    // The runtime takes the usage baseline of the staging now.
+    if let Some((ready, go)) = setup_sync {
+        process::write_all(&ready, b"1").ctx(|| "telling the runtime the sandbox is set up")?;
+        if !process::wait_byte(&go) {
+            sys::exit_now(1);
+        }
+    }
 
-    let errors_fd = errors.as_raw_fd();
+    let errors_fd = errors;
     let command = match sys::fork().ctx(|| "fork of the command")? {
         sys::Forked::Child => {
             process::run_child(errors_fd, || process::command(plan, io, errors_fd))

@@ -9,19 +9,23 @@
 //! containers; `process` and `init` for the processes) → report and
 //! result files.
 
+pub mod capture;
+pub mod cgroups;
 pub mod config;
 pub mod execute;
 mod init;
-mod interim;
+pub mod layout;
 pub mod process;
 pub mod report;
+pub mod supervise;
+pub mod system_config;
 pub mod units;
 
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -34,33 +38,12 @@ use crate::plan::{
     PropagationChange, RootSource, RootSwitch, RootfsPlan,
 };
 
-/// The sandbox's hostname (UTS namespace; `/etc/hostname` and `/etc/hosts`
-/// name it too).
-pub const HOSTNAME: &str = "rootcell";
-
-/// The caller of `rootcell sandbox`, as plain data: the defaults of
-/// `--uid`, `--gid` and `--dir`, and the umask the command keeps.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Caller {
-    pub uid: u32,
-    pub gid: u32,
-    pub cwd: PathBuf,
-    pub umask: u32,
-}
-
-impl Caller {
-    pub fn current() -> Result<Caller> {
-        // umask(2) only sets: set it back at once (the runtime is
-        // single-threaded).
-        let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
-        rustix::process::umask(umask);
-        Ok(Caller {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-            cwd: std::env::current_dir().ctx(|| "the current directory")?,
-            umask: umask.bits(),
-        })
-    }
+/// The caller's umask, which the command keeps (umask(2) only sets: it is
+/// set back at once; the runtime is single-threaded).
+pub fn current_umask() -> u32 {
+    let umask = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o022));
+    rustix::process::umask(umask);
+    umask.bits()
 }
 
 /// Everything a sandbox run does, as data: the engine's `Plan` (namespaces,
@@ -79,8 +62,13 @@ pub struct SandboxPlan {
     /// stdout and stderr of the command (else: rootcell's own).
     pub output: Option<PathBuf>,
     pub output_directory: PathBuf,
-    /// `--result-files`, absolute container paths.
-    pub result_patterns: Vec<PathBuf>,
+    /// `--result-files`, absolute container paths, and where the tree in
+    /// the output directory starts.
+    pub result_files: capture::ResultFiles,
+    /// Every directory of the layout and its mode.
+    pub modes: Vec<(PathBuf, DirMode)>,
+    pub limits: Limits,
+    pub cgroup_access: bool,
     pub notes: Vec<String>,
 }
 
@@ -113,29 +101,21 @@ pub fn validate(cfg: &SandboxConfig) -> Result<()> {
 /// The plan of a run of `cfg` on this host (`--plan` prints it).
 pub fn plan(cfg: &SandboxConfig) -> Result<SandboxPlan> {
     validate(cfg)?;
-    let caller = Caller::current()?;
-    let facts = interim::HostFacts::gather(cfg)?;
-    let layout = interim::plan(cfg, &facts)?;
-    build_plan(cfg, layout, &caller)
+    let facts = layout::HostFacts::gather(cfg)?;
+    let layout = layout::plan(cfg, &facts)?;
+    build_plan(cfg, layout, &facts, current_umask())
 }
 
 /// Pure: the sandbox's plan from the config, the planned filesystem
-/// layout and the caller.
-pub(crate) fn build_plan(
+/// layout (which chose the user, the working directory, HOME and the
+/// hostname), the host's facts and the caller's umask.
+pub fn build_plan(
     cfg: &SandboxConfig,
-    layout: interim::Layout,
-    caller: &Caller,
+    layout: layout::Layout,
+    host: &layout::HostFacts,
+    umask: u32,
 ) -> Result<SandboxPlan> {
-    let uid = if cfg.root {
-        0
-    } else {
-        cfg.uid.unwrap_or(caller.uid)
-    };
-    let gid = if cfg.root {
-        0
-    } else {
-        cfg.gid.unwrap_or(caller.gid)
-    };
+    let (uid, gid) = (layout.uid, layout.gid);
     let mut create = vec![Namespace::Mount, Namespace::Pid];
     if !cfg.network_access {
         create.push(Namespace::Network);
@@ -143,14 +123,14 @@ pub(crate) fn build_plan(
     create.extend([Namespace::Ipc, Namespace::Uts, Namespace::Cgroup]);
     // Not root: a user namespace mapping the caller (the rootless
     // sandbox, not implemented yet: the executor refuses it).
-    let (uid_mappings, gid_mappings) = if caller.uid != 0 {
+    let (uid_mappings, gid_mappings) = if host.rootless {
         create.insert(0, Namespace::User);
-        let map = |inside: u32, host: u32| crate::plan::IdMapping {
+        let map = |inside: u32, outside: u32| crate::plan::IdMapping {
             container_id: inside,
-            host_id: host,
+            host_id: outside,
             size: 1,
         };
-        (vec![map(uid, caller.uid)], vec![map(gid, caller.gid)])
+        (vec![map(uid, host.uid)], vec![map(gid, host.gid)])
     } else {
         (Vec::new(), Vec::new())
     };
@@ -161,10 +141,8 @@ pub(crate) fn build_plan(
         .cloned()
         .collect();
     env.push(("HOME".into(), layout.home.clone().into_os_string()));
-    let cwd = cfg
-        .working_dir
-        .clone()
-        .unwrap_or_else(|| caller.cwd.clone());
+    let result_files = capture::ResultFiles::new(&cfg.result_files, &layout.working_dir)?;
+    let cwd = layout.working_dir.clone();
     let process = ProcessPlan {
         args: cfg
             .command
@@ -179,7 +157,7 @@ pub(crate) fn build_plan(
         uid,
         gid,
         additional_gids: Vec::new(),
-        umask: caller.umask,
+        umask,
         terminal: false,
         console_size: None,
         rlimits: Vec::new(),
@@ -222,17 +200,6 @@ pub(crate) fn build_plan(
         finish: layout.finish,
         mount_label: None,
     };
-    let base = process.cwd.clone();
-    let result_patterns = cfg
-        .result_files
-        .iter()
-        .map(|p| base.join(p))
-        .collect::<Vec<_>>();
-    let result_patterns = if layout.result_patterns.is_empty() {
-        result_patterns
-    } else {
-        layout.result_patterns
-    };
     Ok(SandboxPlan {
         plan: Plan {
             namespaces: Namespaces {
@@ -242,7 +209,7 @@ pub(crate) fn build_plan(
                 gid_mappings,
                 time_offsets: Vec::new(),
             },
-            hostname: Some(HOSTNAME.into()),
+            hostname: Some(layout.hostname),
             domainname: None,
             rootfs,
             process,
@@ -254,7 +221,10 @@ pub(crate) fn build_plan(
         input: cfg.input.clone(),
         output: cfg.output.clone(),
         output_directory: cfg.output_directory.clone(),
-        result_patterns,
+        result_files,
+        modes: layout.modes,
+        limits: cfg.limits.clone(),
+        cgroup_access: cfg.cgroup_access,
         notes: layout.notes,
     })
 }
@@ -262,6 +232,17 @@ pub(crate) fn build_plan(
 impl fmt::Display for SandboxPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.plan)?;
+        writeln!(f, "directory modes")?;
+        for (path, mode) in &self.modes {
+            writeln!(
+                f,
+                "├─ {} {}",
+                path.display(),
+                mode.flag()
+                    .trim_start_matches("--")
+                    .trim_end_matches("-dir")
+            )?;
+        }
         writeln!(f, "stdio")?;
         let input = match &self.input {
             Input::DevNull => "/dev/null".to_string(),
@@ -273,8 +254,13 @@ impl fmt::Display for SandboxPlan {
             Some(p) => writeln!(f, "└─ stdout and stderr to {}", p.display())?,
             None => writeln!(f, "└─ stdout and stderr: rootcell's own")?,
         }
-        writeln!(f, "results to {}", self.output_directory.display())?;
-        for p in &self.result_patterns {
+        writeln!(
+            f,
+            "results to {} (from {})",
+            self.output_directory.display(),
+            self.result_files.base.display()
+        )?;
+        for p in &self.result_files.patterns {
             writeln!(f, "├─ {}", p.display())?;
         }
         for note in &self.notes {
@@ -319,7 +305,7 @@ fn open_io(plan: &SandboxPlan) -> Result<process::CommandIo> {
 }
 
 /// Runs a planned sandbox and reports. Everything it made (the staging,
-/// the processes) is gone when it returns.
+/// the run cgroup, the processes) is gone when it returns.
 pub fn execute(plan: &SandboxPlan) -> Result<Report> {
     let RootSource::HostTree(staging_plan) = &plan.plan.rootfs.source else {
         return Err(Error::Other("a sandbox plan needs a host tree".into()));
@@ -330,135 +316,144 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
                 .into(),
         ));
     }
+    // Made and opened before the command runs: it cannot redirect them.
     let io = open_io(plan)?;
-    let staging = execute::StagingFs::create(staging_plan)?;
+    let output_dir = capture::OutputDir::open(&plan.output_directory)?;
+    let staging = match execute::StagingFs::create(staging_plan) {
+        Ok(staging) => staging,
+        Err(e) => {
+            output_dir.remove_if_empty();
+            return Err(e);
+        }
+    };
     tracing::debug!(
         "sandbox: staging {:?} made, {} setup and {} finish steps",
         staging_plan.filesystem,
         plan.plan.rootfs.setup.len(),
         plan.plan.rootfs.finish.len()
     );
-    let result = run_in(plan, &staging, io);
+    let result = run_in(plan, &staging, io, &output_dir);
     let removed = staging.remove();
     tracing::debug!("sandbox: staging removed: {removed:?}");
-    let report = result?;
-    removed?;
-    Ok(report)
+    match result {
+        Ok(report) => {
+            if report.result_files.is_empty() {
+                output_dir.remove_if_empty();
+            }
+            removed?;
+            Ok(report)
+        }
+        Err(e) => {
+            output_dir.remove_if_empty();
+            Err(e)
+        }
+    }
 }
 
 fn run_in(
     plan: &SandboxPlan,
     staging: &execute::StagingFs,
     io: process::CommandIo,
+    output_dir: &capture::OutputDir,
 ) -> Result<Report> {
-    // MEASURE: the run cgroup (`cgroups::RunCgroup::create`) is made here
-    // and its `procs_files()` passed to `spawn`; removed after the run.
-    let signals = crate::container::signals::Forwarder::block()?;
-    let signal_fd = signals.signal_fd()?;
+    let mut notes = plan.notes.clone();
+    let cgroup = match cgroups::RunCgroup::create(&plan.limits, plan.cgroup_access)? {
+        Some((cgroup, cgroup_notes)) => {
+            notes.extend(cgroup_notes);
+            Some(cgroup)
+        }
+        None => {
+            notes.extend(cgroups::notes_without_cgroup(&plan.limits));
+            None
+        }
+    };
+    // Without a cgroup, `--timelimit` is an rlimit of the command.
+    let without_cgroup;
+    let plan = if cgroup.is_none() && plan.limits.cputime.is_some() {
+        let mut p = plan.clone();
+        p.plan.process.rlimits.extend(
+            cgroups::rlimits_without_cgroup(&plan.limits)
+                .into_iter()
+                .map(|(resource, soft, hard)| crate::plan::Rlimit {
+                    name: "RLIMIT_CPU".into(),
+                    resource,
+                    soft,
+                    hard,
+                }),
+        );
+        without_cgroup = p;
+        &without_cgroup
+    } else {
+        plan
+    };
+    let procs = match &cgroup {
+        Some(cg) => cg.procs_files()?,
+        None => Vec::new(),
+    };
+    // Blocked before init exists (which inherits the mask and blocks its
+    // own set; the command starts with none blocked), restored on return.
+    let _signals = supervise::block_signals()?;
+    let files_limited = plan.limits.files_count.is_some() || plan.limits.files_size.is_some();
     let starttime = crate::state::time::rfc3339_now();
     let started = Instant::now();
-    let spawned = process::spawn(plan, staging.handle()?, io, Vec::new())?;
+    let spawned = process::spawn(plan, staging.handle()?, io, procs, files_limited)?;
     tracing::debug!("sandbox: init started, pid {}", spawned.pid);
-    // MEASURE: the one call site of `supervise::supervise(&spawned.pidfd,
-    // spawned.pid, spawned.status, watch, started)`, which replaces
-    // `wait_interim`.
-    let outcome = wait_interim(&spawned, &signal_fd, started)?;
+    // `--filesCountLimit`/`--filesSizeLimit` count what the command
+    // writes: the baseline is taken while init waits between its setup
+    // and the command.
+    let probe = match &spawned.setup_done {
+        Some((ready, go)) => {
+            let probe = if process::wait_byte(ready) {
+                capture::UsageProbe::new(staging.fd()).ok()
+            } else {
+                None
+            };
+            let _ = process::write_all(go, b"1");
+            probe
+        }
+        None => None,
+    };
+    let files_usage: Option<Box<dyn FnMut() -> (u64, u64) + '_>> = probe.map(|probe| {
+        Box::new(move || probe.usage().unwrap_or((0, 0))) as Box<dyn FnMut() -> (u64, u64)>
+    });
+    let watch = supervise::Watch {
+        cgroup: cgroup.as_ref(),
+        limits: &plan.limits,
+        files_usage,
+    };
+    let errors = spawned.errors;
+    let outcome =
+        supervise::supervise(&spawned.pidfd, spawned.pid, spawned.status, watch, started)?;
     tracing::debug!(
-        "sandbox: init ended after {:?}, command status {:?}",
+        "sandbox: the run ended after {:?}: {:?}",
         outcome.walltime,
         outcome.status
     );
-    if let Some(message) = read_errors(&spawned.errors) {
+    if let Some(message) = read_errors(&errors) {
         return Err(sandbox_error(message));
     }
-    let Some(status) = outcome.status else {
-        return Err(Error::Other(
-            "the sandbox's init ended without the command's status".into(),
-        ));
-    };
-    // CAPTURE: `capture::capture(staging.upper()?, &plan.result_patterns,
-    // &plan.output_directory)` goes here, with its files, deleted files
-    // and notes into the report.
-    let _ = staging;
+    if let Some(cgroup) = cgroup {
+        cgroup.remove()?;
+    }
+    let captured = capture::capture_into(staging.upper()?.as_fd(), &plan.result_files, output_dir)?;
+    notes.extend(captured.notes);
+    if let (Some(max), Some(path)) = (plan.limits.output_size, &plan.output) {
+        supervise::shrink_output(path, max)?;
+    }
     Ok(Report {
         starttime,
-        status,
-        termination_reason: outcome.killed.then_some(TerminationReason::Killed),
+        status: outcome.status,
+        termination_reason: outcome.termination_reason,
         walltime: outcome.walltime,
         cputime: outcome.cputime,
-        cputime_per_cpu: Vec::new(),
-        memory: None,
-        blkio_read: None,
-        blkio_write: None,
-        result_files: Vec::new(),
-        deleted_files: Vec::new(),
-        notes: plan.notes.clone(),
+        cputime_per_cpu: outcome.cputime_per_cpu,
+        memory: outcome.memory,
+        blkio_read: outcome.blkio_read,
+        blkio_write: outcome.blkio_write,
+        result_files: captured.files,
+        deleted_files: captured.deleted,
+        notes,
     })
-}
-
-/// INTERIM (until measure's `supervise` is merged): how the run ended.
-struct Waited {
-    status: Option<ExitStatus>,
-    killed: bool,
-    walltime: Duration,
-    cputime: Duration,
-}
-
-/// INTERIM (until measure's `supervise` is merged): waits for init with
-/// its pidfd, forwarding SIGINT/SIGTERM/SIGHUP (a second one kills it),
-/// reads the status it wrote and reaps it.
-fn wait_interim(s: &process::Spawned, signals: &OwnedFd, started: Instant) -> Result<Waited> {
-    use rustix::event::{poll, PollFd, PollFlags};
-    let mut seen = 0;
-    loop {
-        let mut fds = [
-            PollFd::new(&s.pidfd, PollFlags::IN),
-            PollFd::new(signals, PollFlags::IN),
-        ];
-        match poll(&mut fds, None) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(std::io::Error::from(e)).ctx(|| "poll"),
-        }
-        let done = !fds[0].revents().is_empty();
-        while let Some(sig) = crate::container::signals::read_signal(signals) {
-            if sig == libc::SIGCHLD {
-                continue;
-            }
-            seen += 1;
-            let sig = if seen == 1 { sig } else { libc::SIGKILL };
-            if let Some(sig) = rustix::process::Signal::from_named_raw(sig) {
-                let _ = rustix::process::pidfd_send_signal(&s.pidfd, sig);
-            }
-        }
-        if done {
-            break;
-        }
-    }
-    let walltime = started.elapsed();
-    let mut bytes = [0u8; 4];
-    let status = match rustix::io::read(&s.status, &mut bytes) {
-        Ok(4) => Some(decode_wait_status(i32::from_ne_bytes(bytes))),
-        _ => None,
-    };
-    let _ = rustix::process::waitpid(
-        rustix::process::Pid::from_raw(s.pid),
-        rustix::process::WaitOptions::empty(),
-    );
-    Ok(Waited {
-        status,
-        killed: seen > 0,
-        walltime,
-        cputime: Duration::ZERO,
-    })
-}
-
-/// The command's status from a raw wait status.
-fn decode_wait_status(status: i32) -> ExitStatus {
-    if libc::WIFSIGNALED(status) {
-        ExitStatus::Signaled(libc::WTERMSIG(status))
-    } else {
-        ExitStatus::Exited(libc::WEXITSTATUS(status))
-    }
 }
 
 /// What init or the command wrote into the error pipe before dying (all
@@ -504,8 +499,8 @@ mod tests {
     use super::*;
     use crate::plan::{Staging, StagingFilesystem};
 
-    fn layout() -> interim::Layout {
-        interim::Layout {
+    fn layout(uid: u32, working_dir: &str) -> layout::Layout {
+        layout::Layout {
             staging: Staging {
                 filesystem: StagingFilesystem::Tmpfs {
                     options: Vec::new(),
@@ -515,17 +510,21 @@ mod tests {
             setup: Vec::new(),
             finish: Vec::new(),
             notes: vec!["a note".into()],
-            result_patterns: Vec::new(),
+            modes: vec![(PathBuf::from("/"), DirMode::Overlay)],
             home: PathBuf::from("/home/user"),
+            working_dir: PathBuf::from(working_dir),
+            uid,
+            gid: uid + 1,
+            hostname: "box".into(),
         }
     }
 
-    fn caller(uid: u32) -> Caller {
-        Caller {
+    fn host(uid: u32) -> layout::HostFacts {
+        layout::HostFacts {
             uid,
             gid: uid + 1,
-            cwd: PathBuf::from("/work"),
-            umask: 0o027,
+            rootless: uid != 0,
+            ..Default::default()
         }
     }
 
@@ -540,7 +539,7 @@ mod tests {
 
     #[test]
     fn the_plan_of_a_root_caller() {
-        let plan = build_plan(&config(), layout(), &caller(0)).unwrap();
+        let plan = build_plan(&config(), layout(0, "/work"), &host(0), 0o027).unwrap();
         let ns = &plan.plan.namespaces;
         assert_eq!(
             ns.create,
@@ -575,30 +574,39 @@ mod tests {
                 recursive: true
             }
         );
-        assert_eq!(plan.result_patterns, [PathBuf::from("/work/.")]);
+        assert_eq!(plan.result_files.patterns, [PathBuf::from("/work")]);
         assert_eq!(plan.notes, ["a note"]);
-        assert_eq!(plan.plan.hostname.as_deref(), Some(HOSTNAME));
+        assert_eq!(plan.plan.hostname.as_deref(), Some("box"));
     }
 
     #[test]
     fn flags_change_the_plan() {
         let mut cfg = config();
         cfg.network_access = true;
-        cfg.root = true;
-        cfg.working_dir = Some(PathBuf::from("/srv"));
-        let plan = build_plan(&cfg, layout(), &caller(0)).unwrap();
+        cfg.result_files = vec!["out/*.txt".into()];
+        let plan = build_plan(&cfg, layout(1000, "/srv"), &host(0), 0o022).unwrap();
         assert!(!plan.plan.namespaces.creates(Namespace::Network));
         assert_eq!(plan.plan.process.cwd, PathBuf::from("/srv"));
-        assert_eq!(plan.result_patterns, [PathBuf::from("/srv/.")]);
+        assert_eq!(
+            (plan.plan.process.uid, plan.plan.process.gid),
+            (1000, 1001),
+            "the layout's user"
+        );
+        assert_eq!(
+            plan.result_files.patterns,
+            [PathBuf::from("/srv/out/*.txt")]
+        );
         let mut cfg = config();
-        cfg.uid = Some(1000);
-        let plan = build_plan(&cfg, layout(), &caller(0)).unwrap();
-        assert_eq!((plan.plan.process.uid, plan.plan.process.gid), (1000, 1));
+        cfg.result_files = vec!["../../x".into()];
+        assert!(matches!(
+            build_plan(&cfg, layout(0, "/srv"), &host(0), 0o022),
+            Err(Error::Usage { flag, .. }) if flag == "--result-files"
+        ));
     }
 
     #[test]
     fn an_unprivileged_caller_gets_a_user_namespace_mapping_itself() {
-        let plan = build_plan(&config(), layout(), &caller(1000)).unwrap();
+        let plan = build_plan(&config(), layout(1000, "/w"), &host(1000), 0o022).unwrap();
         let ns = &plan.plan.namespaces;
         assert_eq!(ns.create[0], Namespace::User);
         assert_eq!(ns.uid_mappings.len(), 1);
@@ -638,12 +646,13 @@ mod tests {
 
     #[test]
     fn the_plan_prints_as_the_engines_tree() {
-        let plan = build_plan(&config(), layout(), &caller(0)).unwrap();
+        let plan = build_plan(&config(), layout(0, "/work"), &host(0), 0o022).unwrap();
         let text = plan.to_string();
         for part in [
             "rootfs: the host's tree",
             "staging: a tmpfs, attached at /run",
             "switch root: PivotRoot",
+            "├─ / overlay",
             "stdin /dev/null",
             "note: a note",
         ] {

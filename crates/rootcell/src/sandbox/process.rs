@@ -50,6 +50,10 @@ pub struct Spawned {
     pub status: OwnedFd,
     /// Read end: the error init or the command died of, as text.
     pub errors: OwnedFd,
+    /// With `--filesCountLimit`/`--filesSizeLimit`: init's "set up" (read
+    /// one byte; end-of-file: init failed) and the runtime's "go on" (write
+    /// one byte), so that the usage baseline is taken between the two.
+    pub setup_done: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Everything the sandbox's side needs, given across the `clone3`.
@@ -59,16 +63,24 @@ pub(super) struct ChildSide<'a> {
     pub io: CommandIo,
     pub cgroup_procs: Vec<OwnedFd>,
     pub status: OwnedFd,
-    pub errors: OwnedFd,
+    /// The error pipe's write end: owned by `spawn`'s frame in the child,
+    /// which never returns, so that it is still open when `run_child`
+    /// reports an error that unwound `init`.
+    pub errors: RawFd,
+    /// Write "set up", read "go on" (see `Spawned::setup_done`).
+    pub setup_sync: Option<(OwnedFd, OwnedFd)>,
 }
 
 /// Starts the sandbox: init in its new namespaces. `cgroup_procs`:
 /// opened `cgroup.procs` files of the run cgroup, which init joins first.
+/// `setup_sync`: init waits for the runtime between its setup and the
+/// command (`Spawned::setup_done`).
 pub fn spawn(
     plan: &SandboxPlan,
     staging: StagingHandle,
     io: CommandIo,
     cgroup_procs: Vec<OwnedFd>,
+    setup_sync: bool,
 ) -> Result<Spawned> {
     let ns = &plan.plan.namespaces;
     if ns.creates(Namespace::User) {
@@ -87,10 +99,18 @@ pub fn spawn(
         .fold(0u64, |acc, n| acc | n.clone_flag() as u64);
     let (status_read, status_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
     let (errors_read, errors_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+    let (host_sync, init_sync) = if setup_sync {
+        let (ready_read, ready_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+        let (go_read, go_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
+        (Some((ready_read, go_write)), Some((ready_write, go_read)))
+    } else {
+        (None, None)
+    };
     match sys::clone_into_namespaces(flags).ctx(|| "clone3 of the sandbox's init")? {
         (sys::Forked::Child, _) => {
             drop(status_read);
             drop(errors_read);
+            drop(host_sync);
             let errors_fd = errors_write.as_raw_fd();
             let child = ChildSide {
                 plan,
@@ -98,17 +118,21 @@ pub fn spawn(
                 io,
                 cgroup_procs,
                 status: status_write,
-                errors: errors_write,
+                errors: errors_fd,
+                setup_sync: init_sync,
             };
+            // `errors_write` stays open: this frame never returns.
             run_child(errors_fd, || super::init::init(child))
         }
         (sys::Forked::Parent(pid), pidfd) => {
             let pidfd = pidfd.ok_or_else(|| Error::Other("clone3 gave no pidfd".into()))?;
+            drop(init_sync);
             Ok(Spawned {
                 pid,
                 pidfd,
                 status: status_read,
                 errors: errors_read,
+                setup_done: host_sync,
             })
         }
     }
@@ -235,8 +259,20 @@ fn exec_args(command: &[OsString], env: &[(OsString, OsString)]) -> Result<sys::
     ))
 }
 
+/// Reads one byte from a pipe: false at end-of-file (the writer is gone).
+pub fn wait_byte(fd: impl AsFd) -> bool {
+    let mut byte = [0u8; 1];
+    loop {
+        match rustix::io::read(fd.as_fd(), &mut byte) {
+            Ok(n) => return n == 1,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return false,
+        }
+    }
+}
+
 /// Writes all of `bytes` to a pipe (retrying on EINTR).
-pub(super) fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> std::io::Result<()> {
+pub fn write_all(fd: impl AsFd, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
         match rustix::io::write(fd.as_fd(), bytes) {
             Ok(n) => bytes = &bytes[n..],

@@ -1,0 +1,1025 @@
+//! The cgroup of one sandbox run: a fresh directory in every hierarchy
+//! that measures or limits (v1, v2 and the hybrid layout), the limits
+//! written, the readings `supervise` takes, and the teardown that leaves
+//! nothing behind.
+//!
+//! Built on `crate::cgroup` (hierarchy discovery, the directory layout,
+//! `apply_resources` of a planned `CgroupResources`, the freezer, the OOM
+//! watch): the run's limits are turned into the same `linux.resources`
+//! plan containers use, with the flags as field names.
+//!
+//! Where BenchExec puts its run cgroups: below the caller's own cgroup in
+//! each hierarchy. On cgroup v2 a cgroup with processes cannot hand
+//! controllers to children, so the run cgroup goes to the hierarchy's root
+//! when our own cgroup does not delegate them already (root only).
+
+use std::fs;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxResources};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
+
+use crate::cgroup::freezer::Freezer;
+use crate::cgroup::oom::OomWatch;
+use crate::cgroup::{self, ContainerCgroup, Hierarchy};
+use crate::error::{Error, Result};
+use crate::plan::resources::resources_plan;
+use crate::plan::{CgroupResources, CgroupVersion};
+use crate::sandbox::config::Limits;
+
+/// v1 controllers a run always gets a directory in: CPU time, memory,
+/// process count, I/O bytes, and the freezer to kill without races.
+const MEASURING_V1: [&str; 5] = ["cpuacct", "memory", "pids", "blkio", "freezer"];
+
+/// v2 controllers enabled for the run when the host offers them (CPU time
+/// comes from the core `cpu.stat`, which needs no controller).
+const MEASURING_V2: [&str; 3] = ["memory", "io", "pids"];
+
+/// How long `kill_all` waits for the killed processes to exit.
+const KILL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Pidfds open at a time while waiting for killed processes (a fork bomb
+/// may leave more processes than fds we may open).
+const PIDFD_BATCH: usize = 256;
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// One run's cgroup: a directory per hierarchy, removed (with anything
+/// still in it killed) by `remove`, or at the latest when dropped.
+#[derive(Debug)]
+pub struct RunCgroup {
+    name: String,
+    cg: ContainerCgroup,
+    memory_limit: Option<u64>,
+    removed: bool,
+}
+
+impl RunCgroup {
+    /// A fresh cgroup for one run in every available hierarchy (v1, v2,
+    /// hybrid), the limits written (memory, cpuset cores and memory
+    /// nodes), with notes on what is not measured. Ok(None) when none can
+    /// be made (unprivileged without a delegated subtree; why is logged,
+    /// `notes_without_cgroup` gives the report's notes): then
+    /// `--timelimit` falls back to `rlimits_without_cgroup`, and the
+    /// limits nothing else can enforce (`--memlimit`, `--softtimelimit`,
+    /// `--cores`, `--memoryNodes`) are usage errors, as in BenchExec.
+    pub fn create(
+        limits: &Limits,
+        cgroup_access: bool,
+    ) -> Result<Option<(RunCgroup, Vec<String>)>> {
+        let hierarchies = cgroup::host_hierarchies()?;
+        create_in(&hierarchies, limits, cgroup_access)
+    }
+
+    /// Opened `cgroup.procs` files: stage 1 writes "0" into each to join.
+    pub fn procs_files(&self) -> Result<Vec<OwnedFd>> {
+        cgroup::procs_files(&self.cg.dirs)
+    }
+
+    /// Kills everything left (SIGKILL: `cgroup.kill` on v2, else the v1
+    /// freezer around the signals, else a kill loop), waits for it to
+    /// exit and removes the directories.
+    pub fn remove(mut self) -> Result<()> {
+        self.removed = true;
+        teardown(&self.cg.dirs)
+    }
+
+    /// `rootcell-sandbox-<pid>-<n>`: the directory name in every hierarchy.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The run's directories, one per hierarchy.
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.cg.dirs
+    }
+
+    /// The memory limit as written (`--memlimit`).
+    pub fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// Sends SIGKILL to every process of the run and returns at once.
+    pub fn kill(&self) {
+        kill_once(&self.cg.dirs);
+    }
+
+    /// SIGKILLs every process of the run and waits until none is left.
+    pub fn kill_all(&self) -> Result<()> {
+        kill_all(&self.cg.dirs)
+    }
+
+    /// Pids in the run's cgroup now.
+    pub fn pids(&self) -> Vec<i32> {
+        cgroup::pids(&self.cg.dirs)
+    }
+
+    /// CPU time of every process that ran in the cgroup: v1
+    /// `cpuacct.usage` (ns), else v2 `cpu.stat` `usage_usec`.
+    pub fn cputime(&self) -> Option<Duration> {
+        if let Some(text) = self.read("cpuacct.usage") {
+            if let Ok(ns) = text.trim().parse::<u64>() {
+                return Some(Duration::from_nanos(ns));
+            }
+        }
+        self.cg
+            .dirs
+            .iter()
+            .filter_map(|d| fs::read_to_string(d.join("cpu.stat")).ok())
+            .find_map(|t| parse_cpu_stat_usage(&t))
+    }
+
+    /// Whether `cputime` can tell anything.
+    pub fn accounts_cpu(&self) -> bool {
+        self.cputime().is_some()
+    }
+
+    /// CPU time per CPU number (v1 `cpuacct.usage_percpu`), CPUs never
+    /// used left out as BenchExec does; empty on v2.
+    pub fn cputime_per_cpu(&self) -> Vec<(u32, Duration)> {
+        self.read("cpuacct.usage_percpu")
+            .map(|t| parse_percpu(&t))
+            .unwrap_or_default()
+    }
+
+    /// Peak memory of the whole cgroup: v1 `memory.memsw.max_usage_in_bytes`
+    /// (RAM+swap, as BenchExec) or `memory.max_usage_in_bytes`; v2
+    /// `memory.peak` plus `memory.swap.peak`.
+    pub fn memory_peak(&self) -> Option<u64> {
+        let num = |name: &str| self.read(name).and_then(|t| t.trim().parse::<u64>().ok());
+        num("memory.memsw.max_usage_in_bytes")
+            .or_else(|| num("memory.max_usage_in_bytes"))
+            .or_else(|| Some(num("memory.peak")? + num("memory.swap.peak").unwrap_or(0)))
+    }
+
+    /// How many processes the kernel's OOM killer killed in the cgroup
+    /// (v1 `memory.oom_control`, v2 `memory.events`: `oom_kill`); None
+    /// when the kernel does not say.
+    pub fn oom_kills(&self) -> Option<u64> {
+        ["memory.oom_control", "memory.events"]
+            .iter()
+            .find_map(|f| self.read(f))
+            .and_then(|t| parse_oom_kill(&t))
+    }
+
+    /// An armed OOM notification (v1 eventfd, v2 `memory.events`
+    /// POLLPRI), None without a memory cgroup.
+    pub fn oom_watch(&self) -> Result<Option<OomWatch>> {
+        OomWatch::arm(&self.cg.dirs)
+    }
+
+    /// Bytes read and written by block I/O: v1
+    /// `blkio.throttle.io_service_bytes(_recursive)`, v2 `io.stat`.
+    pub fn blkio(&self) -> Option<(u64, u64)> {
+        if let Some(t) = self
+            .read("blkio.throttle.io_service_bytes_recursive")
+            .or_else(|| self.read("blkio.throttle.io_service_bytes"))
+        {
+            return Some(parse_blkio_v1(&t));
+        }
+        self.read("io.stat").map(|t| parse_io_stat(&t))
+    }
+
+    /// The first of the run's directories holding `file`, read.
+    fn read(&self, file: &str) -> Option<String> {
+        self.cg
+            .dirs
+            .iter()
+            .map(|d| d.join(file))
+            .find(|p| p.exists())
+            .and_then(|p| fs::read_to_string(p).ok())
+    }
+}
+
+impl Drop for RunCgroup {
+    /// The last resort (a panic or an early return between create and
+    /// remove): nothing may be left behind.
+    fn drop(&mut self) {
+        if !self.removed {
+            if let Err(e) = teardown(&self.cg.dirs) {
+                tracing::warn!("removing the run's cgroup {}: {e}", self.name);
+            }
+        }
+    }
+}
+
+/// The rlimits the command's process sets when the run has no cgroup:
+/// `RLIMIT_CPU` (whole seconds, rounded up; soft = hard, so the kernel
+/// sends SIGKILL) for `--timelimit`, as BenchExec 2.x did. It counts each
+/// process on its own, not the tree. Nothing for memory: BenchExec refuses
+/// `--memlimit` without a memory cgroup rather than limit address space
+/// (`RLIMIT_AS`), which is not memory use; so does `create`.
+pub fn rlimits_without_cgroup(limits: &Limits) -> Vec<(i32, u64, u64)> {
+    let mut out = Vec::new();
+    if let Some(t) = limits.cputime {
+        let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+        out.push((libc::RLIMIT_CPU as i32, secs.max(1), secs.max(1)));
+    }
+    out
+}
+
+/// The report's notes for a run without a cgroup (`create` gave None):
+/// how its limits and measurements differ.
+pub fn notes_without_cgroup(limits: &Limits) -> Vec<String> {
+    let mut notes = vec![
+        "no cgroup could be made for the run: CPU time from the top process's rusage, memory not measured"
+            .to_string(),
+    ];
+    if limits.cputime.is_some() {
+        notes.push(
+            "--timelimit: enforced by RLIMIT_CPU on the command's process (each process on its own)"
+                .into(),
+        );
+    }
+    notes
+}
+
+/// `create` against a given set of hierarchies.
+fn create_in(
+    hierarchies: &[Hierarchy],
+    limits: &Limits,
+    cgroup_access: bool,
+) -> Result<Option<(RunCgroup, Vec<String>)>> {
+    let need_cpuset = limits.cores.is_some() || limits.memory_nodes.is_some();
+    let mut v2_wanted: Vec<&str> = MEASURING_V2.to_vec();
+    if need_cpuset {
+        v2_wanted.push("cpuset");
+    }
+    let mut selected: Vec<Hierarchy> = hierarchies
+        .iter()
+        .filter(|h| {
+            h.v2 || h.controllers.iter().any(|c| {
+                MEASURING_V1.contains(&c.as_str())
+                    || (need_cpuset && c == "cpuset")
+                    || (cgroup_access && !c.starts_with("name="))
+            })
+        })
+        .cloned()
+        .collect();
+    for h in selected.iter_mut().filter(|h| h.v2) {
+        h.own_path = v2_parent(h, &v2_wanted);
+    }
+    check_cpuset(&selected, limits)?;
+    check_memory_available(&selected, limits)?;
+
+    let mut notes = Vec::new();
+    let Some((name, cg)) = make_dirs(&selected, &mut notes)? else {
+        refuse_without_cgroup(limits, &notes)?;
+        tracing::warn!("no cgroup for the run: {}", notes.join("; "));
+        return Ok(None);
+    };
+    let run = RunCgroup {
+        name,
+        cg,
+        memory_limit: limits.memory,
+        removed: false,
+    };
+    // From here on, an error drops `run`, which removes the directories.
+    let version = if run.cg.mount_sources.iter().all(|s| s.fstype == "cgroup2") {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    };
+    if let Some(dir) = v2_dir(&run.cg) {
+        enable_v2_controllers(dir, &v2_wanted, limits, &mut notes)?;
+    }
+    let has = |file: &str| run.cg.dirs.iter().any(|d| d.join(file).exists());
+    let swap_file = match version {
+        CgroupVersion::V1 => "memory.memsw.limit_in_bytes",
+        CgroupVersion::V2 => "memory.swap.max",
+    };
+    if let Some(res) = limits_plan(limits, version, has(swap_file))? {
+        cgroup::apply_resources(&res, &run.cg, false).map_err(as_usage)?;
+    }
+    if !run.accounts_cpu() {
+        if limits.cputime.is_some() || limits.soft_cputime.is_some() {
+            let flag = if limits.cputime.is_some() {
+                "--timelimit"
+            } else {
+                "--softtimelimit"
+            };
+            return Err(Error::usage(
+                flag,
+                "the run's cgroup accounts no CPU time (no cpuacct controller, no cpu.stat)",
+            ));
+        }
+        notes.push("CPU time from the command's rusage: the run's cgroup accounts none".into());
+    }
+    if run.memory_peak().is_none() {
+        notes.push("memory is not measured: the run's cgroup has no memory controller".into());
+    }
+    tracing::debug!("run cgroup {}: {:?}", run.name, run.cg.dirs);
+    Ok(Some((run, notes)))
+}
+
+/// Where the v2 run cgroup goes: below our own cgroup when it is the root
+/// or already delegates every wanted controller the host has; else at
+/// the hierarchy's root when we may write there (a cgroup with processes,
+/// ours, cannot enable controllers for its children).
+fn v2_parent(h: &Hierarchy, wanted: &[&str]) -> PathBuf {
+    let root_rel = Path::new("/");
+    if h.own_path == root_rel {
+        return h.own_path.clone();
+    }
+    let own = h
+        .mountpoint
+        .join(h.own_path.strip_prefix("/").unwrap_or(&h.own_path));
+    let words = |p: PathBuf| -> Vec<String> {
+        fs::read_to_string(p)
+            .map(|t| t.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let available = words(h.mountpoint.join("cgroup.controllers"));
+    let delegated = words(own.join("cgroup.subtree_control"));
+    let all_there = wanted
+        .iter()
+        .filter(|c| available.iter().any(|a| a == *c))
+        .all(|c| delegated.iter().any(|d| d == c));
+    if all_there || rustix::fs::access(&h.mountpoint, rustix::fs::Access::WRITE_OK).is_err() {
+        h.own_path.clone()
+    } else {
+        root_rel.to_path_buf()
+    }
+}
+
+/// The parent directory of the run cgroup in `h`.
+fn parent_dir(h: &Hierarchy) -> PathBuf {
+    h.mountpoint
+        .join(h.own_path.strip_prefix("/").unwrap_or(&h.own_path))
+}
+
+/// `--cores` and `--memoryNodes` need a cpuset controller, and every value
+/// must be one the parent cgroup's cpuset allows.
+fn check_cpuset(selected: &[Hierarchy], limits: &Limits) -> Result<()> {
+    let asks = [
+        ("--cores", limits.cores.as_deref(), "cpus"),
+        ("--memoryNodes", limits.memory_nodes.as_deref(), "mems"),
+    ];
+    for (flag, wanted, kind) in asks {
+        let Some(wanted) = wanted else { continue };
+        if wanted.is_empty() {
+            return Err(Error::usage(flag, "the list is empty"));
+        }
+        let Some(allowed) = allowed_cpuset(selected, kind) else {
+            return Err(Error::usage(
+                flag,
+                "needs the cpuset cgroup controller, which this host does not offer here",
+            ));
+        };
+        check_subset(flag, wanted, &allowed)?;
+    }
+    Ok(())
+}
+
+/// The parent cgroup's effective `cpus` or `mems`, as a list: from the v1
+/// cpuset hierarchy, else from the v2 parent when it has the cpuset
+/// controller.
+fn allowed_cpuset(selected: &[Hierarchy], kind: &str) -> Option<String> {
+    let v1 = selected
+        .iter()
+        .find(|h| !h.v2 && h.controllers.iter().any(|c| c == "cpuset"));
+    if let Some(h) = v1 {
+        let dir = parent_dir(h);
+        return [format!("cpuset.effective_{kind}"), format!("cpuset.{kind}")]
+            .iter()
+            .filter_map(|f| fs::read_to_string(dir.join(f)).ok())
+            .find(|t| !t.trim().is_empty());
+    }
+    let h = selected.iter().find(|h| h.v2)?;
+    let available = fs::read_to_string(h.mountpoint.join("cgroup.controllers")).ok()?;
+    if !available.split_whitespace().any(|c| c == "cpuset") {
+        return None;
+    }
+    // The nearest ancestor (the parent or above) that shows it.
+    let mut dir = parent_dir(h);
+    loop {
+        if let Ok(t) = fs::read_to_string(dir.join(format!("cpuset.{kind}.effective"))) {
+            if !t.trim().is_empty() {
+                return Some(t);
+            }
+        }
+        if dir == h.mountpoint || !dir.pop() {
+            break;
+        }
+    }
+    let sys = match kind {
+        "cpus" => "/sys/devices/system/cpu/online",
+        _ => "/sys/devices/system/node/online",
+    };
+    fs::read_to_string(sys).ok()
+}
+
+/// Every value of `wanted` must be in the kernel list `allowed` (`0-3,7`).
+fn check_subset(flag: &str, wanted: &[u32], allowed: &str) -> Result<()> {
+    let allowed_list = crate::plan::process::parse_cpu_list(allowed.trim())
+        .map_err(|e| Error::Other(format!("{flag}: reading the parent cpuset: {e}")))?;
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|v| !allowed_list.contains(v))
+        .map(u32::to_string)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let what = if flag == "--cores" {
+        "CPU"
+    } else {
+        "memory node"
+    };
+    Err(Error::usage(
+        flag,
+        format!(
+            "{what}{} {} not allowed here: the cgroup's cpuset has {}",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(","),
+            allowed.trim()
+        ),
+    ))
+}
+
+/// `--memlimit` needs a memory controller: a v1 memory hierarchy or a v2
+/// hierarchy that offers it.
+fn check_memory_available(selected: &[Hierarchy], limits: &Limits) -> Result<()> {
+    if limits.memory.is_none() {
+        return Ok(());
+    }
+    let v1 = selected
+        .iter()
+        .any(|h| !h.v2 && h.controllers.iter().any(|c| c == "memory"));
+    let v2 = selected.iter().filter(|h| h.v2).any(|h| {
+        fs::read_to_string(h.mountpoint.join("cgroup.controllers"))
+            .is_ok_and(|t| t.split_whitespace().any(|c| c == "memory"))
+    });
+    if v1 || v2 {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "--memlimit",
+        "needs the memory cgroup controller, which this host does not offer",
+    ))
+}
+
+/// Without any cgroup only `--timelimit` (RLIMIT_CPU) and
+/// `--walltimelimit` can be enforced.
+fn refuse_without_cgroup(limits: &Limits, notes: &[String]) -> Result<()> {
+    let why = |what: &str| {
+        let mut reason = format!(
+            "{what} needs a cgroup, and none could be made for the run (run as root, or in a cgroup delegated to this user)"
+        );
+        if let Some(n) = notes.first() {
+            reason.push_str(": ");
+            reason.push_str(n);
+        }
+        reason
+    };
+    if limits.memory.is_some() {
+        return Err(Error::usage("--memlimit", why("a memory limit")));
+    }
+    if limits.soft_cputime.is_some() {
+        return Err(Error::usage(
+            "--softtimelimit",
+            why("a soft CPU-time limit"),
+        ));
+    }
+    if limits.cores.is_some() {
+        return Err(Error::usage("--cores", why("a cpuset")));
+    }
+    if limits.memory_nodes.is_some() {
+        return Err(Error::usage("--memoryNodes", why("a cpuset")));
+    }
+    Ok(())
+}
+
+/// Creates `rootcell-sandbox-<pid>-<n>` in every selected hierarchy, each
+/// directory exclusively (a name another process holds, e.g. one with our
+/// pid in another pid namespace, is never shared: the next `n` is taken).
+/// A hierarchy we may not write to is skipped with a note. None when no
+/// directory could be made.
+fn make_dirs(
+    selected: &[Hierarchy],
+    notes: &mut Vec<String>,
+) -> Result<Option<(String, ContainerCgroup)>> {
+    let pid = std::process::id();
+    for _ in 0..1000 {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("rootcell-sandbox-{pid}-{n}");
+        let all = cgroup::container_dirs(selected, Some(Path::new(&name)), &name);
+        let mut made = ContainerCgroup::default();
+        let mut taken = false;
+        let mut skipped = Vec::new();
+        for (dir, src) in all.dirs.iter().zip(&all.mount_sources) {
+            match fs::create_dir(dir) {
+                Ok(()) => {
+                    made.dirs.push(dir.clone());
+                    made.mount_sources.push(src.clone());
+                    if let Err(e) = cgroup::inherit_cpuset(dir) {
+                        let _ = cgroup::remove(&made.dirs);
+                        return Err(Error::Io {
+                            context: format!("{}: copying the parent's cpuset", dir.display()),
+                            cause: e,
+                        });
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    taken = true;
+                    break;
+                }
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(libc::EACCES | libc::EPERM | libc::EROFS | libc::ENOENT)
+                    ) =>
+                {
+                    skipped.push(format!("{}: {e}", dir.display()));
+                }
+                Err(e) => {
+                    let _ = cgroup::remove(&made.dirs);
+                    return Err(Error::Io {
+                        context: format!("creating the run's cgroup {}", dir.display()),
+                        cause: e,
+                    });
+                }
+            }
+        }
+        if taken {
+            cgroup::remove(&made.dirs)?;
+            continue;
+        }
+        if !skipped.is_empty() {
+            tracing::debug!("cgroup hierarchies not writable: {skipped:?}");
+            if made.dirs.is_empty() {
+                notes.push(format!("cannot create {}", skipped.join("; ")));
+            }
+        }
+        if made.dirs.is_empty() {
+            return Ok(None);
+        }
+        return Ok(Some((name, made)));
+    }
+    Err(Error::Other(
+        "no free name for the run's cgroup after 1000 tries".into(),
+    ))
+}
+
+/// The run's directory in the cgroup2 hierarchy, if any.
+fn v2_dir(cg: &ContainerCgroup) -> Option<&Path> {
+    cg.dirs
+        .iter()
+        .zip(&cg.mount_sources)
+        .find(|(_, s)| s.fstype == "cgroup2")
+        .map(|(d, _)| d.as_path())
+}
+
+/// Enables the measuring controllers (and cpuset when asked) the cgroup2
+/// hierarchy offers, down to the run's directory. One that the limits
+/// need and cannot be enabled is a usage error naming the flag.
+fn enable_v2_controllers(
+    dir: &Path,
+    wanted: &[&str],
+    limits: &Limits,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let root_controllers = dir
+        .ancestors()
+        .skip(1)
+        .take_while(|p| p.join("cgroup.controllers").exists())
+        .last()
+        .and_then(|root| fs::read_to_string(root.join("cgroup.controllers")).ok())
+        .unwrap_or_default();
+    for c in wanted {
+        let needed_by = match *c {
+            "memory" if limits.memory.is_some() => Some("--memlimit"),
+            "cpuset" if limits.cores.is_some() => Some("--cores"),
+            "cpuset" if limits.memory_nodes.is_some() => Some("--memoryNodes"),
+            _ => None,
+        };
+        if !root_controllers.split_whitespace().any(|have| have == *c) {
+            continue; // Bound to a v1 hierarchy (hybrid) or not built in.
+        }
+        if let Err(why) = cgroup::enable_controller(dir, c) {
+            match needed_by {
+                Some(flag) => return Err(Error::usage(flag, why)),
+                None => notes.push(why),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The run's limits as the `linux.resources` plan containers use (memory
+/// limit, memory+swap at the same value when the kernel accounts swap so
+/// swapping cannot get round it, cpuset cpus and mems), with the flags as
+/// field names.
+fn limits_plan(
+    limits: &Limits,
+    version: CgroupVersion,
+    swap_accounted: bool,
+) -> Result<Option<CgroupResources>> {
+    let mut res = LinuxResources::default();
+    if let Some(bytes) = limits.memory {
+        let bytes = i64::try_from(bytes)
+            .map_err(|_| Error::usage("--memlimit", format!("{bytes} bytes is too large")))?;
+        let mut m = LinuxMemory::default();
+        m.set_limit(Some(bytes));
+        if swap_accounted {
+            m.set_swap(Some(bytes));
+        }
+        res.set_memory(Some(m));
+    }
+    if limits.cores.is_some() || limits.memory_nodes.is_some() {
+        let mut c = LinuxCpu::default();
+        c.set_cpus(
+            limits
+                .cores
+                .as_deref()
+                .map(crate::plan::process::format_cpu_list),
+        );
+        c.set_mems(
+            limits
+                .memory_nodes
+                .as_deref()
+                .map(crate::plan::process::format_cpu_list),
+        );
+        res.set_cpu(Some(c));
+    }
+    let Some(mut plan) = resources_plan(Some(&res), &[], version).map_err(as_usage)? else {
+        return Ok(None);
+    };
+    for w in &mut plan.writes {
+        w.field = flag_of(&w.field).to_string();
+    }
+    Ok(Some(plan))
+}
+
+/// The flag a planned `linux.resources` field comes from.
+fn flag_of(field: &str) -> &str {
+    match field {
+        "linux.resources.memory.limit" | "linux.resources.memory.swap" => "--memlimit",
+        "linux.resources.cpu.cpus" => "--cores",
+        "linux.resources.cpu.mems" => "--memoryNodes",
+        other => other,
+    }
+}
+
+/// A planning or writing error about a flag is a usage error.
+fn as_usage(e: Error) -> Error {
+    match e {
+        Error::InvalidSpec { field, reason } if field.starts_with("--") => Error::Usage {
+            flag: field,
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// One round of SIGKILL for everything in `dirs`, without waiting:
+/// `cgroup.kill` (v2, also the hybrid layout's unified tree: atomic, forks
+/// included), else the v1 freezer around the signals (nothing forks away
+/// meanwhile), else the signals alone.
+fn kill_once(dirs: &[PathBuf]) {
+    if let Some(file) = dirs
+        .iter()
+        .map(|d| d.join("cgroup.kill"))
+        .find(|f| f.exists())
+    {
+        match fs::write(&file, "1") {
+            Ok(()) => return,
+            Err(e) => tracing::debug!("{}: {e}", file.display()),
+        }
+    }
+    let freezer = Freezer::find(dirs).filter(|f| matches!(f, Freezer::V1(_)));
+    if let Some(f) = &freezer {
+        if let Err(e) = f.set(true) {
+            tracing::debug!("freezing the run's cgroup before killing: {e}");
+        }
+    }
+    for pid in cgroup::pids(dirs) {
+        if let Some(fd) = Pid::from_raw(pid).and_then(|p| pidfd_open(p, PidfdFlags::empty()).ok()) {
+            let _ = pidfd_send_signal(&fd, Signal::KILL);
+        }
+    }
+    if let Some(f) = &freezer {
+        // A frozen task dies only once thawed.
+        if let Err(e) = f.set(false) {
+            tracing::debug!("thawing the run's cgroup after killing: {e}");
+        }
+    }
+}
+
+/// Kills everything in `dirs` and waits (pidfds, no sleeps) until the
+/// cgroup is empty, for at most `KILL_TIMEOUT`.
+fn kill_all(dirs: &[PathBuf]) -> Result<()> {
+    let deadline = Instant::now() + KILL_TIMEOUT;
+    loop {
+        let pids = cgroup::pids(dirs);
+        if pids.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Other(format!(
+                "processes {pids:?} of the run's cgroup did not die within {} s of SIGKILL",
+                KILL_TIMEOUT.as_secs()
+            )));
+        }
+        kill_once(dirs);
+        for chunk in pids.chunks(PIDFD_BATCH) {
+            let fds: Vec<OwnedFd> = chunk
+                .iter()
+                .filter_map(|p| Pid::from_raw(*p))
+                .filter_map(|p| pidfd_open(p, PidfdFlags::empty()).ok())
+                .collect();
+            wait_exited(&fds, deadline);
+        }
+    }
+}
+
+/// Waits until every pidfd polls readable (its process exited), or the
+/// deadline.
+fn wait_exited(fds: &[OwnedFd], deadline: Instant) {
+    let mut left: Vec<&OwnedFd> = fds.iter().collect();
+    while !left.is_empty() {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let mut pfds: Vec<PollFd<'_>> = left
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::IN))
+            .collect();
+        let ts =
+            rustix::time::Timespec::try_from(deadline - now).unwrap_or(rustix::time::Timespec {
+                tv_sec: 1,
+                tv_nsec: 0,
+            });
+        match poll(&mut pfds, Some(&ts)) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return,
+        }
+        let done: Vec<bool> = pfds.iter().map(|p| !p.revents().is_empty()).collect();
+        left = left
+            .into_iter()
+            .zip(done)
+            .filter(|(_, d)| !d)
+            .map(|(fd, _)| fd)
+            .collect();
+    }
+}
+
+/// Kills what is left and removes the directories (sub-cgroups the
+/// command made first). An `rmdir` refused because a process was still on
+/// its way out is tried again after another kill round.
+fn teardown(dirs: &[PathBuf]) -> Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        kill_all(dirs)?;
+        match cgroup::remove(dirs) {
+            Ok(()) => return Ok(()),
+            Err(Error::Io { cause, context }) if cause.raw_os_error() == Some(libc::EBUSY) => {
+                last = Some(Error::Io { cause, context });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| Error::Other("removing the run's cgroup".into())))
+}
+
+/// `usage_usec` of a v2 `cpu.stat` (a v1 `cpu.stat` has none).
+fn parse_cpu_stat_usage(text: &str) -> Option<Duration> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_micros)
+}
+
+/// `cpuacct.usage_percpu`: nanoseconds per CPU number, zeros left out.
+fn parse_percpu(text: &str) -> Vec<(u32, Duration)> {
+    text.split_whitespace()
+        .enumerate()
+        .filter_map(|(cpu, v)| {
+            let ns = v.parse::<u64>().ok().filter(|ns| *ns > 0)?;
+            Some((u32::try_from(cpu).ok()?, Duration::from_nanos(ns)))
+        })
+        .collect()
+}
+
+/// The `oom_kill` line of v1 `memory.oom_control` or v2 `memory.events`.
+fn parse_oom_kill(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// v1 `blkio.throttle.io_service_bytes`: `MAJ:MIN Read|Write|… BYTES`
+/// lines (and a `Total` line), summed over devices.
+fn parse_blkio_v1(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if let [_dev, kind, bytes] = parts[..] {
+            let Ok(n) = bytes.parse::<u64>() else {
+                continue;
+            };
+            match kind {
+                "Read" => read = read.saturating_add(n),
+                "Write" => write = write.saturating_add(n),
+                _ => {}
+            }
+        }
+    }
+    (read, write)
+}
+
+/// v2 `io.stat`: `MAJ:MIN rbytes=… wbytes=… …` per device, summed.
+fn parse_io_stat(text: &str) -> (u64, u64) {
+    let (mut read, mut write) = (0u64, 0u64);
+    for word in text.split_whitespace() {
+        let Some((key, value)) = word.split_once('=') else {
+            continue;
+        };
+        let Ok(n) = value.parse::<u64>() else {
+            continue;
+        };
+        match key {
+            "rbytes" => read = read.saturating_add(n),
+            "wbytes" => write = write.saturating_add(n),
+            _ => {}
+        }
+    }
+    (read, write)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    #[test]
+    fn runs_without_a_cgroup_say_so() {
+        let notes = notes_without_cgroup(&limits());
+        assert_eq!(notes.len(), 1);
+        assert!(notes[0].contains("memory not measured"));
+        let mut l = limits();
+        l.cputime = Some(Duration::from_secs(1));
+        assert!(notes_without_cgroup(&l)[1].contains("RLIMIT_CPU"));
+    }
+
+    #[test]
+    fn rlimit_cpu_rounds_up_whole_seconds() {
+        assert!(rlimits_without_cgroup(&limits()).is_empty());
+        let mut l = limits();
+        l.cputime = Some(Duration::from_millis(1500));
+        l.memory = Some(1 << 30);
+        let r = rlimits_without_cgroup(&l);
+        assert_eq!(r, vec![(libc::RLIMIT_CPU as i32, 2, 2)], "no RLIMIT_AS");
+        l.cputime = Some(Duration::from_secs(3));
+        assert_eq!(rlimits_without_cgroup(&l)[0].1, 3);
+        l.cputime = Some(Duration::from_millis(10));
+        assert_eq!(rlimits_without_cgroup(&l)[0].1, 1, "never 0 (unlimited)");
+    }
+
+    #[test]
+    fn limits_become_the_resources_plan_with_flag_names() {
+        let mut l = limits();
+        l.memory = Some(100_000_000);
+        l.cores = Some(vec![0, 1, 3]);
+        l.memory_nodes = Some(vec![0]);
+        let v1 = limits_plan(&l, CgroupVersion::V1, true).unwrap().unwrap();
+        let files: Vec<(String, String, String)> = v1
+            .writes
+            .iter()
+            .map(|w| {
+                (
+                    w.field.clone(),
+                    w.files[0].name.clone(),
+                    w.files[0].value.clone(),
+                )
+            })
+            .collect();
+        let want = |f: &str, n: &str, v: &str| (f.to_string(), n.to_string(), v.to_string());
+        assert_eq!(
+            files,
+            vec![
+                want("--memlimit", "memory.limit_in_bytes", "100000000"),
+                want("--memlimit", "memory.memsw.limit_in_bytes", "100000000"),
+                want("--cores", "cpuset.cpus", "0-1,3"),
+                want("--memoryNodes", "cpuset.mems", "0"),
+            ]
+        );
+        // Without swap accounting: the limit alone.
+        let v1 = limits_plan(&l, CgroupVersion::V1, false).unwrap().unwrap();
+        assert!(v1.writes.iter().all(|w| !w.files[0].name.contains("memsw")));
+        // v2: memory.max, and no swap beyond the limit.
+        let v2 = limits_plan(&l, CgroupVersion::V2, true).unwrap().unwrap();
+        let names: Vec<(&str, &str)> = v2
+            .writes
+            .iter()
+            .map(|w| (w.files[0].name.as_str(), w.files[0].value.as_str()))
+            .collect();
+        assert_eq!(names[0], ("memory.max", "100000000"));
+        assert_eq!(names[1], ("memory.swap.max", "0"));
+        assert!(limits_plan(&limits(), CgroupVersion::V1, true)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn cores_outside_the_cpuset_name_the_flag() {
+        check_subset("--cores", &[0, 1], "0-1\n").unwrap();
+        let e = check_subset("--cores", &[1, 5, 7], "0-3").unwrap_err();
+        assert!(matches!(e, Error::Usage { ref flag, .. } if flag == "--cores"));
+        let text = e.to_string();
+        assert!(
+            text.contains("CPUs 5,7 not allowed") && text.contains("0-3"),
+            "{text}"
+        );
+        let e = check_subset("--memoryNodes", &[1], "0")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--memoryNodes: memory node 1 not allowed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn limits_without_any_cgroup_are_usage_errors_but_timelimit() {
+        let mut l = limits();
+        l.cputime = Some(Duration::from_secs(1));
+        l.walltime = Some(Duration::from_secs(1));
+        refuse_without_cgroup(&l, &[]).unwrap();
+        for (flag, set) in [
+            (
+                "--memlimit",
+                &(|l: &mut Limits| l.memory = Some(1)) as &dyn Fn(&mut Limits),
+            ),
+            ("--softtimelimit", &|l: &mut Limits| {
+                l.soft_cputime = Some(Duration::from_secs(1))
+            }),
+            ("--cores", &|l: &mut Limits| l.cores = Some(vec![0])),
+            ("--memoryNodes", &|l: &mut Limits| {
+                l.memory_nodes = Some(vec![0])
+            }),
+        ] {
+            let mut l = limits();
+            set(&mut l);
+            let e = refuse_without_cgroup(&l, &["cannot create /x: EACCES".into()]).unwrap_err();
+            assert!(
+                matches!(e, Error::Usage { flag: ref f, .. } if f == flag),
+                "{e}"
+            );
+            let text = e.to_string();
+            assert!(text.starts_with(flag) && text.contains("EACCES"), "{text}");
+        }
+    }
+
+    #[test]
+    fn cgroup_files_parse() {
+        assert_eq!(
+            parse_cpu_stat_usage("usage_usec 1500000\nuser_usec 1\nsystem_usec 2\n"),
+            Some(Duration::from_millis(1500))
+        );
+        // A v1 cpu.stat (throttling only) has no usage.
+        assert_eq!(
+            parse_cpu_stat_usage("nr_periods 0\nnr_throttled 0\nthrottled_time 0\n"),
+            None
+        );
+        assert_eq!(
+            parse_percpu("0 2000000000 0 5 \n"),
+            vec![(1, Duration::from_secs(2)), (3, Duration::from_nanos(5))]
+        );
+        assert_eq!(
+            parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"),
+            Some(2)
+        );
+        assert_eq!(
+            parse_oom_kill("low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\noom_group_kill 0\n"),
+            Some(1)
+        );
+        assert_eq!(parse_oom_kill("under_oom 0\n"), None);
+        let blkio = "8:0 Read 4096\n8:0 Write 8192\n8:0 Sync 0\n8:0 Total 12288\n\
+                     8:16 Read 1\n8:16 Write 2\nTotal 12291\n";
+        assert_eq!(parse_blkio_v1(blkio), (4097, 8194));
+        let io = "8:0 rbytes=100 wbytes=200 rios=1 wios=2 dbytes=0 dios=0\n\
+                  253:0 rbytes=1 wbytes=2 rios=1 wios=1 dbytes=0 dios=0\n";
+        assert_eq!(parse_io_stat(io), (101, 202));
+    }
+
+    #[test]
+    fn usage_errors_keep_their_flag() {
+        let e = as_usage(Error::spec("--memlimit", "x"));
+        assert!(matches!(e, Error::Usage { .. }));
+        let e = as_usage(Error::spec("linux.resources.x", "y"));
+        assert!(matches!(e, Error::InvalidSpec { .. }));
+        assert_eq!(flag_of("linux.resources.memory.swap"), "--memlimit");
+        assert_eq!(flag_of("linux.resources.cpu.mems"), "--memoryNodes");
+    }
+}
