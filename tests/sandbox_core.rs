@@ -721,3 +721,55 @@ fn init_is_out_of_the_commands_reach() {
         out.all()
     );
 }
+
+/// The library's `sandbox::execute` with a plan whose setup fails in
+/// init: run in a test process of its own (`--exact`, one thread), since
+/// the sandbox forks and the harness's other tests run in threads.
+#[test]
+#[ignore = "run by a_failing_setup_step_in_init_is_reported"]
+fn library_run_with_a_failing_setup_step() {
+    use rootcell::plan::{AttrChange, MountKind, MountStep, Step};
+    let missing = format!("/nonexistent-{}", std::process::id());
+    let cfg = rootcell::sandbox::SandboxConfig::new(vec!["true".into()]);
+    let mut plan = rootcell::sandbox::plan(&cfg).expect("plan");
+    plan.plan.rootfs.setup.push(Step::Mount(MountStep {
+        destination: PathBuf::from("/mnt"),
+        kind: MountKind::Bind {
+            source: PathBuf::from(&missing),
+            recursive: false,
+            idmap: None,
+        },
+        attrs: AttrChange::default(),
+        recursive_attrs: AttrChange::default(),
+        propagation: None,
+        config_index: None,
+    }));
+    let err = rootcell::sandbox::execute(&plan).expect_err("a bind of a missing source");
+    let text = err.to_string();
+    assert!(
+        text.contains(&missing),
+        "the error names the source: {text}"
+    );
+    assert!(text.contains("/mnt"), "and the destination: {text}");
+}
+
+#[test]
+fn a_failing_setup_step_in_init_is_reported() {
+    skip_for_runc!();
+    let run = Run::new();
+    let out = exec(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "library_run_with_a_failing_setup_step",
+                "--test-threads=1",
+            ])
+            .env("TMPDIR", run.tmpdir.path())
+            .env("ROOTCELL_TEST_MARKER", &run.marker),
+        CMD_TIMEOUT,
+    );
+    run.assert_clean(&out.what);
+    out.assert_ok("the library run in its own test process");
+    assert!(out.stdout.contains("1 passed"), "{}", out.all());
+}
