@@ -17,6 +17,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Only the global flags: what comes before `rootcell sandbox`, whose own
+/// flags are parsed by `commands::sandbox`.
+#[derive(Parser, Debug)]
+#[command(name = "rootcell")]
+pub struct GlobalOnly {
+    #[command(flatten)]
+    pub global: Global,
+}
+
 #[derive(Args, Debug)]
 pub struct Global {
     /// Directory for container state (default /run/rootcell, or
@@ -286,6 +295,17 @@ pub enum Command {
     },
     /// Print what this runtime supports, as OCI features JSON.
     Features,
+    /// Run a command in a container made from the host's own tree
+    /// (BenchExec's containerexec/runexec flags; `rootcell sandbox --help`).
+    #[command(disable_help_flag = true)]
+    Sandbox {
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Print the plan for a bundle without running anything.
     Plan {
         #[arg(default_value = ".")]

@@ -36,6 +36,29 @@ pub fn init(global: &Global) {
     };
 }
 
+/// `rootcell sandbox`: as `init`, but `--debug` records go to stderr when
+/// there is no `--log` file.
+pub fn init_sandbox(global: &Global, debug: bool) {
+    if global.log.is_some() || !debug {
+        return init(&Global {
+            debug,
+            log: global.log.clone(),
+            log_format: global.log_format,
+            root: None,
+            rootless: None,
+            systemd_cgroup: false,
+        });
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("debug"))
+        .with_ansi(false)
+        .event_format(RuncFormat {
+            json: global.log_format == LogFormat::Json,
+        })
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
 /// logrus' text (`time="…" level=error msg="…"`) or JSON
 /// (`{"level":"error","msg":"…","time":"…"}`) records.
 struct RuncFormat {

@@ -7,6 +7,12 @@ mod logging;
 use clap::Parser;
 
 fn main() {
+    // `rootcell sandbox` has BenchExec's flags (its `--root` is not the
+    // state directory's): its own parser takes everything after the word.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(at) = commands::sandbox::position(&argv) {
+        std::process::exit(commands::sandbox::main(&argv[..at], &argv[at + 1..]));
+    }
     let args = cli::Cli::parse();
     logging::init(&args.global);
     // Before anything of a container exists: commands that start processes

@@ -6,6 +6,7 @@ mod exec;
 mod features;
 mod list;
 mod ps;
+pub mod sandbox;
 mod update;
 
 use std::path::Path;
@@ -77,6 +78,12 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             json,
             no_pivot,
         } => plan(&runtime, &bundle, json, no_pivot).map(|()| 0),
+        // `main` hands `sandbox` to `sandbox::main` before this parser;
+        // reached only when global flags it does not know came first.
+        Command::Sandbox { args } => {
+            let argv = [std::ffi::OsString::from("rootcell")];
+            Ok(sandbox::main(&argv, &args))
+        }
     }
 }
 
@@ -154,7 +161,7 @@ impl std::fmt::Display for Failure {
 impl std::error::Error for Failure {}
 
 /// Writes to stdout; a reader that went away (`| head`) is not an error.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     use std::io::Write;
     match std::io::stdout().lock().write_all(text.as_bytes()) {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),

@@ -7,7 +7,7 @@ mod events;
 mod exec;
 mod pause;
 mod relay;
-mod signals;
+pub(crate) mod signals;
 mod update;
 mod wait;
 

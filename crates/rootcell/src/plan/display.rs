@@ -32,7 +32,10 @@ impl fmt::Display for Plan {
             writeln!(f, "├─ domainname {d}")?;
         }
         let r = &self.rootfs;
-        writeln!(f, "rootfs {}", r.rootfs.display())?;
+        match &r.source {
+            RootSource::Bundle => writeln!(f, "rootfs {}", r.rootfs.display())?,
+            RootSource::HostTree(_) => writeln!(f, "rootfs: the host's tree")?,
+        }
         writeln!(
             f,
             "├─ propagation of / : {}{:?}",
@@ -43,7 +46,26 @@ impl fmt::Display for Plan {
             },
             r.root_propagation.kind
         )?;
-        writeln!(f, "├─ bind rootfs onto itself")?;
+        match &r.source {
+            RootSource::Bundle => writeln!(f, "├─ bind rootfs onto itself")?,
+            RootSource::HostTree(staging) => {
+                let fs = match &staging.filesystem {
+                    StagingFilesystem::Tmpfs { options } if options.is_empty() => {
+                        "a tmpfs".to_string()
+                    }
+                    StagingFilesystem::Tmpfs { options } => {
+                        let data: Vec<_> = options.iter().map(|o| o.to_string()).collect();
+                        format!("a tmpfs [{}]", data.join(","))
+                    }
+                    StagingFilesystem::Directory => "a new directory in $TMPDIR".to_string(),
+                };
+                writeln!(
+                    f,
+                    "├─ staging: {fs}, attached at {} while the root is assembled in its root/",
+                    staging.mountpoint.display()
+                )?;
+            }
+        }
         for step in &r.setup {
             writeln!(f, "├─ {step}")?;
         }

@@ -126,7 +126,7 @@ fn run(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     match prepare::finish(
         cfg.process,
         cfg.seccomp,
-        chan,
+        Some(chan),
         cfg.preserve_fds,
         &mut ExecLifecycle { chan },
     )? {}

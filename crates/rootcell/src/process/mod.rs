@@ -349,7 +349,7 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     match prepare::finish(
         &plan.process,
         cfg.seccomp,
-        chan,
+        Some(chan),
         cfg.preserve_fds,
         &mut life,
     )? {}

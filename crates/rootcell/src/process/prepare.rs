@@ -50,6 +50,14 @@ pub trait Lifecycle {
     /// Close-on-exec fds that must stay open until `execve` (the sync
     /// socket, the exec fifo's write end).
     fn keep(&self) -> Vec<RawFd>;
+    /// `FinalStep::ResolveProgram`: the program, arguments and environment
+    /// for `execve`. By default `process.args` and `process.env`, HOME
+    /// from the container's `/etc/passwd` when the environment lacks it,
+    /// `args[0]` looked up in PATH. The sandbox passes its command as the
+    /// caller gave it (bytes, not necessarily UTF-8).
+    fn resolve_program(&mut self, p: &ProcessPlan) -> Result<sys::ExecArgs> {
+        resolve_program(p)
+    }
 }
 
 /// Applies the process settings that need privileges; the plan's final
@@ -92,12 +100,12 @@ pub fn prepare_process(p: &ProcessPlan) -> Result<()> {
 }
 
 /// Walks `p.final_steps` up to `execve`. `chan` is the sync socket, for a
-/// notifying filter's handoff; `preserve_fds` fds from 3 stay open.
-/// Returns only on failure.
+/// notifying filter's handoff (None: there is no runtime to hand it to);
+/// `preserve_fds` fds from 3 stay open. Returns only on failure.
 pub(crate) fn finish(
     p: &ProcessPlan,
     filter: Option<&seccomp::Filter>,
-    chan: &Channel,
+    chan: Option<&Channel>,
     preserve_fds: u32,
     life: &mut dyn Lifecycle,
 ) -> Result<Never> {
@@ -119,7 +127,7 @@ pub(crate) fn finish(
                 enter_cwd(&p.cwd)?;
                 rustix::process::umask(rustix::fs::Mode::from_raw_mode(p.umask));
             }
-            FinalStep::ResolveProgram => exec = Some(resolve_program(p)?),
+            FinalStep::ResolveProgram => exec = Some(life.resolve_program(p)?),
             FinalStep::ExecCpuAffinity => {
                 if let Some(cpus) = p
                     .exec_cpu_affinity
@@ -180,9 +188,21 @@ pub(crate) fn finish(
 /// hands it to the agent and answers: the only syscalls after the load but
 /// `execve` are that `sendmsg` and `recvmsg`, with the message and the
 /// buffer made before the load (no allocation after it).
-fn load_seccomp(filter: Option<&seccomp::Filter>, handoff: bool, chan: &Channel) -> Result<()> {
+fn load_seccomp(
+    filter: Option<&seccomp::Filter>,
+    handoff: bool,
+    chan: Option<&Channel>,
+) -> Result<()> {
     let Some(filter) = filter else {
         return Ok(());
+    };
+    let chan = match (handoff, chan) {
+        (true, None) => {
+            return Err(Error::Other(
+                "linux.seccomp: a notifying filter needs a runtime to hand its fd to".into(),
+            ))
+        }
+        (_, chan) => chan,
     };
     let prepared = if handoff {
         let msg = serde_json::to_vec(&ToRuntime::SeccompListener)
@@ -194,6 +214,9 @@ fn load_seccomp(filter: Option<&seccomp::Filter>, handoff: bool, chan: &Channel)
     let fd = seccomp::load(filter)?;
     match (fd, prepared) {
         (Some(fd), Some((msg, mut buf))) => {
+            let Some(chan) = chan else {
+                return Err(Error::Other("linux.seccomp: no sync socket".into()));
+            };
             super::sync::send_with_fd(chan.as_fd(), &msg, fd.as_fd())
                 .ctx(|| "sync socket: sending the seccomp notification fd")?;
             // The fd is close-on-exec: `execve` closes it, without a
@@ -305,7 +328,7 @@ fn resolve_program(p: &ProcessPlan) -> Result<sys::ExecArgs> {
         .args
         .first()
         .ok_or_else(|| Error::spec("process.args", "must name a program to run"))?;
-    let path = find_program(program, env_path).ok_or_else(|| {
+    let path = find_program(program.as_ref(), env_path.as_ref()).ok_or_else(|| {
         Error::spec(
             "process.args[0]",
             format!("{program:?}: no such executable in the container (PATH={env_path})"),
@@ -382,20 +405,27 @@ fn read_passwd() -> Option<String> {
     Some(text)
 }
 
-fn find_program(program: &str, path_var: &str) -> Option<PathBuf> {
+/// `program` itself when it holds a `/`, else the first executable
+/// regular file named `program` in the directories of `path_var`.
+pub(crate) fn find_program(
+    program: &std::ffi::OsStr,
+    path_var: &std::ffi::OsStr,
+) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
     };
-    if program.contains('/') {
+    if program.as_bytes().contains(&b'/') {
         let p = PathBuf::from(program);
         return executable(&p).then_some(p);
     }
     path_var
-        .split(':')
+        .as_bytes()
+        .split(|b| *b == b':')
         .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(program))
+        .map(|d| Path::new(std::ffi::OsStr::from_bytes(d)).join(program))
         .find(|p| executable(p))
 }

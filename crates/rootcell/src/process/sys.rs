@@ -679,6 +679,105 @@ pub fn bpf_attach_cgroup_device(cgroup: impl AsFd, prog: impl AsFd) -> io::Resul
     .map(|_| ())
 }
 
+/// `clone3` with `CLONE_PIDFD` and the namespace flags `ns_flags`
+/// (`CLONE_NEW*`): like `fork`, but the child starts in new namespaces (as
+/// pid 1 of a new pid namespace with `CLONE_NEWPID`), and the parent gets
+/// a pidfd of it from the same call, so the child is named by an fd that
+/// can never refer to a reused pid. The child's exit signal is SIGCHLD.
+/// Like `fork`, the child runs ordinary Rust code: the caller must be
+/// single-threaded (raw `clone3` runs no `pthread_atfork` handlers).
+pub fn clone_into_namespaces(ns_flags: u64) -> io::Result<(Forked, Option<std::os::fd::OwnedFd>)> {
+    use std::os::fd::FromRawFd;
+    const CLONE_PIDFD: u64 = 0x1000;
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: ns_flags | CLONE_PIDFD,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: like fork (no CLONE_VM, no new stack): the child gets a copy
+    // of this single-threaded process. `args` and `pidfd` live across the
+    // call, and the size of `args` is passed.
+    let pid = check(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    })?;
+    Ok(match pid {
+        0 => (Forked::Child, None),
+        // SAFETY: with CLONE_PIDFD the kernel stored a new fd (close-on-
+        // exec) for the child in `pidfd`; nothing else owns it.
+        pid => (
+            Forked::Parent(pid as i32),
+            Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(pidfd) }),
+        ),
+    })
+}
+
+/// A set of signals (`sigset_t`).
+#[derive(Clone, Copy)]
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    pub fn of(signals: &[i32]) -> SignalSet {
+        // SAFETY: sigset manipulation on a local, zeroed struct.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for sig in signals {
+                libc::sigaddset(&mut set, *sig);
+            }
+            SignalSet(set)
+        }
+    }
+
+    /// Blocks the signals of the set in the calling thread (they stay
+    /// pending until `wait`, or until the mask is reset before `execve`).
+    pub fn block(&self) -> io::Result<()> {
+        // SAFETY: sigprocmask reads a live sigset; no old set is returned.
+        let ret = unsafe { libc::sigprocmask(libc::SIG_BLOCK, &self.0, std::ptr::null_mut()) };
+        check(ret as libc::c_long).map(drop)
+    }
+
+    /// `sigwaitinfo`: the next pending signal of the (blocked) set, with
+    /// its `si_code` (`SI_USER` for kill(2), `SI_KERNEL` for one the
+    /// kernel sent, e.g. from a terminal). Retries on EINTR.
+    pub fn wait(&self) -> io::Result<(i32, i32)> {
+        loop {
+            // SAFETY: `info` is a zeroed siginfo the kernel fills in.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: the set is initialised and `info` is live.
+            let sig = unsafe { libc::sigwaitinfo(&self.0, &mut info) };
+            if sig > 0 {
+                return Ok((sig, info.si_code));
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// `waitpid(-1, WNOHANG)`: one exited child and its wait status, or None
+/// when no child has exited (or there is no child).
+pub fn reap_one() -> Option<(i32, i32)> {
+    let mut status = 0;
+    // SAFETY: waitpid on any child with a local status word.
+    let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+    (pid > 0).then_some((pid, status))
+}
+
+/// `kill(pid, sig)`; errors (the process is gone) are the caller's to
+/// ignore.
+pub fn kill(pid: i32, sig: i32) -> io::Result<()> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::kill(pid, sig) } as libc::c_long).map(drop)
+}
+
 /// What `wait4` says of an exited child: its wait status and the CPU time
 /// and peak RSS of the child and of every descendant it waited for.
 #[derive(Debug, Clone, Copy)]

@@ -5,9 +5,11 @@
 mod console;
 mod copy_up;
 mod idmap;
+mod staging;
 
 pub use console::open_ptmx;
 pub use idmap::IdmappedMounts;
+pub use staging::StagingHandle;
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -24,7 +26,7 @@ use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
     AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
-    RootSwitch, RootfsPlan, Step,
+    RootSource, RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -60,6 +62,18 @@ pub struct Rootfs {
     idmapped: IdmappedMounts,
     /// `context=` option for the tmpfs of masked directories.
     mask_data: Vec<crate::plan::FsOption>,
+    /// The host tree (the sandbox): the staging filesystem, and the empty
+    /// `root/` directory a mount on `/` is attached to.
+    staging: Option<(staging::StagingDirs, OwnedFd)>,
+}
+
+/// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
+#[derive(Debug, Clone, Copy)]
+pub struct HostTreeOptions {
+    /// The sandbox's user and group: owner of the hidden directories.
+    pub owner: (u32, u32),
+    /// The sandbox runs in a user namespace (overlays need `userxattr`).
+    pub user_ns: bool,
 }
 
 impl Rootfs {
@@ -77,6 +91,7 @@ impl Rootfs {
                 proc_dir: None,
                 idmapped,
                 mask_data: Vec::new(),
+                staging: None,
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -130,6 +145,45 @@ impl Rootfs {
                 .map(crate::plan::build::context_option)
                 .into_iter()
                 .collect(),
+            staging: None,
+        })
+    }
+
+    /// `RootSource::HostTree` (the sandbox): makes `/` of the (new,
+    /// private) mount namespace as the plan says, attaches the staging at
+    /// its mountpoint and makes its directories. The root is the empty
+    /// `root/` of the staging until a step mounts something on `/`.
+    pub fn prepare_host_tree(
+        plan: &RootfsPlan,
+        handle: StagingHandle,
+        opts: HostTreeOptions,
+    ) -> Result<Rootfs> {
+        let RootSource::HostTree(staging) = &plan.source else {
+            return Err(Error::Other(
+                "prepare_host_tree: the plan's root is not the host tree".into(),
+            ));
+        };
+        // Nothing mounted from here on may reach the host.
+        mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
+            .ctx(|| "propagation of / in the sandbox's mount namespace")?;
+        let (dirs, root_dir) = staging::attach_staging(staging, handle, opts.owner, opts.user_ns)?;
+        let root = root_dir.try_clone().ctx(|| "dup of the staging's root/")?;
+        Ok(Rootfs {
+            root: RootDir::from_fd(root),
+            root_mount: None,
+            remounted: plan
+                .finish
+                .iter()
+                .filter_map(|s| match s {
+                    Step::RemountReadOnly { path } => Some(path.clone()),
+                    _ => None,
+                })
+                .collect(),
+            mounts: Vec::new(),
+            proc_dir: None,
+            idmapped: IdmappedMounts::default(),
+            mask_data: Vec::new(),
+            staging: Some((dirs, root_dir)),
         })
     }
 
@@ -157,11 +211,19 @@ impl Rootfs {
                 procfs::write_sysctl(key, value).ctx(|| format!("linux.sysctl.{key}"))
             }
             Step::ReopenDevNull => self.reopen_dev_null(),
-            // The host-tree executor (the sandbox) handles these.
-            Step::StagingFile { name, .. } => Err(Error::Other(format!(
-                "staging file {}: no staging filesystem for this root",
-                name.display()
-            ))),
+            Step::StagingFile {
+                name,
+                contents,
+                mode,
+            } => match &self.staging {
+                Some((dirs, _)) => dirs
+                    .write_file(name, contents, *mode)
+                    .ctx(|| format!("staging file files/{}", name.display())),
+                None => Err(Error::Other(format!(
+                    "staging file {}: no staging filesystem for this root",
+                    name.display()
+                ))),
+            },
             Step::RootPropagation(change) => match &self.root_mount {
                 Some(root) => mnt::set_propagation(root, *change).ctx(|| "linux.rootfsPropagation"),
                 None => Ok(()),
@@ -216,19 +278,56 @@ impl Rootfs {
                     == rustix::fs::FileType::Directory;
                 (fd, dir)
             }
-            MountKind::Overlay { .. } | MountKind::Staging { .. } => {
-                return Err(Error::Other(format!(
-                    "{field}: no staging filesystem for this root"
-                )))
+            MountKind::Overlay { lower, layer } => {
+                let Some((dirs, _)) = &self.staging else {
+                    return Err(Error::Other(format!(
+                        "{field}: no staging filesystem for this root"
+                    )));
+                };
+                let (options, _held) = dirs
+                    .overlay_options(lower, layer)
+                    .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
+                let attrs = m.attrs.set | m.recursive_attrs.set;
+                let fd = mnt::fresh("overlay", "overlay", &options, attrs).map_err(|e| {
+                    Error::Other(format!("{field}: overlay of {}: {e}", lower.display()))
+                })?;
+                (fd, true)
+            }
+            MountKind::Staging { path } => {
+                let Some((dirs, _)) = &self.staging else {
+                    return Err(Error::Other(format!(
+                        "{field}: no staging filesystem for this root"
+                    )));
+                };
+                let source = dirs
+                    .source(path, &m.destination)
+                    .ctx(|| format!("{field}: staging {}", path.display()))?;
+                let dir = file_type(&source)
+                    .ctx(|| format!("{field}: staging {}", path.display()))?
+                    == rustix::fs::FileType::Directory;
+                let fd = clone_fd(source.as_fd(), false)
+                    .ctx(|| format!("{field}: bind of staging {}", path.display()))?;
+                (fd, dir)
             }
         };
-        self.check_special_destination(&m.destination, &field)?;
-        let target = self
-            .root
-            .mountpoint(&m.destination, directory)
-            .ctx(|| format!("{field}: mountpoint"))?;
-        self.check_proc_target(&target, m, &field)?;
-        if let MountKind::Bind { .. } = m.kind {
+        // The host tree's root: the staging's `root/`, and then the root
+        // is what was mounted there.
+        let new_root = self.staging.is_some() && m.destination == Path::new("/");
+        let target = if new_root {
+            let (_, root_dir) = self.staging.as_ref().expect("checked above");
+            root_dir
+                .try_clone()
+                .ctx(|| format!("{field}: mountpoint"))?
+        } else {
+            self.check_special_destination(&m.destination, &field)?;
+            let target = self
+                .root
+                .mountpoint(&m.destination, directory)
+                .ctx(|| format!("{field}: mountpoint"))?;
+            self.check_proc_target(&target, m, &field)?;
+            target
+        };
+        if let MountKind::Bind { .. } | MountKind::Staging { .. } = m.kind {
             mnt::set_attrs(&tree, m.attrs, false).ctx(|| format!("{field}: mount attributes"))?;
             mnt::set_attrs(&tree, m.recursive_attrs, true)
                 .ctx(|| format!("{field}: recursive mount attributes"))?;
@@ -241,7 +340,13 @@ impl Rootfs {
         if let Some(p) = m.propagation {
             mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
         }
-        if self.remounted.contains(&m.destination) {
+        if new_root {
+            // Later steps resolve their paths in what was mounted on `/`.
+            let root = tree.try_clone().ctx(|| format!("{field}: dup"))?;
+            self.root = RootDir::from_fd(root);
+            self.proc_dir = None;
+            self.root_mount = Some(tree);
+        } else if self.remounted.contains(&m.destination) {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())

@@ -397,6 +397,45 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
             }
         };
         modes.push((path.clone(), mode));
+        // A sysfs shows the network devices of the namespace it was
+        // mounted in: with a network namespace of its own, the sandbox
+        // gets a fresh read-only sysfs (`/sys/class/net` holds `lo` only),
+        // and the host's mounts below `/sys` (cgroups...) bound read-only
+        // on top of it, each top one with its tree.
+        let below_sys = || {
+            places[index + 1..]
+                .iter()
+                .take_while(|p| p.path.starts_with(path))
+        };
+        if path == Path::new("/sys")
+            && place.fs_type == "sysfs"
+            && mode == DirMode::ReadOnly
+            && !cfg.network_access
+            && below_sys().all(|p| !p.rule)
+        {
+            use attr::{NODEV, NOEXEC, NOSUID, RDONLY};
+            setup.push(fresh(
+                "/sys",
+                "sysfs",
+                &[],
+                RDONLY | NOSUID | NODEV | NOEXEC,
+            ));
+            let mut top: Option<&Path> = None;
+            for below in below_sys() {
+                if top.is_some_and(|t| below.path.starts_with(t)) {
+                    continue;
+                }
+                top = Some(&below.path);
+                setup.push(Step::Mount(mount_for(
+                    &below.path,
+                    DirMode::ReadOnly,
+                    below,
+                    true,
+                )));
+            }
+            skip_below = Some(path.clone());
+            continue;
+        }
         // A read-only or full-access tree without rules or special
         // directories below is one recursive bind.
         let mut below = places[index + 1..]
@@ -768,9 +807,14 @@ fn fresh(destination: &str, fstype: &str, options: &[(&str, &str)], attrs: u64) 
         kind: MountKind::Fresh {
             fstype: fstype.to_string(),
             source: fstype.to_string(),
+            // A key without a value (`newinstance`) is a flag: fsconfig
+            // refuses it as an empty string.
             options: options
                 .iter()
-                .map(|(k, v)| FsOption::Value(k.to_string(), v.to_string()))
+                .map(|(k, v)| match v.is_empty() {
+                    true => FsOption::Flag(k.to_string()),
+                    false => FsOption::Value(k.to_string(), v.to_string()),
+                })
                 .collect(),
             copy_up: false,
         },
@@ -1099,9 +1143,21 @@ mod tests {
             kind_at(&layout, "/dev/shm").as_deref(),
             Some("staging upper/dev/shm")
         );
-        // /sys cannot be overlaid: one recursive read-only bind.
-        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("rbind ro"));
+        // /sys cannot be overlaid: in the sandbox's own network namespace
+        // a fresh read-only sysfs, the host's mounts below it one
+        // recursive read-only bind each.
+        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("fresh sysfs"));
+        assert_eq!(
+            kind_at(&layout, "/sys/fs/cgroup").as_deref(),
+            Some("rbind ro")
+        );
         assert_eq!(kind_at(&layout, "/sys/fs/cgroup/memory"), None);
+        let (mut cfg, facts) = config(&[]);
+        cfg.network_access = true;
+        let shared = plan(&cfg, &facts).unwrap();
+        // The host's network: the host's sysfs, with what is below it.
+        assert_eq!(kind_at(&shared, "/sys").as_deref(), Some("rbind ro"));
+        assert_eq!(kind_at(&shared, "/sys/fs/cgroup"), None);
         assert_eq!(kind_at(&layout, "/boot/efi").as_deref(), Some("bind ro"));
         assert_eq!(kind_at(&layout, "/mnt/share").as_deref(), Some("bind ro"));
         assert!(
@@ -1165,8 +1221,12 @@ mod tests {
         assert_eq!(kind_at(&layout, "/").as_deref(), Some("bind ro"));
         // /home has HOME (hidden) below it.
         assert_eq!(kind_at(&layout, "/home").as_deref(), Some("bind ro"));
-        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("rbind ro"));
-        assert_eq!(kind_at(&layout, "/sys/fs/cgroup"), None);
+        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("fresh sysfs"));
+        assert_eq!(
+            kind_at(&layout, "/sys/fs/cgroup").as_deref(),
+            Some("rbind ro")
+        );
+        assert_eq!(kind_at(&layout, "/sys/fs/cgroup/memory"), None);
         // The staging may not sit under a recursive source's tree.
         assert_eq!(layout.staging.mountpoint, PathBuf::from("/dev"));
     }
@@ -1323,8 +1383,13 @@ mod tests {
             kind_at(&layout, "/srv/data/disk").as_deref(),
             Some("overlay")
         );
-        // Kernel trees are not rebuilt; /sys is bound with what is below it.
-        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("rbind ro"));
+        // Kernel trees are not rebuilt; /sys is a fresh sysfs (of the
+        // sandbox's network namespace) with what is below it bound.
+        assert_eq!(kind_at(&layout, "/sys").as_deref(), Some("fresh sysfs"));
+        assert_eq!(
+            kind_at(&layout, "/sys/fs/cgroup").as_deref(),
+            Some("rbind ro")
+        );
         assert_eq!(kind_at(&layout, "/proc").as_deref(), Some("fresh proc"));
         // Device nodes are bound from the host in a user namespace.
         assert!(layout

@@ -7,7 +7,7 @@
 //! The root, each container's directory and `state.json` are checked for
 //! owner and mode before use (`trust`).
 
-mod time;
+pub(crate) mod time;
 pub mod trust;
 
 use std::collections::HashMap;
