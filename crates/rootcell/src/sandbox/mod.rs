@@ -209,7 +209,10 @@ pub fn build_plan(
                 gid_mappings,
                 time_offsets: Vec::new(),
             },
-            hostname: Some(layout.hostname),
+            // BenchExec sets its hostname only with its generated system
+            // config; --keep-system-config keeps the host's (the new UTS
+            // namespace starts with it), matching the host's /etc/hosts.
+            hostname: (!cfg.keep_system_config).then_some(layout.hostname),
             domainname: None,
             rootfs,
             process,
