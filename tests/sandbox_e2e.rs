@@ -1430,3 +1430,37 @@ fn soak_sequential_and_parallel_runs_leave_nothing() {
     // The output directory is not the point here.
     let _ = fs::set_permissions(sb.out.path(), fs::Permissions::from_mode(0o755));
 }
+
+#[test]
+fn max_output_size_shortens_the_output_file_keeping_start_and_end() {
+    skip_unless_root_rootcell!();
+    let _g = shared();
+    let mut sb = Sb::new("maxout");
+    sb.seal();
+    let log = sb.o("log");
+    let a = limit_args(&sb, &["--output", &log, "--maxOutputSize", "1000"]);
+    let mut a = strs_ref(&a);
+    a.extend([
+        "--",
+        "sh",
+        "-c",
+        "echo FIRST; i=0; while [ $i -lt 20000 ]; do echo middle; i=$((i+1)); done; echo LAST",
+    ]);
+    let o = sb.run(&a);
+    o.assert_ok("maxOutputSize");
+    let text = fs::read_to_string(&log).unwrap();
+    eprintln!("MEASURED --maxOutputSize 1000: {} bytes kept", text.len());
+    assert!(text.len() < 2000, "{} bytes", text.len());
+    assert!(text.starts_with("FIRST\n"), "{text}");
+    assert!(text.trim_end().ends_with("LAST"), "{text}");
+    assert!(
+        text.contains("SOME LINES IN THE MIDDLE WERE REMOVED"),
+        "{text}"
+    );
+    // The command's output is not on rootcell's stdout, the report is.
+    assert!(!o.stdout.contains("middle"), "{o:?}");
+    assert_eq!(
+        report(&o.stdout).get("exitcode").map(String::as_str),
+        Some("0")
+    );
+}
