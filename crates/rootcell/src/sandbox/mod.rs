@@ -209,7 +209,10 @@ pub fn build_plan(
                 gid_mappings,
                 time_offsets: Vec::new(),
             },
-            hostname: Some(layout.hostname),
+            // BenchExec sets its hostname only with its generated system
+            // config; --keep-system-config keeps the host's (the new UTS
+            // namespace starts with it), matching the host's /etc/hosts.
+            hostname: (!cfg.keep_system_config).then_some(layout.hostname),
             domainname: None,
             rootfs,
             process,
@@ -583,9 +586,11 @@ mod tests {
     fn flags_change_the_plan() {
         let mut cfg = config();
         cfg.network_access = true;
+        cfg.keep_system_config = true;
         cfg.result_files = vec!["out/*.txt".into()];
         let plan = build_plan(&cfg, layout(1000, "/srv"), &host(0), 0o022).unwrap();
         assert!(!plan.plan.namespaces.creates(Namespace::Network));
+        assert_eq!(plan.plan.hostname, None, "the host's hostname is kept");
         assert_eq!(plan.plan.process.cwd, PathBuf::from("/srv"));
         assert_eq!(
             (plan.plan.process.uid, plan.plan.process.gid),
