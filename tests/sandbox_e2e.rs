@@ -1464,3 +1464,36 @@ fn max_output_size_shortens_the_output_file_keeping_start_and_end() {
         Some("0")
     );
 }
+
+/// A rootcell killed with SIGKILL cannot remove its run cgroup; the
+/// sandbox dies with it (PR_SET_PDEATHSIG), and the next run removes the
+/// empty cgroup whose owner is gone.
+#[test]
+fn a_killed_rootcell_leaves_a_cgroup_the_next_run_removes() {
+    skip_unless_root_rootcell!();
+    let _g = exclusive();
+    let mut sb = Sb::new("killed");
+    sb.seal();
+    let ready = sb.w().join("ready");
+    let script = format!("echo > {}; exec sleep 30", ready.display());
+    let mut child = sb.spawn(&["--full-access-dir", &sb.ws(), "--", "sh", "-c", &script]);
+    wait_for_file(&ready, "the sandboxed command");
+    let pid = child.id() as i32;
+    common::kill_pid(pid, libc::SIGKILL);
+    let _ = child.wait();
+    let prefix = format!("rootcell-sandbox-{pid}-");
+    // The sandbox's processes go with rootcell.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !marked_pids(&sb.marker).is_empty() {
+        assert!(Instant::now() < deadline, "the sandbox outlived rootcell");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        !cgroups_named(&prefix).is_empty(),
+        "expected the killed run's cgroup to be left (else this test proves nothing)"
+    );
+    let o = sb.run(&["--", "true"]);
+    assert_eq!(o.code(), Some(0), "{o:?}");
+    let left = cgroups_named(&prefix);
+    assert!(left.is_empty(), "stale cgroups not removed: {left:?}");
+}

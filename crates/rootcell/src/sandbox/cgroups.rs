@@ -495,6 +495,37 @@ fn refuse_without_cgroup(limits: &Limits, notes: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Removes run cgroups left by a rootcell that was killed before its
+/// teardown (SIGKILL leaves no chance): `rootcell-sandbox-<pid>-<n>` whose
+/// pid is gone. Only empty directories go (rmdir refuses any other), so a
+/// live run is never touched.
+fn sweep_stale(selected: &[Hierarchy]) {
+    let probe = cgroup::container_dirs(selected, Some(Path::new("probe")), "probe");
+    for parent in probe.dirs.iter().filter_map(|d| d.parent()) {
+        let Ok(entries) = fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(owner) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("rootcell-sandbox-"))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // kill(pid, 0): ESRCH means no such process.
+            let gone = rustix::process::Pid::from_raw(owner).is_some_and(|p| {
+                rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
+            });
+            if gone && fs::remove_dir(entry.path()).is_ok() {
+                tracing::debug!("removed a stale run cgroup {}", entry.path().display());
+            }
+        }
+    }
+}
+
 /// Creates `rootcell-sandbox-<pid>-<n>` in every selected hierarchy, each
 /// directory exclusively (a name another process holds, e.g. one with our
 /// pid in another pid namespace, is never shared: the next `n` is taken).
@@ -505,6 +536,7 @@ fn make_dirs(
     notes: &mut Vec<String>,
 ) -> Result<Option<(String, ContainerCgroup)>> {
     let pid = std::process::id();
+    sweep_stale(selected);
     for _ in 0..1000 {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let name = format!("rootcell-sandbox-{pid}-{n}");
