@@ -990,6 +990,12 @@ fn staging_mountpoint(host: &HostFacts, setup: &[Step]) -> Result<PathBuf> {
                 kind: MountKind::Overlay { lower, .. },
                 ..
             }) => Some((lower.as_path(), false)),
+            // Rootless: device nodes are bound from the host's /dev.
+            Step::Device(DeviceNode {
+                path,
+                bind_from_host: true,
+                ..
+            }) => Some((path.as_path(), false)),
             _ => None,
         })
         .collect();
