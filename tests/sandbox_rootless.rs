@@ -236,7 +236,7 @@ fn nested_mount_points_get_their_mode() {
     let mounts = host_mount_points();
     let script = format!(
         "if echo x > {i}/new 2>/dev/null; then echo inner-WRITABLE; else echo inner-refused; fi; \
-         cat {i}/f; echo y > {m}/g && cat {m}/g",
+         cat {i}/f; echo y > {m}/new && cat {m}/new {m}/g",
         i = inner.display(),
         m = mnt.display()
     );
@@ -250,13 +250,19 @@ fn nested_mount_points_get_their_mode() {
         "-c",
         &script,
     ]);
+    let leaked = mnt.join("new").exists();
     let _ = Command::new("umount").arg(&inner).status();
     let _ = Command::new("umount").arg(&mnt).status();
     out.assert_ok("nested mount points as uid 1000");
     assert!(
-        out.stdout.starts_with("inner-refused\non a tmpfs\ny\n"),
+        out.stdout
+            .starts_with("inner-refused\non a tmpfs\ny\nhost\n"),
         "{}",
         out.all()
+    );
+    assert!(
+        !leaked,
+        "a write in an overlaid mount point reached the host"
     );
     assert_eq!(host_mount_points().len() + 2, mounts.len());
 }
@@ -265,7 +271,12 @@ fn nested_mount_points_get_their_mode() {
 fn etc_passwd_names_the_user_and_root_with_root() {
     skip_unless_possible!();
     let t = Tree::new("rl-passwd");
-    let out = t.run(&["--", "sh", "-c", "id -u; id -g; grep -c :1000:1000: /etc/passwd"]);
+    let out = t.run(&[
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; grep -c :1000:1000: /etc/passwd",
+    ]);
     out.assert_ok("as the user");
     assert!(out.stdout.starts_with("1000\n1000\n1\n"), "{}", out.all());
     let out = t.run(&[

@@ -149,8 +149,13 @@ fn rootless_start(
             "no staging filesystem for this sandbox".into(),
         ));
     };
-    let fd = mnt::fresh("tmpfs", "rootcell-sandbox", options, attr::NOSUID | attr::NODEV)
-        .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))?;
+    let fd = mnt::fresh(
+        "tmpfs",
+        "rootcell-sandbox",
+        options,
+        attr::NOSUID | attr::NODEV,
+    )
+    .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))?;
     channel.send_fd(&"staging", fd.as_fd())?;
     Ok(StagingHandle { fd, dir_path: None })
 }

@@ -1402,6 +1402,9 @@ mod tests {
             .setup
             .iter()
             .any(|s| matches!(s, Step::Device(d) if d.bind_from_host)));
+        // ...so the staging is not attached over the host's /dev, which
+        // they are bound from.
+        assert_ne!(layout.staging.mountpoint, PathBuf::from("/dev"));
         assert!(
             layout.notes.iter().all(|n| !n.contains("info.json")),
             "{:?}",
