@@ -162,18 +162,21 @@ fn overlay_writes_reach_the_output_directory_not_the_host() {
 fn hidden_read_only_and_full_access_directories() {
     skip_unless_possible!();
     let t = Tree::new("rl-modes");
-    t.make("hid/secret", Some("secret\n"));
-    t.make("ro/f", Some("ro\n"));
-    t.make("fa/f", Some("fa\n"));
+    // Below a directory of the overlay (not its top): the hidden dir's
+    // place in the upper layer exists before the overlay is mounted.
+    t.make("m/hid/secret", Some("secret\n"));
+    t.make("m/ro/f", Some("ro\n"));
+    t.make("m/fa/f", Some("fa\n"));
     let mounts = host_mount_points();
-    let (hid, ro, fa) = (t.path("hid"), t.path("ro"), t.path("fa"));
+    let (hid, ro, fa) = (t.path("m/hid"), t.path("m/ro"), t.path("m/fa"));
     let script = format!(
         "ls -A {h}; echo x > {h}/made && echo hidden-writable; \
          if echo x > {r}/new 2>/dev/null; then echo ro-WRITABLE; else echo ro-refused; fi; \
-         echo written > {f}/new && echo fa-ok",
+         echo written > {f}/new && echo fa-ok; echo w > {m}/new && echo m-ok",
         h = hid.display(),
         r = ro.display(),
-        f = fa.display()
+        f = fa.display(),
+        m = t.path("m").display(),
     );
     let out = t.run(&[
         "--hidden-dir",
@@ -190,8 +193,8 @@ fn hidden_read_only_and_full_access_directories() {
     out.assert_ok("modes as uid 1000");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(
-        lines[..3],
-        ["hidden-writable", "ro-refused", "fa-ok"],
+        lines[..4],
+        ["hidden-writable", "ro-refused", "fa-ok", "m-ok"],
         "the hidden dir is empty inside: {}",
         out.all()
     );
