@@ -167,6 +167,30 @@ impl Rootfs {
         mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
             .ctx(|| "propagation of / in the sandbox's mount namespace")?;
         let (dirs, root_dir) = staging::attach_staging(staging, handle, opts.owner, opts.user_ns)?;
+        // Hidden directories live in `upper/`, inside the upper layers of
+        // the overlays above them: they are made before any overlay is
+        // mounted, as an overlay's upper layer may not change under it
+        // (a directory made later is one the overlay does not know: its
+        // copy-up then fails with ENOTEMPTY).
+        for step in &plan.setup {
+            if let Step::Mount(MountStep {
+                kind: MountKind::Staging { path },
+                destination,
+                ..
+            }) = step
+            {
+                // `files/<name>` are the generated files, written later.
+                let in_upper = path
+                    .components()
+                    .find(|c| matches!(c, std::path::Component::Normal(_)))
+                    .is_some_and(|c| c.as_os_str() == "upper");
+                if !in_upper {
+                    continue;
+                }
+                dirs.source(path, destination)
+                    .ctx(|| format!("{}: staging {}", destination.display(), path.display()))?;
+            }
+        }
         let root = root_dir.try_clone().ctx(|| "dup of the staging's root/")?;
         Ok(Rootfs {
             root: RootDir::from_fd(root),

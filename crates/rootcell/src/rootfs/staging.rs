@@ -122,11 +122,18 @@ impl StagingDirs {
         let lower_fd = open_path_dir(lower)?;
         let st = rustix::fs::fstat(&lower_fd)?;
         let upper = mkdir_p(self.upper.as_fd(), layer, None)?;
-        rustix::fs::fchown(
+        match rustix::fs::fchown(
             &upper,
             Some(rustix::process::Uid::from_raw(st.st_uid)),
             Some(rustix::process::Gid::from_raw(st.st_gid)),
-        )?;
+        ) {
+            Ok(()) => {}
+            // In a user namespace the lower's owner may have no id here
+            // (the host's root seen as nobody): the upper stays the
+            // sandbox user's.
+            Err(Errno::INVAL) | Err(Errno::PERM) if self.user_ns => {}
+            Err(e) => return Err(e.into()),
+        }
         rustix::fs::fchmod(&upper, Mode::from_raw_mode(st.st_mode & 0o7777))?;
         let work = mkdir_p(self.work.as_fd(), layer, Some((0o700, 0, 0)))?;
         let name = |fd: &OwnedFd| format!("/proc/self/fd/{}", fd.as_raw_fd());

@@ -69,6 +69,12 @@ impl StagingFs {
         }
     }
 
+    /// A detached tmpfs made elsewhere (rootless: by the sandbox's init in
+    /// its user namespace).
+    pub fn from_mount(fd: OwnedFd) -> StagingFs {
+        StagingFs { fd, dir: None }
+    }
+
     /// What the sandbox's init gets: the same staging, by a new fd.
     pub fn handle(&self) -> Result<StagingHandle> {
         Ok(StagingHandle {

@@ -4,16 +4,18 @@
 //! the command has ended writes its wait status to the runtime and exits:
 //! the kernel then kills whatever else still runs in the pid namespace.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use rustix::event::{poll, PollFd, PollFlags};
 
 use super::process::{self, ChildSide};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
+use crate::fs::mount as mnt;
 use crate::fs::procfs;
-use crate::plan::Namespace;
-use crate::process::{sys, Never};
-use crate::rootfs::{HostTreeOptions, Rootfs};
+use crate::plan::options::attr;
+use crate::plan::{Namespace, RootSource, Staging, StagingFilesystem};
+use crate::process::{sync, sys, Never};
+use crate::rootfs::{HostTreeOptions, Rootfs, StagingHandle};
 
 /// Signals init passes on to the command. The command's process group
 /// gets a terminal's signals (^C) from the kernel itself; those arrive at
@@ -34,6 +36,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     let ChildSide {
         plan,
         staging,
+        user_ns,
         io,
         cgroup_procs,
         status,
@@ -48,6 +51,10 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     if runtime_gone(&status) {
         sys::exit_now(1);
     }
+    let staging = match user_ns {
+        Some(channel) => rootless_start(plan, &channel, staging)?,
+        None => staging.ok_or_else(|| Error::Other("no staging filesystem".into()))?,
+    };
     // No process of the sandbox may ptrace init or open its /proc files
     // (its exe is rootcell's binary, its fds the staging and the pipes).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
@@ -115,6 +122,42 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
             let _ = sys::kill(command, sig);
         }
     }
+}
+
+/// Rootless: waits until the runtime has written the id maps (nothing in
+/// the user namespace works before), then, when the runtime could not make
+/// the staging tmpfs (unprivileged on the host), makes it here, where the
+/// user namespace owns the mount namespace, and sends it to the runtime.
+fn rootless_start(
+    plan: &super::SandboxPlan,
+    channel: &sync::Channel,
+    staging: Option<StagingHandle>,
+) -> Result<StagingHandle> {
+    match channel.recv::<String>()? {
+        Some(m) if m == process::MAPS_WRITTEN => {}
+        _ => sys::exit_now(1),
+    }
+    if let Some(staging) = staging {
+        return Ok(staging);
+    }
+    let RootSource::HostTree(Staging {
+        filesystem: StagingFilesystem::Tmpfs { options },
+        ..
+    }) = &plan.plan.rootfs.source
+    else {
+        return Err(Error::Other(
+            "no staging filesystem for this sandbox".into(),
+        ));
+    };
+    let fd = mnt::fresh(
+        "tmpfs",
+        "rootcell-sandbox",
+        options,
+        attr::NOSUID | attr::NODEV,
+    )
+    .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))?;
+    channel.send_fd(&"staging", fd.as_fd())?;
+    Ok(StagingHandle { fd, dir_path: None })
 }
 
 /// The runtime holds the status pipe's read end while it lives: a write

@@ -990,6 +990,12 @@ fn staging_mountpoint(host: &HostFacts, setup: &[Step]) -> Result<PathBuf> {
                 kind: MountKind::Overlay { lower, .. },
                 ..
             }) => Some((lower.as_path(), false)),
+            // Rootless: device nodes are bound from the host's /dev.
+            Step::Device(DeviceNode {
+                path,
+                bind_from_host: true,
+                ..
+            }) => Some((path.as_path(), false)),
             _ => None,
         })
         .collect();
@@ -1396,6 +1402,9 @@ mod tests {
             .setup
             .iter()
             .any(|s| matches!(s, Step::Device(d) if d.bind_from_host)));
+        // ...so the staging is not attached over the host's /dev, which
+        // they are bound from.
+        assert_ne!(layout.staging.mountpoint, PathBuf::from("/dev"));
         assert!(
             layout.notes.iter().all(|n| !n.contains("info.json")),
             "{:?}",

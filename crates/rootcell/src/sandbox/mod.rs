@@ -313,20 +313,25 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
     let RootSource::HostTree(staging_plan) = &plan.plan.rootfs.source else {
         return Err(Error::Other("a sandbox plan needs a host tree".into()));
     };
-    if plan.plan.namespaces.creates(Namespace::User) {
-        return Err(Error::Other(
-            "rootcell sandbox needs root for now (an unprivileged sandbox in a user namespace is not implemented yet)"
-                .into(),
-        ));
-    }
     // Made and opened before the command runs: it cannot redirect them.
     let io = open_io(plan)?;
     let output_dir = capture::OutputDir::open(&plan.output_directory)?;
-    let staging = match execute::StagingFs::create(staging_plan) {
-        Ok(staging) => staging,
-        Err(e) => {
-            output_dir.remove_if_empty();
-            return Err(e);
+    // Rootless: an unprivileged runtime cannot make a tmpfs on the host;
+    // init makes it in its user namespace and sends it back.
+    let made_by_init = plan.plan.namespaces.creates(Namespace::User)
+        && matches!(
+            staging_plan.filesystem,
+            crate::plan::StagingFilesystem::Tmpfs { .. }
+        );
+    let staging = if made_by_init {
+        None
+    } else {
+        match execute::StagingFs::create(staging_plan) {
+            Ok(staging) => Some(staging),
+            Err(e) => {
+                output_dir.remove_if_empty();
+                return Err(e);
+            }
         }
     };
     tracing::debug!(
@@ -335,8 +340,8 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
         plan.plan.rootfs.setup.len(),
         plan.plan.rootfs.finish.len()
     );
-    let result = run_in(plan, &staging, io, &output_dir);
-    let removed = staging.remove();
+    let result = run_in(plan, staging.as_ref(), io, &output_dir);
+    let removed = staging.map_or(Ok(()), execute::StagingFs::remove);
     tracing::debug!("sandbox: staging removed: {removed:?}");
     match result {
         Ok(report) => {
@@ -355,7 +360,7 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
 
 fn run_in(
     plan: &SandboxPlan,
-    staging: &execute::StagingFs,
+    staging: Option<&execute::StagingFs>,
     io: process::CommandIo,
     output_dir: &capture::OutputDir,
 ) -> Result<Report> {
@@ -399,8 +404,14 @@ fn run_in(
     let files_limited = plan.limits.files_count.is_some() || plan.limits.files_size.is_some();
     let starttime = crate::state::time::rfc3339_now();
     let started = Instant::now();
-    let spawned = process::spawn(plan, staging.handle()?, io, procs, files_limited)?;
+    let handle = staging.map(execute::StagingFs::handle).transpose()?;
+    let mut spawned = process::spawn(plan, handle, io, procs, files_limited)?;
     tracing::debug!("sandbox: init started, pid {}", spawned.pid);
+    let received = spawned.staging.take().map(execute::StagingFs::from_mount);
+    let staging = match (staging, received.as_ref()) {
+        (Some(staging), _) | (None, Some(staging)) => staging,
+        (None, None) => return Err(Error::Other("the sandbox has no staging".into())),
+    };
     // `--filesCountLimit`/`--filesSizeLimit` count what the command
     // writes: the baseline is taken while init waits between its setup
     // and the command.

@@ -29,7 +29,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use super::SandboxPlan;
 use crate::error::{Error, IoContext, Result};
 use crate::plan::{Namespace, ProcessPlan};
-use crate::process::{prepare, sys, Never};
+use crate::process::{prepare, sync, sys, Never};
 use crate::rootfs::StagingHandle;
 
 /// The command's standard streams, opened by the runtime (as the caller,
@@ -54,12 +54,21 @@ pub struct Spawned {
     /// one byte; end-of-file: init failed) and the runtime's "go on" (write
     /// one byte), so that the usage baseline is taken between the two.
     pub setup_done: Option<(OwnedFd, OwnedFd)>,
+    /// Rootless with a tmpfs staging: the detached tmpfs init made in its
+    /// user namespace (an unprivileged runtime cannot make one on the
+    /// host), received over the sync socket.
+    pub staging: Option<OwnedFd>,
 }
 
 /// Everything the sandbox's side needs, given across the `clone3`.
 pub(super) struct ChildSide<'a> {
     pub plan: &'a SandboxPlan,
-    pub staging: StagingHandle,
+    /// None: init makes the staging tmpfs itself, in its user namespace,
+    /// and sends it to the runtime over `user_ns`.
+    pub staging: Option<StagingHandle>,
+    /// Rootless: init's end of the socket the runtime says "maps written"
+    /// on (and init sends the staging tmpfs back on).
+    pub user_ns: Option<sync::Channel>,
     pub io: CommandIo,
     pub cgroup_procs: Vec<OwnedFd>,
     pub status: OwnedFd,
@@ -75,19 +84,26 @@ pub(super) struct ChildSide<'a> {
 /// opened `cgroup.procs` files of the run cgroup, which init joins first.
 /// `setup_sync`: init waits for the runtime between its setup and the
 /// command (`Spawned::setup_done`).
+///
+/// Rootless (the plan creates a user namespace): the same `clone3` makes
+/// the user namespace too, so every other namespace of init is owned by
+/// it. The runtime writes init's id maps from the host side (as the OCI
+/// face does, `ids::write_maps`) and then tells init over a socket; init
+/// waits for that before anything else. `staging` None: init makes the
+/// staging tmpfs itself once it has its maps and sends it back
+/// (`Spawned::staging`).
 pub fn spawn(
     plan: &SandboxPlan,
-    staging: StagingHandle,
+    staging: Option<StagingHandle>,
     io: CommandIo,
     cgroup_procs: Vec<OwnedFd>,
     setup_sync: bool,
 ) -> Result<Spawned> {
     let ns = &plan.plan.namespaces;
-    if ns.creates(Namespace::User) {
-        // ROOTLESS: stage the user namespace here (clone with
-        // CLONE_NEWUSER, the runtime writes the maps, init waits for them).
+    let user_ns = ns.creates(Namespace::User);
+    if staging.is_none() && !user_ns {
         return Err(Error::Other(
-            "an unprivileged sandbox (user namespace) is not implemented yet".into(),
+            "the sandbox's staging is made by init only in a user namespace".into(),
         ));
     }
     // The cgroup namespace comes later, from init, once it is in the run
@@ -95,8 +111,15 @@ pub fn spawn(
     let flags = ns
         .create
         .iter()
-        .filter(|n| !matches!(n, Namespace::Cgroup | Namespace::User | Namespace::Time))
+        .filter(|n| !matches!(n, Namespace::Cgroup | Namespace::Time))
         .fold(0u64, |acc, n| acc | n.clone_flag() as u64);
+    let (host_ns, init_ns) = if user_ns {
+        let (a, b) = sync::pair()?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let wants_staging = staging.is_none();
     let (status_read, status_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
     let (errors_read, errors_write) = pipe_with(PipeFlags::CLOEXEC).ctx(|| "pipe")?;
     let (host_sync, init_sync) = if setup_sync {
@@ -111,10 +134,12 @@ pub fn spawn(
             drop(status_read);
             drop(errors_read);
             drop(host_sync);
+            drop(host_ns);
             let errors_fd = errors_write.as_raw_fd();
             let child = ChildSide {
                 plan,
                 staging,
+                user_ns: init_ns,
                 io,
                 cgroup_procs,
                 status: status_write,
@@ -127,16 +152,71 @@ pub fn spawn(
         (sys::Forked::Parent(pid), pidfd) => {
             let pidfd = pidfd.ok_or_else(|| Error::Other("clone3 gave no pidfd".into()))?;
             drop(init_sync);
-            Ok(Spawned {
+            drop(init_ns);
+            let mut spawned = Spawned {
                 pid,
                 pidfd,
                 status: status_read,
                 errors: errors_read,
                 setup_done: host_sync,
-            })
+                staging: None,
+            };
+            if let Some(channel) = host_ns {
+                match map_ids(plan, pid, &channel, wants_staging) {
+                    Ok(staging) => spawned.staging = staging,
+                    Err(e) => {
+                        // Init waits for the maps: it ends with its socket.
+                        let _ = rustix::process::pidfd_send_signal(
+                            &spawned.pidfd,
+                            rustix::process::Signal::KILL,
+                        );
+                        let _ = rustix::process::waitid(
+                            rustix::process::WaitId::PidFd(spawned.pidfd.as_fd()),
+                            rustix::process::WaitIdOptions::EXITED,
+                        );
+                        // What init said is the better error.
+                        return Err(match super::read_errors(&spawned.errors) {
+                            Some(message) => Error::Other(message),
+                            None => e,
+                        });
+                    }
+                }
+            }
+            Ok(spawned)
         }
     }
 }
+
+/// The runtime's side of a rootless start: writes init's id maps, tells
+/// init, and receives the staging tmpfs when init makes it.
+fn map_ids(
+    plan: &SandboxPlan,
+    pid: i32,
+    channel: &sync::Channel,
+    wants_staging: bool,
+) -> Result<Option<OwnedFd>> {
+    let ns = &plan.plan.namespaces;
+    crate::process::ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings)
+        .map_err(|e| Error::Other(format!("the sandbox's user namespace: {e}")))?;
+    channel.send(&MAPS_WRITTEN)?;
+    if !wants_staging {
+        return Ok(None);
+    }
+    let Some((_, mut fds)) = channel.recv_with_fds::<String>()? else {
+        return Err(Error::Other(
+            "the sandbox's init ended before it made the staging".into(),
+        ));
+    };
+    match fds.pop() {
+        Some(fd) if fds.is_empty() => Ok(Some(fd)),
+        _ => Err(Error::Other(
+            "the sandbox's init sent no staging filesystem".into(),
+        )),
+    }
+}
+
+/// The runtime's message on the rootless sync socket.
+pub(super) const MAPS_WRITTEN: &str = "maps written";
 
 /// Runs the setup of a sandbox process: an error or a panic is written
 /// into the error pipe (`errors`), and the process exits 1.

@@ -1,0 +1,357 @@
+//! `rootcell sandbox` run by an unprivileged user (uid 1000 through
+//! `setpriv`, as tests/rootless.rs runs the OCI face): a user namespace
+//! mapping the caller to itself (or to root with `--root`), kernel
+//! overlayfs with `userxattr`, the host's directories with mounts below
+//! rebuilt in the staging, no cgroup (`--timelimit` through RLIMIT_CPU).
+//!
+//! The test runner is root, in the private mount namespace it is started
+//! in; each test makes a tree owned by uid 1000 and checks that the host's
+//! mount table and files outside full-access directories are unchanged.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{
+    chown, exec, host_mount_points, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT,
+    UNPRIV_GID, UNPRIV_UID,
+};
+
+/// Skips (with the reason printed) when the sandbox cannot be tested as
+/// uid 1000 here.
+macro_rules! skip_unless_possible {
+    () => {
+        if runtime_is_runc() {
+            common::skip("rootcell sandbox is not a runc command");
+            return;
+        }
+        if !common::host_user_exists(UNPRIV_UID) {
+            common::skip(&format!("no user with uid {UNPRIV_UID}"));
+            return;
+        }
+        if let Some(why) = common::rootless_unavailable() {
+            common::skip(&format!("rootless: {why}"));
+            return;
+        }
+    };
+}
+
+/// A tree owned by uid 1000: `base` (overlay inside, as `--overlay-dir`:
+/// the temp base itself is under /tmp, which is hidden by default).
+struct Tree {
+    dir: TempDir,
+}
+
+impl Tree {
+    fn new(tag: &str) -> Tree {
+        let dir = TempDir::new(tag);
+        chown(dir.path(), UNPRIV_UID, UNPRIV_GID);
+        Tree { dir }
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Makes `rel` (a directory, or a file with `contents`) owned by the
+    /// user.
+    fn make(&self, rel: &str, contents: Option<&str>) -> PathBuf {
+        let p = self.path(rel);
+        match contents {
+            Some(text) => {
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(&p, text).unwrap();
+            }
+            None => fs::create_dir_all(&p).unwrap(),
+        }
+        let mut q = p.as_path();
+        while q != self.dir.path() {
+            chown(q, UNPRIV_UID, UNPRIV_GID);
+            q = q.parent().unwrap();
+        }
+        p
+    }
+
+    /// `rootcell sandbox --overlay-dir <base> ARGS` as uid 1000, in
+    /// `<base>/work` (the `--dir`), results to `<base>/out`.
+    fn run(&self, args: &[&str]) -> Out {
+        let work = self.make("work", None);
+        let mut c = Command::new("setpriv");
+        c.args([
+            format!("--reuid={UNPRIV_UID}"),
+            format!("--regid={UNPRIV_GID}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
+        .arg(runtime_path())
+        .arg("sandbox")
+        .arg("--overlay-dir")
+        .arg(self.dir.path())
+        .arg("--output-directory")
+        .arg(self.path("out"))
+        .args(args)
+        .current_dir(&work);
+        exec(&mut c, CMD_TIMEOUT)
+    }
+}
+
+/// Every file below `dir`, relative, sorted.
+fn files_below(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Everything below `dir` is owned by the user.
+fn assert_owned_by_user(dir: &Path) {
+    for rel in files_below(dir) {
+        let md = fs::symlink_metadata(dir.join(&rel)).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid()),
+            (UNPRIV_UID, UNPRIV_GID),
+            "{rel} in {}",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn overlay_writes_reach_the_output_directory_not_the_host() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-overlay");
+    t.make("work/kept", Some("host\n"));
+    let mounts = host_mount_points();
+    let out = t.run(&[
+        "--",
+        "sh",
+        "-c",
+        "echo new > new && echo changed > kept && mkdir -p sub && echo deep > sub/f && cat kept",
+    ]);
+    out.assert_ok("an overlay write as uid 1000");
+    assert!(out.stdout.contains("changed"), "{}", out.all());
+    assert_eq!(fs::read_to_string(t.path("work/kept")).unwrap(), "host\n");
+    assert!(!t.path("work/new").exists());
+    assert!(!t.path("work/sub").exists());
+    assert_eq!(
+        fs::read_to_string(t.path("out/new")).unwrap(),
+        "new\n",
+        "{}",
+        out.all()
+    );
+    assert_eq!(fs::read_to_string(t.path("out/kept")).unwrap(), "changed\n");
+    assert_eq!(fs::read_to_string(t.path("out/sub/f")).unwrap(), "deep\n");
+    assert_owned_by_user(&t.path("out"));
+    assert_eq!(host_mount_points(), mounts);
+}
+
+#[test]
+fn hidden_read_only_and_full_access_directories() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-modes");
+    // Below a directory of the overlay (not its top): the hidden dir's
+    // place in the upper layer exists before the overlay is mounted.
+    t.make("m/hid/secret", Some("secret\n"));
+    t.make("m/ro/f", Some("ro\n"));
+    t.make("m/fa/f", Some("fa\n"));
+    let mounts = host_mount_points();
+    let (hid, ro, fa) = (t.path("m/hid"), t.path("m/ro"), t.path("m/fa"));
+    let script = format!(
+        "ls -A {h}; echo x > {h}/made && echo hidden-writable; \
+         if echo x > {r}/new 2>/dev/null; then echo ro-WRITABLE; else echo ro-refused; fi; \
+         echo written > {f}/new && echo fa-ok; echo w > {m}/new && echo m-ok",
+        h = hid.display(),
+        r = ro.display(),
+        f = fa.display(),
+        m = t.path("m").display(),
+    );
+    let out = t.run(&[
+        "--hidden-dir",
+        hid.to_str().unwrap(),
+        "--read-only-dir",
+        ro.to_str().unwrap(),
+        "--full-access-dir",
+        fa.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    out.assert_ok("modes as uid 1000");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..4],
+        ["hidden-writable", "ro-refused", "fa-ok", "m-ok"],
+        "the hidden dir is empty inside: {}",
+        out.all()
+    );
+    assert_eq!(fs::read_to_string(hid.join("secret")).unwrap(), "secret\n");
+    assert!(!hid.join("made").exists());
+    assert!(!ro.join("new").exists());
+    assert_eq!(fs::read_to_string(fa.join("new")).unwrap(), "written\n");
+    assert_eq!(
+        fs::metadata(fa.join("new")).unwrap().uid(),
+        UNPRIV_UID,
+        "a full-access write is the user's own"
+    );
+    assert_eq!(host_mount_points(), mounts);
+}
+
+#[test]
+fn nested_mount_points_get_their_mode() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-nested");
+    let ro = t.make("ro", None);
+    let inner = t.make("ro/inner", None);
+    t.make("ro/inner/f", Some("on a tmpfs\n"));
+    // A mount point below the read-only directory, made in the test
+    // runner's private mount namespace: it is read-only inside too, and an
+    // overlay directory with a mount below it is rebuilt for the user
+    // namespace.
+    let mnt = t.make("ov/mnt", None);
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0755,uid=1000,gid=1000", "rltest"])
+        .arg(&inner)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0755,uid=1000,gid=1000", "rltest"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    fs::write(inner.join("f"), "on a tmpfs\n").unwrap();
+    fs::write(mnt.join("g"), "host\n").unwrap();
+    let mounts = host_mount_points();
+    let script = format!(
+        "if echo x > {i}/new 2>/dev/null; then echo inner-WRITABLE; else echo inner-refused; fi; \
+         cat {i}/f; echo y > {m}/new && cat {m}/new {m}/g",
+        i = inner.display(),
+        m = mnt.display()
+    );
+    let out = t.run(&[
+        "--read-only-dir",
+        ro.to_str().unwrap(),
+        "--result-files",
+        "**",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let leaked = mnt.join("new").exists();
+    let _ = Command::new("umount").arg(&inner).status();
+    let _ = Command::new("umount").arg(&mnt).status();
+    out.assert_ok("nested mount points as uid 1000");
+    assert!(
+        out.stdout
+            .starts_with("inner-refused\non a tmpfs\ny\nhost\n"),
+        "{}",
+        out.all()
+    );
+    assert!(
+        !leaked,
+        "a write in an overlaid mount point reached the host"
+    );
+    assert_eq!(host_mount_points().len() + 2, mounts.len());
+}
+
+#[test]
+fn etc_passwd_names_the_user_and_root_with_root() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-passwd");
+    let out = t.run(&[
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g; grep -c :1000:1000: /etc/passwd",
+    ]);
+    out.assert_ok("as the user");
+    assert!(out.stdout.starts_with("1000\n1000\n1\n"), "{}", out.all());
+    let out = t.run(&[
+        "--root",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -un; head -1 /etc/passwd; cat /proc/self/uid_map",
+    ]);
+    out.assert_ok("with --root");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0", "{}", out.all());
+    assert_eq!(lines[1], "root", "{}", out.all());
+    assert!(lines[2].starts_with("root:x:0:0:"), "{}", out.all());
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["0", "1000", "1"],
+        "{}",
+        out.all()
+    );
+}
+
+#[test]
+fn timelimit_ends_a_busy_loop_without_a_cgroup() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-time");
+    let out = t.run(&["--timelimit", "1s", "--", "sh", "-c", "while :; do :; done"]);
+    assert_eq!(out.code(), Some(137), "{}", out.all());
+    assert!(
+        out.stdout.contains("terminationreason=cputime"),
+        "{}",
+        out.all()
+    );
+    assert!(out.stderr.contains("RLIMIT_CPU"), "{}", out.all());
+    // The other cgroup limits cannot be had: a usage error.
+    let out = t.run(&["--memlimit", "100MB", "--", "true"]);
+    assert_eq!(out.code(), Some(2), "{}", out.all());
+}
+
+#[test]
+fn no_whiteouts_in_results_after_delete_and_recreate() {
+    skip_unless_possible!();
+    let t = Tree::new("rl-whiteout");
+    t.make("work/f", Some("host\n"));
+    t.make("work/gone", Some("host\n"));
+    t.make("work/d/inner", Some("host\n"));
+    t.make("work/d/sub/x", Some("host\n"));
+    let before = files_below(&t.path("work"));
+    let out = t.run(&[
+        "--",
+        "sh",
+        "-c",
+        "rm f gone && echo again > f && rm -r d && mkdir d && echo y > d/new",
+    ]);
+    out.assert_ok("delete and recreate as uid 1000");
+    let results = files_below(&t.path("out"));
+    assert_eq!(results, ["d", "d/new", "f"], "{}", out.all());
+    for rel in &results {
+        let p = t.path("out").join(rel);
+        let md = fs::symlink_metadata(&p).unwrap();
+        assert!(md.is_file() || md.is_dir(), "{rel}");
+        assert!(!rel.contains(".wh."), "{rel}");
+        let xattrs = Command::new("getfattr")
+            .args(["-d", "-m", "-", "--absolute-names"])
+            .arg(&p)
+            .output();
+        if let Ok(x) = xattrs {
+            let text = String::from_utf8_lossy(&x.stdout);
+            assert!(!text.contains("overlay"), "{rel}: {text}");
+        }
+    }
+    assert_eq!(fs::read_to_string(t.path("out/f")).unwrap(), "again\n");
+    assert_eq!(files_below(&t.path("work")), before, "host unchanged");
+    assert_eq!(fs::read_to_string(t.path("work/f")).unwrap(), "host\n");
+}
