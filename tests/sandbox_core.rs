@@ -773,3 +773,78 @@ fn a_failing_setup_step_in_init_is_reported() {
     out.assert_ok("the library run in its own test process");
     assert!(out.stdout.contains("1 passed"), "{}", out.all());
 }
+
+#[test]
+fn the_command_runs_in_the_run_cgroup_of_every_hierarchy() {
+    skip_for_runc!();
+    let run = Run::new();
+    let sync = TempDir::new("cg");
+    let script = format!(
+        "touch {s}/ready; i=0; while [ ! -e {s}/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+        s = s(sync.path())
+    );
+    let mut child = run
+        .command(&[
+            "--full-access-dir",
+            s(sync.path()),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_for(CMD_TIMEOUT, || sync.path().join("ready").exists());
+    // The run's processes (the marker is in their environment), and the
+    // cgroup lines of each (seen from the test's cgroup namespace).
+    let rootcell = child.id() as i32;
+    let cgroups: Vec<(i32, String)> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| *pid != rootcell)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| String::from_utf8_lossy(&env).contains(&run.marker))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| Some((pid, fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)))
+        .collect();
+    let _ = fs::write(sync.path().join("go"), "");
+    let status = common::wait_child(&mut child, CMD_TIMEOUT, "rootcell sandbox");
+    run.assert_clean("rootcell sandbox");
+    assert!(ready, "the command never started");
+    assert!(status.success(), "{status:?}");
+    // init, sh and sleep at least.
+    assert!(cgroups.len() >= 2, "the run's processes: {cgroups:?}");
+    for (pid, text) in &cgroups {
+        for line in text.lines() {
+            // v1 controllers that the run does not use (devices, cpuset
+            // without --cores, named hierarchies) may stay where they were.
+            let path = line.splitn(3, ':').nth(2).unwrap_or("");
+            let hierarchy = line.split(':').nth(1).unwrap_or("");
+            if [
+                "",
+                "memory",
+                "cpuacct",
+                "cpu,cpuacct",
+                "pids",
+                "freezer",
+                "blkio",
+            ]
+            .contains(&hierarchy)
+                && !(hierarchy.is_empty()
+                    && !Path::new("/sys/fs/cgroup/unified").exists()
+                    && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists())
+            {
+                assert!(
+                    path.contains("rootcell-sandbox-"),
+                    "pid {pid} is not in the run cgroup of {hierarchy:?}: {text}"
+                );
+            }
+        }
+    }
+}

@@ -273,6 +273,10 @@ impl fmt::Display for SandboxPlan {
 /// A whole run: plan, execute, report.
 pub fn run(cfg: &SandboxConfig) -> Result<Report> {
     let plan = plan(cfg)?;
+    tracing::debug!(
+        "sandbox: planned {} setup steps",
+        plan.plan.rootfs.setup.len()
+    );
     execute(&plan)
 }
 
@@ -386,17 +390,18 @@ fn run_in(
     } else {
         plan
     };
-    let procs = match &cgroup {
-        Some(cg) => cg.procs_files()?,
-        None => Vec::new(),
+    let join = match &cgroup {
+        Some(cg) => process::CgroupJoin::open(cg.dirs())?,
+        None => process::CgroupJoin::none(),
     };
+    tracing::debug!("sandbox: run cgroup made");
     // Blocked before init exists (which inherits the mask and blocks its
     // own set; the command starts with none blocked), restored on return.
     let _signals = supervise::block_signals()?;
     let files_limited = plan.limits.files_count.is_some() || plan.limits.files_size.is_some();
     let starttime = crate::state::time::rfc3339_now();
     let started = Instant::now();
-    let spawned = process::spawn(plan, staging.handle()?, io, procs, files_limited)?;
+    let spawned = process::spawn(plan, staging.handle()?, io, join, files_limited)?;
     tracing::debug!("sandbox: init started, pid {}", spawned.pid);
     // `--filesCountLimit`/`--filesSizeLimit` count what the command
     // writes: the baseline is taken while init waits between its setup
@@ -435,8 +440,10 @@ fn run_in(
     if let Some(cgroup) = cgroup {
         cgroup.remove()?;
     }
+    tracing::debug!("sandbox: run cgroup removed");
     let captured = capture::capture_into(staging.upper()?.as_fd(), &plan.result_files, output_dir)?;
     notes.extend(captured.notes);
+    tracing::debug!("sandbox: {} result files", captured.files.len());
     if let (Some(max), Some(path)) = (plan.limits.output_size, &plan.output) {
         supervise::shrink_output(path, max)?;
     }
