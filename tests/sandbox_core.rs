@@ -848,3 +848,41 @@ fn the_command_runs_in_the_run_cgroup_of_every_hierarchy() {
         }
     }
 }
+
+#[test]
+fn files_limits_count_only_what_the_command_writes() {
+    skip_for_runc!();
+    let run = Run::new();
+    // The sandbox's own directories in the staging (hidden /tmp, /run,
+    // HOME, /dev/shm, overlay mount points) are not the command's: the
+    // baseline is taken after init's setup, before the command runs.
+    let out = run.run(&[
+        "--filesCountLimit",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "echo a > /tmp/a; echo b > /tmp/b; sleep 0.8",
+    ]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "two files under a limit of 3: {}",
+        out.all()
+    );
+    assert!(!out.stdout.contains("terminationreason"), "{}", out.all());
+    let out = run.run(&[
+        "--filesCountLimit",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do echo $i > /tmp/$i; done; sleep 5",
+    ]);
+    assert_eq!(out.code(), Some(137), "{}", out.all());
+    assert!(
+        out.stdout.contains("terminationreason=files-count"),
+        "{}",
+        out.all()
+    );
+}
