@@ -377,7 +377,7 @@ fn uid_gid_and_working_directory() {
         "--",
         "sh",
         "-c",
-        "id -u; id -g; id -G; pwd",
+        "id -u; id -g; id -G; pwd; stat -c %a /tmp /dev/shm; touch $HOME/x /tmp/x /dev/shm/x && echo writable",
     ]);
     cmd.current_dir(dir.path());
     let out = exec(&mut cmd, CMD_TIMEOUT);
@@ -386,6 +386,12 @@ fn uid_gid_and_working_directory() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(&lines[..3], &["1000", "1000", "1000"], "{}", out.all());
     assert_eq!(lines[3], s(dir.path()), "the caller's cwd: {}", out.all());
+    assert_eq!(
+        &lines[4..7],
+        &["1777", "1777", "writable"],
+        "hidden /tmp and /dev/shm sticky and world-writable, as on the host; HOME the user's: {}",
+        out.all()
+    );
     let out = run.run(&[
         "--root",
         "--full-access-dir",

@@ -166,7 +166,9 @@ impl Rootfs {
         // Nothing mounted from here on may reach the host.
         mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
             .ctx(|| "propagation of / in the sandbox's mount namespace")?;
-        let (dirs, root_dir) = staging::attach_staging(staging, handle, opts.owner, opts.user_ns)?;
+        let sticky = staging::sticky_destinations(plan.setup.iter().chain(&plan.finish));
+        let (dirs, root_dir) =
+            staging::attach_staging(staging, handle, opts.owner, opts.user_ns, sticky)?;
         let root = root_dir.try_clone().ctx(|| "dup of the staging's root/")?;
         Ok(Rootfs {
             root: RootDir::from_fd(root),
