@@ -377,7 +377,7 @@ fn uid_gid_and_working_directory() {
         "--",
         "sh",
         "-c",
-        "id -u; id -g; id -G; pwd",
+        "id -u; id -g; id -G; pwd; stat -c %a /tmp /dev/shm; touch $HOME/x /tmp/x /dev/shm/x && echo writable",
     ]);
     cmd.current_dir(dir.path());
     let out = exec(&mut cmd, CMD_TIMEOUT);
@@ -386,6 +386,12 @@ fn uid_gid_and_working_directory() {
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(&lines[..3], &["1000", "1000", "1000"], "{}", out.all());
     assert_eq!(lines[3], s(dir.path()), "the caller's cwd: {}", out.all());
+    assert_eq!(
+        &lines[4..7],
+        &["1777", "1777", "writable"],
+        "hidden /tmp and /dev/shm sticky and world-writable, as on the host; HOME the user's: {}",
+        out.all()
+    );
     let out = run.run(&[
         "--root",
         "--full-access-dir",
@@ -772,4 +778,117 @@ fn a_failing_setup_step_in_init_is_reported() {
     run.assert_clean(&out.what);
     out.assert_ok("the library run in its own test process");
     assert!(out.stdout.contains("1 passed"), "{}", out.all());
+}
+
+#[test]
+fn the_command_runs_in_the_run_cgroup_of_every_hierarchy() {
+    skip_for_runc!();
+    let run = Run::new();
+    let sync = TempDir::new("cg");
+    let script = format!(
+        "touch {s}/ready; i=0; while [ ! -e {s}/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
+        s = s(sync.path())
+    );
+    let mut child = run
+        .command(&[
+            "--full-access-dir",
+            s(sync.path()),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = wait_for(CMD_TIMEOUT, || sync.path().join("ready").exists());
+    // The run's processes (the marker is in their environment), and the
+    // cgroup lines of each (seen from the test's cgroup namespace).
+    let rootcell = child.id() as i32;
+    let cgroups: Vec<(i32, String)> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| *pid != rootcell)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| String::from_utf8_lossy(&env).contains(&run.marker))
+                .unwrap_or(false)
+        })
+        .filter_map(|pid| Some((pid, fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)))
+        .collect();
+    let _ = fs::write(sync.path().join("go"), "");
+    let status = common::wait_child(&mut child, CMD_TIMEOUT, "rootcell sandbox");
+    run.assert_clean("rootcell sandbox");
+    assert!(ready, "the command never started");
+    assert!(status.success(), "{status:?}");
+    // init, sh and sleep at least.
+    assert!(cgroups.len() >= 2, "the run's processes: {cgroups:?}");
+    for (pid, text) in &cgroups {
+        for line in text.lines() {
+            // v1 controllers that the run does not use (devices, cpuset
+            // without --cores, named hierarchies) may stay where they were.
+            let path = line.splitn(3, ':').nth(2).unwrap_or("");
+            let hierarchy = line.split(':').nth(1).unwrap_or("");
+            if [
+                "",
+                "memory",
+                "cpuacct",
+                "cpu,cpuacct",
+                "pids",
+                "freezer",
+                "blkio",
+            ]
+            .contains(&hierarchy)
+                && !(hierarchy.is_empty()
+                    && !Path::new("/sys/fs/cgroup/unified").exists()
+                    && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists())
+            {
+                assert!(
+                    path.contains("rootcell-sandbox-"),
+                    "pid {pid} is not in the run cgroup of {hierarchy:?}: {text}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn files_limits_count_only_what_the_command_writes() {
+    skip_for_runc!();
+    let run = Run::new();
+    // The sandbox's own directories in the staging (hidden /tmp, /run,
+    // HOME, /dev/shm, overlay mount points) are not the command's: the
+    // baseline is taken after init's setup, before the command runs.
+    let out = run.run(&[
+        "--filesCountLimit",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "echo a > /tmp/a; echo b > /tmp/b; sleep 0.8",
+    ]);
+    assert_eq!(
+        out.code(),
+        Some(0),
+        "two files under a limit of 3: {}",
+        out.all()
+    );
+    assert!(!out.stdout.contains("terminationreason"), "{}", out.all());
+    let out = run.run(&[
+        "--filesCountLimit",
+        "3",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do echo $i > /tmp/$i; done; sleep 5",
+    ]);
+    assert_eq!(out.code(), Some(137), "{}", out.all());
+    assert!(
+        out.stdout.contains("terminationreason=files-count"),
+        "{}",
+        out.all()
+    );
 }

@@ -111,15 +111,22 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
 }
 
 /// Becomes `uid:gid` with `groups`, keeping capabilities across the switch
-/// so that the configured sets can be applied afterwards.
-pub fn become_user(uid: u32, gid: u32, groups: &[u32], setgroups_allowed: bool) -> Result<()> {
-    if setgroups_allowed {
-        sys::setgroups(groups).ctx(|| "process.user.additionalGids: setgroups")?;
-    } else if !groups.is_empty() {
-        return Err(Error::spec(
-            "process.user.additionalGids",
-            "cannot set supplementary groups: setgroups is denied in this user namespace",
-        ));
+/// so that the configured sets can be applied afterwards. `setgroups` is
+/// tried first: only when it is refused is `/proc/self/setgroups` read
+/// (a user namespace that denies it), which spares the common case a
+/// procfs handle.
+pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
+    match sys::setgroups(groups) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) && !setgroups_allowed() => {
+            if !groups.is_empty() {
+                return Err(Error::spec(
+                    "process.user.additionalGids",
+                    "cannot set supplementary groups: setgroups is denied in this user namespace",
+                ));
+            }
+        }
+        Err(e) => return Err(e).ctx(|| "process.user.additionalGids: setgroups"),
     }
     sys::setresgid(gid).ctx(|| format!("process.user.gid {gid}: setresgid (is it mapped?)"))?;
     sys::setresuid(uid).ctx(|| format!("process.user.uid {uid}: setresuid (is it mapped?)"))?;

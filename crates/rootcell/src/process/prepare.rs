@@ -114,7 +114,7 @@ pub(crate) fn finish(
         match *step {
             FinalStep::SwitchUser => {
                 sys::prctl(libc::PR_SET_KEEPCAPS, 1).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
-                ids::become_user(p.uid, p.gid, &p.additional_gids, ids::setgroups_allowed())?;
+                ids::become_user(p.uid, p.gid, &p.additional_gids)?;
                 sys::prctl(libc::PR_SET_KEEPCAPS, 0).ctx(|| "prctl(PR_SET_KEEPCAPS)")?;
             }
             FinalStep::SetCapabilities { keep_sys_admin } => {

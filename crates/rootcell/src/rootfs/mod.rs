@@ -166,7 +166,9 @@ impl Rootfs {
         // Nothing mounted from here on may reach the host.
         mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
             .ctx(|| "propagation of / in the sandbox's mount namespace")?;
-        let (dirs, root_dir) = staging::attach_staging(staging, handle, opts.owner, opts.user_ns)?;
+        let sticky = staging::sticky_destinations(plan.setup.iter().chain(&plan.finish));
+        let (dirs, root_dir) =
+            staging::attach_staging(staging, handle, opts.owner, opts.user_ns, sticky)?;
         // Hidden directories live in `upper/`, inside the upper layers of
         // the overlays above them: they are made before any overlay is
         // mounted, as an overlay's upper layer may not change under it

@@ -40,6 +40,33 @@ pub(super) struct StagingDirs {
     owner: (u32, u32),
     /// Init runs in a user namespace: overlays need `userxattr`.
     user_ns: bool,
+    /// Destinations of hidden directories whose host directory is
+    /// world-writable and sticky (`/tmp`, `/dev/shm`): looked up before
+    /// the staging covers its mount point (which may be above them).
+    sticky: Vec<PathBuf>,
+}
+
+/// The destinations of `MountKind::Staging` steps whose host directory is
+/// world-writable and sticky.
+pub(super) fn sticky_destinations<'a>(
+    steps: impl Iterator<Item = &'a crate::plan::Step>,
+) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    steps
+        .filter_map(|step| match step {
+            crate::plan::Step::Mount(m)
+                if matches!(m.kind, crate::plan::MountKind::Staging { .. }) =>
+            {
+                Some(&m.destination)
+            }
+            _ => None,
+        })
+        .filter(|dest| {
+            std::fs::metadata(dest)
+                .is_ok_and(|m| m.is_dir() && m.permissions().mode() & 0o1777 == 0o1777)
+        })
+        .cloned()
+        .collect()
 }
 
 const DIR: OFlags = OFlags::RDONLY
@@ -64,6 +91,7 @@ pub(super) fn attach_staging(
     handle: StagingHandle,
     owner: (u32, u32),
     user_ns: bool,
+    sticky: Vec<PathBuf>,
 ) -> Result<(StagingDirs, OwnedFd)> {
     let field = || format!("staging at {}", staging.mountpoint.display());
     let target = open_path_dir(&staging.mountpoint).ctx(field)?;
@@ -102,6 +130,7 @@ pub(super) fn attach_staging(
         top,
         owner,
         user_ns,
+        sticky,
     };
     Ok((dirs, root))
 }
@@ -149,11 +178,11 @@ impl StagingDirs {
     }
 
     /// The staging's `path` (`upper/<dir>` of a hidden directory,
-    /// `files/<name>` of a generated file), for a bind. A missing
-    /// directory is made empty: owned by the sandbox's user, mode 0755,
-    /// or 01777 where the host's directory at `host_path` is
-    /// world-writable and sticky (`/tmp`).
-    pub(super) fn source(&self, path: &Path, host_path: &Path) -> io::Result<OwnedFd> {
+    /// `files/<name>` of a generated file), for a bind on `destination`.
+    /// A missing directory is made empty: owned by the sandbox's user,
+    /// mode 0755, or 01777 where the host's directory is world-writable
+    /// and sticky (`/tmp`, `/dev/shm`).
+    pub(super) fn source(&self, path: &Path, destination: &Path) -> io::Result<OwnedFd> {
         let rel = relative(path)?;
         match rustix::fs::openat(
             &self.top,
@@ -165,12 +194,7 @@ impl StagingDirs {
             Err(Errno::NOENT) => {}
             Err(e) => return Err(e.into()),
         }
-        let sticky_world = std::fs::metadata(host_path)
-            .map(|m| {
-                use std::os::unix::fs::PermissionsExt;
-                m.is_dir() && m.permissions().mode() & 0o1777 == 0o1777
-            })
-            .unwrap_or(false);
+        let sticky_world = self.sticky.iter().any(|d| d == destination);
         let mode = if sticky_world { 0o1777 } else { 0o755 };
         mkdir_p(
             self.top.as_fd(),

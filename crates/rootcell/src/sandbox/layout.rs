@@ -414,6 +414,11 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
             && below_sys().all(|p| !p.rule)
         {
             use attr::{NODEV, NOEXEC, NOSUID, RDONLY};
+            if let Some(note) = notes.last_mut().filter(|n| n.starts_with("/sys:")) {
+                *note = "/sys: a fresh read-only sysfs (the host's cannot be an overlay's \
+                         lower layer)"
+                    .to_string();
+            }
             setup.push(fresh(
                 "/sys",
                 "sysfs",

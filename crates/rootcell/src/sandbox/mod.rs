@@ -276,6 +276,10 @@ impl fmt::Display for SandboxPlan {
 /// A whole run: plan, execute, report.
 pub fn run(cfg: &SandboxConfig) -> Result<Report> {
     let plan = plan(cfg)?;
+    tracing::debug!(
+        "sandbox: planned {} setup steps",
+        plan.plan.rootfs.setup.len()
+    );
     execute(&plan)
 }
 
@@ -394,10 +398,11 @@ fn run_in(
     } else {
         plan
     };
-    let procs = match &cgroup {
-        Some(cg) => cg.procs_files()?,
-        None => Vec::new(),
+    let join = match &cgroup {
+        Some(cg) => process::CgroupJoin::open(cg.dirs())?,
+        None => process::CgroupJoin::none(),
     };
+    tracing::debug!("sandbox: run cgroup made");
     // Blocked before init exists (which inherits the mask and blocks its
     // own set; the command starts with none blocked), restored on return.
     let _signals = supervise::block_signals()?;
@@ -405,7 +410,7 @@ fn run_in(
     let starttime = crate::state::time::rfc3339_now();
     let started = Instant::now();
     let handle = staging.map(execute::StagingFs::handle).transpose()?;
-    let mut spawned = process::spawn(plan, handle, io, procs, files_limited)?;
+    let mut spawned = process::spawn(plan, handle, io, join, files_limited)?;
     tracing::debug!("sandbox: init started, pid {}", spawned.pid);
     let received = spawned.staging.take().map(execute::StagingFs::from_mount);
     let staging = match (staging, received.as_ref()) {
@@ -449,8 +454,10 @@ fn run_in(
     if let Some(cgroup) = cgroup {
         cgroup.remove()?;
     }
+    tracing::debug!("sandbox: run cgroup removed");
     let captured = capture::capture_into(staging.upper()?.as_fd(), &plan.result_files, output_dir)?;
     notes.extend(captured.notes);
+    tracing::debug!("sandbox: {} result files", captured.files.len());
     if let (Some(max), Some(path)) = (plan.limits.output_size, &plan.output) {
         supervise::shrink_output(path, max)?;
     }

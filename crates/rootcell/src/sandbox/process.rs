@@ -60,6 +60,64 @@ pub struct Spawned {
     pub staging: Option<OwnedFd>,
 }
 
+/// How init joins the run cgroup, opened by the runtime. Moving a process
+/// into a cgroup through `cgroup.procs` takes the kernel's global
+/// threadgroup lock, whose first taker waits for an RCU grace period
+/// (5-15 ms on a busy VM: more than the rest of a run). So: init is born
+/// in the cgroup v2 directory (`CLONE_INTO_CGROUP`), and in each v1
+/// hierarchy the single-threaded init writes "0" into `tasks`, which moves
+/// the calling thread without that lock.
+pub struct CgroupJoin {
+    /// The run's cgroup v2 directory.
+    pub v2_dir: Option<OwnedFd>,
+    /// Written "0" by init: `tasks` of each v1 hierarchy (and, when the
+    /// kernel refuses `CLONE_INTO_CGROUP`, the v2 `cgroup.procs`).
+    pub files: Vec<OwnedFd>,
+    /// The v2 `cgroup.procs`, for that fallback.
+    v2_procs: Option<OwnedFd>,
+}
+
+impl CgroupJoin {
+    /// Nothing to join (no run cgroup).
+    pub fn none() -> CgroupJoin {
+        CgroupJoin {
+            v2_dir: None,
+            files: Vec::new(),
+            v2_procs: None,
+        }
+    }
+
+    /// The run cgroup's directories, one per hierarchy.
+    pub fn open(dirs: &[std::path::PathBuf]) -> Result<CgroupJoin> {
+        use rustix::fs::{Mode, OFlags};
+        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+        let mut join = CgroupJoin::none();
+        for dir in dirs {
+            let fd = rustix::fs::open(
+                dir,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .ctx(|| format!("run cgroup {}", dir.display()))?;
+            let v2 = rustix::fs::fstatfs(&fd)
+                .ctx(|| format!("run cgroup {}", dir.display()))?
+                .f_type as i64
+                == CGROUP2_SUPER_MAGIC;
+            let file = if v2 { "cgroup.procs" } else { "tasks" };
+            let writer =
+                rustix::fs::openat(&fd, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+                    .ctx(|| format!("run cgroup {}/{file}", dir.display()))?;
+            if v2 && join.v2_dir.is_none() {
+                join.v2_dir = Some(fd);
+                join.v2_procs = Some(writer);
+            } else {
+                join.files.push(writer);
+            }
+        }
+        Ok(join)
+    }
+}
+
 /// Everything the sandbox's side needs, given across the `clone3`.
 pub(super) struct ChildSide<'a> {
     pub plan: &'a SandboxPlan,
@@ -80,10 +138,10 @@ pub(super) struct ChildSide<'a> {
     pub setup_sync: Option<(OwnedFd, OwnedFd)>,
 }
 
-/// Starts the sandbox: init in its new namespaces. `cgroup_procs`:
-/// opened `cgroup.procs` files of the run cgroup, which init joins first.
-/// `setup_sync`: init waits for the runtime between its setup and the
-/// command (`Spawned::setup_done`).
+/// Starts the sandbox: init in its new namespaces, and in the run cgroup
+/// (`cgroup`; init joins the v1 hierarchies first thing). `setup_sync`:
+/// init waits for the runtime between its setup and the command
+/// (`Spawned::setup_done`).
 ///
 /// Rootless (the plan creates a user namespace): the same `clone3` makes
 /// the user namespace too, so every other namespace of init is owned by
@@ -96,7 +154,7 @@ pub fn spawn(
     plan: &SandboxPlan,
     staging: Option<StagingHandle>,
     io: CommandIo,
-    cgroup_procs: Vec<OwnedFd>,
+    cgroup: CgroupJoin,
     setup_sync: bool,
 ) -> Result<Spawned> {
     let ns = &plan.plan.namespaces;
@@ -129,7 +187,23 @@ pub fn spawn(
     } else {
         (None, None)
     };
-    match sys::clone_into_namespaces(flags).ctx(|| "clone3 of the sandbox's init")? {
+    let CgroupJoin {
+        v2_dir,
+        files: mut cgroup_procs,
+        v2_procs,
+    } = cgroup;
+    let cloned = match sys::clone_into_namespaces(flags, v2_dir.as_ref().map(|d| d.as_fd())) {
+        // An older kernel, or a cgroup it will not take at birth: init
+        // joins it by writing `cgroup.procs` instead.
+        Err(e) if v2_dir.is_some() => {
+            tracing::debug!("sandbox: CLONE_INTO_CGROUP refused ({e}), joining by cgroup.procs");
+            cgroup_procs.extend(v2_procs);
+            sys::clone_into_namespaces(flags, None)
+        }
+        other => other,
+    };
+    drop(v2_dir);
+    match cloned.ctx(|| "clone3 of the sandbox's init")? {
         (sys::Forked::Child, _) => {
             drop(status_read);
             drop(errors_read);
