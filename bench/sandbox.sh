@@ -161,6 +161,29 @@ row results "unshare -Urmnpf --mount-proc, no capture (floor)" unshare 1 \
     "$floor --wd=$out/floor-files sh -c '$write_files' && $(check_files "$out/floor-files")" \
     "$(fresh_dir "$out/floor-files")"
 
+# --- timing -----------------------------------------------------------------
+# The true and results groups are timed before the extra mount points exist
+# (else every row would pay for them), the mounts group after.
+time_groups() {
+    local group json
+    for group in "$@"; do
+        json="$bench_out/sandbox-$group.json"
+        rm -f "$json"
+        eval "args=(${hf_group[$group]:-})"
+        eval "prep=(${prep_group[$group]:-})"
+        # shellcheck disable=SC2154 # args and prep are set by the evals above
+        if ((${#args[@]})); then
+            # --prepare is per command: keep it only if every row has one.
+            ((${#prep[@]} == ${#args[@]} * 2 / 3)) || prep=()
+            say "hyperfine ($group): warmup $warmup, runs $runs, $((${#args[@]} / 3)) commands"
+            hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${prep[@]}" "${args[@]}" </dev/null >&2 ||
+                say "hyperfine failed; rows without results are recorded as such"
+        fi
+    done
+}
+
+time_groups true results
+
 # --- mounts -----------------------------------------------------------------
 # MOUNTS tmpfs mount points under the working directory (so inside the `/`
 # overlay, not under a hidden /tmp), in this script's mount namespace only.
@@ -194,21 +217,7 @@ row mounts "unshare -Urmnpf --mount-proc true (floor)" unshare 1 \
     "$floor true" \
     "$floor sh -c '$count_mounts'"
 
-# --- timing -----------------------------------------------------------------
-for group in true results mounts; do
-    json="$bench_out/sandbox-$group.json"
-    rm -f "$json"
-    eval "args=(${hf_group[$group]:-})"
-    eval "prep=(${prep_group[$group]:-})"
-    # shellcheck disable=SC2154 # args and prep are set by the evals above
-    if ((${#args[@]})); then
-        # --prepare is per command: keep it only if every row has one.
-        ((${#prep[@]} == ${#args[@]} * 2 / 3)) || prep=()
-        say "hyperfine ($group): warmup $warmup, runs $runs, $((${#args[@]} / 3)) commands"
-        hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${prep[@]}" "${args[@]}" </dev/null >&2 ||
-            say "hyperfine failed; rows without results are recorded as such"
-    fi
-done
+time_groups mounts
 
 meta="$bench_tmp/meta"
 section="$bench_tmp/section.md"
