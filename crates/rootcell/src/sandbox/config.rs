@@ -1,6 +1,6 @@
 //! What a sandbox run is asked to do: BenchExec's `containerexec` and
 //! `runexec` options as plain data. The CLI fills it from the flags; library
-//! users build it directly. `SandboxConfig::validate` checks what does not
+//! users build it directly. `sandbox::validate` checks what does not
 //! depend on the host; the planner checks the rest against the host.
 
 use std::ffi::OsString;
