@@ -922,7 +922,9 @@ fn creating_and_removing_a_run_cgroup_is_cheap() {
     }
     let each = started.elapsed() / n;
     eprintln!("MEASURED create + procs_files + remove of a run cgroup: {each:?}");
-    assert!(each < Duration::from_millis(100), "{each:?}");
+    // "Cheap": well under a second each, with room for a loaded host
+    // (measured a few ms on an idle one).
+    assert!(each < Duration::from_millis(500), "{each:?}");
 }
 
 #[test]
