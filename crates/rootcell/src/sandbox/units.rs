@@ -57,8 +57,21 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok()
         .filter(|v: &f64| v.is_finite() && *v >= 0.0)
         .ok_or_else(|| format!("{text:?} is not a duration"))?;
-    Duration::try_from_secs_f64(value * factor).map_err(|_| format!("{text:?} is too long"))
+    // Capped so that `Instant + limit` (the wall-time deadline) and
+    // `limit + 30 s` cannot overflow and panic.
+    Duration::try_from_secs_f64(value * factor)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is too long (at most {} s)",
+                MAX_DURATION.as_secs()
+            )
+        })
 }
+
+/// The longest duration accepted (about 136 years).
+const MAX_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
 
 /// A list of numbers and ranges, as in cpuset files: `0,2-3,8`. Sorted,
 /// without duplicates; at most 4096 entries (more CPUs than Linux has).
@@ -125,6 +138,9 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert!(parse_duration("1 fortnight").is_err());
         assert!(parse_duration("-3s").is_err());
+        // Not a panic later (`Instant + limit`): refused here.
+        assert!(parse_duration("9999999999999999999").is_err());
+        assert!(parse_duration("99999999999d").is_err());
     }
 
     #[test]
