@@ -49,29 +49,33 @@ fn pids() -> io::Result<Arc<ProcfsHandle>> {
     cached(&PIDS, new_pids_handle)
 }
 
+/// A detached `subset=pid` procfs (`fsopen("proc")`, never attached
+/// anywhere, `nosuid,nodev,noexec`); the kernel refuses it to an
+/// unprivileged caller.
+fn fresh_pid_procfs() -> rustix::io::Result<OwnedFd> {
+    use rustix::mount::{
+        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+        MountAttrFlags,
+    };
+    let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    fsconfig_set_string(&fs, "subset", "pid")?;
+    fsconfig_create(&fs)?;
+    fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
+}
+
 /// A `subset=pid` procfs of the caller's pid namespace whose fd is ours:
 /// pathrs caches the handle `ProcfsHandle::new` makes for the whole
 /// process, so closing ours would not close it, and a child entering the
 /// container would keep the host's. A fresh `fsopen` (checked by pathrs)
 /// where the kernel allows one; else pathrs' own (and cached) handle.
 fn new_pids_handle() -> Result<ProcfsHandle, pathrs::error::Error> {
-    use rustix::mount::{
-        fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
-        MountAttrFlags,
-    };
-    let fresh = || -> rustix::io::Result<OwnedFd> {
-        let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
-        fsconfig_set_string(&fs, "subset", "pid")?;
-        fsconfig_create(&fs)?;
-        fsmount(
-            &fs,
-            FsMountFlags::FSMOUNT_CLOEXEC,
-            MountAttrFlags::MOUNT_ATTR_NOSUID
-                | MountAttrFlags::MOUNT_ATTR_NODEV
-                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        )
-    };
-    match fresh() {
+    match fresh_pid_procfs() {
         Ok(fd) => ProcfsHandle::try_from_fd(fd),
         Err(_) => ProcfsHandle::new(),
     }
@@ -172,23 +176,9 @@ pub struct Reopener {
 
 impl Reopener {
     pub fn new() -> Reopener {
-        use rustix::mount::{
-            fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
-            MountAttrFlags,
-        };
-        let fresh = || -> rustix::io::Result<OwnedFd> {
-            let fs = fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC)?;
-            fsconfig_set_string(&fs, "subset", "pid")?;
-            fsconfig_create(&fs)?;
-            fsmount(
-                &fs,
-                FsMountFlags::FSMOUNT_CLOEXEC,
-                MountAttrFlags::MOUNT_ATTR_NOSUID
-                    | MountAttrFlags::MOUNT_ATTR_NODEV
-                    | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-            )
-        };
-        Reopener { proc: fresh().ok() }
+        Reopener {
+            proc: fresh_pid_procfs().ok(),
+        }
     }
 
     /// `fd`'s file opened again with `flags` (plus `O_CLOEXEC`).

@@ -128,14 +128,7 @@ impl Rootfs {
         Ok(Rootfs {
             root: RootDir::from_fd(root_fd),
             root_mount: Some(tree),
-            remounted: plan
-                .finish
-                .iter()
-                .filter_map(|s| match s {
-                    Step::RemountReadOnly { path } => Some(path.clone()),
-                    _ => None,
-                })
-                .collect(),
+            remounted: remounted_paths(plan),
             mounts: Vec::new(),
             proc_dir: None,
             idmapped,
@@ -197,14 +190,7 @@ impl Rootfs {
         Ok(Rootfs {
             root: RootDir::from_fd(root),
             root_mount: None,
-            remounted: plan
-                .finish
-                .iter()
-                .filter_map(|s| match s {
-                    Step::RemountReadOnly { path } => Some(path.clone()),
-                    _ => None,
-                })
-                .collect(),
+            remounted: remounted_paths(plan),
             mounts: Vec::new(),
             proc_dir: None,
             idmapped: IdmappedMounts::default(),
@@ -749,4 +735,15 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The paths the plan's finish remounts read-only.
+fn remounted_paths(plan: &RootfsPlan) -> Vec<PathBuf> {
+    plan.finish
+        .iter()
+        .filter_map(|s| match s {
+            Step::RemountReadOnly { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
 }

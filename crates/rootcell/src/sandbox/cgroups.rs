@@ -501,26 +501,31 @@ fn refuse_without_cgroup(limits: &Limits, notes: &[String]) -> Result<()> {
 /// live run is never touched.
 fn sweep_stale(selected: &[Hierarchy]) {
     let probe = cgroup::container_dirs(selected, Some(Path::new("probe")), "probe");
-    for parent in probe.dirs.iter().filter_map(|d| d.parent()) {
-        let Ok(entries) = fs::read_dir(parent) else {
+    let parents: Vec<&Path> = probe.dirs.iter().filter_map(|d| d.parent()).collect();
+    // Every hierarchy holds the same names: one listing tells them all.
+    let Some(entries) = parents.iter().find_map(|p| fs::read_dir(p).ok()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(owner) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("rootcell-sandbox-"))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<i32>().ok())
+        else {
             continue;
         };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(owner) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix("rootcell-sandbox-"))
-                .and_then(|rest| rest.split('-').next())
-                .and_then(|pid| pid.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            // kill(pid, 0): ESRCH means no such process.
-            let gone = rustix::process::Pid::from_raw(owner).is_some_and(|p| {
-                rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH)
-            });
-            if gone && fs::remove_dir(entry.path()).is_ok() {
-                tracing::debug!("removed a stale run cgroup {}", entry.path().display());
+        // kill(pid, 0): ESRCH means no such process.
+        let gone = rustix::process::Pid::from_raw(owner)
+            .is_some_and(|p| rustix::process::test_kill_process(p) == Err(rustix::io::Errno::SRCH));
+        if !gone {
+            continue;
+        }
+        for parent in &parents {
+            let dir = parent.join(&name);
+            if fs::remove_dir(&dir).is_ok() {
+                tracing::debug!("removed a stale run cgroup {}", dir.display());
             }
         }
     }
@@ -808,8 +813,12 @@ fn wait_exited(fds: &[OwnedFd], deadline: Instant) {
 /// its way out is tried again after another kill round.
 fn teardown(dirs: &[PathBuf]) -> Result<()> {
     let mut last = None;
-    for _ in 0..5 {
-        kill_all(dirs)?;
+    for attempt in 0..5 {
+        // Usually the run's processes are gone already: rmdir first, and
+        // list the cgroup for processes to kill only when it is busy.
+        if attempt > 0 {
+            kill_all(dirs)?;
+        }
         match cgroup::remove(dirs) {
             Ok(()) => return Ok(()),
             Err(Error::Io { cause, context }) if cause.raw_os_error() == Some(libc::EBUSY) => {

@@ -158,17 +158,22 @@ pub fn supervise(
     let cpu_watch = cgroup.filter(|cg| {
         (limits.cputime.is_some() || limits.soft_cputime.is_some()) && cg.accounts_cpu()
     });
-    let ncpus = limits
-        .cores
-        .as_ref()
-        .map(|c| c.len() as u32)
-        .or_else(|| {
-            std::thread::available_parallelism()
-                .ok()
-                .map(|n| n.get() as u32)
-        })
-        .unwrap_or(1)
-        .max(1);
+    // Only the CPU-time watch needs it; `available_parallelism` reads the
+    // cgroup's quota files, so a run without CPU limits skips it.
+    let ncpus = match cpu_watch {
+        None => 1,
+        Some(_) => limits
+            .cores
+            .as_ref()
+            .map(|c| c.len() as u32)
+            .or_else(|| {
+                std::thread::available_parallelism()
+                    .ok()
+                    .map(|n| n.get() as u32)
+            })
+            .unwrap_or(1)
+            .max(1),
+    };
     let mut soft_sent = false;
     let mut next_cpu = cpu_watch.map(|_| Instant::now());
     let files_limited = limits.files_count.is_some() || limits.files_size.is_some();
