@@ -7,6 +7,7 @@ mod logging;
 use clap::Parser;
 
 fn main() {
+    rootcell::phase::mark("main");
     // `rootcell sandbox` has BenchExec's flags (its `--root` is not the
     // state directory's): its own parser takes everything after the word.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

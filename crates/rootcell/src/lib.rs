@@ -9,6 +9,7 @@ pub mod error;
 pub mod exe;
 pub mod fs;
 pub mod hooks;
+pub mod phase;
 pub mod plan;
 pub mod process;
 pub mod rootfs;

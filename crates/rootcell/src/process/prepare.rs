@@ -171,6 +171,9 @@ pub(crate) fn finish(
                         program()
                     )));
                 };
+                // Diagnostics only (`ROOTCELL_PHASES`): after seccomp,
+                // so a profile must allow write and getpid to see it.
+                crate::phase::mark("execve");
                 let err = exec.execve();
                 return Err(Error::spec(
                     "process.args[0]",

@@ -202,6 +202,9 @@ impl Rootfs {
     pub fn run_steps(&mut self, steps: &[Step]) -> Result<()> {
         for step in steps {
             self.run_step(step)?;
+            if crate::phase::enabled() {
+                crate::phase::mark(&format!("step: {step}"));
+            }
         }
         Ok(())
     }

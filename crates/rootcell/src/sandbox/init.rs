@@ -47,6 +47,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     // when the runtime dies, so does the sandbox. Checked once after
     // setting it, in case the runtime died before: then the status pipe
     // has no reader.
+    crate::phase::mark("init started");
     sys::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64).ctx(|| "prctl(PR_SET_PDEATHSIG)")?;
     if runtime_gone(&status) {
         sys::exit_now(1);
@@ -78,6 +79,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
         sys::loopback_up().ctx(|| "bringing the loopback interface lo up")?;
     }
 
+    crate::phase::mark("init: namespaces set up");
     let rootfs_plan = &plan.plan.rootfs;
     let p = &plan.plan.process;
     let opts = HostTreeOptions {
@@ -85,8 +87,11 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
         user_ns: ns.has(Namespace::User),
     };
     let mut rootfs = Rootfs::prepare_host_tree(rootfs_plan, staging, opts)?;
+    crate::phase::mark("init: staging prepared");
     rootfs.run_steps(&rootfs_plan.setup)?;
+    crate::phase::mark("init: setup steps");
     rootfs.switch(rootfs_plan.switch)?;
+    crate::phase::mark("init: root switched");
     rootfs.run_steps(&rootfs_plan.finish)?;
     drop(rootfs);
     // The runtime takes the usage baseline of the staging now.
@@ -98,6 +103,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     }
 
     let errors_fd = errors;
+    crate::phase::mark("init: forking the command");
     let command = match sys::fork().ctx(|| "fork of the command")? {
         sys::Forked::Child => {
             process::run_child(errors_fd, || process::command(plan, io, errors_fd))
@@ -112,6 +118,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     loop {
         while let Some((pid, wait_status)) = sys::reap_one() {
             if pid == command {
+                crate::phase::mark("init: command reaped");
                 process::write_all(&status, &wait_status.to_ne_bytes())
                     .ctx(|| "writing the command's status to the runtime")?;
                 sys::exit_now(0);

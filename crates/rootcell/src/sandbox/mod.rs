@@ -276,6 +276,7 @@ impl fmt::Display for SandboxPlan {
 /// A whole run: plan, execute, report.
 pub fn run(cfg: &SandboxConfig) -> Result<Report> {
     let plan = plan(cfg)?;
+    crate::phase::mark("plan");
     tracing::debug!(
         "sandbox: planned {} setup steps",
         plan.plan.rootfs.setup.len()
@@ -320,6 +321,7 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
     // Made and opened before the command runs: it cannot redirect them.
     let io = open_io(plan)?;
     let output_dir = capture::OutputDir::open(&plan.output_directory)?;
+    crate::phase::mark("stdio and output directory");
     // Rootless: an unprivileged runtime cannot make a tmpfs on the host;
     // init makes it in its user namespace and sends it back.
     let made_by_init = plan.plan.namespaces.creates(Namespace::User)
@@ -344,8 +346,10 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
         plan.plan.rootfs.setup.len(),
         plan.plan.rootfs.finish.len()
     );
+    crate::phase::mark("staging");
     let result = run_in(plan, staging.as_ref(), io, &output_dir);
     let removed = staging.map_or(Ok(()), execute::StagingFs::remove);
+    crate::phase::mark("staging removed");
     tracing::debug!("sandbox: staging removed: {removed:?}");
     match result {
         Ok(report) => {
@@ -403,6 +407,7 @@ fn run_in(
         None => process::CgroupJoin::none(),
     };
     tracing::debug!("sandbox: run cgroup made");
+    crate::phase::mark("run cgroup");
     // Blocked before init exists (which inherits the mask and blocks its
     // own set; the command starts with none blocked), restored on return.
     let _signals = supervise::block_signals()?;
@@ -412,6 +417,7 @@ fn run_in(
     let handle = staging.map(execute::StagingFs::handle).transpose()?;
     let mut spawned = process::spawn(plan, handle, io, join, files_limited)?;
     tracing::debug!("sandbox: init started, pid {}", spawned.pid);
+    crate::phase::mark("init spawned");
     let received = spawned.staging.take().map(execute::StagingFs::from_mount);
     let staging = match (staging, received.as_ref()) {
         (Some(staging), _) | (None, Some(staging)) => staging,
@@ -443,6 +449,7 @@ fn run_in(
     let errors = spawned.errors;
     let outcome =
         supervise::supervise(&spawned.pidfd, spawned.pid, spawned.status, watch, started)?;
+    crate::phase::mark("run ended, measured");
     tracing::debug!(
         "sandbox: the run ended after {:?}: {:?}",
         outcome.walltime,
@@ -455,9 +462,11 @@ fn run_in(
         cgroup.remove()?;
     }
     tracing::debug!("sandbox: run cgroup removed");
+    crate::phase::mark("run cgroup removed");
     let captured = capture::capture_into(staging.upper()?.as_fd(), &plan.result_files, output_dir)?;
     notes.extend(captured.notes);
     tracing::debug!("sandbox: {} result files", captured.files.len());
+    crate::phase::mark("result files");
     if let (Some(max), Some(path)) = (plan.limits.output_size, &plan.output) {
         supervise::shrink_output(path, max)?;
     }

@@ -347,6 +347,7 @@ pub(super) fn command(plan: &SandboxPlan, io: CommandIo, errors: RawFd) -> Resul
         rustix::stdio::dup2_stderr(output).ctx(|| "--output: dup2")?;
     }
     drop(io);
+    crate::phase::mark("command started");
     let p = &plan.plan.process;
     prepare::prepare_process(p)?;
     let mut life = CommandLifecycle { plan, errors };

@@ -254,6 +254,9 @@ pub fn supervise(
                 if !read_status(p, &mut status_bytes) {
                     pipe = None;
                 }
+                if status_bytes.len() == 4 {
+                    crate::phase::mark("command's status received");
+                }
             }
         }
         if signal_ready {
@@ -277,6 +280,7 @@ pub fn supervise(
             }
         }
         if top_ready {
+            crate::phase::mark("init exited");
             break Instant::now();
         }
     };
