@@ -418,6 +418,28 @@ def sandbox(rows_path, meta_path, *group_jsons):
         f"{meta.get('cgroups', '?')}); both write a log line per run to stderr, which hyperfine "
         "discards. The working directory is under `/var/tmp`, not `/tmp`, which BenchExec hides."
     )
+    phases = jsons.get("phases")
+    if phases:
+        try:
+            with open(phases) as f:
+                table = f.read().strip("\n")
+        except OSError:
+            table = ""
+        if table:
+            out.append("")
+            out.append("### Where `rootcell sandbox -- true` spends its time")
+            out.append("")
+            out.append(
+                "`bench/phases.sh` (`ROOTCELL_PHASES=1`, see bench/README.md) over the same number "
+                "of runs: the time from each mark to the next, marks of the runtime, the sandbox's "
+                "init (pid 1) and the command (pid 2) interleaved by time. Not counted: the "
+                "`execve` of rootcell and the dynamic loader before `main`, and the runtime's exit "
+                "after the last mark."
+            )
+            out.append("")
+            out.append("```")
+            out.append(table)
+            out.append("```")
     out.append("")
     keys = ["date", "kernel", "cpu", "load", "cgroups", "rootcell", "bwrap", "benchexec",
             "fuse-overlayfs", "hyperfine"]

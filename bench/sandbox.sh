@@ -184,6 +184,16 @@ time_groups() {
 
 time_groups true results
 
+# Where the time of `rootcell sandbox -- true` goes, phase by phase
+# (before the extra mount points exist).
+phases="$bench_tmp/phases.txt"
+if [[ $rc_avail == 1 ]]; then
+    say "phase breakdown of rootcell sandbox -- true ($runs runs)"
+    (cd "$work" && "$bench_repo/bench/phases.sh" "$runs" -- \
+        "$ROOTCELL" sandbox -q --output-directory "$out/rc" -- true) >"$phases" ||
+        say "bench/phases.sh failed; no phase table"
+fi
+
 # --- mounts -----------------------------------------------------------------
 # MOUNTS tmpfs mount points under the working directory (so inside the `/`
 # overlay, not under a hidden /tmp), in this script's mount namespace only.
@@ -234,7 +244,7 @@ section="$bench_tmp/section.md"
 } >"$meta"
 python3 "$bench_repo/bench/report.py" sandbox "$rows" "$meta" \
     "true=$bench_out/sandbox-true.json" "results=$bench_out/sandbox-results.json" \
-    "mounts=$bench_out/sandbox-mounts.json" >"$section"
+    "mounts=$bench_out/sandbox-mounts.json" "phases=$phases" >"$section"
 python3 "$bench_repo/bench/report.py" section "$bench_doc" "$section"
 cat "$section"
 say "wrote $bench_out/sandbox-*.json and the Sandbox section of ${bench_doc#"$bench_repo"/}"
