@@ -168,6 +168,7 @@ pub fn main(global_args: &[OsString], args: &[OsString]) -> i32 {
         Err(e) => e.exit(),
     };
     crate::logging::init_sandbox(&global, parsed.debug || global.debug);
+    rootcell::phase::mark("arguments");
     let cwd = match std::env::current_dir() {
         Ok(d) => d,
         Err(e) => return fail(&Error::Other(format!("the current directory: {e}"))),

@@ -102,6 +102,7 @@ pub fn validate(cfg: &SandboxConfig) -> Result<()> {
 pub fn plan(cfg: &SandboxConfig) -> Result<SandboxPlan> {
     validate(cfg)?;
     let facts = layout::HostFacts::gather(cfg)?;
+    crate::phase::mark("host facts");
     let layout = layout::plan(cfg, &facts)?;
     build_plan(cfg, layout, &facts, current_umask())
 }
