@@ -13,11 +13,37 @@ use rustix::io::{pread, pwrite, Errno};
 const CHUNK: usize = 1 << 30;
 
 /// How data is moved; each fallback is kept once chosen.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 enum Method {
+    #[default]
     CopyFileRange,
     Sendfile,
     ReadWrite,
+}
+
+/// Copies many files between the same two filesystems: the method that
+/// worked is kept from one file to the next (`copy_file_range` between a
+/// tmpfs and another filesystem fails with `EXDEV` every time).
+#[derive(Debug, Default)]
+pub struct Copier {
+    method: Method,
+}
+
+impl Copier {
+    pub fn new() -> Copier {
+        Copier::default()
+    }
+
+    /// `copy_data`, starting with the method the last copy ended with.
+    pub fn copy(
+        &mut self,
+        from: BorrowedFd<'_>,
+        to: BorrowedFd<'_>,
+        len: u64,
+        sparse: bool,
+    ) -> io::Result<()> {
+        copy_with(from, to, len, sparse, &mut self.method)
+    }
 }
 
 /// Copies the first `len` bytes of `from` into `to`, an empty regular
@@ -33,10 +59,21 @@ pub fn copy_data(
     len: u64,
     sparse: bool,
 ) -> io::Result<()> {
-    let mut method = Method::CopyFileRange;
+    copy_with(from, to, len, sparse, &mut Method::CopyFileRange)
+}
+
+fn copy_with(
+    from: BorrowedFd<'_>,
+    to: BorrowedFd<'_>,
+    len: u64,
+    sparse: bool,
+    method: &mut Method,
+) -> io::Result<()> {
+    // `to` is empty and fresh: its position (for `sendfile`) is 0.
+    let mut to_pos = 0u64;
     if !sparse {
         // The common case: no hole to look for, no size to set afterwards.
-        if copy_range(from, to, 0, len, &mut method)? {
+        if copy_range(from, to, 0, len, method, &mut to_pos)? {
             return Ok(());
         }
         ftruncate(to, len)?;
@@ -60,7 +97,7 @@ pub fn copy_data(
             Err(Errno::INVAL) | Err(Errno::OPNOTSUPP) => len,
             Err(e) => return Err(e.into()),
         };
-        if !copy_range(from, to, data, hole - data, &mut method)? {
+        if !copy_range(from, to, data, hole - data, method, &mut to_pos)? {
             break; // end of file came early
         }
         offset = hole;
@@ -77,6 +114,7 @@ fn copy_range(
     start: u64,
     count: u64,
     method: &mut Method,
+    to_pos: &mut u64,
 ) -> io::Result<bool> {
     let end = start + count;
     let mut pos = start;
@@ -101,10 +139,18 @@ fn copy_range(
                 }
             }
             Method::Sendfile => {
-                seek(to, SeekFrom::Start(pos))?;
+                // `sendfile` writes at `to`'s position: moved only when a
+                // hole was skipped.
+                if *to_pos != pos {
+                    seek(to, SeekFrom::Start(pos))?;
+                    *to_pos = pos;
+                }
                 let mut in_off = pos;
                 match sendfile(to, from, Some(&mut in_off), want) {
-                    Ok(n) => n,
+                    Ok(n) => {
+                        *to_pos += n as u64;
+                        n
+                    }
                     Err(Errno::INVAL) | Err(Errno::NOSYS) | Err(Errno::OPNOTSUPP) => {
                         *method = Method::ReadWrite;
                         continue;
@@ -193,13 +239,34 @@ mod tests {
             let name = dir.join(format!("dst{}", method as u8));
             let dst = std::fs::File::create_new(&name).unwrap();
             let mut m = method;
-            assert!(copy_range(src.as_fd(), dst.as_fd(), 1000, 200_000, &mut m).unwrap());
+            assert!(copy_range(src.as_fd(), dst.as_fd(), 1000, 200_000, &mut m, &mut 0).unwrap());
             let got = std::fs::read(&name).unwrap();
             assert_eq!(got.len(), 201_000);
             assert_eq!(&got[1000..], &data[1000..201_000]);
             // Past the end: reports the early end.
             let mut m = method;
-            assert!(!copy_range(src.as_fd(), dst.as_fd(), 299_000, 5000, &mut m).unwrap());
+            assert!(!copy_range(
+                src.as_fd(),
+                dst.as_fd(),
+                299_000,
+                5000,
+                &mut m,
+                &mut 201_000
+            )
+            .unwrap());
+        }
+        // One copier for many files keeps its method; each file starts at
+        // its own offset 0.
+        for method in [Method::Sendfile, Method::ReadWrite] {
+            let mut copier = Copier { method };
+            for (i, len) in [(0, 7u64), (1, 250_000), (2, 3)] {
+                let src = std::fs::File::open(dir.join("src")).unwrap();
+                let name = dir.join(format!("many{}-{i}", method as u8));
+                let dst = std::fs::File::create_new(&name).unwrap();
+                copier.copy(src.as_fd(), dst.as_fd(), len, false).unwrap();
+                assert_eq!(std::fs::read(&name).unwrap(), &data[..len as usize]);
+            }
+            assert!(copier.method == method);
         }
         let src = std::fs::File::open(dir.join("src")).unwrap();
         let dst = std::fs::File::create_new(dir.join("short")).unwrap();

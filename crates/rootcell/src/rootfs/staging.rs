@@ -171,6 +171,9 @@ impl StagingDirs {
             FsOption::Value("upperdir".into(), name(&upper)),
             FsOption::Value("workdir".into(), name(&work)),
         ];
+        // Every file of an upper layer holds its data (result capture
+        // copies upper files as they are), whatever the kernel's default.
+        options.push(FsOption::Value("metacopy".into(), "off".into()));
         if self.user_ns {
             options.push(FsOption::Flag("userxattr".into()));
         }

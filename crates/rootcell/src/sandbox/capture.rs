@@ -8,10 +8,11 @@
 //! layers and the content of hidden directories. The command may have
 //! planted anything there and may, in theory, still be changing it, so it
 //! is walked fd-relative only: every directory is opened with
-//! `O_DIRECTORY|O_NOFOLLOW` relative to its parent's fd, every file first
-//! as `O_PATH|O_NOFOLLOW` and checked with `fstat` on that fd, then
-//! reopened for reading through the private procfs (never opening a device
-//! or fifo), and nothing crosses to another filesystem. No path string into
+//! `O_DIRECTORY|O_NOFOLLOW` relative to its parent's fd, every file that
+//! `getdents` calls regular is opened `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` and
+//! checked with `fstat` on that fd (the staging tmpfs is `nodev`, and the
+//! command cannot make device nodes), and nothing crosses to another
+//! filesystem. No path string into
 //! the tree ever reaches a syscall, so a symlink or a swapped directory can
 //! never lead outside it. The output side is made the same way: `mkdirat`,
 //! `O_CREAT|O_EXCL|O_NOFOLLOW`, relative to the output directory's fd.
@@ -43,7 +44,7 @@ use rustix::io::Errno;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fs::{copy, procfs};
+use crate::fs::copy;
 
 /// The flag errors about patterns name.
 const PATTERNS_FLAG: &str = "--result-files";
@@ -402,7 +403,7 @@ struct Walk<'a> {
     dev: u64,
     capture: Capture,
     notes: Notes,
-    reopener: procfs::Reopener,
+    copier: copy::Copier,
 }
 
 /// The output directory, made and opened before the command runs
@@ -527,7 +528,7 @@ fn walk_upper(
             lines: Vec::new(),
             more: 0,
         },
-        reopener: procfs::Reopener::new(),
+        copier: copy::Copier::new(),
     };
     let root_path = PathBuf::from("/");
     let out = walk.out_for(&root_path, None);
@@ -593,7 +594,6 @@ fn kind_name(file_type: FileType) -> &'static str {
 struct OverlayAttrs {
     opaque: bool,
     redirect: Option<Vec<u8>>,
-    metacopy: bool,
 }
 
 /// Reads the `trusted.overlay.*` / `user.overlay.*` xattrs that matter
@@ -631,7 +631,6 @@ fn overlay_attrs(fd: BorrowedFd<'_>) -> OverlayAttrs {
         match key {
             b"opaque" => attrs.opaque |= value == b"y",
             b"redirect" => attrs.redirect = Some(value),
-            b"metacopy" => attrs.metacopy = true,
             _ => {}
         }
     }
@@ -841,31 +840,48 @@ impl Walk<'_> {
         }))
     }
 
-    /// A matched regular file: opened `O_PATH|O_NOFOLLOW`, checked with
-    /// `fstat`, reopened for reading through procfs, copied.
+    /// A matched regular file (by `getdents`, else `fstatat`): opened for
+    /// reading, checked with `fstat` on the opened fd, copied.
     fn regular(&mut self, stack: &mut [Frame], name: &CStr, path: &Path) -> Result<()> {
         let top = stack.last().expect("the walk has a frame");
         let Ok(dirfd) = top.dir.fd() else {
             return Ok(());
         };
-        let source = match openat(
+        // Opened directly, not as `O_PATH` and then reopened: nothing of the
+        // sandbox runs any more to swap the entry, and even a swapped-in
+        // fifo or terminal opens without waiting or side effects
+        // (`O_NONBLOCK|O_NOCTTY`); a device node cannot be opened on the
+        // `nodev` staging tmpfs, and none can be made there by the command
+        // (no CAP_MKNOD; none at all in a user namespace). `fstat` decides.
+        let file = match openat(
             dirfd,
             name,
-            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(()),
+            // A symlink swapped in (`O_NOFOLLOW`), or a device on a
+            // `nodev` mount: not a regular file any more.
+            Err(Errno::LOOP) | Err(Errno::ACCESS) | Err(Errno::NXIO) | Err(Errno::NODEV)
+                if !matches!(
+                    statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|st| FileType::from_raw_mode(st.st_mode)),
+                    Ok(FileType::RegularFile)
+                ) =>
+            {
+                return Ok(());
+            }
             Err(e) => {
                 self.notes.push(format!(
-                    "{}: {}, not copied",
+                    "{}: cannot read: {}, not copied",
                     path.display(),
                     io::Error::from(e)
                 ));
                 return Ok(());
             }
         };
-        let st = match fstat(&source) {
+        let st = match fstat(&file) {
             Ok(st) => st,
             Err(e) => {
                 self.notes.push(format!(
@@ -895,24 +911,9 @@ impl Walk<'_> {
             ));
             return Ok(());
         }
-        // The same inode, now readable: reopening an O_PATH fd never opens
-        // anything else, and a regular file has no open side effects.
-        let file = match self.reopener.reopen(&source, OFlags::RDONLY) {
-            Ok(f) => f,
-            Err(e) => {
-                self.notes
-                    .push(format!("{}: cannot read: {e}, not copied", path.display()));
-                return Ok(());
-            }
-        };
-        drop(source);
-        if overlay_attrs(file.as_fd()).metacopy {
-            self.notes.push(format!(
-                "{}: only its metadata changed (overlay metacopy), not copied",
-                path.display()
-            ));
-            return Ok(());
-        }
+        // No `metacopy` check (an upper file holding only metadata): the
+        // sandbox's overlays are mounted `metacopy=off`, so every file in
+        // an upper layer has its data (one `flistxattr` less per file).
         let Ok(relative) = path.strip_prefix(self.base) else {
             self.notes.push(format!(
                 "{}: outside {}, not copied",
@@ -925,7 +926,7 @@ impl Walk<'_> {
         let Some(out_dir) = self.output_dir_for(stack)? else {
             return Ok(());
         };
-        match write_copy(file.as_fd(), &st, out_dir.as_fd(), name) {
+        match write_copy(&mut self.copier, file.as_fd(), &st, out_dir.as_fd(), name) {
             Ok(()) => self.capture.files.push(relative),
             Err(why) => self
                 .notes
@@ -1043,6 +1044,7 @@ fn make_dir(parent: BorrowedFd<'_>, name: &OsString) -> io::Result<OwnedFd> {
 /// already there is replaced, a directory is not), copies the data, sets the
 /// permission bits and times of `st`. A failed copy leaves no file behind.
 fn write_copy(
+    copier: &mut copy::Copier,
     from: BorrowedFd<'_>,
     st: &Stat,
     out: BorrowedFd<'_>,
@@ -1078,7 +1080,8 @@ fn write_copy(
         },
     };
     let sparse = allocated(st) < size;
-    let result = copy::copy_data(from, target.as_fd(), size, sparse)
+    let result = copier
+        .copy(from, target.as_fd(), size, sparse)
         .and_then(|()| {
             rustix::fs::fchmod(&target, Mode::from_raw_mode(st.st_mode & 0o777))
                 .map_err(io::Error::from)
