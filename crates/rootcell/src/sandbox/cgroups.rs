@@ -414,6 +414,47 @@ fn allowed_cpuset(selected: &[Hierarchy], kind: &str) -> Option<String> {
     fs::read_to_string(sys).ok()
 }
 
+/// `--memoryNodes` must name nodes that have memory: the staging tmpfs
+/// is bound to them (`mpol=bind:`), which the kernel refuses otherwise,
+/// and that tmpfs is made before the run cgroup checks its cpuset.
+pub fn check_memory_nodes(limits: &Limits) -> Result<()> {
+    let Some(wanted) = limits.memory_nodes.as_deref() else {
+        return Ok(());
+    };
+    if wanted.is_empty() {
+        return Err(Error::usage("--memoryNodes", "the list is empty"));
+    }
+    let Some(have) = ["has_memory", "online"]
+        .iter()
+        .filter_map(|f| fs::read_to_string(Path::new("/sys/devices/system/node").join(f)).ok())
+        .find(|t| !t.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    check_nodes(wanted, &have)
+}
+
+fn check_nodes(wanted: &[u32], have: &str) -> Result<()> {
+    let have_list = crate::plan::process::parse_cpu_list(have.trim()).unwrap_or_default();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|v| !have_list.contains(v))
+        .map(u32::to_string)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "--memoryNodes",
+        format!(
+            "memory node{} {} not on this host (nodes with memory: {})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(","),
+            have.trim()
+        ),
+    ))
+}
+
 /// Every value of `wanted` must be in the kernel list `allowed` (`0-3,7`).
 fn check_subset(flag: &str, wanted: &[u32], allowed: &str) -> Result<()> {
     let allowed_list = crate::plan::process::parse_cpu_list(allowed.trim())
@@ -970,6 +1011,16 @@ mod tests {
         assert!(limits_plan(&limits(), CgroupVersion::V1, true)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn memory_nodes_must_exist() {
+        check_nodes(&[0], "0\n").unwrap();
+        check_nodes(&[0, 2], "0-3").unwrap();
+        let e = check_nodes(&[0, 7], "0").unwrap_err();
+        assert!(
+            matches!(e, Error::Usage { ref flag, ref reason } if flag == "--memoryNodes" && reason.contains('7'))
+        );
     }
 
     #[test]
