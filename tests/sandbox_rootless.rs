@@ -39,6 +39,15 @@ macro_rules! skip_unless_possible {
     };
 }
 
+/// The test that mounts in the runner's namespace holds this for writing;
+/// the tests that compare the mount table before and after, for reading
+/// (else they would see its mounts come and go).
+static MOUNT_TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn mount_table_read() -> std::sync::RwLockReadGuard<'static, ()> {
+    MOUNT_TABLE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A tree owned by uid 1000: `base` (overlay inside, as `--overlay-dir`:
 /// the temp base itself is under /tmp, which is hidden by default).
 struct Tree {
@@ -78,6 +87,11 @@ impl Tree {
     /// `rootcell sandbox --overlay-dir <base> ARGS` as uid 1000, in
     /// `<base>/work` (the `--dir`), results to `<base>/out`.
     fn run(&self, args: &[&str]) -> Out {
+        self.run_env(&[], args)
+    }
+
+    /// `run` with extra environment variables for rootcell (`TMPDIR`).
+    fn run_env(&self, env: &[(&str, &Path)], args: &[&str]) -> Out {
         let work = self.make("work", None);
         let mut c = Command::new("setpriv");
         c.args([
@@ -93,6 +107,7 @@ impl Tree {
         .arg("--output-directory")
         .arg(self.path("out"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&work);
         exec(&mut c, CMD_TIMEOUT)
     }
@@ -132,6 +147,7 @@ fn assert_owned_by_user(dir: &Path) {
 #[test]
 fn overlay_writes_reach_the_output_directory_not_the_host() {
     skip_unless_possible!();
+    let _mounts = mount_table_read();
     let t = Tree::new("rl-overlay");
     t.make("work/kept", Some("host\n"));
     let mounts = host_mount_points();
@@ -161,6 +177,7 @@ fn overlay_writes_reach_the_output_directory_not_the_host() {
 #[test]
 fn hidden_read_only_and_full_access_directories() {
     skip_unless_possible!();
+    let _mounts = mount_table_read();
     let t = Tree::new("rl-modes");
     // Below a directory of the overlay (not its top): the hidden dir's
     // place in the upper layer exists before the overlay is mounted.
@@ -213,6 +230,7 @@ fn hidden_read_only_and_full_access_directories() {
 #[test]
 fn nested_mount_points_get_their_mode() {
     skip_unless_possible!();
+    let _mounts = MOUNT_TABLE.write().unwrap_or_else(|e| e.into_inner());
     let t = Tree::new("rl-nested");
     let ro = t.make("ro", None);
     let inner = t.make("ro/inner", None);
@@ -354,4 +372,84 @@ fn no_whiteouts_in_results_after_delete_and_recreate() {
     assert_eq!(fs::read_to_string(t.path("out/f")).unwrap(), "again\n");
     assert_eq!(files_below(&t.path("work")), before, "host unchanged");
     assert_eq!(fs::read_to_string(t.path("work/f")).unwrap(), "host\n");
+}
+
+/// Entries of `dir` named like a `--no-tmpfs` staging directory.
+fn stagings_in(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("rootcell-sandbox-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn no_tmpfs_stages_on_disk_under_tmpdir_and_removes_it() {
+    skip_unless_possible!();
+    let _mounts = mount_table_read();
+    let t = Tree::new("rl-notmpfs");
+    t.make("work/kept", Some("host\n"));
+    t.make("work/gone", Some("host\n"));
+    let tmpdir = TempDir::new("rl-notmpfs-tmp");
+    chown(tmpdir.path(), UNPRIV_UID, UNPRIV_GID);
+    let mounts = host_mount_points();
+    // Deleting a lower file makes overlayfs leave a whiteout in its
+    // mode-000 work directory: the on-disk staging must still be removed
+    // by the unprivileged runtime. With and without --root (mapped ids).
+    for extra in [&[][..], &["--root"][..]] {
+        let seen = std::sync::atomic::AtomicBool::new(false);
+        let out = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while std::time::Instant::now() < deadline {
+                    if !stagings_in(tmpdir.path()).is_empty() {
+                        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            });
+            let mut args = vec!["--no-tmpfs"];
+            args.extend_from_slice(extra);
+            args.extend([
+                "--",
+                "sh",
+                "-c",
+                "echo new > new && echo changed > kept && rm gone && mkdir -p sub && \
+                 echo deep > sub/f && sleep 0.5 && cat kept",
+            ]);
+            t.run_env(&[("TMPDIR", tmpdir.path())], &args)
+        });
+        out.assert_ok(&format!("--no-tmpfs {extra:?} as uid 1000"));
+        assert!(out.stdout.contains("changed"), "{}", out.all());
+        assert!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            "{extra:?}: no staging directory appeared under $TMPDIR: {}",
+            out.all()
+        );
+        assert_eq!(
+            stagings_in(tmpdir.path()),
+            Vec::<PathBuf>::new(),
+            "{extra:?}: the staging directory was left behind: {}",
+            out.all()
+        );
+        // Writes reached the output directory, not the host.
+        assert_eq!(fs::read_to_string(t.path("work/kept")).unwrap(), "host\n");
+        assert_eq!(fs::read_to_string(t.path("work/gone")).unwrap(), "host\n");
+        assert!(!t.path("work/new").exists());
+        assert!(!t.path("work/sub").exists());
+        assert_eq!(fs::read_to_string(t.path("out/new")).unwrap(), "new\n");
+        assert_eq!(fs::read_to_string(t.path("out/kept")).unwrap(), "changed\n");
+        assert_eq!(fs::read_to_string(t.path("out/sub/f")).unwrap(), "deep\n");
+        assert!(!t.path("out/gone").exists());
+        assert_owned_by_user(&t.path("out"));
+        assert_eq!(host_mount_points(), mounts);
+        fs::remove_dir_all(t.path("out")).unwrap();
+    }
 }
