@@ -453,3 +453,55 @@ fn no_tmpfs_stages_on_disk_under_tmpdir_and_removes_it() {
         fs::remove_dir_all(t.path("out")).unwrap();
     }
 }
+
+/// The names in a `/sys/class/net` listing, sorted.
+fn net_names(listing: &str) -> Vec<String> {
+    let mut v: Vec<String> = listing.split_whitespace().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn network_access_shows_the_hosts_interfaces_in_sys() {
+    skip_unless_possible!();
+    let _mounts = mount_table_read();
+    let t = Tree::new("rl-net");
+    let mut host: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let mounts = host_mount_points();
+    // A fresh sysfs cannot be mounted in a user namespace that does not
+    // own the network namespace: with the host's network the planner
+    // binds the host's /sys (recursively, read-only) instead.
+    let script = "echo net: $(ls /sys/class/net); \
+                  echo mtu: $(cat /sys/class/net/lo/mtu); \
+                  echo devs: $(tail -n +3 /proc/net/dev | cut -d: -f1); \
+                  if touch /sys/rootcell-probe 2>/dev/null; then echo sys: writable; \
+                  else echo sys: read-only; fi";
+    let out = t.run(&["--network-access", "--", "sh", "-c", script]);
+    out.assert_ok("--network-access as uid 1000");
+    let line = |key: &str| line_of(&out, key);
+    assert_eq!(net_names(&line("net:")), host, "{}", out.all());
+    assert!(host.len() > 1 || host == ["lo"], "host: {host:?}");
+    assert_eq!(line("mtu:"), "65536", "/sys is readable: {}", out.all());
+    assert_eq!(net_names(&line("devs:")), host, "{}", out.all());
+    assert_eq!(line("sys:"), "read-only", "{}", out.all());
+    // Without it: the sandbox's own network, `lo` only, in /sys too.
+    let out = t.run(&["--", "sh", "-c", script]);
+    out.assert_ok("own network as uid 1000");
+    assert_eq!(line_of(&out, "net:"), "lo", "{}", out.all());
+    assert_eq!(line_of(&out, "devs:"), "lo", "{}", out.all());
+    assert_eq!(host_mount_points(), mounts);
+}
+
+fn line_of(out: &Out, key: &str) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line: {}", out.all()))
+        .trim()
+        .to_string()
+}
