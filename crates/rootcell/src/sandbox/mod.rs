@@ -400,7 +400,7 @@ fn run_in(
         plan
     };
     let join = match &cgroup {
-        Some(cg) => process::CgroupJoin::open(cg.dirs())?,
+        Some(cg) => process::CgroupJoin::open(cg.join_dirs())?,
         None => process::CgroupJoin::none(),
     };
     tracing::debug!("sandbox: run cgroup made");
