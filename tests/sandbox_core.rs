@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::sandbox::{marked_pids, stagings_in};
 use common::{exec, exec_input, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT};
 
 /// `sandbox` is rootcell's own command.
@@ -37,21 +38,6 @@ fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// Entries of `dir` named like a `--no-tmpfs` staging directory.
-fn stagings_in(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("rootcell-sandbox-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// A sandbox run, and what it must leave as it was.
@@ -85,6 +71,20 @@ impl Run {
     }
 
     /// Runs it to the end and checks what it left behind.
+    /// `sh -c script` in the background, with `sync` full access; waits
+    /// (up to CMD_TIMEOUT) until the script has made `sync/ready`.
+    fn spawn_until_ready(&self, sync: &Path, script: &str) -> (Child, bool) {
+        let child = self
+            .command(&["--full-access-dir", s(sync), "--", "sh", "-c", script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let ready = wait_for(CMD_TIMEOUT, || sync.join("ready").exists());
+        (child, ready)
+    }
+
     fn run(&self, args: &[&str]) -> Out {
         let out = exec(&mut self.command(args), CMD_TIMEOUT);
         self.assert_clean(&out.what);
@@ -111,28 +111,11 @@ impl Run {
         );
         // The environment of every process of the run holds the marker;
         // its command lines may not, so look at environments too.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let left: Vec<i32> = fs::read_dir("/proc")
-                .unwrap()
-                .flatten()
-                .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-                .filter(|pid| {
-                    fs::read(format!("/proc/{pid}/environ"))
-                        .map(|env| String::from_utf8_lossy(&env).contains(&self.marker))
-                        .unwrap_or(false)
-                        && common::pid_alive(*pid)
-                })
-                .collect();
-            if left.is_empty() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "processes {left:?} of `{what}` are still running"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let left = marked_pids(&self.marker);
+        assert!(
+            left.is_empty(),
+            "processes {left:?} of `{what}` are still running"
+        );
     }
 }
 
@@ -697,21 +680,7 @@ fn killing_rootcell_ends_the_whole_sandbox() {
         "(sleep 600 &); touch {s}/ready; sleep 600",
         s = s(sync.path())
     );
-    let mut child = run
-        .command(&[
-            "--full-access-dir",
-            s(sync.path()),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ready = wait_for(CMD_TIMEOUT, || sync.path().join("ready").exists());
+    let (mut child, ready) = run.spawn_until_ready(sync.path(), &script);
     common::kill_pid(child.id() as i32, libc::SIGKILL);
     let _ = child.wait();
     assert!(ready, "the command never started");
@@ -812,21 +781,7 @@ fn the_command_runs_in_the_run_cgroup_of_every_hierarchy() {
         "touch {s}/ready; i=0; while [ ! -e {s}/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done",
         s = s(sync.path())
     );
-    let mut child = run
-        .command(&[
-            "--full-access-dir",
-            s(sync.path()),
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let ready = wait_for(CMD_TIMEOUT, || sync.path().join("ready").exists());
+    let (mut child, ready) = run.spawn_until_ready(sync.path(), &script);
     // The run's processes (the marker is in their environment), and the
     // cgroup lines of each (seen from the test's cgroup namespace).
     let rootcell = child.id() as i32;

@@ -17,6 +17,9 @@
 
 mod common;
 
+use common::sandbox::{
+    assert_within, memory_controller, own_cputime, spin_a_bit, touch, touch_tree,
+};
 use common::*;
 use rootcell::sandbox::cgroups::{rlimits_without_cgroup, RunCgroup};
 use rootcell::sandbox::supervise::{self, Outcome, Watch};
@@ -168,43 +171,6 @@ unsafe fn stand_in_init(procs: &[OwnedFd], status_w: RawFd, work: Work) -> ! {
     }
 }
 
-/// CPU time of the calling process.
-fn own_cputime() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live local.
-    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-fn spin_a_bit() {
-    let mut x = 0u64;
-    for i in 0..10_000u64 {
-        x = std::hint::black_box(x.wrapping_add(i));
-    }
-}
-
-/// Fresh anonymous memory of `bytes`, every page written.
-unsafe fn touch(bytes: usize) {
-    let p = libc::mmap(
-        std::ptr::null_mut(),
-        bytes,
-        libc::PROT_READ | libc::PROT_WRITE,
-        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-        -1,
-        0,
-    );
-    if p == libc::MAP_FAILED {
-        libc::_exit(121);
-    }
-    let p = p.cast::<u8>();
-    for off in (0..bytes).step_by(4096) {
-        std::ptr::write_volatile(p.add(off), 1);
-    }
-}
-
 static EXIT_CODE: AtomicI32 = AtomicI32::new(0);
 static NOTED_FD: AtomicI32 = AtomicI32::new(-1);
 
@@ -232,28 +198,7 @@ unsafe fn run_work(work: Work) -> ! {
         Work::Sleep => loop {
             libc::pause();
         },
-        Work::TouchTree { procs, bytes } => {
-            let mut touched = [0; 2];
-            let mut go = [0; 2];
-            libc::pipe(touched.as_mut_ptr());
-            libc::pipe(go.as_mut_ptr());
-            for _ in 0..procs {
-                if libc::fork() == 0 {
-                    libc::close(go[1]);
-                    touch(bytes);
-                    libc::write(touched[1], b"x".as_ptr().cast(), 1);
-                    let mut b = [0u8; 1];
-                    libc::read(go[0], b.as_mut_ptr().cast(), 1);
-                    libc::_exit(0);
-                }
-            }
-            for _ in 0..procs {
-                let mut b = [0u8; 1];
-                libc::read(touched[0], b.as_mut_ptr().cast(), 1);
-            }
-            libc::close(go[1]);
-            while libc::wait(std::ptr::null_mut()) > 0 {}
-        }
+        Work::TouchTree { procs, bytes } => touch_tree(procs, bytes),
         Work::Touch(bytes) => touch(bytes),
         Work::ExitOnTerm(code) => {
             EXIT_CODE.store(code, Ordering::Relaxed);
@@ -348,36 +293,6 @@ impl Drop for KillOnDrop {
 fn assert_removed(dirs: &[PathBuf]) {
     let left: Vec<&PathBuf> = dirs.iter().filter(|d| d.exists()).collect();
     assert!(left.is_empty(), "cgroup directories left: {left:?}");
-}
-
-#[track_caller]
-fn assert_within(what: &str, got: f64, want: f64, tolerance: f64) {
-    let error = (got - want).abs() / want;
-    eprintln!(
-        "MEASURED {what}: {got:.6} (want {want:.6}, error {:.2} %)",
-        error * 100.0
-    );
-    assert!(
-        error <= tolerance,
-        "{what}: {got} is {:.2} % off {want} (allowed {:.1} %)",
-        error * 100.0,
-        tolerance * 100.0
-    );
-}
-
-/// The hierarchies `host_hierarchies` would see have a memory controller
-/// (v1, or enabled at the cgroup2 root).
-fn memory_controller() -> bool {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let v2_root = mounts
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "));
-    if v2_root {
-        std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-    } else {
-        cgroup_v1_controller("memory")
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::sandbox::stagings_in;
 use common::{
     chown, exec, host_mount_points, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT,
     UNPRIV_GID, UNPRIV_UID,
@@ -372,21 +373,6 @@ fn no_whiteouts_in_results_after_delete_and_recreate() {
     assert_eq!(fs::read_to_string(t.path("out/f")).unwrap(), "again\n");
     assert_eq!(files_below(&t.path("work")), before, "host unchanged");
     assert_eq!(fs::read_to_string(t.path("work/f")).unwrap(), "host\n");
-}
-
-/// Entries of `dir` named like a `--no-tmpfs` staging directory.
-fn stagings_in(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .map(|rd| {
-            rd.flatten()
-                .map(|e| e.path())
-                .filter(|p| {
-                    p.file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("rootcell-sandbox-"))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[test]
