@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use common::sandbox::{mountinfo, set, tree};
 use common::*;
 use rootcell::sandbox::capture::{
     capture, capture_into, check_output_dir, usage, Capture, OutputDir, ResultFiles, UsageProbe,
@@ -87,11 +88,6 @@ impl HostView {
     }
 }
 
-/// The test process's mount table.
-fn mountinfo() -> String {
-    read_file(Path::new("/proc/self/mountinfo"))
-}
-
 fn o_path(p: &Path) -> OwnedFd {
     openat(
         CWD,
@@ -113,34 +109,6 @@ fn strings(v: &[&str]) -> Vec<String> {
 
 fn rf(patterns: &[&str], wd: &str) -> ResultFiles {
     ResultFiles::new(&strings(patterns), Path::new(wd)).expect("valid patterns")
-}
-
-/// Every entry below `dir`, relative, with a trailing `/` for directories.
-fn tree(dir: &Path) -> BTreeSet<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeSet<String>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for e in entries {
-            let e = e.unwrap();
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-            let meta = fs::symlink_metadata(&p).unwrap();
-            if meta.is_dir() {
-                out.insert(format!("{rel}/"));
-                walk(base, &p, out);
-            } else {
-                out.insert(rel);
-            }
-        }
-    }
-    let mut out = BTreeSet::new();
-    walk(dir, dir, &mut out);
-    out
-}
-
-fn set(v: &[&str]) -> BTreeSet<String> {
-    v.iter().map(|s| s.to_string()).collect()
 }
 
 fn paths(v: &[&str]) -> Vec<PathBuf> {

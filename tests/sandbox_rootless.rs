@@ -15,6 +15,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::sandbox::stagings_in;
 use common::{
     chown, exec, host_mount_points, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT,
     UNPRIV_GID, UNPRIV_UID,
@@ -37,6 +38,15 @@ macro_rules! skip_unless_possible {
             return;
         }
     };
+}
+
+/// The test that mounts in the runner's namespace holds this for writing;
+/// the tests that compare the mount table before and after, for reading
+/// (else they would see its mounts come and go).
+static MOUNT_TABLE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn mount_table_read() -> std::sync::RwLockReadGuard<'static, ()> {
+    MOUNT_TABLE.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A tree owned by uid 1000: `base` (overlay inside, as `--overlay-dir`:
@@ -78,6 +88,11 @@ impl Tree {
     /// `rootcell sandbox --overlay-dir <base> ARGS` as uid 1000, in
     /// `<base>/work` (the `--dir`), results to `<base>/out`.
     fn run(&self, args: &[&str]) -> Out {
+        self.run_env(&[], args)
+    }
+
+    /// `run` with extra environment variables for rootcell (`TMPDIR`).
+    fn run_env(&self, env: &[(&str, &Path)], args: &[&str]) -> Out {
         let work = self.make("work", None);
         let mut c = Command::new("setpriv");
         c.args([
@@ -93,6 +108,7 @@ impl Tree {
         .arg("--output-directory")
         .arg(self.path("out"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(&work);
         exec(&mut c, CMD_TIMEOUT)
     }
@@ -132,6 +148,7 @@ fn assert_owned_by_user(dir: &Path) {
 #[test]
 fn overlay_writes_reach_the_output_directory_not_the_host() {
     skip_unless_possible!();
+    let _mounts = mount_table_read();
     let t = Tree::new("rl-overlay");
     t.make("work/kept", Some("host\n"));
     let mounts = host_mount_points();
@@ -161,6 +178,7 @@ fn overlay_writes_reach_the_output_directory_not_the_host() {
 #[test]
 fn hidden_read_only_and_full_access_directories() {
     skip_unless_possible!();
+    let _mounts = mount_table_read();
     let t = Tree::new("rl-modes");
     // Below a directory of the overlay (not its top): the hidden dir's
     // place in the upper layer exists before the overlay is mounted.
@@ -213,6 +231,7 @@ fn hidden_read_only_and_full_access_directories() {
 #[test]
 fn nested_mount_points_get_their_mode() {
     skip_unless_possible!();
+    let _mounts = MOUNT_TABLE.write().unwrap_or_else(|e| e.into_inner());
     let t = Tree::new("rl-nested");
     let ro = t.make("ro", None);
     let inner = t.make("ro/inner", None);
@@ -354,4 +373,121 @@ fn no_whiteouts_in_results_after_delete_and_recreate() {
     assert_eq!(fs::read_to_string(t.path("out/f")).unwrap(), "again\n");
     assert_eq!(files_below(&t.path("work")), before, "host unchanged");
     assert_eq!(fs::read_to_string(t.path("work/f")).unwrap(), "host\n");
+}
+
+#[test]
+fn no_tmpfs_stages_on_disk_under_tmpdir_and_removes_it() {
+    skip_unless_possible!();
+    let _mounts = mount_table_read();
+    let t = Tree::new("rl-notmpfs");
+    t.make("work/kept", Some("host\n"));
+    t.make("work/gone", Some("host\n"));
+    let tmpdir = TempDir::new("rl-notmpfs-tmp");
+    chown(tmpdir.path(), UNPRIV_UID, UNPRIV_GID);
+    let mounts = host_mount_points();
+    // Deleting a lower file makes overlayfs leave a whiteout in its
+    // mode-000 work directory: the on-disk staging must still be removed
+    // by the unprivileged runtime. With and without --root (mapped ids).
+    for extra in [&[][..], &["--root"][..]] {
+        let seen = std::sync::atomic::AtomicBool::new(false);
+        let out = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+                while std::time::Instant::now() < deadline {
+                    if !stagings_in(tmpdir.path()).is_empty() {
+                        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            });
+            let mut args = vec!["--no-tmpfs"];
+            args.extend_from_slice(extra);
+            args.extend([
+                "--",
+                "sh",
+                "-c",
+                "echo new > new && echo changed > kept && rm gone && mkdir -p sub && \
+                 echo deep > sub/f && sleep 0.5 && cat kept",
+            ]);
+            t.run_env(&[("TMPDIR", tmpdir.path())], &args)
+        });
+        out.assert_ok(&format!("--no-tmpfs {extra:?} as uid 1000"));
+        assert!(out.stdout.contains("changed"), "{}", out.all());
+        assert!(
+            seen.load(std::sync::atomic::Ordering::SeqCst),
+            "{extra:?}: no staging directory appeared under $TMPDIR: {}",
+            out.all()
+        );
+        assert_eq!(
+            stagings_in(tmpdir.path()),
+            Vec::<PathBuf>::new(),
+            "{extra:?}: the staging directory was left behind: {}",
+            out.all()
+        );
+        // Writes reached the output directory, not the host.
+        assert_eq!(fs::read_to_string(t.path("work/kept")).unwrap(), "host\n");
+        assert_eq!(fs::read_to_string(t.path("work/gone")).unwrap(), "host\n");
+        assert!(!t.path("work/new").exists());
+        assert!(!t.path("work/sub").exists());
+        assert_eq!(fs::read_to_string(t.path("out/new")).unwrap(), "new\n");
+        assert_eq!(fs::read_to_string(t.path("out/kept")).unwrap(), "changed\n");
+        assert_eq!(fs::read_to_string(t.path("out/sub/f")).unwrap(), "deep\n");
+        assert!(!t.path("out/gone").exists());
+        assert_owned_by_user(&t.path("out"));
+        assert_eq!(host_mount_points(), mounts);
+        fs::remove_dir_all(t.path("out")).unwrap();
+    }
+}
+
+/// The names in a `/sys/class/net` listing, sorted.
+fn net_names(listing: &str) -> Vec<String> {
+    let mut v: Vec<String> = listing.split_whitespace().map(str::to_string).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn network_access_shows_the_hosts_interfaces_in_sys() {
+    skip_unless_possible!();
+    let _mounts = mount_table_read();
+    let t = Tree::new("rl-net");
+    let mut host: Vec<String> = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    host.sort();
+    let mounts = host_mount_points();
+    // A fresh sysfs cannot be mounted in a user namespace that does not
+    // own the network namespace: with the host's network the planner
+    // binds the host's /sys (recursively, read-only) instead.
+    let script = "echo net: $(ls /sys/class/net); \
+                  echo mtu: $(cat /sys/class/net/lo/mtu); \
+                  echo devs: $(tail -n +3 /proc/net/dev | cut -d: -f1); \
+                  if touch /sys/rootcell-probe 2>/dev/null; then echo sys: writable; \
+                  else echo sys: read-only; fi";
+    let out = t.run(&["--network-access", "--", "sh", "-c", script]);
+    out.assert_ok("--network-access as uid 1000");
+    let line = |key: &str| line_of(&out, key);
+    assert_eq!(net_names(&line("net:")), host, "{}", out.all());
+    assert!(host.len() > 1 || host == ["lo"], "host: {host:?}");
+    assert_eq!(line("mtu:"), "65536", "/sys is readable: {}", out.all());
+    assert_eq!(net_names(&line("devs:")), host, "{}", out.all());
+    assert_eq!(line("sys:"), "read-only", "{}", out.all());
+    // Without it: the sandbox's own network, `lo` only, in /sys too.
+    let out = t.run(&["--", "sh", "-c", script]);
+    out.assert_ok("own network as uid 1000");
+    assert_eq!(line_of(&out, "net:"), "lo", "{}", out.all());
+    assert_eq!(line_of(&out, "devs:"), "lo", "{}", out.all());
+    assert_eq!(host_mount_points(), mounts);
+}
+
+fn line_of(out: &Out, key: &str) -> String {
+    out.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} line: {}", out.all()))
+        .trim()
+        .to_string()
 }

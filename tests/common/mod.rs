@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod console;
+pub mod sandbox;
 
 use serde_json::{json, Value};
 use std::ffi::OsString;

@@ -25,11 +25,11 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub root: bool,
     /// User id inside (default: your own).
-    #[arg(long)]
-    pub uid: Option<u32>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub uid: Option<String>,
     /// Group id inside (default: your own).
-    #[arg(long)]
-    pub gid: Option<u32>,
+    #[arg(long, allow_hyphen_values = true)]
+    pub gid: Option<String>,
     /// Keep the host's network (else only a loopback interface).
     #[arg(long)]
     pub network_access: bool,
@@ -67,22 +67,22 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub cgroup_access: bool,
     /// Memory limit (bytes, or with a unit: 2GB, 512MiB).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES", allow_hyphen_values = true)]
     pub memlimit: Option<String>,
     /// CPU-time limit (seconds, or 90s, 15min, 1h), then SIGKILL.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub timelimit: Option<String>,
     /// Soft CPU-time limit, then SIGTERM.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub softtimelimit: Option<String>,
     /// Wall-time limit.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub walltimelimit: Option<String>,
     /// CPU cores to use (0,2-3).
-    #[arg(long, value_name = "LIST")]
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     pub cores: Option<String>,
     /// Memory nodes to use (0,1).
-    #[arg(long = "memoryNodes", value_name = "LIST")]
+    #[arg(long = "memoryNodes", value_name = "LIST", allow_hyphen_values = true)]
     pub memory_nodes: Option<String>,
     /// Standard input: a file, or `-` for rootcell's own (default:
     /// /dev/null).
@@ -92,13 +92,21 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Keep at most this much of the --output file.
-    #[arg(long = "maxOutputSize", value_name = "BYTES")]
+    #[arg(
+        long = "maxOutputSize",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
     pub max_output_size: Option<String>,
     /// Stop the command when it has written more than this many files.
-    #[arg(long = "filesCountLimit", value_name = "N")]
+    #[arg(long = "filesCountLimit", value_name = "N", allow_hyphen_values = true)]
     pub files_count_limit: Option<String>,
     /// Stop the command when it has written more than this many bytes.
-    #[arg(long = "filesSizeLimit", value_name = "BYTES")]
+    #[arg(
+        long = "filesSizeLimit",
+        value_name = "BYTES",
+        allow_hyphen_values = true
+    )]
     pub files_size_limit: Option<String>,
     /// Write the report as JSON to FILE (`-`, or no value before another
     /// flag or `--`: stdout, instead of the key=value lines).
@@ -233,11 +241,18 @@ fn fail(e: &Error) -> i32 {
 /// absolute against `cwd`, directory rules in the order given.
 fn config(a: &SandboxArgs, matches: &clap::ArgMatches, cwd: &Path) -> Result<SandboxConfig, Error> {
     let abs = |p: &Path| sandbox::absolute(cwd, p);
+    // Hyphen values are allowed so that `--uid -1` is refused here,
+    // naming the flag, instead of being taken for another flag.
+    let id = |flag: &str, what: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| units::parse_id(t).map_err(|r| Error::usage(flag, format!("{r} {what} id"))))
+            .transpose()
+    };
     let mut cfg = SandboxConfig::new(a.command.clone());
     cfg.working_dir = a.dir.as_deref().map(abs);
     cfg.root = a.root;
-    cfg.uid = a.uid;
-    cfg.gid = a.gid;
+    cfg.uid = id("--uid", "user", &a.uid)?;
+    cfg.gid = id("--gid", "group", &a.gid)?;
     cfg.network_access = a.network_access;
     cfg.use_tmpfs = !a.no_tmpfs;
     cfg.keep_system_config = a.keep_system_config;

@@ -58,6 +58,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 pub struct RunCgroup {
     name: String,
     cg: ContainerCgroup,
+    /// `--cgroup-access`: the child of each run directory the sandbox
+    /// joins (and roots its cgroup namespace at), so that the command
+    /// can make cgroups below it but cannot reach the run's limits.
+    delegated: Vec<PathBuf>,
     memory_limit: Option<u64>,
     removed: bool,
 }
@@ -100,6 +104,16 @@ impl RunCgroup {
     /// The run's directories, one per hierarchy.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.cg.dirs
+    }
+
+    /// The directories the sandbox joins: the run's own, or with
+    /// `--cgroup-access` their `command` child (see `delegated`).
+    pub fn join_dirs(&self) -> &[PathBuf] {
+        if self.delegated.is_empty() {
+            &self.cg.dirs
+        } else {
+            &self.delegated
+        }
     }
 
     /// The memory limit as written (`--memlimit`).
@@ -276,9 +290,10 @@ fn create_in(
         tracing::warn!("no cgroup for the run: {}", notes.join("; "));
         return Ok(None);
     };
-    let run = RunCgroup {
+    let mut run = RunCgroup {
         name,
         cg,
+        delegated: Vec::new(),
         memory_limit: limits.memory,
         removed: false,
     };
@@ -316,8 +331,74 @@ fn create_in(
     if run.memory_peak().is_none() {
         notes.push("memory is not measured: the run's cgroup has no memory controller".into());
     }
+    if cgroup_access {
+        run.delegated = delegate(&run.cg.dirs, &mut notes)?;
+    }
     tracing::debug!("run cgroup {}: {:?}", run.name, run.cg.dirs);
     Ok(Some((run, notes)))
+}
+
+/// The name of the delegated child of each run directory.
+pub const DELEGATED: &str = "command";
+
+/// `--cgroup-access`, as BenchExec on cgroup v2: the limits stay on the
+/// run directories; the sandbox joins a child of each (`command`), roots
+/// its cgroup namespace there and mounts the hierarchies afresh, writable,
+/// so the command sees and manages only its own subtree. A v1 cpuset child
+/// gets its parent's CPUs and nodes (it starts empty); on v2 the run
+/// directory (which holds no process) hands its controllers down, best
+/// effort. A v2 hierarchy without controllers (the hybrid layout, where
+/// they are all on v1) can group processes but limits nothing: a note.
+fn delegate(dirs: &[PathBuf], notes: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let child = dir.join(DELEGATED);
+        fs::create_dir(&child).map_err(|e| Error::Io {
+            context: format!("--cgroup-access: making {}", child.display()),
+            cause: e,
+        })?;
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(value) = fs::read_to_string(dir.join(file)) {
+                fs::write(child.join(file), value.trim()).map_err(|e| Error::Io {
+                    context: format!("--cgroup-access: {}", child.join(file).display()),
+                    cause: e,
+                })?;
+            }
+        }
+        if let Ok(available) = fs::read_to_string(dir.join("cgroup.controllers")) {
+            let controllers: Vec<&str> = available.split_whitespace().collect();
+            for c in &controllers {
+                let _ = fs::write(dir.join("cgroup.subtree_control"), format!("+{c}"));
+            }
+            let main = ["cpu", "memory", "io", "pids"];
+            if !controllers.iter().any(|c| main.contains(c)) {
+                notes.push(format!(
+                    "--cgroup-access: the cgroup2 hierarchy at {} offers {} here (cpu, memory, \
+                     io and pids are on cgroup v1): child cgroups made there group processes \
+                     but cannot limit those; the v1 hierarchies can",
+                    mount_of(dir).unwrap_or_else(|| "/sys/fs/cgroup".into()),
+                    if controllers.is_empty() {
+                        "no controllers".to_string()
+                    } else {
+                        format!("only {}", controllers.join(" "))
+                    }
+                ));
+            }
+        }
+        out.push(child);
+    }
+    Ok(out)
+}
+
+/// Where a host cgroup directory's hierarchy is mounted inside the
+/// sandbox (the same place as on the host), for notes.
+fn mount_of(dir: &Path) -> Option<String> {
+    let table = crate::fs::mountinfo::read_self().ok()?;
+    table
+        .iter()
+        .filter(|m| m.fs_type == "cgroup2" && dir.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.as_os_str().len())
+        .map(|m| m.mount_point.display().to_string())
 }
 
 /// Where the v2 run cgroup goes: below our own cgroup when it is the root
@@ -415,6 +496,47 @@ fn allowed_cpuset(selected: &[Hierarchy], kind: &str) -> Option<String> {
         _ => "/sys/devices/system/node/online",
     };
     fs::read_to_string(sys).ok()
+}
+
+/// `--memoryNodes` must name nodes that have memory: the staging tmpfs
+/// is bound to them (`mpol=bind:`), which the kernel refuses otherwise,
+/// and that tmpfs is made before the run cgroup checks its cpuset.
+pub fn check_memory_nodes(limits: &Limits) -> Result<()> {
+    let Some(wanted) = limits.memory_nodes.as_deref() else {
+        return Ok(());
+    };
+    if wanted.is_empty() {
+        return Err(Error::usage("--memoryNodes", "the list is empty"));
+    }
+    let Some(have) = ["has_memory", "online"]
+        .iter()
+        .filter_map(|f| fs::read_to_string(Path::new("/sys/devices/system/node").join(f)).ok())
+        .find(|t| !t.trim().is_empty())
+    else {
+        return Ok(());
+    };
+    check_nodes(wanted, &have)
+}
+
+fn check_nodes(wanted: &[u32], have: &str) -> Result<()> {
+    let have_list = crate::plan::process::parse_cpu_list(have.trim()).unwrap_or_default();
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|v| !have_list.contains(v))
+        .map(u32::to_string)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(
+        "--memoryNodes",
+        format!(
+            "memory node{} {} not on this host (nodes with memory: {})",
+            if missing.len() > 1 { "s" } else { "" },
+            missing.join(","),
+            have.trim()
+        ),
+    ))
 }
 
 /// Every value of `wanted` must be in the kernel list `allowed` (`0-3,7`).
@@ -973,6 +1095,16 @@ mod tests {
         assert!(limits_plan(&limits(), CgroupVersion::V1, true)
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn memory_nodes_must_exist() {
+        check_nodes(&[0], "0\n").unwrap();
+        check_nodes(&[0, 2], "0-3").unwrap();
+        let e = check_nodes(&[0, 7], "0").unwrap_err();
+        assert!(
+            matches!(e, Error::Usage { ref flag, ref reason } if flag == "--memoryNodes" && reason.contains('7'))
+        );
     }
 
     #[test]

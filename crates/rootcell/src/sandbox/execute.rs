@@ -184,7 +184,7 @@ pub fn remove_tree(parent: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
             match rustix::fs::unlinkat(&*fd, entry_name, AtFlags::REMOVEDIR) {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => {
-                    let sub = rustix::fs::openat(&*fd, entry_name, DIR, Mode::empty())?;
+                    let sub = open_unreadable_dir(fd.as_fd(), entry_name)?;
                     descend = Some((sub, entry_name.to_owned()));
                     break;
                 }
@@ -205,6 +205,28 @@ pub fn remove_tree(parent: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     }
     rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?;
     Ok(())
+}
+
+/// Opens a directory of the tree for the walk. Overlayfs leaves its
+/// `work/work` directories mode 000 (with a cached whiteout in them): an
+/// unprivileged caller (rootless `--no-tmpfs`) owns them but cannot read
+/// them, so on EACCES the directory itself is made 0700, through an
+/// `O_PATH|O_NOFOLLOW` fd (never a symlink's target), and opened again.
+fn open_unreadable_dir(parent: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    match rustix::fs::openat(parent, name, DIR, Mode::empty()) {
+        Err(Errno::ACCESS) => {
+            let path = rustix::fs::openat(
+                parent,
+                name,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&path));
+            rustix::fs::chmod(proc_path.as_str(), Mode::from_raw_mode(0o700))?;
+            Ok(rustix::fs::openat(&path, c".", DIR, Mode::empty())?)
+        }
+        other => Ok(other?),
+    }
 }
 
 #[cfg(test)]

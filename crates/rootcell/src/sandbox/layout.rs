@@ -83,6 +83,10 @@ pub struct HostMount {
     pub attrs: u64,
     /// A directory (not a bind-mounted file).
     pub directory: bool,
+    /// A v1 cgroup mount's hierarchy options (`memory`, `cpu,cpuacct`,
+    /// `name=systemd`): a fresh mount of it needs them (`--cgroup-access`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_options: Vec<String>,
 }
 
 /// What the planner knows about the host: plain data.
@@ -282,6 +286,15 @@ pub fn visible_mounts(table: &[MountInfo]) -> Vec<HostMount> {
                 fs_type: m.fs_type.clone(),
                 attrs,
                 directory: true,
+                cgroup_options: if m.fs_type == "cgroup" {
+                    m.super_options
+                        .iter()
+                        .filter(|o| !matches!(o.as_str(), "rw" | "ro"))
+                        .cloned()
+                        .collect()
+                } else {
+                    Vec::new()
+                },
             },
         );
     }
@@ -466,6 +479,9 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
     }
 
     special_filesystems(&mut setup, cfg, host, &rules, dev_from_host);
+    if cfg.cgroup_access {
+        cgroup_mounts(&mut setup, &mut notes, host, &rules);
+    }
     if !cfg.keep_system_config {
         system_files(&mut setup, host, uid, gid, &user, &home);
     }
@@ -960,6 +976,63 @@ fn system_files(
     }
 }
 
+/// `--cgroup-access`: every cgroup hierarchy the run has a cgroup in is
+/// mounted afresh, writable, over the host's read-only one. Init makes
+/// these mounts inside the sandbox's cgroup namespace, which is rooted at
+/// the run's delegated cgroup (`cgroups::DELEGATED`): the command sees and
+/// manages that subtree only, never the run's limits. Named v1 hierarchies
+/// (`name=systemd`) have no run cgroup and stay read-only. Rootless runs
+/// have no run cgroup to delegate.
+fn cgroup_mounts(
+    setup: &mut Vec<Step>,
+    notes: &mut Vec<String>,
+    host: &HostFacts,
+    rules: &BTreeMap<PathBuf, DirMode>,
+) {
+    if host.rootless {
+        notes.push(
+            "--cgroup-access: an unprivileged run has no cgroup to delegate; the host's \
+             cgroups stay read-only"
+                .into(),
+        );
+        return;
+    }
+    let mut done = Vec::new();
+    for m in &host.mounts {
+        let named = m.cgroup_options.iter().any(|o| o.starts_with("name="));
+        let fresh_mount = match m.fs_type.as_str() {
+            "cgroup" if !named && !m.cgroup_options.is_empty() => {
+                let options: Vec<(&str, &str)> =
+                    m.cgroup_options.iter().map(|o| (o.as_str(), "")).collect();
+                fresh_at(&m.path, "cgroup", &options)
+            }
+            "cgroup2" => fresh_at(&m.path, "cgroup2", &[]),
+            _ => continue,
+        };
+        if mode_of(rules, &m.path).0 == DirMode::Hidden {
+            continue;
+        }
+        setup.push(fresh_mount);
+        done.push(m.path.display().to_string());
+    }
+    if !done.is_empty() {
+        notes.push(format!(
+            "--cgroup-access: {} mounted afresh and writable, rooted at the run's delegated \
+             cgroup",
+            done.join(", ")
+        ));
+    }
+}
+
+fn fresh_at(path: &Path, fstype: &str, options: &[(&str, &str)]) -> Step {
+    use attr::{NODEV, NOEXEC, NOSUID};
+    let mut step = fresh("/", fstype, options, NOSUID | NODEV | NOEXEC);
+    if let Step::Mount(m) = &mut step {
+        m.destination = path.to_path_buf();
+    }
+    step
+}
+
 fn tmpfs_options(cfg: &SandboxConfig) -> Vec<FsOption> {
     let mut options = vec![FsOption::Value("mode".into(), "700".into())];
     // BenchExec: the RAM disk may use as much as the memory limit.
@@ -1035,6 +1108,10 @@ mod tests {
             fs_type: fs.to_string(),
             attrs: 0,
             directory: true,
+            cgroup_options: match (fs, path.rsplit('/').next()) {
+                ("cgroup", Some(name)) => vec![name.to_string()],
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -1121,6 +1198,56 @@ mod tests {
             .into_iter()
             .find(|(p, _)| p == path)
             .map(|(_, k)| k)
+    }
+
+    #[test]
+    fn cgroup_access_mounts_the_hierarchies_afresh_and_writable() {
+        let (mut cfg, mut facts) = config(&[]);
+        facts
+            .mounts
+            .push(mount("/sys/fs/cgroup/unified", "cgroup2"));
+        facts.mounts.push(mount("/sys/fs/cgroup/systemd", "cgroup"));
+        facts.mounts.last_mut().unwrap().cgroup_options = vec!["name=systemd".into()];
+        facts.mounts.sort_by(|a, b| a.path.cmp(&b.path));
+        let without = plan(&cfg, &facts).unwrap();
+        assert_eq!(kind_at(&without, "/sys/fs/cgroup/memory"), None);
+        cfg.cgroup_access = true;
+        let layout = plan(&cfg, &facts).unwrap();
+        let fresh = |path: &str| {
+            layout.setup.iter().find_map(|s| match s {
+                Step::Mount(m) if m.destination == Path::new(path) => match &m.kind {
+                    MountKind::Fresh {
+                        fstype, options, ..
+                    } => Some((fstype.clone(), options.clone(), m.attrs.set)),
+                    _ => None,
+                },
+                _ => None,
+            })
+        };
+        let (fstype, options, attrs) = fresh("/sys/fs/cgroup/memory").expect("memory");
+        assert_eq!(fstype, "cgroup");
+        assert_eq!(options, vec![FsOption::Flag("memory".into())]);
+        assert_eq!(attrs & attr::RDONLY, 0, "writable");
+        let (fstype, _, attrs) = fresh("/sys/fs/cgroup/unified").expect("unified");
+        assert_eq!(fstype, "cgroup2");
+        assert_eq!(attrs & attr::RDONLY, 0, "writable");
+        // A named hierarchy has no run cgroup: not delegated.
+        assert_eq!(fresh("/sys/fs/cgroup/systemd"), None);
+        // After the read-only /sys/fs/cgroup they cover.
+        let list = mounts(&layout);
+        let pos = |p: &str| list.iter().rposition(|(d, _)| d == p).unwrap();
+        assert!(pos("/sys/fs/cgroup") < pos("/sys/fs/cgroup/memory"));
+        assert!(layout
+            .notes
+            .iter()
+            .any(|n| n.starts_with("--cgroup-access:")));
+        // Rootless: nothing to delegate, said so.
+        facts.rootless = true;
+        let rootless = plan(&cfg, &facts).unwrap();
+        assert!(rootless
+            .notes
+            .iter()
+            .any(|n| n.contains("--cgroup-access") && n.contains("unprivileged")));
     }
 
     #[test]

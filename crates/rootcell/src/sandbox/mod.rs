@@ -319,6 +319,7 @@ pub fn execute(plan: &SandboxPlan) -> Result<Report> {
     let RootSource::HostTree(staging_plan) = &plan.plan.rootfs.source else {
         return Err(Error::Other("a sandbox plan needs a host tree".into()));
     };
+    cgroups::check_memory_nodes(&plan.limits)?;
     // Made and opened before the command runs: it cannot redirect them.
     let io = open_io(plan)?;
     let output_dir = capture::OutputDir::open(&plan.output_directory)?;
@@ -404,7 +405,7 @@ fn run_in(
         plan
     };
     let join = match &cgroup {
-        Some(cg) => process::CgroupJoin::open(cg.dirs())?,
+        Some(cg) => process::CgroupJoin::open(cg.join_dirs())?,
         None => process::CgroupJoin::none(),
     };
     tracing::debug!("sandbox: run cgroup made");
@@ -464,7 +465,19 @@ fn run_in(
     }
     tracing::debug!("sandbox: run cgroup removed");
     crate::phase::mark("run cgroup removed");
-    let captured = capture::capture_into(staging.upper()?.as_fd(), &plan.result_files, output_dir)?;
+    let upper = match staging.upper() {
+        Ok(upper) => upper,
+        // The memory limit killed the sandbox's own setup before it made
+        // the staging's layout: the limit is too small to start at all.
+        Err(_) if outcome.termination_reason == Some(TerminationReason::Memory) => {
+            return Err(Error::usage(
+                "--memlimit",
+                "too small for the sandbox to start (its setup was killed by the memory limit)",
+            ))
+        }
+        Err(e) => return Err(e),
+    };
+    let captured = capture::capture_into(upper.as_fd(), &plan.result_files, output_dir)?;
     notes.extend(captured.notes);
     tracing::debug!("sandbox: {} result files", captured.files.len());
     crate::phase::mark("result files");

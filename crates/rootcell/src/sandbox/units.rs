@@ -9,6 +9,7 @@ use std::time::Duration;
 /// suffix; `B` means bytes. Fractions are allowed with a suffix (`1.5GB`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
+    not_negative(text)?;
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -36,6 +37,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// `min`, `h` or `d` (`1.5s`, `15min`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
+    not_negative(text)?;
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
@@ -76,6 +78,7 @@ const MAX_DURATION: Duration = Duration::from_secs(u32::MAX as u64);
 /// A list of numbers and ranges, as in cpuset files: `0,2-3,8`. Sorted,
 /// without duplicates; at most 4096 entries (more CPUs than Linux has).
 pub fn parse_number_list(text: &str) -> Result<Vec<u32>, String> {
+    not_negative(text.trim())?;
     let mut out = std::collections::BTreeSet::new();
     for part in text.split(',').map(str::trim) {
         if part.is_empty() {
@@ -94,6 +97,29 @@ pub fn parse_number_list(text: &str) -> Result<Vec<u32>, String> {
         out.extend(first..=last);
     }
     Ok(out.into_iter().collect())
+}
+
+/// A user or group id: a plain number below 4294967295 (`(uid_t) -1`
+/// means "no id" to the kernel and is refused, as any negative number).
+/// The error is completed by the caller ("... is not a valid user id").
+pub fn parse_id(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    t.parse::<u32>()
+        .ok()
+        .filter(|id| *id != u32::MAX)
+        .ok_or_else(|| format!("{text:?} is not a valid"))
+}
+
+/// Negative values are refused with their own message (`-1` would else
+/// read as an unknown unit).
+fn not_negative(text: &str) -> Result<(), String> {
+    if let Some(rest) = text.strip_prefix('-') {
+        if rest.starts_with(|c: char| c.is_ascii_digit() || c == '.') {
+            return Err(format!("{text:?} is negative"));
+        }
+        return Err(format!("{text:?} is not a value (is the value missing?)"));
+    }
+    Ok(())
 }
 
 fn number(s: &str, whole: &str) -> Result<u32, String> {
@@ -152,5 +178,27 @@ mod tests {
         assert!(parse_number_list("3-1").is_err());
         assert!(parse_number_list("a").is_err());
         assert!(parse_number_list("0-99999").is_err());
+        assert_eq!(parse_number_list("-1"), Err("\"-1\" is negative".into()));
+    }
+
+    #[test]
+    fn negative_values_say_so() {
+        assert_eq!(parse_size("-1"), Err("\"-1\" is negative".into()));
+        assert_eq!(parse_duration("-1"), Err("\"-1\" is negative".into()));
+        assert_eq!(
+            parse_duration(" -0.5s"),
+            Err("\"-0.5s\" is negative".into())
+        );
+        assert!(parse_size("--timelimit").unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("0"), Ok(0));
+        assert_eq!(parse_id("1000"), Ok(1000));
+        assert_eq!(parse_id("4294967294"), Ok(u32::MAX - 1));
+        for bad in ["-1", "4294967295", "99999999999", "", "x", "1.5"] {
+            assert!(parse_id(bad).is_err(), "{bad}");
+        }
     }
 }
