@@ -463,15 +463,36 @@ fn real_overlay_upper_yields_only_new_and_changed_regular_files() {
 
 #[test]
 fn symlink_race_in_the_upper_copies_nothing_from_outside() {
+    race_on_a_tmpfs("", false);
+}
+
+/// The staging tmpfs is `nodev`: capture then opens files directly
+/// (`O_NOFOLLOW|O_NONBLOCK`) instead of `O_PATH` + reopen. The same race,
+/// plus `wd/file` swapped for a fifo and for a device node: the capture
+/// neither blocks on the fifo nor reads the device. (Whether a capture
+/// meets the fifo is up to the race: without `O_NONBLOCK` this test hung
+/// in one of two runs.)
+#[test]
+fn symlink_fifo_and_device_race_on_a_nodev_staging_copies_nothing_from_outside() {
+    if !is_root() {
+        return skip("needs root (a nodev tmpfs, mknod)");
+    }
+    race_on_a_tmpfs("-o nodev", true);
+}
+
+fn race_on_a_tmpfs(options: &str, special_files: bool) {
     let _serial = serial();
     let dir = TempDir::new("cap-race");
     let before = mountinfo();
     // On a tmpfs, like the staging (and fast: the swapper spins on renames).
     let mounted = is_root();
     if mounted {
-        sh(&format!("mount -t tmpfs tmpfs {}", dir.path().display()));
+        sh(&format!(
+            "mount -t tmpfs {options} tmpfs {}",
+            dir.path().display()
+        ));
     }
-    let result = std::panic::catch_unwind(|| race(dir.path()));
+    let result = std::panic::catch_unwind(|| race(dir.path(), special_files));
     if mounted {
         sh(&format!("umount {}", dir.path().display()));
     }
@@ -496,7 +517,7 @@ impl Drop for Swapper {
     }
 }
 
-fn race(t: &Path) {
+fn race(t: &Path, special_files: bool) {
     // The host's secrets, next to the upper tree.
     let secret = t.join("secret");
     for i in 0..5 {
@@ -536,6 +557,7 @@ fn race(t: &Path) {
                 (upper.join("wd"), &secret),
             ];
             let mut rounds = 0u64;
+            let file = upper.join("wd/file");
             while !stop.load(Ordering::Relaxed) {
                 for (path, target) in &swaps {
                     let away = path.with_extension("away");
@@ -544,6 +566,22 @@ fn race(t: &Path) {
                         std::hint::spin_loop();
                         let _ = fs::remove_file(path);
                         let _ = fs::rename(&away, path);
+                    }
+                }
+                if special_files {
+                    // A fifo (opening it for reading would block) and
+                    // /dev/zero's node (reading it never ends).
+                    let away = file.with_extension("away");
+                    for (kind, dev) in [
+                        (FileType::Fifo, rustix::fs::makedev(0, 0)),
+                        (FileType::CharacterDevice, rustix::fs::makedev(1, 5)),
+                    ] {
+                        if fs::rename(&file, &away).is_ok() {
+                            let _ = mknodat(CWD, &file, kind, Mode::from_raw_mode(0o666), dev);
+                            std::hint::spin_loop();
+                            let _ = fs::remove_file(&file);
+                            let _ = fs::rename(&away, &file);
+                        }
                     }
                 }
                 rounds += 1;

@@ -9,10 +9,12 @@
 //! planted anything there and may, in theory, still be changing it, so it
 //! is walked fd-relative only: every directory is opened with
 //! `O_DIRECTORY|O_NOFOLLOW` relative to its parent's fd, every file that
-//! `getdents` calls regular is opened `O_NOFOLLOW|O_NONBLOCK|O_NOCTTY` and
-//! checked with `fstat` on that fd (the staging tmpfs is `nodev`, and the
-//! command cannot make device nodes), and nothing crosses to another
-//! filesystem. No path string into
+//! `getdents` calls regular is opened `O_NOFOLLOW` and checked with `fstat`
+//! on that fd, and nothing crosses to another filesystem. A device or fifo
+//! swapped in is never opened: on the `nodev` staging tmpfs files are
+//! opened directly with `O_NONBLOCK|O_NOCTTY` (a device node refuses to
+//! open there); anywhere else first as `O_PATH`, checked, then reopened
+//! through a private procfs. No path string into
 //! the tree ever reaches a syscall, so a symlink or a swapped directory can
 //! never lead outside it. The output side is made the same way: `mkdirat`,
 //! `O_CREAT|O_EXCL|O_NOFOLLOW`, relative to the output directory's fd.
@@ -44,7 +46,7 @@ use rustix::io::Errno;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::fs::copy;
+use crate::fs::{copy, procfs};
 
 /// The flag errors about patterns name.
 const PATTERNS_FLAG: &str = "--result-files";
@@ -404,6 +406,15 @@ struct Walk<'a> {
     capture: Capture,
     notes: Notes,
     copier: copy::Copier,
+    opener: Opener,
+}
+
+/// How matched files are opened (`Walk::open_source`).
+enum Opener {
+    /// The upper tree is on a `nodev` mount: files are opened directly.
+    Direct,
+    /// Anywhere else: `O_PATH`, checked, then reopened through procfs.
+    Reopen(procfs::Reopener),
 }
 
 /// The output directory, made and opened before the command runs
@@ -513,6 +524,13 @@ fn walk_upper(
     )
     .map_err(|e| io_err("open the upper tree", e))?;
     let dev = device(&fstat(&root).map_err(|e| io_err("stat the upper tree", e))?);
+    let nodev = rustix::fs::fstatvfs(&root)
+        .is_ok_and(|vfs| vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::NODEV));
+    let opener = if nodev {
+        Opener::Direct
+    } else {
+        Opener::Reopen(procfs::Reopener::new())
+    };
     let states = matcher.start();
     let selected = matcher.complete(&states);
     let base: &Path = &result_files.base;
@@ -529,6 +547,7 @@ fn walk_upper(
             more: 0,
         },
         copier: copy::Copier::new(),
+        opener,
     };
     let root_path = PathBuf::from("/");
     let out = walk.out_for(&root_path, None);
@@ -841,54 +860,19 @@ impl Walk<'_> {
     }
 
     /// A matched regular file (by `getdents`, else `fstatat`): opened for
-    /// reading, checked with `fstat` on the opened fd, copied.
+    /// reading (`open_source`), checked with `fstat` on the opened fd,
+    /// copied.
     fn regular(&mut self, stack: &mut [Frame], name: &CStr, path: &Path) -> Result<()> {
         let top = stack.last().expect("the walk has a frame");
         let Ok(dirfd) = top.dir.fd() else {
             return Ok(());
         };
-        // Opened directly, not as `O_PATH` and then reopened: nothing of the
-        // sandbox runs any more to swap the entry, and even a swapped-in
-        // fifo or terminal opens without waiting or side effects
-        // (`O_NONBLOCK|O_NOCTTY`); a device node cannot be opened on the
-        // `nodev` staging tmpfs, and none can be made there by the command
-        // (no CAP_MKNOD; none at all in a user namespace). `fstat` decides.
-        let file = match openat(
-            dirfd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(()),
-            // A symlink swapped in (`O_NOFOLLOW`), or a device on a
-            // `nodev` mount: not a regular file any more.
-            Err(Errno::LOOP) | Err(Errno::ACCESS) | Err(Errno::NXIO) | Err(Errno::NODEV)
-                if !matches!(
-                    statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW)
-                        .map(|st| FileType::from_raw_mode(st.st_mode)),
-                    Ok(FileType::RegularFile)
-                ) =>
-            {
-                return Ok(());
-            }
+        let (file, st) = match self.open_source(dirfd, name) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return Ok(()),
             Err(e) => {
-                self.notes.push(format!(
-                    "{}: cannot read: {}, not copied",
-                    path.display(),
-                    io::Error::from(e)
-                ));
-                return Ok(());
-            }
-        };
-        let st = match fstat(&file) {
-            Ok(st) => st,
-            Err(e) => {
-                self.notes.push(format!(
-                    "{}: {}, not copied",
-                    path.display(),
-                    io::Error::from(e)
-                ));
+                self.notes
+                    .push(format!("{}: cannot read: {e}, not copied", path.display()));
                 return Ok(());
             }
         };
@@ -933,6 +917,75 @@ impl Walk<'_> {
                 .push(format!("{}: {why}, not copied", path.display())),
         }
         Ok(())
+    }
+
+    /// Opens `name` in `dir` for reading, never a device or fifo swapped in
+    /// and never through a symlink, with its `fstat`. `Ok(None)`: gone.
+    fn open_source(&self, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<(OwnedFd, Stat)>> {
+        let opened = match &self.opener {
+            // On a `nodev` mount (the staging tmpfs) opening a device node
+            // fails, and `O_NONBLOCK|O_NOCTTY` open even a fifo or terminal
+            // without waiting or side effects: opened directly.
+            Opener::Direct => openat(
+                dir,
+                name,
+                OFlags::RDONLY
+                    | OFlags::NOFOLLOW
+                    | OFlags::NONBLOCK
+                    | OFlags::NOCTTY
+                    | OFlags::CLOEXEC,
+                Mode::empty(),
+            ),
+            // Elsewhere (`--no-tmpfs`): `O_PATH` first, checked, then the
+            // same inode reopened through a private procfs, so nothing but
+            // a regular file is ever opened.
+            Opener::Reopen(reopener) => {
+                let source = match openat(
+                    dir,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => fd,
+                    Err(Errno::NOENT) => return Ok(None),
+                    Err(e) => return Err(e.into()),
+                };
+                let st = fstat(&source)?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    return Ok(Some((source, st)));
+                }
+                return Ok(Some((reopener.reopen(&source, OFlags::RDONLY)?, st)));
+            }
+        };
+        match opened {
+            Ok(fd) => {
+                let st = fstat(&fd)?;
+                Ok(Some((fd, st)))
+            }
+            Err(Errno::NOENT) => Ok(None),
+            // A symlink swapped in (`O_NOFOLLOW`), or a device on the
+            // `nodev` mount: what it is now decides the note.
+            Err(Errno::LOOP) | Err(Errno::ACCESS) | Err(Errno::NXIO) | Err(Errno::NODEV) => {
+                match openat(
+                    dir,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    Ok(fd) => {
+                        let st = fstat(&fd)?;
+                        if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+                            // A regular file it may not read: say why.
+                            return Err(io::Error::from_raw_os_error(libc::EACCES));
+                        }
+                        Ok(Some((fd, st)))
+                    }
+                    Err(Errno::NOENT) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The output directory for the top frame, made (with its parents) when
