@@ -440,6 +440,18 @@ def sandbox(rows_path, meta_path, *group_jsons):
             out.append("```")
             out.append(table)
             out.append("```")
+            out.append("")
+            out.append(
+                "What bwrap's row does not do and `rootcell sandbox` does on every run: a cgroup "
+                "per run in each measuring v1 hierarchy (cpuacct, memory, blkio; made before init, "
+                "read after, removed: the `run cgroup` rows), an overlay per host mount point "
+                "instead of one recursive read-only bind (the `step: overlay` rows), a staging "
+                "tmpfs, a fresh sysfs of its own network namespace, generated `/etc` files, "
+                "the result capture walk, and the report. The rows that both pay alike: the "
+                "`clone3` into new namespaces (`init spawned`), the fork of the command, the "
+                "`execve` of `/bin/true` and its exit (`init: command reaped`), and the wake-ups "
+                "between processes on this VM (`command's status received`)."
+            )
     out.append("")
     keys = ["date", "kernel", "cpu", "load", "cgroups", "rootcell", "bwrap", "benchexec",
             "fuse-overlayfs", "hyperfine"]
