@@ -4,6 +4,7 @@
 
 mod console;
 mod copy_up;
+mod fuse_overlay;
 mod idmap;
 mod staging;
 
@@ -25,8 +26,8 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
-    RootSource, RootSwitch, RootfsPlan, Step,
+    AttrChange, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Propagation,
+    PropagationChange, RootSource, RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -65,6 +66,9 @@ pub struct Rootfs {
     /// The host tree (the sandbox): the staging filesystem, and the empty
     /// `root/` directory a mount on `/` is attached to.
     staging: Option<(staging::StagingDirs, OwnedFd)>,
+    /// `/dev/fuse` (`O_PATH`), when an overlay may be `fuse-overlayfs`'s,
+    /// and where the staging is attached.
+    fuse_device: Option<(OwnedFd, PathBuf)>,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -92,6 +96,7 @@ impl Rootfs {
                 idmapped,
                 mask_data: Vec::new(),
                 staging: None,
+                fuse_device: None,
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -139,6 +144,7 @@ impl Rootfs {
                 .into_iter()
                 .collect(),
             staging: None,
+            fuse_device: None,
         })
     }
 
@@ -160,6 +166,13 @@ impl Rootfs {
         mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
             .ctx(|| "propagation of / in the sandbox's mount namespace")?;
         let sticky = staging::sticky_destinations(plan.setup.iter().chain(&plan.finish));
+        // The host's /dev/fuse, before the staging may cover /dev.
+        let fuse_device = if crate::sandbox::overlay_driver::any_fuse(&plan.setup) {
+            let device = fuse_overlay::open_device().ctx(|| "fuse-overlayfs: /dev/fuse")?;
+            Some((device, staging.mountpoint.clone()))
+        } else {
+            None
+        };
         let (dirs, root_dir) =
             staging::attach_staging(staging, handle, opts.owner, opts.user_ns, sticky)?;
         // Hidden directories live in `upper/`, inside the upper layers of
@@ -196,6 +209,7 @@ impl Rootfs {
             idmapped: IdmappedMounts::default(),
             mask_data: Vec::new(),
             staging: Some((dirs, root_dir)),
+            fuse_device,
         })
     }
 
@@ -290,21 +304,11 @@ impl Rootfs {
                     == rustix::fs::FileType::Directory;
                 (fd, dir)
             }
-            MountKind::Overlay { lower, layer } => {
-                let Some((dirs, _)) = &self.staging else {
-                    return Err(Error::Other(format!(
-                        "{field}: no staging filesystem for this root"
-                    )));
-                };
-                let (options, _held) = dirs
-                    .overlay_options(lower, layer)
-                    .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
-                let attrs = m.attrs.set | m.recursive_attrs.set;
-                let fd = mnt::fresh("overlay", "overlay", &options, attrs).map_err(|e| {
-                    Error::Other(format!("{field}: overlay of {}: {e}", lower.display()))
-                })?;
-                (fd, true)
-            }
+            MountKind::Overlay {
+                lower,
+                layer,
+                driver,
+            } => (self.overlay(lower, layer, driver, m, &field)?, true),
             MountKind::Staging { path } => {
                 let Some((dirs, _)) = &self.staging else {
                     return Err(Error::Other(format!(
@@ -362,6 +366,74 @@ impl Rootfs {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())
+    }
+
+    /// A host-tree overlay, detached: the kernel's overlayfs, or a
+    /// `fuse-overlayfs` daemon's mount (`OverlayDriver`). Errors name the
+    /// directory and the driver.
+    fn overlay(
+        &self,
+        lower: &Path,
+        layer: &Path,
+        driver: &OverlayDriver,
+        m: &MountStep,
+        field: &str,
+    ) -> Result<OwnedFd> {
+        let Some((dirs, _)) = &self.staging else {
+            return Err(Error::Other(format!(
+                "{field}: no staging filesystem for this root"
+            )));
+        };
+        let (options, held) = dirs
+            .overlay_options(lower, layer)
+            .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
+        let attrs = m.attrs.set | m.recursive_attrs.set;
+        let program = match driver {
+            OverlayDriver::Kernel | OverlayDriver::KernelThenFuse { .. } => {
+                match mnt::fresh("overlay", "overlay", &options, attrs) {
+                    Ok(fd) => return Ok(fd),
+                    Err(e) => match driver {
+                        OverlayDriver::KernelThenFuse { program }
+                            if fuse_overlay::kernel_refused(e.errno) =>
+                        {
+                            tracing::debug!(
+                                "overlay of {}: the kernel refused ({e}), using fuse-overlayfs",
+                                lower.display()
+                            );
+                            program
+                        }
+                        _ => {
+                            return Err(Error::Other(format!(
+                                "{field}: overlay of {} (kernel overlayfs): {e}",
+                                lower.display()
+                            )))
+                        }
+                    },
+                }
+            }
+            OverlayDriver::Fuse { program } => program,
+        };
+        let fail = |why: String| {
+            Error::Other(format!(
+                "{field}: overlay of {} (fuse-overlayfs {}): {why}",
+                lower.display(),
+                program.display()
+            ))
+        };
+        let (device, staging) = self
+            .fuse_device
+            .as_ref()
+            .ok_or_else(|| fail("/dev/fuse was not opened".into()))?;
+        let [lower, upper, work] = held.as_slice() else {
+            return Err(fail("the overlay's layers were not opened".into()));
+        };
+        let layers = fuse_overlay::Layers { lower, upper, work };
+        let (tree, daemon) =
+            fuse_overlay::mount(program, device, layers, staging, attrs).map_err(fail)?;
+        // Init reaps the daemon with its other orphans; the pid
+        // namespace's end kills it (`Child` neither waits nor kills).
+        drop(daemon);
+        Ok(tree)
     }
 
     /// A tmpfs without `mode=` over an existing directory keeps that

@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::config::{DirMode, SandboxConfig};
+use super::overlay_driver::{self, FuseFacts};
 use super::system_config::{self, Identity};
 use crate::error::{Error, Result};
 use crate::fs::mountinfo::MountInfo;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceKind, DeviceNode, FsOption, MountKind, MountStep, Staging, StagingFilesystem,
-    Step,
+    AttrChange, DeviceKind, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Staging,
+    StagingFilesystem, Step,
 };
 
 /// Filesystem types that cannot be the lower layer of an overlay, or whose
@@ -112,6 +113,9 @@ pub struct HostFacts {
     /// have mounts below it (the kernel refuses to clone a mount with
     /// locked children), so such a directory is rebuilt from its entries.
     pub entries: BTreeMap<PathBuf, Vec<HostEntry>>,
+    /// `fuse-overlayfs`, `/dev/fuse` and `ROOTCELL_SANDBOX_OVERLAY`: which
+    /// overlay driver the plan uses (`overlay_driver::choose`).
+    pub fuse: FuseFacts,
 }
 
 /// One entry of a host directory.
@@ -161,6 +165,7 @@ impl HostFacts {
             gid: rustix::process::getgid().as_raw(),
             rootless: !rustix::process::geteuid().is_root(),
             has_kcore: Path::new("/proc/kcore").exists(),
+            fuse: FuseFacts::gather()?,
             ..HostFacts::default()
         };
         for mount in &mut facts.mounts {
@@ -465,6 +470,12 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
         setup.push(Step::Mount(mount_for(path, mode, place, recursive)));
     }
 
+    // Every overlay gets the same driver: the kernel's, or fuse-overlayfs
+    // as the rootless fallback (or forced).
+    overlay_driver::assign(
+        &mut setup,
+        &overlay_driver::choose(&host.fuse, host.rootless)?,
+    );
     special_filesystems(&mut setup, cfg, host, &rules, dev_from_host);
     if !cfg.keep_system_config {
         system_files(&mut setup, host, uid, gid, &user, &home);
@@ -763,6 +774,7 @@ fn mount_for(path: &Path, mode: DirMode, place: &Place, recursive: bool) -> Moun
             MountKind::Overlay {
                 lower: path.to_path_buf(),
                 layer: relative(path),
+                driver: OverlayDriver::Kernel,
             },
             keep,
             AttrChange::default(),
@@ -1072,6 +1084,7 @@ mod tests {
             rootless: false,
             has_kcore: true,
             entries: BTreeMap::new(),
+            fuse: FuseFacts::default(),
         }
     }
 
