@@ -517,3 +517,71 @@ fn a_failing_fuse_overlayfs_is_named_with_its_directory_and_leaves_nothing() {
     assert!(!marker.exists());
     before.assert_nothing_left("a failing fuse-overlayfs");
 }
+
+#[test]
+fn killing_rootcell_ends_the_fuse_daemons() {
+    skip_unless_rootless_fuse!();
+    let _serial = serial();
+    let t = Tree::new("fuse-kill");
+    let work = t.make("work", None);
+    let before = Before::take();
+    // setpriv execs rootcell: the child is rootcell itself.
+    let mut child = Command::new(SETPRIV)
+        .args([
+            format!("--reuid={UNPRIV_UID}"),
+            format!("--regid={UNPRIV_GID}"),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
+        .arg(runtime_path())
+        .arg("sandbox")
+        .arg("--overlay-dir")
+        .arg(t.path(""))
+        .arg("--output-directory")
+        .arg(t.path("out"))
+        .args(["--", "/bin/sh", "-c", "echo up > up; sleep 60"])
+        .env(FORCE_FUSE.0, FORCE_FUSE.1)
+        .current_dir(&work)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // The daemons run (as the sandbox's init's children) once the command
+    // has started.
+    let started = common::poll(common::POLL_TIMEOUT, "fuse-overlayfs to start", || {
+        let new: Vec<i32> = fuse_daemons()
+            .into_iter()
+            .filter(|p| !before.daemons.contains(p))
+            .collect();
+        let has_sleep = fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            fs::read_to_string(e.path().join("cmdline"))
+                .is_ok_and(|c| c.starts_with("sleep\0") || c.starts_with("/bin/sleep\0"))
+        });
+        (!new.is_empty() && has_sleep).then_some(new)
+    });
+    // Each daemon descends from the rootcell started here.
+    for daemon in &started {
+        let mut p = *daemon;
+        let mut found = false;
+        for _ in 0..16 {
+            let status = fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            let Some(ppid) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("PPid:"))
+                .and_then(|v| v.trim().parse::<i32>().ok())
+            else {
+                break;
+            };
+            if ppid == pid {
+                found = true;
+                break;
+            }
+            p = ppid;
+        }
+        assert!(found, "fuse-overlayfs {daemon} is not rootcell {pid}'s");
+    }
+    common::kill_pid(pid, libc::SIGKILL);
+    let _ = child.wait();
+    before.assert_nothing_left("rootcell killed");
+}

@@ -204,7 +204,7 @@ fn wait_ready(tree: &OwnedFd, child: &mut Child) -> Result<(), String> {
     };
     let _ = thread.join();
     match result {
-        Ok(st) if st.f_type as i64 == FUSE_SUPER_MAGIC => Ok(()),
+        Ok(st) if st.f_type == FUSE_SUPER_MAGIC => Ok(()),
         Ok(st) => Err(format!("the mount is not FUSE (type {:#x})", st.f_type)),
         Err(e) => {
             let status = child

@@ -1344,6 +1344,57 @@ mod tests {
     }
 
     #[test]
+    fn every_overlay_gets_the_planned_driver() {
+        use crate::sandbox::overlay_driver::OverlayRequest;
+        let drivers = |layout: &Layout| -> Vec<OverlayDriver> {
+            layout
+                .setup
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Mount(MountStep {
+                        kind: MountKind::Overlay { driver, .. },
+                        ..
+                    }) => Some(driver.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let program = PathBuf::from("/usr/bin/fuse-overlayfs");
+        let (cfg, mut facts) = config(&[]);
+        facts.fuse.program = Some(program.clone());
+        // As root: the kernel's overlayfs.
+        let root = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(!root.is_empty());
+        assert!(root.iter().all(|d| *d == OverlayDriver::Kernel), "{root:?}");
+        // Rootless: the kernel first, fuse-overlayfs where it refuses.
+        facts.rootless = true;
+        let rootless = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(!rootless.is_empty());
+        let then_fuse = OverlayDriver::KernelThenFuse {
+            program: program.clone(),
+        };
+        assert!(rootless.iter().all(|d| *d == then_fuse), "{rootless:?}");
+        // Forced: fuse-overlayfs as root too; a forced driver it cannot
+        // have is a usage error naming the variable.
+        facts.rootless = false;
+        facts.fuse.request = OverlayRequest::Fuse;
+        let forced = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(forced.iter().all(|d| *d
+            == OverlayDriver::Fuse {
+                program: program.clone()
+            }));
+        facts.fuse.dev_fuse_error = Some("/dev/fuse: Permission denied".into());
+        let err = plan(&cfg, &facts).unwrap_err();
+        assert!(matches!(err, Error::Usage { .. }), "{err:?}");
+        // Other steps (binds, fresh filesystems) are untouched.
+        facts.fuse.request = OverlayRequest::Kernel;
+        facts.fuse.dev_fuse_error = None;
+        facts.rootless = true;
+        let kernel = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(kernel.iter().all(|d| *d == OverlayDriver::Kernel));
+    }
+
+    #[test]
     fn rootless_overlays_have_no_mounts_below_their_lower_layer() {
         let (cfg, mut facts) = config(&[]);
         facts.rootless = true;
