@@ -123,7 +123,10 @@ pub(super) fn mount(
         .map_err(|e| format!("the FUSE mount: {e}"))?;
     let stderr = rustix::fs::memfd_create("fuse-overlayfs-stderr", rustix::fs::MemfdFlags::CLOEXEC)
         .map_err(|e| format!("memfd: {e}"))?;
-    let held = [&lower, layers.upper, layers.work];
+    // A work directory of its own: a refused kernel overlay may have left
+    // its `work/work` (mode 000) in the layer's work directory.
+    let work = own_work_dir(layers.work).map_err(|e| format!("its work directory: {e}"))?;
+    let held = [&lower, layers.upper, &work];
     let mut child = spawn(program, &fuse, &held, staging, &stderr)
         .map_err(|e| format!("starting {}: {e}", program.display()))?;
     drop(child.stdin.take());
@@ -142,6 +145,20 @@ pub(super) fn mount(
             })
         }
     }
+}
+
+/// `fuse/` in the layer's work directory, made if missing (0700).
+fn own_work_dir(work: &OwnedFd) -> io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(work, "fuse", Mode::from_raw_mode(0o700)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(rustix::fs::openat(
+        work,
+        "fuse",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// `program -f -o lowerdir=...,upperdir=...,workdir=... /dev/fd/N`, with
