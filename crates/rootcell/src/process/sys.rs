@@ -907,14 +907,22 @@ pub fn signalfd(sigs: &[i32]) -> io::Result<std::os::fd::OwnedFd> {
 /// directories again by path) — so a command that can reach the daemon
 /// (`/proc/PID/root` of a process of its own user) cannot write the host
 /// through it.
+///
+/// `drop_caps`: clear every capability last, before `execve` — which
+/// drops them anyway for a non-root user — so that the kernel checks
+/// read access to the program with the daemon's own rights: an
+/// execute-only program makes a process that is not dumpable, whose
+/// `/proc/PID/root`, fds and memory a command of the same user cannot
+/// reach.
 pub fn daemon_in_child(
     cmd: &mut std::process::Command,
     pass: Vec<RawFd>,
     writable: std::ffi::CString,
+    drop_caps: bool,
 ) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs between fork and execve and makes only raw
-    // syscalls (close_range/fcntl, setsid, prctl, unshare, mount_setattr): no allocation, no locks
+    // syscalls (close_range/fcntl, setsid, prctl, unshare, mount_setattr, capset): no allocation, no locks
     // (`pass` was allocated before the fork and is only read).
     unsafe {
         cmd.pre_exec(move || {
@@ -936,7 +944,11 @@ pub fn daemon_in_child(
                 MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 0,
             )?;
-            set_mount_attrs(&writable, false, 0, MOUNT_ATTR_RDONLY)
+            set_mount_attrs(&writable, false, 0, MOUNT_ATTR_RDONLY)?;
+            if drop_caps {
+                clear_capabilities()?;
+            }
+            Ok(())
         });
     }
 }
@@ -975,4 +987,41 @@ fn set_mount_attrs(path: &std::ffi::CStr, recursive: bool, set: u64, clear: u64)
         )
     })
     .map(drop)
+}
+
+/// `capset` with empty effective, permitted and inheritable sets.
+/// Allocation-free (used between fork and execve).
+fn clear_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: a version-3 header and the two data words it asks for, both
+    // local; the kernel only reads them.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) })
+        .map(drop)
 }

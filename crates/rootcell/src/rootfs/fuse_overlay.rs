@@ -147,6 +147,25 @@ pub(super) fn mount(
     }
 }
 
+/// A sealed memfd holding a copy of `program`, mode 0111: executable, not
+/// readable by a process without capabilities.
+fn execute_only_copy(program: &Path) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let memfd = rustix::fs::memfd_create(
+        "fuse-overlayfs",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )?;
+    let mut from = std::fs::File::open(program)?;
+    let mut to = std::fs::File::from(memfd.try_clone()?);
+    io::copy(&mut from, &mut to)?;
+    rustix::fs::fchmod(&memfd, Mode::from_raw_mode(0o111))?;
+    rustix::fs::fcntl_add_seals(
+        &memfd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
+    Ok(memfd)
+}
+
 /// `fuse/` in the layer's work directory, made if missing (0700).
 fn own_work_dir(work: &OwnedFd) -> io::Result<OwnedFd> {
     match rustix::fs::mkdirat(work, "fuse", Mode::from_raw_mode(0o700)) {
@@ -181,7 +200,26 @@ fn spawn(
         name(held[1]),
         name(held[2])
     );
-    let mut cmd = Command::new(program);
+    // Not root here (a rootless sandbox mapping the user to itself): the
+    // daemon runs as the command's user, without capabilities. It is
+    // started from an execute-only copy, which the kernel makes a process
+    // the command cannot ptrace nor reach through /proc (its root is the
+    // host's tree, its fds the layers). As root, the daemon keeps
+    // capabilities the command lacks, which protects it the same way.
+    let rootless = !rustix::process::getuid().is_root();
+    let exe = if rootless {
+        Some(execute_only_copy(program)?)
+    } else {
+        None
+    };
+    let mut cmd = match &exe {
+        Some(fd) => Command::new(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+        None => Command::new(program),
+    };
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.arg0("fuse-overlayfs");
+    }
     cmd.arg("-f")
         .arg("-o")
         .arg(layers)
@@ -194,7 +232,7 @@ fn spawn(
         .stderr(Stdio::from(stderr.try_clone()?));
     let mut pass: Vec<i32> = held.iter().map(|fd| fd.as_raw_fd()).collect();
     pass.push(fuse.as_raw_fd());
-    sys::daemon_in_child(&mut cmd, pass, writable);
+    sys::daemon_in_child(&mut cmd, pass, writable, rootless);
     cmd.spawn()
 }
 
