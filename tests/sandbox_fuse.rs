@@ -41,11 +41,12 @@ fn fuse_device() -> Option<String> {
         if !Path::new("/dev/fuse").exists() {
             return Some("no /dev/fuse (the fuse module is not loaded)".into());
         }
-        // A tmpfs of the test's own namespace: the node disappears with it.
+        // A tmpfs of the test's own namespace, detached once the node is
+        // bound: the node disappears with the namespace, no trace on disk.
         let dir = common::make_temp_dir("fuse-dev");
         let script = format!(
             "mount -t tmpfs -o mode=0755 fusedev {d} && mknod -m 0666 {d}/fuse c 10 229 && \
-             mount --bind {d}/fuse /dev/fuse",
+             mount --bind {d}/fuse /dev/fuse && umount -l {d} && rmdir {d}",
             d = dir.display()
         );
         let out = exec(Command::new("sh").args(["-c", &script]), CMD_TIMEOUT);

@@ -1,5 +1,6 @@
-//! A host-tree overlay served by `fuse-overlayfs` (`OverlayDriver::Fuse`,
-//! or `KernelThenFuse` where the kernel refused the overlay): the rootless
+//! A host-tree overlay (`MountKind::Overlay`): the kernel's overlayfs, or
+//! one served by `fuse-overlayfs` (`OverlayDriver::Fuse`, or
+//! `KernelThenFuse` where the kernel refused the overlay): the rootless
 //! sandbox's last fallback.
 //!
 //! Init (in the sandbox's user and mount namespaces, before the root
@@ -27,10 +28,79 @@ use std::time::Duration;
 
 use rustix::fs::{Mode, OFlags};
 
+use super::Rootfs;
+use crate::error::{Error, IoContext, Result};
 use crate::fs::mount as mnt;
 use crate::fs::procfs;
-use crate::plan::FsOption;
+use crate::plan::{FsOption, MountStep, OverlayDriver};
 use crate::process::sys;
+
+impl Rootfs {
+    /// A host-tree overlay, detached: the kernel's overlayfs, or a
+    /// `fuse-overlayfs` daemon's mount (`OverlayDriver`). Errors name the
+    /// directory and the driver.
+    pub(super) fn overlay(
+        &self,
+        lower: &Path,
+        layer: &Path,
+        driver: &OverlayDriver,
+        m: &MountStep,
+        field: &str,
+    ) -> Result<OwnedFd> {
+        let Some((dirs, _)) = &self.staging else {
+            return Err(Error::Other(format!(
+                "{field}: no staging filesystem for this root"
+            )));
+        };
+        let (options, held) = dirs
+            .overlay_options(lower, layer)
+            .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
+        let attrs = m.attrs.set | m.recursive_attrs.set;
+        let program = match driver {
+            OverlayDriver::Kernel | OverlayDriver::KernelThenFuse { .. } => {
+                match mnt::fresh("overlay", "overlay", &options, attrs) {
+                    Ok(fd) => return Ok(fd),
+                    Err(e) => match driver {
+                        OverlayDriver::KernelThenFuse { program } if kernel_refused(e.errno) => {
+                            tracing::debug!(
+                                "overlay of {}: the kernel refused ({e}), using fuse-overlayfs",
+                                lower.display()
+                            );
+                            program
+                        }
+                        _ => {
+                            return Err(Error::Other(format!(
+                                "{field}: overlay of {} (kernel overlayfs): {e}",
+                                lower.display()
+                            )))
+                        }
+                    },
+                }
+            }
+            OverlayDriver::Fuse { program } => program,
+        };
+        let fail = |why: String| {
+            Error::Other(format!(
+                "{field}: overlay of {} (fuse-overlayfs {}): {why}",
+                lower.display(),
+                program.display()
+            ))
+        };
+        let (device, staging) = self
+            .fuse_device
+            .as_ref()
+            .ok_or_else(|| fail("/dev/fuse was not opened".into()))?;
+        let [lower, upper, work] = held.as_slice() else {
+            return Err(fail("the overlay's layers were not opened".into()));
+        };
+        let layers = Layers { lower, upper, work };
+        let (tree, daemon) = mount(program, device, layers, staging, attrs).map_err(fail)?;
+        // Init reaps the daemon with its other orphans; the pid
+        // namespace's end kills it (`Child` neither waits nor kills).
+        drop(daemon);
+        Ok(tree)
+    }
+}
 
 /// `FUSE_SUPER_MAGIC` of statfs(2).
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;

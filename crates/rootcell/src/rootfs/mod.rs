@@ -26,8 +26,8 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Propagation,
-    PropagationChange, RootSource, RootSwitch, RootfsPlan, Step,
+    AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
+    RootSource, RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -366,74 +366,6 @@ impl Rootfs {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())
-    }
-
-    /// A host-tree overlay, detached: the kernel's overlayfs, or a
-    /// `fuse-overlayfs` daemon's mount (`OverlayDriver`). Errors name the
-    /// directory and the driver.
-    fn overlay(
-        &self,
-        lower: &Path,
-        layer: &Path,
-        driver: &OverlayDriver,
-        m: &MountStep,
-        field: &str,
-    ) -> Result<OwnedFd> {
-        let Some((dirs, _)) = &self.staging else {
-            return Err(Error::Other(format!(
-                "{field}: no staging filesystem for this root"
-            )));
-        };
-        let (options, held) = dirs
-            .overlay_options(lower, layer)
-            .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
-        let attrs = m.attrs.set | m.recursive_attrs.set;
-        let program = match driver {
-            OverlayDriver::Kernel | OverlayDriver::KernelThenFuse { .. } => {
-                match mnt::fresh("overlay", "overlay", &options, attrs) {
-                    Ok(fd) => return Ok(fd),
-                    Err(e) => match driver {
-                        OverlayDriver::KernelThenFuse { program }
-                            if fuse_overlay::kernel_refused(e.errno) =>
-                        {
-                            tracing::debug!(
-                                "overlay of {}: the kernel refused ({e}), using fuse-overlayfs",
-                                lower.display()
-                            );
-                            program
-                        }
-                        _ => {
-                            return Err(Error::Other(format!(
-                                "{field}: overlay of {} (kernel overlayfs): {e}",
-                                lower.display()
-                            )))
-                        }
-                    },
-                }
-            }
-            OverlayDriver::Fuse { program } => program,
-        };
-        let fail = |why: String| {
-            Error::Other(format!(
-                "{field}: overlay of {} (fuse-overlayfs {}): {why}",
-                lower.display(),
-                program.display()
-            ))
-        };
-        let (device, staging) = self
-            .fuse_device
-            .as_ref()
-            .ok_or_else(|| fail("/dev/fuse was not opened".into()))?;
-        let [lower, upper, work] = held.as_slice() else {
-            return Err(fail("the overlay's layers were not opened".into()));
-        };
-        let layers = fuse_overlay::Layers { lower, upper, work };
-        let (tree, daemon) =
-            fuse_overlay::mount(program, device, layers, staging, attrs).map_err(fail)?;
-        // Init reaps the daemon with its other orphans; the pid
-        // namespace's end kills it (`Child` neither waits nor kills).
-        drop(daemon);
-        Ok(tree)
     }
 
     /// A tmpfs without `mode=` over an existing directory keeps that
