@@ -165,7 +165,7 @@ impl HostFacts {
             gid: rustix::process::getgid().as_raw(),
             rootless: !rustix::process::geteuid().is_root(),
             has_kcore: Path::new("/proc/kcore").exists(),
-            fuse: FuseFacts::gather()?,
+            fuse: FuseFacts::gather(!rustix::process::geteuid().is_root())?,
             ..HostFacts::default()
         };
         for mount in &mut facts.mounts {

@@ -69,11 +69,20 @@ pub struct FuseFacts {
 }
 
 impl FuseFacts {
-    pub fn gather() -> Result<FuseFacts> {
+    /// `rootless`: the runtime is not root. As root without a forced
+    /// driver nothing is looked up (the kernel's overlayfs is used).
+    pub fn gather(rootless: bool) -> Result<FuseFacts> {
+        let request = OverlayRequest::from_env()?;
+        if request == OverlayRequest::Kernel || (request == OverlayRequest::Auto && !rootless) {
+            return Ok(FuseFacts {
+                request,
+                ..FuseFacts::default()
+            });
+        }
         let path =
             std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
         Ok(FuseFacts {
-            request: OverlayRequest::from_env()?,
+            request,
             program: find_in_path(&path),
             dev_fuse_error: std::fs::OpenOptions::new()
                 .read(true)
