@@ -348,12 +348,20 @@ impl fmt::Display for Step {
                             )?;
                         }
                     }
-                    MountKind::Overlay { lower, layer } => write!(
+                    MountKind::Overlay {
+                        lower,
+                        layer,
+                        driver,
+                    } => write!(
                         f,
-                        "overlay {} (upper: staging upper/{}) on {}",
+                        "overlay {} (upper: staging upper/{}) on {}{}",
                         lower.display(),
                         layer.display(),
-                        m.destination.display()
+                        m.destination.display(),
+                        match driver {
+                            OverlayDriver::Kernel => String::new(),
+                            other => format!(" driver [{other}]"),
+                        }
                     )?,
                     MountKind::Staging { path } => write!(
                         f,

@@ -310,12 +310,60 @@ pub enum MountKind {
     /// Host tree: an overlay whose lower layer is the host's directory
     /// `lower` (that one filesystem: overlays do not cross mount points)
     /// and whose upper and work directories are the staging's
-    /// `upper/<layer>` and `work/<layer>`.
-    Overlay { lower: PathBuf, layer: PathBuf },
+    /// `upper/<layer>` and `work/<layer>`. `driver`: the kernel's
+    /// overlayfs or the `fuse-overlayfs` daemon (the sandbox's planner
+    /// decides; see `OverlayDriver`).
+    Overlay {
+        lower: PathBuf,
+        layer: PathBuf,
+        #[serde(default)]
+        driver: OverlayDriver,
+    },
     /// Host tree: a bind of the staging's `path` (made empty when missing):
     /// hidden directories (`upper/<path>`) and generated files
     /// (`files/<name>`).
     Staging { path: PathBuf },
+}
+
+/// Who implements a host-tree overlay (`MountKind::Overlay`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
+pub enum OverlayDriver {
+    /// The kernel's overlayfs.
+    #[default]
+    Kernel,
+    /// A `fuse-overlayfs` daemon (`program`), started by the sandbox's
+    /// init and serving a FUSE mount that init made.
+    Fuse { program: PathBuf },
+    /// The kernel's overlayfs, and `fuse-overlayfs` where the kernel
+    /// refuses this one mount (rootless: EPERM, EINVAL, EOPNOTSUPP).
+    KernelThenFuse { program: PathBuf },
+}
+
+impl OverlayDriver {
+    /// The `fuse-overlayfs` program this driver may start.
+    pub fn fuse_program(&self) -> Option<&std::path::Path> {
+        match self {
+            OverlayDriver::Kernel => None,
+            OverlayDriver::Fuse { program } | OverlayDriver::KernelThenFuse { program } => {
+                Some(program)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for OverlayDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverlayDriver::Kernel => write!(f, "kernel overlayfs"),
+            OverlayDriver::Fuse { program } => write!(f, "fuse-overlayfs {}", program.display()),
+            OverlayDriver::KernelThenFuse { program } => write!(
+                f,
+                "kernel overlayfs, else fuse-overlayfs {}",
+                program.display()
+            ),
+        }
+    }
 }
 
 /// An idmapped bind mount (`idmap`/`ridmap`): ids on the source filesystem

@@ -892,3 +892,136 @@ pub fn signalfd(sigs: &[i32]) -> io::Result<std::os::fd::OwnedFd> {
     // SAFETY: signalfd returned a new fd that nothing else owns.
     Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }
+
+/// Makes the child of `cmd` a helper daemon of the sandbox's init (the
+/// `fuse-overlayfs` of an overlay): just before its `execve` it marks every
+/// fd from 3 up close-on-exec, then clears close-on-exec on `pass` (the
+/// fds the daemon is given by number), starts a session of its own (no
+/// terminal's ^C reaches it: it must outlive the command's signals), asks
+/// for SIGKILL when init dies, and moves to a mount namespace of its own:
+/// a copy of init's as it is now, so that init's `pivot_root` does not
+/// make the daemon's root the overlay it serves (its path lookups, such as
+/// `/proc/self/fd/N`, would then wait for its own answers). Every mount of
+/// that copy is made read-only, nosuid and nodev — but `writable` (the
+/// sandbox's staging, where `fuse-overlayfs` finds its upper and work
+/// directories again by path) — so a command that can reach the daemon
+/// (`/proc/PID/root` of a process of its own user) cannot write the host
+/// through it.
+///
+/// `drop_caps`: clear every capability last, before `execve` — which
+/// drops them anyway for a non-root user — so that the kernel checks
+/// read access to the program with the daemon's own rights: an
+/// execute-only program makes a process that is not dumpable, whose
+/// `/proc/PID/root`, fds and memory a command of the same user cannot
+/// reach.
+pub fn daemon_in_child(
+    cmd: &mut std::process::Command,
+    pass: Vec<RawFd>,
+    writable: std::ffi::CString,
+    drop_caps: bool,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and execve and makes only raw
+    // syscalls (close_range/fcntl, setsid, prctl, unshare, mount_setattr, capset): no allocation, no locks
+    // (`pass` was allocated before the fork and is only read).
+    unsafe {
+        cmd.pre_exec(move || {
+            cloexec_from(3)?;
+            for fd in &pass {
+                let flags = libc::fcntl(*fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(*fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
+            unshare(libc::CLONE_NEWNS)?;
+            set_mount_attrs(
+                c"/",
+                true,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                0,
+            )?;
+            set_mount_attrs(&writable, false, 0, MOUNT_ATTR_RDONLY)?;
+            if drop_caps {
+                clear_capabilities()?;
+            }
+            Ok(())
+        });
+    }
+}
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// `mount_setattr(path, [AT_RECURSIVE], set, clear)` on a mount of the
+/// caller's namespace. Allocation-free (used between fork and execve).
+fn set_mount_attrs(path: &std::ffi::CStr, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: a NUL-terminated path and a pointer to a local struct of the
+    // size passed; the kernel only reads them.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })
+    .map(drop)
+}
+
+/// `capset` with empty effective, permitted and inheritable sets.
+/// Allocation-free (used between fork and execve).
+fn clear_capabilities() -> io::Result<()> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let data = [
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+        Data {
+            effective: 0,
+            permitted: 0,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: a version-3 header and the two data words it asks for, both
+    // local; the kernel only reads them.
+    check(unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) })
+        .map(drop)
+}

@@ -4,6 +4,7 @@
 
 mod console;
 mod copy_up;
+mod fuse_overlay;
 mod idmap;
 mod staging;
 
@@ -65,6 +66,9 @@ pub struct Rootfs {
     /// The host tree (the sandbox): the staging filesystem, and the empty
     /// `root/` directory a mount on `/` is attached to.
     staging: Option<(staging::StagingDirs, OwnedFd)>,
+    /// `/dev/fuse` (`O_PATH`), when an overlay may be `fuse-overlayfs`'s,
+    /// and where the staging is attached.
+    fuse_device: Option<(OwnedFd, PathBuf)>,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -92,6 +96,7 @@ impl Rootfs {
                 idmapped,
                 mask_data: Vec::new(),
                 staging: None,
+                fuse_device: None,
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -139,6 +144,7 @@ impl Rootfs {
                 .into_iter()
                 .collect(),
             staging: None,
+            fuse_device: None,
         })
     }
 
@@ -160,6 +166,13 @@ impl Rootfs {
         mnt::set_propagation_at(Path::new("/"), plan.root_propagation)
             .ctx(|| "propagation of / in the sandbox's mount namespace")?;
         let sticky = staging::sticky_destinations(plan.setup.iter().chain(&plan.finish));
+        // The host's /dev/fuse, before the staging may cover /dev.
+        let fuse_device = if crate::sandbox::overlay_driver::any_fuse(&plan.setup) {
+            let device = fuse_overlay::open_device().ctx(|| "fuse-overlayfs: /dev/fuse")?;
+            Some((device, staging.mountpoint.clone()))
+        } else {
+            None
+        };
         let (dirs, root_dir) =
             staging::attach_staging(staging, handle, opts.owner, opts.user_ns, sticky)?;
         // Hidden directories live in `upper/`, inside the upper layers of
@@ -196,6 +209,7 @@ impl Rootfs {
             idmapped: IdmappedMounts::default(),
             mask_data: Vec::new(),
             staging: Some((dirs, root_dir)),
+            fuse_device,
         })
     }
 
@@ -293,21 +307,11 @@ impl Rootfs {
                     == rustix::fs::FileType::Directory;
                 (fd, dir)
             }
-            MountKind::Overlay { lower, layer } => {
-                let Some((dirs, _)) = &self.staging else {
-                    return Err(Error::Other(format!(
-                        "{field}: no staging filesystem for this root"
-                    )));
-                };
-                let (options, _held) = dirs
-                    .overlay_options(lower, layer)
-                    .ctx(|| format!("{field}: overlay of {}", lower.display()))?;
-                let attrs = m.attrs.set | m.recursive_attrs.set;
-                let fd = mnt::fresh("overlay", "overlay", &options, attrs).map_err(|e| {
-                    Error::Other(format!("{field}: overlay of {}: {e}", lower.display()))
-                })?;
-                (fd, true)
-            }
+            MountKind::Overlay {
+                lower,
+                layer,
+                driver,
+            } => (self.overlay(lower, layer, driver, m, &field)?, true),
             MountKind::Staging { path } => {
                 let Some((dirs, _)) = &self.staging else {
                     return Err(Error::Other(format!(

@@ -20,13 +20,14 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::config::{DirMode, SandboxConfig};
+use super::overlay_driver::{self, FuseFacts};
 use super::system_config::{self, Identity};
 use crate::error::{Error, Result};
 use crate::fs::mountinfo::MountInfo;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceKind, DeviceNode, FsOption, MountKind, MountStep, Staging, StagingFilesystem,
-    Step,
+    AttrChange, DeviceKind, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Staging,
+    StagingFilesystem, Step,
 };
 
 /// Filesystem types that cannot be the lower layer of an overlay, or whose
@@ -116,6 +117,9 @@ pub struct HostFacts {
     /// have mounts below it (the kernel refuses to clone a mount with
     /// locked children), so such a directory is rebuilt from its entries.
     pub entries: BTreeMap<PathBuf, Vec<HostEntry>>,
+    /// `fuse-overlayfs`, `/dev/fuse` and `ROOTCELL_SANDBOX_OVERLAY`: which
+    /// overlay driver the plan uses (`overlay_driver::choose`).
+    pub fuse: FuseFacts,
 }
 
 /// One entry of a host directory.
@@ -165,6 +169,7 @@ impl HostFacts {
             gid: rustix::process::getgid().as_raw(),
             rootless: !rustix::process::geteuid().is_root(),
             has_kcore: Path::new("/proc/kcore").exists(),
+            fuse: FuseFacts::gather(!rustix::process::geteuid().is_root())?,
             ..HostFacts::default()
         };
         for mount in &mut facts.mounts {
@@ -478,6 +483,12 @@ pub fn plan(cfg: &SandboxConfig, host: &HostFacts) -> Result<Layout> {
         setup.push(Step::Mount(mount_for(path, mode, place, recursive)));
     }
 
+    // Every overlay gets the same driver: the kernel's, or fuse-overlayfs
+    // as the rootless fallback (or forced).
+    overlay_driver::assign(
+        &mut setup,
+        &overlay_driver::choose(&host.fuse, host.rootless)?,
+    );
     special_filesystems(&mut setup, cfg, host, &rules, dev_from_host);
     if cfg.cgroup_access {
         cgroup_mounts(&mut setup, &mut notes, host, &rules);
@@ -779,6 +790,7 @@ fn mount_for(path: &Path, mode: DirMode, place: &Place, recursive: bool) -> Moun
             MountKind::Overlay {
                 lower: path.to_path_buf(),
                 layer: relative(path),
+                driver: OverlayDriver::Kernel,
             },
             keep,
             AttrChange::default(),
@@ -1149,6 +1161,7 @@ mod tests {
             rootless: false,
             has_kcore: true,
             entries: BTreeMap::new(),
+            fuse: FuseFacts::default(),
         }
     }
 
@@ -1455,6 +1468,57 @@ mod tests {
         let layout = plan(&cfg, &facts).unwrap();
         assert_eq!(layout.staging.filesystem, StagingFilesystem::Directory);
         assert_eq!(kind_at(&layout, "/dev/shm").as_deref(), Some("fresh tmpfs"));
+    }
+
+    #[test]
+    fn every_overlay_gets_the_planned_driver() {
+        use crate::sandbox::overlay_driver::OverlayRequest;
+        let drivers = |layout: &Layout| -> Vec<OverlayDriver> {
+            layout
+                .setup
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Mount(MountStep {
+                        kind: MountKind::Overlay { driver, .. },
+                        ..
+                    }) => Some(driver.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let program = PathBuf::from("/usr/bin/fuse-overlayfs");
+        let (cfg, mut facts) = config(&[]);
+        facts.fuse.program = Some(program.clone());
+        // As root: the kernel's overlayfs.
+        let root = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(!root.is_empty());
+        assert!(root.iter().all(|d| *d == OverlayDriver::Kernel), "{root:?}");
+        // Rootless: the kernel first, fuse-overlayfs where it refuses.
+        facts.rootless = true;
+        let rootless = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(!rootless.is_empty());
+        let then_fuse = OverlayDriver::KernelThenFuse {
+            program: program.clone(),
+        };
+        assert!(rootless.iter().all(|d| *d == then_fuse), "{rootless:?}");
+        // Forced: fuse-overlayfs as root too; a forced driver it cannot
+        // have is a usage error naming the variable.
+        facts.rootless = false;
+        facts.fuse.request = OverlayRequest::Fuse;
+        let forced = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(forced.iter().all(|d| *d
+            == OverlayDriver::Fuse {
+                program: program.clone()
+            }));
+        facts.fuse.dev_fuse_error = Some("/dev/fuse: Permission denied".into());
+        let err = plan(&cfg, &facts).unwrap_err();
+        assert!(matches!(err, Error::Usage { .. }), "{err:?}");
+        // Other steps (binds, fresh filesystems) are untouched.
+        facts.fuse.request = OverlayRequest::Kernel;
+        facts.fuse.dev_fuse_error = None;
+        facts.rootless = true;
+        let kernel = drivers(&plan(&cfg, &facts).unwrap());
+        assert!(kernel.iter().all(|d| *d == OverlayDriver::Kernel));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod config;
 pub mod execute;
 mod init;
 pub mod layout;
+pub mod overlay_driver;
 pub mod process;
 pub mod report;
 pub mod supervise;
