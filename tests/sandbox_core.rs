@@ -807,11 +807,11 @@ fn the_command_runs_in_the_run_cgroup_of_every_hierarchy() {
     for (pid, text) in &cgroups {
         for line in text.lines() {
             // v1 controllers that the run does not use (devices, pids,
-            // freezer, cpuset without --cores, named hierarchies) may stay
-            // where they were.
+            // cpuset without --cores, named hierarchies) may stay where
+            // they were.
             let path = line.splitn(3, ':').nth(2).unwrap_or("");
             let hierarchy = line.split(':').nth(1).unwrap_or("");
-            if ["", "memory", "cpuacct", "cpu,cpuacct", "blkio"].contains(&hierarchy)
+            if ["", "memory", "cpuacct", "cpu,cpuacct", "blkio", "freezer"].contains(&hierarchy)
                 && !(hierarchy.is_empty()
                     && !Path::new("/sys/fs/cgroup/unified").exists()
                     && !Path::new("/sys/fs/cgroup/cgroup.controllers").exists())

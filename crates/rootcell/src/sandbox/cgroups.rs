@@ -32,15 +32,15 @@ use crate::plan::resources::resources_plan;
 use crate::plan::{CgroupResources, CgroupVersion};
 use crate::sandbox::config::Limits;
 
-/// v1 controllers a run always gets a directory in: CPU time, memory and
-/// I/O bytes. Not the freezer or pids: every process of a run is in its
-/// pid namespace, which the kernel empties when init ends, so nothing can
-/// outlive the run to be frozen or counted (each v1 directory costs a
-/// `mkdir`, a migration and an `rmdir` on every run).
-const MEASURING_V1: [&str; 3] = ["cpuacct", "memory", "blkio"];
+/// v1 controllers a run always gets a directory in: CPU time, memory, I/O
+/// bytes, and the freezer, without which `kill_all` races a fork bomb that
+/// is not in a pid namespace of its own (a `RunCgroup` used on its own).
+/// Not pids: nothing reads or limits it, and each v1 directory costs a
+/// `mkdir`, a migration and an `rmdir` on every run.
+const MEASURING_V1: [&str; 4] = ["cpuacct", "memory", "blkio", "freezer"];
 
 /// v2 controllers enabled for the run when the host offers them (CPU time
-/// comes from the core `cpu.stat`, which needs no controller).
+/// comes from the core `cpu.stat`, `cgroup.kill` needs no controller).
 const MEASURING_V2: [&str; 2] = ["memory", "io"];
 
 /// How long `kill_all` waits for the killed processes to exit.
