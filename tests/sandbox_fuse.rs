@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use common::sandbox::{files_below, OwnedTree};
 use common::{
-    chown, exec, host_mount_points, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT,
-    UNPRIV_GID, UNPRIV_UID,
+    exec, host_mount_points, runtime_is_runc, runtime_path, CMD_TIMEOUT, UNPRIV_GID, UNPRIV_UID,
 };
 
 const FUSE_OVERLAYFS: &str = "/usr/bin/fuse-overlayfs";
@@ -199,100 +199,10 @@ impl Before {
     }
 }
 
-/// A tree owned by uid 1000 (`--overlay-dir` of its top: the temp base is
-/// under /tmp, which is hidden by default).
-struct Tree {
-    dir: TempDir,
-    /// Owner of what `make` makes: uid 1000, or root for a run as root
-    /// (whose command has no capabilities: it writes only its own files).
-    owner: (u32, u32),
-}
-
-impl Tree {
-    fn new(tag: &str) -> Tree {
-        Tree::owned_by(tag, (UNPRIV_UID, UNPRIV_GID))
-    }
-
-    fn owned_by(tag: &str, owner: (u32, u32)) -> Tree {
-        let dir = TempDir::new(tag);
-        chown(dir.path(), owner.0, owner.1);
-        Tree { dir, owner }
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
-    }
-
-    /// Makes `rel` (a directory, or a file with `contents`) owned by the
-    /// user.
-    fn make(&self, rel: &str, contents: Option<&str>) -> PathBuf {
-        let p = self.path(rel);
-        match contents {
-            Some(text) => {
-                fs::create_dir_all(p.parent().unwrap()).unwrap();
-                fs::write(&p, text).unwrap();
-            }
-            None => fs::create_dir_all(&p).unwrap(),
-        }
-        let mut q = p.as_path();
-        while q != self.dir.path() {
-            chown(q, self.owner.0, self.owner.1);
-            q = q.parent().unwrap();
-        }
-        p
-    }
-
-    /// `rootcell sandbox --overlay-dir <base> ARGS` in `<base>/work`,
-    /// results to `<base>/out`, with `env` set; as uid 1000 unless
-    /// `as_root`.
-    fn run(&self, as_root: bool, env: &[(&str, &str)], args: &[&str]) -> Out {
-        let work = self.make("work", None);
-        let mut c = if as_root {
-            Command::new(runtime_path())
-        } else {
-            let mut c = Command::new(SETPRIV);
-            c.args([
-                format!("--reuid={UNPRIV_UID}"),
-                format!("--regid={UNPRIV_GID}"),
-                "--clear-groups".into(),
-                "--".into(),
-            ])
-            .arg(runtime_path());
-            c
-        };
-        c.arg("sandbox")
-            .arg("--overlay-dir")
-            .arg(self.dir.path())
-            .arg("--output-directory")
-            .arg(self.path("out"))
-            .args(args)
-            .current_dir(&work);
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        exec(&mut c, CMD_TIMEOUT)
-    }
-}
+/// `common::sandbox::OwnedTree`: uid 1000's, or root's for a run as root.
+type Tree = OwnedTree;
 
 const FORCE_FUSE: (&str, &str) = ("ROOTCELL_SANDBOX_OVERLAY", "fuse");
-
-/// Every file below `dir`, relative, sorted.
-fn files_below(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(base).unwrap().display().to_string());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
 
 /// The command runs on a fuse-overlayfs mount at `dir` (its mountinfo
 /// line says so), served by daemons of the sandbox.

@@ -15,11 +15,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::sandbox::stagings_in;
-use common::{
-    chown, exec, host_mount_points, runtime_is_runc, runtime_path, Out, TempDir, CMD_TIMEOUT,
-    UNPRIV_GID, UNPRIV_UID,
-};
+use common::sandbox::{files_below, stagings_in, OwnedTree};
+use common::{chown, host_mount_points, runtime_is_runc, Out, TempDir, UNPRIV_GID, UNPRIV_UID};
 
 /// Skips (with the reason printed) when the sandbox cannot be tested as
 /// uid 1000 here.
@@ -49,87 +46,37 @@ fn mount_table_read() -> std::sync::RwLockReadGuard<'static, ()> {
     MOUNT_TABLE.read().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A tree owned by uid 1000: `base` (overlay inside, as `--overlay-dir`:
-/// the temp base itself is under /tmp, which is hidden by default).
-struct Tree {
-    dir: TempDir,
-}
+/// A tree owned by uid 1000 (`common::sandbox::OwnedTree`), run as that
+/// user.
+struct Tree(OwnedTree);
 
 impl Tree {
     fn new(tag: &str) -> Tree {
-        let dir = TempDir::new(tag);
-        chown(dir.path(), UNPRIV_UID, UNPRIV_GID);
-        Tree { dir }
+        Tree(OwnedTree::new(tag))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.0.path(rel)
     }
 
-    /// Makes `rel` (a directory, or a file with `contents`) owned by the
-    /// user.
     fn make(&self, rel: &str, contents: Option<&str>) -> PathBuf {
-        let p = self.path(rel);
-        match contents {
-            Some(text) => {
-                fs::create_dir_all(p.parent().unwrap()).unwrap();
-                fs::write(&p, text).unwrap();
-            }
-            None => fs::create_dir_all(&p).unwrap(),
-        }
-        let mut q = p.as_path();
-        while q != self.dir.path() {
-            chown(q, UNPRIV_UID, UNPRIV_GID);
-            q = q.parent().unwrap();
-        }
-        p
+        self.0.make(rel, contents)
     }
 
     /// `rootcell sandbox --overlay-dir <base> ARGS` as uid 1000, in
     /// `<base>/work` (the `--dir`), results to `<base>/out`.
     fn run(&self, args: &[&str]) -> Out {
-        self.run_env(&[], args)
+        self.0.run(false, &[], args)
     }
 
     /// `run` with extra environment variables for rootcell (`TMPDIR`).
     fn run_env(&self, env: &[(&str, &Path)], args: &[&str]) -> Out {
-        let work = self.make("work", None);
-        let mut c = Command::new("setpriv");
-        c.args([
-            format!("--reuid={UNPRIV_UID}"),
-            format!("--regid={UNPRIV_GID}"),
-            "--clear-groups".into(),
-            "--".into(),
-        ])
-        .arg(runtime_path())
-        .arg("sandbox")
-        .arg("--overlay-dir")
-        .arg(self.dir.path())
-        .arg("--output-directory")
-        .arg(self.path("out"))
-        .args(args)
-        .envs(env.iter().copied())
-        .current_dir(&work);
-        exec(&mut c, CMD_TIMEOUT)
+        let env: Vec<(&str, &str)> = env
+            .iter()
+            .map(|(k, v)| (*k, v.to_str().expect("a UTF-8 test path")))
+            .collect();
+        self.0.run(false, &env, args)
     }
-}
-
-/// Every file below `dir`, relative, sorted.
-fn files_below(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(rd) = fs::read_dir(dir) else { return };
-        for e in rd.flatten() {
-            let p = e.path();
-            out.push(p.strip_prefix(base).unwrap().display().to_string());
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                walk(base, &p, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
 }
 
 /// Everything below `dir` is owned by the user.

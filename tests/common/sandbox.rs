@@ -184,3 +184,98 @@ pub unsafe fn touch_tree(procs: usize, bytes: usize) {
     libc::close(go[1]);
     while libc::wait(std::ptr::null_mut()) > 0 {}
 }
+
+/// A tree for `rootcell sandbox --overlay-dir <base>` runs: `<base>/work`
+/// is the working directory and results go to `<base>/out`. What `make`
+/// makes belongs to `owner`: uid 1000 for runs as that user, root for runs
+/// as root (whose command has no capabilities: it writes only its own
+/// files). The temp base is under /tmp, which is hidden by default, hence
+/// `--overlay-dir`.
+pub struct OwnedTree {
+    pub dir: super::TempDir,
+    pub owner: (u32, u32),
+}
+
+impl OwnedTree {
+    /// Owned by uid 1000.
+    pub fn new(tag: &str) -> OwnedTree {
+        OwnedTree::owned_by(tag, (super::UNPRIV_UID, super::UNPRIV_GID))
+    }
+
+    pub fn owned_by(tag: &str, owner: (u32, u32)) -> OwnedTree {
+        let dir = super::TempDir::new(tag);
+        super::chown(dir.path(), owner.0, owner.1);
+        OwnedTree { dir, owner }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Makes `rel` (a directory, or a file with `contents`) and its parents
+    /// below the base, owned by the tree's owner.
+    pub fn make(&self, rel: &str, contents: Option<&str>) -> PathBuf {
+        let p = self.path(rel);
+        match contents {
+            Some(text) => {
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                fs::write(&p, text).unwrap();
+            }
+            None => fs::create_dir_all(&p).unwrap(),
+        }
+        let mut q = p.as_path();
+        while q != self.dir.path() {
+            super::chown(q, self.owner.0, self.owner.1);
+            q = q.parent().unwrap();
+        }
+        p
+    }
+
+    /// `rootcell sandbox --overlay-dir <base> --output-directory
+    /// <base>/out ARGS` in `<base>/work`, with `env` added to rootcell's
+    /// environment; as uid 1000 (through setpriv) unless `as_root`.
+    pub fn run(&self, as_root: bool, env: &[(&str, &str)], args: &[&str]) -> super::Out {
+        let work = self.make("work", None);
+        let mut c = if as_root {
+            std::process::Command::new(super::runtime_path())
+        } else {
+            // By its path: `env` may set a PATH without it.
+            let mut c = std::process::Command::new("/usr/bin/setpriv");
+            c.args([
+                format!("--reuid={}", super::UNPRIV_UID),
+                format!("--regid={}", super::UNPRIV_GID),
+                "--clear-groups".into(),
+                "--".into(),
+            ])
+            .arg(super::runtime_path());
+            c
+        };
+        c.arg("sandbox")
+            .arg("--overlay-dir")
+            .arg(self.dir.path())
+            .arg("--output-directory")
+            .arg(self.path("out"))
+            .args(args)
+            .envs(env.iter().copied())
+            .current_dir(&work);
+        super::exec(&mut c, super::CMD_TIMEOUT)
+    }
+}
+
+/// Every file and directory below `dir`, relative, sorted.
+pub fn files_below(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(rd) = fs::read_dir(dir) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(base).unwrap().display().to_string());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                walk(base, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
