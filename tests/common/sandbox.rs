@@ -279,3 +279,20 @@ pub fn files_below(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// After `echo new > new && echo changed > kept && mkdir -p sub && echo
+/// deep > sub/f` in an overlaid `<base>/work` whose `kept` said "host":
+/// the host's files are unchanged and the writes are in `<base>/out`.
+pub fn assert_overlay_writes_captured(t: &OwnedTree, out: &super::Out) {
+    assert_eq!(fs::read_to_string(t.path("work/kept")).unwrap(), "host\n");
+    assert!(!t.path("work/new").exists());
+    assert!(!t.path("work/sub").exists());
+    assert_eq!(
+        fs::read_to_string(t.path("out/new")).unwrap(),
+        "new\n",
+        "{}",
+        out.all()
+    );
+    assert_eq!(fs::read_to_string(t.path("out/kept")).unwrap(), "changed\n");
+    assert_eq!(fs::read_to_string(t.path("out/sub/f")).unwrap(), "deep\n");
+}
