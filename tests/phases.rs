@@ -26,9 +26,19 @@ fn marks(stderr: &str) -> Vec<(String, f64, String)> {
 
 fn sandbox_true(phases: Option<&str>) -> String {
     let dir = TempDir::new("phases");
+    // A read-only directory with a long path: its step's mark is longer
+    // than a mark line may be.
+    let long = dir
+        .path()
+        .join("d".repeat(200))
+        .join("e".repeat(200))
+        .join("f".repeat(200));
+    std::fs::create_dir_all(&long).unwrap();
     let mut cmd = Command::new(runtime_path());
     cmd.current_dir(dir.path())
-        .args(["sandbox", "-q", "--", "true"])
+        .args(["sandbox", "-q", "--read-only-dir"])
+        .arg(&long)
+        .args(["--", "true"])
         .env_remove("ROOTCELL_PHASES");
     if let Some(value) = phases {
         cmd.env("ROOTCELL_PHASES", value);
@@ -72,6 +82,10 @@ fn phases_come_from_every_process_in_time_order() {
         pids.contains("1") && pids.contains("2") && pids.len() == 3,
         "{pids:?}"
     );
+    // Every line is a whole mark, however long a step's description.
+    for line in stderr.lines().filter(|l| l.starts_with("rootcell-phase")) {
+        assert_eq!(line.matches("rootcell-phase").count(), 1, "{line}");
+    }
     let at = |name: &str| {
         marks
             .iter()

@@ -24,16 +24,23 @@ pub fn mark(name: &str) {
         return;
     }
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let mut line = [0u8; 160];
+    let mut line = [0u8; 512];
     let mut cursor = std::io::Cursor::new(&mut line[..]);
-    let _ = writeln!(
+    let complete = writeln!(
         cursor,
         "rootcell-phase {} {}.{:09} {name}",
         std::process::id(),
         now.tv_sec,
         now.tv_nsec
-    );
-    let len = cursor.position() as usize;
+    )
+    .is_ok();
+    let mut len = cursor.position() as usize;
+    if !complete {
+        // A long name is cut, the line still ends.
+        len = len.min(line.len() - 1);
+        line[len] = b'\n';
+        len += 1;
+    }
     // Best effort: a diagnostic must never fail the run.
     let _ = std::io::stderr().write_all(&line[..len]);
 }
