@@ -433,8 +433,7 @@ def sandbox(rows_path, meta_path, *group_jsons):
                 "`bench/phases.sh` (`ROOTCELL_PHASES=1`, see bench/README.md) over the same number "
                 "of runs: the time from each mark to the next, marks of the runtime, the sandbox's "
                 "init (pid 1) and the command (pid 2) interleaved by time. Not counted: the "
-                "`execve` of rootcell and the dynamic loader before `main`, and the runtime's exit "
-                "after the last mark."
+                "`execve` of rootcell before `main` and the runtime's exit after the last mark."
             )
             out.append("")
             out.append("```")
@@ -443,7 +442,7 @@ def sandbox(rows_path, meta_path, *group_jsons):
             out.append("")
             out.append(
                 "What bwrap's row does not do and `rootcell sandbox` does on every run: a cgroup "
-                "per run in each measuring v1 hierarchy (cpuacct, memory, blkio; made before init, "
+                "per run in each measuring v1 hierarchy (cpuacct, memory, blkio, freezer; made before init, "
                 "read after, removed: the `run cgroup` rows), an overlay per host mount point "
                 "instead of one recursive read-only bind (the `step: overlay` rows), a staging "
                 "tmpfs, a fresh sysfs of its own network namespace, generated `/etc` files, "
