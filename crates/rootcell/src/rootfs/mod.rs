@@ -26,7 +26,7 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
+    AttrChange, DeviceNode, FsOption, HostFallback, MountKind, MountStep, Propagation, PropagationChange,
     RootSource, RootSwitch, RootfsPlan, Step,
 };
 
@@ -69,6 +69,9 @@ pub struct Rootfs {
     /// `/dev/fuse` (`O_PATH`), when an overlay may be `fuse-overlayfs`'s,
     /// and where the staging is attached.
     fuse_device: Option<(OwnedFd, PathBuf)>,
+    /// Chroot isolation: config mounts' flags are read back after
+    /// mounting (`RootfsPlan::verify_mount_flags`).
+    verify_flags: bool,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -97,6 +100,7 @@ impl Rootfs {
                 mask_data: Vec::new(),
                 staging: None,
                 fuse_device: None,
+                verify_flags: plan.verify_mount_flags,
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -145,6 +149,7 @@ impl Rootfs {
                 .collect(),
             staging: None,
             fuse_device: None,
+            verify_flags: plan.verify_mount_flags,
         })
     }
 
@@ -210,6 +215,7 @@ impl Rootfs {
             mask_data: Vec::new(),
             staging: Some((dirs, root_dir)),
             fuse_device,
+            verify_flags: plan.verify_mount_flags,
         })
     }
 
@@ -265,12 +271,16 @@ impl Rootfs {
             Some(i) => format!("mounts[{i}] ({})", m.destination.display()),
             None => m.destination.display().to_string(),
         };
+        // Flags the mount must have beyond the step's (a host fallback's
+        // read-only).
+        let mut extra_flags = 0;
         // Source first: a missing bind source must not leave a mountpoint.
         let (tree, directory) = match &m.kind {
             MountKind::Fresh {
                 fstype,
                 source,
                 options,
+                host_fallback,
                 ..
             } => {
                 let attrs = m.attrs.set | m.recursive_attrs.set;
@@ -279,9 +289,22 @@ impl Rootfs {
                     Some(mode) => [options.as_slice(), &[mode]].concat(),
                     None => options.clone(),
                 };
-                let fd = mnt::fresh(fstype, source, &options, attrs)
-                    .map_err(|e| Error::Other(format!("{field}: {e}")))?;
-                (fd, true)
+                match (mnt::fresh(fstype, source, &options, attrs), host_fallback) {
+                    (Ok(fd), _) => (fd, true),
+                    // Chroot isolation: the kernel refuses a fresh proc or
+                    // sysfs where the caller does not own the namespaces
+                    // (or the outer /proc has masked submounts): bind the
+                    // host's instead, as the plan says.
+                    (Err(e), Some(fallback))
+                        if matches!(e.errno, rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) =>
+                    {
+                        if fallback.read_only {
+                            extra_flags |= attr::RDONLY;
+                        }
+                        (self.host_fallback(m, fallback, &e, &field)?, true)
+                    }
+                    (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
+                }
             }
             MountKind::Bind {
                 source,
@@ -356,6 +379,9 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        if self.verify_flags && m.config_index.is_some() {
+            verify_flags(&tree, m, extra_flags, &field)?;
+        }
         if let Some(p) = m.propagation {
             mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
         }
@@ -369,6 +395,33 @@ impl Rootfs {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())
+    }
+
+    /// Chroot isolation: the host's mount bound where a fresh one was
+    /// refused, with the step's attributes (read-only for `/sys`).
+    fn host_fallback(
+        &self,
+        m: &MountStep,
+        fallback: &HostFallback,
+        refused: &mnt::FreshError,
+        field: &str,
+    ) -> Result<OwnedFd> {
+        let what = format!(
+            "{field}: a fresh mount was refused ({refused}); binding the host's {}",
+            fallback.source.display()
+        );
+        tracing::info!("{what}");
+        let tree = clone_path(&fallback.source, fallback.recursive).ctx(|| what.clone())?;
+        let mut attrs = AttrChange {
+            set: m.attrs.set | m.recursive_attrs.set,
+            clear: m.attrs.clear | m.recursive_attrs.clear,
+        };
+        if fallback.read_only {
+            attrs.set |= attr::RDONLY;
+        }
+        mnt::set_attrs(&tree, attrs, fallback.recursive)
+            .ctx(|| format!("{what}: mount attributes"))?;
+        Ok(tree)
     }
 
     /// A tmpfs without `mode=` over an existing directory keeps that
@@ -668,7 +721,18 @@ impl Rootfs {
                 path.display()
             )));
         };
-        mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))
+        mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))?;
+        if self.verify_flags
+            && mnt::missing_attrs(fd, attr::RDONLY)
+                .ctx(|| format!("{}: statfs", path.display()))?
+                != 0
+        {
+            return Err(Error::Other(format!(
+                "{}: still writable after the read-only remount",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -740,6 +804,22 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
             .ctx(|| format!("hiding {}", point.display()))?;
             attach(tmpfs.as_fd(), target.as_fd()).ctx(|| format!("hiding {}", point.display()))?;
         }
+    }
+    Ok(())
+}
+
+/// Chroot isolation: the read-only, nosuid, nodev and noexec flags a
+/// config mount asked for must really be set on it (a kernel or a
+/// filesystem that silently ignored one is an error, not a warning). A
+/// `/sys` bound from the host in place of a fresh one must be read-only.
+fn verify_flags(tree: &OwnedFd, m: &MountStep, extra: u64, field: &str) -> Result<()> {
+    let wanted = m.attrs.set | m.recursive_attrs.set | extra;
+    let missing = mnt::missing_attrs(tree, wanted).ctx(|| format!("{field}: statfs"))?;
+    if missing != 0 {
+        return Err(Error::Other(format!(
+            "{field}: the mount lacks {} after mounting (the kernel did not apply them)",
+            mnt::attr_names(missing)
+        )));
     }
     Ok(())
 }

@@ -850,6 +850,7 @@ fn fresh(destination: &str, fstype: &str, options: &[(&str, &str)], attrs: u64) 
                 })
                 .collect(),
             copy_up: false,
+            host_fallback: None,
         },
         attrs: AttrChange {
             set: attrs,
