@@ -30,6 +30,8 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let mut namespaces = namespaces(spec)?;
     if isolation == Isolation::Chroot {
         super::isolation::chroot_namespaces(spec, &mut namespaces)?;
+    } else {
+        crate::spec::validate_namespace_needs(spec)?;
     }
     let mut rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
     if isolation == Isolation::Chroot {
