@@ -52,11 +52,20 @@ fn run_prints_output_passes_exit_code_and_has_proc() {
     let before = mount_table();
     let id = ctx.id("c");
     let out = run_isolated(&ctx, "chroot", &id, &b);
-    assert_eq!(out.code(), Some(7), "exit code passes through: {}", out.all());
+    assert_eq!(
+        out.code(),
+        Some(7),
+        "exit code passes through: {}",
+        out.all()
+    );
     assert!(out.stdout.starts_with("hello-chroot\n"), "{}", out.all());
     // The mount on /proc is a procfs (fresh as root; the host's bound
     // where the kernel refuses a fresh one).
-    assert!(out.stdout.contains(" - proc "), "/proc is not procfs: {}", out.stdout);
+    assert!(
+        out.stdout.contains(" - proc "),
+        "/proc is not procfs: {}",
+        out.stdout
+    );
     assert_eq!(mount_table(), before, "the host's mount table changed");
     ctx.assert_clean();
 }
@@ -77,7 +86,11 @@ fn dotdot_out_of_the_chroot_stays_in_the_container_root() {
     out.assert_ok("run");
     let l = lines(&out.stdout);
     assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
-    assert!(!l.contains(&"work".to_string()), "host root listed: {}", out.stdout);
+    assert!(
+        !l.contains(&"work".to_string()),
+        "host root listed: {}",
+        out.stdout
+    );
     assert!(!out.stdout.contains("HOST-ROOT-REACHED"), "{}", out.stdout);
     assert!(out.stdout.contains("in the container"), "{}", out.stdout);
     ctx.assert_clean();
@@ -220,7 +233,8 @@ fn plan_shows_the_isolation_and_the_flag_wins_over_the_annotation() {
     out.assert_ok("plan");
     assert!(out.stdout.starts_with("isolation chroot"), "{}", out.stdout);
     assert!(
-        out.stdout.contains("else (refused) rbind the host's /sys read-only"),
+        out.stdout
+            .contains("else (refused) rbind the host's /sys read-only"),
         "{}",
         out.stdout
     );

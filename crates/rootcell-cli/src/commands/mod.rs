@@ -46,12 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             create,
             detach,
             keep,
-        } => Ok(runtime.run(
-            &create.id,
-            &create_options(&create, global),
-            detach,
-            keep,
-        )?),
+        } => Ok(runtime.run(&create.id, &create_options(&create, global), detach, keep)?),
         Command::State { id } => {
             let state = runtime.state(&id)?;
             println!("{}", serde_json::to_string_pretty(&state)?);

@@ -269,8 +269,14 @@ mod verify_tests {
     #[test]
     fn missing_flags_are_found() {
         let wanted = attr::RDONLY | attr::NOSUID | attr::NOEXEC;
-        assert_eq!(attrs_missing(wanted, St::RDONLY | St::NOSUID | St::NOEXEC), 0);
-        assert_eq!(attrs_missing(wanted, St::NOSUID), attr::RDONLY | attr::NOEXEC);
+        assert_eq!(
+            attrs_missing(wanted, St::RDONLY | St::NOSUID | St::NOEXEC),
+            0
+        );
+        assert_eq!(
+            attrs_missing(wanted, St::NOSUID),
+            attr::RDONLY | attr::NOEXEC
+        );
         assert_eq!(attrs_missing(attr::NODEV, St::RDONLY), attr::NODEV);
         // Flags not asked for are not required; atime is not checked.
         assert_eq!(attrs_missing(attr::NOATIME, St::empty()), 0);

@@ -909,6 +909,11 @@ pub(super) mod tests {
         let b = bundle(|v| {
             v["linux"]["rootfsPropagation"] = "runbindable".into();
             v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+            v["root"]["readonly"] = false.into();
+            v["mounts"] = serde_json::json!([]);
+            v["hostname"] = serde_json::Value::Null;
         });
         let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
         assert_eq!(plan.rootfs.switch, RootSwitch::Chroot);

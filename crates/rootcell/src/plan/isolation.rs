@@ -89,11 +89,7 @@ pub fn chroot_namespaces(spec: &Spec, ns: &mut Namespaces) -> Result<()> {
         .and_then(|l| l.namespaces().as_ref())
         .map(Vec::as_slice)
         .unwrap_or_default();
-    if let Some((i, n)) = listed
-        .iter()
-        .enumerate()
-        .find(|(_, n)| n.path().is_some())
-    {
+    if let Some((i, n)) = listed.iter().enumerate().find(|(_, n)| n.path().is_some()) {
         let path = n.path().as_ref().map(|p| p.display().to_string());
         return Err(Error::spec(
             format!("linux.namespaces[{i}].path"),
@@ -164,9 +160,8 @@ mod tests {
             resolve(&plain, Some(Isolation::Chroot)).unwrap(),
             Isolation::Chroot
         );
-        let annotated = spec(
-            r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"chroot"}}"#,
-        );
+        let annotated =
+            spec(r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"chroot"}}"#);
         assert_eq!(resolve(&annotated, None).unwrap(), Isolation::Chroot);
         assert_eq!(
             resolve(&annotated, Some(Isolation::Oci)).unwrap(),
@@ -176,8 +171,7 @@ mod tests {
 
     #[test]
     fn unknown_annotation_value_names_the_annotation() {
-        let bad =
-            spec(r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"jail"}}"#);
+        let bad = spec(r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"jail"}}"#);
         for flag in [None, Some(Isolation::Chroot)] {
             let err = resolve(&bad, flag).unwrap_err().to_string();
             assert!(
@@ -213,5 +207,128 @@ mod tests {
         );
         assert_eq!(fallback_for("tmpfs"), None);
         assert_eq!(fallback_for("overlay"), None);
+    }
+
+    mod planner {
+        use super::super::super::build::tests::{bundle, hybrid};
+        use super::super::super::{build, PlanOptions};
+        use super::*;
+        use serde_json::json;
+
+        fn chroot() -> PlanOptions {
+            PlanOptions {
+                isolation: Some(Isolation::Chroot),
+                ..PlanOptions::default()
+            }
+        }
+
+        fn fallback_of(plan: &crate::plan::Plan, dest: &str) -> Option<HostFallback> {
+            plan.rootfs.setup.iter().find_map(|s| match s {
+                Step::Mount(m) if m.destination == std::path::Path::new(dest) => match &m.kind {
+                    MountKind::Fresh { host_fallback, .. } => host_fallback.clone(),
+                    _ => None,
+                },
+                _ => None,
+            })
+        }
+
+        #[test]
+        fn chroot_adds_mount_and_uts_and_keeps_what_the_config_asks() {
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network"}]);
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            assert_eq!(plan.isolation, Isolation::Chroot);
+            let ns = &plan.namespaces;
+            for wanted in [
+                Namespace::Pid,
+                Namespace::Network,
+                Namespace::Mount,
+                Namespace::Uts,
+            ] {
+                assert!(ns.creates(wanted), "{wanted:?} missing: {:?}", ns.create);
+            }
+            // IPC only where the config asks for it.
+            assert!(!ns.creates(Namespace::Ipc));
+            assert_eq!(plan.rootfs.switch, RootSwitch::MoveRoot);
+            assert!(plan.rootfs.verify_mount_flags);
+            // The config's hostname is set in the added UTS namespace.
+            assert_eq!(plan.hostname.as_deref(), Some("rootcell"));
+            let with_ipc = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "ipc"}]);
+            });
+            let plan = build(&with_ipc, &hybrid(), chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::Ipc));
+        }
+
+        #[test]
+        fn full_isolation_refuses_the_same_config() {
+            // A hostname without a UTS namespace: fine in chroot
+            // isolation (it makes one), an error naming the field in oci.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
+            });
+            let err = build(&b, &hybrid(), PlanOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("hostname"), "{err}");
+            assert!(build(&b, &hybrid(), chroot()).is_ok());
+        }
+
+        #[test]
+        fn a_namespace_path_is_refused_naming_it() {
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([
+                    {"type": "pid"},
+                    {"type": "network", "path": "/proc/1/ns/net"},
+                    {"type": "mount"},
+                    {"type": "uts"}
+                ]);
+            });
+            let err = build(&b, &hybrid(), chroot()).unwrap_err().to_string();
+            assert!(err.starts_with("linux.namespaces[1].path"), "{err}");
+            assert!(err.contains("/proc/1/ns/net"), "{err}");
+            // Full isolation joins it.
+            let plan = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(plan.namespaces.join.len(), 1);
+        }
+
+        #[test]
+        fn special_filesystems_fall_back_to_host_binds_only_in_chroot() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let proc = fallback_of(&plan, "/proc").expect("/proc fallback");
+            assert!(proc.recursive && !proc.read_only);
+            let sys = fallback_of(&plan, "/sys").expect("/sys fallback");
+            assert!(sys.read_only);
+            assert!(fallback_of(&plan, "/dev/pts").is_some());
+            assert!(fallback_of(&plan, "/dev/mqueue").is_some());
+            assert_eq!(fallback_of(&plan, "/dev/shm"), None, "tmpfs has none");
+            let text = plan.to_string();
+            assert!(text.starts_with("isolation chroot"), "{text}");
+            assert!(
+                text.contains("else (refused) rbind the host's /proc"),
+                "{text}"
+            );
+
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(oci.isolation, Isolation::Oci);
+            assert_eq!(fallback_of(&oci, "/proc"), None);
+            assert!(!oci.rootfs.verify_mount_flags);
+            assert_eq!(oci.rootfs.switch, RootSwitch::PivotRoot);
+        }
+
+        #[test]
+        fn auto_plans_full_isolation_for_now() {
+            let b = bundle(|_| {});
+            let opts = PlanOptions {
+                isolation: Some(Isolation::Auto),
+                ..PlanOptions::default()
+            };
+            let plan = build(&b, &hybrid(), opts).unwrap();
+            assert_eq!(plan.isolation, Isolation::Auto);
+            assert_eq!(plan.rootfs.switch, RootSwitch::PivotRoot);
+            assert!(plan.to_string().contains("not implemented"));
+        }
     }
 }

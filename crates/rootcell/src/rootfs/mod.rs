@@ -26,8 +26,8 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, FsOption, HostFallback, MountKind, MountStep, Propagation, PropagationChange,
-    RootSource, RootSwitch, RootfsPlan, Step,
+    AttrChange, DeviceNode, FsOption, HostFallback, MountKind, MountStep, Propagation,
+    PropagationChange, RootSource, RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -296,7 +296,10 @@ impl Rootfs {
                     // (or the outer /proc has masked submounts): bind the
                     // host's instead, as the plan says.
                     (Err(e), Some(fallback))
-                        if matches!(e.errno, rustix::io::Errno::PERM | rustix::io::Errno::ACCESS) =>
+                        if matches!(
+                            e.errno,
+                            rustix::io::Errno::PERM | rustix::io::Errno::ACCESS
+                        ) =>
                     {
                         if fallback.read_only {
                             extra_flags |= attr::RDONLY;
@@ -723,8 +726,7 @@ impl Rootfs {
         };
         mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))?;
         if self.verify_flags
-            && mnt::missing_attrs(fd, attr::RDONLY)
-                .ctx(|| format!("{}: statfs", path.display()))?
+            && mnt::missing_attrs(fd, attr::RDONLY).ctx(|| format!("{}: statfs", path.display()))?
                 != 0
         {
             return Err(Error::Other(format!(
