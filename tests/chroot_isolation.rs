@@ -302,3 +302,83 @@ fn an_unknown_isolation_is_refused_in_the_flag_and_the_annotation() {
     assert!(!b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();
 }
+
+/// (device, options) of the mount at `point` in a mountinfo text.
+fn mount_at(mountinfo: &str, point: &str) -> Option<(String, String)> {
+    mountinfo.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&point)).then(|| (f[2].to_owned(), f[5].to_owned()))
+    })
+}
+
+#[test]
+fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
+    if !rootcell_only() {
+        return;
+    }
+    // The runtime in a user namespace of its own that owns neither the
+    // host's pid nor its network namespace: the kernel refuses a fresh
+    // proc and sysfs there (EPERM), the plan's fallback binds the host's.
+    let probe = exec(
+        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
+        CMD_TIMEOUT,
+    );
+    if !probe.ok() {
+        skip(&format!("unshare --user fails here: {}", probe.stderr.trim()));
+        return;
+    }
+    let ctx = Ctx::new("chroot-fallback");
+    let mut b = ctx.bundle();
+    for ns in ["pid", "network", "cgroup", "user"] {
+        b.remove_namespace(ns);
+    }
+    b.remove_mount("/sys/fs/cgroup");
+    b.linux()["resources"] = json!(null);
+    b.linux()["uidMappings"] = json!(null);
+    b.linux()["gidMappings"] = json!(null);
+    // Only root is mapped in that user namespace: no devpts gid=5.
+    if let Some(mounts) = b.config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
+            let opts: Vec<serde_json::Value> = m["options"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
+                .collect();
+            m["options"] = json!(opts);
+        }
+    }
+    b.sh("cat /proc/self/mountinfo; touch /sys/x 2>&1; echo sys=$?; exit 5");
+    b.save();
+    let host = read_file(std::path::Path::new("/proc/self/mountinfo"));
+    let id = ctx.id("c");
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+    ])
+    .arg(&ctx.bin)
+    .arg("--root")
+    .arg(ctx.state_dir())
+    .args(["--rootless", "true", "--isolation", "chroot", "run", "--bundle"])
+    .arg(&b.path)
+    .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    let inside = &out.stdout;
+    let (host_proc, _) = mount_at(&host, "/proc").expect("host /proc");
+    let (host_sys, _) = mount_at(&host, "/sys").expect("host /sys");
+    let (proc_dev, _) = mount_at(inside, "/proc").expect("container /proc");
+    let (sys_dev, sys_opts) = mount_at(inside, "/sys").expect("container /sys");
+    assert_eq!(proc_dev, host_proc, "/proc is not the host's: {inside}");
+    assert_eq!(sys_dev, host_sys, "/sys is not the host's: {inside}");
+    assert!(sys_opts.split(',').any(|o| o == "ro"), "/sys writable: {sys_opts}");
+    assert!(inside.contains("Read-only file system"), "{inside}");
+    assert!(inside.contains("sys=1"), "{inside}");
+    ctx.assert_clean();
+}
