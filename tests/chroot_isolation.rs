@@ -324,7 +324,10 @@ fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
         CMD_TIMEOUT,
     );
     if !probe.ok() {
-        skip(&format!("unshare --user fails here: {}", probe.stderr.trim()));
+        skip(&format!(
+            "unshare --user fails here: {}",
+            probe.stderr.trim()
+        ));
         return;
     }
     let ctx = Ctx::new("chroot-fallback");
@@ -365,7 +368,14 @@ fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
     .arg(&ctx.bin)
     .arg("--root")
     .arg(ctx.state_dir())
-    .args(["--rootless", "true", "--isolation", "chroot", "run", "--bundle"])
+    .args([
+        "--rootless",
+        "true",
+        "--isolation",
+        "chroot",
+        "run",
+        "--bundle",
+    ])
     .arg(&b.path)
     .arg(&id);
     let out = exec(&mut c, CMD_TIMEOUT);
@@ -377,8 +387,42 @@ fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
     let (sys_dev, sys_opts) = mount_at(inside, "/sys").expect("container /sys");
     assert_eq!(proc_dev, host_proc, "/proc is not the host's: {inside}");
     assert_eq!(sys_dev, host_sys, "/sys is not the host's: {inside}");
-    assert!(sys_opts.split(',').any(|o| o == "ro"), "/sys writable: {sys_opts}");
+    assert!(
+        sys_opts.split(',').any(|o| o == "ro"),
+        "/sys writable: {sys_opts}"
+    );
     assert!(inside.contains("Read-only file system"), "{inside}");
     assert!(inside.contains("sys=1"), "{inside}");
+    ctx.assert_clean();
+}
+
+#[test]
+fn detached_run_exec_state_kill_delete() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-exec");
+    let mut b = ctx.bundle();
+    write_file(&b.rootfs().join("chroot-marker"), "x\n");
+    b.args(&["sleep", "30"]);
+    b.save();
+    let id = ctx.id("c");
+    let mut c = ctx.cmd();
+    c.args(["--isolation", "chroot", "run", "--detach", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    ctx.exec_detached(&mut c, &id, None)
+        .assert_ok("run --detach");
+    assert_eq!(ctx.status(&id), "running");
+    // exec lands in the container's root, not in the mount namespace's
+    // old root below it.
+    let out = ctx.rt(&["exec", &id, "sh", "-c", "cd /../..; ls; exit 4"]);
+    assert_eq!(out.code(), Some(4), "{}", out.all());
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(!l.contains(&"work".to_string()), "{}", out.stdout);
+    ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
