@@ -172,7 +172,11 @@ fn create_start_delete_with_the_annotation() {
     let ctx = Ctx::new("chroot-life");
     let mut b = ctx.bundle();
     b.config["annotations"] = json!({"org.rootcell.isolation": "chroot"});
-    b.sh("echo started-in-chroot; cd /../..; ls /");
+    // Without a UTS namespace in the config, only chroot isolation (which
+    // adds one) can set the hostname: the annotation must have been read.
+    b.remove_namespace("uts");
+    b.config["hostname"] = json!("annotated");
+    b.sh("echo started-in-chroot; hostname; cd /../..; ls /");
     let before = mount_table();
     let id = ctx.id("c");
     let mut c = ctx.create_cmd(&id, &b, &[]);
@@ -182,7 +186,10 @@ fn create_start_delete_with_the_annotation() {
     ctx.wait_status(&id, "stopped");
     ctx.rt(&["delete", &id]).assert_ok("delete");
     let stdout = read_file(&ctx.stdout_path(&id));
-    assert!(stdout.starts_with("started-in-chroot\n"), "{stdout}");
+    assert!(
+        stdout.starts_with("started-in-chroot\nannotated\n"),
+        "{stdout}"
+    );
     assert!(!lines(&stdout).contains(&"work".to_string()), "{stdout}");
     assert_eq!(mount_table(), before, "the host's mount table changed");
     ctx.assert_clean();
