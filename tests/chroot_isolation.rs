@@ -433,3 +433,68 @@ fn detached_run_exec_state_kill_delete() {
     ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// The classic chroot escape: chroot into a subdirectory, walk `..` from
+/// the cwd left outside it, chroot there, list `/`.
+const CHROOT_ESCAPE_C: &str = r#"
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    mkdir("/esc", 0755);
+    if (chroot("/esc")) { perror("chroot /esc"); return 1; }
+    for (int i = 0; i < 32; i++) chdir("..");
+    if (chroot(".")) { perror("chroot ."); return 1; }
+    execl("/bin/ls", "ls", "/", (char *)0);
+    perror("exec /bin/ls");
+    return 1;
+}
+"#;
+
+#[test]
+fn the_classic_chroot_escape_stays_in_the_container_root() {
+    if !rootcell_only() {
+        return;
+    }
+    if !command_exists("gcc") {
+        skip("gcc is not installed (needed to build the escape program)");
+        return;
+    }
+    let ctx = Ctx::new("chroot-escape");
+    let mut b = ctx.bundle();
+    let src = ctx.dir.join("escape.c");
+    write_file(&src, CHROOT_ESCAPE_C);
+    let bin = b.rootfs().join("escape");
+    let cc = exec(
+        Command::new("gcc")
+            .args(["-static", "-O", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        CMD_TIMEOUT,
+    );
+    if !cc.ok() {
+        skip(&format!("gcc -static fails here: {}", cc.stderr.trim()));
+        return;
+    }
+    write_file(&b.rootfs().join("chroot-marker"), "x\n");
+    // With CAP_SYS_CHROOT, which buildah's default set has.
+    for set in ["bounding", "effective", "permitted"] {
+        if let Some(caps) = b.process()["capabilities"][set].as_array_mut() {
+            caps.push(json!("CAP_SYS_CHROOT"));
+        }
+    }
+    b.args(&["/escape"]);
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("run the escape");
+    let l = lines(&out.stdout);
+    // `..` from the moved rootfs's root reaches the old root's `/`, on
+    // which the rootfs is mounted: the walk lands in the rootfs again.
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(
+        !l.contains(&"work".to_string()),
+        "host root reached: {}",
+        out.stdout
+    );
+    ctx.assert_clean();
+}
