@@ -2,6 +2,7 @@
 //! new mount namespace. Every path inside the container is resolved through
 //! the rootfs fd; every mount is attached to an fd.
 
+mod chroot;
 mod console;
 mod copy_up;
 mod fuse_overlay;
@@ -26,8 +27,8 @@ use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceNode, FsOption, HostFallback, MountKind, MountStep, Propagation,
-    PropagationChange, RootSource, RootSwitch, RootfsPlan, Step,
+    AttrChange, DeviceNode, FsOption, MountKind, MountStep, Propagation, PropagationChange,
+    RootSource, RootSwitch, RootfsPlan, Step,
 };
 
 /// `PROC_SUPER_MAGIC` of statfs(2).
@@ -304,7 +305,7 @@ impl Rootfs {
                         if fallback.read_only {
                             extra_flags |= attr::RDONLY;
                         }
-                        (self.host_fallback(m, fallback, &e, &field)?, true)
+                        (chroot::host_fallback(m, fallback, &e, &field)?, true)
                     }
                     (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
                 }
@@ -383,7 +384,7 @@ impl Rootfs {
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
         if self.verify_flags && m.config_index.is_some() {
-            verify_flags(&tree, m, extra_flags, &field)?;
+            chroot::verify_flags(&tree, m, extra_flags, &field)?;
         }
         if let Some(p) = m.propagation {
             mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
@@ -398,33 +399,6 @@ impl Rootfs {
             self.mounts.push((m.destination.clone(), tree));
         }
         Ok(())
-    }
-
-    /// Chroot isolation: the host's mount bound where a fresh one was
-    /// refused, with the step's attributes (read-only for `/sys`).
-    fn host_fallback(
-        &self,
-        m: &MountStep,
-        fallback: &HostFallback,
-        refused: &mnt::FreshError,
-        field: &str,
-    ) -> Result<OwnedFd> {
-        let what = format!(
-            "{field}: a fresh mount was refused ({refused}); binding the host's {}",
-            fallback.source.display()
-        );
-        tracing::info!("{what}");
-        let tree = clone_path(&fallback.source, fallback.recursive).ctx(|| what.clone())?;
-        let mut attrs = AttrChange {
-            set: m.attrs.set | m.recursive_attrs.set,
-            clear: m.attrs.clear | m.recursive_attrs.clear,
-        };
-        if fallback.read_only {
-            attrs.set |= attr::RDONLY;
-        }
-        mnt::set_attrs(&tree, attrs, fallback.recursive)
-            .ctx(|| format!("{what}: mount attributes"))?;
-        Ok(tree)
     }
 
     /// A tmpfs without `mode=` over an existing directory keeps that
@@ -806,22 +780,6 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
             .ctx(|| format!("hiding {}", point.display()))?;
             attach(tmpfs.as_fd(), target.as_fd()).ctx(|| format!("hiding {}", point.display()))?;
         }
-    }
-    Ok(())
-}
-
-/// Chroot isolation: the read-only, nosuid, nodev and noexec flags a
-/// config mount asked for must really be set on it (a kernel or a
-/// filesystem that silently ignored one is an error, not a warning). A
-/// `/sys` bound from the host in place of a fresh one must be read-only.
-fn verify_flags(tree: &OwnedFd, m: &MountStep, extra: u64, field: &str) -> Result<()> {
-    let wanted = m.attrs.set | m.recursive_attrs.set | extra;
-    let missing = mnt::missing_attrs(tree, wanted).ctx(|| format!("{field}: statfs"))?;
-    if missing != 0 {
-        return Err(Error::Other(format!(
-            "{field}: the mount lacks {} after mounting (the kernel did not apply them)",
-            mnt::attr_names(missing)
-        )));
     }
     Ok(())
 }
