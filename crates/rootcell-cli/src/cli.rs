@@ -46,6 +46,16 @@ pub struct Global {
     /// Manage cgroups through systemd.
     #[arg(long, global = true)]
     pub systemd_cgroup: bool,
+    /// Isolation mode for create, run and plan: oci (a full container),
+    /// chroot (buildah's chroot isolation) or auto. Overrides the config's
+    /// `org.rootcell.isolation` annotation.
+    #[arg(long, global = true, value_name = "MODE", value_parser = parse_isolation)]
+    pub isolation: Option<rootcell::plan::Isolation>,
+}
+
+fn parse_isolation(value: &str) -> Result<rootcell::plan::Isolation, String> {
+    rootcell::plan::Isolation::parse(value)
+        .ok_or_else(|| format!("expected {}", rootcell::plan::Isolation::VALUES))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

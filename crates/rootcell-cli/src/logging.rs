@@ -47,6 +47,7 @@ pub fn init_sandbox(global: &Global, debug: bool) {
             root: None,
             rootless: None,
             systemd_cgroup: false,
+            isolation: None,
         });
     }
     let _ = tracing_subscriber::fmt()

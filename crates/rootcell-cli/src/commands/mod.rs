@@ -38,7 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Spec { bundle, rootless } => spec(&bundle, rootless).map(|()| 0),
         Command::Create(args) => runtime
-            .create(&args.id, &create_options(&args))
+            .create(&args.id, &create_options(&args, global))
             .map(|()| 0)
             .map_err(Into::into),
         Command::Start { id } => runtime.start(&id).map(|()| 0).map_err(Into::into),
@@ -46,7 +46,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             create,
             detach,
             keep,
-        } => Ok(runtime.run(&create.id, &create_options(&create), detach, keep)?),
+        } => Ok(runtime.run(&create.id, &create_options(&create, global), detach, keep)?),
         Command::State { id } => {
             let state = runtime.state(&id)?;
             println!("{}", serde_json::to_string_pretty(&state)?);
@@ -77,7 +77,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             bundle,
             json,
             no_pivot,
-        } => plan(&runtime, &bundle, json, no_pivot).map(|()| 0),
+        } => plan(&runtime, &bundle, json, no_pivot, global.isolation).map(|()| 0),
         // `main` hands `sandbox` to `sandbox::main` before this parser;
         // reached only when global flags it does not know came first.
         Command::Sandbox { args } => {
@@ -87,7 +87,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-fn create_options(args: &CreateArgs) -> CreateOptions {
+fn create_options(args: &CreateArgs, global: &crate::cli::Global) -> CreateOptions {
     CreateOptions {
         bundle: args.bundle.clone(),
         pid_file: args.pid_file.clone(),
@@ -96,6 +96,7 @@ fn create_options(args: &CreateArgs) -> CreateOptions {
         no_new_keyring: args.no_new_keyring,
         preserve_fds: args.preserve_fds,
         listen_fds: listen_fds(),
+        isolation: global.isolation,
     }
 }
 
@@ -133,8 +134,14 @@ fn spec(bundle: &Path, rootless: bool) -> Result<()> {
 }
 
 /// `rootcell plan`: what `create` would do, without doing it.
-fn plan(runtime: &Runtime, bundle: &Path, json: bool, no_pivot: bool) -> Result<()> {
-    let plan = runtime.plan(bundle, no_pivot)?;
+fn plan(
+    runtime: &Runtime,
+    bundle: &Path,
+    json: bool,
+    no_pivot: bool,
+    isolation: Option<rootcell::plan::Isolation>,
+) -> Result<()> {
+    let plan = runtime.plan(bundle, no_pivot, isolation)?;
     let text = if json {
         serde_json::to_string_pretty(&plan)? + "\n"
     } else {

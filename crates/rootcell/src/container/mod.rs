@@ -50,6 +50,8 @@ pub struct CreateOptions {
     /// 3..3+N go to the container, before the `--preserve-fds` ones, and
     /// its process gets `LISTEN_FDS=N` and `LISTEN_PID=1`, as with runc.
     pub listen_fds: u32,
+    /// `--isolation` (None: the config's annotation, else oci).
+    pub isolation: Option<crate::plan::Isolation>,
 }
 
 /// A container between `create` and the runtime's exit.
@@ -314,6 +316,7 @@ impl Runtime {
                 no_pivot: opts.no_pivot,
                 listen_fds: opts.listen_fds,
                 run: !launch.fifo_gate,
+                isolation: opts.isolation,
             },
         )?;
         // Logged only, as runc does (the default spec's ambient set alone
@@ -497,7 +500,12 @@ impl Runtime {
 
     /// `rootcell plan`: what `create` would do for `bundle`, without doing
     /// anything.
-    pub fn plan(&self, bundle: &Path, no_pivot: bool) -> Result<Plan> {
+    pub fn plan(
+        &self,
+        bundle: &Path,
+        no_pivot: bool,
+        isolation: Option<crate::plan::Isolation>,
+    ) -> Result<Plan> {
         let bundle = Bundle::load(bundle)?;
         let (host, _) = host_facts(&bundle, "<id>", self.rootless)?;
         plan::build(
@@ -505,6 +513,7 @@ impl Runtime {
             &host,
             PlanOptions {
                 no_pivot,
+                isolation,
                 ..PlanOptions::default()
             },
         )

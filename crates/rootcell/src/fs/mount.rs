@@ -10,6 +10,7 @@ use rustix::mount::{
     open_tree, FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 
+use crate::plan::options::attr;
 use crate::plan::{AttrChange, FsOption, PropagationChange};
 
 /// Creates a new filesystem instance, detached. `attrs.set` become the
@@ -217,4 +218,78 @@ pub fn mount_of(fd: impl AsFd) -> rustix::io::Result<(u64, bool)> {
     let st = statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?;
     let root = st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT);
     Ok((st.stx_mnt_id, root))
+}
+
+/// The flags among `wanted` (`MOUNT_ATTR_RDONLY`, `_NOSUID`, `_NODEV`,
+/// `_NOEXEC`) that the mount at `fd` lacks, read back with `fstatvfs`: the
+/// kernel reports a mount's own flags in `f_flag` (`ST_RDONLY`...), the
+/// same for a detached mount fd as for an attached one.
+pub fn missing_attrs(fd: impl AsFd, wanted: u64) -> rustix::io::Result<u64> {
+    let flags = rustix::fs::fstatvfs(fd)?.f_flag;
+    Ok(attrs_missing(wanted, flags))
+}
+
+/// Pure part of `missing_attrs`: `MOUNT_ATTR_*` bits of `wanted` whose
+/// `ST_*` bit is not in `st_flags`. Other attributes (atime...) are not
+/// checked.
+pub fn attrs_missing(wanted: u64, st_flags: rustix::fs::StatVfsMountFlags) -> u64 {
+    use rustix::fs::StatVfsMountFlags as St;
+    let pairs = [
+        (attr::RDONLY, St::RDONLY),
+        (attr::NOSUID, St::NOSUID),
+        (attr::NODEV, St::NODEV),
+        (attr::NOEXEC, St::NOEXEC),
+    ];
+    pairs
+        .iter()
+        .filter(|(a, st)| wanted & a != 0 && !st_flags.contains(*st))
+        .fold(0, |acc, (a, _)| acc | a)
+}
+
+/// Names of `MOUNT_ATTR_*` bits, for messages.
+pub fn attr_names(attrs: u64) -> String {
+    [
+        (attr::RDONLY, "ro"),
+        (attr::NOSUID, "nosuid"),
+        (attr::NODEV, "nodev"),
+        (attr::NOEXEC, "noexec"),
+    ]
+    .iter()
+    .filter(|(a, _)| attrs & a != 0)
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join(",")
+}
+
+#[cfg(test)]
+mod verify_tests {
+    use super::*;
+    use rustix::fs::StatVfsMountFlags as St;
+
+    #[test]
+    fn missing_flags_are_found() {
+        let wanted = attr::RDONLY | attr::NOSUID | attr::NOEXEC;
+        assert_eq!(
+            attrs_missing(wanted, St::RDONLY | St::NOSUID | St::NOEXEC),
+            0
+        );
+        assert_eq!(
+            attrs_missing(wanted, St::NOSUID),
+            attr::RDONLY | attr::NOEXEC
+        );
+        assert_eq!(attrs_missing(attr::NODEV, St::RDONLY), attr::NODEV);
+        // Flags not asked for are not required; atime is not checked.
+        assert_eq!(attrs_missing(attr::NOATIME, St::empty()), 0);
+        assert_eq!(attr_names(attr::RDONLY | attr::NOEXEC), "ro,noexec");
+    }
+
+    #[test]
+    fn a_detached_tmpfs_reports_its_flags() {
+        // Creating a tmpfs needs CAP_SYS_ADMIN: skip quietly otherwise.
+        let Ok(fd) = fresh("tmpfs", "tmpfs", &[], attr::RDONLY | attr::NOSUID) else {
+            return;
+        };
+        assert_eq!(missing_attrs(&fd, attr::RDONLY | attr::NOSUID).unwrap(), 0);
+        assert_eq!(missing_attrs(&fd, attr::NOEXEC).unwrap(), attr::NOEXEC);
+    }
 }

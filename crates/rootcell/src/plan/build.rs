@@ -20,12 +20,23 @@ pub struct PlanOptions {
     /// `run`: init is released on the sync socket, not by `start` through
     /// the exec fifo (`create`, the default).
     pub run: bool,
+    /// `--isolation`: overrides the config's `org.rootcell.isolation`.
+    pub isolation: Option<Isolation>,
 }
 
 pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Plan> {
     let spec = &bundle.spec;
-    let namespaces = namespaces(spec)?;
-    let rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
+    let isolation = super::isolation::resolve(spec, opts.isolation)?;
+    let mut namespaces = namespaces(spec)?;
+    if isolation == Isolation::Chroot {
+        super::isolation::chroot_namespaces(spec, &mut namespaces)?;
+    } else {
+        crate::spec::validate_namespace_needs(spec)?;
+    }
+    let mut rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
+    if isolation == Isolation::Chroot {
+        super::isolation::chroot_rootfs(&mut rootfs);
+    }
     let linux = spec.linux().as_ref();
     let resources = super::resources::resources_plan(
         linux.and_then(|l| l.resources().as_ref()),
@@ -39,6 +50,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         .map(super::memory_policy::memory_policy)
         .transpose()?;
     Ok(Plan {
+        isolation,
         resources,
         memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
@@ -237,6 +249,7 @@ fn rootfs_plan(
                     mount_label.as_deref(),
                 ),
                 copy_up: mount_opts.tmpcopyup,
+                host_fallback: None,
             }
         };
         if mount_opts.tmpcopyup && fstype != "tmpfs" {
@@ -322,6 +335,7 @@ fn rootfs_plan(
         switch,
         finish,
         mount_label,
+        verify_mount_flags: false,
     })
 }
 
@@ -468,6 +482,7 @@ fn cgroup_mount(
                 source: "cgroup".into(),
                 options: src.fs_options.clone(),
                 copy_up: false,
+                host_fallback: None,
             }
         } else {
             MountKind::Bind {
@@ -500,6 +515,7 @@ fn cgroup_mount(
                     source: "tmpfs".into(),
                     options: vec![FsOption::Value("mode".into(), "755".into())],
                     copy_up: false,
+                    host_fallback: None,
                 },
                 attrs: tmpfs_attrs,
                 recursive_attrs: AttrChange::default(),
@@ -893,6 +909,11 @@ pub(super) mod tests {
         let b = bundle(|v| {
             v["linux"]["rootfsPropagation"] = "runbindable".into();
             v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
+            v["linux"]["maskedPaths"] = serde_json::json!([]);
+            v["linux"]["readonlyPaths"] = serde_json::json!([]);
+            v["root"]["readonly"] = false.into();
+            v["mounts"] = serde_json::json!([]);
+            v["hostname"] = serde_json::Value::Null;
         });
         let plan = build(&b, &HostFacts::default(), PlanOptions::default()).unwrap();
         assert_eq!(plan.rootfs.switch, RootSwitch::Chroot);

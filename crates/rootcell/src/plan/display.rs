@@ -6,6 +6,17 @@ use super::*;
 
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.isolation {
+            Isolation::Oci => writeln!(f, "isolation oci")?,
+            Isolation::Chroot => writeln!(
+                f,
+                "isolation chroot: no namespace joined; root switched by MS_MOVE + chroot; mount flags verified"
+            )?,
+            Isolation::Auto => writeln!(
+                f,
+                "isolation auto: planned as oci (the fallback to chroot is not implemented yet)"
+            )?,
+        }
         writeln!(f, "namespaces")?;
         for ns in &self.namespaces.create {
             writeln!(f, "├─ new {}", ns.proc_name())?;
@@ -310,6 +321,7 @@ impl fmt::Display for Step {
                         source,
                         options,
                         copy_up,
+                        host_fallback,
                     } => {
                         write!(f, "mount {fstype} {source} on {}", m.destination.display())?;
                         if !options.is_empty() {
@@ -318,6 +330,15 @@ impl fmt::Display for Step {
                         }
                         if *copy_up {
                             write!(f, " copy-up")?;
+                        }
+                        if let Some(h) = host_fallback {
+                            write!(
+                                f,
+                                ", else (refused) {} the host's {}{}",
+                                if h.recursive { "rbind" } else { "bind" },
+                                h.source.display(),
+                                if h.read_only { " read-only" } else { "" }
+                            )?;
                         }
                     }
                     MountKind::Bind {

@@ -5,6 +5,7 @@
 
 pub mod build;
 mod display;
+pub mod isolation;
 pub mod memory_policy;
 pub mod options;
 pub mod process;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 pub use build::{build, PlanOptions};
+pub use isolation::Isolation;
 pub use memory_policy::MemoryPolicy;
 pub use options::{AttrChange, FsOption, MountOptions, Propagation, PropagationChange};
 pub use process::{ExecCpuAffinity, IoPriority, Lsm, Personality, Scheduler};
@@ -29,6 +31,9 @@ pub use seccomp::SeccompPlan;
 /// Everything that will happen to start a container.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
+    /// How the container is isolated: `--isolation` or the annotation
+    /// `org.rootcell.isolation` (see `isolation`).
+    pub isolation: Isolation,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
@@ -173,6 +178,11 @@ pub struct RootfsPlan {
     /// tmpfs of masked directories); None without SELinux.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount_label: Option<String>,
+    /// Chroot isolation: after each config mount, its read-only, nosuid,
+    /// nodev and noexec flags are read back (`statfs`) and a missing one
+    /// is an error naming `mounts[i]`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_mount_flags: bool,
 }
 
 /// What the new root is made from.
@@ -223,7 +233,8 @@ pub enum RootSwitch {
     /// `--no-pivot`: `MS_MOVE` the rootfs onto `/` and chroot, after hiding
     /// the host's proc and sysfs mounts.
     MoveRoot,
-    /// No mount namespace: only `chroot`.
+    /// No mount namespace: only `chroot`. (Chroot *isolation* has a mount
+    /// namespace and uses `MoveRoot`.)
     Chroot,
 }
 
@@ -298,6 +309,10 @@ pub enum MountKind {
         options: Vec<FsOption>,
         /// `tmpcopyup`: copy what the destination holds into the new tmpfs.
         copy_up: bool,
+        /// Chroot isolation: when the kernel refuses the new filesystem
+        /// (EPERM or EACCES), bind the host's instead.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_fallback: Option<HostFallback>,
     },
     /// A bind of a host path: `open_tree(OPEN_TREE_CLONE)`.
     Bind {
@@ -323,6 +338,18 @@ pub enum MountKind {
     /// hidden directories (`upper/<path>`) and generated files
     /// (`files/<name>`).
     Staging { path: PathBuf },
+}
+
+/// The host's own mount bound in place of a fresh `proc`, `sysfs`,
+/// `devpts` or `mqueue` the kernel refused (chroot isolation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostFallback {
+    /// The host's mount point (`/proc`, `/sys`...).
+    pub source: PathBuf,
+    /// Bind its submounts too (`/proc`, `/sys`).
+    pub recursive: bool,
+    /// Bind it read-only, recursively (`/sys`).
+    pub read_only: bool,
 }
 
 /// Who implements a host-tree overlay (`MountKind::Overlay`).

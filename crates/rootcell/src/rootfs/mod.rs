@@ -2,6 +2,7 @@
 //! new mount namespace. Every path inside the container is resolved through
 //! the rootfs fd; every mount is attached to an fd.
 
+mod chroot;
 mod console;
 mod copy_up;
 mod fuse_overlay;
@@ -69,6 +70,9 @@ pub struct Rootfs {
     /// `/dev/fuse` (`O_PATH`), when an overlay may be `fuse-overlayfs`'s,
     /// and where the staging is attached.
     fuse_device: Option<(OwnedFd, PathBuf)>,
+    /// Chroot isolation: config mounts' flags are read back after
+    /// mounting (`RootfsPlan::verify_mount_flags`).
+    verify_flags: bool,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -97,6 +101,7 @@ impl Rootfs {
                 mask_data: Vec::new(),
                 staging: None,
                 fuse_device: None,
+                verify_flags: plan.verify_mount_flags,
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -145,6 +150,7 @@ impl Rootfs {
                 .collect(),
             staging: None,
             fuse_device: None,
+            verify_flags: plan.verify_mount_flags,
         })
     }
 
@@ -210,6 +216,7 @@ impl Rootfs {
             mask_data: Vec::new(),
             staging: Some((dirs, root_dir)),
             fuse_device,
+            verify_flags: plan.verify_mount_flags,
         })
     }
 
@@ -265,12 +272,16 @@ impl Rootfs {
             Some(i) => format!("mounts[{i}] ({})", m.destination.display()),
             None => m.destination.display().to_string(),
         };
+        // Flags the mount must have beyond the step's (a host fallback's
+        // read-only).
+        let mut extra_flags = 0;
         // Source first: a missing bind source must not leave a mountpoint.
         let (tree, directory) = match &m.kind {
             MountKind::Fresh {
                 fstype,
                 source,
                 options,
+                host_fallback,
                 ..
             } => {
                 let attrs = m.attrs.set | m.recursive_attrs.set;
@@ -279,9 +290,25 @@ impl Rootfs {
                     Some(mode) => [options.as_slice(), &[mode]].concat(),
                     None => options.clone(),
                 };
-                let fd = mnt::fresh(fstype, source, &options, attrs)
-                    .map_err(|e| Error::Other(format!("{field}: {e}")))?;
-                (fd, true)
+                match (mnt::fresh(fstype, source, &options, attrs), host_fallback) {
+                    (Ok(fd), _) => (fd, true),
+                    // Chroot isolation: the kernel refuses a fresh proc or
+                    // sysfs where the caller does not own the namespaces
+                    // (or the outer /proc has masked submounts): bind the
+                    // host's instead, as the plan says.
+                    (Err(e), Some(fallback))
+                        if matches!(
+                            e.errno,
+                            rustix::io::Errno::PERM | rustix::io::Errno::ACCESS
+                        ) =>
+                    {
+                        if fallback.read_only {
+                            extra_flags |= attr::RDONLY;
+                        }
+                        (chroot::host_fallback(m, fallback, &e, &field)?, true)
+                    }
+                    (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
+                }
             }
             MountKind::Bind {
                 source,
@@ -356,6 +383,9 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        if self.verify_flags && m.config_index.is_some() {
+            chroot::verify_flags(&tree, m, extra_flags, &field)?;
+        }
         if let Some(p) = m.propagation {
             mnt::set_propagation(&tree, p).ctx(|| format!("{field}: propagation"))?;
         }
@@ -668,7 +698,17 @@ impl Rootfs {
                 path.display()
             )));
         };
-        mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))
+        mnt::set_attrs(fd, ro, false).ctx(|| format!("remounting {} read-only", path.display()))?;
+        if self.verify_flags
+            && mnt::missing_attrs(fd, attr::RDONLY).ctx(|| format!("{}: statfs", path.display()))?
+                != 0
+        {
+            return Err(Error::Other(format!(
+                "{}: still writable after the read-only remount",
+                path.display()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -201,9 +201,11 @@ pub fn build_plan(
         switch: RootSwitch::PivotRoot,
         finish: layout.finish,
         mount_label: None,
+        verify_mount_flags: false,
     };
     Ok(SandboxPlan {
         plan: Plan {
+            isolation: crate::plan::Isolation::Oci,
             namespaces: Namespaces {
                 create,
                 join: Vec::new(),

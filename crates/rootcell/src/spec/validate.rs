@@ -236,65 +236,21 @@ fn validate_mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-fn validate_linux(spec: &Spec) -> Result<()> {
+/// What a hostname, a domainname and mounts need of the config's own
+/// namespaces: a new UTS namespace, a mount namespace. Chroot isolation
+/// makes both itself, and the isolation mode is known only with the
+/// command line's flag: `plan::build` checks this in full isolation.
+pub fn validate_namespace_needs(spec: &Spec) -> Result<()> {
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
-    // Running without the cache and memory-bandwidth partition the config
-    // asks for would hand the container resources it was meant not to have;
-    // runc refuses it too where it cannot apply it (no resctrl).
-    if linux.intel_rdt().is_some() {
-        return Err(Error::spec(
-            "linux.intelRdt",
-            "Intel RDT (resctrl) is not supported by rootcell; remove the field",
-        ));
-    }
     let namespaces = linux.namespaces().as_deref().unwrap_or_default();
-    let mut seen = HashSet::new();
-    for (i, ns) in namespaces.iter().enumerate() {
-        if !seen.insert(ns.typ()) {
-            return Err(Error::spec(
-                format!("linux.namespaces[{i}].type"),
-                format!("{:?} is listed twice", ns.typ()),
-            ));
-        }
-        if let Some(path) = ns.path() {
-            if !path.is_absolute() {
-                return Err(Error::spec(
-                    format!("linux.namespaces[{i}].path"),
-                    format!("{} must be an absolute path", path.display()),
-                ));
-            }
-        }
-    }
     let has_new = |typ: LinuxNamespaceType| {
         namespaces
             .iter()
             .any(|ns| ns.typ() == typ && ns.path().is_none())
     };
     let has_any = |typ: LinuxNamespaceType| namespaces.iter().any(|ns| ns.typ() == typ);
-
-    let mappings = linux.uid_mappings().is_some() || linux.gid_mappings().is_some();
-    if mappings && !has_new(LinuxNamespaceType::User) {
-        return Err(Error::spec(
-            "linux.uidMappings",
-            "id mappings need a new user namespace in linux.namespaces",
-        ));
-    }
-    if has_new(LinuxNamespaceType::User) {
-        for (field, list) in [
-            ("linux.uidMappings", linux.uid_mappings()),
-            ("linux.gidMappings", linux.gid_mappings()),
-        ] {
-            let list = list.as_deref().unwrap_or_default();
-            if list.is_empty() {
-                return Err(Error::spec(field, "a new user namespace needs mappings"));
-            }
-            for (i, m) in list.iter().enumerate() {
-                check_id_mapping(&format!("{field}[{i}]"), m)?;
-            }
-        }
-    }
     if spec.hostname().as_deref().is_some_and(|h| !h.is_empty())
         && !has_new(LinuxNamespaceType::Uts)
     {
@@ -347,6 +303,67 @@ fn validate_linux(spec: &Spec) -> Result<()> {
                 *field,
                 "needs a mount namespace in linux.namespaces",
             ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_linux(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    // Running without the cache and memory-bandwidth partition the config
+    // asks for would hand the container resources it was meant not to have;
+    // runc refuses it too where it cannot apply it (no resctrl).
+    if linux.intel_rdt().is_some() {
+        return Err(Error::spec(
+            "linux.intelRdt",
+            "Intel RDT (resctrl) is not supported by rootcell; remove the field",
+        ));
+    }
+    let namespaces = linux.namespaces().as_deref().unwrap_or_default();
+    let mut seen = HashSet::new();
+    for (i, ns) in namespaces.iter().enumerate() {
+        if !seen.insert(ns.typ()) {
+            return Err(Error::spec(
+                format!("linux.namespaces[{i}].type"),
+                format!("{:?} is listed twice", ns.typ()),
+            ));
+        }
+        if let Some(path) = ns.path() {
+            if !path.is_absolute() {
+                return Err(Error::spec(
+                    format!("linux.namespaces[{i}].path"),
+                    format!("{} must be an absolute path", path.display()),
+                ));
+            }
+        }
+    }
+    let has_new = |typ: LinuxNamespaceType| {
+        namespaces
+            .iter()
+            .any(|ns| ns.typ() == typ && ns.path().is_none())
+    };
+
+    let mappings = linux.uid_mappings().is_some() || linux.gid_mappings().is_some();
+    if mappings && !has_new(LinuxNamespaceType::User) {
+        return Err(Error::spec(
+            "linux.uidMappings",
+            "id mappings need a new user namespace in linux.namespaces",
+        ));
+    }
+    if has_new(LinuxNamespaceType::User) {
+        for (field, list) in [
+            ("linux.uidMappings", linux.uid_mappings()),
+            ("linux.gidMappings", linux.gid_mappings()),
+        ] {
+            let list = list.as_deref().unwrap_or_default();
+            if list.is_empty() {
+                return Err(Error::spec(field, "a new user namespace needs mappings"));
+            }
+            for (i, m) in list.iter().enumerate() {
+                check_id_mapping(&format!("{field}[{i}]"), m)?;
+            }
         }
     }
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
@@ -570,7 +587,7 @@ mod tests {
             v["linux"]["namespaces"] = serde_json::json!([{"type": "pid"}]);
             v["hostname"] = serde_json::Value::Null;
         });
-        let err = validate(&spec, &tmp).unwrap_err().to_string();
+        let err = validate_namespace_needs(&spec).unwrap_err().to_string();
         assert!(err.starts_with("linux.maskedPaths"), "{err}");
     }
 

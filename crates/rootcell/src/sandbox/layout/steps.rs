@@ -78,6 +78,7 @@ pub(super) fn fresh(destination: &str, fstype: &str, options: &[(&str, &str)], a
                 })
                 .collect(),
             copy_up: false,
+            host_fallback: None,
         },
         attrs: AttrChange {
             set: attrs,

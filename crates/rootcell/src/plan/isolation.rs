@@ -1,0 +1,334 @@
+//! Isolation modes (`--isolation`, annotation `org.rootcell.isolation`) and
+//! what chroot isolation changes in a plan.
+//!
+//! Chroot isolation (buildah's `--isolation chroot`) runs the same OCI
+//! config where a full container cannot be made: it always has a private
+//! mount namespace and a UTS namespace, joins no existing namespace, and
+//! switches the root by moving the bound rootfs onto `/` and `chroot`ing
+//! into it (`RootSwitch::MoveRoot`), which needs no `pivot_root`. Fresh
+//! `proc`, `sysfs`, `devpts` and `mqueue` mounts fall back to binds of the
+//! host's when the kernel refuses them, and every config mount's flags are
+//! read back after mounting.
+
+use std::path::PathBuf;
+
+use oci_spec::runtime::Spec;
+use serde::Serialize;
+
+use super::{HostFallback, MountKind, Namespace, Namespaces, RootSwitch, RootfsPlan, Step};
+use crate::error::{Error, Result};
+
+/// The annotation that asks for an isolation mode in `config.json`.
+pub const ANNOTATION: &str = "org.rootcell.isolation";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// A full OCI container (runc's behaviour).
+    #[default]
+    Oci,
+    /// buildah's chroot isolation.
+    Chroot,
+    /// Full isolation, falling back to chroot where it is refused. The
+    /// fallback is not implemented yet: planned as `Oci`.
+    Auto,
+}
+
+impl Isolation {
+    pub const VALUES: &'static str = "oci, chroot or auto";
+
+    /// Parses `oci`, `chroot` or `auto`.
+    pub fn parse(value: &str) -> Option<Isolation> {
+        match value {
+            "oci" => Some(Isolation::Oci),
+            "chroot" => Some(Isolation::Chroot),
+            "auto" => Some(Isolation::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isolation::Oci => "oci",
+            Isolation::Chroot => "chroot",
+            Isolation::Auto => "auto",
+        }
+    }
+}
+
+impl std::fmt::Display for Isolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The isolation mode of a container: the command line's `--isolation`
+/// when given, else the config's annotation, else `oci`. The annotation is
+/// validated even when the flag overrides it: a config with a misspelt mode
+/// is refused wherever it runs.
+pub fn resolve(spec: &Spec, flag: Option<Isolation>) -> Result<Isolation> {
+    let annotation = match spec.annotations().as_ref().and_then(|a| a.get(ANNOTATION)) {
+        None => None,
+        Some(value) => Some(Isolation::parse(value).ok_or_else(|| {
+            Error::spec(
+                format!("annotations.{ANNOTATION}"),
+                format!("{value:?} is not {}", Isolation::VALUES),
+            )
+        })?),
+    };
+    Ok(flag.or(annotation).unwrap_or_default())
+}
+
+/// Chroot isolation's namespaces: the config's, less any joined one (an
+/// error naming `linux.namespaces[i].path`), plus a new mount and UTS
+/// namespace when the config has none.
+pub fn chroot_namespaces(spec: &Spec, ns: &mut Namespaces) -> Result<()> {
+    let listed = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if let Some((i, n)) = listed.iter().enumerate().find(|(_, n)| n.path().is_some()) {
+        let path = n.path().as_ref().map(|p| p.display().to_string());
+        return Err(Error::spec(
+            format!("linux.namespaces[{i}].path"),
+            format!(
+                "{}: joining an existing namespace is not possible with chroot isolation",
+                path.unwrap_or_default()
+            ),
+        ));
+    }
+    for needed in [Namespace::Mount, Namespace::Uts] {
+        if !ns.creates(needed) {
+            ns.create.push(needed);
+        }
+    }
+    Ok(())
+}
+
+/// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
+/// `/`, then chroot, after the host's proc and sysfs mounts outside it are
+/// hidden), host binds where fresh special filesystems are refused, and
+/// mount flags read back.
+pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
+    rootfs.switch = RootSwitch::MoveRoot;
+    rootfs.verify_mount_flags = true;
+    for step in &mut rootfs.setup {
+        if let Step::Mount(m) = step {
+            if let MountKind::Fresh {
+                fstype,
+                host_fallback,
+                ..
+            } = &mut m.kind
+            {
+                *host_fallback = fallback_for(fstype);
+            }
+        }
+    }
+}
+
+/// The host mount bound when a fresh filesystem of this type is refused.
+fn fallback_for(fstype: &str) -> Option<HostFallback> {
+    let (source, recursive, read_only) = match fstype {
+        "proc" => ("/proc", true, false),
+        "sysfs" => ("/sys", true, true),
+        "devpts" => ("/dev/pts", false, false),
+        "mqueue" => ("/dev/mqueue", false, false),
+        _ => return None,
+    };
+    Some(HostFallback {
+        source: PathBuf::from(source),
+        recursive,
+        read_only,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> Spec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn flag_wins_over_annotation_and_default_is_oci() {
+        let plain = spec(r#"{"ociVersion":"1.0.2"}"#);
+        assert_eq!(resolve(&plain, None).unwrap(), Isolation::Oci);
+        assert_eq!(
+            resolve(&plain, Some(Isolation::Chroot)).unwrap(),
+            Isolation::Chroot
+        );
+        let annotated =
+            spec(r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"chroot"}}"#);
+        assert_eq!(resolve(&annotated, None).unwrap(), Isolation::Chroot);
+        assert_eq!(
+            resolve(&annotated, Some(Isolation::Oci)).unwrap(),
+            Isolation::Oci
+        );
+    }
+
+    #[test]
+    fn unknown_annotation_value_names_the_annotation() {
+        let bad = spec(r#"{"ociVersion":"1.0.2","annotations":{"org.rootcell.isolation":"jail"}}"#);
+        for flag in [None, Some(Isolation::Chroot)] {
+            let err = resolve(&bad, flag).unwrap_err().to_string();
+            assert!(
+                err.contains("annotations.org.rootcell.isolation") && err.contains("jail"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_knows_three_modes() {
+        assert_eq!(Isolation::parse("oci"), Some(Isolation::Oci));
+        assert_eq!(Isolation::parse("chroot"), Some(Isolation::Chroot));
+        assert_eq!(Isolation::parse("auto"), Some(Isolation::Auto));
+        assert_eq!(Isolation::parse("Chroot"), None);
+        assert_eq!(Isolation::parse(""), None);
+    }
+
+    #[test]
+    fn fallbacks_only_for_the_special_filesystems() {
+        let proc = fallback_for("proc").unwrap();
+        assert_eq!(proc.source, PathBuf::from("/proc"));
+        assert!(proc.recursive && !proc.read_only);
+        let sys = fallback_for("sysfs").unwrap();
+        assert!(sys.read_only, "the host's /sys is bound read-only");
+        assert_eq!(
+            fallback_for("devpts").unwrap().source,
+            PathBuf::from("/dev/pts")
+        );
+        assert_eq!(
+            fallback_for("mqueue").unwrap().source,
+            PathBuf::from("/dev/mqueue")
+        );
+        assert_eq!(fallback_for("tmpfs"), None);
+        assert_eq!(fallback_for("overlay"), None);
+    }
+
+    mod planner {
+        use super::super::super::build::tests::{bundle, hybrid};
+        use super::super::super::{build, PlanOptions};
+        use super::*;
+        use serde_json::json;
+
+        fn chroot() -> PlanOptions {
+            PlanOptions {
+                isolation: Some(Isolation::Chroot),
+                ..PlanOptions::default()
+            }
+        }
+
+        fn fallback_of(plan: &crate::plan::Plan, dest: &str) -> Option<HostFallback> {
+            plan.rootfs.setup.iter().find_map(|s| match s {
+                Step::Mount(m) if m.destination == std::path::Path::new(dest) => match &m.kind {
+                    MountKind::Fresh { host_fallback, .. } => host_fallback.clone(),
+                    _ => None,
+                },
+                _ => None,
+            })
+        }
+
+        #[test]
+        fn chroot_adds_mount_and_uts_and_keeps_what_the_config_asks() {
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "network"}]);
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            assert_eq!(plan.isolation, Isolation::Chroot);
+            let ns = &plan.namespaces;
+            for wanted in [
+                Namespace::Pid,
+                Namespace::Network,
+                Namespace::Mount,
+                Namespace::Uts,
+            ] {
+                assert!(ns.creates(wanted), "{wanted:?} missing: {:?}", ns.create);
+            }
+            // IPC only where the config asks for it.
+            assert!(!ns.creates(Namespace::Ipc));
+            assert_eq!(plan.rootfs.switch, RootSwitch::MoveRoot);
+            assert!(plan.rootfs.verify_mount_flags);
+            // The config's hostname is set in the added UTS namespace.
+            assert_eq!(plan.hostname.as_deref(), Some("rootcell"));
+            let with_ipc = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "ipc"}]);
+            });
+            let plan = build(&with_ipc, &hybrid(), chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::Ipc));
+        }
+
+        #[test]
+        fn full_isolation_refuses_the_same_config() {
+            // A hostname without a UTS namespace: fine in chroot
+            // isolation (it makes one), an error naming the field in oci.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([{"type": "pid"}, {"type": "mount"}]);
+            });
+            let err = build(&b, &hybrid(), PlanOptions::default())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("hostname"), "{err}");
+            assert!(build(&b, &hybrid(), chroot()).is_ok());
+        }
+
+        #[test]
+        fn a_namespace_path_is_refused_naming_it() {
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([
+                    {"type": "pid"},
+                    {"type": "network", "path": "/proc/1/ns/net"},
+                    {"type": "mount"},
+                    {"type": "uts"}
+                ]);
+            });
+            let err = build(&b, &hybrid(), chroot()).unwrap_err().to_string();
+            assert!(err.starts_with("linux.namespaces[1].path"), "{err}");
+            assert!(err.contains("/proc/1/ns/net"), "{err}");
+            // Full isolation joins it.
+            let plan = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(plan.namespaces.join.len(), 1);
+        }
+
+        #[test]
+        fn special_filesystems_fall_back_to_host_binds_only_in_chroot() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let proc = fallback_of(&plan, "/proc").expect("/proc fallback");
+            assert!(proc.recursive && !proc.read_only);
+            let sys = fallback_of(&plan, "/sys").expect("/sys fallback");
+            assert!(sys.read_only);
+            assert!(fallback_of(&plan, "/dev/pts").is_some());
+            assert!(fallback_of(&plan, "/dev/mqueue").is_some());
+            assert_eq!(fallback_of(&plan, "/dev/shm"), None, "tmpfs has none");
+            let text = plan.to_string();
+            assert!(text.starts_with("isolation chroot"), "{text}");
+            assert!(
+                text.contains("else (refused) rbind the host's /proc"),
+                "{text}"
+            );
+
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(oci.isolation, Isolation::Oci);
+            assert_eq!(fallback_of(&oci, "/proc"), None);
+            assert!(!oci.rootfs.verify_mount_flags);
+            assert_eq!(oci.rootfs.switch, RootSwitch::PivotRoot);
+        }
+
+        #[test]
+        fn auto_plans_full_isolation_for_now() {
+            let b = bundle(|_| {});
+            let opts = PlanOptions {
+                isolation: Some(Isolation::Auto),
+                ..PlanOptions::default()
+            };
+            let plan = build(&b, &hybrid(), opts).unwrap();
+            assert_eq!(plan.isolation, Isolation::Auto);
+            assert_eq!(plan.rootfs.switch, RootSwitch::PivotRoot);
+            assert!(plan.to_string().contains("not implemented"));
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Chroot isolation (`rootcell --isolation chroot …`, annotation
+//! `org.rootcell.isolation`), as root on this host: the same OCI config
+//! runs with a private mount and UTS namespace, no joined namespace, the
+//! root switched by MS_MOVE + chroot, and every config mount's flags
+//! verified. rootcell only: runc has no isolation modes.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::Command;
+
+/// The test's own mount table, whole lines (ids included), sorted.
+fn mount_table() -> Vec<String> {
+    let mut v: Vec<String> = read_file(std::path::Path::new("/proc/self/mountinfo"))
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    v.sort();
+    v
+}
+
+/// `rootcell --root R --isolation MODE run --bundle B ID`: the flag before
+/// the subcommand, as `podman --runtime-flag isolation=chroot` passes it.
+fn run_isolated(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
+    b.save();
+    let mut c = ctx.cmd();
+    c.args(["--isolation", mode, "run", "--bundle"])
+        .arg(&b.path)
+        .arg(id);
+    exec(&mut c, CMD_TIMEOUT)
+}
+
+/// None (and a printed reason) when the runtime under test has no chroot
+/// isolation.
+fn rootcell_only() -> bool {
+    if runtime_is_runc() || runtime_name().contains("crun") {
+        skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn run_prints_output_passes_exit_code_and_has_proc() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-run");
+    let mut b = ctx.bundle();
+    b.sh("echo hello-chroot; grep ' /proc ' /proc/self/mountinfo; exit 7");
+    let before = mount_table();
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    assert_eq!(
+        out.code(),
+        Some(7),
+        "exit code passes through: {}",
+        out.all()
+    );
+    assert!(out.stdout.starts_with("hello-chroot\n"), "{}", out.all());
+    // The mount on /proc is a procfs (fresh as root; the host's bound
+    // where the kernel refuses a fresh one).
+    assert!(
+        out.stdout.contains(" - proc "),
+        "/proc is not procfs: {}",
+        out.stdout
+    );
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    ctx.assert_clean();
+}
+
+#[test]
+fn dotdot_out_of_the_chroot_stays_in_the_container_root() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-dotdot");
+    let mut b = ctx.bundle();
+    write_file(&b.rootfs().join("chroot-marker"), "in the container\n");
+    // `/work` exists on the host's root, never in the busybox rootfs.
+    assert!(std::path::Path::new("/work").exists(), "host marker /work");
+    b.sh("cd /../../..; ls -a; pwd; cd ../../..; test -e work && echo HOST-ROOT-REACHED; cat chroot-marker");
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("run");
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(
+        !l.contains(&"work".to_string()),
+        "host root listed: {}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("HOST-ROOT-REACHED"), "{}", out.stdout);
+    assert!(out.stdout.contains("in the container"), "{}", out.stdout);
+    ctx.assert_clean();
+}
+
+#[test]
+fn read_only_bind_refuses_writes_and_masked_and_read_only_paths_hold() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-ro");
+    let mut b = ctx.bundle();
+    let data = ctx.dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    write_file(&data.join("file"), "host data\n");
+    b.bind_mount(&data, "/data", true);
+    write_file(&b.rootfs().join("etc/secret"), "TOP-SECRET\n");
+    std::fs::create_dir_all(b.rootfs().join("srv/ro")).unwrap();
+    b.linux()["maskedPaths"] = json!(["/etc/secret"]);
+    b.linux()["readonlyPaths"] = json!(["/srv/ro"]);
+    b.sh(concat!(
+        "cat /data/file; ",
+        "touch /data/new 2>&1; echo bind=$?; ",
+        "echo masked=[$(cat /etc/secret)]; ",
+        "touch /srv/ro/x 2>&1; echo ropath=$?; ",
+        "touch /tmp/rw && echo rootfs-writable"
+    ));
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("run");
+    let s = &out.stdout;
+    assert!(s.contains("host data"), "{s}");
+    assert!(s.contains("Read-only file system"), "EROFS expected: {s}");
+    assert!(s.contains("bind=1"), "{s}");
+    assert!(!data.join("new").exists(), "a write reached the host");
+    assert!(s.contains("masked=[]"), "masked path readable: {s}");
+    assert!(!s.contains("TOP-SECRET"), "{s}");
+    assert!(s.contains("ropath=1"), "{s}");
+    assert!(s.contains("rootfs-writable"), "{s}");
+    ctx.assert_clean();
+}
+
+#[test]
+fn user_and_hostname_apply_with_only_a_mount_and_uts_namespace_added() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-user");
+    let mut b = ctx.bundle();
+    // No mount or UTS namespace in the config: chroot isolation adds both.
+    b.remove_namespace("mount").remove_namespace("uts");
+    b.config["hostname"] = json!("chrooted");
+    b.process()["user"] = json!({"uid": 1000, "gid": 1000});
+    b.sh("id -u; id -g; hostname; readlink /proc/self/ns/mnt; readlink /proc/self/ns/uts");
+    let host_name = read_file(std::path::Path::new("/proc/sys/kernel/hostname"));
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("run");
+    let l = lines(&out.stdout);
+    assert_eq!(l.len(), 5, "{}", out.all());
+    assert_eq!(l[0], "1000");
+    assert_eq!(l[1], "1000");
+    assert_eq!(l[2], "chrooted");
+    assert_ne!(l[3], host_ns("mnt"), "no new mount namespace");
+    assert_ne!(l[4], host_ns("uts"), "no new UTS namespace");
+    assert_eq!(
+        read_file(std::path::Path::new("/proc/sys/kernel/hostname")),
+        host_name,
+        "the host's hostname changed"
+    );
+    ctx.assert_clean();
+}
+
+#[test]
+fn create_start_delete_with_the_annotation() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-life");
+    let mut b = ctx.bundle();
+    b.config["annotations"] = json!({"org.rootcell.isolation": "chroot"});
+    // Without a UTS namespace in the config, only chroot isolation (which
+    // adds one) can set the hostname: the annotation must have been read.
+    b.remove_namespace("uts");
+    b.config["hostname"] = json!("annotated");
+    b.sh("echo started-in-chroot; hostname; cd /../..; ls /");
+    let before = mount_table();
+    let id = ctx.id("c");
+    let mut c = ctx.create_cmd(&id, &b, &[]);
+    ctx.exec_detached(&mut c, &id, None).assert_ok("create");
+    assert_eq!(ctx.status(&id), "created");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    let stdout = read_file(&ctx.stdout_path(&id));
+    assert!(
+        stdout.starts_with("started-in-chroot\nannotated\n"),
+        "{stdout}"
+    );
+    assert!(!lines(&stdout).contains(&"work".to_string()), "{stdout}");
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    ctx.assert_clean();
+}
+
+#[test]
+fn plan_shows_the_isolation_and_the_flag_wins_over_the_annotation() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-plan");
+    let mut b = ctx.bundle();
+    b.save();
+    let plan = |flag: Option<&str>| {
+        let mut c = Command::new(&ctx.bin);
+        if let Some(mode) = flag {
+            c.args(["--isolation", mode]);
+        }
+        c.args(["plan", "--json"]).arg(&b.path);
+        let out = exec(&mut c, CMD_TIMEOUT);
+        out.assert_ok("plan");
+        parse_json(&out.stdout, "plan --json")
+    };
+    let oci = plan(None);
+    assert_eq!(oci["isolation"], "oci");
+    assert_eq!(oci["rootfs"]["switch"], "pivot_root");
+    let chroot = plan(Some("chroot"));
+    assert_eq!(chroot["isolation"], "chroot");
+    assert_eq!(chroot["rootfs"]["switch"], "move_root");
+    assert_eq!(chroot["rootfs"]["verify_mount_flags"], true);
+    let proc = chroot["rootfs"]["setup"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["destination"] == "/proc")
+        .expect("a /proc step");
+    assert_eq!(proc["kind"]["host_fallback"]["source"], "/proc");
+
+    b.config["annotations"] = json!({"org.rootcell.isolation": "chroot"});
+    b.save();
+    assert_eq!(plan(None)["isolation"], "chroot");
+    assert_eq!(plan(Some("oci"))["isolation"], "oci");
+
+    // The human plan says it too.
+    let mut c = Command::new(&ctx.bin);
+    c.args(["--isolation", "chroot", "plan"]).arg(&b.path);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("plan");
+    assert!(out.stdout.starts_with("isolation chroot"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("else (refused) rbind the host's /sys read-only"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_namespace_path_is_refused_naming_the_field() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-nspath");
+    let mut b = ctx.bundle();
+    b.set_namespace("network", Some("/proc/self/ns/net"));
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_fail("a namespace path in chroot mode");
+    assert!(
+        out.stderr.contains("linux.namespaces[") && out.stderr.contains("].path"),
+        "{}",
+        out.all()
+    );
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert!(ctx.try_state(&id).is_none());
+    ctx.assert_clean();
+
+    // The same config runs in full isolation (so the refusal is the mode's).
+    let id = ctx.id("oci");
+    run_isolated(&ctx, "oci", &id, &b).assert_ok("a namespace path in oci mode");
+    ctx.assert_clean();
+}
+
+#[test]
+fn an_unknown_isolation_is_refused_in_the_flag_and_the_annotation() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-bad");
+    let mut b = ctx.bundle();
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("flag");
+    let out = run_isolated(&ctx, "jail", &id, &b);
+    out.assert_fail("--isolation jail");
+    assert!(out.stderr.contains("--isolation"), "{}", out.all());
+    assert!(out.stderr.contains("jail"), "{}", out.all());
+
+    b.config["annotations"] = json!({"org.rootcell.isolation": "jail"});
+    for flag in ["", "chroot"] {
+        let id = ctx.id(&format!("annotation{flag}"));
+        b.save();
+        let mut c = ctx.cmd();
+        if !flag.is_empty() {
+            c.args(["--isolation", flag]);
+        }
+        c.args(["run", "--bundle"]).arg(&b.path).arg(&id);
+        let out = exec(&mut c, CMD_TIMEOUT);
+        out.assert_fail("annotation jail");
+        assert!(
+            out.stderr.contains("annotations.org.rootcell.isolation"),
+            "{}",
+            out.all()
+        );
+        assert!(ctx.try_state(&id).is_none());
+    }
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    ctx.assert_clean();
+}
+
+/// (device, options) of the mount at `point` in a mountinfo text.
+fn mount_at(mountinfo: &str, point: &str) -> Option<(String, String)> {
+    mountinfo.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.get(4) == Some(&point)).then(|| (f[2].to_owned(), f[5].to_owned()))
+    })
+}
+
+#[test]
+fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
+    if !rootcell_only() {
+        return;
+    }
+    // The runtime in a user namespace of its own that owns neither the
+    // host's pid nor its network namespace: the kernel refuses a fresh
+    // proc and sysfs there (EPERM), the plan's fallback binds the host's.
+    let probe = exec(
+        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
+        CMD_TIMEOUT,
+    );
+    if !probe.ok() {
+        skip(&format!(
+            "unshare --user fails here: {}",
+            probe.stderr.trim()
+        ));
+        return;
+    }
+    let ctx = Ctx::new("chroot-fallback");
+    let mut b = ctx.bundle();
+    for ns in ["pid", "network", "cgroup", "user"] {
+        b.remove_namespace(ns);
+    }
+    b.remove_mount("/sys/fs/cgroup");
+    b.linux()["resources"] = json!(null);
+    b.linux()["uidMappings"] = json!(null);
+    b.linux()["gidMappings"] = json!(null);
+    // Only root is mapped in that user namespace: no devpts gid=5.
+    if let Some(mounts) = b.config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
+            let opts: Vec<serde_json::Value> = m["options"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
+                .collect();
+            m["options"] = json!(opts);
+        }
+    }
+    b.sh("cat /proc/self/mountinfo; touch /sys/x 2>&1; echo sys=$?; exit 5");
+    b.save();
+    let host = read_file(std::path::Path::new("/proc/self/mountinfo"));
+    let id = ctx.id("c");
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+    ])
+    .arg(&ctx.bin)
+    .arg("--root")
+    .arg(ctx.state_dir())
+    .args([
+        "--rootless",
+        "true",
+        "--isolation",
+        "chroot",
+        "run",
+        "--bundle",
+    ])
+    .arg(&b.path)
+    .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    let inside = &out.stdout;
+    let (host_proc, _) = mount_at(&host, "/proc").expect("host /proc");
+    let (host_sys, _) = mount_at(&host, "/sys").expect("host /sys");
+    let (proc_dev, _) = mount_at(inside, "/proc").expect("container /proc");
+    let (sys_dev, sys_opts) = mount_at(inside, "/sys").expect("container /sys");
+    assert_eq!(proc_dev, host_proc, "/proc is not the host's: {inside}");
+    assert_eq!(sys_dev, host_sys, "/sys is not the host's: {inside}");
+    assert!(
+        sys_opts.split(',').any(|o| o == "ro"),
+        "/sys writable: {sys_opts}"
+    );
+    assert!(inside.contains("Read-only file system"), "{inside}");
+    assert!(inside.contains("sys=1"), "{inside}");
+    ctx.assert_clean();
+}
+
+#[test]
+fn detached_run_exec_state_kill_delete() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-exec");
+    let mut b = ctx.bundle();
+    write_file(&b.rootfs().join("chroot-marker"), "x\n");
+    b.args(&["sleep", "30"]);
+    b.save();
+    let id = ctx.id("c");
+    let mut c = ctx.cmd();
+    c.args(["--isolation", "chroot", "run", "--detach", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    ctx.exec_detached(&mut c, &id, None)
+        .assert_ok("run --detach");
+    assert_eq!(ctx.status(&id), "running");
+    // exec lands in the container's root, not in the mount namespace's
+    // old root below it.
+    let out = ctx.rt(&["exec", &id, "sh", "-c", "cd /../..; ls; exit 4"]);
+    assert_eq!(out.code(), Some(4), "{}", out.all());
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(!l.contains(&"work".to_string()), "{}", out.stdout);
+    ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+/// The classic chroot escape: chroot into a subdirectory, walk `..` from
+/// the cwd left outside it, chroot there, list `/`.
+const CHROOT_ESCAPE_C: &str = r#"
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(void) {
+    mkdir("/esc", 0755);
+    if (chroot("/esc")) { perror("chroot /esc"); return 1; }
+    for (int i = 0; i < 32; i++) chdir("..");
+    if (chroot(".")) { perror("chroot ."); return 1; }
+    execl("/bin/ls", "ls", "/", (char *)0);
+    perror("exec /bin/ls");
+    return 1;
+}
+"#;
+
+#[test]
+fn the_classic_chroot_escape_stays_in_the_container_root() {
+    if !rootcell_only() {
+        return;
+    }
+    if !command_exists("gcc") {
+        skip("gcc is not installed (needed to build the escape program)");
+        return;
+    }
+    let ctx = Ctx::new("chroot-escape");
+    let mut b = ctx.bundle();
+    let src = ctx.dir.join("escape.c");
+    write_file(&src, CHROOT_ESCAPE_C);
+    let bin = b.rootfs().join("escape");
+    let cc = exec(
+        Command::new("gcc")
+            .args(["-static", "-O", "-o"])
+            .arg(&bin)
+            .arg(&src),
+        CMD_TIMEOUT,
+    );
+    if !cc.ok() {
+        skip(&format!("gcc -static fails here: {}", cc.stderr.trim()));
+        return;
+    }
+    write_file(&b.rootfs().join("chroot-marker"), "x\n");
+    // With CAP_SYS_CHROOT, which buildah's default set has.
+    for set in ["bounding", "effective", "permitted"] {
+        if let Some(caps) = b.process()["capabilities"][set].as_array_mut() {
+            caps.push(json!("CAP_SYS_CHROOT"));
+        }
+    }
+    b.args(&["/escape"]);
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("run the escape");
+    let l = lines(&out.stdout);
+    // `..` from the moved rootfs's root reaches the old root's `/`, on
+    // which the rootfs is mounted: the walk lands in the rootfs again.
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(
+        !l.contains(&"work".to_string()),
+        "host root reached: {}",
+        out.stdout
+    );
+    ctx.assert_clean();
+}
