@@ -49,6 +49,22 @@ struct CloneArgs {
 
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
+/// `clone3(args)` without `CLONE_VM` or a new stack: returns 0 in the
+/// child and the child's pid in the parent, like fork. Only for
+/// single-threaded callers (the child is a copy of the calling thread).
+fn clone3(args: &CloneArgs) -> io::Result<libc::c_long> {
+    // SAFETY: like fork (no CLONE_VM, no new stack): the child gets a copy
+    // of this single-threaded process. `args` (and whatever it points to)
+    // lives across the call, and its size is passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    })
+}
+
 /// A `fork()` whose child starts in the cgroup v2 directory `cgroup`
 /// (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7): it is never, even for a
 /// moment, outside the container's cgroup. Errors (an older kernel, a
@@ -61,16 +77,7 @@ pub fn fork_into_cgroup(cgroup: impl AsFd) -> io::Result<Forked> {
         cgroup: cgroup.as_fd().as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    // SAFETY: like fork (no CLONE_VM, no new stack): the child gets a copy
-    // of this single-threaded process. `args` lives across the call and its
-    // size is passed.
-    let pid = check(unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    })?;
+    let pid = clone3(&args)?;
     Ok(match pid {
         0 => Forked::Child,
         pid => Forked::Parent(pid as i32),
@@ -704,16 +711,9 @@ pub fn clone_into_namespaces(
         cgroup: cgroup.map_or(0, |fd| fd.as_raw_fd() as u64),
         ..CloneArgs::default()
     };
-    // SAFETY: like fork (no CLONE_VM, no new stack): the child gets a copy
-    // of this single-threaded process. `args` and `pidfd` live across the
-    // call, and the size of `args` is passed.
-    let pid = check(unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
-    })?;
+    // `pidfd` lives across the call: the kernel writes the child's pidfd
+    // there.
+    let pid = clone3(&args)?;
     Ok(match pid {
         0 => (Forked::Child, None),
         // SAFETY: with CLONE_PIDFD the kernel stored a new fd (close-on-
