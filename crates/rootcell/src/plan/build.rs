@@ -549,6 +549,22 @@ pub(crate) const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
+/// One of `DEFAULT_DEVICES` as a node: a character device, 0666, root's;
+/// bound from the host where it cannot be made (`bind_from_host`).
+pub fn default_device(path: &str, major: u64, minor: u64, bind_from_host: bool) -> DeviceNode {
+    DeviceNode {
+        path: PathBuf::from(path),
+        kind: DeviceKind::Char,
+        major,
+        minor,
+        mode: 0o666,
+        uid: 0,
+        gid: 0,
+        bind_from_host,
+        config_index: None,
+    }
+}
+
 fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
     let configured = spec
         .linux()
@@ -565,17 +581,7 @@ fn devices(setup: &mut Vec<Step>, spec: &Spec, userns: bool) -> Result<()> {
     let mut nodes: Vec<DeviceNode> = DEFAULT_DEVICES
         .iter()
         .filter(|(path, _, _)| !paths.iter().any(|p| p == Path::new(path)))
-        .map(|(path, major, minor)| DeviceNode {
-            path: PathBuf::from(path),
-            kind: DeviceKind::Char,
-            major: *major,
-            minor: *minor,
-            mode: 0o666,
-            uid: 0,
-            gid: 0,
-            bind_from_host: userns,
-            config_index: None,
-        })
+        .map(|&(path, major, minor)| default_device(path, major, minor, userns))
         .collect();
     for (i, dev) in configured.iter().enumerate() {
         let field = |f: &str| format!("linux.devices[{i}].{f}");

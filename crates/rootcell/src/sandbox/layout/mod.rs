@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::fs::mountinfo::MountInfo;
 use crate::plan::options::attr;
 use crate::plan::{
-    AttrChange, DeviceKind, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Staging,
+    AttrChange, DeviceNode, FsOption, MountKind, MountStep, OverlayDriver, Staging,
     StagingFilesystem, Step,
 };
 

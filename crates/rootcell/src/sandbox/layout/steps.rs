@@ -124,18 +124,13 @@ pub(super) fn special_filesystems(
         setup.extend(
             crate::plan::build::DEFAULT_DEVICES
                 .iter()
-                .map(|(path, major, minor)| {
-                    Step::Device(DeviceNode {
-                        path: PathBuf::from(path),
-                        kind: DeviceKind::Char,
-                        major: *major,
-                        minor: *minor,
-                        mode: 0o666,
-                        uid: 0,
-                        gid: 0,
-                        bind_from_host: host.rootless,
-                        config_index: None,
-                    })
+                .map(|&(path, major, minor)| {
+                    Step::Device(crate::plan::build::default_device(
+                        path,
+                        major,
+                        minor,
+                        host.rootless,
+                    ))
                 }),
         );
         setup.push(fresh(
