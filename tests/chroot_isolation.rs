@@ -498,3 +498,211 @@ fn the_classic_chroot_escape_stays_in_the_container_root() {
     );
     ctx.assert_clean();
 }
+
+/// The line `--isolation auto` prints when it falls back.
+const FALLBACK_LINE: &str = "rootcell: full isolation refused (";
+
+/// True when `unshare --user --map-root-user` works here (else skips).
+fn userns_available() -> bool {
+    let probe = exec(
+        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
+        CMD_TIMEOUT,
+    );
+    if !probe.ok() {
+        skip(&format!(
+            "unshare --user fails here: {}",
+            probe.stderr.trim()
+        ));
+        return false;
+    }
+    true
+}
+
+/// A bundle that chroot isolation can run in a user namespace of the
+/// runtime's own that owns neither the host's pid nor network namespace
+/// (no pid, network, cgroup or user namespace; no cgroup mount, limits or
+/// devpts gid), while full isolation is refused a fresh /proc there.
+fn userns_bundle(ctx: &Ctx) -> Bundle {
+    let mut b = ctx.bundle();
+    for ns in ["pid", "network", "cgroup", "user"] {
+        b.remove_namespace(ns);
+    }
+    b.remove_mount("/sys/fs/cgroup");
+    b.linux()["resources"] = json!(null);
+    b.linux()["uidMappings"] = json!(null);
+    b.linux()["gidMappings"] = json!(null);
+    if let Some(mounts) = b.config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
+            let opts: Vec<serde_json::Value> = m["options"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
+                .collect();
+            m["options"] = json!(opts);
+        }
+    }
+    b
+}
+
+/// `unshare --user --map-root-user --mount … rootcell --isolation MODE run`.
+fn run_in_userns(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
+    b.save();
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+    ])
+    .arg(&ctx.bin)
+    .arg("--root")
+    .arg(ctx.state_dir())
+    .args(["--rootless", "true", "--isolation", mode, "run", "--bundle"])
+    .arg(&b.path)
+    .arg(id);
+    exec(&mut c, CMD_TIMEOUT)
+}
+
+#[test]
+fn auto_falls_back_to_chroot_where_a_fresh_proc_is_refused() {
+    if !rootcell_only() || !userns_available() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-auto-userns");
+    let mut b = userns_bundle(&ctx);
+    b.sh("echo ran-$(hostname); grep -c ' /proc ' /proc/self/mountinfo; exit 6");
+
+    // Full isolation is refused there: `oci` fails, leaving nothing.
+    let id = ctx.id("oci");
+    let out = run_in_userns(&ctx, "oci", &id, &b);
+    out.assert_fail("--isolation oci where a fresh proc is refused");
+    assert!(
+        out.stderr.contains("refused to create a \"proc\" filesystem"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stderr.contains(FALLBACK_LINE), "{}", out.all());
+    assert!(!out.stdout.contains("ran-"), "{}", out.all());
+    ctx.assert_clean();
+
+    // `auto` retries with chroot isolation and says so once.
+    let id = ctx.id("auto");
+    let out = run_in_userns(&ctx, "auto", &id, &b);
+    assert_eq!(out.code(), Some(6), "{}", out.all());
+    assert!(out.stdout.starts_with("ran-"), "{}", out.all());
+    assert_eq!(
+        out.stderr.matches(FALLBACK_LINE).count(),
+        1,
+        "the fallback line once: {}",
+        out.all()
+    );
+    assert!(
+        out.stderr.contains(
+            "rootcell: full isolation refused (a fresh proc mount): using chroot isolation"
+        ),
+        "{}",
+        out.all()
+    );
+    ctx.assert_clean();
+}
+
+#[test]
+fn auto_as_root_on_the_host_runs_full_isolation_silently() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-auto-root");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "30"]);
+    b.save();
+    let id = ctx.id("c");
+    let mut c = ctx.cmd();
+    c.args(["--isolation", "auto", "run", "--detach", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    let out = ctx.exec_detached(&mut c, &id, None);
+    out.assert_ok("auto run --detach");
+    assert!(!out.stderr.contains(FALLBACK_LINE), "{}", out.all());
+    // Full isolation: the config's own pid namespace (chroot isolation
+    // would have it too here, but it never pivots: the state says which).
+    let state = read_file(&ctx.state_dir().join(&id).join("state.json"));
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["isolation"], "oci", "{state}");
+    let out = ctx.rt(&["exec", &id, "cat", "/proc/1/comm"]);
+    out.assert_ok("exec");
+    assert_eq!(out.stdout.trim(), "sleep");
+    ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn auto_does_not_fall_back_on_a_config_error() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-auto-err");
+    let mut b = ctx.bundle();
+    let missing = ctx.dir.join("no-such-source");
+    b.bind_mount(&missing, "/data", false);
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "auto", &id, &b);
+    out.assert_fail("auto with a missing bind source");
+    assert!(
+        out.stderr.contains("no-such-source"),
+        "the error names the source: {}",
+        out.all()
+    );
+    assert!(!out.stderr.contains(FALLBACK_LINE), "{}", out.all());
+    assert_eq!(
+        out.stderr.matches("no-such-source").count(),
+        1,
+        "one attempt, one error: {}",
+        out.all()
+    );
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert!(ctx.try_state(&id).is_none());
+    ctx.assert_clean();
+}
+
+#[test]
+fn the_mode_is_recorded_so_exec_needs_no_flag() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-recorded");
+    let mut b = ctx.bundle();
+    write_file(&b.rootfs().join("chroot-marker"), "x\n");
+    b.args(&["sleep", "30"]);
+    b.save();
+    let id = ctx.id("c");
+    let mut c = ctx.cmd();
+    c.args(["--isolation", "chroot", "create", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    ctx.exec_detached(&mut c, &id, None).assert_ok("create");
+    let raw = read_file(&ctx.state_dir().join(&id).join("state.json"));
+    let saved: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(saved["isolation"], "chroot", "{raw}");
+    // `state` keeps runc's shape: the mode is rootcell's own field.
+    let st = ctx.state(&id);
+    assert!(st.get("isolation").is_none(), "{st}");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    let out = ctx.rt(&["exec", &id, "sh", "-c", "cd /../..; ls"]);
+    out.assert_ok("exec without --isolation");
+    let l = lines(&out.stdout);
+    assert!(l.contains(&"chroot-marker".to_string()), "{}", out.stdout);
+    assert!(!l.contains(&"work".to_string()), "{}", out.stdout);
+    let ps = ctx.rt(&["ps", &id]);
+    ps.assert_ok("ps");
+    ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
+    ctx.wait_status(&id, "stopped");
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -44,6 +44,13 @@ pub enum Error {
     #[error("container init: {0}")]
     Init(String),
 
+    /// Full isolation refused by the kernel where chroot isolation could
+    /// still run the container (`--isolation auto` retries): `what` names
+    /// the refusal (`a fresh proc mount`, `pivot_root`, ...), `message` is
+    /// the whole error.
+    #[error("{message}")]
+    IsolationRefused { what: String, message: String },
+
     /// A command-line flag (of `rootcell sandbox`) is unusable: a usage
     /// error, exit code 2.
     #[error("{flag}: {reason}")]

@@ -385,7 +385,7 @@ fn started(
                 reply(chan, on_terminal(), &mut failure);
             }
             // The first failure is the cause; later ones follow from it.
-            Ok(Some(ToRuntime::Failed { message })) => {
+            Ok(Some(ToRuntime::Failed { message, .. })) => {
                 failure.get_or_insert(Error::Other(message));
             }
             Ok(Some(other)) => {

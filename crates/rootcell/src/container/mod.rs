@@ -19,7 +19,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
-use crate::plan::{self, HostFacts, Plan, PlanOptions};
+use crate::plan::{self, HostFacts, Isolation, Plan, PlanOptions};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::rootfs::IdmappedMounts;
@@ -213,7 +213,7 @@ impl Runtime {
                     hand_listener_to_agent(fds.pop(), created.listener.as_ref(), &created.state);
                 continue_or_abort(&created.channel, sent)?;
             }
-            Some((ToRuntime::Failed { message }, _)) => return Err(Error::Init(message)),
+            Some((ToRuntime::Failed { message, .. }, _)) => return Err(Error::Init(message)),
             _ => {
                 return Err(Error::Init(
                     "the container's init exited before exec".into(),
@@ -238,6 +238,34 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
+        let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
+        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground) {
+            // `--isolation auto`: full isolation was refused in one of the
+            // ways chroot isolation avoids. The failed attempt is undone
+            // (state dir, cgroups, processes) before the second one.
+            Err(Error::IsolationRefused { what, .. }) if isolation == Isolation::Auto => {
+                let line = format!("full isolation refused ({what}): using chroot isolation");
+                tracing::warn!("{line}");
+                eprintln!("rootcell: {line}");
+                let chroot = CreateOptions {
+                    isolation: Some(Isolation::Chroot),
+                    ..opts.clone()
+                };
+                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground)
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of `create_container` with the isolation mode in `opts`.
+    fn create_attempt(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        bundle: &Bundle,
+        fifo_gate: bool,
+        foreground: bool,
+    ) -> Result<Created> {
         cgroup::systemd::check_path(
             bundle
                 .spec
@@ -267,7 +295,7 @@ impl Runtime {
             console: init_console,
             relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
         };
-        match self.setup(&dir, id, opts, &bundle, launch, &mut undo) {
+        match self.setup(&dir, id, opts, bundle, launch, &mut undo) {
             Ok((state, channel, listener)) => Ok(Created {
                 dir,
                 state,
@@ -319,6 +347,13 @@ impl Runtime {
                 isolation: opts.isolation,
             },
         )?;
+        // The mode the container runs in (`auto` has been resolved by
+        // now: a chroot retry passes `chroot`), for `exec` and the rest.
+        st.isolation = match plan.isolation {
+            Isolation::Chroot => Isolation::Chroot,
+            Isolation::Oci | Isolation::Auto => Isolation::Oci,
+        };
+        dir.save(&st)?;
         // Logged only, as runc does (the default spec's ambient set alone
         // gives three).
         for w in &plan.process.warnings {
@@ -420,7 +455,13 @@ impl Runtime {
             match msg {
                 Some(ToRuntime::MapIds { pid }) => {
                     let ns = &plan.namespaces;
-                    let written = ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings);
+                    // A mapping the kernel or newuidmap refuses is one of
+                    // the refusals chroot isolation may avoid.
+                    let written = ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings)
+                        .map_err(|e| Error::IsolationRefused {
+                            what: "no user namespace mapping possible".into(),
+                            message: e.to_string(),
+                        });
                     continue_or_abort(&runtime_side, written)?;
                 }
                 Some(ToRuntime::InitPid { pid }) => {
@@ -482,7 +523,9 @@ impl Runtime {
                         "unexpected message from init: {other:?}"
                     )))
                 }
-                Some(ToRuntime::Failed { message }) => return Err(Error::Init(message)),
+                Some(ToRuntime::Failed { message, refused }) => {
+                    return Err(init_failure(message, refused))
+                }
                 None => {
                     return Err(Error::Init(
                         "the container's init exited during setup".into(),
@@ -664,6 +707,7 @@ fn creating_state(
         cgroup_dirs: cgroup_dirs.to_vec(),
         hooks: bundle.spec.hooks().clone(),
         no_new_keyring: opts.no_new_keyring,
+        isolation: Isolation::Oci,
     }
 }
 
@@ -760,6 +804,18 @@ fn hand_listener_to_agent(
 /// AppArmor is enabled when its module parameter says so (as runc checks).
 /// Tells the container side to go on after a step the runtime did for it,
 /// or to abort with that step's error, which is also returned.
+/// The error init reported: a refusal of full isolation stays typed, so
+/// that `--isolation auto` can retry with chroot isolation.
+fn init_failure(message: String, refused: Option<String>) -> Error {
+    match refused {
+        Some(what) => Error::IsolationRefused {
+            what,
+            message: format!("container init: {message}"),
+        },
+        None => Error::Init(message),
+    }
+}
+
 fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> {
     match step {
         Ok(()) => chan.send(&ToContainer::Continue),

@@ -14,7 +14,7 @@ impl fmt::Display for Plan {
             )?,
             Isolation::Auto => writeln!(
                 f,
-                "isolation auto: planned as oci (the fallback to chroot is not implemented yet)"
+                "isolation auto: planned as oci; create retries with chroot isolation if the kernel refuses a fresh proc or sysfs, pivot_root or the id mapping"
             )?,
         }
         writeln!(f, "namespaces")?;

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 
 use oci_spec::runtime::Spec;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{HostFallback, MountKind, Namespace, Namespaces, RootSwitch, RootfsPlan, Step};
 use crate::error::{Error, Result};
@@ -21,7 +21,7 @@ use crate::error::{Error, Result};
 /// The annotation that asks for an isolation mode in `config.json`.
 pub const ANNOTATION: &str = "org.rootcell.isolation";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
     /// A full OCI container (runc's behaviour).
@@ -29,8 +29,9 @@ pub enum Isolation {
     Oci,
     /// buildah's chroot isolation.
     Chroot,
-    /// Full isolation, falling back to chroot where it is refused. The
-    /// fallback is not implemented yet: planned as `Oci`.
+    /// Full isolation, falling back to chroot where it is refused: planned
+    /// as `Oci`; `create` retries with `Chroot` when init reports an
+    /// `Error::IsolationRefused`.
     Auto,
 }
 

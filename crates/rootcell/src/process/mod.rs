@@ -141,7 +141,11 @@ fn fork_setup(
             if let Some(file) = error_file {
                 let _ = rustix::io::write(file, message.as_bytes());
             }
-            let _ = chan.send(&ToRuntime::Failed { message });
+            let refused = match err {
+                Error::IsolationRefused { what, .. } => Some(what),
+                _ => None,
+            };
+            let _ = chan.send(&ToRuntime::Failed { message, refused });
             sys::exit_now(1)
         }
     }

@@ -49,6 +49,10 @@ pub enum ToRuntime {
     TerminalSent,
     Failed {
         message: String,
+        /// Set when the failure is a refusal of full isolation that chroot
+        /// isolation avoids (`Error::IsolationRefused`): what was refused.
+        #[serde(default)]
+        refused: Option<String>,
     },
 }
 

@@ -307,6 +307,20 @@ impl Rootfs {
                         }
                         (chroot::host_fallback(m, fallback, &e, &field)?, true)
                     }
+                    // Full isolation: a refused proc or sysfs is what
+                    // `--isolation auto` falls back to chroot isolation for.
+                    (Err(e), None)
+                        if matches!(fstype.as_str(), "proc" | "sysfs")
+                            && matches!(
+                                e.errno,
+                                rustix::io::Errno::PERM | rustix::io::Errno::ACCESS
+                            ) =>
+                    {
+                        return Err(Error::IsolationRefused {
+                            what: format!("a fresh {fstype} mount"),
+                            message: format!("{field}: {e}"),
+                        })
+                    }
                     (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
                 }
             }
@@ -560,7 +574,22 @@ impl Rootfs {
                 rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
                 // pivot_root(".", ".") stacks the old root on top of the new
                 // one; detaching "." then removes the host's tree entirely.
-                rustix::process::pivot_root(".", ".").ctx(|| "pivot_root")?;
+                rustix::process::pivot_root(".", ".").map_err(|e| {
+                    let io = Error::Io {
+                        context: "pivot_root".into(),
+                        cause: e.into(),
+                    };
+                    // EINVAL: the root is on the initramfs (rootfs), which
+                    // cannot be pivoted away; chroot isolation does not pivot.
+                    if e == rustix::io::Errno::INVAL {
+                        Error::IsolationRefused {
+                            what: "pivot_root".into(),
+                            message: io.to_string(),
+                        }
+                    } else {
+                        io
+                    }
+                })?;
                 // The old root becomes a slave first, so that detaching it
                 // cannot propagate to the host whatever its propagation was.
                 mnt::set_propagation(

@@ -77,6 +77,11 @@ pub struct ContainerState {
     /// session keyring too, instead of joining `_ses.<id>`.
     #[serde(default)]
     pub no_new_keyring: bool,
+    /// The isolation the container was created with (`oci` or `chroot`;
+    /// `auto` is recorded as what it resolved to). rootcell's own field:
+    /// not in `oci_json`, so `rootcell state` keeps runc's shape.
+    #[serde(default)]
+    pub isolation: crate::plan::Isolation,
 }
 
 impl ContainerState {
