@@ -585,6 +585,11 @@ fn auto_falls_back_to_chroot_where_a_fresh_proc_is_refused() {
         "{}",
         out.all()
     );
+    assert!(
+        out.stderr.contains("--isolation chroot"),
+        "the error suggests chroot isolation: {}",
+        out.all()
+    );
     assert!(!out.stderr.contains(FALLBACK_LINE), "{}", out.all());
     assert!(!out.stdout.contains("ran-"), "{}", out.all());
     ctx.assert_clean();
@@ -627,8 +632,7 @@ fn auto_as_root_on_the_host_runs_full_isolation_silently() {
     let out = ctx.exec_detached(&mut c, &id, None);
     out.assert_ok("auto run --detach");
     assert!(!out.stderr.contains(FALLBACK_LINE), "{}", out.all());
-    // Full isolation: the config's own pid namespace (chroot isolation
-    // would have it too here, but it never pivots: the state says which).
+    // Recorded as full isolation, which it resolved to.
     let state = read_file(&ctx.state_dir().join(&id).join("state.json"));
     let state: serde_json::Value = serde_json::from_str(&state).unwrap();
     assert_eq!(state["isolation"], "oci", "{state}");
@@ -704,5 +708,40 @@ fn the_mode_is_recorded_so_exec_needs_no_flag() {
     ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
     ctx.wait_status(&id, "stopped");
     ctx.rt(&["delete", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
+fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
+    if !rootcell_only() || !userns_available() {
+        return;
+    }
+    // A mapping to a host id the runtime's user namespace does not map:
+    // writing uid_map is refused (EPERM), a refusal `auto` retries with
+    // chroot isolation. Chroot isolation keeps the config's user
+    // namespace and mappings, so the retry is refused the same way: one
+    // fallback line, the mapping's error, nothing left.
+    let ctx = Ctx::new("chroot-auto-map");
+    let mut b = userns_bundle(&ctx);
+    b.linux()["namespaces"]
+        .as_array_mut()
+        .expect("linux.namespaces")
+        .push(json!({"type": "user"}));
+    b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
+    b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("c");
+    let out = run_in_userns(&ctx, "auto", &id, &b);
+    out.assert_fail("an impossible id mapping");
+    assert!(
+        out.stderr.contains(
+            "rootcell: full isolation refused (no user namespace mapping possible): using chroot isolation"
+        ),
+        "{}",
+        out.all()
+    );
+    assert_eq!(out.stderr.matches(FALLBACK_LINE).count(), 1, "{}", out.all());
+    assert!(out.stderr.contains("uid_map"), "{}", out.all());
+    assert!(!b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();
 }

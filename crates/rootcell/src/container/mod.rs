@@ -253,6 +253,16 @@ impl Runtime {
                 };
                 self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground)
             }
+            // Full isolation asked for (or the default): say what would run.
+            Err(Error::IsolationRefused { what, message }) if isolation == Isolation::Oci => {
+                Err(Error::IsolationRefused {
+                    what,
+                    message: format!(
+                        "{message} (full isolation is refused here: `rootcell --isolation chroot` \
+                         or `--isolation auto` runs the container without it)"
+                    ),
+                })
+            }
             other => other,
         }
     }
