@@ -745,3 +745,41 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
     assert!(!b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();
 }
+
+#[test]
+fn a_uts_sysctl_without_a_uts_namespace_runs_in_chroot_isolation() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-uts-sysctl");
+    let mut b = ctx.bundle();
+    b.remove_namespace("uts");
+    b.config["hostname"] = json!(null);
+    b.linux()["sysctl"] = json!({"kernel.domainname": "chroot-dom"});
+    b.sh("cat /proc/sys/kernel/domainname");
+    let host_before = read_file(std::path::Path::new("/proc/sys/kernel/domainname"));
+
+    // Full isolation has no UTS namespace for it: refused, naming the key.
+    let id = ctx.id("oci");
+    let out = run_isolated(&ctx, "oci", &id, &b);
+    out.assert_fail("a uts sysctl without a uts namespace");
+    assert!(
+        out.stderr
+            .contains("linux.sysctl.kernel.domainname: needs a new uts namespace"),
+        "{}",
+        out.all()
+    );
+    ctx.assert_clean();
+
+    // Chroot isolation adds one: the sysctl is set there, not on the host.
+    let id = ctx.id("chroot");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("chroot isolation with a uts sysctl");
+    assert_eq!(out.stdout.trim(), "chroot-dom", "{}", out.all());
+    assert_eq!(
+        read_file(std::path::Path::new("/proc/sys/kernel/domainname")),
+        host_before,
+        "the host's domainname changed"
+    );
+    ctx.assert_clean();
+}

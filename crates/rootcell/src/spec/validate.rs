@@ -236,7 +236,12 @@ fn validate_mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
-/// What a hostname, a domainname and mounts need of the config's own
+/// The sysctls of the UTS namespace.
+fn is_uts_sysctl(key: &str) -> bool {
+    key == "kernel.hostname" || key == "kernel.domainname"
+}
+
+/// What a hostname, a domainname, UTS sysctls and mounts need of the config's own
 /// namespaces: a new UTS namespace, a mount namespace. Chroot isolation
 /// makes both itself, and the isolation mode is known only with the
 /// command line's flag: `plan::build` checks this in full isolation.
@@ -266,6 +271,19 @@ pub fn validate_namespace_needs(spec: &Spec) -> Result<()> {
             "domainname",
             "setting a domainname needs a new uts namespace",
         ));
+    }
+    if !has_new(LinuxNamespaceType::Uts) {
+        if let Some(key) = linux
+            .sysctl()
+            .iter()
+            .flat_map(|s| s.keys())
+            .find(|k| is_uts_sysctl(k))
+        {
+            return Err(Error::spec(
+                format!("linux.sysctl.{key}"),
+                "needs a new uts namespace",
+            ));
+        }
     }
     if !has_any(LinuxNamespaceType::Mount) {
         if let Some(i) = spec.mounts().iter().flatten().position(|_| true) {
@@ -387,10 +405,9 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         if ipc && !has_new(LinuxNamespaceType::Ipc) {
             return Err(Error::spec(field, "ipc sysctls need a new ipc namespace"));
         }
-        let uts = key == "kernel.hostname" || key == "kernel.domainname";
-        if uts && !has_new(LinuxNamespaceType::Uts) {
-            return Err(Error::spec(field, "needs a new uts namespace"));
-        }
+        // Whether a UTS namespace exists is known with the isolation mode
+        // only (chroot isolation adds one): `validate_namespace_needs`.
+        let uts = is_uts_sysctl(key);
         // Anything else is global to the host: writing it from a container
         // would change the machine, so it is refused (as runc does).
         if !ipc && !uts && !key.starts_with("net.") {
@@ -548,6 +565,22 @@ mod tests {
             assert!(err.starts_with("ociVersion: "), "{bad}: {err}");
             assert!(err.contains("not supported"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn uts_sysctls_without_a_uts_namespace_are_refused_only_for_full_isolation() {
+        let tmp = std::env::temp_dir();
+        let spec = spec_with(|v| {
+            v["root"]["path"] = tmp.to_str().unwrap().into();
+            v["hostname"] = serde_json::Value::Null;
+            let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+            ns.retain(|n| n["type"] != "uts");
+            v["linux"]["sysctl"] = serde_json::json!({"kernel.domainname": "d"});
+        });
+        // Loading accepts it: chroot isolation adds a UTS namespace.
+        assert!(validate(&spec, &tmp).is_ok());
+        let err = validate_namespace_needs(&spec).unwrap_err().to_string();
+        assert_eq!(err, "linux.sysctl.kernel.domainname: needs a new uts namespace");
     }
 
     #[test]
