@@ -581,7 +581,8 @@ fn auto_falls_back_to_chroot_where_a_fresh_proc_is_refused() {
     let out = run_in_userns(&ctx, "oci", &id, &b);
     out.assert_fail("--isolation oci where a fresh proc is refused");
     assert!(
-        out.stderr.contains("refused to create a \"proc\" filesystem"),
+        out.stderr
+            .contains("refused to create a \"proc\" filesystem"),
         "{}",
         out.all()
     );
@@ -740,7 +741,12 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
         "{}",
         out.all()
     );
-    assert_eq!(out.stderr.matches(FALLBACK_LINE).count(), 1, "{}", out.all());
+    assert_eq!(
+        out.stderr.matches(FALLBACK_LINE).count(),
+        1,
+        "{}",
+        out.all()
+    );
     assert!(out.stderr.contains("uid_map"), "{}", out.all());
     assert!(!b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();

@@ -467,10 +467,12 @@ impl Runtime {
                     let ns = &plan.namespaces;
                     // A mapping the kernel or newuidmap refuses is one of
                     // the refusals chroot isolation may avoid.
-                    let written = ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings)
-                        .map_err(|e| Error::IsolationRefused {
-                            what: "no user namespace mapping possible".into(),
-                            message: e.to_string(),
+                    let written =
+                        ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings).map_err(|e| {
+                            Error::IsolationRefused {
+                                what: "no user namespace mapping possible".into(),
+                                message: e.to_string(),
+                            }
                         });
                     continue_or_abort(&runtime_side, written)?;
                 }

@@ -18,14 +18,10 @@ use crate::error::{Error, IoContext, Result};
 #[derive(Debug, Serialize, Deserialize)]
 pub enum ToRuntime {
     /// Stage 1 created a user namespace: write its id maps.
-    MapIds {
-        pid: i32,
-    },
+    MapIds { pid: i32 },
     /// The container's init process, as the runtime sees its pid (sent by
     /// stage 1; init waits for the answer, `Continue`).
-    InitPid {
-        pid: i32,
-    },
+    InitPid { pid: i32 },
     /// Mounts are done, the root is not switched yet: run `prestart` and
     /// `createRuntime` hooks.
     RunCreateHooks,
@@ -39,9 +35,7 @@ pub enum ToRuntime {
     /// `exec`: the process that will exec exists (pid in the runtime's pid
     /// namespace). It joined the container's pid namespace, so it is a
     /// child of the setup process that joined the namespaces.
-    ExecPid {
-        pid: i32,
-    },
+    ExecPid { pid: i32 },
     /// `exec` with a terminal the runtime relays: the pty master is on the
     /// relay socket. The process waits for `Continue` (the relay has
     /// started: the caller's terminal is raw, the pty has its size) before

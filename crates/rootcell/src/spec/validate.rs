@@ -580,7 +580,10 @@ mod tests {
         // Loading accepts it: chroot isolation adds a UTS namespace.
         assert!(validate(&spec, &tmp).is_ok());
         let err = validate_namespace_needs(&spec).unwrap_err().to_string();
-        assert_eq!(err, "linux.sysctl.kernel.domainname: needs a new uts namespace");
+        assert_eq!(
+            err,
+            "linux.sysctl.kernel.domainname: needs a new uts namespace"
+        );
     }
 
     #[test]
