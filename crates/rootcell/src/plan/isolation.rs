@@ -320,7 +320,7 @@ mod tests {
         }
 
         #[test]
-        fn auto_plans_full_isolation_for_now() {
+        fn auto_plans_full_isolation_and_says_when_it_retries() {
             let b = bundle(|_| {});
             let opts = PlanOptions {
                 isolation: Some(Isolation::Auto),
@@ -329,7 +329,12 @@ mod tests {
             let plan = build(&b, &hybrid(), opts).unwrap();
             assert_eq!(plan.isolation, Isolation::Auto);
             assert_eq!(plan.rootfs.switch, RootSwitch::PivotRoot);
-            assert!(plan.to_string().contains("not implemented"));
+            // No host fallback in the first attempt: a refusal is an error
+            // init reports, on which `create` retries with chroot.
+            assert_eq!(fallback_of(&plan, "/proc"), None);
+            assert!(plan
+                .to_string()
+                .starts_with("isolation auto: planned as oci; create retries with chroot"));
         }
     }
 }
