@@ -369,6 +369,9 @@ impl Runtime {
         for w in &plan.process.warnings {
             tracing::warn!("{w}");
         }
+        for d in &plan.diagnostics {
+            eprintln!("rootcell: {d}");
+        }
         // Limits hold before any container process joins the cgroups.
         if let Some(res) = &plan.resources {
             for w in &res.warnings {
@@ -782,9 +785,20 @@ fn host_facts(
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
+        caller: caller(),
         ..lsm_host_facts()
     };
     Ok((host, cg))
+}
+
+/// The runtime's caller when it is not root: chroot isolation maps it.
+fn caller() -> Option<crate::plan::isolation::Caller> {
+    let uid = rustix::process::geteuid();
+    (!uid.is_root()).then(|| crate::plan::isolation::Caller {
+        uid: uid.as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        subordinate_ids: process::ids::has_subordinate_ids(uid.as_raw()),
+    })
 }
 
 /// Sends a notifying seccomp filter's fd, just received from the

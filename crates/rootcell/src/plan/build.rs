@@ -28,8 +28,15 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let spec = &bundle.spec;
     let isolation = super::isolation::resolve(spec, opts.isolation)?;
     let mut namespaces = namespaces(spec)?;
+    let mut diagnostics = Vec::new();
+    let rootless_chroot = host.caller.filter(|_| isolation == Isolation::Chroot);
     if isolation == Isolation::Chroot {
         super::isolation::chroot_namespaces(spec, &mut namespaces)?;
+        if let Some(caller) = rootless_chroot {
+            let user = spec.process().as_ref().map(|p| p.user());
+            let ids = user.map_or((0, 0), |u| (u.uid(), u.gid()));
+            super::isolation::chroot_user_namespace(caller, &mut namespaces, ids, &mut diagnostics);
+        }
     } else {
         crate::spec::validate_namespace_needs(spec)?;
     }
@@ -66,6 +73,9 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
                 )?,
                 opts.listen_fds,
             );
+            if let Some(caller) = rootless_chroot {
+                super::isolation::chroot_drop_groups(caller, &namespaces, &mut p, &mut diagnostics);
+            }
             p.final_steps = final_steps(
                 &p,
                 ProcessRole::Init {
@@ -74,6 +84,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             );
             p
         },
+        diagnostics,
         namespaces,
         rootfs,
     })

@@ -17,6 +17,9 @@ impl fmt::Display for Plan {
                 "isolation auto: planned as oci; create retries with chroot isolation if the kernel refuses a fresh proc or sysfs, pivot_root or the id mapping"
             )?,
         }
+        for d in &self.diagnostics {
+            writeln!(f, "{d}")?;
+        }
         writeln!(f, "namespaces")?;
         for ns in &self.namespaces.create {
             writeln!(f, "├─ new {}", ns.proc_name())?;

@@ -15,7 +15,10 @@ use std::path::PathBuf;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
-use super::{HostFallback, MountKind, Namespace, Namespaces, RootSwitch, RootfsPlan, Step};
+use super::{
+    HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch, RootfsPlan,
+    Step,
+};
 use crate::error::{Error, Result};
 
 /// The annotation that asks for an isolation mode in `config.json`.
@@ -126,6 +129,80 @@ pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
                 *host_fallback = fallback_for(fstype);
             }
         }
+    }
+}
+
+/// An unprivileged caller (euid != 0) of the runtime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    /// Subordinate id ranges exist for the caller (`/etc/subuid` and
+    /// `/etc/subgid`) and `newuidmap` can write them.
+    pub subordinate_ids: bool,
+}
+
+/// Chroot isolation for an unprivileged caller: a new user namespace; the
+/// config's mappings are kept when the caller can write them (its own ids
+/// only, or subordinate ids through `newuidmap`), else replaced by the
+/// caller's own uid and gid mapped to `process.user` (one diagnostic).
+/// With only the caller's ids mapped, setgroups is denied (the kernel
+/// requires it), so `process.user.additionalGids` are dropped (one
+/// diagnostic).
+pub fn chroot_user_namespace(
+    caller: Caller,
+    ns: &mut Namespaces,
+    (uid, gid): (u32, u32),
+    diagnostics: &mut Vec<String>,
+) {
+    if !ns.creates(Namespace::User) {
+        ns.create.push(Namespace::User);
+    }
+    let own_only = |maps: &[IdMapping], own: u32| {
+        maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
+    };
+    let own = own_only(&ns.uid_mappings, caller.uid) && own_only(&ns.gid_mappings, caller.gid);
+    let none = ns.uid_mappings.is_empty() && ns.gid_mappings.is_empty();
+    if none || (!own && !caller.subordinate_ids) {
+        if !none {
+            diagnostics.push(format!(
+                "chroot isolation: linux.uidMappings/linux.gidMappings need ids uid {} does not own and it has no subordinate ids: replaced by uid {} and gid {} mapped to {}:{}",
+                caller.uid, caller.uid, caller.gid, uid, gid
+            ));
+        }
+        ns.uid_mappings = vec![IdMapping {
+            container_id: uid,
+            host_id: caller.uid,
+            size: 1,
+        }];
+        ns.gid_mappings = vec![IdMapping {
+            container_id: gid,
+            host_id: caller.gid,
+            size: 1,
+        }];
+    }
+}
+
+/// The second half of [`chroot_user_namespace`], once the process is
+/// planned: where only the caller's ids are mapped, its additional groups
+/// cannot be set.
+pub fn chroot_drop_groups(
+    caller: Caller,
+    ns: &Namespaces,
+    process: &mut ProcessPlan,
+    diagnostics: &mut Vec<String>,
+) {
+    let own_only = |maps: &[IdMapping], own: u32| {
+        maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
+    };
+    let self_map = own_only(&ns.uid_mappings, caller.uid) && own_only(&ns.gid_mappings, caller.gid);
+    if self_map && !process.additional_gids.is_empty() {
+        let gids: Vec<String> = process.additional_gids.iter().map(u32::to_string).collect();
+        diagnostics.push(format!(
+            "chroot isolation: process.user.additionalGids {} dropped: setgroups is denied where only the caller's ids are mapped",
+            gids.join(",")
+        ));
+        process.additional_gids.clear();
     }
 }
 

@@ -47,6 +47,10 @@ pub struct Plan {
     /// and seccomp; the container's processes inherit it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory_policy: Option<MemoryPolicy>,
+    /// What chroot isolation changed from the config (mappings replaced,
+    /// groups dropped): one stderr line each when the container is made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub diagnostics: Vec<String>,
 }
 
 /// Facts about the host that the plan depends on, gathered by the caller.
@@ -67,6 +71,9 @@ pub struct HostFacts {
     pub selinux: bool,
     /// AppArmor is enabled: `process.apparmorProfile` applies.
     pub apparmor: bool,
+    /// The runtime's caller when it is not root (euid != 0): chroot
+    /// isolation gives it a user namespace of its own.
+    pub caller: Option<isolation::Caller>,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.

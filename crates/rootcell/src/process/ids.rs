@@ -49,6 +49,30 @@ pub fn write_maps(pid: i32, uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> R
     Ok(())
 }
 
+/// Whether `uid` has subordinate uid and gid ranges (`/etc/subuid`,
+/// `/etc/subgid`, by name or number) and `newuidmap`/`newgidmap` exist to
+/// write them: otherwise an unprivileged caller can map only its own ids.
+pub fn has_subordinate_ids(uid: u32) -> bool {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    let name = read("/etc/passwd").lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+    });
+    let listed = |file: &str| {
+        read(file).lines().any(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            f.len() == 3
+                && f[2].trim().parse::<u64>().is_ok_and(|n| n > 0)
+                && (f[0] == uid.to_string() || Some(f[0]) == name.as_deref())
+        })
+    };
+    let in_path = |helper: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(helper).is_file()))
+    };
+    listed("/etc/subuid") && listed("/etc/subgid") && in_path("newuidmap") && in_path("newgidmap")
+}
+
 /// A new user namespace with the given maps, held by an fd: the mapping of
 /// an idmapped mount. A short-lived child creates the namespace and exits
 /// once the fd is open (the fd keeps the namespace alive).

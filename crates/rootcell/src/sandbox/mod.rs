@@ -222,6 +222,7 @@ pub fn build_plan(
             process,
             resources: None,
             memory_policy: None,
+            diagnostics: Vec::new(),
         },
         command: cfg.command.clone(),
         env,
