@@ -789,3 +789,225 @@ fn a_uts_sysctl_without_a_uts_namespace_runs_in_chroot_isolation() {
     );
     ctx.assert_clean();
 }
+
+// ---------------------------------------------------------------------------
+// Rootless with no subordinate ids: the runtime as uid 1000 (setpriv), only
+// the caller's own uid and gid mapped.
+// ---------------------------------------------------------------------------
+
+/// Whether uid 1000 has subordinate ids (then newuidmap could write a
+/// config's larger mappings, and these tests do not apply).
+fn unpriv_has_subordinate_ids() -> bool {
+    ["/etc/subuid", "/etc/subgid"].iter().any(|f| {
+        std::fs::read_to_string(f)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| {
+                let name = l.split(':').next().unwrap_or_default();
+                name == UNPRIV_UID.to_string()
+                    || host_user_name(UNPRIV_UID).as_deref() == Some(name)
+            })
+    })
+}
+
+fn host_user_name(uid: u32) -> Option<String> {
+    read_file(std::path::Path::new("/etc/passwd"))
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2] == uid.to_string()).then(|| f[0].to_owned())
+        })
+}
+
+/// A bundle whose config.json comes from `spec --rootless` run as uid
+/// 1000, with a rootfs owned by uid 1000; `None` (skipped, with the
+/// reason) where rootless containers or chroot isolation are unavailable
+/// or uid 1000 has subordinate ids.
+fn rootless_chroot_bundle(name: &str) -> Option<(Ctx, std::path::PathBuf, Bundle)> {
+    if !rootcell_only() {
+        return None;
+    }
+    if let Some(why) = rootless_unavailable() {
+        skip(&format!("rootless: {why}"));
+        return None;
+    }
+    if unpriv_has_subordinate_ids() {
+        skip("uid 1000 has subordinate ids: the no-subordinate-ids case cannot be made here");
+        return None;
+    }
+    let (ctx, xdg) = rootless_ctx_with(name, true);
+    let path = ctx.dir.join("rlbundle");
+    make_rootfs(&path.join("rootfs"));
+    let chowned = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{UNPRIV_UID}:{UNPRIV_GID}"))
+        .arg(&path)
+        .status()
+        .expect("chown");
+    assert!(chowned.success(), "chown -R of the bundle");
+    let mut c = ctx.cmd();
+    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
+    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
+    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
+    let mut b = Bundle { path, config: cfg };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["root"]["readonly"] = json!(false);
+    Some((ctx, xdg, b))
+}
+
+/// Mappings that need ids uid 1000 does not own (a subordinate range).
+fn needs_subordinate_ids(b: &mut Bundle) {
+    let maps = json!([
+        {"containerID": 0, "hostID": UNPRIV_UID, "size": 1},
+        {"containerID": 1, "hostID": 100000, "size": 65536}
+    ]);
+    b.config["linux"]["uidMappings"] = maps.clone();
+    b.config["linux"]["gidMappings"] = maps;
+}
+
+const REPLACED: &str = "linux.uidMappings/linux.gidMappings need ids uid 1000 does not own";
+
+#[test]
+fn rootless_chroot_without_mappings_maps_the_caller_to_the_configs_user() {
+    let Some((ctx, _xdg, mut b)) = rootless_chroot_bundle("rlchroot-self") else {
+        return;
+    };
+    // No user namespace and no mappings in the config: chroot isolation
+    // makes the user namespace and maps uid/gid 1000 to process.user.
+    let linux = &mut b.config["linux"];
+    linux.as_object_mut().unwrap().remove("uidMappings");
+    linux.as_object_mut().unwrap().remove("gidMappings");
+    let kept: Vec<_> = linux["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["type"] != "user")
+        .cloned()
+        .collect();
+    linux["namespaces"] = json!(kept);
+    b.config["process"]["user"] = json!({"uid": 1234, "gid": 2345});
+    // A read-only bind of a directory uid 1000 owns.
+    let ro_dir = ctx.dir.join("ro-src");
+    std::fs::create_dir_all(&ro_dir).unwrap();
+    chown(&ro_dir, UNPRIV_UID, UNPRIV_GID);
+    std::fs::create_dir_all(b.rootfs().join("ro")).unwrap();
+    chown(&b.rootfs().join("ro"), UNPRIV_UID, UNPRIV_GID);
+    b.bind_mount(&ro_dir, "/ro", true);
+    b.sh(
+        "id -u; id -g; cat /proc/self/uid_map; echo landed > /written; \
+         touch /ro/x 2>/dev/null && echo ro-writable || echo ro-refused; \
+         grep ' /proc ' /proc/self/mountinfo; exit 7",
+    );
+    let before = mount_table();
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    assert_eq!(
+        out.code(),
+        Some(7),
+        "exit code passes through: {}",
+        out.all()
+    );
+    let l = lines(&out.stdout);
+    assert!(l.len() >= 5, "{}", out.all());
+    assert_eq!(l[0], "1234", "id -u is the config's user: {}", out.all());
+    assert_eq!(l[1], "2345", "id -g is the config's group: {}", out.all());
+    let words: Vec<&str> = l[2].split_whitespace().collect();
+    assert_eq!(
+        words,
+        ["1234", "1000", "1"],
+        "only the caller's uid is mapped: {}",
+        out.all()
+    );
+    assert_eq!(
+        l[3],
+        "ro-refused",
+        "a read-only bind refuses writes: {}",
+        out.all()
+    );
+    assert!(
+        out.stdout.contains(" - proc "),
+        "/proc is not a procfs: {}",
+        out.all()
+    );
+    assert!(
+        !out.stderr.contains(REPLACED),
+        "no mapping was replaced: {}",
+        out.all()
+    );
+    // The write landed in the rootfs, owned by the caller on the host.
+    use std::os::unix::fs::MetadataExt;
+    let written = b.rootfs().join("written");
+    assert_eq!(read_file(&written), "landed\n");
+    assert_eq!(std::fs::metadata(&written).unwrap().uid(), UNPRIV_UID);
+    assert!(!ro_dir.join("x").exists(), "the read-only bind was written");
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    ctx.assert_clean();
+}
+
+#[test]
+fn rootless_chroot_replaces_mappings_it_cannot_write_with_one_diagnostic() {
+    let Some((ctx, _xdg, mut b)) = rootless_chroot_bundle("rlchroot-repl") else {
+        return;
+    };
+    needs_subordinate_ids(&mut b);
+    b.config["process"]["user"] = json!({"uid": 0, "gid": 0, "additionalGids": [10]});
+    b.sh("id -u; id -G; cat /proc/self/uid_map /proc/self/setgroups");
+    b.save();
+    // The plan shows the decision.
+    let mut c = ctx.cmd();
+    c.args(["--isolation", "chroot", "plan"]).arg(&b.path);
+    let plan = exec(&mut c, CMD_TIMEOUT);
+    plan.assert_ok("plan --isolation chroot as uid 1000");
+    assert!(plan.stdout.contains("new user"), "{}", plan.all());
+    assert!(
+        plan.stdout.contains("uid map 0 → host 1000 (1 ids)"),
+        "{}",
+        plan.all()
+    );
+    assert!(plan.stdout.contains(REPLACED), "{}", plan.all());
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("rootless chroot run with replaced mappings");
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "0", "{}", out.all());
+    assert_eq!(l[1], "0", "the additional group is dropped: {}", out.all());
+    let words: Vec<&str> = l[2].split_whitespace().collect();
+    assert_eq!(words, ["0", "1000", "1"], "{}", out.all());
+    assert_eq!(l[3], "deny", "setgroups is denied: {}", out.all());
+    assert_eq!(
+        out.stderr.matches(REPLACED).count(),
+        1,
+        "one diagnostic line for the replaced mappings: {}",
+        out.all()
+    );
+    assert_eq!(
+        out.stderr
+            .matches("process.user.additionalGids 10 dropped")
+            .count(),
+        1,
+        "one diagnostic line for the dropped group: {}",
+        out.all()
+    );
+    ctx.assert_clean();
+}
+
+#[test]
+fn rootless_oci_without_subordinate_ids_fails_and_suggests_chroot() {
+    let Some((ctx, _xdg, mut b)) = rootless_chroot_bundle("rlchroot-oci") else {
+        return;
+    };
+    needs_subordinate_ids(&mut b);
+    b.sh("echo must-not-run");
+    let before = mount_table();
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "oci", &id, &b);
+    out.assert_fail("rootless oci run needing subordinate ids");
+    assert!(!out.stdout.contains("must-not-run"), "{}", out.all());
+    assert!(
+        out.stderr.contains("--isolation chroot"),
+        "the error suggests chroot isolation: {}",
+        out.all()
+    );
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    ctx.assert_clean();
+}
