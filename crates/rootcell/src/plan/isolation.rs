@@ -414,4 +414,67 @@ mod tests {
                 .starts_with("isolation auto: planned as oci; create retries with chroot"));
         }
     }
+
+    fn map(container_id: u32, host_id: u32, size: u32) -> IdMapping {
+        IdMapping {
+            container_id,
+            host_id,
+            size,
+        }
+    }
+
+    const CALLER: Caller = Caller {
+        uid: 1000,
+        gid: 1000,
+        subordinate_ids: false,
+    };
+
+    #[test]
+    fn no_mappings_map_the_caller_to_the_process_user_silently() {
+        let mut ns = Namespaces::default();
+        let mut notes = Vec::new();
+        chroot_user_namespace(CALLER, &mut ns, (5, 6), &mut notes);
+        assert!(ns.creates(Namespace::User));
+        assert_eq!(ns.uid_mappings, vec![map(5, 1000, 1)]);
+        assert_eq!(ns.gid_mappings, vec![map(6, 1000, 1)]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn mappings_needing_subordinate_ids_are_replaced_only_without_them() {
+        let wide = vec![map(0, 1000, 1), map(1, 100000, 65536)];
+        let start = Namespaces {
+            create: vec![Namespace::User],
+            uid_mappings: wide.clone(),
+            gid_mappings: wide.clone(),
+            ..Namespaces::default()
+        };
+        let mut ns = start.clone();
+        let mut notes = Vec::new();
+        chroot_user_namespace(CALLER, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, vec![map(0, 1000, 1)]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(
+            ns.create.iter().filter(|n| **n == Namespace::User).count(),
+            1
+        );
+        let sub = Caller {
+            subordinate_ids: true,
+            ..CALLER
+        };
+        let mut ns = start.clone();
+        let mut notes = Vec::new();
+        chroot_user_namespace(sub, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, wide, "newuidmap can write them");
+        assert!(notes.is_empty());
+        // The caller's own single id is kept as written.
+        let mut own = Namespaces {
+            uid_mappings: vec![map(7, 1000, 1)],
+            gid_mappings: vec![map(8, 1000, 1)],
+            ..Namespaces::default()
+        };
+        chroot_user_namespace(CALLER, &mut own, (0, 0), &mut notes);
+        assert_eq!(own.uid_mappings, vec![map(7, 1000, 1)]);
+        assert!(notes.is_empty());
+    }
 }
