@@ -36,6 +36,8 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             let user = spec.process().as_ref().map(|p| p.user());
             let ids = user.map_or((0, 0), |u| (u.uid(), u.gid()));
             super::isolation::chroot_user_namespace(caller, &mut namespaces, ids, &mut diagnostics);
+        } else {
+            crate::spec::user_namespace_mappings(spec)?;
         }
     } else {
         crate::spec::validate_namespace_needs(spec)?;

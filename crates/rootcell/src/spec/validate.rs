@@ -241,11 +241,37 @@ fn is_uts_sysctl(key: &str) -> bool {
     key == "kernel.hostname" || key == "kernel.domainname"
 }
 
+/// A new user namespace needs `linux.uidMappings` and `linux.gidMappings`
+/// (except in rootless chroot isolation, which maps the caller's own ids).
+pub fn user_namespace_mappings(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else {
+        return Ok(());
+    };
+    let new_user = linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|ns| ns.typ() == LinuxNamespaceType::User && ns.path().is_none());
+    if !new_user {
+        return Ok(());
+    }
+    for (field, list) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        if list.as_deref().unwrap_or_default().is_empty() {
+            return Err(Error::spec(field, "a new user namespace needs mappings"));
+        }
+    }
+    Ok(())
+}
+
 /// What a hostname, a domainname, UTS sysctls and mounts need of the config's own
-/// namespaces: a new UTS namespace, a mount namespace. Chroot isolation
+/// namespaces: a new UTS namespace, a mount namespace, id mappings. Chroot isolation
 /// makes both itself, and the isolation mode is known only with the
 /// command line's flag: `plan::build` checks this in full isolation.
 pub fn validate_namespace_needs(spec: &Spec) -> Result<()> {
+    user_namespace_mappings(spec)?;
     let Some(linux) = spec.linux() else {
         return Ok(());
     };
@@ -375,10 +401,10 @@ fn validate_linux(spec: &Spec) -> Result<()> {
             ("linux.uidMappings", linux.uid_mappings()),
             ("linux.gidMappings", linux.gid_mappings()),
         ] {
+            // An empty list is checked by `user_namespace_mappings`, once
+            // the isolation is known (rootless chroot isolation maps the
+            // caller's own ids).
             let list = list.as_deref().unwrap_or_default();
-            if list.is_empty() {
-                return Err(Error::spec(field, "a new user namespace needs mappings"));
-            }
             for (i, m) in list.iter().enumerate() {
                 check_id_mapping(&format!("{field}[{i}]"), m)?;
             }
