@@ -1003,3 +1003,46 @@ fn rootless_oci_without_subordinate_ids_fails_and_suggests_chroot() {
     assert_eq!(mount_table(), before, "the host's mount table changed");
     ctx.assert_clean();
 }
+
+#[test]
+fn rootless_chroot_refuses_unwritable_limits_unless_the_annotation_ignores_them() {
+    let Some((ctx, _xdg, mut b)) = rootless_chroot_bundle("rlchroot-res") else {
+        return;
+    };
+    b.config["linux"]["resources"] = json!({"memory": {"limit": 100000000}});
+    b.sh("echo ran");
+    // Full isolation (rootless: best effort) tells whether uid 1000 can
+    // write the limit here.
+    let probe = ctx.id("p");
+    let out = run_isolated(&ctx, "oci", &probe, &b);
+    out.assert_ok("rootless full isolation ignores the limit");
+    if !out.stderr.contains("linux.resources.memory.limit: ignored") {
+        skip("uid 1000 can write the memory limit here (a delegated cgroup)");
+        return;
+    }
+    let id = ctx.id("c");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    assert_ne!(out.code(), Some(0), "the limit is refused: {}", out.all());
+    assert!(!out.stdout.contains("ran"), "{}", out.all());
+    assert!(
+        out.stderr.contains("linux.resources.memory.limit")
+            && out.stderr.contains("org.rootcell.chroot.ignore-resources"),
+        "the error names the field and the annotation: {}",
+        out.all()
+    );
+    ctx.assert_clean();
+    b.config["annotations"] = json!({"org.rootcell.chroot.ignore-resources": "true"});
+    let id = ctx.id("d");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("the annotation ignores the limit");
+    assert_eq!(out.stdout, "ran\n", "{}", out.all());
+    assert_eq!(
+        out.stderr
+            .matches("linux.resources.memory.limit: ignored")
+            .count(),
+        1,
+        "one diagnostic line for the ignored field: {}",
+        out.all()
+    );
+    ctx.assert_clean();
+}

@@ -254,6 +254,15 @@ pub fn apply_resources(
                 CgroupVersion::V1 => format!("this host has no {} cgroup controller", w.controller),
                 CgroupVersion::V2 => "this host has no cgroup v2 hierarchy".into(),
             };
+            if best_effort && res.refuse_unwritable {
+                return Err(Error::spec(
+                    &w.field,
+                    format!(
+                        "{why}: chroot isolation refuses a limit it cannot apply (annotation {}: \"true\" ignores it)",
+                        crate::plan::isolation::IGNORE_RESOURCES
+                    ),
+                ));
+            }
             if best_effort {
                 tracing::warn!("{}: ignored: {why}", w.field);
                 eprintln!("rootcell: warning: {}: ignored: {why}", w.field);

@@ -54,6 +54,14 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             .unwrap_or_default(),
         host.cgroup_version,
     )?;
+    let mut resources = resources;
+    if let (Some(res), Some(_)) = (resources.as_mut(), rootless_chroot) {
+        let ignore = spec
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(super::isolation::IGNORE_RESOURCES));
+        res.refuse_unwritable = ignore.map(String::as_str) != Some("true");
+    }
     let memory_policy = linux
         .and_then(|l| l.memory_policy().as_ref())
         .map(super::memory_policy::memory_policy)

@@ -24,6 +24,10 @@ use crate::error::{Error, Result};
 /// The annotation that asks for an isolation mode in `config.json`.
 pub const ANNOTATION: &str = "org.rootcell.isolation";
 
+/// The annotation that lets rootless chroot isolation ignore the cgroup
+/// limits it cannot write (one warning line each) instead of refusing them.
+pub const IGNORE_RESOURCES: &str = "org.rootcell.chroot.ignore-resources";
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {

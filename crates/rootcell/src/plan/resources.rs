@@ -56,6 +56,11 @@ pub struct CgroupResources {
     /// Accepted but not applied (kernel memory, v1-only knobs on v2…).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Rootless chroot isolation: a limit the caller cannot write is an
+    /// error naming its field, unless the annotation
+    /// `org.rootcell.chroot.ignore-resources: "true"` is set.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_unwritable: bool,
 }
 
 const F: &str = "linux.resources";
@@ -67,6 +72,7 @@ impl CgroupResources {
             writes: Vec::new(),
             device_filter: None,
             warnings: Vec::new(),
+            refuse_unwritable: false,
         }
     }
 
