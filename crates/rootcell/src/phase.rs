@@ -1,7 +1,8 @@
 //! Phase timestamps for performance work: with `ROOTCELL_PHASES=1` in its
 //! environment, rootcell writes one line per phase boundary to stderr,
 //! `rootcell-phase <pid> <monotonic seconds> <name>`, from every process it
-//! runs (the runtime, a sandbox's init, the command just before `execve`).
+//! runs (the runtime, a sandbox's init, the command just before `execve`,
+//! or before the seccomp filter when there is one: no mark runs under it).
 //! `bench/phases.sh` averages the gaps over many runs. Off (one cached
 //! environment lookup per mark) otherwise.
 //!

@@ -124,14 +124,42 @@ const AT_RECURSIVE: u32 = 0x8000;
 /// `mount_setattr(2)`, which rustix does not wrap. Changes attributes and
 /// propagation of the mount `fd` refers to (and below it, if `recursive`).
 fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> rustix::io::Result<()> {
-    let flags = AT_EMPTY_PATH | if recursive { AT_RECURSIVE } else { 0 };
-    // SAFETY: the path is a valid empty C string, `attr` points to a live
-    // struct of the size passed; the kernel only reads it.
+    mount_setattr_raw(fd.as_raw_fd(), c"", AT_EMPTY_PATH, recursive, attr)
+}
+
+/// `mount_setattr(AT_FDCWD, path, [AT_RECURSIVE], {set, clear})` on a
+/// mount of the caller's namespace. Allocation-free: used between fork and
+/// execve (`process::sys::daemon_in_child`).
+pub fn set_attrs_at_path(
+    path: &std::ffi::CStr,
+    recursive: bool,
+    set: u64,
+    clear: u64,
+) -> rustix::io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    mount_setattr_raw(libc::AT_FDCWD, path, 0, recursive, &attr)
+}
+
+fn mount_setattr_raw(
+    dirfd: std::os::fd::RawFd,
+    path: &std::ffi::CStr,
+    flags: u32,
+    recursive: bool,
+    attr: &MountAttr,
+) -> rustix::io::Result<()> {
+    let flags = flags | if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: `path` is a valid C string, `attr` points to a live struct of
+    // the size passed; the kernel only reads them. Nothing allocates.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd.as_raw_fd(),
-            c"".as_ptr(),
+            dirfd,
+            path.as_ptr(),
             flags,
             attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),

@@ -110,6 +110,8 @@ pub(crate) fn finish(
     life: &mut dyn Lifecycle,
 ) -> Result<Never> {
     let mut exec: Option<sys::ExecArgs> = None;
+    // Whether the seccomp filter is loaded: no syscall of ours after it.
+    let mut sealed = false;
     for step in &p.final_steps {
         match *step {
             FinalStep::SwitchUser => {
@@ -162,7 +164,13 @@ pub(crate) fn finish(
                 sys::close_fds_for_exec(preserve_fds, &keep).ctx(|| "closing the runtime's fds")?;
             }
             FinalStep::ResetSignals => sys::reset_signals(),
-            FinalStep::LoadSeccomp { handoff } => load_seccomp(filter, handoff, chan)?,
+            FinalStep::LoadSeccomp { handoff } => {
+                // Diagnostics only (`ROOTCELL_PHASES`): the last mark is
+                // taken before the filter, which may deny its syscalls.
+                crate::phase::mark("execve");
+                sealed = true;
+                load_seccomp(filter, handoff, chan)?
+            }
             FinalStep::Execve => {
                 let program = || p.args.first().map(String::as_str).unwrap_or("");
                 let Some(exec) = &exec else {
@@ -171,9 +179,9 @@ pub(crate) fn finish(
                         program()
                     )));
                 };
-                // Diagnostics only (`ROOTCELL_PHASES`): after seccomp,
-                // so a profile must allow write and getpid to see it.
-                crate::phase::mark("execve");
+                if !sealed {
+                    crate::phase::mark("execve");
+                }
                 let err = exec.execve();
                 return Err(Error::spec(
                     "process.args[0]",

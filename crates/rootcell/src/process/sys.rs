@@ -938,55 +938,20 @@ pub fn daemon_in_child(
             }
             prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as u64)?;
             unshare(libc::CLONE_NEWNS)?;
-            set_mount_attrs(
+            use crate::plan::options::attr;
+            crate::fs::mount::set_attrs_at_path(
                 c"/",
                 true,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                attr::RDONLY | attr::NOSUID | attr::NODEV,
                 0,
             )?;
-            set_mount_attrs(&writable, false, 0, MOUNT_ATTR_RDONLY)?;
+            crate::fs::mount::set_attrs_at_path(&writable, false, 0, attr::RDONLY)?;
             if drop_caps {
                 clear_capabilities()?;
             }
             Ok(())
         });
     }
-}
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-
-/// `mount_setattr(path, [AT_RECURSIVE], set, clear)` on a mount of the
-/// caller's namespace. Allocation-free (used between fork and execve).
-fn set_mount_attrs(path: &std::ffi::CStr, recursive: bool, set: u64, clear: u64) -> io::Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: clear,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
-    // SAFETY: a NUL-terminated path and a pointer to a local struct of the
-    // size passed; the kernel only reads them.
-    check(unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            flags,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    })
-    .map(drop)
 }
 
 /// `capset` with empty effective, permitted and inheritable sets.

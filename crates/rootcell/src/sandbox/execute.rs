@@ -36,16 +36,10 @@ impl StagingFs {
     /// `$TMPDIR` (else `/tmp`).
     pub fn create(staging: &Staging) -> Result<StagingFs> {
         match &staging.filesystem {
-            StagingFilesystem::Tmpfs { options } => {
-                let fd = mnt::fresh(
-                    "tmpfs",
-                    "rootcell-sandbox",
-                    options,
-                    attr::NOSUID | attr::NODEV,
-                )
-                .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))?;
-                Ok(StagingFs { fd, dir: None })
-            }
+            StagingFilesystem::Tmpfs { options } => Ok(StagingFs {
+                fd: staging_tmpfs(options)?,
+                dir: None,
+            }),
             StagingFilesystem::Directory => {
                 let base = std::env::var_os("TMPDIR")
                     .map(PathBuf::from)
@@ -116,6 +110,19 @@ impl StagingFs {
         }
         Ok(())
     }
+}
+
+/// The staging tmpfs: detached (`fsmount`, in no mount table), `nosuid`
+/// and `nodev` (result capture relies on the latter). Made by the runtime,
+/// or rootless by init inside its user namespace.
+pub(super) fn staging_tmpfs(options: &[crate::plan::FsOption]) -> Result<OwnedFd> {
+    mnt::fresh(
+        "tmpfs",
+        "rootcell-sandbox",
+        options,
+        attr::NOSUID | attr::NODEV,
+    )
+    .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))
 }
 
 /// `mkdirat(parent, "rootcell-sandbox-<random>", 0700)`, retried with

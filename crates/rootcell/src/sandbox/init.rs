@@ -10,9 +10,7 @@ use rustix::event::{poll, PollFd, PollFlags};
 
 use super::process::{self, ChildSide};
 use crate::error::{Error, IoContext, Result};
-use crate::fs::mount as mnt;
 use crate::fs::procfs;
-use crate::plan::options::attr;
 use crate::plan::{Namespace, RootSource, Staging, StagingFilesystem};
 use crate::process::{sync, sys, Never};
 use crate::rootfs::{HostTreeOptions, Rootfs, StagingHandle};
@@ -156,13 +154,7 @@ fn rootless_start(
             "no staging filesystem for this sandbox".into(),
         ));
     };
-    let fd = mnt::fresh(
-        "tmpfs",
-        "rootcell-sandbox",
-        options,
-        attr::NOSUID | attr::NODEV,
-    )
-    .map_err(|e| Error::Other(format!("the sandbox's staging tmpfs: {e}")))?;
+    let fd = super::execute::staging_tmpfs(options)?;
     channel.send_fd(&"staging", fd.as_fd())?;
     Ok(StagingHandle { fd, dir_path: None })
 }
