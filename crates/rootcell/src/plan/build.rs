@@ -29,7 +29,10 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let isolation = super::isolation::resolve(spec, opts.isolation)?;
     let mut namespaces = namespaces(spec)?;
     let mut diagnostics = Vec::new();
-    let rootless_chroot = host.caller.filter(|_| isolation == Isolation::Chroot);
+    let rootless_chroot = host
+        .caller
+        .as_ref()
+        .filter(|_| isolation == Isolation::Chroot);
     if isolation == Isolation::Chroot {
         super::isolation::chroot_namespaces(spec, &mut namespaces)?;
         if let Some(caller) = rootless_chroot {
@@ -41,10 +44,12 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         }
     } else {
         crate::spec::validate_namespace_needs(spec)?;
+        super::isolation::full_isolation_needs_sys_admin(host.caller.as_ref(), &namespaces)?;
     }
     let mut rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
     if isolation == Isolation::Chroot {
         super::isolation::chroot_rootfs(&mut rootfs);
+        super::isolation::chroot_devpts_gid(&namespaces, &mut rootfs, &mut diagnostics);
     }
     let linux = spec.linux().as_ref();
     let resources = super::resources::resources_plan(
@@ -61,6 +66,14 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             .as_ref()
             .and_then(|a| a.get(super::isolation::IGNORE_RESOURCES));
         res.refuse_unwritable = ignore.map(String::as_str) != Some("true");
+        super::isolation::chroot_device_rules(
+            linux
+                .and_then(|l| l.resources().as_ref())
+                .and_then(|r| r.devices().as_deref())
+                .unwrap_or_default(),
+            res,
+            &mut diagnostics,
+        );
     }
     let memory_policy = linux
         .and_then(|l| l.memory_policy().as_ref())

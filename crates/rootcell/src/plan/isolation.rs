@@ -16,7 +16,7 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch, RootfsPlan,
+    FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch, RootfsPlan,
     Step,
 };
 use crate::error::{Error, Result};
@@ -136,25 +136,89 @@ pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
     }
 }
 
-/// An unprivileged caller (euid != 0) of the runtime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// An unprivileged caller of the runtime: euid != 0, or root in a user
+/// namespace that is not the initial one (a nested container).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     /// Subordinate id ranges exist for the caller (`/etc/subuid` and
     /// `/etc/subgid`) and `newuidmap` can write them.
     pub subordinate_ids: bool,
+    /// The ids of the caller's own user namespace (the first and third
+    /// columns of `/proc/self/uid_map` and `gid_map`) when it may map all of
+    /// them into a new one: root there with CAP_SETUID and CAP_SETGID.
+    /// Empty otherwise (only its own uid and gid can be mapped).
+    pub namespace_uids: Vec<IdRange>,
+    pub namespace_gids: Vec<IdRange>,
+    /// The caller holds CAP_SYS_ADMIN in its user namespace: it can make a
+    /// mount (or any other) namespace without a user namespace of its own.
+    pub sys_admin: bool,
+}
+
+/// A range of ids, `start..start + size`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdRange {
+    pub start: u32,
+    pub size: u32,
+}
+
+impl IdRange {
+    fn holds(ranges: &[IdRange], start: u32, size: u32) -> bool {
+        let end = u64::from(start) + u64::from(size);
+        ranges
+            .iter()
+            .any(|r| start >= r.start && end <= u64::from(r.start) + u64::from(r.size))
+    }
+
+    /// Identity mappings of `ranges`: every id stays as it is.
+    fn identity(ranges: &[IdRange]) -> Vec<IdMapping> {
+        ranges
+            .iter()
+            .map(|r| IdMapping {
+                container_id: r.start,
+                host_id: r.start,
+                size: r.size,
+            })
+            .collect()
+    }
+}
+
+/// Full isolation for a caller without CAP_SYS_ADMIN (a nested, unprivileged
+/// container): every namespace but a user namespace needs it, so a config
+/// that creates namespaces without a user namespace is refused as
+/// `Error::IsolationRefused` (`--isolation auto` then retries with chroot
+/// isolation, which adds a user namespace).
+pub fn full_isolation_needs_sys_admin(caller: Option<&Caller>, ns: &Namespaces) -> Result<()> {
+    let Some(caller) = caller.filter(|c| !c.sys_admin) else {
+        return Ok(());
+    };
+    if ns.creates(Namespace::User) || ns.create.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = ns.create.iter().map(|n| n.proc_name()).collect();
+    Err(Error::IsolationRefused {
+        what: "namespaces without CAP_SYS_ADMIN".into(),
+        message: format!(
+            "linux.namespaces: creating {} namespaces needs CAP_SYS_ADMIN, which the runtime \
+             (uid {}) does not hold in its user namespace, and the config has no user namespace",
+            names.join(", "),
+            caller.uid
+        ),
+    })
 }
 
 /// Chroot isolation for an unprivileged caller: a new user namespace; the
 /// config's mappings are kept when the caller can write them (its own ids
-/// only, or subordinate ids through `newuidmap`), else replaced by the
-/// caller's own uid and gid mapped to `process.user` (one diagnostic).
-/// With only the caller's ids mapped, setgroups is denied (the kernel
-/// requires it), so `process.user.additionalGids` are dropped (one
-/// diagnostic).
+/// only, subordinate ids through `newuidmap`, or ids of its own user
+/// namespace where it is root there), else replaced by the caller's own
+/// mappings (one diagnostic): root in a user namespace keeps every id of
+/// that namespace as it is; any other caller's own uid and gid are mapped
+/// to `process.user`. With only the caller's ids mapped, setgroups is
+/// denied (the kernel requires it), so `process.user.additionalGids` are
+/// dropped (one diagnostic).
 pub fn chroot_user_namespace(
-    caller: Caller,
+    caller: &Caller,
     ns: &mut Namespaces,
     (uid, gid): (u32, u32),
     diagnostics: &mut Vec<String>,
@@ -165,9 +229,26 @@ pub fn chroot_user_namespace(
     let own_only = |maps: &[IdMapping], own: u32| {
         maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
     };
+    let within = |maps: &[IdMapping], ranges: &[IdRange]| {
+        !ranges.is_empty() && maps.iter().all(|m| IdRange::holds(ranges, m.host_id, m.size))
+    };
     let own = own_only(&ns.uid_mappings, caller.uid) && own_only(&ns.gid_mappings, caller.gid);
+    let in_namespace = within(&ns.uid_mappings, &caller.namespace_uids)
+        && within(&ns.gid_mappings, &caller.namespace_gids);
     let none = ns.uid_mappings.is_empty() && ns.gid_mappings.is_empty();
-    if none || (!own && !caller.subordinate_ids) {
+    let whole_namespace = !caller.namespace_uids.is_empty() && !caller.namespace_gids.is_empty();
+    if none || !(own || in_namespace || caller.subordinate_ids) {
+        if whole_namespace {
+            if !none {
+                diagnostics.push(format!(
+                    "chroot isolation: linux.uidMappings/linux.gidMappings need ids the runtime's user namespace does not map: replaced by its own ids, unchanged ({})",
+                    describe(&caller.namespace_uids)
+                ));
+            }
+            ns.uid_mappings = IdRange::identity(&caller.namespace_uids);
+            ns.gid_mappings = IdRange::identity(&caller.namespace_gids);
+            return;
+        }
         if !none {
             diagnostics.push(format!(
                 "chroot isolation: linux.uidMappings/linux.gidMappings need ids uid {} does not own and it has no subordinate ids: replaced by uid {} and gid {} mapped to {}:{}",
@@ -187,11 +268,65 @@ pub fn chroot_user_namespace(
     }
 }
 
+fn describe(ranges: &[IdRange]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|r| match r.size {
+            1 => format!("id {}", r.start),
+            n => format!("ids {}-{}", r.start, u64::from(r.start) + u64::from(n) - 1),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Chroot isolation: a `gid=N` option of a devpts mount names a group the
+/// container's user namespace does not map (a root-made config run by an
+/// unprivileged caller: the kernel refuses it with EINVAL). The option is
+/// dropped, with one diagnostic: the terminals' group is then the
+/// creator's.
+pub fn chroot_devpts_gid(ns: &Namespaces, rootfs: &mut RootfsPlan, diagnostics: &mut Vec<String>) {
+    if !ns.creates(Namespace::User) {
+        return;
+    }
+    for step in &mut rootfs.setup {
+        let Step::Mount(m) = step else { continue };
+        let MountKind::Fresh {
+            fstype, options, ..
+        } = &mut m.kind
+        else {
+            continue;
+        };
+        if fstype != "devpts" {
+            continue;
+        }
+        let mapped = |g: u32| {
+            ns.gid_mappings.iter().any(|r| {
+                g >= r.container_id && u64::from(g) < u64::from(r.container_id) + u64::from(r.size)
+            })
+        };
+        let place = m
+            .config_index
+            .map_or_else(|| "mounts".to_string(), |i| format!("mounts[{i}]"));
+        options.retain(|opt| match opt {
+            FsOption::Value(k, v) if k == "gid" => match v.parse::<u32>() {
+                Ok(g) if !mapped(g) => {
+                    diagnostics.push(format!(
+                        "chroot isolation: {place}.options: gid={g} dropped: gid {g} is not mapped in the container's user namespace"
+                    ));
+                    false
+                }
+                _ => true,
+            },
+            _ => true,
+        });
+    }
+}
+
 /// The second half of [`chroot_user_namespace`], once the process is
 /// planned: where only the caller's ids are mapped, its additional groups
 /// cannot be set.
 pub fn chroot_drop_groups(
-    caller: Caller,
+    caller: &Caller,
     ns: &Namespaces,
     process: &mut ProcessPlan,
     diagnostics: &mut Vec<String>,
@@ -208,6 +343,34 @@ pub fn chroot_drop_groups(
         ));
         process.additional_gids.clear();
     }
+}
+
+/// Unprivileged chroot isolation: device nodes are bound from the host
+/// (the default ones and `linux.devices`), never created, and no new one
+/// can be made in a user namespace. Device rules that only deny all
+/// devices and allow some are met by that binding, so their devices
+/// cgroup writes (which the caller cannot make) are dropped, with one
+/// diagnostic. A rule denying a particular device is kept, and refused
+/// where the devices cgroup cannot be written.
+pub fn chroot_device_rules(
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+    res: &mut super::resources::CgroupResources,
+    diagnostics: &mut Vec<String>,
+) {
+    use oci_spec::runtime::LinuxDeviceType;
+    let denies_one = rules
+        .iter()
+        .any(|r| !r.allow() && !matches!(r.typ().unwrap_or(LinuxDeviceType::A), LinuxDeviceType::A));
+    let had = res.writes.iter().any(|w| w.controller == "devices") || res.device_filter.is_some();
+    if denies_one || !had {
+        return;
+    }
+    res.writes.retain(|w| w.controller != "devices");
+    res.device_filter = None;
+    diagnostics.push(
+        "chroot isolation: linux.resources.devices: met by binding only the default and linux.devices nodes from the host (no devices cgroup rules written)"
+            .into(),
+    );
 }
 
 /// The host mount bound when a fresh filesystem of this type is refused.
@@ -431,13 +594,16 @@ mod tests {
         uid: 1000,
         gid: 1000,
         subordinate_ids: false,
+        namespace_uids: Vec::new(),
+        namespace_gids: Vec::new(),
+        sys_admin: false,
     };
 
     #[test]
     fn no_mappings_map_the_caller_to_the_process_user_silently() {
         let mut ns = Namespaces::default();
         let mut notes = Vec::new();
-        chroot_user_namespace(CALLER, &mut ns, (5, 6), &mut notes);
+        chroot_user_namespace(&CALLER, &mut ns, (5, 6), &mut notes);
         assert!(ns.creates(Namespace::User));
         assert_eq!(ns.uid_mappings, vec![map(5, 1000, 1)]);
         assert_eq!(ns.gid_mappings, vec![map(6, 1000, 1)]);
@@ -455,7 +621,7 @@ mod tests {
         };
         let mut ns = start.clone();
         let mut notes = Vec::new();
-        chroot_user_namespace(CALLER, &mut ns, (0, 0), &mut notes);
+        chroot_user_namespace(&CALLER, &mut ns, (0, 0), &mut notes);
         assert_eq!(ns.uid_mappings, vec![map(0, 1000, 1)]);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(
@@ -468,7 +634,7 @@ mod tests {
         };
         let mut ns = start.clone();
         let mut notes = Vec::new();
-        chroot_user_namespace(sub, &mut ns, (0, 0), &mut notes);
+        chroot_user_namespace(&sub, &mut ns, (0, 0), &mut notes);
         assert_eq!(ns.uid_mappings, wide, "newuidmap can write them");
         assert!(notes.is_empty());
         // The caller's own single id is kept as written.
@@ -477,7 +643,7 @@ mod tests {
             gid_mappings: vec![map(8, 1000, 1)],
             ..Namespaces::default()
         };
-        chroot_user_namespace(CALLER, &mut own, (0, 0), &mut notes);
+        chroot_user_namespace(&CALLER, &mut own, (0, 0), &mut notes);
         assert_eq!(own.uid_mappings, vec![map(7, 1000, 1)]);
         assert!(notes.is_empty());
     }

@@ -8,6 +8,7 @@ use pathrs::flags::OpenFlags;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
+use crate::plan::isolation::IdRange;
 use crate::plan::IdMapping;
 use crate::process::sys;
 
@@ -162,4 +163,65 @@ pub fn setgroups_allowed() -> bool {
     procfs::read(ProcfsBase::ProcSelf, "setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
+}
+
+/// The id ranges of our own user namespace (the first and third columns
+/// of `/proc/self/uid_map` and `gid_map`), or None in the initial user
+/// namespace (everything mapped, `0 0 4294967295`) or when unreadable.
+pub fn own_namespace_ranges() -> Option<(Vec<IdRange>, Vec<IdRange>)> {
+    let uids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "uid_map").ok()?);
+    let gids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "gid_map").ok()?);
+    let initial = |r: &[IdRange]| r == [IdRange { start: 0, size: u32::MAX }];
+    (!(initial(&uids) && initial(&gids))).then_some((uids, gids))
+}
+
+/// Whether the runtime runs in a user namespace that is not the initial one.
+pub fn in_user_namespace() -> bool {
+    own_namespace_ranges().is_some()
+}
+
+/// `uid_map` text → the ranges of ids inside (first and third columns).
+fn parse_ranges(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| IdRange {
+                start: f[0],
+                size: f[2],
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_map_ranges_are_the_inside_columns() {
+        assert_eq!(
+            parse_ranges("         0     100000      65536\n 65536 1000 1\n"),
+            vec![
+                IdRange {
+                    start: 0,
+                    size: 65536
+                },
+                IdRange {
+                    start: 65536,
+                    size: 1
+                }
+            ]
+        );
+        assert_eq!(
+            parse_ranges("0 0 4294967295\n"),
+            vec![IdRange {
+                start: 0,
+                size: u32::MAX
+            }]
+        );
+        assert!(parse_ranges("").is_empty());
+    }
 }
