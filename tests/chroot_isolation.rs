@@ -713,15 +713,14 @@ fn the_mode_is_recorded_so_exec_needs_no_flag() {
 }
 
 #[test]
-fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
+fn auto_on_a_refused_id_mapping_retries_with_the_callers_own_ids() {
     if !rootcell_only() || !userns_available() {
         return;
     }
     // A mapping to a host id the runtime's user namespace does not map:
     // writing uid_map is refused (EPERM), a refusal `auto` retries with
-    // chroot isolation. Chroot isolation keeps the config's user
-    // namespace and mappings, so the retry is refused the same way: one
-    // fallback line, the mapping's error, nothing left.
+    // chroot isolation. The retry maps the runtime's own ids instead (here
+    // only root, unchanged), with one diagnostic, and runs.
     let ctx = Ctx::new("chroot-auto-map");
     let mut b = userns_bundle(&ctx);
     b.linux()["namespaces"]
@@ -730,10 +729,10 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
         .push(json!({"type": "user"}));
     b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
     b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
-    b.sh("touch /tmp/ran");
+    b.sh("touch /tmp/ran; echo uid_map=$(cat /proc/self/uid_map | tr -s ' '); exit 3");
     let id = ctx.id("c");
     let out = run_in_userns(&ctx, "auto", &id, &b);
-    out.assert_fail("an impossible id mapping");
+    assert_eq!(out.code(), Some(3), "{}", out.all());
     assert!(
         out.stderr.contains(
             "rootcell: full isolation refused (no user namespace mapping possible): using chroot isolation"
@@ -747,8 +746,16 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
         "{}",
         out.all()
     );
-    assert!(out.stderr.contains("uid_map"), "{}", out.all());
-    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert_eq!(
+        out.stderr
+            .matches("linux.uidMappings/linux.gidMappings need ids the runtime's user namespace does not map: replaced by its own ids, unchanged (id 0)")
+            .count(),
+        1,
+        "one diagnostic names the replaced mappings: {}",
+        out.all()
+    );
+    assert!(out.stdout.contains("uid_map= 0 0 1\n"), "{}", out.all());
+    assert!(b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();
 }
 
