@@ -128,8 +128,7 @@ fn install_runtime(rootfs: &Path) -> Result<(), String> {
     let dest = rootfs.join("bin/rootcell");
     std::fs::copy(&bin, &dest).map_err(|e| format!("copy {}: {e}", bin.display()))?;
     let ldd = exec(Command::new("ldd").arg(&bin), CMD_TIMEOUT);
-    if ldd.stdout.contains("statically linked") || ldd.all().contains("not a dynamic executable")
-    {
+    if ldd.stdout.contains("statically linked") || ldd.all().contains("not a dynamic executable") {
         return Ok(());
     }
     if !ldd.ok() {
@@ -141,11 +140,7 @@ fn install_runtime(rootfs: &Path) -> Result<(), String> {
     }
     // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and the loader
     // `/lib64/ld-linux-x86-64.so.2 (0x…)`.
-    for lib in ldd
-        .stdout
-        .split_whitespace()
-        .filter(|w| w.starts_with('/'))
-    {
+    for lib in ldd.stdout.split_whitespace().filter(|w| w.starts_with('/')) {
         let target = rootfs.join(lib.trim_start_matches('/'));
         std::fs::create_dir_all(target.parent().expect("a library path has a parent"))
             .map_err(|e| format!("{}: {e}", target.display()))?;
@@ -217,7 +212,10 @@ fn nested(name: &str) -> Option<Nested> {
     };
     inner.config["process"]["terminal"] = json!(false);
     inner.config["hostname"] = json!("inner-host");
-    write_file(&inner.rootfs().join("inner-marker"), "from the inner rootfs\n");
+    write_file(
+        &inner.rootfs().join("inner-marker"),
+        "from the inner rootfs\n",
+    );
     Some(Nested { ctx, outer, inner })
 }
 
@@ -252,7 +250,11 @@ fn full_isolation_fails_suggesting_chroot_and_chroot_runs_the_same_bundle() {
         .last()
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .expect("CapEff");
-    assert_eq!(eff & (1 << 21), 0, "the outer container has CAP_SYS_ADMIN: {s}");
+    assert_eq!(
+        eff & (1 << 21),
+        0,
+        "the outer container has CAP_SYS_ADMIN: {s}"
+    );
 
     let full = section(s, "oci");
     assert!(!full.contains("rc=0"), "full isolation ran: {s}");
@@ -274,9 +276,15 @@ fn full_isolation_fails_suggesting_chroot_and_chroot_runs_the_same_bundle() {
     assert!(l.contains(&"inner-host".to_string()), "hostname: {s}");
     assert!(l.contains(&"from the inner rootfs".to_string()), "{s}");
     assert!(l.contains(&"comm=cat".to_string()), "/proc works: {s}");
-    assert!(l.contains(&"pid=1".to_string()), "its own pid namespace: {s}");
+    assert!(
+        l.contains(&"pid=1".to_string()),
+        "its own pid namespace: {s}"
+    );
     assert!(l.contains(&"proc-mounted".to_string()), "{s}");
-    assert!(l.contains(&"rc=7".to_string()), "exit code passed through: {s}");
+    assert!(
+        l.contains(&"rc=7".to_string()),
+        "exit code passed through: {s}"
+    );
     // Nothing left in the inner state dir.
     assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
 }
@@ -298,7 +306,11 @@ fn auto_falls_back_once_inside_the_unprivileged_container() {
     let a = section(s, "auto");
     assert!(a.contains("ran-in-inner-host\n"), "{s}");
     assert!(a.contains("rc=4"), "{s}");
-    assert_eq!(a.matches(FALLBACK_LINE).count(), 1, "one fallback line: {s}");
+    assert_eq!(
+        a.matches(FALLBACK_LINE).count(),
+        1,
+        "one fallback line: {s}"
+    );
     assert!(
         a.contains("rootcell: full isolation refused (namespaces without CAP_SYS_ADMIN): using chroot isolation"),
         "{s}"

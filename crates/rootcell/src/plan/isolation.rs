@@ -16,8 +16,8 @@ use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch, RootfsPlan,
-    Step,
+    FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch,
+    RootfsPlan, Step,
 };
 use crate::error::{Error, Result};
 
@@ -230,7 +230,10 @@ pub fn chroot_user_namespace(
         maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
     };
     let within = |maps: &[IdMapping], ranges: &[IdRange]| {
-        !ranges.is_empty() && maps.iter().all(|m| IdRange::holds(ranges, m.host_id, m.size))
+        !ranges.is_empty()
+            && maps
+                .iter()
+                .all(|m| IdRange::holds(ranges, m.host_id, m.size))
     };
     let own = own_only(&ns.uid_mappings, caller.uid) && own_only(&ns.gid_mappings, caller.gid);
     let in_namespace = within(&ns.uid_mappings, &caller.namespace_uids)
@@ -358,9 +361,9 @@ pub fn chroot_device_rules(
     diagnostics: &mut Vec<String>,
 ) {
     use oci_spec::runtime::LinuxDeviceType;
-    let denies_one = rules
-        .iter()
-        .any(|r| !r.allow() && !matches!(r.typ().unwrap_or(LinuxDeviceType::A), LinuxDeviceType::A));
+    let denies_one = rules.iter().any(|r| {
+        !r.allow() && !matches!(r.typ().unwrap_or(LinuxDeviceType::A), LinuxDeviceType::A)
+    });
     let had = res.writes.iter().any(|w| w.controller == "devices") || res.device_filter.is_some();
     if denies_one || !had {
         return;
@@ -563,6 +566,146 @@ mod tests {
             assert_eq!(oci.rootfs.switch, RootSwitch::PivotRoot);
         }
 
+        /// Root in a nested container's user namespace (ids 0-65535),
+        /// without CAP_SYS_ADMIN.
+        fn nested() -> crate::plan::HostFacts {
+            let all = vec![IdRange {
+                start: 0,
+                size: 65536,
+            }];
+            crate::plan::HostFacts {
+                rootless: true,
+                caller: Some(Caller {
+                    namespace_uids: all.clone(),
+                    namespace_gids: all,
+                    ..Caller::default()
+                }),
+                ..hybrid()
+            }
+        }
+
+        fn devpts_options(plan: &crate::plan::Plan) -> Vec<String> {
+            plan.rootfs
+                .setup
+                .iter()
+                .find_map(|s| match s {
+                    Step::Mount(m) => match &m.kind {
+                        MountKind::Fresh {
+                            fstype, options, ..
+                        } if fstype == "devpts" => {
+                            Some(options.iter().map(ToString::to_string).collect())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .expect("a devpts mount")
+        }
+
+        #[test]
+        fn nested_full_isolation_is_refused_without_sys_admin_and_chroot_adds_a_user_namespace() {
+            let b = bundle(|_| {});
+            let host = nested();
+            for mode in [None, Some(Isolation::Auto)] {
+                let opts = PlanOptions {
+                    isolation: mode,
+                    ..PlanOptions::default()
+                };
+                match build(&b, &host, opts) {
+                    Err(Error::IsolationRefused { what, message }) => {
+                        assert_eq!(what, "namespaces without CAP_SYS_ADMIN");
+                        assert!(message.starts_with("linux.namespaces:"), "{message}");
+                    }
+                    other => panic!("not refused: {other:?}"),
+                }
+            }
+            // With CAP_SYS_ADMIN (a privileged nested container), or a
+            // user namespace in the config, full isolation is planned.
+            let mut privileged = nested();
+            if let Some(c) = privileged.caller.as_mut() {
+                c.sys_admin = true;
+            }
+            assert!(build(&b, &privileged, PlanOptions::default()).is_ok());
+            let with_userns = bundle(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 10}]);
+                v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 10}]);
+            });
+            assert!(build(&with_userns, &host, PlanOptions::default()).is_ok());
+
+            // Chroot isolation: a user namespace with every id of the
+            // caller's own, unchanged; gid 5 is mapped, devpts keeps it;
+            // the deny-all device rule is met by the bound nodes.
+            let plan = build(&b, &host, chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::User));
+            assert_eq!(plan.namespaces.uid_mappings, vec![map(0, 0, 65536)]);
+            assert_eq!(plan.namespaces.gid_mappings, vec![map(0, 0, 65536)]);
+            assert!(devpts_options(&plan).contains(&"gid=5".to_string()));
+            let res = plan.resources.as_ref().expect("resources");
+            assert!(res.writes.iter().all(|w| w.controller != "devices"));
+            assert_eq!(plan.diagnostics.len(), 1, "{:?}", plan.diagnostics);
+            assert!(
+                plan.diagnostics[0].contains("linux.resources.devices: met by binding"),
+                "{:?}",
+                plan.diagnostics
+            );
+            assert!(
+                plan.rootfs
+                    .setup
+                    .iter()
+                    .all(|s| !matches!(s, Step::Device(d) if !d.bind_from_host)),
+                "device nodes are bound, not made"
+            );
+        }
+
+        #[test]
+        fn an_unmapped_devpts_gid_is_dropped_with_one_diagnostic() {
+            // A root-made config with only root mapped (or a caller that
+            // can map only itself): gid=5 is not mapped.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+                v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+            });
+            let plan = build(&b, &nested(), chroot()).unwrap();
+            assert_eq!(plan.namespaces.gid_mappings, vec![map(0, 0, 1)]);
+            let opts = devpts_options(&plan);
+            assert!(!opts.iter().any(|o| o.starts_with("gid=")), "{opts:?}");
+            assert!(opts.contains(&"newinstance".to_string()), "{opts:?}");
+            let notes: Vec<_> = plan
+                .diagnostics
+                .iter()
+                .filter(|d| d.contains("gid=5 dropped"))
+                .collect();
+            assert_eq!(notes.len(), 1, "{:?}", plan.diagnostics);
+            assert!(notes[0].contains("mounts[2].options"), "{notes:?}");
+            // Root on the host keeps it (no user namespace is added).
+            let root = build(&bundle(|_| {}), &hybrid(), chroot()).unwrap();
+            assert!(devpts_options(&root).contains(&"gid=5".to_string()));
+            assert!(root.diagnostics.is_empty(), "{:?}", root.diagnostics);
+        }
+
+        #[test]
+        fn a_device_rule_denying_one_device_is_kept_for_the_cgroup() {
+            let b = bundle(|v| {
+                v["linux"]["resources"]["devices"] = json!([
+                    {"allow": false, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+                ]);
+            });
+            let plan = build(&b, &nested(), chroot()).unwrap();
+            let res = plan.resources.as_ref().expect("resources");
+            assert!(res.refuse_unwritable);
+            assert!(res.writes.iter().any(|w| w.controller == "devices"));
+            assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+        }
+
         #[test]
         fn auto_plans_full_isolation_and_says_when_it_retries() {
             let b = bundle(|_| {});
@@ -608,6 +751,76 @@ mod tests {
         assert_eq!(ns.uid_mappings, vec![map(5, 1000, 1)]);
         assert_eq!(ns.gid_mappings, vec![map(6, 1000, 1)]);
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn root_in_a_user_namespace_keeps_its_ids_or_maps_them_all_unchanged() {
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            namespace_uids: vec![IdRange {
+                start: 0,
+                size: 65536,
+            }],
+            namespace_gids: vec![IdRange {
+                start: 0,
+                size: 65536,
+            }],
+            ..Caller::default()
+        };
+        // None in the config: every id of the caller's namespace, as it is.
+        let mut ns = Namespaces::default();
+        let mut notes = Vec::new();
+        chroot_user_namespace(&root, &mut ns, (1000, 1000), &mut notes);
+        assert_eq!(ns.uid_mappings, vec![map(0, 0, 65536)]);
+        assert_eq!(ns.gid_mappings, vec![map(0, 0, 65536)]);
+        assert!(notes.is_empty(), "{notes:?}");
+        // Mappings of ids it has are kept as written.
+        let inside = vec![map(0, 1000, 1), map(1, 2000, 500)];
+        let mut ns = Namespaces {
+            uid_mappings: inside.clone(),
+            gid_mappings: inside.clone(),
+            ..Namespaces::default()
+        };
+        chroot_user_namespace(&root, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, inside);
+        assert!(notes.is_empty(), "{notes:?}");
+        // A range past its namespace's end: replaced, one diagnostic.
+        let outside = vec![map(0, 65000, 1000)];
+        let mut ns = Namespaces {
+            uid_mappings: outside.clone(),
+            gid_mappings: outside,
+            ..Namespaces::default()
+        };
+        chroot_user_namespace(&root, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, vec![map(0, 0, 65536)]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("ids 0-65535"), "{notes:?}");
+    }
+
+    #[test]
+    fn full_isolation_needs_sys_admin_only_without_a_user_namespace() {
+        let ns = |create: Vec<Namespace>| Namespaces {
+            create,
+            ..Namespaces::default()
+        };
+        let without = Caller::default();
+        let with = Caller {
+            sys_admin: true,
+            ..Caller::default()
+        };
+        let mount = ns(vec![Namespace::Mount, Namespace::Pid]);
+        let err = full_isolation_needs_sys_admin(Some(&without), &mount).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("creating mnt, pid namespaces needs CAP_SYS_ADMIN"),
+            "{err}"
+        );
+        assert!(full_isolation_needs_sys_admin(Some(&with), &mount).is_ok());
+        assert!(full_isolation_needs_sys_admin(None, &mount).is_ok());
+        let userns = ns(vec![Namespace::User, Namespace::Mount]);
+        assert!(full_isolation_needs_sys_admin(Some(&without), &userns).is_ok());
+        assert!(full_isolation_needs_sys_admin(Some(&without), &ns(vec![])).is_ok());
     }
 
     #[test]

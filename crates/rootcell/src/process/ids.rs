@@ -171,7 +171,12 @@ pub fn setgroups_allowed() -> bool {
 pub fn own_namespace_ranges() -> Option<(Vec<IdRange>, Vec<IdRange>)> {
     let uids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "uid_map").ok()?);
     let gids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "gid_map").ok()?);
-    let initial = |r: &[IdRange]| r == [IdRange { start: 0, size: u32::MAX }];
+    let initial = |r: &[IdRange]| {
+        r == [IdRange {
+            start: 0,
+            size: u32::MAX,
+        }]
+    };
     (!(initial(&uids) && initial(&gids))).then_some((uids, gids))
 }
 
