@@ -149,8 +149,25 @@ fn install_runtime(rootfs: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Removes the `gid=` option of the config's devpts mount.
+fn drop_devpts_gid(b: &mut Bundle) {
+    if let Some(mounts) = b.config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut().filter(|m| m["type"] == "devpts") {
+            if let Some(opts) = m["options"].as_array_mut() {
+                opts.retain(|o| !o.as_str().unwrap_or("").starts_with("gid="));
+            }
+        }
+    }
+}
+
 /// The nested setup, or None (with a printed reason) where it cannot run.
 fn nested(name: &str) -> Option<Nested> {
+    nested_with(name, OUTER_SIZE)
+}
+
+/// The same with `size` ids mapped into the outer container (1: a rootless
+/// engine without subordinate ids, only root mapped).
+fn nested_with(name: &str, size: u32) -> Option<Nested> {
     if runtime_is_runc() || runtime_name().contains("crun") {
         skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
         return None;
@@ -182,10 +199,12 @@ fn nested(name: &str) -> Option<Nested> {
         "bounding": caps, "effective": caps, "permitted": caps,
     });
     outer.set_namespace("user", None);
-    outer.linux()["uidMappings"] =
-        json!([{"containerID": 0, "hostID": OUTER_BASE, "size": OUTER_SIZE}]);
-    outer.linux()["gidMappings"] =
-        json!([{"containerID": 0, "hostID": OUTER_BASE, "size": OUTER_SIZE}]);
+    outer.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": OUTER_BASE, "size": size}]);
+    outer.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": OUTER_BASE, "size": size}]);
+    if size <= 5 {
+        // The outer container's own devpts group (tty, 5) is not mapped.
+        drop_devpts_gid(&mut outer);
+    }
     assert!(
         outer.config["linux"]["maskedPaths"]
             .as_array()
@@ -393,4 +412,76 @@ fn a_root_made_config_with_a_single_mapped_id_drops_the_devpts_group() {
         c.contains("gid=5 dropped: gid 5 is not mapped in the container's user namespace"),
         "one diagnostic names the dropped option: {s}"
     );
+}
+
+#[test]
+fn detached_run_exec_ps_kill_delete_inside_the_unprivileged_container() {
+    let Some(mut n) = nested("nested-lifecycle") else {
+        return;
+    };
+    n.inner.args(&["sleep", "60"]);
+    let id = n.inner_id("d");
+    let script = format!(
+        "R='rootcell --root /tmp/state'; \
+         echo ==run; $R --isolation chroot run --detach --bundle /inner {id} </dev/null >/dev/null 2>&1; echo rc=$?; \
+         echo ==state; $R state {id}; \
+         echo ==exec; $R exec {id} sh -c 'echo exec-in-$(hostname); cat /inner-marker; cat /proc/self/comm; exit 5' 2>&1; echo rc=$?; \
+         echo ==ps; $R ps {id} 2>&1; \
+         echo ==kill; $R kill {id} KILL 2>&1; echo rc=$?; \
+         i=0; while [ $i -lt 50 ] && ! $R state {id} | grep -q stopped; do sleep 0.1; i=$((i+1)); done; \
+         $R delete {id} 2>&1; echo rc=$?; \
+         echo ==left; ls -A /tmp/state; $R list -q; echo ==end"
+    );
+    let out = n.run(&script, &[&id]);
+    out.assert_ok("the outer container");
+    let s = &out.stdout;
+    assert!(section(s, "run").contains("rc=0"), "{s}");
+    assert!(section(s, "state").contains("\"running\""), "{s}");
+    let e = section(s, "exec");
+    // exec needs no flag: the mode is recorded in the state.
+    assert!(e.contains("exec-in-inner-host\n"), "{s}");
+    assert!(e.contains("from the inner rootfs\n"), "{s}");
+    assert!(e.contains("\ncat\n"), "/proc works in exec: {s}");
+    assert!(e.contains("rc=5"), "{s}");
+    assert!(section(s, "ps").contains("sleep"), "{s}");
+    assert!(section(s, "kill").contains("rc=0\n"), "{s}");
+    assert!(section(s, "kill").ends_with("rc=0\n"), "delete: {s}");
+    assert_eq!(section(s, "left").trim(), "", "inner state left: {s}");
+}
+
+#[test]
+fn only_root_mapped_into_the_outer_container() {
+    // A rootless engine without subordinate ids: one id in the outer
+    // user namespace. Chroot isolation maps that one id, drops the
+    // devpts group it cannot map and the additional groups it cannot set,
+    // each with one diagnostic, and runs.
+    let Some(mut n) = nested_with("nested-one-id", 1) else {
+        return;
+    };
+    n.inner.config["process"]["user"]["additionalGids"] = json!([10]);
+    n.inner
+        .sh("echo uid_map=$(cat /proc/self/uid_map | tr -s ' '); echo groups=$(id -G); exit 6");
+    let (oci, chroot) = (n.inner_id("oci"), n.inner_id("chroot"));
+    let script = format!(
+        "echo ==oci; rootcell --root /tmp/state run --bundle /inner {oci} 2>&1; echo rc=$?; \
+         echo ==chroot; rootcell --root /tmp/state --isolation chroot run --bundle /inner {chroot} 2>&1; echo rc=$?; \
+         echo ==state; ls -A /tmp/state; echo ==end"
+    );
+    let out = n.run(&script, &[&oci, &chroot]);
+    out.assert_ok("the outer container");
+    let s = &out.stdout;
+    let full = section(s, "oci");
+    assert!(!full.contains("rc=0"), "{s}");
+    assert!(full.contains("--isolation chroot"), "{s}");
+    let c = section(s, "chroot");
+    assert!(c.contains("uid_map= 0 0 1\n"), "{s}");
+    assert!(c.contains("groups=0\n"), "{s}");
+    assert!(c.contains("rc=6"), "{s}");
+    assert_eq!(
+        c.matches("gid=5 dropped: gid 5 is not mapped").count(),
+        1,
+        "{s}"
+    );
+    assert_eq!(c.matches("additionalGids 10 dropped").count(), 1, "{s}");
+    assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
 }
