@@ -247,6 +247,8 @@ fn full_isolation_fails_suggesting_chroot_and_chroot_runs_the_same_bundle() {
         "echo hello-inner; hostname; cat /inner-marker; ",
         "echo comm=$(cat /proc/self/comm); echo pid=$$; ",
         "grep -q ' /proc ' /proc/self/mountinfo && echo proc-mounted; ",
+        "echo kcore=$(wc -c < /proc/kcore); ",
+        "touch /sys/x 2>/dev/null || echo sys-read-only; ",
         "exit 7"
     ));
     let (oci, chroot) = (n.inner_id("oci"), n.inner_id("chroot"));
@@ -483,5 +485,45 @@ fn only_root_mapped_into_the_outer_container() {
         "{s}"
     );
     assert_eq!(c.matches("additionalGids 10 dropped").count(), 1, "{s}");
+    assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
+}
+
+#[test]
+fn a_limit_is_refused_inside_unless_the_annotation_ignores_it() {
+    let Some(mut n) = nested("nested-limits") else {
+        return;
+    };
+    n.inner.config["linux"]["resources"]["memory"] = json!({"limit": 268435456});
+    n.inner.sh("echo ran; exit 2");
+    // The same config twice: the second time with the annotation.
+    let (refused, ignored) = (n.inner_id("refused"), n.inner_id("ignored"));
+    let mut annotated = n.inner.config.clone();
+    annotated["annotations"] = json!({"org.rootcell.chroot.ignore-resources": "true"});
+    write_file(
+        &n.inner.path.join("annotated.json"),
+        &serde_json::to_string_pretty(&annotated).unwrap(),
+    );
+    let script = format!(
+        "R='rootcell --root /tmp/state --isolation chroot'; \
+         echo ==refused; $R run --bundle /inner {refused} 2>&1; echo rc=$?; \
+         mv /inner/annotated.json /inner/config.json; \
+         echo ==ignored; $R run --bundle /inner {ignored} 2>&1; echo rc=$?; \
+         echo ==state; ls -A /tmp/state; echo ==end"
+    );
+    let out = n.run(&script, &[&refused, &ignored]);
+    out.assert_ok("the outer container");
+    let s = &out.stdout;
+    let r = section(s, "refused");
+    assert!(!r.contains("ran\n"), "{s}");
+    assert!(!r.contains("rc=0"), "{s}");
+    assert!(r.contains("linux.resources.memory.limit"), "{s}");
+    assert!(r.contains("org.rootcell.chroot.ignore-resources"), "{s}");
+    let i = section(s, "ignored");
+    assert!(i.contains("ran\n") && i.contains("rc=2"), "{s}");
+    assert_eq!(
+        i.matches("linux.resources.memory.limit").count(),
+        1,
+        "one warning: {s}"
+    );
     assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
 }
