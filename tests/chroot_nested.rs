@@ -527,3 +527,50 @@ fn a_limit_is_refused_inside_unless_the_annotation_ignores_it() {
     );
     assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
 }
+
+#[test]
+fn a_config_with_a_user_namespace_meets_the_too_revealing_proc_check() {
+    // With its own user namespace the inner config needs no CAP_SYS_ADMIN
+    // from the outer container, and full isolation gets as far as the
+    // fresh proc mount, which the kernel refuses there (the outer /proc
+    // has masked submounts): the error names it and suggests chroot
+    // isolation, which runs the same config with the outer /proc bound.
+    let Some(mut n) = nested("nested-revealing") else {
+        return;
+    };
+    n.inner.set_namespace("user", None);
+    n.inner.config["linux"]["uidMappings"] =
+        json!([{"containerID": 0, "hostID": 0, "size": OUTER_SIZE}]);
+    n.inner.config["linux"]["gidMappings"] =
+        json!([{"containerID": 0, "hostID": 0, "size": OUTER_SIZE}]);
+    n.inner
+        .sh("echo ran-$(hostname); echo uid_map=$(cat /proc/self/uid_map | tr -s ' '); exit 9");
+    let (oci, chroot) = (n.inner_id("oci"), n.inner_id("chroot"));
+    let script = format!(
+        "echo ==oci; rootcell --root /tmp/state run --bundle /inner {oci} 2>&1; echo rc=$?; \
+         echo ==chroot; rootcell --root /tmp/state --isolation chroot run --bundle /inner {chroot} 2>&1; echo rc=$?; \
+         echo ==state; ls -A /tmp/state; echo ==end"
+    );
+    let out = n.run(&script, &[&oci, &chroot]);
+    out.assert_ok("the outer container");
+    let s = &out.stdout;
+    let full = section(s, "oci");
+    assert!(!full.contains("ran-"), "{s}");
+    assert!(!full.contains("rc=0"), "{s}");
+    assert!(
+        full.contains("the kernel refuses a fresh proc mount here"),
+        "the refusal is named: {s}"
+    );
+    assert!(
+        full.matches("ignored: this host has no devices cgroup controller")
+            .count()
+            <= 1,
+        "one warning for the devices controller: {s}"
+    );
+    assert!(full.contains("--isolation chroot"), "{s}");
+    let c = section(s, "chroot");
+    assert!(c.contains("ran-inner-host\n"), "{s}");
+    assert!(c.contains(&format!("uid_map= 0 0 {OUTER_SIZE}\n")), "{s}");
+    assert!(c.contains("rc=9"), "{s}");
+    assert_eq!(section(s, "state").trim(), "", "inner state left: {s}");
+}

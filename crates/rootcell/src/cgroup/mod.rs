@@ -248,6 +248,7 @@ pub fn apply_resources(
     cg: &ContainerCgroup,
     best_effort: bool,
 ) -> Result<()> {
+    let mut warned = std::collections::HashSet::new();
     for w in &res.writes {
         let Some(dir) = dir_for(cg, &w.controller, res.version) else {
             let why = match res.version {
@@ -264,8 +265,12 @@ pub fn apply_resources(
                 ));
             }
             if best_effort {
-                tracing::warn!("{}: ignored: {why}", w.field);
-                eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+                // One line per missing controller (the device rules are
+                // a dozen writes to one controller).
+                if warned.insert(w.controller.as_str()) {
+                    tracing::warn!("{}: ignored: {why}", w.field);
+                    eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+                }
                 continue;
             }
             return Err(Error::spec(&w.field, why));

@@ -318,7 +318,12 @@ impl Rootfs {
                     {
                         return Err(Error::IsolationRefused {
                             what: format!("a fresh {fstype} mount"),
-                            message: format!("{field}: {e}"),
+                            message: format!(
+                                "{field}: {e}: the kernel refuses a fresh {fstype} mount here \
+                                 (a namespace the runtime does not own, or the outer {} with \
+                                 masked submounts)",
+                                if fstype == "proc" { "/proc" } else { "/sys" }
+                            ),
                         })
                     }
                     (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
