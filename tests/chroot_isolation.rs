@@ -1053,3 +1053,72 @@ fn rootless_chroot_refuses_unwritable_limits_unless_the_annotation_ignores_them(
     );
     ctx.assert_clean();
 }
+
+#[test]
+fn rootless_chroot_runs_a_root_made_config_dropping_the_devpts_group() {
+    // A config from `spec` as root (no user namespace, devpts gid=5, a
+    // deny-all device rule) run by uid 1000 without subordinate ids: full
+    // isolation is refused (no CAP_SYS_ADMIN, no user namespace), `auto`
+    // falls back once, and chroot isolation maps uid 1000 to root, drops
+    // gid=5 (EINVAL otherwise: gid 5 is not mapped) and meets the device
+    // rule with the bound nodes, one diagnostic each.
+    let Some((ctx, _xdg, rl)) = rootless_chroot_bundle("chroot-rl-rootcfg") else {
+        return;
+    };
+    let root_made = ctx.dir.join("root-spec");
+    std::fs::create_dir_all(&root_made).unwrap();
+    exec(
+        Command::new(&ctx.bin)
+            .arg("spec")
+            .arg("--bundle")
+            .arg(&root_made),
+        CMD_TIMEOUT,
+    )
+    .assert_ok("spec as root");
+    let mut b = Bundle {
+        config: parse_json(&read_file(&root_made.join("config.json")), "root spec"),
+        path: rl.path.clone(),
+    };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["root"]["readonly"] = json!(false);
+    b.sh("echo ran-$(hostname) uid=$(id -u); ls /dev/pts/ptmx; exit 4");
+    for (mode, fallback) in [("chroot", 0), ("auto", 1)] {
+        let id = ctx.id(mode);
+        let out = run_isolated(&ctx, mode, &id, &b);
+        assert_eq!(out.code(), Some(4), "{mode}: {}", out.all());
+        assert!(
+            out.stdout.starts_with("ran-rootcell uid=0\n"),
+            "{}",
+            out.all()
+        );
+        assert!(out.stdout.contains("/dev/pts/ptmx"), "{}", out.all());
+        assert_eq!(
+            out.stderr.matches(FALLBACK_LINE).count(),
+            fallback,
+            "{mode}: {}",
+            out.all()
+        );
+        assert_eq!(
+            out.stderr
+                .matches("mounts[2].options: gid=5 dropped: gid 5 is not mapped in the container's user namespace")
+                .count(),
+            1,
+            "{mode}: {}",
+            out.all()
+        );
+        assert_eq!(
+            out.stderr
+                .matches("linux.resources.devices: met by binding")
+                .count(),
+            1,
+            "{mode}: {}",
+            out.all()
+        );
+    }
+    let id = ctx.id("oci");
+    let out = run_isolated(&ctx, "oci", &id, &b);
+    out.assert_fail("full isolation as uid 1000 without a user namespace");
+    assert!(out.stderr.contains("CAP_SYS_ADMIN"), "{}", out.all());
+    assert!(out.stderr.contains("--isolation chroot"), "{}", out.all());
+    ctx.assert_clean();
+}
