@@ -509,3 +509,58 @@ fn failing_run_step_passes_exit_code_and_output() {
         b.ctx.assert_clean();
     }
 }
+
+/// Recaptures `tests/fixtures/engines/buildah-1.28/*.json`, the configs
+/// buildah sends a runtime for a `RUN` step as root (`bud-run-root.json`)
+/// and after `USER 1000:1000` (`bud-run-user.json`), for
+/// `tests/foreign_configs.rs`: buildah is given the logging wrapper
+/// (`tests/fixtures/engines/capture-runtime.sh`) and each recorded
+/// `config.json` is stored with its bundle as `@BUNDLE@`, its random
+/// hostname as `@HOSTNAME@` and the test's buildah dir as `@ENGINE@`
+/// (`common::capture`). Run it by hand:
+///
+/// ```sh
+/// ROOTCELL_TEST_RUNTIME=$PWD/target/release/rootcell unshare --mount --propagation private -- \
+///     cargo test -p rootcell-cli --test chroot_buildah -- --ignored capture_buildah_configs
+/// ```
+#[test]
+#[ignore = "recaptures the buildah fixtures of foreign_configs.rs"]
+fn capture_buildah_configs() {
+    use common::capture;
+    let Some(b) = Buildah::new("bh-capture") else {
+        return;
+    };
+    let version = b.run(&["--version"]).stdout;
+    assert!(
+        version.contains(" 1.28."),
+        "the fixtures are buildah 1.28's: {version}"
+    );
+    let (wrapper, captured) = capture::install_wrapper(&b.dir, &b.ctx.bin);
+    let state = b.ctx.state_dir();
+    b.bud("capture", &wrapper, &state, &[], CONTAINERFILE)
+        .assert_ok("buildah bud");
+    let docs: Vec<Value> = capture::take(&captured)
+        .into_iter()
+        .filter(|(c, _)| c == "create")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(docs.len(), 3, "one create per RUN step");
+    for (name, mut doc) in [
+        ("bud-run-root", docs[0].clone()),
+        ("bud-run-user", docs[1].clone()),
+    ] {
+        let root = doc["root"]["path"].as_str().unwrap_or_default().to_owned();
+        let bundle = root
+            .strip_suffix("/mnt/rootfs")
+            .unwrap_or_else(|| panic!("buildah's root.path is <bundle>/mnt/rootfs: {root}"))
+            .to_owned();
+        let hostname = doc["hostname"].as_str().unwrap_or_default().to_owned();
+        let reps = vec![
+            (bundle, "@BUNDLE@".to_owned()),
+            (hostname, "@HOSTNAME@".to_owned()),
+            (b.dir.to_string_lossy().into_owned(), "@ENGINE@".to_owned()),
+        ];
+        capture::normalize(&mut doc, &reps);
+        capture::save(&format!("buildah-1.28/{name}.json"), &doc);
+    }
+}
