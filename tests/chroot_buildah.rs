@@ -510,6 +510,63 @@ fn failing_run_step_passes_exit_code_and_output() {
     }
 }
 
+/// `buildah run` on a working container, in full isolation and (rootcell)
+/// chroot isolation: stdin reaches the command, stdout and stderr come
+/// back apart, the exit status passes through; `-t` gives it a terminal
+/// (buildah adds `--console-socket` to `create`).
+#[test]
+fn buildah_run_stdio_terminal_and_exit_code() {
+    let Some(b) = Buildah::new("bh-run") else {
+        return;
+    };
+    let out = b.run(&[
+        "from",
+        "--pull=never",
+        "--signature-policy",
+        &b.policy(),
+        BASE,
+    ]);
+    out.assert_ok("buildah from");
+    let cname = out.stdout.trim().to_owned();
+    let state = b.ctx.state_dir();
+    let (rt, log) = b.wrapper("test", &b.ctx.bin, &state);
+    let root_flag = format!("root={}", state.display());
+    let mut modes: Vec<&[&str]> = vec![&[]];
+    if !runtime_is_runc() {
+        modes.push(&["--runtime-flag", "isolation=chroot"]);
+    }
+    for mode in modes {
+        let run = |extra: &[&str], script: &str, input: &[u8]| {
+            let mut args = vec!["run", "--isolation", "oci", "--runtime"];
+            let rt = rt.to_string_lossy();
+            args.extend([&*rt, "--runtime-flag", &root_flag]);
+            args.extend(mode);
+            args.extend(extra);
+            args.extend([cname.as_str(), "--", "/bin/sh", "-c", script]);
+            exec_input(&mut b.command(&args), Some(input), BUILDAH_TIMEOUT)
+        };
+        let out = run(&[], "cat; tty; echo to-stderr >&2; exit 4", b"from-stdin\n");
+        assert_eq!(out.code(), Some(4), "{mode:?}: {}", out.all());
+        assert_eq!(
+            out.stdout,
+            "from-stdin\nnot a tty\n",
+            "{mode:?}: {}",
+            out.all()
+        );
+        assert!(out.stderr.contains("to-stderr"), "{mode:?}: {}", out.all());
+        let out = run(&["-t"], "tty; exit 5", b"");
+        assert_eq!(out.code(), Some(5), "{mode:?} -t: {}", out.all());
+        assert!(
+            out.stdout.contains("/dev/pts/0"),
+            "{mode:?} -t: {}",
+            out.all()
+        );
+        b.ctx.assert_clean();
+    }
+    let calls = read_file(&log.join("calls"));
+    assert!(calls.contains(" --console-socket "), "{calls}");
+}
+
 /// Recaptures `tests/fixtures/engines/buildah-1.28/*.json`, the configs
 /// buildah sends a runtime for a `RUN` step as root (`bud-run-root.json`)
 /// and after `USER 1000:1000` (`bud-run-user.json`), for
