@@ -567,6 +567,77 @@ fn buildah_run_stdio_terminal_and_exit_code() {
     assert!(calls.contains(" --console-socket "), "{calls}");
 }
 
+/// Rootless buildah (and podman) run the runtime as root of their user
+/// namespace, with `$XDG_RUNTIME_DIR` set and no `--root`: as runc does,
+/// the default state root is then `$XDG_RUNTIME_DIR/<runtime>`, not
+/// `/run/<runtime>` (not theirs); with `USER=root` it stays under `/run`.
+/// Whether the container itself can run there (cgroups) does not matter
+/// here: only where the runtime keeps its state, and that nothing is left.
+#[test]
+fn default_state_root_of_root_in_a_user_namespace_is_under_xdg_runtime_dir() {
+    skip_unless!(
+        command_exists("unshare"),
+        "unshare (util-linux) is not installed"
+    );
+    let ctx = Ctx::new("bh-xdg");
+    let b = ctx.bundle();
+    let name = runtime_name();
+    for (user, under_xdg) in [(None, true), (Some("buildah"), true), (Some("root"), false)] {
+        let xdg = ctx.dir.join(format!("xdg-{}", user.unwrap_or("unset")));
+        fs::create_dir_all(&xdg).unwrap();
+        let id = ctx.id(&format!("xdg-{}", user.unwrap_or("unset")));
+        // /run is an empty tmpfs of the namespace's own: what lands there
+        // is listed after the run, and never reaches the host.
+        let script = format!(
+            "mount -t tmpfs tmpfs /run && {env} XDG_RUNTIME_DIR='{xdg}' '{rt}' run --bundle '{bundle}' {id} \
+             >/dev/null 2>&1; echo run=$?; ls -A /run",
+            env = match user {
+                None => "env -u USER".to_owned(),
+                Some(u) => format!("env USER={u}"),
+            },
+            xdg = xdg.display(),
+            rt = ctx.bin.display(),
+            bundle = b.path.display(),
+        );
+        let out = exec(
+            Command::new("unshare")
+                .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                .arg(&script),
+            CMD_TIMEOUT,
+        );
+        out.assert_ok("unshare --user --map-root-user");
+        let state = xdg.join(&name);
+        let in_run: Vec<String> = lines(&out.stdout)
+            .into_iter()
+            .filter(|l| !l.starts_with("run="))
+            .collect();
+        if under_xdg {
+            assert!(
+                state.is_dir(),
+                "USER={user:?}: no {} ({})",
+                state.display(),
+                out.all()
+            );
+            assert!(
+                in_run.is_empty(),
+                "USER={user:?}: state in /run: {in_run:?}"
+            );
+            let left: Vec<String> = fs::read_dir(&state)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            assert!(left.is_empty(), "USER={user:?}: state left: {left:?}");
+        } else {
+            assert!(!state.exists(), "USER=root: state under XDG_RUNTIME_DIR");
+            assert_eq!(in_run, [name.clone()], "USER=root: {}", out.all());
+        }
+        let _ = remove_cgroups_named(&id);
+        ctx.forget(&id);
+    }
+}
+
 /// Recaptures `tests/fixtures/engines/buildah-1.28/*.json`, the configs
 /// buildah sends a runtime for a `RUN` step as root (`bud-run-root.json`)
 /// and after `USER 1000:1000` (`bud-run-user.json`), for
