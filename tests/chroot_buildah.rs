@@ -631,7 +631,12 @@ fn default_state_root_of_root_in_a_user_namespace_is_under_xdg_runtime_dir() {
             assert!(left.is_empty(), "USER={user:?}: state left: {left:?}");
         } else {
             assert!(!state.exists(), "USER=root: state under XDG_RUNTIME_DIR");
-            assert_eq!(in_run, [name.clone()], "USER=root: {}", out.all());
+            assert_eq!(
+                in_run,
+                std::slice::from_ref(&name),
+                "USER=root: {}",
+                out.all()
+            );
         }
         let _ = remove_cgroups_named(&id);
         ctx.forget(&id);
