@@ -643,6 +643,79 @@ fn default_state_root_of_root_in_a_user_namespace_is_under_xdg_runtime_dir() {
     }
 }
 
+/// Rootless buildah's containers share its user namespace, where
+/// `setgroups` is denied, and its configs ask `additionalGids: [gid]`:
+/// full isolation runs them (the primary gid is the group asked for), and
+/// refuses, naming the field, a group other than the primary one (runc
+/// drops every group silently). The runtime runs as root of an
+/// `unshare --user --map-root-user` namespace (setgroups denied), with
+/// `--rootless=true` (no cgroup it may not write).
+#[test]
+fn full_isolation_where_setgroups_is_denied_meets_the_primary_gid() {
+    skip_unless!(
+        command_exists("unshare"),
+        "unshare (util-linux) is not installed"
+    );
+    let ctx = Ctx::new("bh-setgroups");
+    let mut b = ctx.bundle();
+    b.sh("id -g; grep -E '^Groups:' /proc/self/status");
+    b.linux()
+        .as_object_mut()
+        .expect("linux")
+        .remove("resources");
+    // devpts' gid=5 is not mapped in that namespace (runc fails on it).
+    for m in b.config["mounts"].as_array_mut().into_iter().flatten() {
+        if m["type"] == "devpts" {
+            if let Some(opts) = m["options"].as_array_mut() {
+                opts.retain(|o| !o.as_str().is_some_and(|o| o.starts_with("gid=")));
+            }
+        }
+    }
+    let mut cases = vec![(vec![0u32], true)];
+    if !runtime_is_runc() {
+        cases.push((vec![0, 10], false));
+    }
+    for (groups, runs) in cases {
+        b.process()["user"] = serde_json::json!({"uid": 0, "gid": 0, "additionalGids": groups});
+        b.save();
+        let id = ctx.id(&format!("g{}", groups.len()));
+        let script = format!(
+            "grep -q deny /proc/self/setgroups || echo setgroups-allowed; \
+             exec '{rt}' --rootless=true --root '{root}' run --bundle '{bundle}' {id}",
+            rt = ctx.bin.display(),
+            root = ctx.dir.join("userns-state").display(),
+            bundle = b.path.display(),
+        );
+        let out = exec(
+            Command::new("unshare")
+                .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+                .arg(&script),
+            CMD_TIMEOUT,
+        );
+        assert!(
+            !out.stdout.contains("setgroups-allowed"),
+            "unshare --map-root-user left setgroups allowed"
+        );
+        if runs {
+            out.assert_ok(&format!("additionalGids {groups:?}"));
+            assert!(out.stdout.starts_with("0\n"), "{}", out.all());
+        } else {
+            out.assert_fail(&format!("additionalGids {groups:?}"));
+            assert!(
+                out.stderr.contains("process.user.additionalGids"),
+                "{}",
+                out.all()
+            );
+        }
+        let _ = remove_cgroups_named(&id);
+        ctx.forget(&id);
+    }
+    assert!(
+        ctx.leftover_pids().is_empty(),
+        "processes left in the test's rootfs"
+    );
+}
+
 /// Recaptures `tests/fixtures/engines/buildah-1.28/*.json`, the configs
 /// buildah sends a runtime for a `RUN` step as root (`bud-run-root.json`)
 /// and after `USER 1000:1000` (`bud-run-user.json`), for
