@@ -22,6 +22,11 @@
 //! `/var/lib` (containers/image's blob-info cache), `/var/tmp` and `/run`.
 //! The base image is the tests' busybox rootfs, `buildah copy`'d into a
 //! `scratch` container and committed: no registry is ever asked.
+//!
+//! Also: `buildah run` (stdio, `-t`, exit status); rootless buildah (uid
+//! 1000, only its own id mapped) in both isolations against runc; the
+//! default state root of root in a user namespace (`$XDG_RUNTIME_DIR`, as
+//! runc); `additionalGids: [gid]` where setgroups is denied.
 
 mod common;
 
@@ -69,12 +74,20 @@ RUN mkdir -m 700 private && echo "$STEP" > private/step && ln -s greeting link &
 struct Buildah {
     dir: PathBuf,
     ctx: Ctx,
+    /// Run buildah as this uid (and gid) through setpriv: rootless buildah.
+    user: Option<u32>,
 }
 
 impl Buildah {
     /// `None` (and a skip notice) when buildah or the reference runc is
     /// missing. Makes the base image.
     fn new(name: &str) -> Option<Buildah> {
+        Buildah::new_as(name, None)
+    }
+
+    /// As [`Buildah::new`], buildah running as `user` when given (its
+    /// directories, the runtimes' state dirs and `HOME` are the user's).
+    fn new_as(name: &str, user: Option<u32>) -> Option<Buildah> {
         if !command_exists("buildah") {
             skip("buildah is not installed (scripts/setup installs it)");
             return None;
@@ -103,7 +116,16 @@ impl Buildah {
                 dir.display()
             ),
         );
-        let b = Buildah { dir, ctx };
+        if let Some(uid) = user {
+            for d in ["", "tmp", "home", "xdg"] {
+                fs::create_dir_all(dir.join(d)).unwrap();
+                chown(&dir.join(d), uid, uid);
+            }
+            fs::set_permissions(dir.join("xdg"), fs::Permissions::from_mode(0o700)).unwrap();
+            fs::create_dir_all(ctx.dir.join("state")).unwrap();
+            chown(&ctx.dir.join("state"), uid, uid);
+        }
+        let b = Buildah { dir, ctx, user };
         let rootfs = b.dir.join("rootfs");
         make_rootfs(&rootfs);
         let out = b.run(&["from", "--signature-policy", &b.policy(), "scratch"]);
@@ -122,7 +144,24 @@ impl Buildah {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("buildah");
+        let mut c = match self.user {
+            Some(uid) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={uid}"))
+                    .arg("--clear-groups")
+                    .arg("buildah")
+                    .env_clear()
+                    .env(
+                        "PATH",
+                        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                    )
+                    .env("HOME", self.dir.join("home"))
+                    .env("XDG_RUNTIME_DIR", self.dir.join("xdg"));
+                c
+            }
+            None => Command::new("buildah"),
+        };
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
             if k.starts_with("BUILDAH_") || k.starts_with("CONTAINERS_") {
@@ -155,6 +194,9 @@ impl Buildah {
     fn wrapper(&self, tag: &str, runtime: &Path, state: &Path) -> (PathBuf, PathBuf) {
         let log = self.dir.join(format!("calls-{tag}"));
         fs::create_dir_all(&log).unwrap();
+        if let Some(uid) = self.user {
+            chown(&log, uid, uid);
+        }
         let path = self.dir.join("bin").join(format!("runtime-{tag}"));
         let text = WRAPPER
             .replace("@LOG@", &log.to_string_lossy())
@@ -190,6 +232,11 @@ impl Buildah {
             "--runtime-flag".into(),
             format!("root={}", state.display()),
         ];
+        if self.user.is_some() {
+            // Rootless buildah's default network is a CNI bridge it may
+            // not create here (runc fails the same way).
+            args.push("--network=host".into());
+        }
         for f in runtime_flags {
             args.extend(["--runtime-flag".into(), f.to_string()]);
         }
@@ -293,12 +340,34 @@ impl Buildah {
         ]);
         out.assert_ok("buildah from");
         let cname = out.stdout.trim().to_owned();
-        let out = self.run(&["mount", &cname]);
+        // Rootless, vfs: the layer's path, read from buildah's namespace.
+        let out = match self.user {
+            Some(_) => {
+                let storage = self.dir.join("storage");
+                let run = self.dir.join("run");
+                self.run(&[
+                    "unshare",
+                    "--",
+                    "buildah",
+                    "--root",
+                    &storage.to_string_lossy(),
+                    "--runroot",
+                    &run.to_string_lossy(),
+                    "--storage-driver",
+                    "vfs",
+                    "mount",
+                    &cname,
+                ])
+            }
+            None => self.run(&["mount", &cname]),
+        };
         out.assert_ok("buildah mount");
         let root = PathBuf::from(out.stdout.trim());
         let mut files = BTreeMap::new();
         walk(&root, &root, &mut files);
-        self.run(&["umount", &cname]).assert_ok("buildah umount");
+        if self.user.is_none() {
+            self.run(&["umount", &cname]).assert_ok("buildah umount");
+        }
         self.run(&["rm", &cname]).assert_ok("buildah rm");
         files
     }
@@ -714,6 +783,63 @@ fn full_isolation_where_setgroups_is_denied_meets_the_primary_gid() {
         ctx.leftover_pids().is_empty(),
         "processes left in the test's rootfs"
     );
+}
+
+/// Rootless buildah (uid 1000, no subordinate ids: only its own id is
+/// mapped, to root) builds with rootcell in full and in chroot isolation,
+/// and the images equal runc's. buildah runs the runtime as root of its
+/// user namespace without `--root`: `--rootless=true` is passed as a
+/// runtime flag (rootcell's `auto` also covers that case once root in a
+/// user namespace counts as rootless; runc's does).
+#[test]
+fn rootless_bud_in_both_isolations_matches_runc() {
+    skip_unless_rootless_possible!();
+    if !rootcell_only() {
+        return;
+    }
+    let Some(b) = Buildah::new_as("bh-rootless", Some(UNPRIV_UID)) else {
+        return;
+    };
+    let containerfile = "FROM localhost/rootcell-busybox\n\
+        RUN mkdir -p /app && echo root-step > /root-file && chmod 640 /root-file\n\
+        ENV GREETING=\"hello world\"\n\
+        WORKDIR /app\n\
+        RUN echo \"$GREETING\" > greeting && id -u > uid && pwd > cwd && (umask 027; echo m > masked)\n";
+    let runc_state = b.dir.join("state-runc");
+    let (runc, _) = b.wrapper("runc", Path::new(RUNC), &runc_state);
+    b.bud("ref-runc", &runc, &runc_state, &[], containerfile)
+        .assert_ok("rootless buildah bud with runc");
+    let want = b.image_files("localhost/ref-runc");
+    assert_eq!(
+        want.get("app/greeting").map(String::as_str),
+        Some(format!("file {UNPRIV_UID}:{UNPRIV_UID} 644 hello world\n").as_str()),
+        "runc's build (root in buildah's namespace is uid {UNPRIV_UID} on disk)"
+    );
+    let state = b.ctx.state_dir();
+    let (rt, log) = b.wrapper("test", &b.ctx.bin, &state);
+    for (tag, flags) in [
+        ("full", &["rootless=true"][..]),
+        ("chroot", &["rootless=true", "isolation=chroot"][..]),
+    ] {
+        let image = format!("rootless-{tag}");
+        let out = b.bud(&image, &rt, &state, flags, containerfile);
+        out.assert_ok(&format!("rootless buildah bud, {tag} isolation"));
+        assert_same_tree(&want, &b.image_files(&format!("localhost/{image}")));
+        let calls = lines(&read_file(&log.join("calls")));
+        assert_eq!(
+            isolations(&log, &calls),
+            [if tag == "full" { "oci" } else { "chroot" }; 2],
+            "{calls:#?}"
+        );
+        fs::remove_file(log.join("calls")).unwrap();
+        let left: Vec<_> = fs::read_dir(&state)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "state left: {left:?}");
+    }
 }
 
 /// Recaptures `tests/fixtures/engines/buildah-1.28/*.json`, the configs
