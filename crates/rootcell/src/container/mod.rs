@@ -69,14 +69,25 @@ struct Created {
 
 impl Runtime {
     /// The default state root: `/run/rootcell` for root, else
-    /// `$XDG_RUNTIME_DIR/rootcell`.
+    /// `$XDG_RUNTIME_DIR/rootcell`. As runc: root in a user namespace
+    /// other than the initial one whose `$USER` is not `root` counts as
+    /// not root when `$XDG_RUNTIME_DIR` is set — rootless buildah and
+    /// podman run the runtime as their namespace's root without `--root`,
+    /// and `/run` is not theirs.
     pub fn default_root() -> PathBuf {
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
         if rustix::process::geteuid().is_root() {
-            return PathBuf::from("/run/rootcell");
+            let user_is_root = std::env::var_os("USER").is_some_and(|u| u == "root");
+            match xdg {
+                Some(dir) if !user_is_root && process::ids::in_user_namespace() => {
+                    return Path::new(&dir).join("rootcell")
+                }
+                _ => return PathBuf::from("/run/rootcell"),
+            }
         }
-        match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !dir.is_empty() => Path::new(&dir).join("rootcell"),
-            _ => std::env::temp_dir()
+        match xdg {
+            Some(dir) => Path::new(&dir).join("rootcell"),
+            None => std::env::temp_dir()
                 .join(format!("rootcell-{}", rustix::process::geteuid().as_raw())),
         }
     }

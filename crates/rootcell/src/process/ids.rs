@@ -139,12 +139,15 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
 /// so that the configured sets can be applied afterwards. `setgroups` is
 /// tried first: only when it is refused is `/proc/self/setgroups` read
 /// (a user namespace that denies it), which spares the common case a
-/// procfs handle.
+/// procfs handle. There, groups that are only the primary `gid` (what
+/// buildah and podman send: `additionalGids: [gid]`) are met by the
+/// `setresgid` below; any other group is an error naming the field (runc
+/// drops them all silently).
 pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
     match sys::setgroups(groups) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EPERM) && !setgroups_allowed() => {
-            if !groups.is_empty() {
+            if groups.iter().any(|&g| g != gid) {
                 return Err(Error::spec(
                     "process.user.additionalGids",
                     "cannot set supplementary groups: setgroups is denied in this user namespace",
