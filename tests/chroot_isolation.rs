@@ -1046,3 +1046,107 @@ fn rootless_chroot_refuses_unwritable_limits_unless_the_annotation_ignores_them(
     );
     ctx.assert_clean();
 }
+
+/// `unshare --user --map-root-user --mount …`: a shell that sets this
+/// user namespace's `user.max_<kind>_namespaces` limits to 0 (so the
+/// kernel refuses those namespaces with ENOSPC), prints its own pid and
+/// network namespace, and execs `rootcell --isolation MODE run`.
+fn run_with_namespace_limits(ctx: &Ctx, mode: &str, id: &str, b: &Bundle, zero: &[&str]) -> Out {
+    b.save();
+    let limits: String = zero
+        .iter()
+        .map(|k| format!("echo 0 > /proc/sys/user/max_{k}_namespaces || exit 99; "))
+        .collect();
+    let script = format!(
+        "{limits}echo outer-pid=$(readlink /proc/self/ns/pid) outer-net=$(readlink /proc/self/ns/net); exec \"$0\" --root \"$1\" --rootless true --isolation {mode} run --bundle \"$2\" {id}"
+    );
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .arg(&ctx.bin)
+    .arg(ctx.state_dir())
+    .arg(&b.path);
+    exec(&mut c, CMD_TIMEOUT)
+}
+
+/// The `outer-pid=… outer-net=…` line's value for `key`.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or("")
+}
+
+#[test]
+fn refused_pid_and_network_namespaces_are_shared_with_one_line_each() {
+    if !rootcell_only() || !userns_available() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-ns-refused");
+    let mut b = userns_bundle(&ctx);
+    b.linux()["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+        {"type": "uts"}, {"type": "mount"}
+    ]);
+    b.sh("echo inner-pid=$(readlink /proc/self/ns/pid) inner-net=$(readlink /proc/self/ns/net) self=$$");
+    let id = ctx.id("c");
+    let out = run_with_namespace_limits(&ctx, "chroot", &id, &b, &["pid", "net"]);
+    if out.code() == Some(99) {
+        skip("user.max_pid_namespaces cannot be written in a test user namespace here");
+        return;
+    }
+    out.assert_ok("chroot isolation with the pid and network namespaces refused");
+    let s = &out.stdout;
+    // Shared: the same namespaces as the shell that ran the runtime, and
+    // the process is not pid 1 of a new one.
+    assert_eq!(
+        field(s, "inner-pid="),
+        field(s, "outer-pid="),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        field(s, "inner-net="),
+        field(s, "outer-net="),
+        "{}",
+        out.all()
+    );
+    assert!(!field(s, "inner-pid=").is_empty(), "{}", out.all());
+    assert_ne!(field(s, "self="), "1", "{}", out.all());
+    // Exactly one line per ignored namespace, naming it; none for ipc,
+    // which the kernel allowed.
+    let line = |kind: &str| {
+        format!("rootcell: chroot isolation: linux.namespaces: the kernel refused a new {kind} namespace (")
+    };
+    for kind in ["pid", "network"] {
+        assert_eq!(
+            out.stderr.matches(&line(kind)).count(),
+            1,
+            "one line for {kind}: {}",
+            out.all()
+        );
+    }
+    assert!(!out.stderr.contains(&line("ipc")), "{}", out.all());
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.all());
+    ctx.assert_clean();
+
+    // Full isolation: the same refusal is an error, nothing left behind.
+    let id = ctx.id("oci");
+    let out = run_with_namespace_limits(&ctx, "oci", &id, &b, &["pid", "net"]);
+    out.assert_fail("full isolation with the pid namespace refused");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stdout.contains("inner-pid="), "{}", out.all());
+    ctx.assert_clean();
+}

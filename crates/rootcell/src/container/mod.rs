@@ -541,6 +541,7 @@ impl Runtime {
                 Some(ToRuntime::Failed { message, refused }) => {
                     return Err(init_failure(message, refused))
                 }
+                Some(ToRuntime::Diagnostic { message }) => eprintln!("rootcell: {message}"),
                 None => {
                     return Err(Error::Init(
                         "the container's init exited during setup".into(),
@@ -786,6 +787,7 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
+        nested_user_ns: process::ids::in_nested_user_ns(),
         ..lsm_host_facts()
     };
     Ok((host, cg))

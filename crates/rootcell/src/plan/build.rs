@@ -42,6 +42,9 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     } else {
         crate::spec::validate_namespace_needs(spec)?;
     }
+    if isolation == Isolation::Chroot {
+        super::isolation::chroot_shared_if_refused(spec, &mut namespaces, host.nested_user_ns);
+    }
     let mut rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
     if isolation == Isolation::Chroot {
         super::isolation::chroot_rootfs(&mut rootfs);

@@ -22,7 +22,15 @@ impl fmt::Display for Plan {
         }
         writeln!(f, "namespaces")?;
         for ns in &self.namespaces.create {
-            writeln!(f, "├─ new {}", ns.proc_name())?;
+            if self.namespaces.shared_if_refused.contains(ns) {
+                writeln!(
+                    f,
+                    "├─ new {} (shared with the runtime's if the kernel refuses it)",
+                    ns.proc_name()
+                )?;
+            } else {
+                writeln!(f, "├─ new {}", ns.proc_name())?;
+            }
         }
         for (ns, path) in &self.namespaces.join {
             writeln!(f, "├─ join {} {}", ns.proc_name(), path.display())?;

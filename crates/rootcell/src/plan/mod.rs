@@ -74,6 +74,11 @@ pub struct HostFacts {
     /// The runtime's caller when it is not root (euid != 0): chroot
     /// isolation gives it a user namespace of its own.
     pub caller: Option<isolation::Caller>,
+    /// The runtime runs in a user namespace other than the initial one
+    /// (`/proc/self/uid_map` is not the identity of all ids): the host's
+    /// processes outside it are out of the container's reach through
+    /// `/proc/<pid>/root`, even with a shared pid namespace.
+    pub nested_user_ns: bool,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -142,6 +147,12 @@ pub struct Namespaces {
     pub gid_mappings: Vec<IdMapping>,
     /// Offsets for a new time namespace: (clock name, seconds, nanoseconds).
     pub time_offsets: Vec<(String, i64, u32)>,
+    /// Chroot isolation: namespaces of `create` that stage 1 shares with
+    /// the runtime's when the kernel refuses to create them (EPERM,
+    /// EINVAL, ENOSPC, EUSERS), with one diagnostic line each. Empty in
+    /// full isolation, where every refusal is an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_if_refused: Vec<Namespace>,
 }
 
 impl Namespaces {
