@@ -69,7 +69,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         .and_then(|l| l.memory_policy().as_ref())
         .map(super::memory_policy::memory_policy)
         .transpose()?;
-    Ok(Plan {
+    let mut plan = Plan {
         isolation,
         resources,
         memory_policy,
@@ -100,7 +100,15 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         diagnostics,
         namespaces,
         rootfs,
-    })
+    };
+    if isolation == Isolation::Chroot {
+        plan.rootfs.lock_mounts = super::isolation::chroot_lock_mounts(
+            &plan.namespaces,
+            plan.process.capabilities.as_ref(),
+            host.nested_user_ns,
+        );
+    }
+    Ok(plan)
 }
 
 fn namespaces(spec: &Spec) -> Result<Namespaces> {
@@ -360,6 +368,7 @@ fn rootfs_plan(
         finish,
         mount_label,
         verify_mount_flags: false,
+        lock_mounts: false,
     })
 }
 

@@ -17,6 +17,12 @@ impl fmt::Display for Plan {
                 "isolation auto: planned as oci; create retries with chroot isolation if the kernel refuses a fresh proc or sysfs, pivot_root or the id mapping"
             )?,
         }
+        if self.rootfs.lock_mounts {
+            writeln!(
+                f,
+                "mounts locked: after the root switch, a child user namespace with the same ids and a new mount namespace in it"
+            )?;
+        }
         for d in &self.diagnostics {
             writeln!(f, "{d}")?;
         }

@@ -170,6 +170,29 @@ pub fn chroot_shared_if_refused(spec: &Spec, ns: &mut Namespaces, nested_user_ns
     }
 }
 
+/// Whether chroot isolation locks the container's mounts
+/// (`RootfsPlan::lock_mounts`): wherever the process could change them.
+/// With MoveRoot, the host's old root stays in the mount namespace under
+/// the container's root; a process with CAP_SYS_ADMIN over the namespace
+/// could unmount a mask, remount a read-only bind read-write, or detach
+/// the root and `setns` into its own mount namespace to land on the
+/// host's root. Locking costs a user namespace of the container's own
+/// (its capabilities then act only on what that namespace owns), so it is
+/// done where the process would hold CAP_SYS_ADMIN over the mounts: in a
+/// user namespace (the config's, the rootless caller's, or a nested
+/// runtime's), where nothing else stops it, and as real root when the
+/// bounding set keeps CAP_SYS_ADMIN (or the config leaves capabilities
+/// alone). Real root without CAP_SYS_ADMIN cannot unmount or remount
+/// anything, and a user namespace it makes itself gets locked copies.
+pub fn chroot_lock_mounts(
+    ns: &Namespaces,
+    caps: Option<&super::Capabilities>,
+    nested_user_ns: bool,
+) -> bool {
+    let sys_admin = caps.is_none_or(|c| c.bounding.iter().any(|n| n == "CAP_SYS_ADMIN"));
+    ns.creates(Namespace::User) || nested_user_ns || sys_admin
+}
+
 /// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
 /// `/`, then chroot, after the host's proc and sysfs mounts outside it are
 /// hidden), host binds where fresh special filesystems are refused, and

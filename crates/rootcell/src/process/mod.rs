@@ -18,6 +18,7 @@
 pub mod capabilities;
 pub mod exec;
 pub mod ids;
+mod lock_mounts;
 pub mod lsm;
 pub mod prepare;
 pub mod seccomp;
@@ -369,6 +370,9 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     }
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
+    if plan.rootfs.lock_mounts {
+        lock_mounts::lock_mounts()?;
+    }
     if let Some(policy) = &plan.memory_policy {
         apply_memory_policy(policy)?;
     }
