@@ -347,6 +347,13 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
 
     let mut rootfs = Rootfs::prepare(&plan.rootfs, cfg.idmapped)?;
     rootfs.run_steps(&plan.rootfs.setup)?;
+    // `--isolation auto`: a pivot_root the kernel will refuse is found out
+    // before any hook runs, so the chroot retry runs each hook once.
+    if plan.isolation == crate::plan::Isolation::Auto
+        && plan.rootfs.switch == crate::plan::RootSwitch::PivotRoot
+    {
+        rootfs.probe_pivot_root()?;
+    }
 
     chan.send(&ToRuntime::RunCreateHooks)?;
     let state = match next(chan)? {
