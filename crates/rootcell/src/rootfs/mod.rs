@@ -569,9 +569,14 @@ impl Rootfs {
         let root = self.root.fd();
         match crate::process::sys::fork().ctx(|| "fork to try pivot_root")? {
             crate::process::sys::Forked::Child => {
-                let tried = crate::process::sys::unshare(libc::CLONE_NEWNS)
-                    .map_err(|_| rustix::io::Errno::PERM)
-                    .and_then(|()| rustix::process::fchdir(root))
+                // chdir first: unshare moves the cwd to its copy in the new
+                // namespace (an fd keeps naming the old namespace's mount,
+                // which pivot_root refuses with EINVAL).
+                let tried = rustix::process::fchdir(root)
+                    .and_then(|()| {
+                        crate::process::sys::unshare(libc::CLONE_NEWNS)
+                            .map_err(|_| rustix::io::Errno::PERM)
+                    })
                     .and_then(|()| rustix::process::pivot_root(".", "."));
                 crate::process::sys::exit_now(match tried {
                     Ok(()) => 0,
