@@ -206,14 +206,15 @@ fn compile_into(ctx: &Ctx, b: &Bundle, name: &str, src: &str) -> Option<()> {
 
 /// A shell loop over the process's fds 0..63: each one listed with its
 /// target, and each one `cd`'d into (the shell's own chdir through the
-/// magic link, as fchdir would), then `..` walked up: `ESCAPE-<n>` when the
+/// magic link, physically: `cd -P`, as fchdir would), then `..` walked up
+/// (physically): `ESCAPE-<n>` when the
 /// host's `/work` (never in the busybox rootfs) is reached.
 const FD_PROBE: &str = r#"
 for n in $(seq 0 63); do
   if [ -e /proc/$$/fd/$n ]; then
     echo "fd $n -> $(readlink /proc/$$/fd/$n)"
-    if cd /proc/$$/fd/$n 2>/dev/null; then
-      cd ../../../../../../../../../../..
+    if cd -P /proc/$$/fd/$n 2>/dev/null; then
+      cd -P ../../../../../../../../../../..
       [ -e work ] && echo "ESCAPE-$n"
       [ -e chroot-marker ] || echo "OUTSIDE-$n"
       cd /
@@ -327,6 +328,32 @@ fn no_fd_the_runtime_or_a_hook_opened_reaches_the_process() {
     assert!(
         out.stdout.contains(&format!("fd 3 -> {}", data.display())),
         "fd 3 is the caller's file: {}",
+        out.all()
+    );
+
+    // Socket activation (LISTEN_FDS=1, LISTEN_PID the runtime's): fd 3
+    // again, and nothing else.
+    let file = std::fs::File::open(&data).unwrap();
+    let raw = file.as_raw_fd();
+    let id = ctx.id("listen");
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" --root \"$1\" --isolation chroot run --bundle \"$2\" \"$3\"")
+        .arg(&ctx.bin)
+        .arg(ctx.state_dir())
+        .arg(&b.path)
+        .arg(&id);
+    // SAFETY: fd_as_3 only calls async-signal-safe functions.
+    unsafe {
+        c.pre_exec(move || fd_as_3(raw));
+    }
+    let out = exec(&mut c, CMD_TIMEOUT);
+    drop(file);
+    out.assert_ok("run with LISTEN_FDS=1");
+    assert_fds(&out, &[0, 1, 2, 3], "chroot run with LISTEN_FDS=1");
+    assert!(
+        out.stdout.contains(&format!("fd 3 -> {}", data.display())),
+        "fd 3 is the activated socket (here a file): {}",
         out.all()
     );
 
