@@ -102,11 +102,8 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         rootfs,
     };
     if isolation == Isolation::Chroot {
-        plan.rootfs.lock_mounts = super::isolation::chroot_lock_mounts(
-            &plan.namespaces,
-            plan.process.capabilities.as_ref(),
-            host.nested_user_ns,
-        );
+        plan.rootfs.lock_mounts =
+            super::isolation::chroot_lock_mounts(plan.process.capabilities.as_ref());
     }
     Ok(plan)
 }

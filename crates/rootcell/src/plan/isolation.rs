@@ -176,21 +176,16 @@ pub fn chroot_shared_if_refused(spec: &Spec, ns: &mut Namespaces, nested_user_ns
 /// the container's root; a process with CAP_SYS_ADMIN over the namespace
 /// could unmount a mask, remount a read-only bind read-write, or detach
 /// the root and `setns` into its own mount namespace to land on the
-/// host's root. Locking costs a user namespace of the container's own
-/// (its capabilities then act only on what that namespace owns), so it is
-/// done where the process would hold CAP_SYS_ADMIN over the mounts: in a
-/// user namespace (the config's, the rootless caller's, or a nested
-/// runtime's), where nothing else stops it, and as real root when the
-/// bounding set keeps CAP_SYS_ADMIN (or the config leaves capabilities
-/// alone). Real root without CAP_SYS_ADMIN cannot unmount or remount
-/// anything, and a user namespace it makes itself gets locked copies.
-pub fn chroot_lock_mounts(
-    ns: &Namespaces,
-    caps: Option<&super::Capabilities>,
-    nested_user_ns: bool,
-) -> bool {
-    let sys_admin = caps.is_none_or(|c| c.bounding.iter().any(|n| n == "CAP_SYS_ADMIN"));
-    ns.creates(Namespace::User) || nested_user_ns || sys_admin
+/// host's root. That needs CAP_SYS_ADMIN in the process's bounding set
+/// (or a config that leaves the capabilities alone), in any user
+/// namespace: without it no mount can be changed, and a user namespace
+/// the process makes itself only gets locked copies. Locking costs a user
+/// namespace of the container's own (the capabilities then act only on
+/// what that namespace owns, and `/proc/self/uid_map` shows the ids onto
+/// themselves), so it is done exactly there. `rootcell exec --cap
+/// CAP_SYS_ADMIN` into an unlocked container is the caller's own choice.
+pub fn chroot_lock_mounts(caps: Option<&super::Capabilities>) -> bool {
+    caps.is_none_or(|c| c.bounding.iter().any(|n| n == "CAP_SYS_ADMIN"))
 }
 
 /// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
@@ -469,6 +464,29 @@ mod tests {
                 "{:?}",
                 plan.namespaces.shared_if_refused
             );
+        }
+
+        #[test]
+        fn mounts_are_locked_where_the_process_keeps_cap_sys_admin() {
+            let default = bundle(|_| {});
+            let plan = build(&default, &hybrid(), chroot()).unwrap();
+            assert!(
+                !plan.rootfs.lock_mounts,
+                "the default set has no CAP_SYS_ADMIN"
+            );
+            let admin = bundle(|v| {
+                v["process"]["capabilities"] = json!({"bounding": ["CAP_SYS_ADMIN"]});
+            });
+            let plan = build(&admin, &hybrid(), chroot()).unwrap();
+            assert!(plan.rootfs.lock_mounts);
+            assert!(plan.to_string().contains("mounts locked"), "{plan}");
+            let all = bundle(|v| {
+                v["process"]["capabilities"] = json!(null);
+            });
+            assert!(build(&all, &hybrid(), chroot()).unwrap().rootfs.lock_mounts);
+            // Full isolation pivots the host's tree away: nothing to lock.
+            let oci = build(&admin, &hybrid(), PlanOptions::default()).unwrap();
+            assert!(!oci.rootfs.lock_mounts);
         }
 
         #[test]

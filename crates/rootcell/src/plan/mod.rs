@@ -201,9 +201,8 @@ pub struct RootfsPlan {
     /// is an error naming `mounts[i]`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify_mount_flags: bool,
-    /// Chroot isolation where the container's process is in a user
-    /// namespace other than the initial one (its own, or a nested
-    /// runtime's): after the root switch, init moves into a child user
+    /// Chroot isolation where the process keeps CAP_SYS_ADMIN in its
+    /// bounding set: after the root switch, init moves into a child user
     /// namespace with the same ids and a new mount namespace, where the
     /// kernel locks every mount (no remount of a read-only bind, no
     /// unmount of a mask or of the root, even with CAP_SYS_ADMIN there).
