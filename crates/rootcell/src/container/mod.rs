@@ -250,7 +250,25 @@ impl Runtime {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
-        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground) {
+        // `auto` with `--console-socket`: one connection for both attempts
+        // (a listener such as containerd's accepts one); each attempt's
+        // init gets a duplicate, and a failed one closes only its own.
+        let shared_socket = match (isolation, &opts.console_socket) {
+            (Isolation::Auto, Some(_)) => {
+                match console::Console::open(
+                    process_terminal(&bundle),
+                    "process.terminal",
+                    opts.console_socket.as_deref(),
+                    foreground,
+                )? {
+                    console::Console::Socket(fd) => Some(fd),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let shared = shared_socket.as_ref();
+        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground, shared) {
             // `--isolation auto`: full isolation was refused in one of the
             // ways chroot isolation avoids. The failed attempt is undone
             // (state dir, cgroups, processes) before the second one.
@@ -262,7 +280,7 @@ impl Runtime {
                     isolation: Some(Isolation::Chroot),
                     ..opts.clone()
                 };
-                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground)
+                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground, shared)
             }
             // Full isolation asked for (or the default): say what would run.
             Err(Error::IsolationRefused { what, message }) if isolation == Isolation::Oci => {
@@ -286,6 +304,7 @@ impl Runtime {
         bundle: &Bundle,
         fifo_gate: bool,
         foreground: bool,
+        shared_socket: Option<&OwnedFd>,
     ) -> Result<Created> {
         cgroup::systemd::check_path(
             bundle
@@ -294,20 +313,20 @@ impl Runtime {
                 .as_ref()
                 .and_then(|l| l.cgroups_path().as_deref()),
         )?;
-        let terminal = bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
         // Before anything exists: a refused flag or an unreachable console
         // socket leaves nothing behind.
-        let console = console::Console::open(
-            terminal,
-            "process.terminal",
-            opts.console_socket.as_deref(),
-            foreground,
-        )?;
+        let console = match shared_socket {
+            Some(fd) => console::Console::Socket(
+                fd.try_clone()
+                    .ctx(|| "--console-socket: duplicating the connection")?,
+            ),
+            None => console::Console::open(
+                process_terminal(bundle),
+                "process.terminal",
+                opts.console_socket.as_deref(),
+                foreground,
+            )?,
+        };
         let (init_console, relay) = console.into_ends();
         let dir = ContainerDir::create(&self.root, id)?;
         let mut undo = Undo::default();
@@ -552,6 +571,7 @@ impl Runtime {
                 Some(ToRuntime::Failed { message, refused }) => {
                     return Err(init_failure(message, refused))
                 }
+                Some(ToRuntime::Diagnostic { message }) => eprintln!("rootcell: {message}"),
                 None => {
                     return Err(Error::Init(
                         "the container's init exited during setup".into(),
@@ -797,9 +817,20 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
+        nested_user_ns: process::ids::in_nested_user_ns(),
         ..lsm_host_facts()
     };
     Ok((host, cg))
+}
+
+/// `process.terminal` of the bundle's config (false when unset).
+fn process_terminal(bundle: &Bundle) -> bool {
+    bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
 /// The runtime's caller when it is unprivileged (euid != 0, or root in a

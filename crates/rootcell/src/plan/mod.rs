@@ -76,6 +76,11 @@ pub struct HostFacts {
     /// gives it a user namespace of its own; full isolation without
     /// CAP_SYS_ADMIN and without a user namespace is refused.
     pub caller: Option<isolation::Caller>,
+    /// The runtime runs in a user namespace other than the initial one
+    /// (`/proc/self/uid_map` is not the identity of all ids): the host's
+    /// processes outside it are out of the container's reach through
+    /// `/proc/<pid>/root`, even with a shared pid namespace.
+    pub nested_user_ns: bool,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -144,6 +149,12 @@ pub struct Namespaces {
     pub gid_mappings: Vec<IdMapping>,
     /// Offsets for a new time namespace: (clock name, seconds, nanoseconds).
     pub time_offsets: Vec<(String, i64, u32)>,
+    /// Chroot isolation: namespaces of `create` that stage 1 shares with
+    /// the runtime's when the kernel refuses to create them (EPERM,
+    /// EINVAL, ENOSPC, EUSERS), with one diagnostic line each. Empty in
+    /// full isolation, where every refusal is an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_if_refused: Vec<Namespace>,
 }
 
 impl Namespaces {
@@ -192,6 +203,13 @@ pub struct RootfsPlan {
     /// is an error naming `mounts[i]`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify_mount_flags: bool,
+    /// Chroot isolation where the process keeps CAP_SYS_ADMIN in its
+    /// bounding set: after the root switch, init moves into a child user
+    /// namespace with the same ids and a new mount namespace, where the
+    /// kernel locks every mount (no remount of a read-only bind, no
+    /// unmount of a mask or of the root, even with CAP_SYS_ADMIN there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lock_mounts: bool,
 }
 
 /// What the new root is made from.

@@ -202,6 +202,7 @@ pub fn build_plan(
         finish: layout.finish,
         mount_label: None,
         verify_mount_flags: false,
+        lock_mounts: false,
     };
     Ok(SandboxPlan {
         plan: Plan {
@@ -212,6 +213,7 @@ pub fn build_plan(
                 uid_mappings,
                 gid_mappings,
                 time_offsets: Vec::new(),
+                shared_if_refused: Vec::new(),
             },
             // BenchExec sets its hostname only with its generated system
             // config; --keep-system-config keeps the host's (the new UTS
