@@ -788,9 +788,10 @@ fn full_isolation_where_setgroups_is_denied_meets_the_primary_gid() {
 /// Rootless buildah (uid 1000, no subordinate ids: only its own id is
 /// mapped, to root) builds with rootcell in full and in chroot isolation,
 /// and the images equal runc's. buildah runs the runtime as root of its
-/// user namespace without `--root`: `--rootless=true` is passed as a
-/// runtime flag (rootcell's `auto` also covers that case once root in a
-/// user namespace counts as rootless; runc's does).
+/// user namespace without `--root` or `--rootless`: as in runc,
+/// `--rootless auto` counts root in a non-initial user namespace as
+/// rootless (cgroups best effort) and the state goes under
+/// `$XDG_RUNTIME_DIR`.
 #[test]
 fn rootless_bud_in_both_isolations_matches_runc() {
     skip_unless_rootless_possible!();
@@ -817,10 +818,7 @@ fn rootless_bud_in_both_isolations_matches_runc() {
     );
     let state = b.ctx.state_dir();
     let (rt, log) = b.wrapper("test", &b.ctx.bin, &state);
-    for (tag, flags) in [
-        ("full", &["rootless=true"][..]),
-        ("chroot", &["rootless=true", "isolation=chroot"][..]),
-    ] {
+    for (tag, flags) in [("full", &[][..]), ("chroot", &["isolation=chroot"][..])] {
         let image = format!("rootless-{tag}");
         let out = b.bud(&image, &rt, &state, flags, containerfile);
         out.assert_ok(&format!("rootless buildah bud, {tag} isolation"));
