@@ -343,7 +343,19 @@ impl Runtime {
         // leaves a `creating` state that `delete` can clean up from.
         let mut st = creating_state(id, bundle, opts, &cg.dirs);
         dir.save(&st)?;
-        cgroup::create(&mut cg, self.rootless)?;
+        // Chroot isolation runs where the cgroup tree may be read-only or
+        // not delegated, even as root: what cannot be made is skipped (and
+        // said, once), and limits are refused by `apply_resources`.
+        let chroot =
+            crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
+        let best_effort = self.rootless || chroot;
+        let skipped = cgroup::create(&mut cg, best_effort)?;
+        if chroot && !skipped.is_empty() {
+            eprintln!(
+                "rootcell: {}",
+                chroot_cgroup_line(&skipped, cg.dirs.is_empty())
+            );
+        }
         // Rootless creation may have skipped hierarchies it cannot write
         // (the state is brought up to date below, once, if so).
         host.cgroup_mounts = cg.mount_sources.clone();
@@ -378,7 +390,7 @@ impl Runtime {
                 tracing::warn!("{w}");
                 eprintln!("rootcell: warning: {w}");
             }
-            cgroup::apply_resources(res, &cg, self.rootless)?;
+            cgroup::apply_resources(res, &cg, best_effort)?;
         }
 
         let gate = if launch.fifo_gate {
@@ -789,6 +801,26 @@ fn host_facts(
         ..lsm_host_facts()
     };
     Ok((host, cg))
+}
+
+/// Chroot isolation's one line about the cgroup hierarchies it could not
+/// create (a read-only or undelegated tree).
+fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String {
+    let dirs: Vec<String> = skipped
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let why = skipped.first().map(|(_, e)| e.as_str()).unwrap_or_default();
+    if none_left {
+        format!(
+            "chroot isolation: no cgroup created: the cgroup tree is read-only or not delegated here ({why}); the container stays in the runtime's cgroup, without limits"
+        )
+    } else {
+        format!(
+            "chroot isolation: cgroups not created where the tree is read-only or not delegated ({why}): {}",
+            dirs.join(", ")
+        )
+    }
 }
 
 /// The runtime's caller when it is not root: chroot isolation maps it.

@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+use super::resources::rules_allow_open;
 use super::{
-    HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch, RootfsPlan,
-    Step,
+    DeviceKind, DeviceRule, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan,
+    RootSwitch, RootfsPlan, Step,
 };
 use crate::error::{Error, Result};
 
@@ -118,7 +119,8 @@ pub fn chroot_namespaces(spec: &Spec, ns: &mut Namespaces) -> Result<()> {
 /// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
 /// `/`, then chroot, after the host's proc and sysfs mounts outside it are
 /// hidden), host binds where fresh special filesystems are refused, and
-/// mount flags read back.
+/// mount flags read back. Where a tmpfs on `/dev` is refused, the host's
+/// `/dev` is bound (recursively) and nothing is created in it.
 pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
     rootfs.switch = RootSwitch::MoveRoot;
     rootfs.verify_mount_flags = true;
@@ -130,10 +132,56 @@ pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
                 ..
             } = &mut m.kind
             {
-                *host_fallback = fallback_for(fstype);
+                // A cgroup mount's fallbacks were planned with it
+                // (`build::cgroup_mount`).
+                if host_fallback.is_some() {
+                    continue;
+                }
+                *host_fallback = match fstype.as_str() {
+                    "tmpfs" if m.destination == std::path::Path::new("/dev") => {
+                        Some(HostFallback {
+                            source: PathBuf::from("/dev"),
+                            recursive: true,
+                            read_only: false,
+                        })
+                    }
+                    _ => fallback_for(fstype),
+                };
             }
         }
     }
+}
+
+/// Chroot isolation with `linux.resources.devices`: no devices cgroup
+/// may hold the rules (a read-only or undelegated tree, a user
+/// namespace), so they are met by the nodes: a planned node (default or
+/// `linux.devices`) the rules deny is left out (one diagnostic each), and
+/// the rules go to the executor for config binds and a host `/dev`.
+/// As in runc, each `linux.devices` node and the default devices are
+/// allowed after the config's rules, so these stay.
+pub fn chroot_device_rules(
+    rootfs: &mut RootfsPlan,
+    rules: Vec<DeviceRule>,
+    diagnostics: &mut Vec<String>,
+) {
+    rootfs.setup.retain(|step| {
+        let Step::Device(d) = step else { return true };
+        let kind = match d.kind {
+            DeviceKind::Char => 'c',
+            DeviceKind::Block => 'b',
+            DeviceKind::Fifo => return true,
+        };
+        let (major, minor) = (d.major as u32, d.minor as u32);
+        if rules_allow_open(&rules, kind, major, minor) {
+            return true;
+        }
+        diagnostics.push(format!(
+            "chroot isolation: {} ({kind} {major}:{minor}) not made: linux.resources.devices deny it",
+            d.path.display()
+        ));
+        false
+    });
+    rootfs.device_rules = Some(rules);
 }
 
 /// An unprivileged caller (euid != 0) of the runtime.

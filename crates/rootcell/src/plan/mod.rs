@@ -190,6 +190,14 @@ pub struct RootfsPlan {
     /// is an error naming `mounts[i]`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify_mount_flags: bool,
+    /// Chroot isolation with `linux.resources.devices`: the whole rule
+    /// list (as the devices cgroup would get it). Where no devices cgroup
+    /// holds them, the rules are met by the nodes: denied nodes are left
+    /// out of the plan, a device node bound by a config mount must be
+    /// allowed, and in a host `/dev` bound in place of a refused tmpfs
+    /// every denied node is covered by `/dev/null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_rules: Option<Vec<DeviceRule>>,
 }
 
 /// What the new root is made from.

@@ -61,6 +61,13 @@ pub struct CgroupResources {
     /// `org.rootcell.chroot.ignore-resources: "true"` is set.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refuse_unwritable: bool,
+    /// Chroot isolation: a cgroup file the runtime may not write (a
+    /// read-only or undelegated tree, EPERM/EACCES/EROFS) counts as a
+    /// missing hierarchy (refused or ignored as `refuse_unwritable` says),
+    /// and device rules the devices cgroup cannot hold are met by the
+    /// nodes planned in `/dev` instead (`isolation::chroot_device_rules`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chroot: bool,
 }
 
 const F: &str = "linux.resources";
@@ -73,6 +80,7 @@ impl CgroupResources {
             device_filter: None,
             warnings: Vec::new(),
             refuse_unwritable: false,
+            chroot: false,
         }
     }
 
@@ -756,6 +764,32 @@ fn devices(
     rules: &[LinuxDeviceCgroup],
     nodes: &[LinuxDevice],
 ) -> Result<()> {
+    let planned = device_rules(rules, nodes)?;
+    if out.v2() {
+        out.device_filter = Some(DeviceFilter {
+            denies_a_device: planned.iter().any(|(_, r)| !r.allow && r.kind.is_some()),
+            rules: planned.into_iter().map(|(_, r)| r).collect(),
+        });
+        return Ok(());
+    }
+    for (field, rule) in planned {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        out.set(field, "devices", file, rule.text());
+    }
+    Ok(())
+}
+
+/// The whole rule list, each with its field: `linux.resources.devices`,
+/// an allow for each `linux.devices` node, runc's default allowed
+/// devices.
+pub fn device_rules(
+    rules: &[LinuxDeviceCgroup],
+    nodes: &[LinuxDevice],
+) -> Result<Vec<(String, DeviceRule)>> {
     let mut planned = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("{F}.devices[{i}]");
@@ -788,22 +822,28 @@ fn devices(
         };
         planned.push((format!("{F}.devices"), rule));
     }
-    if out.v2() {
-        out.device_filter = Some(DeviceFilter {
-            denies_a_device: planned.iter().any(|(_, r)| !r.allow && r.kind.is_some()),
-            rules: planned.into_iter().map(|(_, r)| r).collect(),
-        });
-        return Ok(());
-    }
-    for (field, rule) in planned {
-        let file = if rule.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        out.set(field, "devices", file, rule.text());
-    }
-    Ok(())
+    Ok(planned)
+}
+
+/// Whether `rules` let a process open the device `kind` (`c` or `b`)
+/// `major:minor` for reading or writing, decided as the cgroup v2 filter
+/// and v1's devices cgroup decide: for each access, the last rule that
+/// matches the device and names the access wins; none allows (a fresh
+/// cgroup allows everything).
+pub fn rules_allow_open(rules: &[DeviceRule], kind: char, major: u32, minor: u32) -> bool {
+    let allowed = |access: char| {
+        rules
+            .iter()
+            .rev()
+            .find(|r| {
+                r.kind.is_none_or(|k| k == kind)
+                    && r.major.is_none_or(|m| m == major)
+                    && r.minor.is_none_or(|m| m == minor)
+                    && r.access.contains(access)
+            })
+            .is_none_or(|r| r.allow)
+    };
+    allowed('r') || allowed('w')
 }
 
 /// Hugepage sizes as the kernel names them: `2MB`, `1GB`, `64KB`.

@@ -73,6 +73,14 @@ pub struct Rootfs {
     /// Chroot isolation: config mounts' flags are read back after
     /// mounting (`RootfsPlan::verify_mount_flags`).
     verify_flags: bool,
+    /// Chroot isolation: the device rules met by the nodes
+    /// (`RootfsPlan::device_rules`).
+    device_rules: Option<Vec<crate::plan::DeviceRule>>,
+    /// Chroot isolation: trees of the host bound in place of a refused
+    /// tmpfs (`/dev`, the cgroup layout), with the config mount they stand
+    /// for: nothing is created in them, and that mount's other steps are
+    /// left out.
+    host_trees: Vec<(PathBuf, Option<usize>)>,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -102,6 +110,8 @@ impl Rootfs {
                 staging: None,
                 fuse_device: None,
                 verify_flags: plan.verify_mount_flags,
+                device_rules: plan.device_rules.clone(),
+                host_trees: Vec::new(),
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -151,6 +161,8 @@ impl Rootfs {
             staging: None,
             fuse_device: None,
             verify_flags: plan.verify_mount_flags,
+            device_rules: plan.device_rules.clone(),
+            host_trees: Vec::new(),
         })
     }
 
@@ -217,6 +229,8 @@ impl Rootfs {
             staging: Some((dirs, root_dir)),
             fuse_device,
             verify_flags: plan.verify_mount_flags,
+            device_rules: plan.device_rules.clone(),
+            host_trees: Vec::new(),
         })
     }
 
@@ -267,7 +281,23 @@ impl Rootfs {
         }
     }
 
+    /// Whether `path` lies in a host tree bound in place of a refused
+    /// tmpfs (below it, or the tree itself once bound).
+    fn in_host_tree(&self, path: &Path) -> bool {
+        self.host_trees.iter().any(|(t, _)| path.starts_with(t))
+    }
+
     fn mount(&mut self, m: &MountStep) -> Result<()> {
+        // The rest of a cgroup layout whose tmpfs was replaced by the
+        // host's cgroup tree: the host's hierarchies are shown instead.
+        if m.config_index.is_some()
+            && self
+                .host_trees
+                .iter()
+                .any(|(t, i)| *i == m.config_index && m.destination.starts_with(t))
+        {
+            return Ok(());
+        }
         let field = match m.config_index {
             Some(i) => format!("mounts[{i}] ({})", m.destination.display()),
             None => m.destination.display().to_string(),
@@ -304,6 +334,15 @@ impl Rootfs {
                     {
                         if fallback.read_only {
                             extra_flags |= attr::RDONLY;
+                        }
+                        if fstype == "tmpfs" {
+                            eprintln!(
+                                "rootcell: chroot isolation: {field}: a tmpfs was refused ({e}): the host's {} is bound instead{}",
+                                fallback.source.display(),
+                                if fallback.read_only { ", read-only" } else { " (nothing is created in it)" }
+                            );
+                            self.host_trees
+                                .push((m.destination.clone(), m.config_index));
                         }
                         (chroot::host_fallback(m, fallback, &e, &field)?, true)
                     }
@@ -346,6 +385,9 @@ impl Rootfs {
                 // The type of what was cloned, not of a second lookup.
                 let dir = file_type(&fd).ctx(|| format!("{field}: source {}", source.display()))?
                     == rustix::fs::FileType::Directory;
+                if let Some(rules) = &self.device_rules {
+                    chroot::check_bound_device(&fd, rules, &field)?;
+                }
                 (fd, dir)
             }
             MountKind::Overlay {
@@ -380,6 +422,15 @@ impl Rootfs {
                 .ctx(|| format!("{field}: mountpoint"))?
         } else {
             self.check_special_destination(&m.destination, &field)?;
+            if self.in_host_tree(&m.destination) {
+                // Nothing is created in a host tree.
+                self.root.resolve(&m.destination).map_err(|e| {
+                    Error::Other(format!(
+                        "{field}: a host tree is bound in place of a refused tmpfs, and {} cannot be used there ({e}); nothing is created in it",
+                        m.destination.display()
+                    ))
+                })?;
+            }
             let target = self
                 .root
                 .mountpoint(&m.destination, directory)
@@ -397,6 +448,12 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        if let (true, Some(rules)) = (
+            m.destination == Path::new("/dev") && self.in_host_tree(&m.destination),
+            &self.device_rules,
+        ) {
+            chroot::cover_denied_nodes(&tree, rules, &field)?;
+        }
         if self.verify_flags && m.config_index.is_some() {
             chroot::verify_flags(&tree, m, extra_flags, &field)?;
         }
@@ -534,6 +591,10 @@ impl Rootfs {
         };
         let (dir, name) = self.root.parent_of(&d.path).ctx(|| field.clone())?;
         self.check_device_dir(&dir, &field)?;
+        if self.in_host_tree(&d.path) {
+            // The host's own node must be there: nothing is made in it.
+            return chroot::check_host_node(dir.as_fd(), name, d, &field);
+        }
         if !d.bind_from_host {
             match dev::make_node(dir.as_fd(), name, d) {
                 Ok(()) => return Ok(()),
@@ -548,6 +609,10 @@ impl Rootfs {
     }
 
     fn symlink(&mut self, target: &Path, link: &Path) -> Result<()> {
+        if self.in_host_tree(link) {
+            // A host tree has its own links; nothing is made in it.
+            return Ok(());
+        }
         let (dir, name) = self
             .root
             .parent_of(link)

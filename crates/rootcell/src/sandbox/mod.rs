@@ -202,6 +202,7 @@ pub fn build_plan(
         finish: layout.finish,
         mount_label: None,
         verify_mount_flags: false,
+        device_rules: None,
     };
     Ok(SandboxPlan {
         plan: Plan {
