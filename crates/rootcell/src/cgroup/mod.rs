@@ -262,6 +262,13 @@ pub fn apply_resources(
             continue;
         }
         let why = match dir_for(cg, &w.controller, res.version) {
+            None if res.chroot => format!(
+                "the container has no {} cgroup (the host lacks the controller, or its cgroup tree is read-only or not delegated)",
+                match res.version {
+                    CgroupVersion::V1 => w.controller.as_str(),
+                    CgroupVersion::V2 => "v2",
+                }
+            ),
             None => match res.version {
                 CgroupVersion::V1 => format!("this host has no {} cgroup controller", w.controller),
                 CgroupVersion::V2 => "this host has no cgroup v2 hierarchy".into(),

@@ -795,7 +795,9 @@ fn host_facts(
     let host = HostFacts {
         cgroup_version: cgroup::version(&hierarchies),
         has_kcore: Path::new("/proc/kcore").exists(),
-        rootless,
+        // In a user namespace of its own (a nested container, `unshare
+        // --user`) the runtime cannot mknod: nodes are bound from the host.
+        rootless: rootless || process::ids::in_user_namespace(),
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
         ..lsm_host_facts()

@@ -448,6 +448,166 @@ mod tests {
             assert_eq!(oci.rootfs.switch, RootSwitch::PivotRoot);
         }
 
+        fn devices_of(plan: &crate::plan::Plan) -> Vec<&crate::plan::DeviceNode> {
+            plan.rootfs
+                .setup
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Device(d) => Some(d),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        #[test]
+        fn dev_tmpfs_falls_back_to_the_hosts_dev_only_in_chroot() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let dev = fallback_of(&plan, "/dev").expect("/dev fallback");
+            assert_eq!(dev.source, PathBuf::from("/dev"));
+            assert!(dev.recursive && !dev.read_only);
+            // The default nodes and links are still planned for the tmpfs.
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            for p in ["null", "zero", "full", "random", "urandom", "tty"] {
+                assert!(paths.contains(&PathBuf::from("/dev").join(p)), "{paths:?}");
+            }
+            for link in [
+                "/dev/fd",
+                "/dev/stdin",
+                "/dev/stdout",
+                "/dev/stderr",
+                "/dev/ptmx",
+            ] {
+                assert!(
+                    plan.rootfs.setup.iter().any(
+                        |s| matches!(s, Step::Symlink { link: l, .. } if l == std::path::Path::new(link))
+                    ),
+                    "{link} missing"
+                );
+            }
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(fallback_of(&oci, "/dev"), None);
+        }
+
+        #[test]
+        fn mknod_as_root_bind_in_a_user_namespace() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            assert!(devices_of(&plan).iter().all(|d| !d.bind_from_host));
+            // A runtime in a user namespace (HostFacts.rootless).
+            let userns = crate::plan::HostFacts {
+                rootless: true,
+                ..hybrid()
+            };
+            let plan = build(&b, &userns, chroot()).unwrap();
+            assert!(devices_of(&plan).iter().all(|d| d.bind_from_host));
+            // Rootless: chroot isolation adds a user namespace.
+            let rootless = crate::plan::HostFacts {
+                caller: Some(CALLER),
+                ..hybrid()
+            };
+            let plan = build(&b, &rootless, chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::User));
+            assert!(devices_of(&plan).iter().all(|d| d.bind_from_host));
+        }
+
+        #[test]
+        fn cgroup_mounts_fall_back_to_the_hosts_tree_read_only_in_chroot() {
+            // v1 layout: the tmpfs falls back to the host's whole tree.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] =
+                    json!([{"type": "mount"}, {"type": "uts"}, {"type": "cgroup"}]);
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let layout = fallback_of(&plan, "/sys/fs/cgroup").expect("layout fallback");
+            assert_eq!(layout.source, PathBuf::from("/sys/fs/cgroup"));
+            assert!(layout.recursive && layout.read_only);
+            // Each fresh hierarchy falls back to the container's cgroup.
+            let cpu = fallback_of(&plan, "/sys/fs/cgroup/cpu,cpuacct").expect("cpu fallback");
+            assert_eq!(cpu.source, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"));
+            assert!(!cpu.recursive && cpu.read_only);
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(fallback_of(&oci, "/sys/fs/cgroup"), None);
+            assert_eq!(fallback_of(&oci, "/sys/fs/cgroup/cpu,cpuacct"), None);
+        }
+
+        #[test]
+        fn limits_are_refused_unless_ignored_for_root_too() {
+            let b = bundle(|v| {
+                v["linux"]["resources"] = json!({"memory": {"limit": 100000000}});
+            });
+            let res = build(&b, &hybrid(), chroot()).unwrap().resources.unwrap();
+            assert!(res.chroot && res.refuse_unwritable);
+            let ignored = bundle(|v| {
+                v["linux"]["resources"] = json!({"memory": {"limit": 100000000}});
+                v["annotations"] = json!({IGNORE_RESOURCES: "true"});
+            });
+            let res = build(&ignored, &hybrid(), chroot())
+                .unwrap()
+                .resources
+                .unwrap();
+            assert!(res.chroot && !res.refuse_unwritable);
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            let res = oci.resources.unwrap();
+            assert!(!res.chroot && !res.refuse_unwritable);
+        }
+
+        #[test]
+        fn device_rules_keep_what_runc_allows_and_go_to_the_executor() {
+            // Denying /dev/full and a linux.devices node: runc appends an
+            // allow for every node after the config's rules, so both stay.
+            let b = bundle(|v| {
+                v["linux"]["devices"] = json!([
+                    {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3}
+                ]);
+                v["linux"]["resources"] = json!({"devices": [
+                    {"allow": false, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+                ]});
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            assert!(paths.contains(&PathBuf::from("/dev/full")), "{paths:?}");
+            assert!(paths.contains(&PathBuf::from("/dev/mynull")), "{paths:?}");
+            assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+            let rules = plan.rootfs.device_rules.as_ref().expect("rules planned");
+            assert!(!rules_allow_open(rules, 'c', 1, 11), "kmsg is denied");
+            assert!(rules_allow_open(rules, 'c', 1, 7));
+            // Full isolation leaves the rules to the devices cgroup.
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert!(oci.rootfs.device_rules.is_none());
+        }
+
+        #[test]
+        fn a_denied_node_is_left_out_with_a_diagnostic() {
+            let b = bundle(|_| {});
+            let mut plan = build(&b, &hybrid(), chroot()).unwrap();
+            let deny_full = vec![
+                DeviceRule {
+                    allow: true,
+                    kind: None,
+                    major: None,
+                    minor: None,
+                    access: "rwm".into(),
+                },
+                DeviceRule {
+                    allow: false,
+                    kind: Some('c'),
+                    major: Some(1),
+                    minor: Some(7),
+                    access: "rw".into(),
+                },
+            ];
+            let mut notes = Vec::new();
+            chroot_device_rules(&mut plan.rootfs, deny_full, &mut notes);
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            assert!(!paths.contains(&PathBuf::from("/dev/full")), "{paths:?}");
+            assert!(paths.contains(&PathBuf::from("/dev/zero")), "{paths:?}");
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            assert!(notes[0].contains("/dev/full (c 1:7)"), "{notes:?}");
+        }
+
         #[test]
         fn auto_plans_full_isolation_and_says_when_it_retries() {
             let b = bundle(|_| {});

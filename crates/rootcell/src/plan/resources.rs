@@ -978,6 +978,58 @@ mod tests {
     }
 
     #[test]
+    fn rules_allow_open_takes_the_last_matching_rule_per_access() {
+        let rule = |allow: bool, kind: Option<char>, major: Option<u32>, access: &str| DeviceRule {
+            allow,
+            kind,
+            major,
+            minor: major.map(|_| 7),
+            access: access.into(),
+        };
+        // No rule: a fresh cgroup allows everything.
+        assert!(rules_allow_open(&[], 'c', 1, 7));
+        let deny_all = rule(false, None, None, "rwm");
+        assert!(!rules_allow_open(
+            std::slice::from_ref(&deny_all),
+            'c',
+            1,
+            7
+        ));
+        let allow_full = rule(true, Some('c'), Some(1), "rwm");
+        assert!(rules_allow_open(
+            &[deny_all.clone(), allow_full.clone()],
+            'c',
+            1,
+            7
+        ));
+        assert!(!rules_allow_open(
+            &[deny_all.clone(), allow_full.clone()],
+            'b',
+            1,
+            7
+        ));
+        // A later deny wins over an earlier allow.
+        let deny_full = rule(false, Some('c'), Some(1), "rwm");
+        assert!(!rules_allow_open(
+            &[allow_full.clone(), deny_full],
+            'c',
+            1,
+            7
+        ));
+        // mknod only ('m') does not let the node be opened.
+        let mknod_only = rule(true, Some('c'), Some(1), "m");
+        assert!(!rules_allow_open(
+            &[deny_all.clone(), mknod_only],
+            'c',
+            1,
+            7
+        ));
+        // Read only is enough to open it.
+        let read_only = rule(true, Some('c'), Some(1), "r");
+        assert!(rules_allow_open(&[deny_all, read_only], 'c', 1, 7));
+    }
+
+    #[test]
     fn devices_v1_deny_all_then_allow_like_runc() {
         let r = plan(
             serde_json::json!({"devices": [

@@ -49,6 +49,24 @@ pub fn write_maps(pid: i32, uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> R
     Ok(())
 }
 
+/// Whether this process runs in a user namespace other than the initial
+/// one (its `uid_map` is not the identity over every id): creating device
+/// nodes is refused there (mknod needs CAP_MKNOD in the initial one).
+pub fn in_user_namespace() -> bool {
+    procfs::read(ProcfsBase::ProcSelf, "uid_map")
+        .map(|map| !is_initial_uid_map(&map))
+        .unwrap_or(false)
+}
+
+/// The initial user namespace's map: `0 0 4294967295`, one line.
+fn is_initial_uid_map(map: &str) -> bool {
+    let lines: Vec<Vec<&str>> = map
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    lines == [vec!["0", "0", "4294967295"]]
+}
+
 /// Whether `uid` has subordinate uid and gid ranges (`/etc/subuid`,
 /// `/etc/subgid`, by name or number) and `newuidmap`/`newgidmap` exist to
 /// write them: otherwise an unprivileged caller can map only its own ids.
@@ -162,4 +180,17 @@ pub fn setgroups_allowed() -> bool {
     procfs::read(ProcfsBase::ProcSelf, "setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true)
+}
+
+#[cfg(test)]
+mod userns_tests {
+    use super::is_initial_uid_map;
+
+    #[test]
+    fn only_the_identity_over_every_id_is_the_initial_namespace() {
+        assert!(is_initial_uid_map("         0          0 4294967295\n"));
+        assert!(!is_initial_uid_map("         0          0          1\n"));
+        assert!(!is_initial_uid_map("         0       1000          1\n"));
+        assert!(!is_initial_uid_map(""));
+    }
 }

@@ -603,8 +603,8 @@ impl Rootfs {
                 Err(e) => return Err(e).ctx(|| format!("{field}: mknod")),
             }
         }
+        let tree = host_node(d).ctx(|| format!("{field}: bind from host"))?;
         let target = dev::make_bind_target(dir.as_fd(), name).ctx(|| format!("{field}: create"))?;
-        let tree = clone_path(&d.path, false).ctx(|| format!("{field}: bind from host"))?;
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
     }
 
@@ -876,6 +876,32 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The host's node for `d`, cloned for a bind: the host's file at the
+/// same path when it is that device, else the kernel's name for the
+/// device (`dev::host_device_path`). What is bound is checked to be the
+/// planned device, never another one that happens to have the path.
+fn host_node(d: &DeviceNode) -> std::io::Result<OwnedFd> {
+    let mut tried = Vec::new();
+    let candidates =
+        std::iter::once(d.path.clone()).chain(dev::host_device_path(d.kind, d.major, d.minor));
+    for path in candidates {
+        match clone_path(&path, false) {
+            Ok(tree) if dev::is_device(&tree, d.kind, d.major, d.minor)? => return Ok(tree),
+            Ok(_) => tried.push(format!("{} is another file", path.display())),
+            Err(e) => tried.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "the host has no node {}:{} to bind ({})",
+            d.major,
+            d.minor,
+            tried.join("; ")
+        ),
+    ))
 }
 
 /// The paths the plan's finish remounts read-only.
