@@ -228,7 +228,9 @@ fn drop_devpts_gid(b: &mut Bundle) {
     }
 }
 
-const MET_BY_NODES: &str = "met by making only the device nodes the rules allow";
+/// Both ways of saying device rules are met by the nodes: planned for an
+/// unprivileged caller, or found at run time (root, read-only tree).
+const MET_BY_NODES: &str = "linux.resources.devices: met by";
 
 #[test]
 fn in_a_user_namespace_nodes_are_bound_and_device_rules_met_by_them() {

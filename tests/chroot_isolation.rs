@@ -713,15 +713,14 @@ fn the_mode_is_recorded_so_exec_needs_no_flag() {
 }
 
 #[test]
-fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
+fn auto_on_a_refused_id_mapping_retries_with_the_callers_own_ids() {
     if !rootcell_only() || !userns_available() {
         return;
     }
     // A mapping to a host id the runtime's user namespace does not map:
     // writing uid_map is refused (EPERM), a refusal `auto` retries with
-    // chroot isolation. Chroot isolation keeps the config's user
-    // namespace and mappings, so the retry is refused the same way: one
-    // fallback line, the mapping's error, nothing left.
+    // chroot isolation. The retry maps the runtime's own ids instead (here
+    // only root, unchanged), with one diagnostic, and runs.
     let ctx = Ctx::new("chroot-auto-map");
     let mut b = userns_bundle(&ctx);
     b.linux()["namespaces"]
@@ -730,10 +729,10 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
         .push(json!({"type": "user"}));
     b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
     b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 12345, "size": 1}]);
-    b.sh("touch /tmp/ran");
+    b.sh("touch /tmp/ran; echo uid_map=$(cat /proc/self/uid_map | tr -s ' '); exit 3");
     let id = ctx.id("c");
     let out = run_in_userns(&ctx, "auto", &id, &b);
-    out.assert_fail("an impossible id mapping");
+    assert_eq!(out.code(), Some(3), "{}", out.all());
     assert!(
         out.stderr.contains(
             "rootcell: full isolation refused (no user namespace mapping possible): using chroot isolation"
@@ -747,8 +746,16 @@ fn auto_on_a_refused_id_mapping_retries_once_and_leaves_nothing() {
         "{}",
         out.all()
     );
-    assert!(out.stderr.contains("uid_map"), "{}", out.all());
-    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert_eq!(
+        out.stderr
+            .matches("linux.uidMappings/linux.gidMappings need ids the runtime's user namespace does not map: replaced by its own ids, unchanged (id 0)")
+            .count(),
+        1,
+        "one diagnostic names the replaced mappings: {}",
+        out.all()
+    );
+    assert!(out.stdout.contains("uid_map= 0 0 1\n"), "{}", out.all());
+    assert!(b.rootfs().join("tmp/ran").exists());
     ctx.assert_clean();
 }
 
@@ -1044,5 +1051,74 @@ fn rootless_chroot_refuses_unwritable_limits_unless_the_annotation_ignores_them(
         "one diagnostic line for the ignored field: {}",
         out.all()
     );
+    ctx.assert_clean();
+}
+
+#[test]
+fn rootless_chroot_runs_a_root_made_config_dropping_the_devpts_group() {
+    // A config from `spec` as root (no user namespace, devpts gid=5, a
+    // deny-all device rule) run by uid 1000 without subordinate ids: full
+    // isolation is refused (no CAP_SYS_ADMIN, no user namespace), `auto`
+    // falls back once, and chroot isolation maps uid 1000 to root, drops
+    // gid=5 (EINVAL otherwise: gid 5 is not mapped) and meets the device
+    // rule with the bound nodes, one diagnostic each.
+    let Some((ctx, _xdg, rl)) = rootless_chroot_bundle("chroot-rl-rootcfg") else {
+        return;
+    };
+    let root_made = ctx.dir.join("root-spec");
+    std::fs::create_dir_all(&root_made).unwrap();
+    exec(
+        Command::new(&ctx.bin)
+            .arg("spec")
+            .arg("--bundle")
+            .arg(&root_made),
+        CMD_TIMEOUT,
+    )
+    .assert_ok("spec as root");
+    let mut b = Bundle {
+        config: parse_json(&read_file(&root_made.join("config.json")), "root spec"),
+        path: rl.path.clone(),
+    };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["root"]["readonly"] = json!(false);
+    b.sh("echo ran-$(hostname) uid=$(id -u); ls /dev/pts/ptmx; exit 4");
+    for (mode, fallback) in [("chroot", 0), ("auto", 1)] {
+        let id = ctx.id(mode);
+        let out = run_isolated(&ctx, mode, &id, &b);
+        assert_eq!(out.code(), Some(4), "{mode}: {}", out.all());
+        assert!(
+            out.stdout.starts_with("ran-rootcell uid=0\n"),
+            "{}",
+            out.all()
+        );
+        assert!(out.stdout.contains("/dev/pts/ptmx"), "{}", out.all());
+        assert_eq!(
+            out.stderr.matches(FALLBACK_LINE).count(),
+            fallback,
+            "{mode}: {}",
+            out.all()
+        );
+        assert_eq!(
+            out.stderr
+                .matches("mounts[2].options: gid=5 dropped: gid 5 is not mapped in the container's user namespace")
+                .count(),
+            1,
+            "{mode}: {}",
+            out.all()
+        );
+        assert_eq!(
+            out.stderr
+                .matches("linux.resources.devices: met by binding")
+                .count(),
+            1,
+            "{mode}: {}",
+            out.all()
+        );
+    }
+    let id = ctx.id("oci");
+    let out = run_isolated(&ctx, "oci", &id, &b);
+    out.assert_fail("full isolation as uid 1000 without a user namespace");
+    assert!(out.stderr.contains("CAP_SYS_ADMIN"), "{}", out.all());
+    assert!(out.stderr.contains("--isolation chroot"), "{}", out.all());
     ctx.assert_clean();
 }

@@ -26,7 +26,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     }
     let euid_root = rustix::process::geteuid().is_root();
     let rootless = match global.rootless.as_deref() {
-        None | Some("auto") => !euid_root,
+        // As runc: root in a user namespace other than the initial one
+        // (a nested container) is rootless too; its cgroups are best effort.
+        None | Some("auto") => !euid_root || rootcell::process::ids::in_user_namespace(),
         Some("true") => true,
         Some("false") => false,
         Some(other) => bail!("--rootless: {other:?} is not true, false or auto"),

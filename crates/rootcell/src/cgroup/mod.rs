@@ -256,6 +256,7 @@ pub fn apply_resources(
     best_effort: bool,
 ) -> Result<()> {
     let mut devices_unwritable = false;
+    let mut warned = std::collections::HashSet::new();
     for w in &res.writes {
         let is_device_rule = w.controller == "devices";
         if devices_unwritable && is_device_rule {
@@ -282,7 +283,7 @@ pub fn apply_resources(
         if res.chroot && is_device_rule {
             devices_unwritable = true;
             let line = format!(
-                "chroot isolation: linux.resources.devices: not written to a devices cgroup ({why}): met by making only the device nodes the rules allow"
+                "chroot isolation: linux.resources.devices: met by making only the device nodes the rules allow (not written to a devices cgroup: {why})"
             );
             tracing::warn!("{line}");
             eprintln!("rootcell: {line}");
@@ -298,8 +299,12 @@ pub fn apply_resources(
             ));
         }
         if best_effort {
-            tracing::warn!("{}: ignored: {why}", w.field);
-            eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+            // One line per missing controller (the device rules are a
+            // dozen writes to one controller).
+            if warned.insert(w.controller.as_str()) {
+                tracing::warn!("{}: ignored: {why}", w.field);
+                eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+            }
             continue;
         }
         return Err(Error::spec(&w.field, why));
@@ -403,7 +408,7 @@ fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup, chroot: bool
     let field = "linux.resources.devices";
     let met_by_nodes = |why: &str| {
         let line = format!(
-            "chroot isolation: {field}: no device filter ({why}): met by making only the device nodes the rules allow"
+            "chroot isolation: {field}: met by making only the device nodes the rules allow (no device filter: {why})"
         );
         tracing::warn!("{line}");
         eprintln!("rootcell: {line}");

@@ -795,9 +795,7 @@ fn host_facts(
     let host = HostFacts {
         cgroup_version: cgroup::version(&hierarchies),
         has_kcore: Path::new("/proc/kcore").exists(),
-        // In a user namespace of its own (a nested container, `unshare
-        // --user`) the runtime cannot mknod: nodes are bound from the host.
-        rootless: rootless || process::ids::in_user_namespace(),
+        rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
         ..lsm_host_facts()
@@ -825,13 +823,35 @@ fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String 
     }
 }
 
-/// The runtime's caller when it is not root: chroot isolation maps it.
+/// The runtime's caller when it is unprivileged (euid != 0, or root in a
+/// user namespace that is not the initial one: a nested container):
+/// chroot isolation gives it a user namespace, and full isolation without
+/// CAP_SYS_ADMIN is refused early (`plan::isolation`).
 fn caller() -> Option<crate::plan::isolation::Caller> {
+    use caps::{CapSet, Capability};
     let uid = rustix::process::geteuid();
-    (!uid.is_root()).then(|| crate::plan::isolation::Caller {
+    let ranges = process::ids::own_namespace_ranges();
+    if uid.is_root() && ranges.is_none() {
+        return None;
+    }
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+    // Root in its user namespace with CAP_SETUID and CAP_SETGID may map
+    // every id of it into a new one.
+    let (namespace_uids, namespace_gids) = match ranges {
+        Some((uids, gids))
+            if uid.is_root() && has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID) =>
+        {
+            (uids, gids)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    Some(crate::plan::isolation::Caller {
         uid: uid.as_raw(),
         gid: rustix::process::getegid().as_raw(),
-        subordinate_ids: process::ids::has_subordinate_ids(uid.as_raw()),
+        subordinate_ids: !uid.is_root() && process::ids::has_subordinate_ids(uid.as_raw()),
+        namespace_uids,
+        namespace_gids,
+        sys_admin: has(Capability::CAP_SYS_ADMIN),
     })
 }
 

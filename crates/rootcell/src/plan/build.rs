@@ -29,7 +29,10 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let isolation = super::isolation::resolve(spec, opts.isolation)?;
     let mut namespaces = namespaces(spec)?;
     let mut diagnostics = Vec::new();
-    let rootless_chroot = host.caller.filter(|_| isolation == Isolation::Chroot);
+    let rootless_chroot = host
+        .caller
+        .as_ref()
+        .filter(|_| isolation == Isolation::Chroot);
     if isolation == Isolation::Chroot {
         super::isolation::chroot_namespaces(spec, &mut namespaces)?;
         if let Some(caller) = rootless_chroot {
@@ -41,6 +44,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         }
     } else {
         crate::spec::validate_namespace_needs(spec)?;
+        super::isolation::full_isolation_needs_sys_admin(host.caller.as_ref(), &namespaces)?;
     }
     let mut rootfs = rootfs_plan(
         bundle,
@@ -54,6 +58,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let linux = spec.linux().as_ref();
     if isolation == Isolation::Chroot {
         super::isolation::chroot_rootfs(&mut rootfs);
+        super::isolation::chroot_devpts_gid(&namespaces, &mut rootfs, &mut diagnostics);
         let rules = linux
             .and_then(|l| l.resources().as_ref())
             .and_then(|r| r.devices().as_deref());
@@ -62,7 +67,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
                 .and_then(|l| l.devices().as_deref())
                 .unwrap_or_default();
             let planned = super::resources::device_rules(rules, nodes)?;
-            super::isolation::chroot_device_rules(
+            super::isolation::chroot_device_nodes(
                 &mut rootfs,
                 planned.into_iter().map(|(_, r)| r).collect(),
                 &mut diagnostics,
@@ -84,6 +89,17 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             .and_then(|a| a.get(super::isolation::IGNORE_RESOURCES));
         res.refuse_unwritable = ignore.map(String::as_str) != Some("true");
         res.chroot = true;
+        // Unprivileged: the devices cgroup is known to be out of reach.
+        if rootless_chroot.is_some() {
+            super::isolation::chroot_device_rules(
+                linux
+                    .and_then(|l| l.resources().as_ref())
+                    .and_then(|r| r.devices().as_deref())
+                    .unwrap_or_default(),
+                res,
+                &mut diagnostics,
+            );
+        }
     }
     let memory_policy = linux
         .and_then(|l| l.memory_policy().as_ref())

@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use super::resources::rules_allow_open;
 use super::{
-    DeviceKind, DeviceRule, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan,
-    RootSwitch, RootfsPlan, Step,
+    DeviceKind, DeviceRule, FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces,
+    ProcessPlan, RootSwitch, RootfsPlan, Step,
 };
 use crate::error::{Error, Result};
 
@@ -159,7 +159,7 @@ pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
 /// the rules go to the executor for config binds and a host `/dev`.
 /// As in runc, each `linux.devices` node and the default devices are
 /// allowed after the config's rules, so these stay.
-pub fn chroot_device_rules(
+pub fn chroot_device_nodes(
     rootfs: &mut RootfsPlan,
     rules: Vec<DeviceRule>,
     diagnostics: &mut Vec<String>,
@@ -184,25 +184,89 @@ pub fn chroot_device_rules(
     rootfs.device_rules = Some(rules);
 }
 
-/// An unprivileged caller (euid != 0) of the runtime.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// An unprivileged caller of the runtime: euid != 0, or root in a user
+/// namespace that is not the initial one (a nested container).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     /// Subordinate id ranges exist for the caller (`/etc/subuid` and
     /// `/etc/subgid`) and `newuidmap` can write them.
     pub subordinate_ids: bool,
+    /// The ids of the caller's own user namespace (the first and third
+    /// columns of `/proc/self/uid_map` and `gid_map`) when it may map all of
+    /// them into a new one: root there with CAP_SETUID and CAP_SETGID.
+    /// Empty otherwise (only its own uid and gid can be mapped).
+    pub namespace_uids: Vec<IdRange>,
+    pub namespace_gids: Vec<IdRange>,
+    /// The caller holds CAP_SYS_ADMIN in its user namespace: it can make a
+    /// mount (or any other) namespace without a user namespace of its own.
+    pub sys_admin: bool,
+}
+
+/// A range of ids, `start..start + size`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdRange {
+    pub start: u32,
+    pub size: u32,
+}
+
+impl IdRange {
+    fn holds(ranges: &[IdRange], start: u32, size: u32) -> bool {
+        let end = u64::from(start) + u64::from(size);
+        ranges
+            .iter()
+            .any(|r| start >= r.start && end <= u64::from(r.start) + u64::from(r.size))
+    }
+
+    /// Identity mappings of `ranges`: every id stays as it is.
+    fn identity(ranges: &[IdRange]) -> Vec<IdMapping> {
+        ranges
+            .iter()
+            .map(|r| IdMapping {
+                container_id: r.start,
+                host_id: r.start,
+                size: r.size,
+            })
+            .collect()
+    }
+}
+
+/// Full isolation for a caller without CAP_SYS_ADMIN (a nested, unprivileged
+/// container): every namespace but a user namespace needs it, so a config
+/// that creates namespaces without a user namespace is refused as
+/// `Error::IsolationRefused` (`--isolation auto` then retries with chroot
+/// isolation, which adds a user namespace).
+pub fn full_isolation_needs_sys_admin(caller: Option<&Caller>, ns: &Namespaces) -> Result<()> {
+    let Some(caller) = caller.filter(|c| !c.sys_admin) else {
+        return Ok(());
+    };
+    if ns.creates(Namespace::User) || ns.create.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = ns.create.iter().map(|n| n.proc_name()).collect();
+    Err(Error::IsolationRefused {
+        what: "namespaces without CAP_SYS_ADMIN".into(),
+        message: format!(
+            "linux.namespaces: creating {} namespaces needs CAP_SYS_ADMIN, which the runtime \
+             (uid {}) does not hold in its user namespace, and the config has no user namespace",
+            names.join(", "),
+            caller.uid
+        ),
+    })
 }
 
 /// Chroot isolation for an unprivileged caller: a new user namespace; the
 /// config's mappings are kept when the caller can write them (its own ids
-/// only, or subordinate ids through `newuidmap`), else replaced by the
-/// caller's own uid and gid mapped to `process.user` (one diagnostic).
-/// With only the caller's ids mapped, setgroups is denied (the kernel
-/// requires it), so `process.user.additionalGids` are dropped (one
-/// diagnostic).
+/// only, subordinate ids through `newuidmap`, or ids of its own user
+/// namespace where it is root there), else replaced by the caller's own
+/// mappings (one diagnostic): root in a user namespace keeps every id of
+/// that namespace as it is; any other caller's own uid and gid are mapped
+/// to `process.user`. With only the caller's ids mapped, setgroups is
+/// denied (the kernel requires it), so `process.user.additionalGids` are
+/// dropped (one diagnostic).
 pub fn chroot_user_namespace(
-    caller: Caller,
+    caller: &Caller,
     ns: &mut Namespaces,
     (uid, gid): (u32, u32),
     diagnostics: &mut Vec<String>,
@@ -213,9 +277,29 @@ pub fn chroot_user_namespace(
     let own_only = |maps: &[IdMapping], own: u32| {
         maps.len() == 1 && maps[0].size == 1 && maps[0].host_id == own
     };
+    let within = |maps: &[IdMapping], ranges: &[IdRange]| {
+        !ranges.is_empty()
+            && maps
+                .iter()
+                .all(|m| IdRange::holds(ranges, m.host_id, m.size))
+    };
     let own = own_only(&ns.uid_mappings, caller.uid) && own_only(&ns.gid_mappings, caller.gid);
+    let in_namespace = within(&ns.uid_mappings, &caller.namespace_uids)
+        && within(&ns.gid_mappings, &caller.namespace_gids);
     let none = ns.uid_mappings.is_empty() && ns.gid_mappings.is_empty();
-    if none || (!own && !caller.subordinate_ids) {
+    let whole_namespace = !caller.namespace_uids.is_empty() && !caller.namespace_gids.is_empty();
+    if none || !(own || in_namespace || caller.subordinate_ids) {
+        if whole_namespace {
+            if !none {
+                diagnostics.push(format!(
+                    "chroot isolation: linux.uidMappings/linux.gidMappings need ids the runtime's user namespace does not map: replaced by its own ids, unchanged ({})",
+                    describe(&caller.namespace_uids)
+                ));
+            }
+            ns.uid_mappings = IdRange::identity(&caller.namespace_uids);
+            ns.gid_mappings = IdRange::identity(&caller.namespace_gids);
+            return;
+        }
         if !none {
             diagnostics.push(format!(
                 "chroot isolation: linux.uidMappings/linux.gidMappings need ids uid {} does not own and it has no subordinate ids: replaced by uid {} and gid {} mapped to {}:{}",
@@ -235,11 +319,65 @@ pub fn chroot_user_namespace(
     }
 }
 
+fn describe(ranges: &[IdRange]) -> String {
+    let parts: Vec<String> = ranges
+        .iter()
+        .map(|r| match r.size {
+            1 => format!("id {}", r.start),
+            n => format!("ids {}-{}", r.start, u64::from(r.start) + u64::from(n) - 1),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Chroot isolation: a `gid=N` option of a devpts mount names a group the
+/// container's user namespace does not map (a root-made config run by an
+/// unprivileged caller: the kernel refuses it with EINVAL). The option is
+/// dropped, with one diagnostic: the terminals' group is then the
+/// creator's.
+pub fn chroot_devpts_gid(ns: &Namespaces, rootfs: &mut RootfsPlan, diagnostics: &mut Vec<String>) {
+    if !ns.creates(Namespace::User) {
+        return;
+    }
+    for step in &mut rootfs.setup {
+        let Step::Mount(m) = step else { continue };
+        let MountKind::Fresh {
+            fstype, options, ..
+        } = &mut m.kind
+        else {
+            continue;
+        };
+        if fstype != "devpts" {
+            continue;
+        }
+        let mapped = |g: u32| {
+            ns.gid_mappings.iter().any(|r| {
+                g >= r.container_id && u64::from(g) < u64::from(r.container_id) + u64::from(r.size)
+            })
+        };
+        let place = m
+            .config_index
+            .map_or_else(|| "mounts".to_string(), |i| format!("mounts[{i}]"));
+        options.retain(|opt| match opt {
+            FsOption::Value(k, v) if k == "gid" => match v.parse::<u32>() {
+                Ok(g) if !mapped(g) => {
+                    diagnostics.push(format!(
+                        "chroot isolation: {place}.options: gid={g} dropped: gid {g} is not mapped in the container's user namespace"
+                    ));
+                    false
+                }
+                _ => true,
+            },
+            _ => true,
+        });
+    }
+}
+
 /// The second half of [`chroot_user_namespace`], once the process is
 /// planned: where only the caller's ids are mapped, its additional groups
 /// cannot be set.
 pub fn chroot_drop_groups(
-    caller: Caller,
+    caller: &Caller,
     ns: &Namespaces,
     process: &mut ProcessPlan,
     diagnostics: &mut Vec<String>,
@@ -256,6 +394,35 @@ pub fn chroot_drop_groups(
         ));
         process.additional_gids.clear();
     }
+}
+
+/// Unprivileged chroot isolation: device nodes are bound from the host
+/// (the default ones and `linux.devices`), never created, and no new one
+/// can be made in a user namespace. Device rules that only deny all
+/// devices and allow some are met by that binding, so their devices
+/// cgroup writes (which the caller cannot make) are dropped, with one
+/// diagnostic. A rule denying a particular device is kept for the
+/// cgroup; where that cannot be written either, the rules are met by the
+/// nodes (`chroot_device_nodes`, and `cgroup::apply_resources` says so).
+pub fn chroot_device_rules(
+    rules: &[oci_spec::runtime::LinuxDeviceCgroup],
+    res: &mut super::resources::CgroupResources,
+    diagnostics: &mut Vec<String>,
+) {
+    use oci_spec::runtime::LinuxDeviceType;
+    let denies_one = rules.iter().any(|r| {
+        !r.allow() && !matches!(r.typ().unwrap_or(LinuxDeviceType::A), LinuxDeviceType::A)
+    });
+    let had = res.writes.iter().any(|w| w.controller == "devices") || res.device_filter.is_some();
+    if denies_one || !had {
+        return;
+    }
+    res.writes.retain(|w| w.controller != "devices");
+    res.device_filter = None;
+    diagnostics.push(
+        "chroot isolation: linux.resources.devices: met by binding only the default and linux.devices nodes from the host (no devices cgroup rules written)"
+            .into(),
+    );
 }
 
 /// The host mount bound when a fresh filesystem of this type is refused.
@@ -600,12 +767,152 @@ mod tests {
                 },
             ];
             let mut notes = Vec::new();
-            chroot_device_rules(&mut plan.rootfs, deny_full, &mut notes);
+            chroot_device_nodes(&mut plan.rootfs, deny_full, &mut notes);
             let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
             assert!(!paths.contains(&PathBuf::from("/dev/full")), "{paths:?}");
             assert!(paths.contains(&PathBuf::from("/dev/zero")), "{paths:?}");
             assert_eq!(notes.len(), 1, "{notes:?}");
             assert!(notes[0].contains("/dev/full (c 1:7)"), "{notes:?}");
+        }
+
+        /// Root in a nested container's user namespace (ids 0-65535),
+        /// without CAP_SYS_ADMIN.
+        fn nested() -> crate::plan::HostFacts {
+            let all = vec![IdRange {
+                start: 0,
+                size: 65536,
+            }];
+            crate::plan::HostFacts {
+                rootless: true,
+                caller: Some(Caller {
+                    namespace_uids: all.clone(),
+                    namespace_gids: all,
+                    ..Caller::default()
+                }),
+                ..hybrid()
+            }
+        }
+
+        fn devpts_options(plan: &crate::plan::Plan) -> Vec<String> {
+            plan.rootfs
+                .setup
+                .iter()
+                .find_map(|s| match s {
+                    Step::Mount(m) => match &m.kind {
+                        MountKind::Fresh {
+                            fstype, options, ..
+                        } if fstype == "devpts" => {
+                            Some(options.iter().map(ToString::to_string).collect())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .expect("a devpts mount")
+        }
+
+        #[test]
+        fn nested_full_isolation_is_refused_without_sys_admin_and_chroot_adds_a_user_namespace() {
+            let b = bundle(|_| {});
+            let host = nested();
+            for mode in [None, Some(Isolation::Auto)] {
+                let opts = PlanOptions {
+                    isolation: mode,
+                    ..PlanOptions::default()
+                };
+                match build(&b, &host, opts) {
+                    Err(Error::IsolationRefused { what, message }) => {
+                        assert_eq!(what, "namespaces without CAP_SYS_ADMIN");
+                        assert!(message.starts_with("linux.namespaces:"), "{message}");
+                    }
+                    other => panic!("not refused: {other:?}"),
+                }
+            }
+            // With CAP_SYS_ADMIN (a privileged nested container), or a
+            // user namespace in the config, full isolation is planned.
+            let mut privileged = nested();
+            if let Some(c) = privileged.caller.as_mut() {
+                c.sys_admin = true;
+            }
+            assert!(build(&b, &privileged, PlanOptions::default()).is_ok());
+            let with_userns = bundle(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 10}]);
+                v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 10}]);
+            });
+            assert!(build(&with_userns, &host, PlanOptions::default()).is_ok());
+
+            // Chroot isolation: a user namespace with every id of the
+            // caller's own, unchanged; gid 5 is mapped, devpts keeps it;
+            // the deny-all device rule is met by the bound nodes.
+            let plan = build(&b, &host, chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::User));
+            assert_eq!(plan.namespaces.uid_mappings, vec![map(0, 0, 65536)]);
+            assert_eq!(plan.namespaces.gid_mappings, vec![map(0, 0, 65536)]);
+            assert!(devpts_options(&plan).contains(&"gid=5".to_string()));
+            let res = plan.resources.as_ref().expect("resources");
+            assert!(res.writes.iter().all(|w| w.controller != "devices"));
+            assert_eq!(plan.diagnostics.len(), 1, "{:?}", plan.diagnostics);
+            assert!(
+                plan.diagnostics[0].contains("linux.resources.devices: met by binding"),
+                "{:?}",
+                plan.diagnostics
+            );
+            assert!(
+                plan.rootfs
+                    .setup
+                    .iter()
+                    .all(|s| !matches!(s, Step::Device(d) if !d.bind_from_host)),
+                "device nodes are bound, not made"
+            );
+        }
+
+        #[test]
+        fn an_unmapped_devpts_gid_is_dropped_with_one_diagnostic() {
+            // A root-made config with only root mapped (or a caller that
+            // can map only itself): gid=5 is not mapped.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                v["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+                v["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 0, "size": 1}]);
+            });
+            let plan = build(&b, &nested(), chroot()).unwrap();
+            assert_eq!(plan.namespaces.gid_mappings, vec![map(0, 0, 1)]);
+            let opts = devpts_options(&plan);
+            assert!(!opts.iter().any(|o| o.starts_with("gid=")), "{opts:?}");
+            assert!(opts.contains(&"newinstance".to_string()), "{opts:?}");
+            let notes: Vec<_> = plan
+                .diagnostics
+                .iter()
+                .filter(|d| d.contains("gid=5 dropped"))
+                .collect();
+            assert_eq!(notes.len(), 1, "{:?}", plan.diagnostics);
+            assert!(notes[0].contains("mounts[2].options"), "{notes:?}");
+            // Root on the host keeps it (no user namespace is added).
+            let root = build(&bundle(|_| {}), &hybrid(), chroot()).unwrap();
+            assert!(devpts_options(&root).contains(&"gid=5".to_string()));
+            assert!(root.diagnostics.is_empty(), "{:?}", root.diagnostics);
+        }
+
+        #[test]
+        fn a_device_rule_denying_one_device_is_kept_for_the_cgroup() {
+            let b = bundle(|v| {
+                v["linux"]["resources"]["devices"] = json!([
+                    {"allow": false, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+                ]);
+            });
+            let plan = build(&b, &nested(), chroot()).unwrap();
+            let res = plan.resources.as_ref().expect("resources");
+            assert!(res.refuse_unwritable);
+            assert!(res.writes.iter().any(|w| w.controller == "devices"));
+            assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
         }
 
         #[test]
@@ -639,17 +946,90 @@ mod tests {
         uid: 1000,
         gid: 1000,
         subordinate_ids: false,
+        namespace_uids: Vec::new(),
+        namespace_gids: Vec::new(),
+        sys_admin: false,
     };
 
     #[test]
     fn no_mappings_map_the_caller_to_the_process_user_silently() {
         let mut ns = Namespaces::default();
         let mut notes = Vec::new();
-        chroot_user_namespace(CALLER, &mut ns, (5, 6), &mut notes);
+        chroot_user_namespace(&CALLER, &mut ns, (5, 6), &mut notes);
         assert!(ns.creates(Namespace::User));
         assert_eq!(ns.uid_mappings, vec![map(5, 1000, 1)]);
         assert_eq!(ns.gid_mappings, vec![map(6, 1000, 1)]);
         assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn root_in_a_user_namespace_keeps_its_ids_or_maps_them_all_unchanged() {
+        let root = Caller {
+            uid: 0,
+            gid: 0,
+            namespace_uids: vec![IdRange {
+                start: 0,
+                size: 65536,
+            }],
+            namespace_gids: vec![IdRange {
+                start: 0,
+                size: 65536,
+            }],
+            ..Caller::default()
+        };
+        // None in the config: every id of the caller's namespace, as it is.
+        let mut ns = Namespaces::default();
+        let mut notes = Vec::new();
+        chroot_user_namespace(&root, &mut ns, (1000, 1000), &mut notes);
+        assert_eq!(ns.uid_mappings, vec![map(0, 0, 65536)]);
+        assert_eq!(ns.gid_mappings, vec![map(0, 0, 65536)]);
+        assert!(notes.is_empty(), "{notes:?}");
+        // Mappings of ids it has are kept as written.
+        let inside = vec![map(0, 1000, 1), map(1, 2000, 500)];
+        let mut ns = Namespaces {
+            uid_mappings: inside.clone(),
+            gid_mappings: inside.clone(),
+            ..Namespaces::default()
+        };
+        chroot_user_namespace(&root, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, inside);
+        assert!(notes.is_empty(), "{notes:?}");
+        // A range past its namespace's end: replaced, one diagnostic.
+        let outside = vec![map(0, 65000, 1000)];
+        let mut ns = Namespaces {
+            uid_mappings: outside.clone(),
+            gid_mappings: outside,
+            ..Namespaces::default()
+        };
+        chroot_user_namespace(&root, &mut ns, (0, 0), &mut notes);
+        assert_eq!(ns.uid_mappings, vec![map(0, 0, 65536)]);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("ids 0-65535"), "{notes:?}");
+    }
+
+    #[test]
+    fn full_isolation_needs_sys_admin_only_without_a_user_namespace() {
+        let ns = |create: Vec<Namespace>| Namespaces {
+            create,
+            ..Namespaces::default()
+        };
+        let without = Caller::default();
+        let with = Caller {
+            sys_admin: true,
+            ..Caller::default()
+        };
+        let mount = ns(vec![Namespace::Mount, Namespace::Pid]);
+        let err = full_isolation_needs_sys_admin(Some(&without), &mount).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("creating mnt, pid namespaces needs CAP_SYS_ADMIN"),
+            "{err}"
+        );
+        assert!(full_isolation_needs_sys_admin(Some(&with), &mount).is_ok());
+        assert!(full_isolation_needs_sys_admin(None, &mount).is_ok());
+        let userns = ns(vec![Namespace::User, Namespace::Mount]);
+        assert!(full_isolation_needs_sys_admin(Some(&without), &userns).is_ok());
+        assert!(full_isolation_needs_sys_admin(Some(&without), &ns(vec![])).is_ok());
     }
 
     #[test]
@@ -663,7 +1043,7 @@ mod tests {
         };
         let mut ns = start.clone();
         let mut notes = Vec::new();
-        chroot_user_namespace(CALLER, &mut ns, (0, 0), &mut notes);
+        chroot_user_namespace(&CALLER, &mut ns, (0, 0), &mut notes);
         assert_eq!(ns.uid_mappings, vec![map(0, 1000, 1)]);
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert_eq!(
@@ -676,7 +1056,7 @@ mod tests {
         };
         let mut ns = start.clone();
         let mut notes = Vec::new();
-        chroot_user_namespace(sub, &mut ns, (0, 0), &mut notes);
+        chroot_user_namespace(&sub, &mut ns, (0, 0), &mut notes);
         assert_eq!(ns.uid_mappings, wide, "newuidmap can write them");
         assert!(notes.is_empty());
         // The caller's own single id is kept as written.
@@ -685,7 +1065,7 @@ mod tests {
             gid_mappings: vec![map(8, 1000, 1)],
             ..Namespaces::default()
         };
-        chroot_user_namespace(CALLER, &mut own, (0, 0), &mut notes);
+        chroot_user_namespace(&CALLER, &mut own, (0, 0), &mut notes);
         assert_eq!(own.uid_mappings, vec![map(7, 1000, 1)]);
         assert!(notes.is_empty());
     }

@@ -71,8 +71,10 @@ pub struct HostFacts {
     pub selinux: bool,
     /// AppArmor is enabled: `process.apparmorProfile` applies.
     pub apparmor: bool,
-    /// The runtime's caller when it is not root (euid != 0): chroot
-    /// isolation gives it a user namespace of its own.
+    /// The runtime's caller when it is unprivileged (euid != 0, or root in
+    /// a user namespace other than the initial one): chroot isolation
+    /// gives it a user namespace of its own; full isolation without
+    /// CAP_SYS_ADMIN and without a user namespace is refused.
     pub caller: Option<isolation::Caller>,
 }
 

@@ -8,6 +8,7 @@ use pathrs::flags::OpenFlags;
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
+use crate::plan::isolation::IdRange;
 use crate::plan::IdMapping;
 use crate::process::sys;
 
@@ -47,24 +48,6 @@ pub fn write_maps(pid: i32, uid_maps: &[IdMapping], gid_maps: &[IdMapping]) -> R
         }
     }
     Ok(())
-}
-
-/// Whether this process runs in a user namespace other than the initial
-/// one (its `uid_map` is not the identity over every id): creating device
-/// nodes is refused there (mknod needs CAP_MKNOD in the initial one).
-pub fn in_user_namespace() -> bool {
-    procfs::read(ProcfsBase::ProcSelf, "uid_map")
-        .map(|map| !is_initial_uid_map(&map))
-        .unwrap_or(false)
-}
-
-/// The initial user namespace's map: `0 0 4294967295`, one line.
-fn is_initial_uid_map(map: &str) -> bool {
-    let lines: Vec<Vec<&str>> = map
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    lines == [vec!["0", "0", "4294967295"]]
 }
 
 /// Whether `uid` has subordinate uid and gid ranges (`/etc/subuid`,
@@ -182,15 +165,68 @@ pub fn setgroups_allowed() -> bool {
         .unwrap_or(true)
 }
 
+/// The id ranges of our own user namespace (the first and third columns
+/// of `/proc/self/uid_map` and `gid_map`), or None in the initial user
+/// namespace (everything mapped, `0 0 4294967295`) or when unreadable.
+pub fn own_namespace_ranges() -> Option<(Vec<IdRange>, Vec<IdRange>)> {
+    let uids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "uid_map").ok()?);
+    let gids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "gid_map").ok()?);
+    let initial = |r: &[IdRange]| {
+        r == [IdRange {
+            start: 0,
+            size: u32::MAX,
+        }]
+    };
+    (!(initial(&uids) && initial(&gids))).then_some((uids, gids))
+}
+
+/// Whether the runtime runs in a user namespace that is not the initial one.
+pub fn in_user_namespace() -> bool {
+    own_namespace_ranges().is_some()
+}
+
+/// `uid_map` text → the ranges of ids inside (first and third columns).
+fn parse_ranges(text: &str) -> Vec<IdRange> {
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect();
+            (f.len() == 3).then(|| IdRange {
+                start: f[0],
+                size: f[2],
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
-mod userns_tests {
-    use super::is_initial_uid_map;
+mod tests {
+    use super::*;
 
     #[test]
-    fn only_the_identity_over_every_id_is_the_initial_namespace() {
-        assert!(is_initial_uid_map("         0          0 4294967295\n"));
-        assert!(!is_initial_uid_map("         0          0          1\n"));
-        assert!(!is_initial_uid_map("         0       1000          1\n"));
-        assert!(!is_initial_uid_map(""));
+    fn uid_map_ranges_are_the_inside_columns() {
+        assert_eq!(
+            parse_ranges("         0     100000      65536\n 65536 1000 1\n"),
+            vec![
+                IdRange {
+                    start: 0,
+                    size: 65536
+                },
+                IdRange {
+                    start: 65536,
+                    size: 1
+                }
+            ]
+        );
+        assert_eq!(
+            parse_ranges("0 0 4294967295\n"),
+            vec![IdRange {
+                start: 0,
+                size: u32::MAX
+            }]
+        );
+        assert!(parse_ranges("").is_empty());
     }
 }

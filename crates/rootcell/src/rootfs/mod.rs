@@ -357,7 +357,12 @@ impl Rootfs {
                     {
                         return Err(Error::IsolationRefused {
                             what: format!("a fresh {fstype} mount"),
-                            message: format!("{field}: {e}"),
+                            message: format!(
+                                "{field}: {e}: the kernel refuses a fresh {fstype} mount here \
+                                 (a namespace the runtime does not own, or the outer {} with \
+                                 masked submounts)",
+                                if fstype == "proc" { "/proc" } else { "/sys" }
+                            ),
                         })
                     }
                     (Err(e), _) => return Err(Error::Other(format!("{field}: {e}"))),
@@ -862,12 +867,19 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
         .collect();
     // Deepest first.
     points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for point in points {
-        if unmount(&point, UnmountFlags::DETACH).is_err() {
+    for point in &points {
+        if unmount(point, UnmountFlags::DETACH).is_err() {
+            // A locked mount (a user namespace's copy of its parent's, e.g.
+            // a masked `/proc/keys` file) below another listed one goes
+            // when that one is detached or covered: a file cannot be
+            // covered with a tmpfs.
+            if points.iter().any(|p| p != point && point.starts_with(p)) {
+                continue;
+            }
             let tmpfs = mnt::fresh("tmpfs", "tmpfs", &[], attr::RDONLY)
                 .map_err(|e| Error::Other(format!("hiding {}: {e}", point.display())))?;
             let target = rustix::fs::open(
-                &point,
+                point,
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
             )
