@@ -51,9 +51,13 @@ impl Hierarchy {
 
 /// Reads the host's hierarchies from mountinfo and our own cgroup paths.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mounts = mountinfo::read_self()?;
+    hierarchies_in(&mountinfo::read_self()?)
+}
+
+/// The host's hierarchies in a mount table already read (`read_self`).
+pub fn hierarchies_in(mounts: &[MountInfo]) -> Result<Vec<Hierarchy>> {
     let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
-    Ok(parse_hierarchies(&mounts, &own))
+    Ok(parse_hierarchies(mounts, &own))
 }
 
 /// The cgroup mounts of `mounts` (a parsed mountinfo, in its order) that

@@ -790,7 +790,10 @@ fn host_facts(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let hierarchies = cgroup::host_hierarchies()?;
+    // One read of the mount table: the cgroup hierarchies and the proc
+    // and sysfs mounts a MoveRoot switch hides.
+    let table = crate::fs::mountinfo::read_self()?;
+    let hierarchies = cgroup::hierarchies_in(&table)?;
     let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
         cgroup_version: cgroup::version(&hierarchies),
@@ -798,6 +801,7 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
+        proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
         ..lsm_host_facts()
     };
     Ok((host, cg))

@@ -58,6 +58,11 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let linux = spec.linux().as_ref();
     if isolation == Isolation::Chroot {
         super::isolation::chroot_rootfs(&mut rootfs);
+    }
+    if rootfs.switch == RootSwitch::MoveRoot {
+        rootfs.hide_host_mounts = host.proc_sys_mounts.clone();
+    }
+    if isolation == Isolation::Chroot {
         super::isolation::chroot_devpts_gid(&namespaces, &mut rootfs, &mut diagnostics);
         let rules = linux
             .and_then(|l| l.resources().as_ref())
@@ -407,6 +412,7 @@ fn rootfs_plan(
         mount_label,
         verify_mount_flags: false,
         device_rules: None,
+        hide_host_mounts: None,
     })
 }
 

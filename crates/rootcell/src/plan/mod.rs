@@ -76,6 +76,10 @@ pub struct HostFacts {
     /// gives it a user namespace of its own; full isolation without
     /// CAP_SYS_ADMIN and without a user namespace is refused.
     pub caller: Option<isolation::Caller>,
+    /// The host's proc and sysfs mounts and everything below `/proc` and
+    /// `/sys` (`mountinfo::proc_and_sys_points`), read with the cgroup
+    /// hierarchies: what `RootSwitch::MoveRoot` hides. None: not read.
+    pub proc_sys_mounts: Option<Vec<PathBuf>>,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -200,6 +204,12 @@ pub struct RootfsPlan {
     /// every denied node is covered by `/dev/null`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_rules: Option<Vec<DeviceRule>>,
+    /// `RootSwitch::MoveRoot`: the host's proc and sysfs mounts to detach
+    /// (or cover) before the move, deepest first, from the mount table the
+    /// runtime read for its host facts (those inside the rootfs are kept).
+    /// None: init reads its mount table at the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hide_host_mounts: Option<Vec<PathBuf>>,
 }
 
 /// What the new root is made from.

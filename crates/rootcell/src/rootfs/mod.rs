@@ -81,6 +81,8 @@ pub struct Rootfs {
     /// for: nothing is created in them, and that mount's other steps are
     /// left out.
     host_trees: Vec<(PathBuf, Option<usize>)>,
+    /// `RootfsPlan::hide_host_mounts`: what `MoveRoot` hides.
+    hide_host_mounts: Option<Vec<PathBuf>>,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -112,6 +114,7 @@ impl Rootfs {
                 verify_flags: plan.verify_mount_flags,
                 device_rules: plan.device_rules.clone(),
                 host_trees: Vec::new(),
+                hide_host_mounts: plan.hide_host_mounts.clone(),
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -163,6 +166,7 @@ impl Rootfs {
             verify_flags: plan.verify_mount_flags,
             device_rules: plan.device_rules.clone(),
             host_trees: Vec::new(),
+            hide_host_mounts: plan.hide_host_mounts.clone(),
         })
     }
 
@@ -231,6 +235,7 @@ impl Rootfs {
             verify_flags: plan.verify_mount_flags,
             device_rules: plan.device_rules.clone(),
             host_trees: Vec::new(),
+            hide_host_mounts: plan.hide_host_mounts.clone(),
         })
     }
 
@@ -677,7 +682,7 @@ impl Rootfs {
             }
             RootSwitch::MoveRoot => {
                 let rootfs = procfs::path_of(self.root.fd()).ctx(|| "rootfs path")?;
-                hide_host_proc_and_sys(&rootfs)?;
+                hide_host_proc_and_sys(&rootfs, self.hide_host_mounts.take())?;
                 rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
                 rustix::mount::mount_move(".", "/").ctx(|| "moving the rootfs onto /")?;
                 rustix::process::chroot(".").ctx(|| "chroot")?;
@@ -853,20 +858,14 @@ fn make_parent_mount_unshared(rootfs: &OwnedFd, path: &Path, kind: Propagation) 
 
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
 /// in the mount namespace; detach them so the container cannot reach them.
-fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
-    let mut points: Vec<PathBuf> = mountinfo::read_self()?
-        .into_iter()
-        .filter(|m| {
-            let point = &m.mount_point;
-            let special = matches!(m.fs_type.as_str(), "proc" | "sysfs")
-                || point.starts_with("/proc")
-                || point.starts_with("/sys");
-            special && !point.starts_with(rootfs)
-        })
-        .map(|m| m.mount_point)
-        .collect();
-    // Deepest first.
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+/// `listed`: the runtime's list (`RootfsPlan::hide_host_mounts`, deepest
+/// first), else the mount table is read here.
+fn hide_host_proc_and_sys(rootfs: &Path, listed: Option<Vec<PathBuf>>) -> Result<()> {
+    let all = match listed {
+        Some(points) => points,
+        None => mountinfo::proc_and_sys_points(&mountinfo::read_self()?),
+    };
+    let points: Vec<PathBuf> = all.into_iter().filter(|p| !p.starts_with(rootfs)).collect();
     for point in &points {
         if unmount(point, UnmountFlags::DETACH).is_err() {
             // A locked mount (a user namespace's copy of its parent's, e.g.
@@ -878,12 +877,16 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
             }
             let tmpfs = mnt::fresh("tmpfs", "tmpfs", &[], attr::RDONLY)
                 .map_err(|e| Error::Other(format!("hiding {}: {e}", point.display())))?;
-            let target = rustix::fs::open(
+            let target = match rustix::fs::open(
                 point,
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
-            )
-            .ctx(|| format!("hiding {}", point.display()))?;
+            ) {
+                Ok(fd) => fd,
+                // Gone since the runtime listed it: nothing to hide.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e).ctx(|| format!("hiding {}", point.display())),
+            };
             attach(tmpfs.as_fd(), target.as_fd()).ctx(|| format!("hiding {}", point.display()))?;
         }
     }

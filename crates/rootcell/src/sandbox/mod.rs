@@ -203,6 +203,7 @@ pub fn build_plan(
         mount_label: None,
         verify_mount_flags: false,
         device_rules: None,
+        hide_host_mounts: None,
     };
     Ok(SandboxPlan {
         plan: Plan {
