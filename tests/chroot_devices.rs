@@ -516,7 +516,7 @@ fn a_refused_tmpfs_binds_the_hosts_dev_and_cgroup_tree_and_covers_denied_nodes()
     let ctx = Ctx::new("chrootdev-refused");
     let mut b = fresh_refused_bundle(&ctx);
     b.sh(
-        "head -c 1 /dev/null; echo null=$?; n=$(head -c 8 /dev/kmsg | wc -c); echo kmsg=$n; \
+        "head -c 1 /dev/null; echo null=$?; stat -c 'kmsg=%t:%T' /dev/kmsg; \
          echo x > /dev/full 2>/dev/null && echo full-writable || echo full-refused; \
          touch /sys/fs/cgroup/x 2>/dev/null && echo cg-writable || echo cg-refused; \
          grep -E ' /dev | /sys/fs/cgroup ' /proc/self/mountinfo",
@@ -535,7 +535,7 @@ fn a_refused_tmpfs_binds_the_hosts_dev_and_cgroup_tree_and_covers_denied_nodes()
     let l = lines(&out.stdout);
     assert!(l.iter().any(|x| x == "null=0"), "{}", out.all());
     assert!(
-        l.iter().any(|x| x == "kmsg=0"),
+        l.iter().any(|x| x == "kmsg=1:3"),
         "the denied /dev/kmsg is covered by /dev/null: {}",
         out.all()
     );
@@ -604,5 +604,45 @@ fn a_bound_device_node_the_rules_deny_is_refused_naming_the_mount() {
         out.all()
     );
     assert_eq!(host_mount_points(), before, "the host's mounts changed");
+    ctx.assert_clean();
+}
+
+#[test]
+fn a_config_binding_the_hosts_dev_gets_the_denied_nodes_covered() {
+    if !rootcell_only() {
+        return;
+    }
+    if !host_char_device("/dev/kmsg") {
+        skip("the host has no /dev/kmsg to deny");
+        return;
+    }
+    let ctx = Ctx::new("chrootdev-devbind");
+    let mut b = ctx.bundle();
+    // `/dev` bound from the host (recursively) instead of a tmpfs: no
+    // node is made, and the default device rules deny /dev/kmsg.
+    b.remove_mount("/dev");
+    b.add_mount(json!({
+        "destination": "/dev", "type": "bind", "source": "/dev",
+        "options": ["rbind", "nosuid"]
+    }));
+    b.remove_mount("/dev/pts");
+    b.remove_mount("/dev/shm");
+    b.remove_mount("/dev/mqueue");
+    b.sh("stat -c 'kmsg=%t:%T' /dev/kmsg; head -c 4 /dev/zero | wc -c");
+    let id = ctx.id("c");
+    let before = dev_entries();
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_ok("chroot run with the host's /dev bound");
+    assert_eq!(
+        out.stdout,
+        "kmsg=1:3\n4\n",
+        "/dev/kmsg is covered by /dev/null: {}",
+        out.all()
+    );
+    assert_eq!(
+        dev_entries(),
+        before,
+        "nothing is created in the host's /dev"
+    );
     ctx.assert_clean();
 }

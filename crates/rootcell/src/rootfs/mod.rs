@@ -458,10 +458,11 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
-        if let (true, Some(rules)) = (
-            m.destination == Path::new("/dev") && self.in_host_tree(&m.destination),
-            &self.device_rules,
-        ) {
+        // The host's /dev in place of a refused tmpfs, or bound by the
+        // config: the nodes the rules deny are covered.
+        let host_dev = m.destination == Path::new("/dev")
+            && (self.in_host_tree(&m.destination) || matches!(m.kind, MountKind::Bind { .. }));
+        if let (true, Some(rules)) = (host_dev, &self.device_rules) {
             chroot::cover_denied_nodes(&tree, rules, &field)?;
         }
         if self.verify_flags && m.config_index.is_some() {
