@@ -1122,3 +1122,318 @@ fn rootless_chroot_runs_a_root_made_config_dropping_the_devpts_group() {
     assert!(out.stderr.contains("--isolation chroot"), "{}", out.all());
     ctx.assert_clean();
 }
+
+/// `unshare --user --map-root-user --mount …`: a shell that sets this
+/// user namespace's `user.max_<kind>_namespaces` limits to 0 (so the
+/// kernel refuses those namespaces with ENOSPC), prints its own pid and
+/// network namespace, and execs `rootcell --isolation MODE run`.
+fn run_with_namespace_limits(ctx: &Ctx, mode: &str, id: &str, b: &Bundle, zero: &[&str]) -> Out {
+    b.save();
+    let limits: String = zero
+        .iter()
+        .map(|k| format!("echo 0 > /proc/sys/user/max_{k}_namespaces || exit 99; "))
+        .collect();
+    let script = format!(
+        "{limits}echo outer-pid=$(readlink /proc/self/ns/pid) outer-net=$(readlink /proc/self/ns/net); exec \"$0\" --root \"$1\" --rootless true --isolation {mode} run --bundle \"$2\" {id}"
+    );
+    let mut c = Command::new("unshare");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ])
+    .arg(&ctx.bin)
+    .arg(ctx.state_dir())
+    .arg(&b.path);
+    exec(&mut c, CMD_TIMEOUT)
+}
+
+/// The `outer-pid=… outer-net=…` line's value for `key`.
+fn field<'a>(text: &'a str, key: &str) -> &'a str {
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or("")
+}
+
+#[test]
+fn refused_pid_and_network_namespaces_are_shared_with_one_line_each() {
+    if !rootcell_only() || !userns_available() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-ns-refused");
+    let mut b = userns_bundle(&ctx);
+    b.linux()["namespaces"] = json!([
+        {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+        {"type": "uts"}, {"type": "mount"}
+    ]);
+    b.sh("echo inner-pid=$(readlink /proc/self/ns/pid) inner-net=$(readlink /proc/self/ns/net) self=$$");
+    let id = ctx.id("c");
+    let out = run_with_namespace_limits(&ctx, "chroot", &id, &b, &["pid", "net"]);
+    if out.code() == Some(99) {
+        skip("user.max_pid_namespaces cannot be written in a test user namespace here");
+        return;
+    }
+    out.assert_ok("chroot isolation with the pid and network namespaces refused");
+    let s = &out.stdout;
+    // Shared: the same namespaces as the shell that ran the runtime, and
+    // the process is not pid 1 of a new one.
+    assert_eq!(
+        field(s, "inner-pid="),
+        field(s, "outer-pid="),
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        field(s, "inner-net="),
+        field(s, "outer-net="),
+        "{}",
+        out.all()
+    );
+    assert!(!field(s, "inner-pid=").is_empty(), "{}", out.all());
+    assert_ne!(field(s, "self="), "1", "{}", out.all());
+    // Exactly one line per ignored namespace, naming it; none for ipc,
+    // which the kernel allowed.
+    let line = |kind: &str| {
+        format!("rootcell: chroot isolation: linux.namespaces: the kernel refused a new {kind} namespace (")
+    };
+    for kind in ["pid", "network"] {
+        assert_eq!(
+            out.stderr.matches(&line(kind)).count(),
+            1,
+            "one line for {kind}: {}",
+            out.all()
+        );
+    }
+    assert!(!out.stderr.contains(&line("ipc")), "{}", out.all());
+    assert_eq!(out.stderr.lines().count(), 2, "{}", out.all());
+    ctx.assert_clean();
+
+    // Full isolation: the same refusal is an error, nothing left behind.
+    let id = ctx.id("oci");
+    let out = run_with_namespace_limits(&ctx, "oci", &id, &b, &["pid", "net"]);
+    out.assert_fail("full isolation with the pid namespace refused");
+    assert!(
+        out.stderr.contains("No space left on device"),
+        "{}",
+        out.all()
+    );
+    assert!(!out.stdout.contains("inner-pid="), "{}", out.all());
+    ctx.assert_clean();
+}
+
+/// A wrapper that execs its arguments under a seccomp filter making
+/// `pivot_root` fail with EINVAL, as the kernel refuses it for a root on
+/// the initramfs (rootfs) or for a runtime chrooted into a directory. The
+/// filter (and no_new_privs) is inherited by the runtime and its init.
+const NO_PIVOT_C: &str = r#"
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <stddef.h>
+#include <errno.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pivot_root, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+    if (argc < 2 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+        || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
+        perror("nopivot");
+        return 126;
+    }
+    execv(argv[1], argv + 1);
+    perror("execv");
+    return 127;
+}
+"#;
+
+/// Builds the no-pivot wrapper in the test's dir; None (and a printed
+/// reason) without gcc.
+fn no_pivot_wrapper(ctx: &Ctx) -> Option<std::path::PathBuf> {
+    if !command_exists("gcc") {
+        skip("gcc is not installed (needed for the pivot_root-refusing wrapper)");
+        return None;
+    }
+    let src = ctx.dir.join("nopivot.c");
+    write_file(&src, NO_PIVOT_C);
+    let bin = ctx.dir.join("nopivot");
+    let cc = exec(
+        Command::new("gcc").args(["-O", "-o"]).arg(&bin).arg(&src),
+        CMD_TIMEOUT,
+    );
+    if !cc.ok() {
+        skip(&format!("gcc fails here: {}", cc.stderr.trim()));
+        return None;
+    }
+    Some(bin)
+}
+
+/// Hooks of every kind, each appending its name to `log` (the
+/// startContainer hook runs in the container, so its line goes to the
+/// container's /hooks.log).
+fn add_logging_hooks(b: &mut Bundle, log: &std::path::Path) {
+    for kind in [
+        "prestart",
+        "createRuntime",
+        "createContainer",
+        "poststart",
+        "poststop",
+    ] {
+        b.add_hook(
+            kind,
+            json!({"path": "/bin/sh", "args": ["sh", "-c", format!("echo {kind} >> {}", log.display())]}),
+        );
+    }
+    b.add_hook(
+        "startContainer",
+        json!({"path": "/bin/sh", "args": ["sh", "-c", "echo startContainer >> /hooks.log"]}),
+    );
+}
+
+#[test]
+fn auto_retries_a_refused_pivot_root_in_chroot_and_runs_each_hook_once() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-auto-pivot");
+    let Some(nopivot) = no_pivot_wrapper(&ctx) else {
+        return;
+    };
+    let log = ctx.dir.join("hooks.log");
+    let mut b = ctx.bundle();
+    add_logging_hooks(&mut b, &log);
+    b.sh("echo ran-in-$(hostname); grep -c . /hooks.log; exit 5");
+    b.save();
+    let before = mount_table();
+
+    // Full isolation: the refusal is an error that suggests chroot.
+    let id = ctx.id("oci");
+    let mut c = Command::new(&nopivot);
+    c.arg(&ctx.bin)
+        .arg("--root")
+        .arg(ctx.state_dir())
+        .args(["--isolation", "oci", "run", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_fail("--isolation oci with pivot_root refused");
+    assert!(out.stderr.contains("pivot_root"), "{}", out.all());
+    assert!(out.stderr.contains("--isolation chroot"), "{}", out.all());
+    ctx.assert_clean();
+    let _ = std::fs::remove_file(&log);
+
+    // auto: probed before the hooks, retried in chroot isolation, one
+    // stderr line, and every hook once.
+    let id = ctx.id("auto");
+    let mut c = Command::new(&nopivot);
+    c.arg(&ctx.bin)
+        .arg("--root")
+        .arg(ctx.state_dir())
+        .args(["--isolation", "auto", "run", "--bundle"])
+        .arg(&b.path)
+        .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    assert_eq!(out.code(), Some(5), "{}", out.all());
+    let l = lines(&out.stdout);
+    assert_eq!(l[0], "ran-in-rootcell-test", "{}", out.all());
+    assert_eq!(l[1], "1", "startContainer ran once: {}", out.all());
+    assert_eq!(
+        out.stderr
+            .matches("rootcell: full isolation refused (pivot_root): using chroot isolation")
+            .count(),
+        1,
+        "{}",
+        out.all()
+    );
+    assert_eq!(
+        lines(&read_file(&log)),
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "each hook once, in order"
+    );
+    assert_eq!(mount_table(), before, "the host's mount table changed");
+    ctx.assert_clean();
+}
+
+#[test]
+fn auto_retries_a_refused_pivot_root_with_a_terminal() {
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-auto-pivot-tty");
+    let Some(nopivot) = no_pivot_wrapper(&ctx) else {
+        return;
+    };
+    let log = ctx.dir.join("hooks.log");
+    let mut b = ctx.bundle();
+    add_logging_hooks(&mut b, &log);
+    b.config["process"]["terminal"] = json!(true);
+    b.config["process"]["consoleSize"] = json!({"height": 21, "width": 77});
+    b.sh("echo tty=$(tty) size=$(stty size) hooks=$(grep -c . /hooks.log); echo tty-done");
+    b.save();
+    let sock = common::console::ConsoleSocket::bind(&ctx.dir.join("console"));
+    let id = ctx.id("auto");
+    let mut c = Command::new(&nopivot);
+    c.arg(&ctx.bin)
+        .arg("--root")
+        .arg(ctx.state_dir())
+        .args([
+            "--isolation",
+            "auto",
+            "run",
+            "--detach",
+            "--console-socket",
+            sock.arg(),
+            "--bundle",
+        ])
+        .arg(&b.path)
+        .arg(&id);
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_ok("run --detach --console-socket with pivot_root refused");
+    assert_eq!(
+        out.stderr
+            .matches("rootcell: full isolation refused (pivot_root): using chroot isolation")
+            .count(),
+        1,
+        "{}",
+        out.all()
+    );
+    let (_, mut term) = sock.master();
+    let text = term.read_until("tty-done");
+    assert!(text.contains("tty=/dev/pts/"), "{text:?}");
+    assert!(text.contains("size=21 77"), "{text:?}");
+    assert!(text.contains("hooks=1"), "{text:?}");
+    poll(POLL_TIMEOUT, "the container to stop", || {
+        (ctx.status(&id) == "stopped").then_some(())
+    });
+    ctx.rt(&["delete", &id]).assert_ok("delete");
+    assert_eq!(
+        lines(&read_file(&log)),
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ],
+        "each hook once, in order"
+    );
+    ctx.assert_clean();
+}

@@ -9,6 +9,8 @@
 //! - `engines/podman-4.3/*.json` and `engines/containerd-1.6/*.json`: what
 //!   podman and containerd actually sent (recaptured by
 //!   `e2e_podman::capture_podman_configs`, `e2e_containerd::capture_containerd_configs`);
+//! - `engines/buildah-1.28/*.json`: what `buildah bud` sent for a `RUN`
+//!   step (recaptured by `chroot_buildah::capture_buildah_configs`);
 //! - `runc-1.1/spec.json`: `runc spec` of runc 1.1.5;
 //! - `spec-1.2/all-fields.json`: every optional field of the runtime spec
 //!   1.2 this host can honour.
@@ -487,6 +489,97 @@ fn containerd_run_and_exec_configs_run() {
     );
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     finish(&ctx, &id);
+}
+
+// ---------------------------------------------------------------------------
+// buildah 1.28
+// ---------------------------------------------------------------------------
+
+/// `RUN` step configs of `buildah bud` (as root, then after `USER
+/// 1000:1000` and `WORKDIR /app`), run as buildah runs them: the runtime
+/// flags first, then `create`, `start`, `delete`; in full isolation and,
+/// for rootcell, with `--isolation=chroot` (buildah's `--runtime-flag
+/// isolation=chroot`). Each sees its user, groups, working directory,
+/// environment, capabilities, buildah's seccomp profile and bound files.
+#[test]
+fn buildah_bud_configs_run() {
+    let ctx = Ctx::new("fc-buildah");
+    let mut modes: Vec<Option<&str>> = vec![None];
+    if !runtime_is_runc() && !runtime_name().contains("crun") {
+        modes.push(Some("--isolation=chroot"));
+    }
+    for mode in modes {
+        let tag = if mode.is_some() { "chroot" } else { "full" };
+        let script = "id; pwd; echo \"env=$GREETING\"; hostname; \
+                      grep -E '^(CapEff|CapBnd|Seccomp):' /proc/self/status; \
+                      cat /etc/hosts; test -f /run/.containerenv && echo containerenv; \
+                      touch /written && echo root-writable";
+        for (name, want_id, want_pwd, want_env) in [
+            (
+                "bud-run-root",
+                "uid=0(root) gid=0(root) groups=0(root)",
+                "/",
+                "env=",
+            ),
+            (
+                "bud-run-user",
+                "uid=1000(user) gid=1000(user) groups=1000(user)",
+                "/app",
+                "env=hello world",
+            ),
+        ] {
+            let config = fixture(&format!("engines/buildah-1.28/{name}.json"));
+            let caps = config["process"]["capabilities"].clone();
+            let (id, b) = foreign_bundle(&ctx, &format!("{name}-{tag}"), config, Some(script));
+            // buildah's WORKDIR step made /app; writable by the user.
+            fs::create_dir_all(b.rootfs().join("app")).unwrap();
+            chown(&b.rootfs().join("app"), 1000, 1000);
+            let buildah_cmd = |args: &[&str]| {
+                let mut c = ctx.cmd();
+                c.args(mode).args(args);
+                c
+            };
+            let mut create = buildah_cmd(&["create", "--bundle"]);
+            create
+                .arg(&b.path)
+                .arg("--pid-file")
+                .arg(b.path.join("pid"))
+                .arg(&id);
+            let out = ctx.exec_detached(&mut create, &id, None);
+            out.assert_ok(&format!("{name} ({tag}): create"));
+            exec(&mut buildah_cmd(&["start", &id]), CMD_TIMEOUT)
+                .assert_ok(&format!("{name} ({tag}): start"));
+            ctx.wait_status(&id, "stopped");
+            exec(&mut buildah_cmd(&["delete", &id]), CMD_TIMEOUT)
+                .assert_ok(&format!("{name} ({tag}): delete"));
+            let out = read_file(&ctx.stdout_path(&id));
+            let l = lines(&out);
+            let what = format!("{name} ({tag}): {out}{}", read_file(&ctx.stderr_path(&id)));
+            assert_eq!(l[..4], [want_id, want_pwd, want_env, "foreign"], "{what}");
+            assert_eq!(
+                status(&out, "CapEff"),
+                hex(cap_mask(&caps["effective"])),
+                "{what}"
+            );
+            assert_eq!(
+                status(&out, "CapBnd"),
+                hex(cap_mask(&caps["bounding"])),
+                "{what}"
+            );
+            assert_eq!(status(&out, "Seccomp"), "2", "{what}");
+            assert!(
+                out.contains("127.0.0.1 localhost\ncontainerenv\n"),
+                "{what}"
+            );
+            // As root the step writes to the image's root; as the user not.
+            assert_eq!(
+                out.contains("root-writable"),
+                name == "bud-run-root",
+                "{what}"
+            );
+            finish(&ctx, &id);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

@@ -69,14 +69,25 @@ struct Created {
 
 impl Runtime {
     /// The default state root: `/run/rootcell` for root, else
-    /// `$XDG_RUNTIME_DIR/rootcell`.
+    /// `$XDG_RUNTIME_DIR/rootcell`. As runc: root in a user namespace
+    /// other than the initial one whose `$USER` is not `root` counts as
+    /// not root when `$XDG_RUNTIME_DIR` is set — rootless buildah and
+    /// podman run the runtime as their namespace's root without `--root`,
+    /// and `/run` is not theirs.
     pub fn default_root() -> PathBuf {
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
         if rustix::process::geteuid().is_root() {
-            return PathBuf::from("/run/rootcell");
+            let user_is_root = std::env::var_os("USER").is_some_and(|u| u == "root");
+            match xdg {
+                Some(dir) if !user_is_root && process::ids::in_user_namespace() => {
+                    return Path::new(&dir).join("rootcell")
+                }
+                _ => return PathBuf::from("/run/rootcell"),
+            }
         }
-        match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !dir.is_empty() => Path::new(&dir).join("rootcell"),
-            _ => std::env::temp_dir()
+        match xdg {
+            Some(dir) => Path::new(&dir).join("rootcell"),
+            None => std::env::temp_dir()
                 .join(format!("rootcell-{}", rustix::process::geteuid().as_raw())),
         }
     }
@@ -239,7 +250,25 @@ impl Runtime {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
-        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground) {
+        // `auto` with `--console-socket`: one connection for both attempts
+        // (a listener such as containerd's accepts one); each attempt's
+        // init gets a duplicate, and a failed one closes only its own.
+        let shared_socket = match (isolation, &opts.console_socket) {
+            (Isolation::Auto, Some(_)) => {
+                match console::Console::open(
+                    process_terminal(&bundle),
+                    "process.terminal",
+                    opts.console_socket.as_deref(),
+                    foreground,
+                )? {
+                    console::Console::Socket(fd) => Some(fd),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let shared = shared_socket.as_ref();
+        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground, shared) {
             // `--isolation auto`: full isolation was refused in one of the
             // ways chroot isolation avoids. The failed attempt is undone
             // (state dir, cgroups, processes) before the second one.
@@ -251,7 +280,7 @@ impl Runtime {
                     isolation: Some(Isolation::Chroot),
                     ..opts.clone()
                 };
-                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground)
+                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground, shared)
             }
             // Full isolation asked for (or the default): say what would run.
             Err(Error::IsolationRefused { what, message }) if isolation == Isolation::Oci => {
@@ -275,6 +304,7 @@ impl Runtime {
         bundle: &Bundle,
         fifo_gate: bool,
         foreground: bool,
+        shared_socket: Option<&OwnedFd>,
     ) -> Result<Created> {
         cgroup::systemd::check_path(
             bundle
@@ -283,20 +313,20 @@ impl Runtime {
                 .as_ref()
                 .and_then(|l| l.cgroups_path().as_deref()),
         )?;
-        let terminal = bundle
-            .spec
-            .process()
-            .as_ref()
-            .and_then(|p| p.terminal())
-            .unwrap_or(false);
         // Before anything exists: a refused flag or an unreachable console
         // socket leaves nothing behind.
-        let console = console::Console::open(
-            terminal,
-            "process.terminal",
-            opts.console_socket.as_deref(),
-            foreground,
-        )?;
+        let console = match shared_socket {
+            Some(fd) => console::Console::Socket(
+                fd.try_clone()
+                    .ctx(|| "--console-socket: duplicating the connection")?,
+            ),
+            None => console::Console::open(
+                process_terminal(bundle),
+                "process.terminal",
+                opts.console_socket.as_deref(),
+                foreground,
+            )?,
+        };
         let (init_console, relay) = console.into_ends();
         let dir = ContainerDir::create(&self.root, id)?;
         let mut undo = Undo::default();
@@ -553,6 +583,7 @@ impl Runtime {
                 Some(ToRuntime::Failed { message, refused }) => {
                     return Err(init_failure(message, refused))
                 }
+                Some(ToRuntime::Diagnostic { message }) => eprintln!("rootcell: {message}"),
                 None => {
                     return Err(Error::Init(
                         "the container's init exited during setup".into(),
@@ -802,6 +833,7 @@ fn host_facts(
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
         proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
+        nested_user_ns: process::ids::in_nested_user_ns(),
         ..lsm_host_facts()
     };
     Ok((host, cg))
@@ -825,6 +857,16 @@ fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String 
             dirs.join(", ")
         )
     }
+}
+
+/// `process.terminal` of the bundle's config (false when unset).
+fn process_terminal(bundle: &Bundle) -> bool {
+    bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
 }
 
 /// The runtime's caller when it is unprivileged (euid != 0, or root in a

@@ -204,6 +204,11 @@ impl RootDir {
     /// Finds or creates a mountpoint: a directory, or (for a file source) a
     /// regular file created with `O_EXCL|O_NOFOLLOW` when missing. The fd
     /// returned is what gets mounted on.
+    ///
+    /// A created file gets mode 0755 (less the umask), as runc makes it:
+    /// image builders (buildah) commit the rootfs after each `RUN`, so the
+    /// empty files left under `/etc/hosts`, `/etc/resolv.conf`... end up in
+    /// the image, which must not depend on the runtime that built it.
     pub fn mountpoint(&self, path: &Path, directory: bool) -> io::Result<OwnedFd> {
         if directory {
             return self.mkdir_all(path, 0o755);
@@ -220,7 +225,7 @@ impl RootDir {
                     .create_file(
                         path,
                         OpenFlags::O_EXCL | OpenFlags::O_NOFOLLOW | OpenFlags::O_WRONLY,
-                        &Permissions::from_mode(0o644),
+                        &Permissions::from_mode(0o755),
                     )
                     .map_err(to_io)?;
                 Ok(file.into())

@@ -46,6 +46,9 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         crate::spec::validate_namespace_needs(spec)?;
         super::isolation::full_isolation_needs_sys_admin(host.caller.as_ref(), &namespaces)?;
     }
+    if isolation == Isolation::Chroot {
+        super::isolation::chroot_shared_if_refused(spec, &mut namespaces, host.nested_user_ns);
+    }
     let mut rootfs = rootfs_plan(
         bundle,
         host,
@@ -110,7 +113,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         .and_then(|l| l.memory_policy().as_ref())
         .map(super::memory_policy::memory_policy)
         .transpose()?;
-    Ok(Plan {
+    let mut plan = Plan {
         isolation,
         resources,
         memory_policy,
@@ -141,7 +144,12 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         diagnostics,
         namespaces,
         rootfs,
-    })
+    };
+    if isolation == Isolation::Chroot {
+        plan.rootfs.lock_mounts =
+            super::isolation::chroot_lock_mounts(plan.process.capabilities.as_ref());
+    }
+    Ok(plan)
 }
 
 fn namespaces(spec: &Spec) -> Result<Namespaces> {
@@ -413,6 +421,7 @@ fn rootfs_plan(
         verify_mount_flags: false,
         device_rules: None,
         hide_host_mounts: None,
+        lock_mounts: false,
     })
 }
 

@@ -17,12 +17,26 @@ impl fmt::Display for Plan {
                 "isolation auto: planned as oci; create retries with chroot isolation if the kernel refuses a fresh proc or sysfs, pivot_root or the id mapping"
             )?,
         }
+        if self.rootfs.lock_mounts {
+            writeln!(
+                f,
+                "mounts locked: after the root switch, a child user namespace with the same ids and a new mount namespace in it"
+            )?;
+        }
         for d in &self.diagnostics {
             writeln!(f, "{d}")?;
         }
         writeln!(f, "namespaces")?;
         for ns in &self.namespaces.create {
-            writeln!(f, "├─ new {}", ns.proc_name())?;
+            if self.namespaces.shared_if_refused.contains(ns) {
+                writeln!(
+                    f,
+                    "├─ new {} (shared with the runtime's if the kernel refuses it)",
+                    ns.proc_name()
+                )?;
+            } else {
+                writeln!(f, "├─ new {}", ns.proc_name())?;
+            }
         }
         for (ns, path) in &self.namespaces.join {
             writeln!(f, "├─ join {} {}", ns.proc_name(), path.display())?;

@@ -116,6 +116,79 @@ pub fn chroot_namespaces(spec: &Spec, ns: &mut Namespaces) -> Result<()> {
     Ok(())
 }
 
+/// Chroot isolation's namespaces that may be shared when the kernel
+/// refuses them (`Namespaces::shared_if_refused`): the config's network,
+/// ipc and cgroup namespaces, and its pid namespace, unless something else
+/// in the plan depends on having one of its own:
+///
+/// - network: no `net.*` sysctl (it would be written to the shared one);
+/// - ipc: no ipc sysctl (`kernel.msg*`, `kernel.sem`, `kernel.shm*`,
+///   `fs.mqueue.*`);
+/// - cgroup: no `cgroup` mount (a fresh cgroupfs outside a cgroup
+///   namespace shows the whole tree);
+/// - pid: only where the host's processes stay out of reach through
+///   `/proc/<pid>/root` and `/proc/<pid>/cwd` with a shared pid namespace,
+///   i.e. where the container's process is in a user namespace other than
+///   theirs (its own, or a runtime that is itself nested): the kernel's
+///   ptrace check then needs CAP_SYS_PTRACE over their user namespace. In
+///   the initial user namespace a same-uid process with no more
+///   capabilities than the container's would be reachable, so there a
+///   refused pid namespace stays an error.
+pub fn chroot_shared_if_refused(spec: &Spec, ns: &mut Namespaces, nested_user_ns: bool) {
+    let linux = spec.linux().as_ref();
+    let sysctls: Vec<&String> = linux
+        .and_then(|l| l.sysctl().as_ref())
+        .map(|s| s.keys().collect())
+        .unwrap_or_default();
+    let has_cgroup_mount = spec
+        .mounts()
+        .iter()
+        .flatten()
+        .any(|m| m.typ().as_deref() == Some("cgroup") || m.typ().as_deref() == Some("cgroup2"));
+    let other_user_ns = nested_user_ns || ns.creates(Namespace::User);
+    let ipc_sysctl = |k: &str| {
+        k.starts_with("kernel.msg")
+            || k.starts_with("kernel.shm")
+            || k == "kernel.sem"
+            || k.starts_with("fs.mqueue.")
+    };
+    for candidate in [
+        Namespace::Pid,
+        Namespace::Network,
+        Namespace::Ipc,
+        Namespace::Cgroup,
+    ] {
+        let may_share = match candidate {
+            Namespace::Pid => other_user_ns,
+            Namespace::Network => !sysctls.iter().any(|k| k.starts_with("net.")),
+            Namespace::Ipc => !sysctls.iter().any(|k| ipc_sysctl(k)),
+            Namespace::Cgroup => !has_cgroup_mount,
+            _ => false,
+        };
+        if may_share && ns.creates(candidate) && !ns.shared_if_refused.contains(&candidate) {
+            ns.shared_if_refused.push(candidate);
+        }
+    }
+}
+
+/// Whether chroot isolation locks the container's mounts
+/// (`RootfsPlan::lock_mounts`): wherever the process could change them.
+/// With MoveRoot, the host's old root stays in the mount namespace under
+/// the container's root; a process with CAP_SYS_ADMIN over the namespace
+/// could unmount a mask, remount a read-only bind read-write, or detach
+/// the root and `setns` into its own mount namespace to land on the
+/// host's root. That needs CAP_SYS_ADMIN in the process's bounding set
+/// (or a config that leaves the capabilities alone), in any user
+/// namespace: without it no mount can be changed, and a user namespace
+/// the process makes itself only gets locked copies. Locking costs a user
+/// namespace of the container's own (the capabilities then act only on
+/// what that namespace owns, and `/proc/self/uid_map` shows the ids onto
+/// themselves), so it is done exactly there. `rootcell exec --cap
+/// CAP_SYS_ADMIN` into an unlocked container is the caller's own choice.
+pub fn chroot_lock_mounts(caps: Option<&super::Capabilities>) -> bool {
+    caps.is_none_or(|c| c.bounding.iter().any(|n| n == "CAP_SYS_ADMIN"))
+}
+
 /// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
 /// `/`, then chroot, after the host's proc and sysfs mounts outside it are
 /// hidden), host binds where fresh special filesystems are refused, and
@@ -556,6 +629,79 @@ mod tests {
             });
             let plan = build(&with_ipc, &hybrid(), chroot()).unwrap();
             assert!(plan.namespaces.creates(Namespace::Ipc));
+        }
+
+        #[test]
+        fn namespaces_shared_if_refused_only_where_nothing_depends_on_them() {
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] = json!([
+                    {"type": "pid"}, {"type": "network"}, {"type": "ipc"},
+                    {"type": "cgroup"}, {"type": "mount"}, {"type": "uts"}
+                ]);
+                v["mounts"] = json!([]);
+            });
+            // As real root in the initial user namespace, a shared pid
+            // namespace would expose the host's processes: it stays
+            // required. The others may be shared.
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            assert_eq!(
+                plan.namespaces.shared_if_refused,
+                [Namespace::Network, Namespace::Ipc, Namespace::Cgroup]
+            );
+            let text = plan.to_string();
+            assert!(
+                text.contains("new net (shared with the runtime's if the kernel refuses it)"),
+                "{text}"
+            );
+            assert!(text.contains("├─ new pid\n"), "{text}");
+            // A runtime in a user namespace of its own: pid too.
+            let nested = crate::plan::HostFacts {
+                nested_user_ns: true,
+                ..hybrid()
+            };
+            let plan = build(&b, &nested, chroot()).unwrap();
+            assert_eq!(plan.namespaces.shared_if_refused[0], Namespace::Pid);
+            // Full isolation: never.
+            let oci = build(&b, &nested, PlanOptions::default()).unwrap();
+            assert!(oci.namespaces.shared_if_refused.is_empty());
+            // A net sysctl, an ipc sysctl and a cgroup mount keep theirs.
+            let tied = bundle(|v| {
+                v["linux"]["namespaces"] = json!([
+                    {"type": "network"}, {"type": "ipc"}, {"type": "cgroup"},
+                    {"type": "mount"}, {"type": "uts"}
+                ]);
+                v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "kernel.shmmni": "100"});
+                v["mounts"] = json!([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]);
+            });
+            let plan = build(&tied, &nested, chroot()).unwrap();
+            assert!(
+                plan.namespaces.shared_if_refused.is_empty(),
+                "{:?}",
+                plan.namespaces.shared_if_refused
+            );
+        }
+
+        #[test]
+        fn mounts_are_locked_where_the_process_keeps_cap_sys_admin() {
+            let default = bundle(|_| {});
+            let plan = build(&default, &hybrid(), chroot()).unwrap();
+            assert!(
+                !plan.rootfs.lock_mounts,
+                "the default set has no CAP_SYS_ADMIN"
+            );
+            let admin = bundle(|v| {
+                v["process"]["capabilities"] = json!({"bounding": ["CAP_SYS_ADMIN"]});
+            });
+            let plan = build(&admin, &hybrid(), chroot()).unwrap();
+            assert!(plan.rootfs.lock_mounts);
+            assert!(plan.to_string().contains("mounts locked"), "{plan}");
+            let all = bundle(|v| {
+                v["process"]["capabilities"] = json!(null);
+            });
+            assert!(build(&all, &hybrid(), chroot()).unwrap().rootfs.lock_mounts);
+            // Full isolation pivots the host's tree away: nothing to lock.
+            let oci = build(&admin, &hybrid(), PlanOptions::default()).unwrap();
+            assert!(!oci.rootfs.lock_mounts);
         }
 
         #[test]

@@ -80,6 +80,11 @@ pub struct HostFacts {
     /// `/sys` (`mountinfo::proc_and_sys_points`), read with the cgroup
     /// hierarchies: what `RootSwitch::MoveRoot` hides. None: not read.
     pub proc_sys_mounts: Option<Vec<PathBuf>>,
+    /// The runtime runs in a user namespace other than the initial one
+    /// (`/proc/self/uid_map` is not the identity of all ids): the host's
+    /// processes outside it are out of the container's reach through
+    /// `/proc/<pid>/root`, even with a shared pid namespace.
+    pub nested_user_ns: bool,
 }
 
 /// One cgroup hierarchy as the container should see it under a `cgroup` mount.
@@ -148,6 +153,12 @@ pub struct Namespaces {
     pub gid_mappings: Vec<IdMapping>,
     /// Offsets for a new time namespace: (clock name, seconds, nanoseconds).
     pub time_offsets: Vec<(String, i64, u32)>,
+    /// Chroot isolation: namespaces of `create` that stage 1 shares with
+    /// the runtime's when the kernel refuses to create them (EPERM,
+    /// EINVAL, ENOSPC, EUSERS), with one diagnostic line each. Empty in
+    /// full isolation, where every refusal is an error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub shared_if_refused: Vec<Namespace>,
 }
 
 impl Namespaces {
@@ -210,6 +221,13 @@ pub struct RootfsPlan {
     /// None: init reads its mount table at the switch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hide_host_mounts: Option<Vec<PathBuf>>,
+    /// Chroot isolation where the process keeps CAP_SYS_ADMIN in its
+    /// bounding set: after the root switch, init moves into a child user
+    /// namespace with the same ids and a new mount namespace, where the
+    /// kernel locks every mount (no remount of a read-only bind, no
+    /// unmount of a mask or of the root, even with CAP_SYS_ADMIN there).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lock_mounts: bool,
 }
 
 /// What the new root is made from.

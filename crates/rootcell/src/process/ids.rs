@@ -74,6 +74,20 @@ pub fn has_subordinate_ids(uid: u32) -> bool {
     listed("/etc/subuid") && listed("/etc/subgid") && in_path("newuidmap") && in_path("newgidmap")
 }
 
+/// Whether this process runs in a user namespace other than the initial
+/// one: the initial namespace's `/proc/self/uid_map` is the identity of
+/// all 4294967295 ids. An unreadable map counts as the initial namespace
+/// (the cautious side: a refused pid namespace stays an error there).
+pub fn in_nested_user_ns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(map) => {
+            let fields: Vec<&str> = map.split_whitespace().collect();
+            fields != ["0", "0", "4294967295"]
+        }
+        Err(_) => false,
+    }
+}
+
 /// A new user namespace with the given maps, held by an fd: the mapping of
 /// an idmapped mount. A short-lived child creates the namespace and exits
 /// once the fd is open (the fd keeps the namespace alive).
@@ -139,12 +153,15 @@ fn write_proc(pid: i32, file: &str, content: &str) -> Result<()> {
 /// so that the configured sets can be applied afterwards. `setgroups` is
 /// tried first: only when it is refused is `/proc/self/setgroups` read
 /// (a user namespace that denies it), which spares the common case a
-/// procfs handle.
+/// procfs handle. There, groups that are only the primary `gid` (what
+/// buildah and podman send: `additionalGids: [gid]`) are met by the
+/// `setresgid` below; any other group is an error naming the field (runc
+/// drops them all silently).
 pub fn become_user(uid: u32, gid: u32, groups: &[u32]) -> Result<()> {
     match sys::setgroups(groups) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EPERM) && !setgroups_allowed() => {
-            if !groups.is_empty() {
+            if groups.iter().any(|&g| g != gid) {
                 return Err(Error::spec(
                     "process.user.additionalGids",
                     "cannot set supplementary groups: setgroups is denied in this user namespace",

@@ -18,6 +18,7 @@
 pub mod capabilities;
 pub mod exec;
 pub mod ids;
+mod lock_mounts;
 pub mod lsm;
 pub mod prepare;
 pub mod seccomp;
@@ -236,9 +237,15 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> R
         .create
         .iter()
         .filter(|n| !matches!(n, Namespace::User | Namespace::Time))
+        .filter(|n| !ns.shared_if_refused.contains(n))
         .fold(0, |acc, n| acc | n.clone_flag());
     if flags != 0 {
         sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
+    }
+    for optional in &ns.shared_if_refused {
+        if let Some(message) = create_or_share(*optional)? {
+            chan.send(&ToRuntime::Diagnostic { message })?;
+        }
     }
     // The procfs handles this process inherited (from the host's pid
     // namespace) are not init's: it makes its own, in its pid namespace.
@@ -249,6 +256,32 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> R
             sys::exit_now(0)
         }
         sys::Forked::Child => init(cfg, chan, error_fd),
+    }
+}
+
+/// Chroot isolation: a namespace of the config that may be shared. None
+/// when it was created; the diagnostic line when the kernel refused it
+/// (EPERM, EINVAL, ENOSPC for a `user.max_*_namespaces` limit or the
+/// nesting depth, EUSERS on old kernels) and the runtime's is kept; any
+/// other error ends the setup.
+fn create_or_share(ns: Namespace) -> Result<Option<String>> {
+    match sys::unshare(ns.clone_flag()) {
+        Ok(()) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS)
+            ) =>
+        {
+            let name = match ns {
+                Namespace::Network => "network",
+                other => other.proc_name(),
+            };
+            Ok(Some(format!(
+                "chroot isolation: linux.namespaces: the kernel refused a new {name} namespace ({e}): the container shares the runtime's"
+            )))
+        }
+        Err(e) => Err(e).ctx(|| format!("creating the {} namespace", ns.proc_name())),
     }
 }
 
@@ -314,6 +347,13 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
 
     let mut rootfs = Rootfs::prepare(&plan.rootfs, cfg.idmapped)?;
     rootfs.run_steps(&plan.rootfs.setup)?;
+    // `--isolation auto`: a pivot_root the kernel will refuse is found out
+    // before any hook runs, so the chroot retry runs each hook once.
+    if plan.isolation == crate::plan::Isolation::Auto
+        && plan.rootfs.switch == crate::plan::RootSwitch::PivotRoot
+    {
+        rootfs.probe_pivot_root()?;
+    }
 
     chan.send(&ToRuntime::RunCreateHooks)?;
     let state = match next(chan)? {
@@ -339,6 +379,9 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     }
     rootfs.run_steps(&plan.rootfs.finish)?;
     drop(rootfs);
+    if plan.rootfs.lock_mounts {
+        lock_mounts::lock_mounts()?;
+    }
     if let Some(policy) = &plan.memory_policy {
         apply_memory_policy(policy)?;
     }

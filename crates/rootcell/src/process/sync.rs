@@ -41,6 +41,10 @@ pub enum ToRuntime {
     /// started: the caller's terminal is raw, the pty has its size) before
     /// it goes on to exec.
     TerminalSent,
+    /// Chroot isolation: something of the config could not be applied
+    /// and was shared or left out (a namespace the kernel refused). The
+    /// runtime prints it as one stderr line; stage 1 goes on.
+    Diagnostic { message: String },
     Failed {
         message: String,
         /// Set when the failure is a refusal of full isolation that chroot

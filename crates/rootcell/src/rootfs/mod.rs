@@ -634,6 +634,52 @@ impl Rootfs {
     /// Switches the process's root to the rootfs, then gives it the
     /// configured propagation (pivot_root refuses shared mounts, so a shared
     /// rootfs is only made shared once it is the root).
+    /// `--isolation auto`: whether `pivot_root` into the rootfs would be
+    /// refused with EINVAL (a root on the initramfs, a runtime chrooted
+    /// into a directory), tried in a forked child in a mount namespace of
+    /// its own that is thrown away. Init asks before the prestart and
+    /// createRuntime hooks run, so that a refusal retries in chroot
+    /// isolation before any hook has run for the failed attempt.
+    pub fn probe_pivot_root(&self) -> Result<()> {
+        const REFUSED: i32 = 22;
+        let root = self.root.fd();
+        match crate::process::sys::fork().ctx(|| "fork to try pivot_root")? {
+            crate::process::sys::Forked::Child => {
+                // chdir first: unshare moves the cwd to its copy in the new
+                // namespace (an fd keeps naming the old namespace's mount,
+                // which pivot_root refuses with EINVAL).
+                let tried = rustix::process::fchdir(root)
+                    .and_then(|()| {
+                        crate::process::sys::unshare(libc::CLONE_NEWNS)
+                            .map_err(|_| rustix::io::Errno::PERM)
+                    })
+                    .and_then(|()| rustix::process::pivot_root(".", "."));
+                crate::process::sys::exit_now(match tried {
+                    Ok(()) => 0,
+                    Err(rustix::io::Errno::INVAL) => REFUSED,
+                    Err(_) => 1,
+                })
+            }
+            crate::process::sys::Forked::Parent(pid) => {
+                let status = rustix::process::waitpid(
+                    rustix::process::Pid::from_raw(pid),
+                    rustix::process::WaitOptions::empty(),
+                );
+                let code = status.ok().flatten().and_then(|(_, s)| s.exit_status());
+                if code == Some(REFUSED) {
+                    return Err(Error::IsolationRefused {
+                        what: "pivot_root".into(),
+                        message:
+                            "pivot_root: Invalid argument (os error 22), tried before the hooks"
+                                .into(),
+                    });
+                }
+                // Any other outcome: the real pivot_root decides.
+                Ok(())
+            }
+        }
+    }
+
     pub fn switch(&mut self, how: RootSwitch) -> Result<()> {
         match how {
             RootSwitch::PivotRoot => {

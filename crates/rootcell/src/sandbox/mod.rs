@@ -204,6 +204,7 @@ pub fn build_plan(
         verify_mount_flags: false,
         device_rules: None,
         hide_host_mounts: None,
+        lock_mounts: false,
     };
     Ok(SandboxPlan {
         plan: Plan {
@@ -214,6 +215,7 @@ pub fn build_plan(
                 uid_mappings,
                 gid_mappings,
                 time_offsets: Vec::new(),
+                shared_if_refused: Vec::new(),
             },
             // BenchExec sets its hostname only with its generated system
             // config; --keep-system-config keeps the host's (the new UTS
