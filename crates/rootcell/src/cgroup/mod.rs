@@ -51,9 +51,13 @@ impl Hierarchy {
 
 /// Reads the host's hierarchies from mountinfo and our own cgroup paths.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    let mounts = mountinfo::read_self()?;
+    hierarchies_in(&mountinfo::read_self()?)
+}
+
+/// The host's hierarchies in a mount table already read (`read_self`).
+pub fn hierarchies_in(mounts: &[MountInfo]) -> Result<Vec<Hierarchy>> {
     let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
-    Ok(parse_hierarchies(&mounts, &own))
+    Ok(parse_hierarchies(mounts, &own))
 }
 
 /// The cgroup mounts of `mounts` (a parsed mountinfo, in its order) that
@@ -182,10 +186,12 @@ pub fn container_dirs(
     out
 }
 
-/// Creates the directories. When `best_effort` (rootless), a hierarchy we
-/// may not write to is skipped instead of failing.
-pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
+/// Creates the directories. When `best_effort` (rootless, chroot
+/// isolation), a hierarchy we may not write to is skipped instead of
+/// failing; the skipped ones are returned with the reason.
+pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<Vec<(PathBuf, String)>> {
     let mut kept = Vec::new();
+    let mut skipped = Vec::new();
     for (dir, src) in cg.dirs.iter().zip(&cg.mount_sources) {
         match fs::create_dir_all(dir).and_then(|()| inherit_cpuset(dir)) {
             Ok(()) => kept.push((dir.clone(), src.clone())),
@@ -201,6 +207,7 @@ pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
                     "cgroup {} not delegated to this user ({e}): the container runs without it",
                     dir.display()
                 );
+                skipped.push((dir.clone(), e.to_string()));
             }
             Err(e) => {
                 return Err(e).ctx(|| format!("linux.cgroupsPath: creating {}", dir.display()))
@@ -208,7 +215,7 @@ pub fn create(cg: &mut ContainerCgroup, best_effort: bool) -> Result<()> {
         }
     }
     (cg.dirs, cg.mount_sources) = kept.into_iter().unzip();
-    Ok(())
+    Ok(skipped)
 }
 
 /// A new v1 cpuset cgroup starts with no cpus and no memory nodes, and
@@ -242,43 +249,72 @@ pub(crate) fn inherit_cpuset(dir: &Path) -> std::io::Result<()> {
 /// Writes the planned `linux.resources` into the container's cgroups, in
 /// plan order, before any container process joins them. A setting whose
 /// controller the host lacks fails naming its field; when `best_effort`
-/// (rootless) a hierarchy `create` skipped is only warned about.
+/// (rootless, chroot isolation) a hierarchy `create` skipped is only
+/// warned about, or refused when the plan says so (`refuse_unwritable`).
+/// Chroot isolation (`res.chroot`) treats a file it may not write like a
+/// skipped hierarchy, and device rules the devices cgroup cannot hold
+/// are left to the planned `/dev` nodes (one diagnostic line).
 pub fn apply_resources(
     res: &CgroupResources,
     cg: &ContainerCgroup,
     best_effort: bool,
 ) -> Result<()> {
+    let mut devices_unwritable = false;
     let mut warned = std::collections::HashSet::new();
     for w in &res.writes {
-        let Some(dir) = dir_for(cg, &w.controller, res.version) else {
-            let why = match res.version {
+        let is_device_rule = w.controller == "devices";
+        if devices_unwritable && is_device_rule {
+            continue;
+        }
+        let why = match dir_for(cg, &w.controller, res.version) {
+            None if res.chroot => format!(
+                "the container has no {} cgroup (the host lacks the controller, or its cgroup tree is read-only or not delegated)",
+                match res.version {
+                    CgroupVersion::V1 => w.controller.as_str(),
+                    CgroupVersion::V2 => "v2",
+                }
+            ),
+            None => match res.version {
                 CgroupVersion::V1 => format!("this host has no {} cgroup controller", w.controller),
                 CgroupVersion::V2 => "this host has no cgroup v2 hierarchy".into(),
-            };
-            if best_effort && res.refuse_unwritable {
-                return Err(Error::spec(
-                    &w.field,
-                    format!(
-                        "{why}: chroot isolation refuses a limit it cannot apply (annotation {}: \"true\" ignores it)",
-                        crate::plan::isolation::IGNORE_RESOURCES
-                    ),
-                ));
-            }
-            if best_effort {
-                // One line per missing controller (the device rules are
-                // a dozen writes to one controller).
-                if warned.insert(w.controller.as_str()) {
-                    tracing::warn!("{}: ignored: {why}", w.field);
-                    eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
-                }
-                continue;
-            }
-            return Err(Error::spec(&w.field, why));
+            },
+            Some(dir) => match write_setting(w, dir, res.version) {
+                Ok(()) => continue,
+                Err(SettingError::Denied(why)) if res.chroot => why,
+                Err(e) => return Err(e.into_error(&w.field)),
+            },
         };
-        write_setting(w, dir, res.version)?;
+        if res.chroot && is_device_rule {
+            devices_unwritable = true;
+            let line = format!(
+                "chroot isolation: linux.resources.devices: met by making only the device nodes the rules allow (not written to a devices cgroup: {why})"
+            );
+            tracing::warn!("{line}");
+            eprintln!("rootcell: {line}");
+            continue;
+        }
+        if best_effort && res.refuse_unwritable {
+            return Err(Error::spec(
+                &w.field,
+                format!(
+                    "{why}: chroot isolation refuses a limit it cannot apply (annotation {}: \"true\" ignores it)",
+                    crate::plan::isolation::IGNORE_RESOURCES
+                ),
+            ));
+        }
+        if best_effort {
+            // One line per missing controller (the device rules are a
+            // dozen writes to one controller).
+            if warned.insert(w.controller.as_str()) {
+                tracing::warn!("{}: ignored: {why}", w.field);
+                eprintln!("rootcell: warning: {}: ignored: {why}", w.field);
+            }
+            continue;
+        }
+        return Err(Error::spec(&w.field, why));
     }
     if let Some(filter) = &res.device_filter {
-        apply_device_filter(filter, cg)?;
+        apply_device_filter(filter, cg, res.chroot)?;
     }
     Ok(())
 }
@@ -372,9 +408,20 @@ fn order_memory_writes(writes: &mut [CgroupWrite], current: Option<u64>) {
 /// limits), rules that deny a particular device fail the create naming
 /// the field; the usual deny-all-then-allow rules only warn, since without
 /// a filter the container sees the device nodes it is given.
-fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup) -> Result<()> {
+fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup, chroot: bool) -> Result<()> {
     let field = "linux.resources.devices";
+    let met_by_nodes = |why: &str| {
+        let line = format!(
+            "chroot isolation: {field}: met by making only the device nodes the rules allow (no device filter: {why})"
+        );
+        tracing::warn!("{line}");
+        eprintln!("rootcell: {line}");
+    };
     let Some(dir) = dir_for(cg, "", CgroupVersion::V2) else {
+        if chroot {
+            met_by_nodes("this host has no cgroup v2 hierarchy for the container");
+            return Ok(());
+        }
         return Err(Error::spec(field, "this host has no cgroup v2 hierarchy"));
     };
     let insns: Vec<u8> = device_filter::program(&filter.rules)
@@ -387,6 +434,10 @@ fn apply_device_filter(filter: &DeviceFilter, cg: &ContainerCgroup) -> Result<()
     });
     match attached {
         Ok(()) => Ok(()),
+        Err(e) if chroot => {
+            met_by_nodes(&format!("attaching it to {} failed: {e}", dir.display()));
+            Ok(())
+        }
         Err(e) if !filter.denies_a_device => {
             let msg = format!(
                 "{field}: not enforced: the cgroup v2 device filter could not be attached to {}: {e}",
@@ -421,20 +472,39 @@ fn dir_for<'a>(cg: &'a ContainerCgroup, controller: &str, v: CgroupVersion) -> O
         .map(|(dir, _)| dir.as_path())
 }
 
+/// Why a setting was not written.
+enum SettingError {
+    /// The file exists but may not be written (EPERM, EACCES, EROFS: a
+    /// read-only or undelegated tree).
+    Denied(String),
+    Other(String),
+}
+
+impl SettingError {
+    fn into_error(self, field: &str) -> Error {
+        match self {
+            SettingError::Denied(why) | SettingError::Other(why) => Error::spec(field, why),
+        }
+    }
+}
+
 /// Writes one setting into the first of its candidate files that exists.
 /// On v2 the controller is first enabled down to the container's cgroup.
-fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
+fn write_setting(
+    w: &CgroupWrite,
+    dir: &Path,
+    v: CgroupVersion,
+) -> std::result::Result<(), SettingError> {
     if v == CgroupVersion::V2 && !w.controller.is_empty() {
-        enable_controller(dir, &w.controller).map_err(|why| Error::spec(&w.field, why))?;
+        enable_controller(dir, &w.controller).map_err(SettingError::Other)?;
     }
     let Some(file) = w.files.iter().find(|f| dir.join(&f.name).exists()) else {
         let names: Vec<&str> = w.files.iter().map(|f| f.name.as_str()).collect();
-        let why = format!(
+        return Err(SettingError::Other(format!(
             "{} does not exist in {} (the kernel lacks this feature)",
             names.join(" or "),
             dir.display()
-        );
-        return Err(Error::spec(&w.field, why));
+        )));
     };
     let path = dir.join(&file.name);
     fs::OpenOptions::new()
@@ -442,10 +512,11 @@ fn write_setting(w: &CgroupWrite, dir: &Path, v: CgroupVersion) -> Result<()> {
         .open(&path)
         .and_then(|mut f| std::io::Write::write_all(&mut f, file.value.as_bytes()))
         .map_err(|e| {
-            Error::spec(
-                &w.field,
-                format!("writing {:?} to {}: {e}", file.value, path.display()),
-            )
+            let why = format!("writing {:?} to {}: {e}", file.value, path.display());
+            match e.raw_os_error() {
+                Some(libc::EPERM | libc::EACCES | libc::EROFS) => SettingError::Denied(why),
+                _ => SettingError::Other(why),
+            }
         })
 }
 

@@ -373,7 +373,19 @@ impl Runtime {
         // leaves a `creating` state that `delete` can clean up from.
         let mut st = creating_state(id, bundle, opts, &cg.dirs);
         dir.save(&st)?;
-        cgroup::create(&mut cg, self.rootless)?;
+        // Chroot isolation runs where the cgroup tree may be read-only or
+        // not delegated, even as root: what cannot be made is skipped (and
+        // said, once), and limits are refused by `apply_resources`.
+        let chroot =
+            crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
+        let best_effort = self.rootless || chroot;
+        let skipped = cgroup::create(&mut cg, best_effort)?;
+        if chroot && !skipped.is_empty() {
+            eprintln!(
+                "rootcell: {}",
+                chroot_cgroup_line(&skipped, cg.dirs.is_empty())
+            );
+        }
         // Rootless creation may have skipped hierarchies it cannot write
         // (the state is brought up to date below, once, if so).
         host.cgroup_mounts = cg.mount_sources.clone();
@@ -408,7 +420,7 @@ impl Runtime {
                 tracing::warn!("{w}");
                 eprintln!("rootcell: warning: {w}");
             }
-            cgroup::apply_resources(res, &cg, self.rootless)?;
+            cgroup::apply_resources(res, &cg, best_effort)?;
         }
 
         let gate = if launch.fifo_gate {
@@ -809,7 +821,10 @@ fn host_facts(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    let hierarchies = cgroup::host_hierarchies()?;
+    // One read of the mount table: the cgroup hierarchies and the proc
+    // and sysfs mounts a MoveRoot switch hides.
+    let table = crate::fs::mountinfo::read_self()?;
+    let hierarchies = cgroup::hierarchies_in(&table)?;
     let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
         cgroup_version: cgroup::version(&hierarchies),
@@ -817,10 +832,31 @@ fn host_facts(
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
         caller: caller(),
+        proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
         nested_user_ns: process::ids::in_nested_user_ns(),
         ..lsm_host_facts()
     };
     Ok((host, cg))
+}
+
+/// Chroot isolation's one line about the cgroup hierarchies it could not
+/// create (a read-only or undelegated tree).
+fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String {
+    let dirs: Vec<String> = skipped
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let why = skipped.first().map(|(_, e)| e.as_str()).unwrap_or_default();
+    if none_left {
+        format!(
+            "chroot isolation: no cgroup created: the cgroup tree is read-only or not delegated here ({why}); the container stays in the runtime's cgroup, without limits"
+        )
+    } else {
+        format!(
+            "chroot isolation: cgroups not created where the tree is read-only or not delegated ({why}): {}",
+            dirs.join(", ")
+        )
+    }
 }
 
 /// `process.terminal` of the bundle's config (false when unset).

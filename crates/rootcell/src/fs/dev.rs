@@ -108,3 +108,43 @@ pub fn is_char_device(fd: impl AsFd, major: u32, minor: u32) -> rustix::io::Resu
             && st.st_rdev == rustix::fs::makedev(major, minor),
     )
 }
+
+/// Whether `fd` is the device `kind` `major:minor`.
+pub fn is_device(
+    fd: impl AsFd,
+    kind: DeviceKind,
+    major: u64,
+    minor: u64,
+) -> rustix::io::Result<bool> {
+    let st = fstat(fd)?;
+    let wanted = match kind {
+        DeviceKind::Char => FileType::CharacterDevice,
+        DeviceKind::Block => FileType::BlockDevice,
+        DeviceKind::Fifo => return Ok(FileType::from_raw_mode(st.st_mode) == FileType::Fifo),
+    };
+    Ok(FileType::from_raw_mode(st.st_mode) == wanted
+        && (
+            u64::from(rustix::fs::major(st.st_rdev)),
+            u64::from(rustix::fs::minor(st.st_rdev)),
+        ) == (major, minor))
+}
+
+/// The host's name of a device under `/dev`, from the kernel's own record
+/// (`/sys/dev/{char,block}/M:m/uevent`, line `DEVNAME=`): where a node
+/// must be bound from the host and the config names it differently
+/// (`linux.devices` `/dev/mynull` for 1:3 is the host's `/dev/null`).
+pub fn host_device_path(kind: DeviceKind, major: u64, minor: u64) -> Option<std::path::PathBuf> {
+    let class = match kind {
+        DeviceKind::Char => "char",
+        DeviceKind::Block => "block",
+        DeviceKind::Fifo => return None,
+    };
+    let uevent =
+        std::fs::read_to_string(format!("/sys/dev/{class}/{major}:{minor}/uevent")).ok()?;
+    let name = uevent.lines().find_map(|l| l.strip_prefix("DEVNAME="))?;
+    // A name from sysfs stays below /dev.
+    if name.is_empty() || name.split('/').any(|c| c == ".." || c.is_empty()) {
+        return None;
+    }
+    Some(Path::new("/dev").join(name))
+}

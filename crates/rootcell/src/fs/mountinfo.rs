@@ -74,6 +74,27 @@ pub fn read_self() -> Result<Vec<MountInfo>> {
     parse(&text).map_err(|e| Error::Other(format!("/proc/self/mountinfo: {e}")))
 }
 
+/// The proc and sysfs mounts of a table and every mount below `/proc` and
+/// `/sys`, deepest first: what `MS_MOVE` + chroot must hide (a fully
+/// visible procfs or sysfs left in the mount namespace would let the
+/// container mount a fresh, unmasked one: the kernel's "too revealing"
+/// check passes).
+pub fn proc_and_sys_points(table: &[MountInfo]) -> Vec<PathBuf> {
+    let mut points: Vec<PathBuf> = table
+        .iter()
+        .filter(|m| {
+            matches!(m.fs_type.as_str(), "proc" | "sysfs")
+                || m.mount_point.starts_with("/proc")
+                || m.mount_point.starts_with("/sys")
+        })
+        .map(|m| m.mount_point.clone())
+        .collect();
+    // Stable: mounts stacked on one point stay listed once each, and
+    // each unmount takes the top one.
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points
+}
+
 /// Parses a whole mountinfo file. A malformed line fails the parse naming
 /// its number: a table read wrong would send mounts to the wrong place.
 pub fn parse(text: &[u8]) -> Result<Vec<MountInfo>, String> {
@@ -277,5 +298,34 @@ mod tests {
         assert!(all
             .iter()
             .any(|m| m.mount_point == std::path::Path::new("/")));
+    }
+
+    #[test]
+    fn proc_and_sys_points_are_listed_deepest_first_stacked_twice() {
+        let text = b"1 0 0:1 / / rw - ext4 /dev/vda rw
+2 1 0:2 / /proc rw - proc proc rw
+3 2 0:3 / /proc/sys/fs/binfmt_misc rw - binfmt_misc b rw
+4 1 0:4 / /sys rw - sysfs sysfs rw
+5 4 0:5 / /sys/fs/cgroup rw - tmpfs tmpfs rw
+6 1 0:6 / /run/other/proc rw - proc proc rw
+7 1 0:7 / /tmp rw - tmpfs tmpfs rw
+8 2 0:2 / /proc rw - proc proc rw
+";
+        let table = parse(text).unwrap();
+        let points: Vec<String> = proc_and_sys_points(&table)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            points,
+            [
+                "/proc/sys/fs/binfmt_misc",
+                "/sys/fs/cgroup",
+                "/run/other/proc",
+                "/proc",
+                "/sys",
+                "/proc"
+            ]
+        );
     }
 }

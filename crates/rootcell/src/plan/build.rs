@@ -49,12 +49,39 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     if isolation == Isolation::Chroot {
         super::isolation::chroot_shared_if_refused(spec, &mut namespaces, host.nested_user_ns);
     }
-    let mut rootfs = rootfs_plan(bundle, host, &namespaces, opts)?;
+    let mut rootfs = rootfs_plan(
+        bundle,
+        host,
+        &namespaces,
+        PlanOptions {
+            isolation: Some(isolation),
+            ..opts
+        },
+    )?;
+    let linux = spec.linux().as_ref();
     if isolation == Isolation::Chroot {
         super::isolation::chroot_rootfs(&mut rootfs);
-        super::isolation::chroot_devpts_gid(&namespaces, &mut rootfs, &mut diagnostics);
     }
-    let linux = spec.linux().as_ref();
+    if rootfs.switch == RootSwitch::MoveRoot {
+        rootfs.hide_host_mounts = host.proc_sys_mounts.clone();
+    }
+    if isolation == Isolation::Chroot {
+        super::isolation::chroot_devpts_gid(&namespaces, &mut rootfs, &mut diagnostics);
+        let rules = linux
+            .and_then(|l| l.resources().as_ref())
+            .and_then(|r| r.devices().as_deref());
+        if let Some(rules) = rules {
+            let nodes = linux
+                .and_then(|l| l.devices().as_deref())
+                .unwrap_or_default();
+            let planned = super::resources::device_rules(rules, nodes)?;
+            super::isolation::chroot_device_nodes(
+                &mut rootfs,
+                planned.into_iter().map(|(_, r)| r).collect(),
+                &mut diagnostics,
+            );
+        }
+    }
     let resources = super::resources::resources_plan(
         linux.and_then(|l| l.resources().as_ref()),
         linux
@@ -63,20 +90,24 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         host.cgroup_version,
     )?;
     let mut resources = resources;
-    if let (Some(res), Some(_)) = (resources.as_mut(), rootless_chroot) {
+    if let (Some(res), Isolation::Chroot) = (resources.as_mut(), isolation) {
         let ignore = spec
             .annotations()
             .as_ref()
             .and_then(|a| a.get(super::isolation::IGNORE_RESOURCES));
         res.refuse_unwritable = ignore.map(String::as_str) != Some("true");
-        super::isolation::chroot_device_rules(
-            linux
-                .and_then(|l| l.resources().as_ref())
-                .and_then(|r| r.devices().as_deref())
-                .unwrap_or_default(),
-            res,
-            &mut diagnostics,
-        );
+        res.chroot = true;
+        // Unprivileged: the devices cgroup is known to be out of reach.
+        if rootless_chroot.is_some() {
+            super::isolation::chroot_device_rules(
+                linux
+                    .and_then(|l| l.resources().as_ref())
+                    .and_then(|r| r.devices().as_deref())
+                    .unwrap_or_default(),
+                res,
+                &mut diagnostics,
+            );
+        }
     }
     let memory_policy = linux
         .and_then(|l| l.memory_policy().as_ref())
@@ -254,7 +285,17 @@ fn rootfs_plan(
             dev_is_bound = true;
         }
         if fstype == "cgroup" || fstype == "cgroup2" {
-            cgroup_mount(&mut setup, &mut remounts, i, &dest, &mount_opts, host, ns);
+            let chroot = opts.isolation == Some(Isolation::Chroot);
+            cgroup_mount(
+                &mut setup,
+                &mut remounts,
+                i,
+                &dest,
+                &mount_opts,
+                host,
+                ns,
+                chroot,
+            );
             continue;
         }
         let idmap = idmap(i, mount, &mount_opts, ns)?;
@@ -378,6 +419,8 @@ fn rootfs_plan(
         finish,
         mount_label,
         verify_mount_flags: false,
+        device_rules: None,
+        hide_host_mounts: None,
         lock_mounts: false,
     })
 }
@@ -508,6 +551,12 @@ fn overlay_layers_in_bundle(data: &[FsOption], bundle: &Path) -> Vec<FsOption> {
 /// tmpfs holding one directory per hierarchy, as runc lays it out. Without a
 /// cgroup namespace each hierarchy is a bind of the container's own cgroup;
 /// with one, a fresh cgroup filesystem (the namespace roots it there).
+/// Chroot isolation: where a fresh cgroup filesystem is refused, the
+/// container's cgroup directory (as the host sees it) is bound read-only;
+/// where the tmpfs of the v1 layout is refused, the host's whole cgroup
+/// tree (`/sys/fs/cgroup`) is bound read-only and the layout's other steps
+/// are left out.
+#[allow(clippy::too_many_arguments)]
 fn cgroup_mount(
     setup: &mut Vec<Step>,
     remounts: &mut Vec<Step>,
@@ -516,6 +565,7 @@ fn cgroup_mount(
     opts: &options::MountOptions,
     host: &HostFacts,
     ns: &Namespaces,
+    chroot: bool,
 ) {
     let fresh = ns.creates(Namespace::Cgroup);
     let source_step = |destination: PathBuf, src: &CgroupMountSource, attrs: AttrChange| {
@@ -525,7 +575,11 @@ fn cgroup_mount(
                 source: "cgroup".into(),
                 options: src.fs_options.clone(),
                 copy_up: false,
-                host_fallback: None,
+                host_fallback: chroot.then(|| HostFallback {
+                    source: src.host_dir.clone(),
+                    recursive: false,
+                    read_only: true,
+                }),
             }
         } else {
             MountKind::Bind {
@@ -558,7 +612,11 @@ fn cgroup_mount(
                     source: "tmpfs".into(),
                     options: vec![FsOption::Value("mode".into(), "755".into())],
                     copy_up: false,
-                    host_fallback: None,
+                    host_fallback: chroot.then(|| HostFallback {
+                        source: PathBuf::from(HOST_CGROUP_ROOT),
+                        recursive: true,
+                        read_only: true,
+                    }),
                 },
                 attrs: tmpfs_attrs,
                 recursive_attrs: AttrChange::default(),
@@ -582,6 +640,10 @@ fn cgroup_mount(
         }
     }
 }
+
+/// Where the host's cgroup hierarchies are mounted (the v1 layout's
+/// tmpfs, or the cgroup2 root).
+pub const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 pub(crate) const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
     ("/dev/null", 1, 3),

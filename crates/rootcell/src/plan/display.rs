@@ -98,6 +98,25 @@ impl fmt::Display for Plan {
             writeln!(f, "├─ {step}")?;
         }
         writeln!(f, "├─ switch root: {:?}", r.switch)?;
+        if let Some(points) = &r.hide_host_mounts {
+            let names: Vec<String> = points.iter().map(|p| p.display().to_string()).collect();
+            writeln!(
+                f,
+                "│    first hiding the host's proc and sysfs mounts outside the root: {}",
+                names.join(", ")
+            )?;
+        }
+        if let Some(rules) = &r.device_rules {
+            let texts: Vec<String> = rules
+                .iter()
+                .map(|r| format!("{} {}", if r.allow { "allow" } else { "deny" }, r.text()))
+                .collect();
+            writeln!(
+                f,
+                "├─ device rules met by the nodes where no devices cgroup holds them: {}",
+                texts.join(", ")
+            )?;
+        }
         for step in &r.finish {
             writeln!(f, "├─ {step}")?;
         }

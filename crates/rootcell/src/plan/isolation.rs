@@ -15,9 +15,10 @@ use std::path::PathBuf;
 use oci_spec::runtime::Spec;
 use serde::{Deserialize, Serialize};
 
+use super::resources::rules_allow_open;
 use super::{
-    FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces, ProcessPlan, RootSwitch,
-    RootfsPlan, Step,
+    DeviceKind, DeviceRule, FsOption, HostFallback, IdMapping, MountKind, Namespace, Namespaces,
+    ProcessPlan, RootSwitch, RootfsPlan, Step,
 };
 use crate::error::{Error, Result};
 
@@ -191,7 +192,8 @@ pub fn chroot_lock_mounts(caps: Option<&super::Capabilities>) -> bool {
 /// Chroot isolation's root: `MoveRoot` (MS_MOVE of the bound rootfs onto
 /// `/`, then chroot, after the host's proc and sysfs mounts outside it are
 /// hidden), host binds where fresh special filesystems are refused, and
-/// mount flags read back.
+/// mount flags read back. Where a tmpfs on `/dev` is refused, the host's
+/// `/dev` is bound (recursively) and nothing is created in it.
 pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
     rootfs.switch = RootSwitch::MoveRoot;
     rootfs.verify_mount_flags = true;
@@ -203,10 +205,56 @@ pub fn chroot_rootfs(rootfs: &mut RootfsPlan) {
                 ..
             } = &mut m.kind
             {
-                *host_fallback = fallback_for(fstype);
+                // A cgroup mount's fallbacks were planned with it
+                // (`build::cgroup_mount`).
+                if host_fallback.is_some() {
+                    continue;
+                }
+                *host_fallback = match fstype.as_str() {
+                    "tmpfs" if m.destination == std::path::Path::new("/dev") => {
+                        Some(HostFallback {
+                            source: PathBuf::from("/dev"),
+                            recursive: true,
+                            read_only: false,
+                        })
+                    }
+                    _ => fallback_for(fstype),
+                };
             }
         }
     }
+}
+
+/// Chroot isolation with `linux.resources.devices`: no devices cgroup
+/// may hold the rules (a read-only or undelegated tree, a user
+/// namespace), so they are met by the nodes: a planned node (default or
+/// `linux.devices`) the rules deny is left out (one diagnostic each), and
+/// the rules go to the executor for config binds and a host `/dev`.
+/// As in runc, each `linux.devices` node and the default devices are
+/// allowed after the config's rules, so these stay.
+pub fn chroot_device_nodes(
+    rootfs: &mut RootfsPlan,
+    rules: Vec<DeviceRule>,
+    diagnostics: &mut Vec<String>,
+) {
+    rootfs.setup.retain(|step| {
+        let Step::Device(d) = step else { return true };
+        let kind = match d.kind {
+            DeviceKind::Char => 'c',
+            DeviceKind::Block => 'b',
+            DeviceKind::Fifo => return true,
+        };
+        let (major, minor) = (d.major as u32, d.minor as u32);
+        if rules_allow_open(&rules, kind, major, minor) {
+            return true;
+        }
+        diagnostics.push(format!(
+            "chroot isolation: {} ({kind} {major}:{minor}) not made: linux.resources.devices deny it",
+            d.path.display()
+        ));
+        false
+    });
+    rootfs.device_rules = Some(rules);
 }
 
 /// An unprivileged caller of the runtime: euid != 0, or root in a user
@@ -426,8 +474,9 @@ pub fn chroot_drop_groups(
 /// can be made in a user namespace. Device rules that only deny all
 /// devices and allow some are met by that binding, so their devices
 /// cgroup writes (which the caller cannot make) are dropped, with one
-/// diagnostic. A rule denying a particular device is kept, and refused
-/// where the devices cgroup cannot be written.
+/// diagnostic. A rule denying a particular device is kept for the
+/// cgroup; where that cannot be written either, the rules are met by the
+/// nodes (`chroot_device_nodes`, and `cgroup::apply_resources` says so).
 pub fn chroot_device_rules(
     rules: &[oci_spec::runtime::LinuxDeviceCgroup],
     res: &mut super::resources::CgroupResources,
@@ -710,6 +759,166 @@ mod tests {
             assert_eq!(fallback_of(&oci, "/proc"), None);
             assert!(!oci.rootfs.verify_mount_flags);
             assert_eq!(oci.rootfs.switch, RootSwitch::PivotRoot);
+        }
+
+        fn devices_of(plan: &crate::plan::Plan) -> Vec<&crate::plan::DeviceNode> {
+            plan.rootfs
+                .setup
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Device(d) => Some(d),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        #[test]
+        fn dev_tmpfs_falls_back_to_the_hosts_dev_only_in_chroot() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let dev = fallback_of(&plan, "/dev").expect("/dev fallback");
+            assert_eq!(dev.source, PathBuf::from("/dev"));
+            assert!(dev.recursive && !dev.read_only);
+            // The default nodes and links are still planned for the tmpfs.
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            for p in ["null", "zero", "full", "random", "urandom", "tty"] {
+                assert!(paths.contains(&PathBuf::from("/dev").join(p)), "{paths:?}");
+            }
+            for link in [
+                "/dev/fd",
+                "/dev/stdin",
+                "/dev/stdout",
+                "/dev/stderr",
+                "/dev/ptmx",
+            ] {
+                assert!(
+                    plan.rootfs.setup.iter().any(
+                        |s| matches!(s, Step::Symlink { link: l, .. } if l == std::path::Path::new(link))
+                    ),
+                    "{link} missing"
+                );
+            }
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(fallback_of(&oci, "/dev"), None);
+        }
+
+        #[test]
+        fn mknod_as_root_bind_in_a_user_namespace() {
+            let b = bundle(|_| {});
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            assert!(devices_of(&plan).iter().all(|d| !d.bind_from_host));
+            // A runtime in a user namespace (HostFacts.rootless).
+            let userns = crate::plan::HostFacts {
+                rootless: true,
+                ..hybrid()
+            };
+            let plan = build(&b, &userns, chroot()).unwrap();
+            assert!(devices_of(&plan).iter().all(|d| d.bind_from_host));
+            // Rootless: chroot isolation adds a user namespace.
+            let rootless = crate::plan::HostFacts {
+                caller: Some(CALLER),
+                ..hybrid()
+            };
+            let plan = build(&b, &rootless, chroot()).unwrap();
+            assert!(plan.namespaces.creates(Namespace::User));
+            assert!(devices_of(&plan).iter().all(|d| d.bind_from_host));
+        }
+
+        #[test]
+        fn cgroup_mounts_fall_back_to_the_hosts_tree_read_only_in_chroot() {
+            // v1 layout: the tmpfs falls back to the host's whole tree.
+            let b = bundle(|v| {
+                v["linux"]["namespaces"] =
+                    json!([{"type": "mount"}, {"type": "uts"}, {"type": "cgroup"}]);
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let layout = fallback_of(&plan, "/sys/fs/cgroup").expect("layout fallback");
+            assert_eq!(layout.source, PathBuf::from("/sys/fs/cgroup"));
+            assert!(layout.recursive && layout.read_only);
+            // Each fresh hierarchy falls back to the container's cgroup.
+            let cpu = fallback_of(&plan, "/sys/fs/cgroup/cpu,cpuacct").expect("cpu fallback");
+            assert_eq!(cpu.source, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/c1"));
+            assert!(!cpu.recursive && cpu.read_only);
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert_eq!(fallback_of(&oci, "/sys/fs/cgroup"), None);
+            assert_eq!(fallback_of(&oci, "/sys/fs/cgroup/cpu,cpuacct"), None);
+        }
+
+        #[test]
+        fn limits_are_refused_unless_ignored_for_root_too() {
+            let b = bundle(|v| {
+                v["linux"]["resources"] = json!({"memory": {"limit": 100000000}});
+            });
+            let res = build(&b, &hybrid(), chroot()).unwrap().resources.unwrap();
+            assert!(res.chroot && res.refuse_unwritable);
+            let ignored = bundle(|v| {
+                v["linux"]["resources"] = json!({"memory": {"limit": 100000000}});
+                v["annotations"] = json!({IGNORE_RESOURCES: "true"});
+            });
+            let res = build(&ignored, &hybrid(), chroot())
+                .unwrap()
+                .resources
+                .unwrap();
+            assert!(res.chroot && !res.refuse_unwritable);
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            let res = oci.resources.unwrap();
+            assert!(!res.chroot && !res.refuse_unwritable);
+        }
+
+        #[test]
+        fn device_rules_keep_what_runc_allows_and_go_to_the_executor() {
+            // Denying /dev/full and a linux.devices node: runc appends an
+            // allow for every node after the config's rules, so both stay.
+            let b = bundle(|v| {
+                v["linux"]["devices"] = json!([
+                    {"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3}
+                ]);
+                v["linux"]["resources"] = json!({"devices": [
+                    {"allow": false, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+                    {"allow": false, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+                ]});
+            });
+            let plan = build(&b, &hybrid(), chroot()).unwrap();
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            assert!(paths.contains(&PathBuf::from("/dev/full")), "{paths:?}");
+            assert!(paths.contains(&PathBuf::from("/dev/mynull")), "{paths:?}");
+            assert!(plan.diagnostics.is_empty(), "{:?}", plan.diagnostics);
+            let rules = plan.rootfs.device_rules.as_ref().expect("rules planned");
+            assert!(!rules_allow_open(rules, 'c', 1, 11), "kmsg is denied");
+            assert!(rules_allow_open(rules, 'c', 1, 7));
+            // Full isolation leaves the rules to the devices cgroup.
+            let oci = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+            assert!(oci.rootfs.device_rules.is_none());
+        }
+
+        #[test]
+        fn a_denied_node_is_left_out_with_a_diagnostic() {
+            let b = bundle(|_| {});
+            let mut plan = build(&b, &hybrid(), chroot()).unwrap();
+            let deny_full = vec![
+                DeviceRule {
+                    allow: true,
+                    kind: None,
+                    major: None,
+                    minor: None,
+                    access: "rwm".into(),
+                },
+                DeviceRule {
+                    allow: false,
+                    kind: Some('c'),
+                    major: Some(1),
+                    minor: Some(7),
+                    access: "rw".into(),
+                },
+            ];
+            let mut notes = Vec::new();
+            chroot_device_nodes(&mut plan.rootfs, deny_full, &mut notes);
+            let paths: Vec<_> = devices_of(&plan).iter().map(|d| d.path.clone()).collect();
+            assert!(!paths.contains(&PathBuf::from("/dev/full")), "{paths:?}");
+            assert!(paths.contains(&PathBuf::from("/dev/zero")), "{paths:?}");
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            assert!(notes[0].contains("/dev/full (c 1:7)"), "{notes:?}");
         }
 
         /// Root in a nested container's user namespace (ids 0-65535),

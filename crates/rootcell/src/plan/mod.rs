@@ -76,6 +76,10 @@ pub struct HostFacts {
     /// gives it a user namespace of its own; full isolation without
     /// CAP_SYS_ADMIN and without a user namespace is refused.
     pub caller: Option<isolation::Caller>,
+    /// The host's proc and sysfs mounts and everything below `/proc` and
+    /// `/sys` (`mountinfo::proc_and_sys_points`), read with the cgroup
+    /// hierarchies: what `RootSwitch::MoveRoot` hides. None: not read.
+    pub proc_sys_mounts: Option<Vec<PathBuf>>,
     /// The runtime runs in a user namespace other than the initial one
     /// (`/proc/self/uid_map` is not the identity of all ids): the host's
     /// processes outside it are out of the container's reach through
@@ -203,6 +207,20 @@ pub struct RootfsPlan {
     /// is an error naming `mounts[i]`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub verify_mount_flags: bool,
+    /// Chroot isolation with `linux.resources.devices`: the whole rule
+    /// list (as the devices cgroup would get it). Where no devices cgroup
+    /// holds them, the rules are met by the nodes: denied nodes are left
+    /// out of the plan, a device node bound by a config mount must be
+    /// allowed, and in a host `/dev` bound in place of a refused tmpfs
+    /// every denied node is covered by `/dev/null`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_rules: Option<Vec<DeviceRule>>,
+    /// `RootSwitch::MoveRoot`: the host's proc and sysfs mounts to detach
+    /// (or cover) before the move, deepest first, from the mount table the
+    /// runtime read for its host facts (those inside the rootfs are kept).
+    /// None: init reads its mount table at the switch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hide_host_mounts: Option<Vec<PathBuf>>,
     /// Chroot isolation where the process keeps CAP_SYS_ADMIN in its
     /// bounding set: after the root switch, init moves into a child user
     /// namespace with the same ids and a new mount namespace, where the

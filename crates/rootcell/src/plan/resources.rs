@@ -61,6 +61,13 @@ pub struct CgroupResources {
     /// `org.rootcell.chroot.ignore-resources: "true"` is set.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refuse_unwritable: bool,
+    /// Chroot isolation: a cgroup file the runtime may not write (a
+    /// read-only or undelegated tree, EPERM/EACCES/EROFS) counts as a
+    /// missing hierarchy (refused or ignored as `refuse_unwritable` says),
+    /// and device rules the devices cgroup cannot hold are met by the
+    /// nodes planned in `/dev` instead (`isolation::chroot_device_rules`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chroot: bool,
 }
 
 const F: &str = "linux.resources";
@@ -73,6 +80,7 @@ impl CgroupResources {
             device_filter: None,
             warnings: Vec::new(),
             refuse_unwritable: false,
+            chroot: false,
         }
     }
 
@@ -756,6 +764,32 @@ fn devices(
     rules: &[LinuxDeviceCgroup],
     nodes: &[LinuxDevice],
 ) -> Result<()> {
+    let planned = device_rules(rules, nodes)?;
+    if out.v2() {
+        out.device_filter = Some(DeviceFilter {
+            denies_a_device: planned.iter().any(|(_, r)| !r.allow && r.kind.is_some()),
+            rules: planned.into_iter().map(|(_, r)| r).collect(),
+        });
+        return Ok(());
+    }
+    for (field, rule) in planned {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        out.set(field, "devices", file, rule.text());
+    }
+    Ok(())
+}
+
+/// The whole rule list, each with its field: `linux.resources.devices`,
+/// an allow for each `linux.devices` node, runc's default allowed
+/// devices.
+pub fn device_rules(
+    rules: &[LinuxDeviceCgroup],
+    nodes: &[LinuxDevice],
+) -> Result<Vec<(String, DeviceRule)>> {
     let mut planned = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let field = format!("{F}.devices[{i}]");
@@ -788,22 +822,28 @@ fn devices(
         };
         planned.push((format!("{F}.devices"), rule));
     }
-    if out.v2() {
-        out.device_filter = Some(DeviceFilter {
-            denies_a_device: planned.iter().any(|(_, r)| !r.allow && r.kind.is_some()),
-            rules: planned.into_iter().map(|(_, r)| r).collect(),
-        });
-        return Ok(());
-    }
-    for (field, rule) in planned {
-        let file = if rule.allow {
-            "devices.allow"
-        } else {
-            "devices.deny"
-        };
-        out.set(field, "devices", file, rule.text());
-    }
-    Ok(())
+    Ok(planned)
+}
+
+/// Whether `rules` let a process open the device `kind` (`c` or `b`)
+/// `major:minor` for reading or writing, decided as the cgroup v2 filter
+/// and v1's devices cgroup decide: for each access, the last rule that
+/// matches the device and names the access wins; none allows (a fresh
+/// cgroup allows everything).
+pub fn rules_allow_open(rules: &[DeviceRule], kind: char, major: u32, minor: u32) -> bool {
+    let allowed = |access: char| {
+        rules
+            .iter()
+            .rev()
+            .find(|r| {
+                r.kind.is_none_or(|k| k == kind)
+                    && r.major.is_none_or(|m| m == major)
+                    && r.minor.is_none_or(|m| m == minor)
+                    && r.access.contains(access)
+            })
+            .is_none_or(|r| r.allow)
+    };
+    allowed('r') || allowed('w')
 }
 
 /// Hugepage sizes as the kernel names them: `2MB`, `1GB`, `64KB`.
@@ -935,6 +975,58 @@ mod tests {
             v2
         )
         .starts_with("linux.resources.devices[0].major:"));
+    }
+
+    #[test]
+    fn rules_allow_open_takes_the_last_matching_rule_per_access() {
+        let rule = |allow: bool, kind: Option<char>, major: Option<u32>, access: &str| DeviceRule {
+            allow,
+            kind,
+            major,
+            minor: major.map(|_| 7),
+            access: access.into(),
+        };
+        // No rule: a fresh cgroup allows everything.
+        assert!(rules_allow_open(&[], 'c', 1, 7));
+        let deny_all = rule(false, None, None, "rwm");
+        assert!(!rules_allow_open(
+            std::slice::from_ref(&deny_all),
+            'c',
+            1,
+            7
+        ));
+        let allow_full = rule(true, Some('c'), Some(1), "rwm");
+        assert!(rules_allow_open(
+            &[deny_all.clone(), allow_full.clone()],
+            'c',
+            1,
+            7
+        ));
+        assert!(!rules_allow_open(
+            &[deny_all.clone(), allow_full.clone()],
+            'b',
+            1,
+            7
+        ));
+        // A later deny wins over an earlier allow.
+        let deny_full = rule(false, Some('c'), Some(1), "rwm");
+        assert!(!rules_allow_open(
+            &[allow_full.clone(), deny_full],
+            'c',
+            1,
+            7
+        ));
+        // mknod only ('m') does not let the node be opened.
+        let mknod_only = rule(true, Some('c'), Some(1), "m");
+        assert!(!rules_allow_open(
+            &[deny_all.clone(), mknod_only],
+            'c',
+            1,
+            7
+        ));
+        // Read only is enough to open it.
+        let read_only = rule(true, Some('c'), Some(1), "r");
+        assert!(rules_allow_open(&[deny_all, read_only], 'c', 1, 7));
     }
 
     #[test]

@@ -371,7 +371,9 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
         hooks::run_with_env(HookKind::CreateContainer, h, &state, &plan.process.env)?;
     }
 
+    crate::phase::mark("init: setup steps and hooks");
     rootfs.switch(plan.rootfs.switch)?;
+    crate::phase::mark("init: root switched");
     if let Some(socket) = cfg.console.take() {
         setup_terminal(&rootfs, plan, socket.as_fd())?;
     }

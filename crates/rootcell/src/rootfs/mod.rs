@@ -73,6 +73,16 @@ pub struct Rootfs {
     /// Chroot isolation: config mounts' flags are read back after
     /// mounting (`RootfsPlan::verify_mount_flags`).
     verify_flags: bool,
+    /// Chroot isolation: the device rules met by the nodes
+    /// (`RootfsPlan::device_rules`).
+    device_rules: Option<Vec<crate::plan::DeviceRule>>,
+    /// Chroot isolation: trees of the host bound in place of a refused
+    /// tmpfs (`/dev`, the cgroup layout), with the config mount they stand
+    /// for: nothing is created in them, and that mount's other steps are
+    /// left out.
+    host_trees: Vec<(PathBuf, Option<usize>)>,
+    /// `RootfsPlan::hide_host_mounts`: what `MoveRoot` hides.
+    hide_host_mounts: Option<Vec<PathBuf>>,
 }
 
 /// Who the host tree is assembled for (`Rootfs::prepare_host_tree`).
@@ -102,6 +112,9 @@ impl Rootfs {
                 staging: None,
                 fuse_device: None,
                 verify_flags: plan.verify_mount_flags,
+                device_rules: plan.device_rules.clone(),
+                host_trees: Vec::new(),
+                hide_host_mounts: plan.hide_host_mounts.clone(),
             });
         }
         // By default (rslave) nothing the container mounts flows back to
@@ -151,6 +164,9 @@ impl Rootfs {
             staging: None,
             fuse_device: None,
             verify_flags: plan.verify_mount_flags,
+            device_rules: plan.device_rules.clone(),
+            host_trees: Vec::new(),
+            hide_host_mounts: plan.hide_host_mounts.clone(),
         })
     }
 
@@ -217,6 +233,9 @@ impl Rootfs {
             staging: Some((dirs, root_dir)),
             fuse_device,
             verify_flags: plan.verify_mount_flags,
+            device_rules: plan.device_rules.clone(),
+            host_trees: Vec::new(),
+            hide_host_mounts: plan.hide_host_mounts.clone(),
         })
     }
 
@@ -267,7 +286,23 @@ impl Rootfs {
         }
     }
 
+    /// Whether `path` lies in a host tree bound in place of a refused
+    /// tmpfs (below it, or the tree itself once bound).
+    fn in_host_tree(&self, path: &Path) -> bool {
+        self.host_trees.iter().any(|(t, _)| path.starts_with(t))
+    }
+
     fn mount(&mut self, m: &MountStep) -> Result<()> {
+        // The rest of a cgroup layout whose tmpfs was replaced by the
+        // host's cgroup tree: the host's hierarchies are shown instead.
+        if m.config_index.is_some()
+            && self
+                .host_trees
+                .iter()
+                .any(|(t, i)| *i == m.config_index && m.destination.starts_with(t))
+        {
+            return Ok(());
+        }
         let field = match m.config_index {
             Some(i) => format!("mounts[{i}] ({})", m.destination.display()),
             None => m.destination.display().to_string(),
@@ -304,6 +339,15 @@ impl Rootfs {
                     {
                         if fallback.read_only {
                             extra_flags |= attr::RDONLY;
+                        }
+                        if fstype == "tmpfs" {
+                            eprintln!(
+                                "rootcell: chroot isolation: {field}: a tmpfs was refused ({e}): the host's {} is bound instead{}",
+                                fallback.source.display(),
+                                if fallback.read_only { ", read-only" } else { " (nothing is created in it)" }
+                            );
+                            self.host_trees
+                                .push((m.destination.clone(), m.config_index));
                         }
                         (chroot::host_fallback(m, fallback, &e, &field)?, true)
                     }
@@ -351,6 +395,9 @@ impl Rootfs {
                 // The type of what was cloned, not of a second lookup.
                 let dir = file_type(&fd).ctx(|| format!("{field}: source {}", source.display()))?
                     == rustix::fs::FileType::Directory;
+                if let Some(rules) = &self.device_rules {
+                    chroot::check_bound_device(&fd, rules, &field)?;
+                }
                 (fd, dir)
             }
             MountKind::Overlay {
@@ -385,6 +432,15 @@ impl Rootfs {
                 .ctx(|| format!("{field}: mountpoint"))?
         } else {
             self.check_special_destination(&m.destination, &field)?;
+            if self.in_host_tree(&m.destination) {
+                // Nothing is created in a host tree.
+                self.root.resolve(&m.destination).map_err(|e| {
+                    Error::Other(format!(
+                        "{field}: a host tree is bound in place of a refused tmpfs, and {} cannot be used there ({e}); nothing is created in it",
+                        m.destination.display()
+                    ))
+                })?;
+            }
             let target = self
                 .root
                 .mountpoint(&m.destination, directory)
@@ -402,6 +458,13 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        // The host's /dev in place of a refused tmpfs, or bound by the
+        // config: the nodes the rules deny are covered.
+        let host_dev = m.destination == Path::new("/dev")
+            && (self.in_host_tree(&m.destination) || matches!(m.kind, MountKind::Bind { .. }));
+        if let (true, Some(rules)) = (host_dev, &self.device_rules) {
+            chroot::cover_denied_nodes(&tree, rules, &field)?;
+        }
         if self.verify_flags && m.config_index.is_some() {
             chroot::verify_flags(&tree, m, extra_flags, &field)?;
         }
@@ -539,6 +602,10 @@ impl Rootfs {
         };
         let (dir, name) = self.root.parent_of(&d.path).ctx(|| field.clone())?;
         self.check_device_dir(&dir, &field)?;
+        if self.in_host_tree(&d.path) {
+            // The host's own node must be there: nothing is made in it.
+            return chroot::check_host_node(dir.as_fd(), name, d, &field);
+        }
         if !d.bind_from_host {
             match dev::make_node(dir.as_fd(), name, d) {
                 Ok(()) => return Ok(()),
@@ -547,12 +614,16 @@ impl Rootfs {
                 Err(e) => return Err(e).ctx(|| format!("{field}: mknod")),
             }
         }
+        let tree = host_node(d).ctx(|| format!("{field}: bind from host"))?;
         let target = dev::make_bind_target(dir.as_fd(), name).ctx(|| format!("{field}: create"))?;
-        let tree = clone_path(&d.path, false).ctx(|| format!("{field}: bind from host"))?;
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
     }
 
     fn symlink(&mut self, target: &Path, link: &Path) -> Result<()> {
+        if self.in_host_tree(link) {
+            // A host tree has its own links; nothing is made in it.
+            return Ok(());
+        }
         let (dir, name) = self
             .root
             .parent_of(link)
@@ -658,7 +729,7 @@ impl Rootfs {
             }
             RootSwitch::MoveRoot => {
                 let rootfs = procfs::path_of(self.root.fd()).ctx(|| "rootfs path")?;
-                hide_host_proc_and_sys(&rootfs)?;
+                hide_host_proc_and_sys(&rootfs, self.hide_host_mounts.take())?;
                 rustix::process::fchdir(self.root.fd()).ctx(|| "chdir to rootfs")?;
                 rustix::mount::mount_move(".", "/").ctx(|| "moving the rootfs onto /")?;
                 rustix::process::chroot(".").ctx(|| "chroot")?;
@@ -834,20 +905,14 @@ fn make_parent_mount_unshared(rootfs: &OwnedFd, path: &Path, kind: Propagation) 
 
 /// Before `MS_MOVE` + chroot, the host's proc and sysfs mounts stay visible
 /// in the mount namespace; detach them so the container cannot reach them.
-fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
-    let mut points: Vec<PathBuf> = mountinfo::read_self()?
-        .into_iter()
-        .filter(|m| {
-            let point = &m.mount_point;
-            let special = matches!(m.fs_type.as_str(), "proc" | "sysfs")
-                || point.starts_with("/proc")
-                || point.starts_with("/sys");
-            special && !point.starts_with(rootfs)
-        })
-        .map(|m| m.mount_point)
-        .collect();
-    // Deepest first.
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+/// `listed`: the runtime's list (`RootfsPlan::hide_host_mounts`, deepest
+/// first), else the mount table is read here.
+fn hide_host_proc_and_sys(rootfs: &Path, listed: Option<Vec<PathBuf>>) -> Result<()> {
+    let all = match listed {
+        Some(points) => points,
+        None => mountinfo::proc_and_sys_points(&mountinfo::read_self()?),
+    };
+    let points: Vec<PathBuf> = all.into_iter().filter(|p| !p.starts_with(rootfs)).collect();
     for point in &points {
         if unmount(point, UnmountFlags::DETACH).is_err() {
             // A locked mount (a user namespace's copy of its parent's, e.g.
@@ -859,16 +924,46 @@ fn hide_host_proc_and_sys(rootfs: &Path) -> Result<()> {
             }
             let tmpfs = mnt::fresh("tmpfs", "tmpfs", &[], attr::RDONLY)
                 .map_err(|e| Error::Other(format!("hiding {}: {e}", point.display())))?;
-            let target = rustix::fs::open(
+            let target = match rustix::fs::open(
                 point,
                 rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
                 rustix::fs::Mode::empty(),
-            )
-            .ctx(|| format!("hiding {}", point.display()))?;
+            ) {
+                Ok(fd) => fd,
+                // Gone since the runtime listed it: nothing to hide.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e).ctx(|| format!("hiding {}", point.display())),
+            };
             attach(tmpfs.as_fd(), target.as_fd()).ctx(|| format!("hiding {}", point.display()))?;
         }
     }
     Ok(())
+}
+
+/// The host's node for `d`, cloned for a bind: the host's file at the
+/// same path when it is that device, else the kernel's name for the
+/// device (`dev::host_device_path`). What is bound is checked to be the
+/// planned device, never another one that happens to have the path.
+fn host_node(d: &DeviceNode) -> std::io::Result<OwnedFd> {
+    let mut tried = Vec::new();
+    let candidates =
+        std::iter::once(d.path.clone()).chain(dev::host_device_path(d.kind, d.major, d.minor));
+    for path in candidates {
+        match clone_path(&path, false) {
+            Ok(tree) if dev::is_device(&tree, d.kind, d.major, d.minor)? => return Ok(tree),
+            Ok(_) => tried.push(format!("{} is another file", path.display())),
+            Err(e) => tried.push(format!("{}: {e}", path.display())),
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::NotFound,
+        format!(
+            "the host has no node {}:{} to bind ({})",
+            d.major,
+            d.minor,
+            tried.join("; ")
+        ),
+    ))
 }
 
 /// The paths the plan's finish remounts read-only.

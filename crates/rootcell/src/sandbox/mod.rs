@@ -202,6 +202,8 @@ pub fn build_plan(
         finish: layout.finish,
         mount_label: None,
         verify_mount_flags: false,
+        device_rules: None,
+        hide_host_mounts: None,
         lock_mounts: false,
     };
     Ok(SandboxPlan {
