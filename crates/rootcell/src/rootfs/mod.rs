@@ -340,6 +340,21 @@ impl Rootfs {
                         if fallback.read_only {
                             extra_flags |= attr::RDONLY;
                         }
+                        // What is not isolated is said, never silent: the
+                        // host's /proc shows the processes of the runtime's
+                        // pid namespace, its /sys the host's devices.
+                        if matches!(fstype.as_str(), "proc" | "sysfs") {
+                            eprintln!(
+                                "rootcell: chroot isolation: {field}: a fresh {fstype} was refused ({}): the host's {} is bound instead{}",
+                                std::io::Error::from(e.errno),
+                                fallback.source.display(),
+                                if fstype == "proc" {
+                                    "; it shows the processes of the runtime's pid namespace"
+                                } else {
+                                    ", read-only"
+                                }
+                            );
+                        }
                         if fstype == "tmpfs" {
                             eprintln!(
                                 "rootcell: chroot isolation: {field}: a tmpfs was refused ({e}): the host's {} is bound instead{}",
