@@ -1451,3 +1451,45 @@ fn auto_retries_a_refused_pivot_root_with_a_terminal() {
     );
     ctx.assert_clean();
 }
+
+#[test]
+fn bad_input_in_chroot_mode_names_the_field_and_leaves_nothing() {
+    // The bad input, in chroot isolation as root: a user the
+    // config's user namespace does not map, and a missing bind source.
+    // Each is refused naming the field or path; no state, cgroup, mount
+    // or process is left, and the command never ran.
+    if !rootcell_only() {
+        return;
+    }
+    let ctx = Ctx::new("chroot-bad");
+    let before = mount_table();
+
+    let mut b = ctx.bundle();
+    b.set_namespace("user", None);
+    b.linux()["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.linux()["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+    b.process()["user"] = json!({"uid": 70000, "gid": 0});
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("user");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_fail("an unmapped user in chroot mode");
+    assert!(out.stderr.contains("process.user.uid"), "{}", out.all());
+    assert!(out.stderr.contains("70000"), "{}", out.all());
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert!(ctx.try_state(&id).is_none());
+    ctx.assert_clean();
+
+    let mut b = ctx.bundle();
+    let missing = ctx.dir.join("no-such-source");
+    b.bind_mount(&missing, "/data", false);
+    b.sh("touch /tmp/ran");
+    let id = ctx.id("bind");
+    let out = run_isolated(&ctx, "chroot", &id, &b);
+    out.assert_fail("a missing bind source in chroot mode");
+    assert!(out.stderr.contains("mounts["), "{}", out.all());
+    assert!(out.stderr.contains("no-such-source"), "{}", out.all());
+    assert!(!b.rootfs().join("tmp/ran").exists());
+    assert!(ctx.try_state(&id).is_none());
+    ctx.assert_clean();
+    assert_eq!(mount_table(), before, "the test's mount table changed");
+}
