@@ -261,7 +261,7 @@ fn exec_process(st: &ContainerState, opts: &ExecOptions) -> Result<ProcessPlan> 
     // The container's config gives what applies to all its processes
     // (seccomp, personality, the id mappings the user is checked against).
     let config = spec::read_config(&st.bundle)?;
-    let host = super::lsm_host_facts();
+    let host = super::host::lsm_host_facts();
     match &opts.process_file {
         Some(file) => {
             let process = spec::load_process(file)?;

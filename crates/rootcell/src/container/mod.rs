@@ -5,6 +5,7 @@
 mod console;
 mod events;
 mod exec;
+mod host;
 mod pause;
 mod relay;
 pub(crate) mod signals;
@@ -19,7 +20,7 @@ use rustix::fs::{Mode, OFlags};
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
-use crate::plan::{self, HostFacts, Isolation, Plan, PlanOptions};
+use crate::plan::{self, Isolation, Plan, PlanOptions};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::rootfs::IdmappedMounts;
@@ -366,7 +367,7 @@ impl Runtime {
         Channel,
         Option<crate::plan::seccomp::SeccompListener>,
     )> {
-        let (mut host, mut cg) = host_facts(bundle, id, self.rootless)?;
+        let (mut host, mut cg) = host::host_facts(bundle, id, self.rootless)?;
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
         // Saved before the cgroups exist: a runtime killed from here on
@@ -608,7 +609,7 @@ impl Runtime {
         isolation: Option<crate::plan::Isolation>,
     ) -> Result<Plan> {
         let bundle = Bundle::load(bundle)?;
-        let (host, _) = host_facts(&bundle, "<id>", self.rootless)?;
+        let (host, _) = host::host_facts(&bundle, "<id>", self.rootless)?;
         plan::build(
             &bundle,
             &host,
@@ -809,36 +810,6 @@ impl Undo {
     }
 }
 
-/// Facts about the host the plan depends on, and the container's cgroup
-/// (not created yet).
-fn host_facts(
-    bundle: &Bundle,
-    id: &str,
-    rootless: bool,
-) -> Result<(HostFacts, cgroup::ContainerCgroup)> {
-    let cgroups_path = bundle
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().as_deref());
-    // One read of the mount table: the cgroup hierarchies and the proc
-    // and sysfs mounts a MoveRoot switch hides.
-    let table = crate::fs::mountinfo::read_self()?;
-    let hierarchies = cgroup::hierarchies_in(&table)?;
-    let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
-    let host = HostFacts {
-        cgroup_version: cgroup::version(&hierarchies),
-        has_kcore: Path::new("/proc/kcore").exists(),
-        rootless,
-        cgroup_mounts: cg.mount_sources.clone(),
-        caller: caller(),
-        proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
-        nested_user_ns: process::ids::in_nested_user_ns(),
-        ..lsm_host_facts()
-    };
-    Ok((host, cg))
-}
-
 /// Chroot isolation's one line about the cgroup hierarchies it could not
 /// create (a read-only or undelegated tree).
 fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String {
@@ -869,38 +840,6 @@ fn process_terminal(bundle: &Bundle) -> bool {
         .unwrap_or(false)
 }
 
-/// The runtime's caller when it is unprivileged (euid != 0, or root in a
-/// user namespace that is not the initial one: a nested container):
-/// chroot isolation gives it a user namespace, and full isolation without
-/// CAP_SYS_ADMIN is refused early (`plan::isolation`).
-fn caller() -> Option<crate::plan::isolation::Caller> {
-    use caps::{CapSet, Capability};
-    let uid = rustix::process::geteuid();
-    let ranges = process::ids::own_namespace_ranges();
-    if uid.is_root() && ranges.is_none() {
-        return None;
-    }
-    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
-    // Root in its user namespace with CAP_SETUID and CAP_SETGID may map
-    // every id of it into a new one.
-    let (namespace_uids, namespace_gids) = match ranges {
-        Some((uids, gids))
-            if uid.is_root() && has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID) =>
-        {
-            (uids, gids)
-        }
-        _ => (Vec::new(), Vec::new()),
-    };
-    Some(crate::plan::isolation::Caller {
-        uid: uid.as_raw(),
-        gid: rustix::process::getegid().as_raw(),
-        subordinate_ids: !uid.is_root() && process::ids::has_subordinate_ids(uid.as_raw()),
-        namespace_uids,
-        namespace_gids,
-        sys_admin: has(Capability::CAP_SYS_ADMIN),
-    })
-}
-
 /// Sends a notifying seccomp filter's fd, just received from the
 /// container's process, to the agent at `listenerPath` with the container's
 /// state. The agent sees status `creating` however the container was
@@ -927,9 +866,6 @@ fn hand_listener_to_agent(
     }
 }
 
-/// AppArmor is enabled when its module parameter says so (as runc checks).
-/// Tells the container side to go on after a step the runtime did for it,
-/// or to abort with that step's error, which is also returned.
 /// The error init reported: a refusal of full isolation stays typed, so
 /// that `--isolation auto` can retry with chroot isolation.
 fn init_failure(message: String, refused: Option<String>) -> Error {
@@ -942,6 +878,8 @@ fn init_failure(message: String, refused: Option<String>) -> Error {
     }
 }
 
+/// Tells the container side to go on after a step the runtime did for it,
+/// or to abort with that step's error, which is also returned.
 fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> {
     match step {
         Ok(()) => chan.send(&ToContainer::Continue),
@@ -952,19 +890,4 @@ fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> {
             Err(e)
         }
     }
-}
-
-/// The host facts a process plan needs: which LSMs can apply labels.
-pub(crate) fn lsm_host_facts() -> HostFacts {
-    HostFacts {
-        selinux: Path::new("/sys/fs/selinux/enforce").exists(),
-        apparmor: apparmor_enabled(),
-        ..HostFacts::default()
-    }
-}
-
-fn apparmor_enabled() -> bool {
-    std::fs::read("/sys/module/apparmor/parameters/enabled")
-        .map(|v| v.starts_with(b"Y"))
-        .unwrap_or(false)
 }

@@ -1,0 +1,91 @@
+//! Host facts in one module: what a plan depends on about the machine and
+//! the runtime's caller (`plan::HostFacts`), and where the container's
+//! cgroup goes. They are read here, before anything is planned (`create`,
+//! `plan`), so that the plan stays pure data; `exec` needs only the LSM
+//! facts.
+
+use std::path::Path;
+
+use crate::cgroup;
+use crate::error::Result;
+use crate::plan::HostFacts;
+use crate::process;
+use crate::spec::Bundle;
+
+/// Facts about the host the plan depends on, and the container's cgroup
+/// (not created yet).
+pub(super) fn host_facts(
+    bundle: &Bundle,
+    id: &str,
+    rootless: bool,
+) -> Result<(HostFacts, cgroup::ContainerCgroup)> {
+    let cgroups_path = bundle
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_deref());
+    // One read of the mount table: the cgroup hierarchies and the proc
+    // and sysfs mounts a MoveRoot switch hides.
+    let table = crate::fs::mountinfo::read_self()?;
+    let hierarchies = cgroup::hierarchies_in(&table)?;
+    let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
+    let host = HostFacts {
+        cgroup_version: cgroup::version(&hierarchies),
+        has_kcore: Path::new("/proc/kcore").exists(),
+        rootless,
+        cgroup_mounts: cg.mount_sources.clone(),
+        caller: caller(),
+        proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
+        nested_user_ns: process::ids::in_nested_user_ns(),
+        ..lsm_host_facts()
+    };
+    Ok((host, cg))
+}
+
+/// The runtime's caller when it is unprivileged (euid != 0, or root in a
+/// user namespace that is not the initial one: a nested container):
+/// chroot isolation gives it a user namespace, and full isolation without
+/// CAP_SYS_ADMIN is refused early (`plan::isolation`).
+fn caller() -> Option<crate::plan::isolation::Caller> {
+    use caps::{CapSet, Capability};
+    let uid = rustix::process::geteuid();
+    let ranges = process::ids::own_namespace_ranges();
+    if uid.is_root() && ranges.is_none() {
+        return None;
+    }
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+    // Root in its user namespace with CAP_SETUID and CAP_SETGID may map
+    // every id of it into a new one.
+    let (namespace_uids, namespace_gids) = match ranges {
+        Some((uids, gids))
+            if uid.is_root() && has(Capability::CAP_SETUID) && has(Capability::CAP_SETGID) =>
+        {
+            (uids, gids)
+        }
+        _ => (Vec::new(), Vec::new()),
+    };
+    Some(crate::plan::isolation::Caller {
+        uid: uid.as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        subordinate_ids: !uid.is_root() && process::ids::has_subordinate_ids(uid.as_raw()),
+        namespace_uids,
+        namespace_gids,
+        sys_admin: has(Capability::CAP_SYS_ADMIN),
+    })
+}
+
+/// The host facts a process plan needs: which LSMs can apply labels.
+pub(super) fn lsm_host_facts() -> HostFacts {
+    HostFacts {
+        selinux: Path::new("/sys/fs/selinux/enforce").exists(),
+        apparmor: apparmor_enabled(),
+        ..HostFacts::default()
+    }
+}
+
+/// AppArmor is enabled when its module parameter says so (as runc checks).
+fn apparmor_enabled() -> bool {
+    std::fs::read("/sys/module/apparmor/parameters/enabled")
+        .map(|v| v.starts_with(b"Y"))
+        .unwrap_or(false)
+}
