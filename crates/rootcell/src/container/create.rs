@@ -1,0 +1,532 @@
+//! `create` (and `run` up to the start): the container's creation as one
+//! attempt with its undo (`create_attempt`, `setup`), and chroot
+//! isolation's retry of it under `--isolation auto` (`create_container`).
+//! spec → plan → execute → state, with nothing left behind on failure.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use super::{console, host, wait, CreateOptions, Created, Runtime};
+use crate::cgroup;
+use crate::error::{Error, IoContext, Result};
+use crate::hooks::{self, HookKind};
+use crate::plan::{self, Isolation, PlanOptions};
+use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
+use crate::process::{self, ids, InitConfig, StartGate};
+use crate::rootfs::IdmappedMounts;
+use crate::spec::Bundle;
+use crate::state::{self, ContainerDir, ContainerState, Status, EXEC_FIFO};
+
+impl Runtime {
+    /// `create`, and `run` up to the start. `fifo_gate`: the process waits
+    /// for `start` on the exec fifo (create) rather than on the sync socket
+    /// (run). `foreground`: a `run` without `--detach`, which relays a
+    /// terminal itself.
+    pub(super) fn create_container(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        fifo_gate: bool,
+        foreground: bool,
+    ) -> Result<Created> {
+        state::validate_id(id)?;
+        let bundle = Bundle::load(&opts.bundle)?;
+        let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
+        // `auto` with `--console-socket`: one connection for both attempts
+        // (a listener such as containerd's accepts one); each attempt's
+        // init gets a duplicate, and a failed one closes only its own.
+        let shared_socket = match (isolation, &opts.console_socket) {
+            (Isolation::Auto, Some(_)) => {
+                match console::Console::open(
+                    process_terminal(&bundle),
+                    "process.terminal",
+                    opts.console_socket.as_deref(),
+                    foreground,
+                )? {
+                    console::Console::Socket(fd) => Some(fd),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let shared = shared_socket.as_ref();
+        match self.create_attempt(id, opts, &bundle, fifo_gate, foreground, shared) {
+            // `--isolation auto`: full isolation was refused in one of the
+            // ways chroot isolation avoids. The failed attempt is undone
+            // (state dir, cgroups, processes) before the second one.
+            Err(Error::IsolationRefused { what, .. }) if isolation == Isolation::Auto => {
+                let line = format!("full isolation refused ({what}): using chroot isolation");
+                tracing::warn!("{line}");
+                eprintln!("rootcell: {line}");
+                let chroot = CreateOptions {
+                    isolation: Some(Isolation::Chroot),
+                    ..opts.clone()
+                };
+                self.create_attempt(id, &chroot, &bundle, fifo_gate, foreground, shared)
+            }
+            // Full isolation asked for (or the default): say what would run.
+            Err(Error::IsolationRefused { what, message }) if isolation == Isolation::Oci => {
+                Err(Error::IsolationRefused {
+                    what,
+                    message: format!(
+                        "{message} (full isolation is refused here: `rootcell --isolation chroot` \
+                         or `--isolation auto` runs the container without it)"
+                    ),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of `create_container` with the isolation mode in `opts`.
+    fn create_attempt(
+        &self,
+        id: &str,
+        opts: &CreateOptions,
+        bundle: &Bundle,
+        fifo_gate: bool,
+        foreground: bool,
+        shared_socket: Option<&OwnedFd>,
+    ) -> Result<Created> {
+        cgroup::systemd::check_path(
+            bundle
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|l| l.cgroups_path().as_deref()),
+        )?;
+        // Before anything exists: a refused flag or an unreachable console
+        // socket leaves nothing behind.
+        let console = match shared_socket {
+            Some(fd) => console::Console::Socket(
+                fd.try_clone()
+                    .ctx(|| "--console-socket: duplicating the connection")?,
+            ),
+            None => console::Console::open(
+                process_terminal(bundle),
+                "process.terminal",
+                opts.console_socket.as_deref(),
+                foreground,
+            )?,
+        };
+        let (init_console, relay) = console.into_ends();
+        let dir = ContainerDir::create(&self.root, id)?;
+        let mut undo = Undo::default();
+        let launch = Launch {
+            fifo_gate,
+            console: init_console,
+            relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
+        };
+        match self.setup(&dir, id, opts, bundle, launch, &mut undo) {
+            Ok((state, channel, listener)) => Ok(Created {
+                dir,
+                state,
+                channel,
+                relay,
+                listener,
+            }),
+            Err(e) => {
+                undo.run();
+                let _ = dir.remove();
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything of `create` after the state directory exists. What it
+    /// starts or creates is recorded in `undo` so a failure leaves nothing.
+    fn setup(
+        &self,
+        dir: &ContainerDir,
+        id: &str,
+        opts: &CreateOptions,
+        bundle: &Bundle,
+        launch: Launch,
+        undo: &mut Undo,
+    ) -> Result<(
+        ContainerState,
+        Channel,
+        Option<crate::plan::seccomp::SeccompListener>,
+    )> {
+        let (mut host, mut cg) = host::host_facts(bundle, id, self.rootless)?;
+        // Recorded first: a create that fails half-way still gets undone.
+        undo.cgroup_dirs = cg.dirs.clone();
+        // Saved before the cgroups exist: a runtime killed from here on
+        // leaves a `creating` state that `delete` can clean up from.
+        let mut st = creating_state(id, bundle, opts, &cg.dirs);
+        dir.save(&st)?;
+        // Chroot isolation runs where the cgroup tree may be read-only or
+        // not delegated, even as root: what cannot be made is skipped (and
+        // said, once), and limits are refused by `apply_resources`.
+        let chroot =
+            crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
+        let best_effort = self.rootless || chroot;
+        let skipped = cgroup::create(&mut cg, best_effort)?;
+        if chroot && !skipped.is_empty() {
+            eprintln!(
+                "rootcell: {}",
+                chroot_cgroup_line(&skipped, cg.dirs.is_empty())
+            );
+        }
+        // Rootless creation may have skipped hierarchies it cannot write
+        // (the state is brought up to date below, once, if so).
+        host.cgroup_mounts = cg.mount_sources.clone();
+        let plan = plan::build(
+            bundle,
+            &host,
+            PlanOptions {
+                no_pivot: opts.no_pivot,
+                listen_fds: opts.listen_fds,
+                run: !launch.fifo_gate,
+                isolation: opts.isolation,
+            },
+        )?;
+        // The mode the container runs in (`auto` has been resolved by
+        // now: a chroot retry passes `chroot`), for `exec` and the rest.
+        st.isolation = match plan.isolation {
+            Isolation::Chroot => Isolation::Chroot,
+            Isolation::Oci | Isolation::Auto => Isolation::Oci,
+        };
+        dir.save(&st)?;
+        // Logged only, as runc does (the default spec's ambient set alone
+        // gives three).
+        for w in &plan.process.warnings {
+            tracing::warn!("{w}");
+        }
+        for d in &plan.diagnostics {
+            eprintln!("rootcell: {d}");
+        }
+        // Limits hold before any container process joins the cgroups.
+        if let Some(res) = &plan.resources {
+            for w in &res.warnings {
+                tracing::warn!("{w}");
+                eprintln!("rootcell: warning: {w}");
+            }
+            cgroup::apply_resources(res, &cg, best_effort)?;
+        }
+
+        let gate = if launch.fifo_gate {
+            let fifo = dir.path.join(EXEC_FIFO);
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                &fifo,
+                rustix::fs::FileType::Fifo,
+                Mode::from_raw_mode(0o600),
+                0,
+            )
+            .ctx(|| format!("{}", fifo.display()))?;
+            // Init opens it for writing after becoming process.user (a
+            // mapped uid in a user namespace), without CAP_DAC_OVERRIDE:
+            // writable by others, as runc makes it (0622), not umask'ed.
+            rustix::fs::chmod(&fifo, Mode::from_raw_mode(0o622))
+                .ctx(|| format!("{}", fifo.display()))?;
+            let fd: OwnedFd =
+                rustix::fs::open(&fifo, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+                    .ctx(|| format!("{}", fifo.display()))?;
+            StartGate::Fifo(fd)
+        } else {
+            StartGate::Channel
+        };
+        // `run` hears of every failure on the sync socket; after `create`
+        // nobody reads it.
+        let error_file = if launch.fifo_gate {
+            Some(dir.create_init_error_file()?)
+        } else {
+            None
+        };
+
+        if st.cgroup_dirs != cg.dirs {
+            st.cgroup_dirs = cg.dirs.clone();
+            dir.save(&st)?;
+        }
+
+        // Init becomes our child when stage 1 exits, so we can wait for it.
+        process::sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1)
+            .ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
+        // Compiled here, before any container process exists: a profile
+        // libseccomp refuses fails the create with nothing to undo inside.
+        let seccomp = match &plan.process.seccomp {
+            Some(s) => {
+                tracing::debug!("container {id}: compiling the seccomp filter");
+                let f = process::seccomp::compile_cached(s, &self.root)?;
+                tracing::debug!(
+                    "container {id}: seccomp filter compiled, {} instructions",
+                    f.program.len()
+                );
+                Some(f)
+            }
+            None => None,
+        };
+        let (runtime_side, container_side) = sync::pair()?;
+        let cfg = InitConfig {
+            plan: &plan,
+            hooks: bundle.spec.hooks().as_ref(),
+            hook_state: bundle
+                .spec
+                .hooks()
+                .as_ref()
+                .map(|_| st.oci_json(Status::Creating)),
+            gate,
+            session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
+            preserve_fds: opts.listen_fds.saturating_add(opts.preserve_fds),
+            cgroup_procs: cgroup::procs_files(&cg.dirs)?,
+            cgroup2_dir: cgroup::v2_dir(&cg)?,
+            idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
+            seccomp: seccomp.as_ref(),
+            console: launch.console,
+            error_file,
+            close_in_child: [dir.lock_fd(), runtime_side.as_fd().as_raw_fd()]
+                .into_iter()
+                .chain(launch.relay)
+                .collect(),
+        };
+        tracing::debug!("container {id}: plan ready, forking");
+        let stage1 = process::spawn(cfg, container_side)?;
+        undo.pids.push(stage1);
+
+        loop {
+            let (msg, mut fds) = match runtime_side.recv_with_fds::<ToRuntime>()? {
+                Some((msg, fds)) => (Some(msg), fds),
+                None => (None, Vec::new()),
+            };
+            match msg {
+                Some(ToRuntime::MapIds { pid }) => {
+                    let ns = &plan.namespaces;
+                    // A mapping the kernel or newuidmap refuses is one of
+                    // the refusals chroot isolation may avoid.
+                    let written =
+                        ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings).map_err(|e| {
+                            Error::IsolationRefused {
+                                what: "no user namespace mapping possible".into(),
+                                message: e.to_string(),
+                            }
+                        });
+                    continue_or_abort(&runtime_side, written)?;
+                }
+                Some(ToRuntime::InitPid { pid }) => {
+                    undo.pids.push(pid);
+                    st.pid = pid;
+                    st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
+                    // Init waits for this before it sends anything: its
+                    // messages cannot overtake its pid. Sent before the
+                    // save, which then runs while init sets up (any later
+                    // message is read after it).
+                    runtime_side.send(&ToContainer::Continue)?;
+                    dir.save(&st)?;
+                }
+                Some(ToRuntime::RunCreateHooks) => {
+                    let json = st.oci_json(Status::Creating).to_string();
+                    let result = bundle.spec.hooks().as_ref().map_or(Ok(()), |h| {
+                        hooks::run(HookKind::Prestart, h, &json)
+                            .and_then(|()| hooks::run(HookKind::CreateRuntime, h, &json))
+                    });
+                    match result {
+                        Ok(()) => runtime_side.send(&ToContainer::HooksDone { pid: st.pid })?,
+                        Err(e) => {
+                            runtime_side.send(&ToContainer::Abort {
+                                message: e.to_string(),
+                            })?;
+                            return Err(e);
+                        }
+                    }
+                }
+                Some(ToRuntime::SeccompListener) => {
+                    let listener = plan
+                        .process
+                        .seccomp
+                        .as_ref()
+                        .and_then(|s| s.listener.as_ref());
+                    let sent = hand_listener_to_agent(fds.pop(), listener, &st);
+                    continue_or_abort(&runtime_side, sent)?;
+                }
+                Some(ToRuntime::Ready) => {
+                    // Init waits now, so it has a start time; without one
+                    // in the state, every later command would take the
+                    // container for stopped.
+                    if st.pid_start_time == 0 {
+                        st.pid_start_time = state::process_start_time(st.pid).ok_or_else(|| {
+                            Error::Init(format!(
+                                "the start time of init (pid {}) cannot be read from /proc",
+                                st.pid
+                            ))
+                        })?;
+                        dir.save(&st)?;
+                    }
+                    break;
+                }
+                Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
+                    return Err(Error::Init("init skipped its start signal".into()))
+                }
+                Some(other @ ToRuntime::TerminalSent) => {
+                    return Err(Error::Init(format!(
+                        "unexpected message from init: {other:?}"
+                    )))
+                }
+                Some(ToRuntime::Failed { message, refused }) => {
+                    return Err(init_failure(message, refused))
+                }
+                Some(ToRuntime::Diagnostic { message }) => eprintln!("rootcell: {message}"),
+                None => {
+                    return Err(Error::Init(
+                        "the container's init exited during setup".into(),
+                    ))
+                }
+            }
+        }
+        wait::reap(stage1);
+        if let Some(pid_file) = &opts.pid_file {
+            write_pid_file(pid_file, st.pid)?;
+        }
+        let listener = plan.process.seccomp.and_then(|s| s.listener);
+        Ok((st, runtime_side, listener))
+    }
+}
+
+/// The state of a container being created: no process yet.
+fn creating_state(
+    id: &str,
+    bundle: &Bundle,
+    opts: &CreateOptions,
+    cgroup_dirs: &[PathBuf],
+) -> ContainerState {
+    ContainerState {
+        oci_version: bundle.spec.version().clone(),
+        id: id.to_string(),
+        status: Status::Creating,
+        pid: 0,
+        pid_start_time: 0,
+        bundle: bundle.dir.clone(),
+        rootfs: bundle.rootfs(),
+        created: state::rfc3339_now(),
+        owner: String::new(),
+        annotations: bundle.spec.annotations().clone().unwrap_or_default(),
+        cgroup_dirs: cgroup_dirs.to_vec(),
+        hooks: bundle.spec.hooks().clone(),
+        no_new_keyring: opts.no_new_keyring,
+        isolation: Isolation::Oci,
+    }
+}
+
+/// How `setup` starts the container's processes.
+struct Launch {
+    /// Init waits for `start` on the exec fifo (create), not on the sync
+    /// socket (run).
+    fifo_gate: bool,
+    /// Init's end of the console connection, when there is a terminal.
+    console: Option<OwnedFd>,
+    /// The runtime's end of the relay socket, which the child closes.
+    relay: Option<std::os::fd::RawFd>,
+}
+
+/// The pid file holds the bare pid, no newline, written atomically.
+pub(super) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
+    let tmp = path.with_extension("rootcell-tmp");
+    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("--pid-file {}", path.display()))?;
+    std::fs::rename(&tmp, path).ctx(|| format!("--pid-file {}", path.display()))
+}
+
+/// What a failed create must take back: the processes it started and the
+/// cgroups it made (the state directory is removed by the caller).
+#[derive(Default)]
+struct Undo {
+    pids: Vec<i32>,
+    cgroup_dirs: Vec<PathBuf>,
+}
+
+impl Undo {
+    fn run(&mut self) {
+        for pid in &self.pids {
+            let _ = wait::signal(*pid, libc::SIGKILL);
+        }
+        // Our children (stage 1, and init once stage 1 is gone).
+        for pid in self.pids.drain(..) {
+            wait::reap(pid);
+        }
+        wait::kill_all(&cgroup::pids(&self.cgroup_dirs));
+        let _ = cgroup::remove(&self.cgroup_dirs);
+    }
+}
+
+/// Chroot isolation's one line about the cgroup hierarchies it could not
+/// create (a read-only or undelegated tree).
+fn chroot_cgroup_line(skipped: &[(PathBuf, String)], none_left: bool) -> String {
+    let dirs: Vec<String> = skipped
+        .iter()
+        .map(|(d, _)| d.display().to_string())
+        .collect();
+    let why = skipped.first().map(|(_, e)| e.as_str()).unwrap_or_default();
+    if none_left {
+        format!(
+            "chroot isolation: no cgroup created: the cgroup tree is read-only or not delegated here ({why}); the container stays in the runtime's cgroup, without limits"
+        )
+    } else {
+        format!(
+            "chroot isolation: cgroups not created where the tree is read-only or not delegated ({why}): {}",
+            dirs.join(", ")
+        )
+    }
+}
+
+/// `process.terminal` of the bundle's config (false when unset).
+fn process_terminal(bundle: &Bundle) -> bool {
+    bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false)
+}
+
+/// Sends a notifying seccomp filter's fd, just received from the
+/// container's process, to the agent at `listenerPath` with the container's
+/// state. The agent sees status `creating` however the container was
+/// started (`create` or `run`), as runc sends it.
+pub(super) fn hand_listener_to_agent(
+    fd: Option<OwnedFd>,
+    listener: Option<&crate::plan::seccomp::SeccompListener>,
+    st: &ContainerState,
+) -> Result<()> {
+    match (fd, listener) {
+        (Some(fd), Some(l)) => process::seccomp::send_to_agent(
+            &l.path,
+            st.pid,
+            &l.metadata,
+            st.oci_json(Status::Creating),
+            &fd,
+        ),
+        (Some(_), None) => Err(Error::Init(
+            "a notification fd without a listenerPath".into(),
+        )),
+        (None, _) => Err(Error::Init(
+            "the seccomp notification fd did not arrive".into(),
+        )),
+    }
+}
+
+/// The error init reported: a refusal of full isolation stays typed, so
+/// that `--isolation auto` can retry with chroot isolation.
+fn init_failure(message: String, refused: Option<String>) -> Error {
+    match refused {
+        Some(what) => Error::IsolationRefused {
+            what,
+            message: format!("container init: {message}"),
+        },
+        None => Error::Init(message),
+    }
+}
+
+/// Tells the container side to go on after a step the runtime did for it,
+/// or to abort with that step's error, which is also returned.
+pub(super) fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> {
+    match step {
+        Ok(()) => chan.send(&ToContainer::Continue),
+        Err(e) => {
+            chan.send(&ToContainer::Abort {
+                message: e.to_string(),
+            })?;
+            Err(e)
+        }
+    }
+}
