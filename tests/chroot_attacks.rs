@@ -15,6 +15,7 @@
 
 mod common;
 
+use common::chroot::*;
 use common::console::ConsoleSocket;
 use common::*;
 use serde_json::json;
@@ -22,16 +23,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// False (and a printed reason) when the runtime under test has no chroot
-/// isolation.
-fn rootcell_only() -> bool {
-    if runtime_is_runc() || runtime_name().contains("crun") {
-        skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
-        return false;
-    }
-    true
-}
 
 /// The test's own mount table, sorted, less the host tmpfs that
 /// `host_mounts_under_the_moved_root_stay_unreachable` mounts while other
@@ -53,79 +44,6 @@ fn run_as_root(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
     c.args(["--isolation", mode, "run", "--bundle"])
         .arg(&b.path)
         .arg(id);
-    exec(&mut c, CMD_TIMEOUT)
-}
-
-/// True when `unshare --user --map-root-user` works here (else skips).
-fn userns_available() -> bool {
-    let probe = exec(
-        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
-        CMD_TIMEOUT,
-    );
-    if !probe.ok() {
-        skip(&format!(
-            "unshare --user fails here: {}",
-            probe.stderr.trim()
-        ));
-        return false;
-    }
-    true
-}
-
-/// A bundle the runtime can run in chroot isolation from a user namespace
-/// of its own (as in chroot_isolation.rs): no pid, network, cgroup or user
-/// namespace, no cgroup mount, no limits, no devpts gid.
-fn userns_bundle(ctx: &Ctx) -> Bundle {
-    let mut b = ctx.bundle();
-    for ns in ["pid", "network", "cgroup", "user"] {
-        b.remove_namespace(ns);
-    }
-    b.remove_mount("/sys/fs/cgroup");
-    b.linux()["resources"] = json!(null);
-    b.linux()["uidMappings"] = json!(null);
-    b.linux()["gidMappings"] = json!(null);
-    if let Some(mounts) = b.config["mounts"].as_array_mut() {
-        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
-            let opts: Vec<serde_json::Value> = m["options"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
-    b
-}
-
-/// `unshare --user --map-root-user --mount … rootcell --isolation chroot
-/// run`: the process is root with the config's capabilities in the
-/// runtime's user namespace.
-fn run_in_userns(ctx: &Ctx, id: &str, b: &Bundle) -> Out {
-    b.save();
-    let mut c = Command::new("unshare");
-    c.args([
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-    ])
-    .arg(&ctx.bin)
-    .arg("--root")
-    .arg(ctx.state_dir())
-    .args([
-        "--rootless",
-        "true",
-        "--isolation",
-        "chroot",
-        "run",
-        "--bundle",
-    ])
-    .arg(&b.path)
-    .arg(id);
     exec(&mut c, CMD_TIMEOUT)
 }
 
@@ -175,7 +93,7 @@ impl Place {
 
     fn run(&self, ctx: &Ctx, id: &str, b: &Bundle) -> Out {
         match self {
-            Place::UsernsSysAdmin => run_in_userns(ctx, id, b),
+            Place::UsernsSysAdmin => run_in_userns(ctx, "chroot", id, b),
             _ => run_as_root(ctx, "chroot", id, b),
         }
     }

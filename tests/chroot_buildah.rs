@@ -30,6 +30,7 @@
 
 mod common;
 
+use common::chroot::*;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -495,14 +496,6 @@ fn isolations(log: &Path, calls: &[String]) -> Vec<String> {
                 .to_owned()
         })
         .collect()
-}
-
-fn rootcell_only() -> bool {
-    if runtime_is_runc() || runtime_name().contains("crun") {
-        skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
-        return false;
-    }
-    true
 }
 
 #[test]

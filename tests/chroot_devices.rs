@@ -8,18 +8,11 @@
 
 mod common;
 
+use common::chroot::*;
 use common::*;
 use serde_json::json;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-
-fn rootcell_only() -> bool {
-    if runtime_is_runc() || runtime_name().contains("crun") {
-        skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
-        return false;
-    }
-    true
-}
 
 /// `[--isolation MODE] run --bundle B ID` after the runtime (and its
 /// `--root`) in `c`.
@@ -27,13 +20,6 @@ fn run_args(c: &mut Command, mode: &str, id: &str, b: &Bundle) {
     c.args(["--isolation", mode, "run", "--bundle"])
         .arg(&b.path)
         .arg(id);
-}
-
-fn run_isolated(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
-    b.save();
-    let mut c = ctx.cmd();
-    run_args(&mut c, mode, id, b);
-    exec(&mut c, CMD_TIMEOUT)
 }
 
 /// What the script below prints about `/dev`: its entries, one line per
@@ -168,58 +154,6 @@ fn as_root_dev_is_a_minimal_tmpfs_with_nodes_made_by_mknod() {
     ctx.assert_clean();
 }
 
-/// `unshare --user --map-root-user --mount … rootcell --isolation chroot
-/// run`: root in a user namespace of its own, where mknod is refused and
-/// the devices cgroup cannot be written (EPERM).
-fn run_in_userns(ctx: &Ctx, id: &str, b: &Bundle) -> Out {
-    b.save();
-    let mut c = Command::new("unshare");
-    c.args([
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-    ])
-    .arg(&ctx.bin)
-    .arg("--root")
-    .arg(ctx.state_dir());
-    run_args(&mut c, "chroot", id, b);
-    exec(&mut c, CMD_TIMEOUT)
-}
-
-fn userns_available() -> bool {
-    let probe = exec(
-        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
-        CMD_TIMEOUT,
-    );
-    if !probe.ok() {
-        skip(&format!(
-            "unshare --user fails here: {}",
-            probe.stderr.trim()
-        ));
-        return false;
-    }
-    true
-}
-
-/// Only root is mapped in `unshare --map-root-user`: no devpts `gid=5`.
-fn drop_devpts_gid(b: &mut Bundle) {
-    if let Some(mounts) = b.config["mounts"].as_array_mut() {
-        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
-            let opts: Vec<serde_json::Value> = m["options"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
-}
-
 /// Both ways of saying device rules are met by the nodes: planned for an
 /// unprivileged caller, or found at run time (root, read-only tree).
 const MET_BY_NODES: &str = "linux.resources.devices: met by";
@@ -242,7 +176,7 @@ fn in_a_user_namespace_nodes_are_bound_and_device_rules_met_by_them() {
     with_device_and_rules(&mut b);
     b.sh(DEV_REPORT);
     let id = ctx.id("c");
-    let out = run_in_userns(&ctx, &id, &b);
+    let out = run_in_userns(&ctx, "chroot", &id, &b);
     out.assert_ok("chroot run in a user namespace with device rules");
     check_minimal_dev(&out, true);
     assert_eq!(
@@ -288,23 +222,7 @@ fn rootless_nodes_are_bound_from_the_host_in_a_minimal_tmpfs_dev() {
         skip(&format!("rootless: {why}"));
         return;
     }
-    let (ctx, _xdg) = rootless_ctx_with("chrootdev-rl", true);
-    let path = ctx.dir.join("rlbundle");
-    make_rootfs(&path.join("rootfs"));
-    let chowned = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{UNPRIV_UID}:{UNPRIV_GID}"))
-        .arg(&path)
-        .status()
-        .expect("chown");
-    assert!(chowned.success(), "chown -R of the bundle");
-    let mut c = ctx.cmd();
-    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
-    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
-    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
-    let mut b = Bundle { path, config: cfg };
-    b.config["process"]["terminal"] = json!(false);
-    b.config["root"]["readonly"] = json!(false);
+    let (ctx, _xdg, mut b) = rootless_spec_bundle("chrootdev-rl");
     with_device_and_rules(&mut b);
     b.sh(DEV_REPORT);
     let id = ctx.id("c");

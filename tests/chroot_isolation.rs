@@ -6,40 +6,10 @@
 
 mod common;
 
+use common::chroot::*;
 use common::*;
 use serde_json::json;
 use std::process::Command;
-
-/// The test's own mount table, whole lines (ids included), sorted.
-fn mount_table() -> Vec<String> {
-    let mut v: Vec<String> = read_file(std::path::Path::new("/proc/self/mountinfo"))
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    v.sort();
-    v
-}
-
-/// `rootcell --root R --isolation MODE run --bundle B ID`: the flag before
-/// the subcommand, as `podman --runtime-flag isolation=chroot` passes it.
-fn run_isolated(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
-    b.save();
-    let mut c = ctx.cmd();
-    c.args(["--isolation", mode, "run", "--bundle"])
-        .arg(&b.path)
-        .arg(id);
-    exec(&mut c, CMD_TIMEOUT)
-}
-
-/// None (and a printed reason) when the runtime under test has no chroot
-/// isolation.
-fn rootcell_only() -> bool {
-    if runtime_is_runc() || runtime_name().contains("crun") {
-        skip("chroot isolation is rootcell's own (runc and crun have no --isolation)");
-        return false;
-    }
-    true
-}
 
 #[test]
 fn run_prints_output_passes_exit_code_and_has_proc() {
@@ -326,39 +296,12 @@ fn refused_proc_and_sysfs_fall_back_to_binds_of_the_hosts() {
     // The runtime in a user namespace of its own that owns neither the
     // host's pid nor its network namespace: the kernel refuses a fresh
     // proc and sysfs there (EPERM), the plan's fallback binds the host's.
-    let probe = exec(
-        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
-        CMD_TIMEOUT,
-    );
-    if !probe.ok() {
-        skip(&format!(
-            "unshare --user fails here: {}",
-            probe.stderr.trim()
-        ));
+    if !userns_available() {
         return;
     }
     let ctx = Ctx::new("chroot-fallback");
-    let mut b = ctx.bundle();
-    for ns in ["pid", "network", "cgroup", "user"] {
-        b.remove_namespace(ns);
-    }
-    b.remove_mount("/sys/fs/cgroup");
-    b.linux()["resources"] = json!(null);
-    b.linux()["uidMappings"] = json!(null);
-    b.linux()["gidMappings"] = json!(null);
     // Only root is mapped in that user namespace: no devpts gid=5.
-    if let Some(mounts) = b.config["mounts"].as_array_mut() {
-        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
-            let opts: Vec<serde_json::Value> = m["options"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
+    let mut b = userns_bundle(&ctx);
     b.sh("cat /proc/self/mountinfo; touch /sys/x 2>&1; echo sys=$?; exit 5");
     b.save();
     let host = read_file(std::path::Path::new("/proc/self/mountinfo"));
@@ -506,74 +449,6 @@ fn the_classic_chroot_escape_stays_in_the_container_root() {
         out.stdout
     );
     ctx.assert_clean();
-}
-
-/// The line `--isolation auto` prints when it falls back.
-const FALLBACK_LINE: &str = "rootcell: full isolation refused (";
-
-/// True when `unshare --user --map-root-user` works here (else skips).
-fn userns_available() -> bool {
-    let probe = exec(
-        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
-        CMD_TIMEOUT,
-    );
-    if !probe.ok() {
-        skip(&format!(
-            "unshare --user fails here: {}",
-            probe.stderr.trim()
-        ));
-        return false;
-    }
-    true
-}
-
-/// A bundle that chroot isolation can run in a user namespace of the
-/// runtime's own that owns neither the host's pid nor network namespace
-/// (no pid, network, cgroup or user namespace; no cgroup mount, limits or
-/// devpts gid), while full isolation is refused a fresh /proc there.
-fn userns_bundle(ctx: &Ctx) -> Bundle {
-    let mut b = ctx.bundle();
-    for ns in ["pid", "network", "cgroup", "user"] {
-        b.remove_namespace(ns);
-    }
-    b.remove_mount("/sys/fs/cgroup");
-    b.linux()["resources"] = json!(null);
-    b.linux()["uidMappings"] = json!(null);
-    b.linux()["gidMappings"] = json!(null);
-    if let Some(mounts) = b.config["mounts"].as_array_mut() {
-        for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/pts") {
-            let opts: Vec<serde_json::Value> = m["options"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .filter(|o| !o.as_str().unwrap_or("").starts_with("gid="))
-                .collect();
-            m["options"] = json!(opts);
-        }
-    }
-    b
-}
-
-/// `unshare --user --map-root-user --mount … rootcell --isolation MODE run`.
-fn run_in_userns(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
-    b.save();
-    let mut c = Command::new("unshare");
-    c.args([
-        "--user",
-        "--map-root-user",
-        "--mount",
-        "--propagation",
-        "private",
-        "--",
-    ])
-    .arg(&ctx.bin)
-    .arg("--root")
-    .arg(ctx.state_dir())
-    .args(["--rootless", "true", "--isolation", mode, "run", "--bundle"])
-    .arg(&b.path)
-    .arg(id);
-    exec(&mut c, CMD_TIMEOUT)
 }
 
 #[test]
@@ -851,24 +726,7 @@ fn rootless_chroot_bundle(name: &str) -> Option<(Ctx, std::path::PathBuf, Bundle
         skip("uid 1000 has subordinate ids: the no-subordinate-ids case cannot be made here");
         return None;
     }
-    let (ctx, xdg) = rootless_ctx_with(name, true);
-    let path = ctx.dir.join("rlbundle");
-    make_rootfs(&path.join("rootfs"));
-    let chowned = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{UNPRIV_UID}:{UNPRIV_GID}"))
-        .arg(&path)
-        .status()
-        .expect("chown");
-    assert!(chowned.success(), "chown -R of the bundle");
-    let mut c = ctx.cmd();
-    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
-    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
-    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
-    let mut b = Bundle { path, config: cfg };
-    b.config["process"]["terminal"] = json!(false);
-    b.config["root"]["readonly"] = json!(false);
-    Some((ctx, xdg, b))
+    Some(rootless_spec_bundle(name))
 }
 
 /// Mappings that need ids uid 1000 does not own (a subordinate range).

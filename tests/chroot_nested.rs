@@ -17,6 +17,7 @@
 
 mod common;
 
+use common::chroot::*;
 use common::*;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -43,19 +44,6 @@ const DEFAULT_CAPS: &[&str] = &[
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
-
-/// The line `--isolation auto` prints when it falls back.
-const FALLBACK_LINE: &str = "rootcell: full isolation refused (";
-
-/// The test's own mount table, whole lines, sorted.
-fn mount_table() -> Vec<String> {
-    let mut v: Vec<String> = read_file(Path::new("/proc/self/mountinfo"))
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    v.sort();
-    v
-}
 
 /// An outer container holding the runtime and an inner bundle.
 struct Nested {
@@ -147,17 +135,6 @@ fn install_runtime(rootfs: &Path) -> Result<(), String> {
         std::fs::copy(lib, &target).map_err(|e| format!("copy {lib}: {e}"))?;
     }
     Ok(())
-}
-
-/// Removes the `gid=` option of the config's devpts mount.
-fn drop_devpts_gid(b: &mut Bundle) {
-    if let Some(mounts) = b.config["mounts"].as_array_mut() {
-        for m in mounts.iter_mut().filter(|m| m["type"] == "devpts") {
-            if let Some(opts) = m["options"].as_array_mut() {
-                opts.retain(|o| !o.as_str().unwrap_or("").starts_with("gid="));
-            }
-        }
-    }
 }
 
 /// The nested setup, or None (with a printed reason) where it cannot run.

@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod chroot;
 pub mod console;
 pub mod sandbox;
 
