@@ -27,9 +27,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{
-    fchmod, fchown, fstat, futimens, linkat, mkdirat, mknodat, openat, openat2, readlinkat,
-    statat, symlinkat, unlinkat, utimensat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags,
-    SeekFrom, Stat, Timespec, Timestamps,
+    fchmod, fchown, fstat, futimens, linkat, mkdirat, mknodat, openat, openat2, readlinkat, statat,
+    symlinkat, unlinkat, utimensat, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, SeekFrom,
+    Stat, Timespec, Timestamps,
 };
 use rustix::io::{pread, Errno};
 use rustix::process::{Gid, Uid};
@@ -303,10 +303,7 @@ impl<W: Write> Packer<'_, W> {
                     _ => EntryType::Block,
                 });
                 if ft != FileType::Fifo {
-                    let (maj, min) = (
-                        rustix::fs::major(st.st_rdev),
-                        rustix::fs::minor(st.st_rdev),
-                    );
+                    let (maj, min) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
                     h.set_device_major(maj).map_err(|e| io_err(ctx(), e))?;
                     h.set_device_minor(min).map_err(|e| io_err(ctx(), e))?;
                 }
@@ -422,9 +419,11 @@ impl<'a> SparseReader<'a> {
         }
         let seg = match rustix::fs::seek(self.fd, SeekFrom::Data(self.pos)) {
             Ok(start) => {
-                let end = rustix::fs::seek(self.fd, SeekFrom::Hole(start))
-                    .unwrap_or(self.len);
-                (start.min(self.len), end.min(self.len).max(start.min(self.len)))
+                let end = rustix::fs::seek(self.fd, SeekFrom::Hole(start)).unwrap_or(self.len);
+                (
+                    start.min(self.len),
+                    end.min(self.len).max(start.min(self.len)),
+                )
             }
             Err(Errno::NXIO) => (self.len, self.len),
             // No SEEK_DATA here: everything is data.
@@ -490,8 +489,8 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
     let dest_fd = root
         .resolve(dest)
         .map_err(|e| io_err(dest.display().to_string(), e))?;
-    let ft = crate::fs::root::file_type(&dest_fd)
-        .map_err(|e| io_err(dest.display().to_string(), e))?;
+    let ft =
+        crate::fs::root::file_type(&dest_fd).map_err(|e| io_err(dest.display().to_string(), e))?;
     if ft != FileType::Directory {
         return Err(io_err(dest.display().to_string(), Errno::NOTDIR));
     }
@@ -641,12 +640,8 @@ impl Unpacker<'_> {
         }
         let chown_fd = |fd: &OwnedFd| -> Result<()> {
             if let Some((u, g)) = owner {
-                fchown(
-                    fd,
-                    Some(Uid::from_raw(u)),
-                    Some(Gid::from_raw(g)),
-                )
-                .map_err(|e| entry_err(&rel, e))?;
+                fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                    .map_err(|e| entry_err(&rel, e))?;
             }
             Ok(())
         };
@@ -655,7 +650,10 @@ impl Unpacker<'_> {
                 let fd = openat(
                     &parent,
                     name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
                         | OFlags::CLOEXEC,
                     Mode::from_raw_mode(0o600),
                 )
@@ -824,4 +822,599 @@ impl Unpacker<'_> {
 }
 
 #[cfg(test)]
-mod tests {}
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+    /// A scratch directory: `outer/` holds a sentinel file and `outer/root/`
+    /// is the container root. Removed on drop.
+    struct Scratch {
+        outer: PathBuf,
+    }
+
+    impl Scratch {
+        fn new(name: &str) -> Scratch {
+            let outer = std::env::temp_dir()
+                .join(format!("rootcell-archive-{}-{name}", std::process::id()));
+            let _ = fs::remove_dir_all(&outer);
+            fs::create_dir_all(outer.join("root")).unwrap();
+            fs::write(outer.join("sentinel"), b"host").unwrap();
+            Scratch { outer }
+        }
+        fn root_path(&self) -> PathBuf {
+            self.outer.join("root")
+        }
+        fn root(&self) -> RootDir {
+            RootDir::open(&self.root_path()).unwrap()
+        }
+        fn sentinel_unchanged(&self) {
+            assert_eq!(fs::read(self.outer.join("sentinel")).unwrap(), b"host");
+            let names: Vec<_> = fs::read_dir(&self.outer)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(
+                names.len(),
+                2,
+                "something appeared outside the root: {names:?}"
+            );
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.outer);
+        }
+    }
+
+    fn set_mtime(path: &Path, secs: i64) {
+        let t = Timespec {
+            tv_sec: secs,
+            tv_nsec: 0,
+        };
+        utimensat(
+            rustix::fs::CWD,
+            path,
+            &Timestamps {
+                last_access: t,
+                last_modification: t,
+            },
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+    }
+
+    fn names(tar: &[u8]) -> Vec<(String, EntryType)> {
+        let mut a = Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                    e.header().entry_type(),
+                )
+            })
+            .collect()
+    }
+
+    fn pack_vec(root: &RootDir, src: &str, opts: &PackOptions) -> Vec<u8> {
+        let mut out = Vec::new();
+        pack(root, Path::new(src), opts, &mut out).unwrap();
+        out
+    }
+
+    /// A tree with every kind pack and unpack handle without privileges.
+    fn make_tree(root: &Path) {
+        let d = root.join("d");
+        fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        fs::write(d.join("f"), b"hello bytes").unwrap();
+        fs::set_permissions(d.join("f"), fs::Permissions::from_mode(0o640)).unwrap();
+        fs::hard_link(d.join("f"), d.join("hard")).unwrap();
+        std::os::unix::fs::symlink("../outside/target", d.join("link")).unwrap();
+        fs::write(d.join("sub/deeper/x"), b"x").unwrap();
+        fs::set_permissions(d.join("sub"), fs::Permissions::from_mode(0o750)).unwrap();
+        set_mtime(&d.join("f"), 1_000_000_000);
+        set_mtime(&d.join("link"), 1_100_000_000);
+        set_mtime(&d.join("sub/deeper/x"), 1_200_000_000);
+        set_mtime(&d.join("sub/deeper"), 1_300_000_000);
+        set_mtime(&d.join("sub"), 1_400_000_000);
+        set_mtime(&d, 1_500_000_000);
+    }
+
+    #[test]
+    fn round_trip_keeps_bytes_modes_mtimes_links() {
+        let src = Scratch::new("rt-src");
+        let dst = Scratch::new("rt-dst");
+        make_tree(&src.root_path());
+        fs::create_dir(dst.root_path().join("out")).unwrap();
+        let tar = pack_vec(&src.root(), "/d", &PackOptions::default());
+        unpack(
+            &dst.root(),
+            Path::new("/out"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        let d = dst.root_path().join("out/d");
+        assert_eq!(fs::read(d.join("f")).unwrap(), b"hello bytes");
+        let f = fs::metadata(d.join("f")).unwrap();
+        assert_eq!(f.mode() & 0o7777, 0o640);
+        assert_eq!(f.mtime(), 1_000_000_000);
+        let h = fs::metadata(d.join("hard")).unwrap();
+        assert_eq!((h.ino(), h.nlink()), (f.ino(), 2), "hardlink kept");
+        assert_eq!(
+            fs::read_link(d.join("link")).unwrap(),
+            Path::new("../outside/target")
+        );
+        assert_eq!(
+            fs::symlink_metadata(d.join("link")).unwrap().mtime(),
+            1_100_000_000
+        );
+        assert_eq!(fs::read(d.join("sub/deeper/x")).unwrap(), b"x");
+        let sub = fs::metadata(d.join("sub")).unwrap();
+        assert_eq!(sub.mode() & 0o7777, 0o750);
+        assert_eq!(sub.mtime(), 1_400_000_000);
+        assert_eq!(
+            fs::metadata(d.join("sub/deeper")).unwrap().mtime(),
+            1_300_000_000
+        );
+        assert_eq!(fs::metadata(&d).unwrap().mtime(), 1_500_000_000);
+        src.sentinel_unchanged();
+        dst.sentinel_unchanged();
+    }
+
+    #[test]
+    fn directory_source_names_base_or_contents() {
+        let s = Scratch::new("names");
+        make_tree(&s.root_path());
+        let root = s.root();
+        let base = names(&pack_vec(&root, "/d", &PackOptions::default()));
+        assert_eq!(base[0], ("d".into(), EntryType::Directory));
+        assert!(
+            base.iter().all(|(n, _)| n == "d" || n.starts_with("d/")),
+            "{base:?}"
+        );
+        assert!(base.contains(&("d/f".into(), EntryType::Regular)));
+        // `/.`: the contents, not the directory.
+        let contents = names(&pack_vec(&root, "/d/.", &PackOptions::default()));
+        assert!(
+            contents.contains(&("f".into(), EntryType::Regular)),
+            "{contents:?}"
+        );
+        assert!(contents.contains(&("sub/deeper/x".into(), EntryType::Regular)));
+        assert!(!contents
+            .iter()
+            .any(|(n, _)| n.starts_with("d/") || n == "d"));
+        // A file source: one entry under its base name.
+        let file = names(&pack_vec(&root, "d/sub/deeper/x", &PackOptions::default()));
+        assert_eq!(file, vec![("x".into(), EntryType::Regular)]);
+        // `/.` on a file is an error naming the path.
+        let err = pack(
+            &root,
+            Path::new("/d/f/."),
+            &PackOptions::default(),
+            Vec::new(),
+        );
+        assert!(err.unwrap_err().to_string().contains("/d/f/."));
+    }
+
+    #[test]
+    fn follow_link_follows_only_the_source_and_stays_in_the_root() {
+        let s = Scratch::new("follow");
+        make_tree(&s.root_path());
+        let r = s.root_path();
+        std::os::unix::fs::symlink("/d/f", r.join("abs")).unwrap();
+        // A link that lexically leaves the root: inside it, `/..` is `/`.
+        std::os::unix::fs::symlink("../../sentinel", r.join("escape")).unwrap();
+        let root = s.root();
+        let plain = pack_vec(&root, "/abs", &PackOptions::default());
+        assert_eq!(names(&plain), vec![("abs".into(), EntryType::Symlink)]);
+        let opts = PackOptions {
+            follow_link: true,
+            ..Default::default()
+        };
+        let followed = pack_vec(&root, "/abs", &opts);
+        let mut a = Archive::new(&followed[..]);
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(&*e.path_bytes(), b"abs");
+        let mut body = Vec::new();
+        e.read_to_end(&mut body).unwrap();
+        assert_eq!(body, b"hello bytes");
+        // Links below the source are never followed, even with -L.
+        let dir = names(&pack_vec(&root, "/d", &opts));
+        assert!(dir.contains(&("d/link".into(), EntryType::Symlink)));
+        // The escaping link resolves inside the root: no such file there.
+        let err = pack(&root, Path::new("/escape"), &opts, Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("/escape"), "{err}");
+        s.sentinel_unchanged();
+    }
+
+    #[test]
+    fn fifo_at_the_source_is_a_header_only() {
+        let s = Scratch::new("fifo");
+        fs::create_dir(s.root_path().join("d")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            s.root_path().join("d/p"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let root = s.root();
+        let start = std::time::Instant::now();
+        let tar = pack_vec(&root, "/d", &PackOptions::default());
+        assert!(names(&tar).contains(&("d/p".into(), EntryType::Fifo)));
+        let tar = pack_vec(&root, "/d/p", &PackOptions::default());
+        assert_eq!(names(&tar), vec![("p".into(), EntryType::Fifo)]);
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // And it unpacks to a fifo.
+        let dst = Scratch::new("fifo-dst");
+        unpack(
+            &dst.root(),
+            Path::new("/"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert!(fs::metadata(dst.root_path().join("p"))
+            .unwrap()
+            .file_type()
+            .is_fifo());
+    }
+
+    /// Counts what is written, keeps nothing.
+    struct Count(u64, Vec<u8>);
+    impl Write for Count {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0 += b.len() as u64;
+            // Keep the last bytes written: the data before the padding.
+            self.1.extend_from_slice(b);
+            let keep = self.1.len().saturating_sub(4096);
+            self.1.drain(..keep);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn large_sparse_file_streams_with_bounded_memory() {
+        let s = Scratch::new("sparse");
+        let path = s.root_path().join("big");
+        let size: u64 = 4 << 30;
+        {
+            let f = fs::File::create(&path).unwrap();
+            f.set_len(size).unwrap();
+            rustix::io::pwrite(&f, b"TAIL", size - 4).unwrap();
+        }
+        let start = std::time::Instant::now();
+        let mut out = Count(0, Vec::new());
+        pack(
+            &s.root(),
+            Path::new("/big"),
+            &PackOptions::default(),
+            &mut out,
+        )
+        .unwrap();
+        assert!(out.0 >= size + 512, "{} bytes", out.0);
+        // The last data block ends with the tail, then the end-of-archive.
+        let tail = &out.1[..out.1.len() - 1024];
+        assert!(tail.ends_with(b"TAIL"), "the data after the hole is there");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+
+    /// A raw header: the tar crate's setters refuse hostile names, so the
+    /// bytes are written directly.
+    fn raw(name: &[u8], kind: EntryType, link: &[u8], data: &[u8]) -> Vec<u8> {
+        let mut h = Header::new_gnu();
+        h.as_old_mut().name[..name.len()].copy_from_slice(name);
+        h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(1_000_000_000);
+        h.set_cksum();
+        let mut out = h.as_bytes().to_vec();
+        out.extend_from_slice(data);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+        out
+    }
+
+    fn stream(entries: &[Vec<u8>]) -> Vec<u8> {
+        let mut out: Vec<u8> = entries.concat();
+        out.extend_from_slice(&[0; 1024]);
+        out
+    }
+
+    fn unpack_err(s: &Scratch, tar: &[u8], opts: &UnpackOptions) -> String {
+        fs::create_dir_all(s.root_path().join("dst")).unwrap();
+        let err = unpack(&s.root(), Path::new("/dst"), tar, opts).unwrap_err();
+        s.sentinel_unchanged();
+        err.to_string()
+    }
+
+    #[test]
+    fn dotdot_names_are_refused_naming_the_entry() {
+        let s = Scratch::new("dotdot");
+        for name in [&b"../../sentinel"[..], b"a/../../sentinel", b"../x"] {
+            let tar = stream(&[raw(name, EntryType::Regular, b"", b"pwned")]);
+            let err = unpack_err(&s, &tar, &UnpackOptions::default());
+            let shown = String::from_utf8_lossy(name);
+            assert!(err.contains(&*shown), "{err}");
+        }
+        // `a/../b` stays inside: allowed, as docker's Clean allows it.
+        let tar = stream(&[raw(b"a/../b", EntryType::Regular, b"", b"ok")]);
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(s.root_path().join("dst/b")).unwrap(), b"ok");
+    }
+
+    #[test]
+    fn absolute_names_are_contained_in_the_destination() {
+        let s = Scratch::new("abs");
+        let outer = s.outer.join("sentinel");
+        let tar = stream(&[raw(
+            outer.as_os_str().as_bytes(),
+            EntryType::Regular,
+            b"",
+            b"pwned",
+        )]);
+        fs::create_dir(s.root_path().join("dst")).unwrap();
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        let inside = s
+            .root_path()
+            .join("dst")
+            .join(outer.strip_prefix("/").unwrap());
+        assert_eq!(fs::read(inside).unwrap(), b"pwned");
+        s.sentinel_unchanged();
+    }
+
+    #[test]
+    fn writes_through_a_symlink_entry_stay_in_the_root() {
+        let s = Scratch::new("symwrite");
+        let outer = s.outer.as_os_str().as_bytes().to_vec();
+        for (i, target) in [outer.as_slice(), b"../../..", b"/.."].iter().enumerate() {
+            let link = format!("l{i}");
+            let tar = stream(&[
+                raw(link.as_bytes(), EntryType::Symlink, target, b""),
+                raw(
+                    format!("{link}/sentinel").as_bytes(),
+                    EntryType::Regular,
+                    b"",
+                    b"pwned",
+                ),
+            ]);
+            fs::create_dir_all(s.root_path().join("dst")).unwrap();
+            unpack(
+                &s.root(),
+                Path::new("/dst"),
+                &tar[..],
+                &UnpackOptions::default(),
+            )
+            .unwrap();
+            s.sentinel_unchanged();
+        }
+        // `../../..` and `/..` are the root itself inside the root.
+        assert_eq!(fs::read(s.root_path().join("sentinel")).unwrap(), b"pwned");
+    }
+
+    #[test]
+    fn hardlinks_outside_or_through_symlinks_are_refused() {
+        let s = Scratch::new("hardlink");
+        let cases: [Vec<Vec<u8>>; 3] = [
+            vec![raw(b"h", EntryType::Link, b"../../sentinel", b"")],
+            vec![
+                raw(b"s", EntryType::Symlink, b"/..", b""),
+                raw(b"h", EntryType::Link, b"s/sentinel", b""),
+            ],
+            vec![
+                raw(
+                    b"s2",
+                    EntryType::Symlink,
+                    s.outer.as_os_str().as_bytes(),
+                    b"",
+                ),
+                raw(b"h2", EntryType::Link, b"s2/sentinel", b""),
+            ],
+        ];
+        for case in cases {
+            let err = unpack_err(&s, &stream(&case), &UnpackOptions::default());
+            assert!(err.contains("\"h"), "{err}");
+            assert_eq!(fs::metadata(s.outer.join("sentinel")).unwrap().nlink(), 1);
+        }
+        // A hardlink to an earlier entry works.
+        let tar = stream(&[
+            raw(b"f", EntryType::Regular, b"", b"data"),
+            raw(b"g", EntryType::Link, b"f", b""),
+        ]);
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::metadata(s.root_path().join("dst/g")).unwrap().nlink(),
+            2
+        );
+    }
+
+    #[test]
+    fn device_nodes_are_refused_unless_allowed() {
+        let s = Scratch::new("dev");
+        let mut h = Header::new_gnu();
+        h.set_path("null").unwrap();
+        h.set_entry_type(EntryType::Char);
+        h.set_device_major(1).unwrap();
+        h.set_device_minor(3).unwrap();
+        h.set_size(0);
+        h.set_mode(0o666);
+        h.set_cksum();
+        let tar = stream(&[h.as_bytes().to_vec()]);
+        let err = unpack_err(&s, &tar, &UnpackOptions::default());
+        assert!(err.contains("\"null\"") && err.contains("device"), "{err}");
+        assert!(!s.root_path().join("dst/null").exists());
+        if rustix::process::geteuid().is_root() {
+            let opts = UnpackOptions {
+                allow_devices: true,
+                ..Default::default()
+            };
+            unpack(&s.root(), Path::new("/dst"), &tar[..], &opts).unwrap();
+            let m = fs::metadata(s.root_path().join("dst/null")).unwrap();
+            assert!(m.file_type().is_char_device());
+            assert_eq!(m.mode() & 0o7777, 0o666);
+        }
+    }
+
+    #[test]
+    fn malformed_and_huge_headers_are_errors() {
+        let s = Scratch::new("malformed");
+        // Bad checksum.
+        let mut bad = raw(b"f", EntryType::Regular, b"", b"abc");
+        bad[148] ^= 0x11;
+        let err = unpack_err(&s, &stream(&[bad]), &UnpackOptions::default());
+        assert!(!err.is_empty());
+        // A size far larger than the stream: an error, not a panic or an
+        // allocation of that size.
+        let mut h = Header::new_gnu();
+        h.set_path("huge").unwrap();
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(u64::MAX / 2);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend_from_slice(&[7; 4096]);
+        let err = unpack_err(&s, &tar, &UnpackOptions::default());
+        assert!(err.contains("huge"), "{err}");
+        // Garbage.
+        let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let _ = unpack_err(&s, &junk, &UnpackOptions::default());
+    }
+
+    #[test]
+    fn directory_and_non_directory_never_replace_each_other() {
+        let s = Scratch::new("dirnondir");
+        let dst = s.root_path().join("dst");
+        fs::create_dir_all(dst.join("isdir")).unwrap();
+        fs::write(dst.join("isfile"), b"keep").unwrap();
+        let err = unpack_err(
+            &s,
+            &stream(&[raw(b"isdir", EntryType::Regular, b"", b"x")]),
+            &UnpackOptions::default(),
+        );
+        assert!(err.contains("isdir") && err.contains("directory"), "{err}");
+        let err = unpack_err(
+            &s,
+            &stream(&[raw(b"isfile", EntryType::Directory, b"", b"")]),
+            &UnpackOptions::default(),
+        );
+        assert!(err.contains("isfile"), "{err}");
+        assert_eq!(fs::read(dst.join("isfile")).unwrap(), b"keep");
+        // A file replaces a file; a directory over a directory is merged.
+        let tar = stream(&[
+            raw(b"isfile", EntryType::Regular, b"", b"new"),
+            raw(b"isdir/", EntryType::Directory, b"", b""),
+        ]);
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(fs::read(dst.join("isfile")).unwrap(), b"new");
+        assert!(dst.join("isdir").is_dir());
+    }
+
+    #[test]
+    fn owners_are_mapped_both_ways() {
+        let ids = IdMap {
+            uids: vec![IdMapping {
+                container_id: 0,
+                host_id: 100_000,
+                size: 65_536,
+            }],
+            gids: vec![IdMapping {
+                container_id: 0,
+                host_id: 200_000,
+                size: 65_536,
+            }],
+        };
+        assert_eq!(ids.host_to_container(100_005, 200_007), (5, 7));
+        assert_eq!(ids.host_to_container(0, 0), (OVERFLOW_ID, OVERFLOW_ID));
+        assert_eq!(ids.container_to_host(5, 7), Some((100_005, 200_007)));
+        assert_eq!(ids.container_to_host(70_000, 0), None);
+        assert_eq!(IdMap::default().container_to_host(3, 4), Some((3, 4)));
+        if !rustix::process::geteuid().is_root() {
+            return;
+        }
+        let s = Scratch::new("owners");
+        let f = s.root_path().join("f");
+        fs::write(&f, b"x").unwrap();
+        rustix::fs::chown(
+            &f,
+            Some(Uid::from_raw(100_005)),
+            Some(Gid::from_raw(200_007)),
+        )
+        .unwrap();
+        let opts = PackOptions {
+            ids: ids.clone(),
+            ..Default::default()
+        };
+        let tar = pack_vec(&s.root(), "/f", &opts);
+        let mut a = Archive::new(&tar[..]);
+        let e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(
+            (e.header().uid().unwrap(), e.header().gid().unwrap()),
+            (5, 7)
+        );
+        // Back in with -a: host ids again.
+        fs::create_dir(s.root_path().join("dst")).unwrap();
+        let uopts = UnpackOptions {
+            ownership: Ownership::Archive,
+            ids: ids.clone(),
+            allow_devices: false,
+        };
+        unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
+        let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (100_005, 200_007));
+        // Fixed: the container's user, mapped.
+        let uopts = UnpackOptions {
+            ownership: Ownership::Fixed { uid: 1, gid: 2 },
+            ids,
+            allow_devices: false,
+        };
+        unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
+        let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (100_001, 200_002));
+        // Caller: no chown at all.
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, 0));
+    }
+}
