@@ -245,8 +245,7 @@ impl<W: Write> Packer<'_, W> {
                 other => other.map_err(|e| io_err(path.display().to_string(), e))?,
             };
             let st = fstat(&child).map_err(|e| io_err(path.display().to_string(), e))?;
-            let fd_b = fd.try_clone().map_err(|e| io_err("dup", e))?;
-            self.append(Some((&fd_b, &name)), &child, &st, &path)?;
+            self.append(Some((&*fd, &name)), &child, &st, &path)?;
             if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
                 let sub = reopen_dir(&child, &path)?;
                 stack.push((sub, path, None));
@@ -613,6 +612,88 @@ fn clean_name(name: &Path) -> std::result::Result<Option<PathBuf>, &'static str>
     Ok((!out.is_empty()).then(|| out.iter().collect()))
 }
 
+/// The largest extension entry (GNU long name or link, pax header) read:
+/// the tar crate holds these in memory, so a hostile size is refused before
+/// it is read (the kernel's PATH_MAX is 4096; pax records with xattrs are
+/// larger, still far below this).
+const MAX_EXTENSION: u64 = 1 << 20;
+
+/// Follows the stream's 512-byte block structure next to the tar crate and
+/// refuses an extension header (`L`, `K`, `x`, `g`) larger than
+/// `MAX_EXTENSION`, so a hostile stream cannot make the reader allocate
+/// what its header claims. Data blocks pass through untouched.
+struct HeaderGuard<R> {
+    inner: R,
+    /// Bytes of data (rounded to blocks) before the next header.
+    skip: u64,
+    /// The next block is a GNU sparse extension block, not a header.
+    sparse_ext: bool,
+    block: [u8; 512],
+    fill: usize,
+}
+
+impl<R: Read> HeaderGuard<R> {
+    fn new(inner: R) -> Self {
+        HeaderGuard {
+            inner,
+            skip: 0,
+            sparse_ext: false,
+            block: [0; 512],
+            fill: 0,
+        }
+    }
+
+    /// Looks at one complete header block.
+    fn header(&mut self) -> io::Result<()> {
+        let b = &self.block;
+        if self.sparse_ext {
+            self.sparse_ext = b[504] != 0;
+            return Ok(());
+        }
+        if b.iter().all(|&x| x == 0) {
+            return Ok(());
+        }
+        // An unparsable size is left to the tar crate, which reports it.
+        let size = Header::from_byte_slice(b).entry_size().unwrap_or(0);
+        let kind = b[156];
+        if matches!(kind, b'L' | b'K' | b'x' | b'g') && size > MAX_EXTENSION {
+            return Err(io::Error::other(format!(
+                "tar extension header of {size} bytes (type {:?}) exceeds {MAX_EXTENSION}",
+                kind as char
+            )));
+        }
+        if kind == b'S' {
+            self.sparse_ext = b[482] != 0;
+        }
+        self.skip = size.div_ceil(512).saturating_mul(512);
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut rest = &buf[..n];
+        while !rest.is_empty() {
+            if self.skip > 0 {
+                let k = rest.len().min(self.skip.min(usize::MAX as u64) as usize);
+                self.skip -= k as u64;
+                rest = &rest[k..];
+                continue;
+            }
+            let k = rest.len().min(512 - self.fill);
+            self.block[self.fill..self.fill + k].copy_from_slice(&rest[..k]);
+            self.fill += k;
+            rest = &rest[k..];
+            if self.fill == 512 {
+                self.fill = 0;
+                self.header()?;
+            }
+        }
+        Ok(n)
+    }
+}
+
 /// Extracts a tar stream into the directory `dest` inside `root`.
 pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOptions) -> Result<()> {
     let dest_fd = root
@@ -623,7 +704,7 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
     if ft != FileType::Directory {
         return Err(io_err(dest.display().to_string(), Errno::NOTDIR));
     }
-    let mut archive = Archive::new(input);
+    let mut archive = Archive::new(HeaderGuard::new(input));
     let mut u = Unpacker {
         root,
         dest,
@@ -1423,7 +1504,9 @@ mod tests {
     #[test]
     fn hardlinks_outside_or_through_symlinks_are_refused() {
         let s = Scratch::new("hardlink");
-        let cases: [Vec<Vec<u8>>; 3] = [
+        fs::create_dir_all(s.root_path().join("dst/sub")).unwrap();
+        fs::write(s.root_path().join("dst/sub/f"), b"in").unwrap();
+        let cases: [Vec<Vec<u8>>; 4] = [
             vec![raw(b"h", EntryType::Link, b"../../sentinel", b"")],
             vec![
                 raw(b"s", EntryType::Symlink, b"/..", b""),
@@ -1437,6 +1520,11 @@ mod tests {
                     b"",
                 ),
                 raw(b"h2", EntryType::Link, b"s2/sentinel", b""),
+            ],
+            // Even a symlink that stays inside is not a way to a target.
+            vec![
+                raw(b"s3", EntryType::Symlink, b"sub", b""),
+                raw(b"h3", EntryType::Link, b"s3/f", b""),
             ],
         ];
         for case in cases {
@@ -1508,6 +1596,36 @@ mod tests {
         tar.extend_from_slice(&[7; 4096]);
         let err = unpack_err(&s, &tar, &UnpackOptions::default());
         assert!(err.contains("huge"), "{err}");
+        // A GNU long name claiming 1 TiB: refused before it is read.
+        let mut h = Header::new_gnu();
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_entry_type(EntryType::GNULongName);
+        h.set_size(1 << 40);
+        h.set_cksum();
+        let mut tar = h.as_bytes().to_vec();
+        tar.extend_from_slice(&[b'a'; 8192]);
+        let err = unpack_err(&s, &tar, &UnpackOptions::default());
+        assert!(err.contains("extension header"), "{err}");
+        // Long names within bounds still work.
+        let long = "d/".repeat(60) + "file";
+        let mut b = Builder::new(Vec::new());
+        let mut h = Header::new_gnu();
+        h.set_entry_type(EntryType::Regular);
+        h.set_size(2);
+        h.set_mode(0o644);
+        b.append_data(&mut h, &long, &b"ok"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            fs::read(s.root_path().join("dst").join(&long)).unwrap(),
+            b"ok"
+        );
         // Garbage.
         let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
         let _ = unpack_err(&s, &junk, &UnpackOptions::default());
