@@ -1256,6 +1256,14 @@ mod tests {
         let mut body = Vec::new();
         e.read_to_end(&mut body).unwrap();
         assert_eq!(body, b"hello bytes");
+        // A followed link to a directory names its entries after the link.
+        std::os::unix::fs::symlink("d", r.join("ld")).unwrap();
+        let ld = names(&pack_vec(&root, "/ld", &opts));
+        assert!(ld.contains(&("ld/f".into(), EntryType::Regular)), "{ld:?}");
+        assert_eq!(
+            names(&pack_vec(&root, "/ld", &PackOptions::default())),
+            vec![("ld".into(), EntryType::Symlink)]
+        );
         // Links below the source are never followed, even with -L.
         let dir = names(&pack_vec(&root, "/d", &opts));
         assert!(dir.contains(&("d/link".into(), EntryType::Symlink)));
