@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -35,9 +35,11 @@ use rustix::io::{pread, Errno};
 use rustix::process::{Gid, Uid};
 use tar::{Archive, Builder, EntryType, Header};
 
+use crate::fs::procfs::{self, ProcfsBase};
 use crate::fs::RootDir;
 use crate::plan::IdMapping;
 use crate::{Error, Result};
+use pathrs::flags::OpenFlags;
 
 /// The id written for a host id that has no container id (the kernel's
 /// overflow id, as `stat` shows it inside a user namespace).
@@ -157,8 +159,8 @@ fn source_name(src: &Path) -> SourceName {
         _ => None,
     });
     match last {
-        // A `..` last (`a/b/..`) is resolved by the kernel; docker names it
-        // lexically, so does this.
+        // A `..` last (`a/b/..`) cannot name an entry: the directory it
+        // resolves to (inside the root) is sent as contents.
         Some(_) if matches!(src.components().next_back(), Some(Component::ParentDir)) => {
             SourceName::Contents
         }
@@ -191,13 +193,11 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
         SourceName::Contents => p.walk_dir(&fd, PathBuf::new())?,
         SourceName::Base(name) => {
             let name = PathBuf::from(name);
+            // A symlink source (without -L) is read with readlinkat(fd, "")
+            // on its O_PATH fd.
+            p.append(None, &fd, &st, &name)?;
             if is_dir {
-                p.append(None, &fd, &st, &name)?;
                 p.walk_dir(&fd, name)?;
-            } else {
-                // Reopen through the parent to read a symlink's target (an
-                // O_PATH fd of a symlink is readable with readlinkat(fd, "")).
-                p.append(None, &fd, &st, &name)?;
             }
         }
     }
@@ -376,26 +376,22 @@ fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
 
 /// Opens a regular file for reading without following anything and
 /// without blocking: through its parent and name when known (`O_NOFOLLOW`),
-/// else through `/proc/self/fd` of its `O_PATH` fd (the source itself,
-/// already resolved inside the root). The result must be the same inode as
+/// else through the private procfs's magic link of its `O_PATH` fd (the
+/// source itself, already resolved inside the root). The result must be the same inode as
 /// `st`, still a regular file: a name swapped meanwhile for a fifo or a
 /// symlink is refused, never read.
 fn open_regular(at: Option<(&OwnedFd, &OsStr)>, fd: &OwnedFd, st: &Stat) -> io::Result<File> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     let file: OwnedFd = match at {
         Some((dir, name)) => openat(dir, name, flags, Mode::empty())?,
-        None => {
-            // Reopen the O_PATH fd itself: ".." of a non-directory is not
-            // available, so use the magic link, which refers to exactly this
-            // inode (no path lookup inside the container).
-            let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
-            openat(
-                rustix::fs::CWD,
-                proc.as_str(),
-                flags.difference(OFlags::NOFOLLOW),
-                Mode::empty(),
-            )?
-        }
+        // Reopen the O_PATH fd itself (the source, already resolved inside
+        // the root) through its magic link in the private procfs: exactly
+        // this inode, no lookup inside the container.
+        None => procfs::open_link(
+            ProcfsBase::ProcThreadSelf,
+            &format!("fd/{}", fd.as_raw_fd()),
+            OpenFlags::O_RDONLY | OpenFlags::O_NONBLOCK | OpenFlags::O_CLOEXEC,
+        )?,
     };
     let now = fstat(&file)?;
     if now.st_dev != st.st_dev
@@ -943,8 +939,8 @@ impl Unpacker<'_> {
                 mknodat(&parent, name, ft, Mode::from_raw_mode(0o600), dev)
                     .map_err(|e| entry_err(&rel, e))?;
                 // The node is reopened O_PATH|O_NOFOLLOW: its owner is set
-                // on that fd; its mode through the fd's magic link, which
-                // names exactly that inode.
+                // on that fd; its mode through the fd's magic link in the
+                // private procfs, which names exactly that inode.
                 let fd = openat(
                     &parent,
                     name,
@@ -965,9 +961,19 @@ impl Unpacker<'_> {
                     )
                     .map_err(|e| entry_err(&rel, e))?;
                 }
-                let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
-                rustix::fs::chmod(proc.as_str(), Mode::from_raw_mode(mode))
-                    .map_err(|e| entry_err(&rel, e))?;
+                let fds = procfs::open_link(
+                    ProcfsBase::ProcThreadSelf,
+                    "fd",
+                    OpenFlags::O_PATH | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC,
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                rustix::fs::chmodat(
+                    &fds,
+                    fd.as_raw_fd().to_string().as_str(),
+                    Mode::from_raw_mode(mode),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| entry_err(&rel, e))?;
                 utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| entry_err(&rel, e))?;
             }
