@@ -1448,6 +1448,37 @@ mod tests {
             let shown = String::from_utf8_lossy(name);
             assert!(err.contains(&*shown), "{err}");
         }
+        // The same names carried by a pax `path` record and a GNU long name.
+        let record = |v: &str| {
+            let body = format!(" path={v}\n");
+            let mut len = body.len() + 2;
+            if format!("{len}{body}").len() != len {
+                len += 1;
+            }
+            format!("{len}{body}").into_bytes()
+        };
+        let pax = stream(&[
+            raw(
+                b"PaxHeader",
+                EntryType::XHeader,
+                b"",
+                &record("../../sentinel"),
+            ),
+            raw(b"innocent", EntryType::Regular, b"", b"pwned"),
+        ]);
+        let err = unpack_err(&s, &pax, &UnpackOptions::default());
+        assert!(err.contains("../../sentinel"), "{err}");
+        let gnu = stream(&[
+            raw(
+                b"././@LongLink",
+                EntryType::GNULongName,
+                b"",
+                b"../../sentinel\0",
+            ),
+            raw(b"innocent", EntryType::Regular, b"", b"pwned"),
+        ]);
+        let err = unpack_err(&s, &gnu, &UnpackOptions::default());
+        assert!(err.contains("../../sentinel"), "{err}");
         // `a/../b` stays inside: allowed, as docker's Clean allows it.
         let tar = stream(&[raw(b"a/../b", EntryType::Regular, b"", b"ok")]);
         unpack(
