@@ -16,5 +16,6 @@ pub mod rootfs;
 pub mod sandbox;
 pub mod spec;
 pub mod state;
+pub mod view;
 
 pub use error::{Error, Result};
