@@ -159,6 +159,14 @@ fn stat_in_a_running_container() {
     ctx.run_detached(&id, &f.b, &[]).assert_ok("run -d");
     ctx.wait_status(&id, "running");
     check_stats(&ctx, &id, &f);
+    // Paused: the view does not enter the container, it still works.
+    if cgroup_v1_controller("freezer") {
+        ctx.rt(&["pause", &id]).assert_ok("pause");
+        assert_eq!(ctx.status(&id), "paused");
+        let file = stat_json(&ctx, &id, "/hostroot/etc/viewfile");
+        assert_eq!(file["size"], VIEWFILE.len());
+        ctx.rt(&["resume", &id]).assert_ok("resume");
+    }
     ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
@@ -179,6 +187,20 @@ fn stat_in_created_and_stopped_containers() {
         .assert_ok("run -d true");
     ctx.wait_status(&stopped, "stopped");
     check_stats(&ctx, &stopped, &f);
+    // A volume whose source is gone: the error names the config mount,
+    // nothing is left mounted.
+    let before = host_mount_points();
+    let moved = ctx.dir.join("ro-vol.moved");
+    fs::rename(&f.ro_vol, &moved).unwrap();
+    let broken = ctx.rt(&["stat", &stopped, "/etc/viewfile"]);
+    broken.assert_fail("stat with a volume source missing");
+    assert!(
+        broken.stderr.contains("mounts[") && broken.stderr.contains("ro-vol"),
+        "{}",
+        broken.stderr
+    );
+    assert_eq!(host_mount_points(), before);
+    fs::rename(&moved, &f.ro_vol).unwrap();
     ctx.rt(&["delete", &stopped]).assert_ok("delete stopped");
 
     // A deleted container has no view.
