@@ -316,6 +316,15 @@ pub enum Command {
         )]
         args: Vec<std::ffi::OsString>,
     },
+    /// Print docker's PathStat of a path inside a container (name, size,
+    /// mode, mtime, link target resolved inside the container).
+    Stat {
+        /// Print the PathStat as JSON (docker's `X-Docker-Container-Path-Stat`).
+        #[arg(long)]
+        json: bool,
+        container: String,
+        path: PathBuf,
+    },
     /// Print the plan for a bundle without running anything.
     Plan {
         #[arg(default_value = ".")]

@@ -75,6 +75,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             println!("{}", serde_json::to_string_pretty(&features::features())?);
             Ok(0)
         }
+        Command::Stat {
+            json,
+            container,
+            path,
+        } => stat(&runtime, &container, &path, json).map(|()| 0),
         Command::Plan {
             bundle,
             json,
@@ -148,6 +153,25 @@ fn plan(
         serde_json::to_string_pretty(&plan)? + "\n"
     } else {
         plan.to_string()
+    };
+    emit(&text)
+}
+
+/// `rootcell stat`: docker's PathStat of a path in a container, one
+/// `field: value` line each, or the JSON object.
+fn stat(runtime: &Runtime, id: &str, path: &Path, json: bool) -> Result<()> {
+    let st = rootcell::view::stat(runtime, id, path)?;
+    let text = if json {
+        serde_json::to_string(&st)? + "\n"
+    } else {
+        format!(
+            "name: {}\nsize: {}\nmode: {}\nmtime: {}\nlinkTarget: {}\n",
+            st.name,
+            st.size,
+            rootcell::view::plan::go_mode_string(st.mode),
+            st.mtime,
+            st.link_target
+        )
     };
     emit(&text)
 }

@@ -10,7 +10,7 @@ pub fn rfc3339_now() -> String {
     format_unix(now.as_secs() as i64, now.subsec_nanos())
 }
 
-fn format_unix(secs: i64, nanos: u32) -> String {
+pub(crate) fn format_unix(secs: i64, nanos: u32) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);

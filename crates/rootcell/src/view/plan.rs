@@ -1,0 +1,425 @@
+//! What a view of a container mounts, as plain data (`ViewPlan`), and the
+//! pure parts of `stat`: docker's `PathStat` shape, Go's `FileMode` bits,
+//! and `FollowSymlinkInScope` over a lookup callback. No syscalls here.
+
+use std::collections::VecDeque;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::plan::build::clean;
+use crate::plan::options::{self, attr};
+use crate::spec::Bundle;
+
+/// The mounts of a view: the container's rootfs and the bind mounts of its
+/// config (its volumes), in config order (a later one covers an earlier).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViewPlan {
+    /// Absolute host path of the root filesystem.
+    pub rootfs: PathBuf,
+    /// `root.readonly`: the root mount (not the volumes) is read-only.
+    pub root_readonly: bool,
+    pub mounts: Vec<ViewMount>,
+}
+
+/// One bind mount of the config, as the view attaches it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViewMount {
+    /// Index in the config's `mounts`, for error messages.
+    pub config_index: usize,
+    /// Host path (relative sources are relative to the bundle).
+    pub source: PathBuf,
+    /// Path inside the container, cleaned.
+    pub destination: PathBuf,
+    /// `rbind`: the source's submounts too.
+    pub recursive: bool,
+    /// `ro` or `rro`: the whole bound tree is made read-only
+    /// (`mount_setattr(AT_RECURSIVE)`), as docker's view does.
+    pub read_only: bool,
+}
+
+/// Attributes every mount of a view gets, recursively: a view never
+/// executes, and a device node or set-id file in the container gives the
+/// caller nothing (opening a device node through the view fails).
+pub const VIEW_ATTRS: u64 = attr::NOSUID | attr::NODEV | attr::NOEXEC;
+
+impl ViewPlan {
+    /// The view of a container made from `bundle`, whose rootfs is
+    /// `rootfs` (the state's: the config may have changed since `create`).
+    /// Only bind mounts are part of a view: new filesystem instances
+    /// (tmpfs, proc...) exist only in the container. A bind onto `/` is
+    /// left out (the rootfs is the root).
+    pub fn new(bundle: &Bundle, rootfs: &Path) -> Result<ViewPlan> {
+        let spec = &bundle.spec;
+        let mut mounts = Vec::new();
+        for (i, mount) in spec.mounts().iter().flatten().enumerate() {
+            let opts = options::parse(mount.options().as_deref().unwrap_or_default());
+            let fstype = mount.typ().as_deref().unwrap_or("");
+            if !(opts.bind || fstype == "bind") {
+                continue;
+            }
+            let destination = clean(mount.destination());
+            if destination == Path::new("/") {
+                continue;
+            }
+            let source = mount.source().as_ref().ok_or_else(|| {
+                crate::Error::spec(format!("mounts[{i}].source"), "a bind needs a source")
+            })?;
+            mounts.push(ViewMount {
+                config_index: i,
+                source: bundle.dir.join(source),
+                destination,
+                recursive: opts.recursive_bind,
+                read_only: (opts.attrs.set | opts.recursive_attrs.set) & attr::RDONLY != 0,
+            });
+        }
+        Ok(ViewPlan {
+            rootfs: rootfs.to_path_buf(),
+            root_readonly: spec
+                .root()
+                .as_ref()
+                .and_then(|r| r.readonly())
+                .unwrap_or(false),
+            mounts,
+        })
+    }
+}
+
+/// docker's `container.PathStat` (`X-Docker-Container-Path-Stat`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathStat {
+    /// Last element of the cleaned absolute path (`/` for the root).
+    pub name: String,
+    /// `lstat` size.
+    pub size: i64,
+    /// Go's `os.FileMode` of the `lstat`: permission bits plus type bits.
+    pub mode: u32,
+    /// RFC 3339 with nanoseconds, UTC (Go's `time.Time` JSON).
+    pub mtime: String,
+    /// For a symlink: the path every symlink on the way resolves to,
+    /// inside the container (`FollowSymlinkInScope`); else empty.
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// Go's `os.FileMode` bits (`io/fs`).
+pub mod go_mode {
+    pub const DIR: u32 = 1 << 31;
+    pub const SYMLINK: u32 = 1 << 27;
+    pub const DEVICE: u32 = 1 << 26;
+    pub const NAMED_PIPE: u32 = 1 << 25;
+    pub const SOCKET: u32 = 1 << 24;
+    pub const SETUID: u32 = 1 << 23;
+    pub const SETGID: u32 = 1 << 22;
+    pub const CHAR_DEVICE: u32 = 1 << 21;
+    pub const STICKY: u32 = 1 << 20;
+}
+
+/// `st_mode` as Go's `os.FileMode` (what `os.Lstat(...).Mode()` gives).
+pub fn go_file_mode(st_mode: u32) -> u32 {
+    let mut mode = st_mode & 0o777;
+    mode |= match st_mode & libc::S_IFMT {
+        libc::S_IFBLK => go_mode::DEVICE,
+        libc::S_IFCHR => go_mode::DEVICE | go_mode::CHAR_DEVICE,
+        libc::S_IFDIR => go_mode::DIR,
+        libc::S_IFIFO => go_mode::NAMED_PIPE,
+        libc::S_IFLNK => go_mode::SYMLINK,
+        libc::S_IFSOCK => go_mode::SOCKET,
+        _ => 0,
+    };
+    if st_mode & libc::S_ISUID != 0 {
+        mode |= go_mode::SETUID;
+    }
+    if st_mode & libc::S_ISGID != 0 {
+        mode |= go_mode::SETGID;
+    }
+    if st_mode & libc::S_ISVTX != 0 {
+        mode |= go_mode::STICKY;
+    }
+    mode
+}
+
+/// Go's `FileMode.String()`: `drwxr-xr-x`, `Lrwxrwxrwx`, `-rw-r--r--`.
+pub fn go_mode_string(mode: u32) -> String {
+    const LETTERS: &[u8] = b"dalTLDpSugct?";
+    let mut out = String::new();
+    for (i, c) in LETTERS.iter().enumerate() {
+        if mode & (1 << (31 - i)) != 0 {
+            out.push(*c as char);
+        }
+    }
+    if out.is_empty() {
+        out.push('-');
+    }
+    for (i, c) in b"rwxrwxrwx".iter().enumerate() {
+        out.push(if mode & (1 << (8 - i)) != 0 {
+            *c as char
+        } else {
+            '-'
+        });
+    }
+    out
+}
+
+/// Go's `time.RFC3339Nano` in UTC: trailing zeros of the fraction dropped,
+/// no fraction for a whole second.
+pub fn rfc3339_nano(secs: i64, nanos: u32) -> String {
+    let full = crate::state::time::format_unix(secs, nanos);
+    // `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`
+    let Some((head, frac)) = full.trim_end_matches('Z').split_once('.') else {
+        return full;
+    };
+    let frac = frac.trim_end_matches('0');
+    if frac.is_empty() {
+        format!("{head}Z")
+    } else {
+        format!("{head}.{frac}Z")
+    }
+}
+
+/// The name docker reports: the last element of the cleaned absolute path.
+pub fn stat_name(path: &Path) -> String {
+    let abs = scoped_clean(path);
+    match abs.file_name() {
+        Some(name) => name.to_string_lossy().into_owned(),
+        None => "/".to_string(),
+    }
+}
+
+/// `path` made absolute and cleaned lexically, `..` stopping at `/`
+/// (Go's `filepath.Join("/", path)`).
+pub fn scoped_clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in path.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The most symlinks followed, as moby's `FollowSymlinkInScope`.
+const MAX_LINKS: usize = 255;
+
+/// `FollowSymlinkInScope`: resolves every symlink of `path` inside a root,
+/// `..` and absolute targets staying in it. `readlink(p)` is called with
+/// an absolute path whose every ancestor is already resolved (no symlink
+/// on the way) and returns its target when `p` is a symlink, None when it
+/// is not or does not exist (the rest is then joined lexically, so a
+/// dangling link resolves as far as it can).
+pub fn follow_in_scope(
+    path: &Path,
+    mut readlink: impl FnMut(&Path) -> io::Result<Option<PathBuf>>,
+) -> io::Result<PathBuf> {
+    let mut resolved = PathBuf::from("/");
+    let mut todo: VecDeque<PathBuf> = components(path).into();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        if part.as_os_str() == ".." {
+            resolved.pop();
+            continue;
+        }
+        let candidate = resolved.join(&part);
+        match readlink(&candidate)? {
+            None => resolved = candidate,
+            Some(target) => {
+                links += 1;
+                if links > MAX_LINKS {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                if target.is_absolute() {
+                    resolved = PathBuf::from("/");
+                }
+                for c in components(&target).into_iter().rev() {
+                    todo.push_front(c);
+                }
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// Normal components and `..` of `path`, in order.
+fn components(path: &Path) -> Vec<PathBuf> {
+    path.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(PathBuf::from(n)),
+            Component::ParentDir => Some(PathBuf::from("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn bundle(config: serde_json::Value) -> Bundle {
+        Bundle {
+            dir: PathBuf::from("/bundles/b"),
+            spec: serde_json::from_value(config).unwrap(),
+        }
+    }
+
+    #[test]
+    fn binds_become_view_mounts_and_filesystems_do_not() {
+        let b = bundle(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs", "readonly": true},
+            "mounts": [
+                {"destination": "/proc", "type": "proc", "source": "proc"},
+                {"destination": "/data/", "type": "bind", "source": "/srv/data", "options": ["rbind", "ro"]},
+                {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/cache/../rw", "source": "vol", "options": ["bind", "rw"]},
+                {"destination": "/deep", "type": "none", "source": "/srv/deep", "options": ["rbind", "rro"]},
+                {"destination": "/", "type": "bind", "source": "/elsewhere", "options": ["bind"]}
+            ]
+        }));
+        let plan = ViewPlan::new(&b, Path::new("/bundles/b/rootfs")).unwrap();
+        assert!(plan.root_readonly);
+        assert_eq!(plan.rootfs, Path::new("/bundles/b/rootfs"));
+        let summary: Vec<_> = plan
+            .mounts
+            .iter()
+            .map(|m| {
+                (
+                    m.config_index,
+                    m.source.to_str().unwrap(),
+                    m.destination.to_str().unwrap(),
+                    m.recursive,
+                    m.read_only,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, "/srv/data", "/data", true, true),
+                (3, "/bundles/b/vol", "/rw", false, false),
+                (4, "/srv/deep", "/deep", true, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bind_without_source_names_its_field() {
+        let b = bundle(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "mounts": [{"destination": "/x", "type": "bind", "options": ["bind"]}]
+        }));
+        let err = ViewPlan::new(&b, Path::new("/r")).unwrap_err().to_string();
+        assert!(err.contains("mounts[0].source"), "{err}");
+        let plain = bundle(serde_json::json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"}}));
+        let plan = ViewPlan::new(&plain, Path::new("/r")).unwrap();
+        assert!(!plan.root_readonly && plan.mounts.is_empty());
+    }
+
+    #[test]
+    fn modes_are_go_file_modes() {
+        assert_eq!(go_file_mode(libc::S_IFREG | 0o644), 0o644);
+        assert_eq!(go_file_mode(libc::S_IFDIR | 0o755), go_mode::DIR | 0o755);
+        assert_eq!(
+            go_file_mode(libc::S_IFLNK | 0o777),
+            go_mode::SYMLINK | 0o777
+        );
+        assert_eq!(
+            go_file_mode(libc::S_IFCHR | 0o666),
+            go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666
+        );
+        assert_eq!(
+            go_file_mode(libc::S_IFDIR | libc::S_ISVTX | 0o777),
+            go_mode::DIR | go_mode::STICKY | 0o777
+        );
+        assert_eq!(
+            go_file_mode(libc::S_IFREG | libc::S_ISUID | 0o755),
+            go_mode::SETUID | 0o755
+        );
+        // What docker prints for a directory: 2147484141.
+        assert_eq!(go_file_mode(libc::S_IFDIR | 0o755), 2147484141);
+        assert_eq!(go_mode_string(go_mode::DIR | 0o755), "drwxr-xr-x");
+        assert_eq!(go_mode_string(go_mode::SYMLINK | 0o777), "Lrwxrwxrwx");
+        assert_eq!(go_mode_string(0o640), "-rw-r-----");
+        assert_eq!(
+            go_mode_string(go_mode::DEVICE | go_mode::CHAR_DEVICE | 0o666),
+            "Dcrw-rw-rw-"
+        );
+    }
+
+    #[test]
+    fn times_are_rfc3339_nano() {
+        assert_eq!(rfc3339_nano(0, 0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_nano(86_400, 500_000_000), "1970-01-02T00:00:00.5Z");
+        assert_eq!(
+            rfc3339_nano(1, 123_456_789),
+            "1970-01-01T00:00:01.123456789Z"
+        );
+    }
+
+    #[test]
+    fn names_are_the_last_cleaned_element() {
+        assert_eq!(stat_name(Path::new("/etc/passwd")), "passwd");
+        assert_eq!(stat_name(Path::new("etc/")), "etc");
+        assert_eq!(stat_name(Path::new("/")), "/");
+        assert_eq!(stat_name(Path::new("/../..")), "/");
+        assert_eq!(stat_name(Path::new("/a/b/..")), "a");
+    }
+
+    /// A fake filesystem: the symlinks, everything else a plain entry or
+    /// missing (both read as "not a link").
+    fn links(pairs: &[(&str, &str)]) -> HashMap<PathBuf, PathBuf> {
+        pairs
+            .iter()
+            .map(|(l, t)| (PathBuf::from(l), PathBuf::from(t)))
+            .collect()
+    }
+
+    fn follow(map: &HashMap<PathBuf, PathBuf>, path: &str) -> io::Result<PathBuf> {
+        follow_in_scope(Path::new(path), |p| Ok(map.get(p).cloned()))
+    }
+
+    #[test]
+    fn symlinks_resolve_inside_the_scope() {
+        let map = links(&[
+            ("/abs", "/etc/passwd"),
+            ("/up", "../../../../etc/shadow"),
+            ("/d/rel", "../etc/./x"),
+            ("/hostroot", "/"),
+            ("/chain", "/d/rel"),
+            ("/dir", "/etc"),
+            ("/loop", "/loop"),
+        ]);
+        let cases = [
+            ("/abs", "/etc/passwd"),
+            ("/up", "/etc/shadow"),
+            ("/d/rel", "/etc/x"),
+            ("/hostroot", "/"),
+            ("/hostroot/etc/passwd", "/etc/passwd"),
+            ("/chain", "/etc/x"),
+            ("/dir/../dir/passwd", "/etc/passwd"),
+            ("/missing/../../x/y", "/x/y"),
+            ("plain/file", "/plain/file"),
+        ];
+        for (path, want) in cases {
+            assert_eq!(follow(&map, path).unwrap(), Path::new(want), "{path}");
+        }
+        let err = follow(&map, "/loop").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn lookup_errors_are_returned() {
+        let err = follow_in_scope(Path::new("/a/b"), |_| {
+            Err(io::Error::from_raw_os_error(libc::EACCES))
+        })
+        .unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EACCES));
+    }
+}
