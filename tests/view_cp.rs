@@ -466,3 +466,55 @@ fn cp_archive_ownership_in_a_user_namespace() {
     ctx.rt(&["delete", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// A bounded CVE-2018-15664: a container process swaps a directory and a
+/// symlink to `/` in a tight loop while cp runs both ways 50 times. Every
+/// copy out reads a container file, every copy in writes in the container:
+/// the host's `/etc` never gets the file, the host's file is never read.
+#[test]
+fn cp_races_a_symlink_swap_and_stays_inside() {
+    let ctx = Ctx::new("cp-race");
+    let mut b = ctx.bundle();
+    let root = b.rootfs();
+    let name = format!("rootcell-race-{}", std::process::id());
+    write_file(&root.join("w/real/etc/hostname"), "inside-real\n");
+    write_file(&root.join("etc/hostname"), "inside-root\n");
+    symlink("/", root.join("w/sym")).unwrap();
+    b.sh("while :; do mv /w/real /w/tmp; mv /w/sym /w/real; mv /w/real /w/sym; mv /w/tmp /w/real; done");
+    b.save();
+    let id = ctx.id("c");
+    ctx.run_detached(&id, &b, &[]).assert_ok("run -d");
+    ctx.wait_status(&id, "running");
+    let before = host_mount_points();
+    let host_etc = Path::new("/etc").join(&name);
+    assert!(!host_etc.exists());
+    let src = ctx.dir.join(&name);
+    write_file(&src, "from the host\n");
+    let out = ctx.dir.join("out");
+    let (mut outs, mut ins) = (0, 0);
+    for _ in 0..50 {
+        let _ = fs::remove_file(&out);
+        if cp(&ctx, &format!("{id}:/w/real/etc/hostname"), s(&out)).ok() {
+            outs += 1;
+            let got = read_file(&out);
+            assert!(
+                got == "inside-real\n" || got == "inside-root\n",
+                "a copy out read {got:?}"
+            );
+        }
+        if cp(&ctx, s(&src), &format!("{id}:/w/real/etc/")).ok() {
+            ins += 1;
+        }
+        assert!(!host_etc.exists(), "a copy in wrote the host's /etc");
+    }
+    assert!(
+        outs > 0 && ins > 0,
+        "no copy succeeded ({outs} out, {ins} in)"
+    );
+    let landed =
+        root.join("etc").join(&name).exists() || root.join("w/real/etc").join(&name).exists();
+    assert!(landed, "the copies in landed nowhere in the container");
+    assert_eq!(host_mount_points(), before);
+    ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -1250,6 +1250,28 @@ mod tests {
     }
 
     #[test]
+    fn rename_names_the_source_and_its_contents() {
+        let s = Scratch::new("rename");
+        make_tree(&s.root_path());
+        let root = s.root();
+        let opts = PackOptions {
+            rename: Some("new".into()),
+            ..Default::default()
+        };
+        let dir = names(&pack_vec(&root, "/d", &opts));
+        assert_eq!(dir[0], ("new".into(), EntryType::Directory));
+        assert!(
+            dir.iter().all(|(n, _)| n == "new" || n.starts_with("new/")),
+            "{dir:?}"
+        );
+        // `/.` renamed: the directory's own entry under the new name too.
+        let contents = names(&pack_vec(&root, "/d/.", &opts));
+        assert_eq!(contents, dir);
+        let file = names(&pack_vec(&root, "/d/f", &opts));
+        assert_eq!(file, vec![("new".into(), EntryType::Regular)]);
+    }
+
+    #[test]
     fn follow_link_follows_only_the_source_and_stays_in_the_root() {
         let s = Scratch::new("follow");
         make_tree(&s.root_path());
