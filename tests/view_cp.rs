@@ -150,7 +150,7 @@ fn check_out(ctx: &Ctx, id: &str, f: &Fixture) {
     cp(ctx, &c("/flink"), s(&nolink)).assert_ok("symlink source");
     assert_eq!(fs::read_link(&nolink).unwrap(), Path::new("/srcdir/f"));
     let followed = f.out.join("followed");
-    ctx.rt(&["cp", "-L", &c("/flink"), s(&followed)])
+    ctx.rt(&["cp", "-q", "-L", &c("/flink"), s(&followed)])
         .assert_ok("cp -L");
     check_file(&followed, FILE, 0o640);
     // Through a symlink to `/` in the container: the container's file.

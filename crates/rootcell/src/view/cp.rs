@@ -450,6 +450,11 @@ fn from_container(
                 let mut input = Counting { inner: r, bytes: 0 };
                 let unpacked = archive::unpack(&host, &dir, &mut input, &unpack_opts)
                     .map_err(|e| Error::Other(format!("{}: {e}", dir.display())));
+                if unpacked.is_ok() {
+                    // The stream's end-of-archive padding, so the packer
+                    // never writes into a closed pipe after a success.
+                    let _ = io::copy(&mut input, &mut io::sink());
+                }
                 // Unblocks the packer if the unpacker stopped early.
                 drop(input.inner);
                 let packed = match packer.join() {
@@ -645,7 +650,11 @@ fn to_container(
                 let unpacked = view
                     .run(move |root| {
                         check_writable(root.root_dir(), &dir)?;
-                        archive::unpack(root.root_dir(), &dir, r, &unpack_opts)
+                        let mut r = r;
+                        archive::unpack(root.root_dir(), &dir, &mut r, &unpack_opts)?;
+                        // The end-of-archive padding (see from_container).
+                        let _ = io::copy(&mut r, &mut io::sink());
+                        Ok(())
                     })
                     .and_then(|r| r)
                     .map_err(|e| in_container(id, &dst, e));
