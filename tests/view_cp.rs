@@ -220,15 +220,23 @@ fn cp_stdin(ctx: &Ctx, args: &[&str], input: &[u8]) -> Out {
 
 /// A tar stream with one entry named `name` (no checks on the name).
 fn raw_tar(name: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = raw_entry(name, b'0', "", body);
+    out.resize(out.len() + 1024, 0);
+    out
+}
+
+/// One tar entry (header and padded data) of type `kind`.
+fn raw_entry(name: &str, kind: u8, link: &str, body: &[u8]) -> Vec<u8> {
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
+    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
     h[100..107].copy_from_slice(b"0000644");
     h[108..115].copy_from_slice(b"0000000");
     h[116..123].copy_from_slice(b"0000000");
     let size = format!("{:011o}", body.len());
     h[124..135].copy_from_slice(size.as_bytes());
     h[136..147].copy_from_slice(b"00000000000");
-    h[156] = b'0';
+    h[156] = kind;
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
     h[148..156].copy_from_slice(b"        ");
@@ -236,7 +244,7 @@ fn raw_tar(name: &str, body: &[u8]) -> Vec<u8> {
     h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
     let mut out = h.to_vec();
     out.extend_from_slice(body);
-    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out.resize(out.len().div_ceil(512) * 512, 0);
     out
 }
 
@@ -335,6 +343,19 @@ fn check_in(ctx: &Ctx, id: &str, f: &Fixture) {
     out.assert_fail("a ../ entry");
     assert!(out.stderr.contains("../../../../escape"), "{}", out.stderr);
     assert!(!ctx.dir.join("escape").exists() && !Path::new("/escape").exists());
+    // A symlink entry to a host directory, then a file written through
+    // it: the file lands inside the container.
+    let host_dir = f.sentinel.parent().unwrap().to_str().unwrap();
+    let mut through = raw_entry("evil", b'2', host_dir, b"");
+    through.extend(raw_entry("evil/sentinel", b'0', "", b"through\n"));
+    through.resize(through.len() + 1024, 0);
+    cp_stdin(ctx, &["-", &c("/contents")], &through).assert_ok("a write through a symlink entry");
+    assert_eq!(
+        read_file(&f.sentinel),
+        "host\n",
+        "the host file was written"
+    );
+    assert_eq!(read_file(&inside), "through\n");
 
     // The read-only volume: refused, nothing written; the rw volume: the
     // write lands in its host source.
