@@ -361,7 +361,13 @@ fn check_in(ctx: &Ctx, id: &str, f: &Fixture) {
     // write lands in its host source.
     let ro = cp(ctx, s(&src.join("h")), &c("/data/"));
     ro.assert_fail("into the ro volume");
-    assert!(ro.stderr.contains("read-only"), "{}", ro.stderr);
+    assert!(
+        ro.stderr.contains(&format!(
+            "{id}:/data/: /data/: mounted volume is marked read-only"
+        )),
+        "{}",
+        ro.stderr
+    );
     assert!(!f.ro_vol.join("h").exists());
     cp(ctx, s(&src.join("h")), &c("/rw/")).assert_ok("into the rw volume");
     check_file(&f.rw_vol.join("h"), "host file\n", 0o604);
