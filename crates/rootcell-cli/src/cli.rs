@@ -325,6 +325,23 @@ pub enum Command {
         container: String,
         path: PathBuf,
     },
+    /// Copy files between a container and the host (docker cp):
+    /// `CONTAINER:SRC_PATH DEST_PATH|-` or `SRC_PATH|- CONTAINER:DEST_PATH`.
+    Cp {
+        /// Keep the source's owners (uid/gid).
+        #[arg(short, long)]
+        archive: bool,
+        /// Follow a symlink at SRC_PATH.
+        #[arg(short = 'L', long)]
+        follow_link: bool,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(allow_hyphen_values = true)]
+        src: String,
+        #[arg(allow_hyphen_values = true)]
+        dst: String,
+    },
     /// Print the plan for a bundle without running anything.
     Plan {
         #[arg(default_value = ".")]

@@ -80,6 +80,13 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             container,
             path,
         } => stat(&runtime, &container, &path, json).map(|()| 0),
+        Command::Cp {
+            archive,
+            follow_link,
+            quiet,
+            src,
+            dst,
+        } => cp(&runtime, &src, &dst, archive, follow_link, quiet).map(|()| 0),
         Command::Plan {
             bundle,
             json,
@@ -174,6 +181,51 @@ fn stat(runtime: &Runtime, id: &str, path: &Path, json: bool) -> Result<()> {
         )
     };
     emit(&text)
+}
+
+/// `rootcell cp`: docker cp. Unless `-q` (or without a terminal on
+/// stderr, as docker), `Successfully copied SIZE to DEST` on stderr.
+fn cp(
+    runtime: &Runtime,
+    src: &str,
+    dst: &str,
+    archive: bool,
+    follow: bool,
+    quiet: bool,
+) -> Result<()> {
+    use rootcell::view::cp::{self, CpOptions, Side};
+    use std::io::IsTerminal;
+    let copy = cp::parse(src, dst)?;
+    let opts = CpOptions {
+        archive,
+        follow_link: follow,
+    };
+    let copied = cp::run(runtime, &copy, opts)?;
+    let to_stream = matches!(
+        &copy,
+        cp::Copy::From {
+            dst: Side::Stream,
+            ..
+        }
+    );
+    if !quiet && !to_stream && std::io::stderr().is_terminal() {
+        eprintln!("Successfully copied {} to {dst}", human_size(copied.bytes));
+    }
+    Ok(())
+}
+
+/// docker's `units.HumanSize`: 4 significant digits, decimal units.
+fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut size = bytes as f64;
+    let mut unit = 0;
+    while size >= 1000.0 && unit + 1 < units.len() {
+        size /= 1000.0;
+        unit += 1;
+    }
+    let text = format!("{size:.3}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    format!("{text}{}", units[unit])
 }
 
 /// An error that ends the command with `code` instead of 1 (`exec`

@@ -100,6 +100,11 @@ pub struct PackOptions {
     /// as docker's daemon writes them whether or not `-a` was given (`-a`
     /// only matters where the stream is extracted).
     pub ids: IdMap,
+    /// The name the source gets in the stream instead of its own (docker's
+    /// `RebaseArchiveEntries`, done while packing): the source entry and
+    /// the prefix of everything below it. A directory's contents (`dir/.`)
+    /// then travel under that name, the directory's own entry included.
+    pub rename: Option<OsString>,
 }
 
 /// Who owns what `unpack` creates.
@@ -186,13 +191,17 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
         buf: vec![0; CHUNK],
     };
     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-    match source_name(src) {
-        SourceName::Contents if !is_dir => {
+    let name = match (source_name(src), opts.rename.clone()) {
+        (SourceName::Contents, _) if !is_dir => {
             return Err(io_err(ctx(), Errno::NOTDIR));
         }
-        SourceName::Contents => p.walk_dir(&fd, PathBuf::new())?,
-        SourceName::Base(name) => {
-            let name = PathBuf::from(name);
+        (_, Some(rename)) => Some(PathBuf::from(rename)),
+        (SourceName::Base(own), None) => Some(PathBuf::from(own)),
+        (SourceName::Contents, None) => None,
+    };
+    match name {
+        None => p.walk_dir(&fd, PathBuf::new())?,
+        Some(name) => {
             // A symlink source (without -L) is read with readlinkat(fd, "")
             // on its O_PATH fd.
             p.append(None, &fd, &st, &name)?;
@@ -1238,6 +1247,28 @@ mod tests {
             Vec::new(),
         );
         assert!(err.unwrap_err().to_string().contains("/d/f/."));
+    }
+
+    #[test]
+    fn rename_names_the_source_and_its_contents() {
+        let s = Scratch::new("rename");
+        make_tree(&s.root_path());
+        let root = s.root();
+        let opts = PackOptions {
+            rename: Some("new".into()),
+            ..Default::default()
+        };
+        let dir = names(&pack_vec(&root, "/d", &opts));
+        assert_eq!(dir[0], ("new".into(), EntryType::Directory));
+        assert!(
+            dir.iter().all(|(n, _)| n == "new" || n.starts_with("new/")),
+            "{dir:?}"
+        );
+        // `/.` renamed: the directory's own entry under the new name too.
+        let contents = names(&pack_vec(&root, "/d/.", &opts));
+        assert_eq!(contents, dir);
+        let file = names(&pack_vec(&root, "/d/f", &opts));
+        assert_eq!(file, vec![("new".into(), EntryType::Regular)]);
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //! from the container is executed, loaded or used for name resolution.
 
 pub mod archive;
+pub mod cp;
 pub mod plan;
 
 use std::ffi::OsString;
