@@ -548,15 +548,15 @@ fn check_writable(root: &RootDir, dir: &Path) -> Result<()> {
         .ok()
     };
     let on_root = mnt(fd.as_fd()).is_some() && mnt(fd.as_fd()) == mnt(root.fd());
-    Err(Error::Other(format!(
-        "{}: {}",
-        dir.display(),
+    // The caller names the container path (`ID:PATH: …`), as docker does.
+    Err(Error::Other(
         if on_root {
             "container rootfs is marked read-only"
         } else {
             "mounted volume is marked read-only"
         }
-    )))
+        .into(),
+    ))
 }
 
 fn to_container(
