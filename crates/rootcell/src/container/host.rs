@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::cgroup;
 use crate::error::Result;
+use crate::plan::isolation::IdRange;
 use crate::plan::HostFacts;
 use crate::process;
 use crate::spec::Bundle;
@@ -27,6 +28,9 @@ pub(super) fn host_facts(
     // One read of the mount table: the cgroup hierarchies and the proc
     // and sysfs mounts a MoveRoot switch hides.
     let table = crate::fs::mountinfo::read_self()?;
+    // One read of our user namespace's id maps: the caller and whether the
+    // runtime runs nested.
+    let ranges = process::ids::own_namespace_ranges();
     let hierarchies = cgroup::hierarchies_in(&table)?;
     let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
@@ -34,9 +38,9 @@ pub(super) fn host_facts(
         has_kcore: Path::new("/proc/kcore").exists(),
         rootless,
         cgroup_mounts: cg.mount_sources.clone(),
-        caller: caller(),
+        nested_user_ns: ranges.is_some(),
+        caller: caller(ranges),
         proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
-        nested_user_ns: process::ids::in_nested_user_ns(),
         ..lsm_host_facts()
     };
     Ok((host, cg))
@@ -46,10 +50,9 @@ pub(super) fn host_facts(
 /// user namespace that is not the initial one: a nested container):
 /// chroot isolation gives it a user namespace, and full isolation without
 /// CAP_SYS_ADMIN is refused early (`plan::isolation`).
-fn caller() -> Option<crate::plan::isolation::Caller> {
+fn caller(ranges: Option<(Vec<IdRange>, Vec<IdRange>)>) -> Option<crate::plan::isolation::Caller> {
     use caps::{CapSet, Capability};
     let uid = rustix::process::geteuid();
-    let ranges = process::ids::own_namespace_ranges();
     if uid.is_root() && ranges.is_none() {
         return None;
     }

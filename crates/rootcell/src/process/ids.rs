@@ -74,20 +74,6 @@ pub fn has_subordinate_ids(uid: u32) -> bool {
     listed("/etc/subuid") && listed("/etc/subgid") && in_path("newuidmap") && in_path("newgidmap")
 }
 
-/// Whether this process runs in a user namespace other than the initial
-/// one: the initial namespace's `/proc/self/uid_map` is the identity of
-/// all 4294967295 ids. An unreadable map counts as the initial namespace
-/// (the cautious side: a refused pid namespace stays an error there).
-pub fn in_nested_user_ns() -> bool {
-    match std::fs::read_to_string("/proc/self/uid_map") {
-        Ok(map) => {
-            let fields: Vec<&str> = map.split_whitespace().collect();
-            fields != ["0", "0", "4294967295"]
-        }
-        Err(_) => false,
-    }
-}
-
 /// A new user namespace with the given maps, held by an fd: the mapping of
 /// an idmapped mount. A short-lived child creates the namespace and exits
 /// once the fd is open (the fd keeps the namespace alive).
