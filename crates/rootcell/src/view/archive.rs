@@ -62,7 +62,9 @@ fn to_container(maps: &[IdMapping], host: u32) -> Option<u32> {
     }
     maps.iter().find_map(|m| {
         let off = host.checked_sub(m.host_id)?;
-        (off < m.size).then(|| m.container_id + off)
+        (off < m.size)
+            .then(|| m.container_id.checked_add(off))
+            .flatten()
     })
 }
 
@@ -72,7 +74,7 @@ fn to_host(maps: &[IdMapping], container: u32) -> Option<u32> {
     }
     maps.iter().find_map(|m| {
         let off = container.checked_sub(m.container_id)?;
-        (off < m.size).then(|| m.host_id + off)
+        (off < m.size).then(|| m.host_id.checked_add(off)).flatten()
     })
 }
 
@@ -631,6 +633,8 @@ struct HeaderGuard<R> {
     inner: R,
     /// Bytes of data (rounded to blocks) before the next header.
     skip: u64,
+    /// Data of a GNU sparse entry whose extension blocks come first.
+    pending: u64,
     /// The next block is a GNU sparse extension block, not a header.
     sparse_ext: bool,
     block: [u8; 512],
@@ -642,6 +646,7 @@ impl<R: Read> HeaderGuard<R> {
         HeaderGuard {
             inner,
             skip: 0,
+            pending: 0,
             sparse_ext: false,
             block: [0; 512],
             fill: 0,
@@ -652,7 +657,11 @@ impl<R: Read> HeaderGuard<R> {
     fn header(&mut self) -> io::Result<()> {
         let b = &self.block;
         if self.sparse_ext {
+            // The data follows the last extension block.
             self.sparse_ext = b[504] != 0;
+            if !self.sparse_ext {
+                self.skip = std::mem::take(&mut self.pending);
+            }
             return Ok(());
         }
         if b.iter().all(|&x| x == 0) {
@@ -667,10 +676,15 @@ impl<R: Read> HeaderGuard<R> {
                 kind as char
             )));
         }
-        if kind == b'S' {
-            self.sparse_ext = b[482] != 0;
+        let data = size.div_ceil(512).saturating_mul(512);
+        // A GNU sparse header with extension blocks: they come first, then
+        // the data.
+        if kind == b'S' && b[482] != 0 {
+            self.sparse_ext = true;
+            self.pending = data;
+        } else {
+            self.skip = data;
         }
-        self.skip = size.div_ceil(512).saturating_mul(512);
         Ok(())
     }
 }
@@ -1438,6 +1452,43 @@ mod tests {
             fs::read(s.root_path().join("dst/empty")).unwrap(),
             vec![0; step as usize]
         );
+    }
+
+    #[test]
+    fn the_header_guard_skips_sparse_extension_blocks_before_the_data() {
+        // A GNU sparse entry with extension blocks (6 segments: more than
+        // the main header's 4) whose last data block looks like a tar
+        // header with a 1 KiB body, followed by a 2 MiB long-name header.
+        // The guard must skip exactly the extension blocks, then the data,
+        // and so see (and refuse) the long-name header: counting the
+        // extension blocks as data would misread the last data block as a
+        // header and skip over the long name.
+        let s = Scratch::new("sparse-guard");
+        let path = s.root_path().join("holes");
+        let step: u64 = 1 << 20;
+        let decoy = raw(b"decoy", EntryType::Regular, b"", &[b'd'; 1024]);
+        {
+            let f = fs::File::create(&path).unwrap();
+            f.set_len(step * 7).unwrap();
+            for i in 0..6u64 {
+                let mut block = vec![b's'; 4096];
+                if i == 5 {
+                    block[4096 - 512..].copy_from_slice(&decoy[..512]);
+                }
+                rustix::io::pwrite(&f, &block, i * step).unwrap();
+            }
+        }
+        let mut tar = pack_vec(&s.root(), "/holes", &PackOptions::default());
+        tar.truncate(tar.len() - 1024);
+        let long = vec![b'n'; 2 << 20];
+        tar.extend(stream(&[raw(
+            b"././@LongLink",
+            EntryType::GNULongName,
+            b"",
+            &long,
+        )]));
+        let err = unpack_err(&s, &tar, &UnpackOptions::default());
+        assert!(err.contains("exceeds"), "{err}");
     }
 
     /// A raw header: the tar crate's setters refuse hostile names, so the
