@@ -863,11 +863,17 @@ impl Unpacker<'_> {
         let owner = self.owner(&rel, &header)?;
         let name = rel.file_name().map(Path::new).unwrap_or(Path::new(""));
         let parent_rel = rel.parent().unwrap_or(Path::new(""));
-        // Missing parents are made (0755) inside the root, like docker.
-        let parent = self
-            .root
-            .mkdir_all(&self.in_root(parent_rel), 0o755)
-            .map_err(|e| entry_err(&rel, e))?;
+        // An entry directly in the destination is made in the directory
+        // opened at the start (a container that renames the destination
+        // meanwhile cannot make us create it again). Missing parents
+        // below it are made (0755) inside the root, like docker.
+        let parent = if parent_rel.as_os_str().is_empty() {
+            self.dest_fd.try_clone().map_err(|e| entry_err(&rel, e))?
+        } else {
+            self.root
+                .mkdir_all(&self.in_root(parent_rel), 0o755)
+                .map_err(|e| entry_err(&rel, e))?
+        };
         let is_dir_entry = kind == EntryType::Directory;
         // docker cp's `NoOverwriteDirNonDir`: neither kind replaces the
         // other; a non-directory replaces a non-directory.
