@@ -503,7 +503,8 @@ fn without_a_pid_namespace_chroot_is_as_exposed_as_full_isolation() {
 
 /// Detaches the root, then `setns` into its own mount namespace (which
 /// puts the root at the namespace's root, where the host's old root lies
-/// under the moved rootfs), then looks for the host's `/work`; also tries
+/// under the moved rootfs), then looks for argv[1], a host directory that
+/// does not exist in the container (the test's own directory); also tries
 /// to bind `/proc/self/root/..` and to `mount --move` the root.
 const MOUNT_ESCAPE_C: &str = r#"
 #define _GNU_SOURCE
@@ -513,21 +514,24 @@ const MOUNT_ESCAPE_C: &str = r#"
 #include <unistd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-int main(void) {
+int main(int argc, char **argv) {
+    const char *marker = argc > 1 ? argv[1] : "/work";
+    char bound[4096];
+    snprintf(bound, sizeof bound, "/mnt-a%s", marker);
     int ns = open("/proc/self/ns/mnt", O_RDONLY);
     if (ns < 0) { perror("open ns"); return 1; }
     mkdir("/mnt-a", 0755);
     if (mount("/proc/self/root/..", "/mnt-a", NULL, MS_BIND | MS_REC, NULL) == 0) {
         puts("bound /proc/self/root/..");
-        if (access("/mnt-a/work", F_OK) == 0) puts("HOST-ROOT-REACHED bind");
+        if (access(bound, F_OK) == 0) puts("HOST-ROOT-REACHED bind");
     }
     if (mount("/", "/mnt-a", NULL, MS_MOVE, NULL) == 0) puts("moved the root");
     if (umount2("/", MNT_DETACH) == 0) puts("root detached");
     else perror("umount2 /");
     if (setns(ns, CLONE_NEWNS) == 0) puts("setns done");
     else perror("setns");
-    if (access("/work", F_OK) == 0) puts("HOST-ROOT-REACHED setns");
-    if (chdir("/") == 0 && chdir("../../..") == 0 && access("work", F_OK) == 0)
+    if (access(marker, F_OK) == 0) puts("HOST-ROOT-REACHED setns");
+    if (chdir("/") == 0 && chdir("../../..") == 0 && access(marker + 1, F_OK) == 0)
         puts("HOST-ROOT-REACHED dotdot");
     puts("escape-done");
     return 0;
@@ -567,11 +571,12 @@ fn host_mounts_under_the_moved_root_stay_unreachable() {
         // Only the container's mounts are visible, each a path that exists
         // inside; the host's tmpfs is not among them.
         let mut b = b;
-        b.sh(
+        b.sh(&format!(
             "while read id parent dev root mp rest; do [ -e \"$mp\" ] || echo MISSING-$mp; echo mp $mp; done < /proc/self/mountinfo; \
              grep -c hostmnt-rootcell-test /proc/self/mountinfo; \
-             /escape",
-        );
+             /escape '{}'",
+            ctx.dir.display()
+        ));
         let id = ctx.id("m");
         let out = place.run(&ctx, &id, &b);
         let what = place.name();

@@ -407,7 +407,7 @@ fn detached_run_exec_ps_kill_delete_inside_the_unprivileged_container() {
          echo ==exec; $R exec {id} sh -c 'echo exec-in-$(hostname); cat /inner-marker; cat /proc/self/comm; exit 5' 2>&1; echo rc=$?; \
          echo ==ps; $R ps {id} 2>&1; \
          echo ==kill; $R kill {id} KILL 2>&1; echo rc=$?; \
-         i=0; while [ $i -lt 50 ] && ! $R state {id} | grep -q stopped; do sleep 0.1; i=$((i+1)); done; \
+         i=0; while [ $i -lt 300 ] && ! $R state {id} | grep -q stopped; do sleep 0.1; i=$((i+1)); done; \
          $R delete {id} 2>&1; echo rc=$?; \
          echo ==left; ls -A /tmp/state; $R list -q; echo ==end"
     );
