@@ -298,9 +298,13 @@ impl Runtime {
                     // the refusals chroot isolation may avoid.
                     let written =
                         ids::write_maps(pid, &ns.uid_mappings, &ns.gid_mappings).map_err(|e| {
-                            Error::IsolationRefused {
-                                what: "no user namespace mapping possible".into(),
-                                message: e.to_string(),
+                            if ids::is_mapping_refusal(&e) {
+                                Error::IsolationRefused {
+                                    what: "no user namespace mapping possible".into(),
+                                    message: e.to_string(),
+                                }
+                            } else {
+                                e
                             }
                         });
                     continue_or_abort(&runtime_side, written)?;

@@ -12,6 +12,24 @@ use crate::plan::isolation::IdRange;
 use crate::plan::IdMapping;
 use crate::process::sys;
 
+/// Whether a `write_maps` failure is the kernel or `newuidmap` refusing
+/// the mapping (EPERM/EACCES, the helper missing or refusing), the case
+/// `--isolation auto` may avoid with chroot isolation; any other failure
+/// (EIO, a vanished process) stays an error.
+pub fn is_mapping_refusal(e: &Error) -> bool {
+    match e {
+        Error::Io { cause, .. } => {
+            matches!(
+                cause.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound
+            ) || cause.raw_os_error() == Some(libc::EPERM)
+        }
+        // newuidmap/newgidmap ran and refused the ranges.
+        Error::Other(_) => true,
+        _ => false,
+    }
+}
+
 /// Writes `uid_map`/`gid_map` of the process `pid` through a private procfs
 /// handle. An unprivileged caller may only map its own ids (after denying
 /// setgroups); anything larger goes through the setuid `newuidmap` and
@@ -206,6 +224,30 @@ fn parse_ranges(text: &str) -> Vec<IdRange> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn only_refusals_of_the_mapping_let_auto_fall_back() {
+        use crate::error::Error;
+        let io = |e: std::io::Error| Error::Io {
+            context: "uid_map".into(),
+            cause: e,
+        };
+        assert!(super::is_mapping_refusal(&io(
+            std::io::Error::from_raw_os_error(libc::EPERM)
+        )));
+        assert!(super::is_mapping_refusal(&io(
+            std::io::ErrorKind::NotFound.into()
+        )));
+        assert!(super::is_mapping_refusal(&Error::Other(
+            "newuidmap: refused".into()
+        )));
+        assert!(!super::is_mapping_refusal(&io(
+            std::io::Error::from_raw_os_error(libc::EIO)
+        )));
+        assert!(!super::is_mapping_refusal(&io(
+            std::io::Error::from_raw_os_error(libc::ESRCH)
+        )));
+    }
     use super::*;
 
     #[test]
