@@ -46,10 +46,13 @@ pub fn run_isolated(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
     exec(&mut c, CMD_TIMEOUT)
 }
 
-/// True when `unshare --user --map-root-user` works here (else skips).
+/// True when `unshare --user --map-root-user` works here, also nested
+/// inside one (as the runtime does when it runs there; refused where
+/// `kernel.unprivileged_userns_clone` is 0 or the namespaces are used up);
+/// else prints why and returns false.
 pub fn userns_available() -> bool {
     let probe = exec(
-        Command::new("unshare").args(["--user", "--map-root-user", "true"]),
+        Command::new("unshare").args(["--user", "--map-root-user", "unshare", "--user", "true"]),
         CMD_TIMEOUT,
     );
     if !probe.ok() {

@@ -18,7 +18,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{FileType, StatVfsMountFlags};
+use rustix::fs::FileType;
 
 use super::archive::{self, IdMap, Ownership, PackOptions, UnpackOptions};
 use super::{describe, plan, View, ViewRoot};
@@ -532,22 +532,15 @@ fn container_target(root: &ViewRoot, path: &Path) -> io::Result<Target> {
 /// `container rootfs is marked read-only`, a volume's `mounted volume is
 /// marked read-only` (from the mount the directory is on, by fd).
 fn check_writable(root: &RootDir, dir: &Path) -> Result<()> {
+    use crate::fs::mount::{missing_attrs, mount_of};
+    use crate::plan::options::attr;
     let fd = root.resolve(dir).map_err(|e| named(dir.display(), &e))?;
-    let vfs = rustix::fs::fstatvfs(&fd).map_err(|e| named(dir.display(), &e.into()))?;
-    if !vfs.f_flag.contains(StatVfsMountFlags::RDONLY) {
+    let missing = missing_attrs(&fd, attr::RDONLY).map_err(|e| named(dir.display(), &e.into()))?;
+    if missing != 0 {
         return Ok(());
     }
-    let mnt = |fd: std::os::fd::BorrowedFd<'_>| {
-        rustix::fs::statx(
-            fd,
-            "",
-            rustix::fs::AtFlags::EMPTY_PATH,
-            rustix::fs::StatxFlags::MNT_ID,
-        )
-        .map(|s| s.stx_mnt_id)
-        .ok()
-    };
-    let on_root = mnt(fd.as_fd()).is_some() && mnt(fd.as_fd()) == mnt(root.fd());
+    let id = |fd| mount_of(fd).ok().map(|(id, _)| id);
+    let on_root = id(fd.as_fd()).is_some_and(|m| Some(m) == id(root.fd()));
     // The caller names the container path (`ID:PATH: …`), as docker does.
     Err(Error::Other(
         if on_root {
