@@ -1,0 +1,469 @@
+//! `pack`: a tree inside a root → a tar stream.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{fstat, openat, readlinkat, Dir, FileType, Mode, OFlags, SeekFrom, Stat};
+use rustix::io::{pread, Errno};
+use tar::{Builder, EntryType, Header};
+
+use super::{io_err, PackOptions, CHUNK};
+
+/// How the source path names its entries (docker's `CopyInfoSourcePath` and
+/// `TarResourceRebase`).
+#[derive(Debug, PartialEq, Eq)]
+enum SourceName {
+    /// Entries under this name (the source's base name).
+    Base(OsString),
+    /// A directory's contents, without the directory itself (`dir/.`).
+    Contents,
+}
+
+fn source_name(src: &Path) -> SourceName {
+    let bytes = src.as_os_str().as_bytes();
+    if bytes == b"." || bytes.ends_with(b"/.") {
+        return SourceName::Contents;
+    }
+    let last = src.components().rev().find_map(|c| match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        _ => None,
+    });
+    match last {
+        // A `..` last (`a/b/..`) cannot name an entry: the directory it
+        // resolves to (inside the root) is sent as contents.
+        Some(_) if matches!(src.components().next_back(), Some(Component::ParentDir)) => {
+            SourceName::Contents
+        }
+        Some(n) => SourceName::Base(n),
+        None => SourceName::Contents,
+    }
+}
+use crate::fs::procfs::{self, ProcfsBase};
+use crate::fs::RootDir;
+use crate::Result;
+use pathrs::flags::OpenFlags;
+
+/// Writes `src` (a path inside `root`) to `out` as a tar stream.
+pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> Result<()> {
+    let ctx = || format!("{}", src.display());
+    let fd = if opts.follow_link {
+        root.resolve(src)
+    } else {
+        root.resolve_nofollow(src)
+    }
+    .map_err(|e| io_err(ctx(), e))?;
+    let st = fstat(&fd).map_err(|e| io_err(ctx(), e))?;
+    let mut p = Packer {
+        builder: Builder::new(out),
+        opts,
+        links: HashMap::new(),
+        buf: vec![0; CHUNK],
+    };
+    let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+    let name = match (source_name(src), opts.rename.clone()) {
+        (SourceName::Contents, _) if !is_dir => {
+            return Err(io_err(ctx(), Errno::NOTDIR));
+        }
+        (_, Some(rename)) => Some(PathBuf::from(rename)),
+        (SourceName::Base(own), None) => Some(PathBuf::from(own)),
+        (SourceName::Contents, None) => None,
+    };
+    match name {
+        None => p.walk_dir(&fd, PathBuf::new())?,
+        Some(name) => {
+            // A symlink source (without -L) is read with readlinkat(fd, "")
+            // on its O_PATH fd.
+            p.append(None, &fd, &st, &name)?;
+            if is_dir {
+                p.walk_dir(&fd, name)?;
+            }
+        }
+    }
+    p.builder
+        .into_inner()
+        .and_then(|mut w| w.flush())
+        .map_err(|e| io_err("writing the tar stream", e))
+}
+
+struct Packer<'o, W: Write> {
+    builder: Builder<W>,
+    opts: &'o PackOptions,
+    /// (dev, ino) of files with several links → the name of the first.
+    links: HashMap<(u64, u64), PathBuf>,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Packer<'_, W> {
+    /// Writes every entry below the directory `dir`, named under `prefix`.
+    /// Explicit stack: depth costs heap (and one fd per level), not stack.
+    fn walk_dir(&mut self, dir: &OwnedFd, prefix: PathBuf) -> Result<()> {
+        let mut stack = vec![(reopen_dir(dir, &prefix)?, prefix, None::<Vec<OsString>>)];
+        while let Some((fd, prefix, names)) = stack.last_mut() {
+            let names = match names {
+                Some(n) => n,
+                None => {
+                    let list = list_dir(fd, prefix)?;
+                    names.insert(list)
+                }
+            };
+            let Some(name) = names.pop() else {
+                stack.pop();
+                continue;
+            };
+            let path = prefix.join(&name);
+            let child = match openat(
+                &*fd,
+                &*name,
+                OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                // Removed meanwhile (a running container): skipped, as tar
+                // does with a file that vanished.
+                Err(Errno::NOENT) => continue,
+                other => other.map_err(|e| io_err(path.display().to_string(), e))?,
+            };
+            let st = fstat(&child).map_err(|e| io_err(path.display().to_string(), e))?;
+            self.append(Some((&*fd, &name)), &child, &st, &path)?;
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                let sub = reopen_dir(&child, &path)?;
+                stack.push((sub, path, None));
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends one entry for the inode `fd` (`O_PATH`, not followed),
+    /// whose parent directory and name are `at` (None for the source).
+    fn append(
+        &mut self,
+        at: Option<(&OwnedFd, &OsStr)>,
+        fd: &OwnedFd,
+        st: &Stat,
+        name: &Path,
+    ) -> Result<()> {
+        let ctx = || name.display().to_string();
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let mut h = Header::new_gnu();
+        h.set_mode(st.st_mode & 0o7777);
+        let (uid, gid) = self.opts.ids.host_to_container(st.st_uid, st.st_gid);
+        h.set_uid(uid.into());
+        h.set_gid(gid.into());
+        h.set_mtime(st.st_mtime.max(0) as u64);
+        h.set_size(0);
+        if ft != FileType::Directory && st.st_nlink > 1 {
+            let key = (st.st_dev, st.st_ino);
+            if let Some(first) = self.links.get(&key) {
+                h.set_entry_type(EntryType::Link);
+                let first = first.clone();
+                return self
+                    .builder
+                    .append_link(&mut h, name, first)
+                    .map_err(|e| io_err(ctx(), e));
+            }
+            self.links.insert(key, name.to_path_buf());
+        }
+        let res = match ft {
+            FileType::Directory => {
+                h.set_entry_type(EntryType::Directory);
+                self.builder.append_data(&mut h, name, io::empty())
+            }
+            FileType::Symlink => {
+                h.set_entry_type(EntryType::Symlink);
+                let target = readlinkat(fd, "", Vec::new()).map_err(|e| io_err(ctx(), e))?;
+                let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
+                self.builder.append_link(&mut h, name, target)
+            }
+            FileType::Fifo | FileType::CharacterDevice | FileType::BlockDevice => {
+                h.set_entry_type(match ft {
+                    FileType::Fifo => EntryType::Fifo,
+                    FileType::CharacterDevice => EntryType::Char,
+                    _ => EntryType::Block,
+                });
+                if ft != FileType::Fifo {
+                    let (maj, min) = (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev));
+                    h.set_device_major(maj).map_err(|e| io_err(ctx(), e))?;
+                    h.set_device_minor(min).map_err(|e| io_err(ctx(), e))?;
+                }
+                self.builder.append_data(&mut h, name, io::empty())
+            }
+            FileType::RegularFile => {
+                let file = open_regular(at, fd, st).map_err(|e| io_err(ctx(), e))?;
+                let len = st.st_size.max(0) as u64;
+                h.set_size(len);
+                // Fewer blocks than bytes: holes, written as a GNU sparse
+                // entry (only the data segments travel).
+                let segments = if (st.st_blocks as u64).saturating_mul(512) < len {
+                    data_segments(file.as_fd(), len)
+                } else {
+                    None
+                };
+                match segments {
+                    Some(segs) => {
+                        let ext = sparse_header(&mut h, &segs, len);
+                        let data = SegmentReader {
+                            fd: file.as_fd(),
+                            segs: &segs,
+                            index: 0,
+                            done: 0,
+                            buf: &mut self.buf,
+                        };
+                        self.builder
+                            .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
+                    }
+                    None => {
+                        h.set_entry_type(EntryType::Regular);
+                        let reader = SparseReader::new(file.as_fd(), len, &mut self.buf);
+                        self.builder.append_data(&mut h, name, reader)
+                    }
+                }
+            }
+            // Sockets and the rest: skipped, as docker's archiver does.
+            _ => return Ok(()),
+        };
+        res.map_err(|e| io_err(ctx(), e))
+    }
+}
+
+/// Opens a directory (given as an `O_PATH` fd) for reading its entries.
+fn reopen_dir(fd: &OwnedFd, name: &Path) -> Result<OwnedFd> {
+    openat(
+        fd,
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_err(name.display().to_string(), e))
+}
+
+/// The names in a directory, sorted (reversed: popped from the end), so the
+/// stream's order does not depend on the filesystem.
+fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
+    let dup = fd.try_clone().map_err(|e| io_err("dup", e))?;
+    let dir = Dir::new(dup).map_err(|e| io_err(name.display().to_string(), e))?;
+    let mut names = Vec::new();
+    for ent in dir {
+        let ent = ent.map_err(|e| io_err(name.display().to_string(), e))?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(OsStr::from_bytes(n).to_os_string());
+        }
+    }
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(names)
+}
+
+/// Opens a regular file for reading without following anything and
+/// without blocking: through its parent and name when known (`O_NOFOLLOW`),
+/// else through the private procfs's magic link of its `O_PATH` fd (the
+/// source itself, already resolved inside the root). The result must be the same inode as
+/// `st`, still a regular file: a name swapped meanwhile for a fifo or a
+/// symlink is refused, never read.
+fn open_regular(at: Option<(&OwnedFd, &OsStr)>, fd: &OwnedFd, st: &Stat) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file: OwnedFd = match at {
+        Some((dir, name)) => openat(dir, name, flags, Mode::empty())?,
+        // Reopen the O_PATH fd itself (the source, already resolved inside
+        // the root) through its magic link in the private procfs: exactly
+        // this inode, no lookup inside the container.
+        None => procfs::open_link(
+            ProcfsBase::ProcThreadSelf,
+            &format!("fd/{}", fd.as_raw_fd()),
+            OpenFlags::O_RDONLY | OpenFlags::O_NONBLOCK | OpenFlags::O_CLOEXEC,
+        )?,
+    };
+    let now = fstat(&file)?;
+    if now.st_dev != st.st_dev
+        || now.st_ino != st.st_ino
+        || FileType::from_raw_mode(now.st_mode) != FileType::RegularFile
+    {
+        return Err(io::Error::other("changed while being read"));
+    }
+    Ok(File::from(file))
+}
+
+/// The most data segments a sparse entry lists (16 bytes each in memory,
+/// 24 in the stream); a file with more is streamed whole, holes as zeros.
+const MAX_SEGMENTS: usize = 1 << 16;
+
+/// The data segments (offset, length) of the first `len` bytes of a file,
+/// from `SEEK_DATA`/`SEEK_HOLE`; None when the filesystem cannot tell or the
+/// file has too many segments.
+fn data_segments(fd: BorrowedFd<'_>, len: u64) -> Option<Vec<(u64, u64)>> {
+    let mut segs = Vec::new();
+    let mut pos = 0;
+    while pos < len {
+        let start = match rustix::fs::seek(fd, SeekFrom::Data(pos)) {
+            Ok(start) => start.min(len),
+            Err(Errno::NXIO) => break,
+            Err(_) => return None,
+        };
+        if start >= len {
+            break;
+        }
+        let end = rustix::fs::seek(fd, SeekFrom::Hole(start)).ok()?.min(len);
+        if end <= start || segs.len() == MAX_SEGMENTS {
+            return None;
+        }
+        segs.push((start, end - start));
+        pos = end;
+    }
+    Some(segs)
+}
+
+/// Makes `h` a GNU sparse header for `segs` of a file of `len` bytes;
+/// returns the extension headers that follow it (segments past the fourth).
+fn sparse_header(h: &mut Header, segs: &[(u64, u64)], len: u64) -> Vec<u8> {
+    // A file ending in a hole (or all hole) lists one more, empty, segment
+    // at its end, as GNU tar writes it: readers check the list reaches the
+    // real size.
+    let mut list = segs.to_vec();
+    if !matches!(list.last(), Some(&(off, n)) if off + n >= len) {
+        list.push((len, 0));
+    }
+    h.set_entry_type(EntryType::GNUSparse);
+    h.set_size(list.iter().map(|s| s.1).sum());
+    let mut rest = list.iter().peekable();
+    if let Some(gnu) = h.as_gnu_mut() {
+        gnu.set_real_size(len);
+        for slot in gnu.sparse.iter_mut() {
+            let Some(&(off, n)) = rest.next() else { break };
+            slot.set_offset(off);
+            slot.set_length(n);
+        }
+        gnu.set_is_extended(rest.peek().is_some());
+    }
+    let mut ext = Vec::new();
+    while rest.peek().is_some() {
+        let mut e = tar::GnuExtSparseHeader::new();
+        for slot in e.sparse.iter_mut() {
+            let Some(&(off, n)) = rest.next() else { break };
+            slot.set_offset(off);
+            slot.set_length(n);
+        }
+        e.set_is_extended(rest.peek().is_some());
+        ext.extend_from_slice(e.as_bytes());
+    }
+    ext
+}
+
+/// The bytes of a list of data segments, each exactly its length: a file
+/// truncated meanwhile reads as zeros past its end.
+struct SegmentReader<'a> {
+    fd: BorrowedFd<'a>,
+    segs: &'a [(u64, u64)],
+    index: usize,
+    /// Bytes of `segs[index]` already read.
+    done: u64,
+    buf: &'a mut Vec<u8>,
+}
+
+impl Read for SegmentReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while let Some(&(off, len)) = self.segs.get(self.index) {
+            if self.done == len {
+                self.index += 1;
+                self.done = 0;
+                continue;
+            }
+            let n = out
+                .len()
+                .min((len - self.done) as usize)
+                .min(self.buf.len());
+            let got = match pread(self.fd, &mut self.buf[..n], off + self.done)? {
+                // Truncated meanwhile: zeros, so the entry keeps its size.
+                0 => {
+                    out[..n].fill(0);
+                    n
+                }
+                got => {
+                    out[..got].copy_from_slice(&self.buf[..got]);
+                    got
+                }
+            };
+            self.done += got as u64;
+            return Ok(got);
+        }
+        Ok(0)
+    }
+}
+
+/// Reads exactly `len` bytes of a file: data with `pread`, holes (found
+/// with `SEEK_DATA`/`SEEK_HOLE`) as zeros without reading them, and zeros
+/// past an end that moved (a file truncated meanwhile), so the entry always
+/// matches its header. Extra bytes of a file that grew are left out.
+struct SparseReader<'a> {
+    fd: BorrowedFd<'a>,
+    len: u64,
+    pos: u64,
+    /// Start and end of the data segment at or after `pos`.
+    data: Option<(u64, u64)>,
+    buf: &'a mut Vec<u8>,
+}
+
+impl<'a> SparseReader<'a> {
+    fn new(fd: BorrowedFd<'a>, len: u64, buf: &'a mut Vec<u8>) -> Self {
+        SparseReader {
+            fd,
+            len,
+            pos: 0,
+            data: None,
+            buf,
+        }
+    }
+
+    /// The data segment containing or following `pos`; (len, len) when the
+    /// rest is a hole.
+    fn segment(&mut self) -> (u64, u64) {
+        if let Some((s, e)) = self.data {
+            if self.pos < e {
+                return (s, e);
+            }
+        }
+        let seg = match rustix::fs::seek(self.fd, SeekFrom::Data(self.pos)) {
+            Ok(start) => {
+                let end = rustix::fs::seek(self.fd, SeekFrom::Hole(start)).unwrap_or(self.len);
+                (
+                    start.min(self.len),
+                    end.min(self.len).max(start.min(self.len)),
+                )
+            }
+            Err(Errno::NXIO) => (self.len, self.len),
+            // No SEEK_DATA here: everything is data.
+            Err(_) => (self.pos, self.len),
+        };
+        self.data = Some(seg);
+        seg
+    }
+}
+
+impl Read for SparseReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len || out.is_empty() {
+            return Ok(0);
+        }
+        let (start, end) = self.segment();
+        let want = out.len().min((self.len - self.pos) as usize);
+        if self.pos < start {
+            // A hole: zeros up to the next data (or the end), not read.
+            let n = want.min((start - self.pos) as usize);
+            out[..n].fill(0);
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let n = want.min((end - self.pos) as usize).min(self.buf.len());
+        let got = pread(self.fd, &mut self.buf[..n], self.pos)?;
+        if got == 0 {
+            // Truncated meanwhile: the rest reads as zeros.
+            self.data = Some((self.len, self.len));
+            return self.read(out);
+        }
+        out[..got].copy_from_slice(&self.buf[..got]);
+        self.pos += got as u64;
+        Ok(got)
+    }
+}

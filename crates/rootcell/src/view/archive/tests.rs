@@ -1,0 +1,793 @@
+//! Unit tests of `pack` and `unpack` against scratch roots.
+
+use super::*;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::*;
+use rustix::process::{Gid, Uid};
+use tar::{Archive, Builder, EntryType, Header};
+
+use super::pack::*;
+use super::unpack::*;
+use crate::fs::RootDir;
+use crate::plan::IdMapping;
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+
+/// A scratch directory: `outer/` holds a sentinel file and `outer/root/`
+/// is the container root. Removed on drop.
+struct Scratch {
+    outer: PathBuf,
+}
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let outer =
+            std::env::temp_dir().join(format!("rootcell-archive-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&outer);
+        fs::create_dir_all(outer.join("root")).unwrap();
+        fs::write(outer.join("sentinel"), b"host").unwrap();
+        Scratch { outer }
+    }
+    fn root_path(&self) -> PathBuf {
+        self.outer.join("root")
+    }
+    fn root(&self) -> RootDir {
+        RootDir::open(&self.root_path()).unwrap()
+    }
+    fn sentinel_unchanged(&self) {
+        assert_eq!(fs::read(self.outer.join("sentinel")).unwrap(), b"host");
+        let names: Vec<_> = fs::read_dir(&self.outer)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "something appeared outside the root: {names:?}"
+        );
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.outer);
+    }
+}
+
+fn set_mtime(path: &Path, secs: i64) {
+    let t = Timespec {
+        tv_sec: secs,
+        tv_nsec: 0,
+    };
+    utimensat(
+        rustix::fs::CWD,
+        path,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+}
+
+fn names(tar: &[u8]) -> Vec<(String, EntryType)> {
+    let mut a = Archive::new(tar);
+    a.entries()
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                String::from_utf8_lossy(&e.path_bytes()).into_owned(),
+                e.header().entry_type(),
+            )
+        })
+        .collect()
+}
+
+fn pack_vec(root: &RootDir, src: &str, opts: &PackOptions) -> Vec<u8> {
+    let mut out = Vec::new();
+    pack(root, Path::new(src), opts, &mut out).unwrap();
+    out
+}
+
+/// A tree with every kind pack and unpack handle without privileges.
+fn make_tree(root: &Path) {
+    let d = root.join("d");
+    fs::create_dir_all(d.join("sub/deeper")).unwrap();
+    fs::write(d.join("f"), b"hello bytes").unwrap();
+    fs::set_permissions(d.join("f"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::hard_link(d.join("f"), d.join("hard")).unwrap();
+    std::os::unix::fs::symlink("../outside/target", d.join("link")).unwrap();
+    fs::write(d.join("sub/deeper/x"), b"x").unwrap();
+    fs::set_permissions(d.join("sub"), fs::Permissions::from_mode(0o750)).unwrap();
+    set_mtime(&d.join("f"), 1_000_000_000);
+    set_mtime(&d.join("link"), 1_100_000_000);
+    set_mtime(&d.join("sub/deeper/x"), 1_200_000_000);
+    set_mtime(&d.join("sub/deeper"), 1_300_000_000);
+    set_mtime(&d.join("sub"), 1_400_000_000);
+    set_mtime(&d, 1_500_000_000);
+}
+
+#[test]
+fn round_trip_keeps_bytes_modes_mtimes_links() {
+    let src = Scratch::new("rt-src");
+    let dst = Scratch::new("rt-dst");
+    make_tree(&src.root_path());
+    fs::create_dir(dst.root_path().join("out")).unwrap();
+    let tar = pack_vec(&src.root(), "/d", &PackOptions::default());
+    unpack(
+        &dst.root(),
+        Path::new("/out"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    let d = dst.root_path().join("out/d");
+    assert_eq!(fs::read(d.join("f")).unwrap(), b"hello bytes");
+    let f = fs::metadata(d.join("f")).unwrap();
+    assert_eq!(f.mode() & 0o7777, 0o640);
+    assert_eq!(f.mtime(), 1_000_000_000);
+    let h = fs::metadata(d.join("hard")).unwrap();
+    assert_eq!((h.ino(), h.nlink()), (f.ino(), 2), "hardlink kept");
+    assert_eq!(
+        fs::read_link(d.join("link")).unwrap(),
+        Path::new("../outside/target")
+    );
+    assert_eq!(
+        fs::symlink_metadata(d.join("link")).unwrap().mtime(),
+        1_100_000_000
+    );
+    assert_eq!(fs::read(d.join("sub/deeper/x")).unwrap(), b"x");
+    let sub = fs::metadata(d.join("sub")).unwrap();
+    assert_eq!(sub.mode() & 0o7777, 0o750);
+    assert_eq!(sub.mtime(), 1_400_000_000);
+    assert_eq!(
+        fs::metadata(d.join("sub/deeper")).unwrap().mtime(),
+        1_300_000_000
+    );
+    assert_eq!(fs::metadata(&d).unwrap().mtime(), 1_500_000_000);
+    src.sentinel_unchanged();
+    dst.sentinel_unchanged();
+}
+
+#[test]
+fn directory_source_names_base_or_contents() {
+    let s = Scratch::new("names");
+    make_tree(&s.root_path());
+    let root = s.root();
+    let base = names(&pack_vec(&root, "/d", &PackOptions::default()));
+    assert_eq!(base[0], ("d".into(), EntryType::Directory));
+    assert!(
+        base.iter().all(|(n, _)| n == "d" || n.starts_with("d/")),
+        "{base:?}"
+    );
+    assert!(base.contains(&("d/f".into(), EntryType::Regular)));
+    // `/.`: the contents, not the directory.
+    let contents = names(&pack_vec(&root, "/d/.", &PackOptions::default()));
+    assert!(
+        contents.contains(&("f".into(), EntryType::Regular)),
+        "{contents:?}"
+    );
+    assert!(contents.contains(&("sub/deeper/x".into(), EntryType::Regular)));
+    assert!(!contents
+        .iter()
+        .any(|(n, _)| n.starts_with("d/") || n == "d"));
+    // A file source: one entry under its base name.
+    let file = names(&pack_vec(&root, "d/sub/deeper/x", &PackOptions::default()));
+    assert_eq!(file, vec![("x".into(), EntryType::Regular)]);
+    // `/.` on a file is an error naming the path.
+    let err = pack(
+        &root,
+        Path::new("/d/f/."),
+        &PackOptions::default(),
+        Vec::new(),
+    );
+    assert!(err.unwrap_err().to_string().contains("/d/f/."));
+}
+
+#[test]
+fn rename_names_the_source_and_its_contents() {
+    let s = Scratch::new("rename");
+    make_tree(&s.root_path());
+    let root = s.root();
+    let opts = PackOptions {
+        rename: Some("new".into()),
+        ..Default::default()
+    };
+    let dir = names(&pack_vec(&root, "/d", &opts));
+    assert_eq!(dir[0], ("new".into(), EntryType::Directory));
+    assert!(
+        dir.iter().all(|(n, _)| n == "new" || n.starts_with("new/")),
+        "{dir:?}"
+    );
+    // `/.` renamed: the directory's own entry under the new name too.
+    let contents = names(&pack_vec(&root, "/d/.", &opts));
+    assert_eq!(contents, dir);
+    let file = names(&pack_vec(&root, "/d/f", &opts));
+    assert_eq!(file, vec![("new".into(), EntryType::Regular)]);
+}
+
+#[test]
+fn follow_link_follows_only_the_source_and_stays_in_the_root() {
+    let s = Scratch::new("follow");
+    make_tree(&s.root_path());
+    let r = s.root_path();
+    std::os::unix::fs::symlink("/d/f", r.join("abs")).unwrap();
+    // A link that lexically leaves the root: inside it, `/..` is `/`.
+    std::os::unix::fs::symlink("../../sentinel", r.join("escape")).unwrap();
+    let root = s.root();
+    let plain = pack_vec(&root, "/abs", &PackOptions::default());
+    assert_eq!(names(&plain), vec![("abs".into(), EntryType::Symlink)]);
+    let opts = PackOptions {
+        follow_link: true,
+        ..Default::default()
+    };
+    let followed = pack_vec(&root, "/abs", &opts);
+    let mut a = Archive::new(&followed[..]);
+    let mut e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(&*e.path_bytes(), b"abs");
+    let mut body = Vec::new();
+    e.read_to_end(&mut body).unwrap();
+    assert_eq!(body, b"hello bytes");
+    // A followed link to a directory names its entries after the link.
+    std::os::unix::fs::symlink("d", r.join("ld")).unwrap();
+    let ld = names(&pack_vec(&root, "/ld", &opts));
+    assert!(ld.contains(&("ld/f".into(), EntryType::Regular)), "{ld:?}");
+    assert_eq!(
+        names(&pack_vec(&root, "/ld", &PackOptions::default())),
+        vec![("ld".into(), EntryType::Symlink)]
+    );
+    // Links below the source are never followed, even with -L.
+    let dir = names(&pack_vec(&root, "/d", &opts));
+    assert!(dir.contains(&("d/link".into(), EntryType::Symlink)));
+    // The escaping link resolves inside the root: no such file there.
+    let err = pack(&root, Path::new("/escape"), &opts, Vec::new()).unwrap_err();
+    assert!(err.to_string().contains("/escape"), "{err}");
+    s.sentinel_unchanged();
+}
+
+#[test]
+fn fifo_at_the_source_is_a_header_only() {
+    let s = Scratch::new("fifo");
+    fs::create_dir(s.root_path().join("d")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        s.root_path().join("d/p"),
+        FileType::Fifo,
+        Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let root = s.root();
+    let start = std::time::Instant::now();
+    let tar = pack_vec(&root, "/d", &PackOptions::default());
+    assert!(names(&tar).contains(&("d/p".into(), EntryType::Fifo)));
+    let tar = pack_vec(&root, "/d/p", &PackOptions::default());
+    assert_eq!(names(&tar), vec![("p".into(), EntryType::Fifo)]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // And it unpacks to a fifo.
+    let dst = Scratch::new("fifo-dst");
+    unpack(
+        &dst.root(),
+        Path::new("/"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert!(fs::metadata(dst.root_path().join("p"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+}
+
+/// Counts what is written, keeps nothing.
+struct Count(u64, Vec<u8>);
+impl Write for Count {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.0 += b.len() as u64;
+        // Keep the last bytes written: the data before the padding.
+        self.1.extend_from_slice(b);
+        let keep = self.1.len().saturating_sub(4096);
+        self.1.drain(..keep);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn large_sparse_file_travels_as_its_data_only() {
+    let s = Scratch::new("sparse");
+    let path = s.root_path().join("big");
+    let size: u64 = 10 << 30;
+    {
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(size).unwrap();
+        rustix::io::pwrite(&f, b"HEAD", 0).unwrap();
+        rustix::io::pwrite(&f, b"TAIL", size - 4).unwrap();
+    }
+    let start = std::time::Instant::now();
+    let mut out = Count(0, Vec::new());
+    pack(
+        &s.root(),
+        Path::new("/big"),
+        &PackOptions::default(),
+        &mut out,
+    )
+    .unwrap();
+    // Headers and two data blocks, not 10 GiB.
+    assert!(out.0 < 1 << 20, "{} bytes", out.0);
+    let tar = pack_vec(&s.root(), "/big", &PackOptions::default());
+    assert_eq!(names(&tar), vec![("big".into(), EntryType::GNUSparse)]);
+    let mut a = Archive::new(&tar[..]);
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(e.size(), size);
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn sparse_file_with_many_segments_round_trips() {
+    let s = Scratch::new("sparse-many");
+    let path = s.root_path().join("holes");
+    let step: u64 = 1 << 20;
+    let mut expect = vec![0u8; (step * 30) as usize];
+    {
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(step * 30).unwrap();
+        // 28 data segments, the last hole at the end: more than the main header and one extension
+        // header hold.
+        for i in 0..28u64 {
+            let data = format!("segment {i}");
+            let off = i * step + 4096 * (i % 3);
+            rustix::io::pwrite(&f, data.as_bytes(), off).unwrap();
+            expect[off as usize..off as usize + data.len()].copy_from_slice(data.as_bytes());
+        }
+    }
+    let tar = pack_vec(&s.root(), "/holes", &PackOptions::default());
+    assert!(tar.len() < (step * 2) as usize, "{} bytes", tar.len());
+    fs::create_dir(s.root_path().join("dst")).unwrap();
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(s.root_path().join("dst/holes")).unwrap(), expect);
+    // A fully sparse file too.
+    let empty = s.root_path().join("empty");
+    fs::File::create(&empty).unwrap().set_len(step).unwrap();
+    let tar = pack_vec(&s.root(), "/empty", &PackOptions::default());
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(s.root_path().join("dst/empty")).unwrap(),
+        vec![0; step as usize]
+    );
+}
+
+#[test]
+fn the_header_guard_skips_sparse_extension_blocks_before_the_data() {
+    // A GNU sparse entry with extension blocks (6 segments: more than
+    // the main header's 4) whose last data block looks like a tar
+    // header with a 1 KiB body, followed by a 2 MiB long-name header.
+    // The guard must skip exactly the extension blocks, then the data,
+    // and so see (and refuse) the long-name header: counting the
+    // extension blocks as data would misread the last data block as a
+    // header and skip over the long name.
+    let s = Scratch::new("sparse-guard");
+    let path = s.root_path().join("holes");
+    let step: u64 = 1 << 20;
+    let decoy = raw(b"decoy", EntryType::Regular, b"", &[b'd'; 1024]);
+    {
+        let f = fs::File::create(&path).unwrap();
+        f.set_len(step * 7).unwrap();
+        for i in 0..6u64 {
+            let mut block = vec![b's'; 4096];
+            if i == 5 {
+                block[4096 - 512..].copy_from_slice(&decoy[..512]);
+            }
+            rustix::io::pwrite(&f, &block, i * step).unwrap();
+        }
+    }
+    let mut tar = pack_vec(&s.root(), "/holes", &PackOptions::default());
+    tar.truncate(tar.len() - 1024);
+    let long = vec![b'n'; 2 << 20];
+    tar.extend(stream(&[raw(
+        b"././@LongLink",
+        EntryType::GNULongName,
+        b"",
+        &long,
+    )]));
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("exceeds"), "{err}");
+}
+
+/// A raw header: the tar crate's setters refuse hostile names, so the
+/// bytes are written directly.
+fn raw(name: &[u8], kind: EntryType, link: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut h = Header::new_gnu();
+    h.as_old_mut().name[..name.len()].copy_from_slice(name);
+    h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+    h.set_entry_type(kind);
+    h.set_mode(0o644);
+    h.set_size(data.len() as u64);
+    h.set_mtime(1_000_000_000);
+    h.set_cksum();
+    let mut out = h.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+fn stream(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out: Vec<u8> = entries.concat();
+    out.extend_from_slice(&[0; 1024]);
+    out
+}
+
+fn unpack_err(s: &Scratch, tar: &[u8], opts: &UnpackOptions) -> String {
+    fs::create_dir_all(s.root_path().join("dst")).unwrap();
+    let err = unpack(&s.root(), Path::new("/dst"), tar, opts).unwrap_err();
+    s.sentinel_unchanged();
+    err.to_string()
+}
+
+#[test]
+fn dotdot_names_are_refused_naming_the_entry() {
+    let s = Scratch::new("dotdot");
+    for name in [&b"../../sentinel"[..], b"a/../../sentinel", b"../x"] {
+        let tar = stream(&[raw(name, EntryType::Regular, b"", b"pwned")]);
+        let err = unpack_err(&s, &tar, &UnpackOptions::default());
+        let shown = String::from_utf8_lossy(name);
+        assert!(err.contains(&*shown), "{err}");
+    }
+    // The same names carried by a pax `path` record and a GNU long name.
+    let record = |v: &str| {
+        let body = format!(" path={v}\n");
+        let mut len = body.len() + 2;
+        if format!("{len}{body}").len() != len {
+            len += 1;
+        }
+        format!("{len}{body}").into_bytes()
+    };
+    let pax = stream(&[
+        raw(
+            b"PaxHeader",
+            EntryType::XHeader,
+            b"",
+            &record("../../sentinel"),
+        ),
+        raw(b"innocent", EntryType::Regular, b"", b"pwned"),
+    ]);
+    let err = unpack_err(&s, &pax, &UnpackOptions::default());
+    assert!(err.contains("../../sentinel"), "{err}");
+    let gnu = stream(&[
+        raw(
+            b"././@LongLink",
+            EntryType::GNULongName,
+            b"",
+            b"../../sentinel\0",
+        ),
+        raw(b"innocent", EntryType::Regular, b"", b"pwned"),
+    ]);
+    let err = unpack_err(&s, &gnu, &UnpackOptions::default());
+    assert!(err.contains("../../sentinel"), "{err}");
+    // `a/../b` stays inside: allowed, as docker's Clean allows it.
+    let tar = stream(&[raw(b"a/../b", EntryType::Regular, b"", b"ok")]);
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(s.root_path().join("dst/b")).unwrap(), b"ok");
+}
+
+#[test]
+fn absolute_names_are_contained_in_the_destination() {
+    let s = Scratch::new("abs");
+    let outer = s.outer.join("sentinel");
+    let tar = stream(&[raw(
+        outer.as_os_str().as_bytes(),
+        EntryType::Regular,
+        b"",
+        b"pwned",
+    )]);
+    fs::create_dir(s.root_path().join("dst")).unwrap();
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    let inside = s
+        .root_path()
+        .join("dst")
+        .join(outer.strip_prefix("/").unwrap());
+    assert_eq!(fs::read(inside).unwrap(), b"pwned");
+    s.sentinel_unchanged();
+}
+
+#[test]
+fn writes_through_a_symlink_entry_stay_in_the_root() {
+    let s = Scratch::new("symwrite");
+    let outer = s.outer.as_os_str().as_bytes().to_vec();
+    for (i, target) in [outer.as_slice(), b"../../..", b"/.."].iter().enumerate() {
+        let link = format!("l{i}");
+        let tar = stream(&[
+            raw(link.as_bytes(), EntryType::Symlink, target, b""),
+            raw(
+                format!("{link}/sentinel").as_bytes(),
+                EntryType::Regular,
+                b"",
+                b"pwned",
+            ),
+        ]);
+        fs::create_dir_all(s.root_path().join("dst")).unwrap();
+        unpack(
+            &s.root(),
+            Path::new("/dst"),
+            &tar[..],
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        s.sentinel_unchanged();
+    }
+    // `../../..` and `/..` are the root itself inside the root.
+    assert_eq!(fs::read(s.root_path().join("sentinel")).unwrap(), b"pwned");
+}
+
+#[test]
+fn hardlinks_outside_or_through_symlinks_are_refused() {
+    let s = Scratch::new("hardlink");
+    fs::create_dir_all(s.root_path().join("dst/sub")).unwrap();
+    fs::write(s.root_path().join("dst/sub/f"), b"in").unwrap();
+    let cases: [Vec<Vec<u8>>; 4] = [
+        vec![raw(b"h", EntryType::Link, b"../../sentinel", b"")],
+        vec![
+            raw(b"s", EntryType::Symlink, b"/..", b""),
+            raw(b"h", EntryType::Link, b"s/sentinel", b""),
+        ],
+        vec![
+            raw(
+                b"s2",
+                EntryType::Symlink,
+                s.outer.as_os_str().as_bytes(),
+                b"",
+            ),
+            raw(b"h2", EntryType::Link, b"s2/sentinel", b""),
+        ],
+        // Even a symlink that stays inside is not a way to a target.
+        vec![
+            raw(b"s3", EntryType::Symlink, b"sub", b""),
+            raw(b"h3", EntryType::Link, b"s3/f", b""),
+        ],
+    ];
+    for case in cases {
+        let err = unpack_err(&s, &stream(&case), &UnpackOptions::default());
+        assert!(err.contains("\"h"), "{err}");
+        assert_eq!(fs::metadata(s.outer.join("sentinel")).unwrap().nlink(), 1);
+    }
+    // A hardlink to an earlier entry works.
+    let tar = stream(&[
+        raw(b"f", EntryType::Regular, b"", b"data"),
+        raw(b"g", EntryType::Link, b"f", b""),
+    ]);
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::metadata(s.root_path().join("dst/g")).unwrap().nlink(),
+        2
+    );
+}
+
+#[test]
+fn device_nodes_are_refused_unless_allowed() {
+    let s = Scratch::new("dev");
+    let mut h = Header::new_gnu();
+    h.set_path("null").unwrap();
+    h.set_entry_type(EntryType::Char);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    h.set_size(0);
+    h.set_mode(0o666);
+    h.set_cksum();
+    let tar = stream(&[h.as_bytes().to_vec()]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("\"null\"") && err.contains("device"), "{err}");
+    assert!(!s.root_path().join("dst/null").exists());
+    if rustix::process::geteuid().is_root() {
+        let opts = UnpackOptions {
+            allow_devices: true,
+            ..Default::default()
+        };
+        unpack(&s.root(), Path::new("/dst"), &tar[..], &opts).unwrap();
+        let m = fs::metadata(s.root_path().join("dst/null")).unwrap();
+        assert!(m.file_type().is_char_device());
+        assert_eq!(m.mode() & 0o7777, 0o666);
+    }
+}
+
+#[test]
+fn malformed_and_huge_headers_are_errors() {
+    let s = Scratch::new("malformed");
+    // Bad checksum.
+    let mut bad = raw(b"f", EntryType::Regular, b"", b"abc");
+    bad[148] ^= 0x11;
+    let err = unpack_err(&s, &stream(&[bad]), &UnpackOptions::default());
+    assert!(!err.is_empty());
+    // A size far larger than the stream: an error, not a panic or an
+    // allocation of that size.
+    let mut h = Header::new_gnu();
+    h.set_path("huge").unwrap();
+    h.set_entry_type(EntryType::Regular);
+    h.set_size(u64::MAX / 2);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(&[7; 4096]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("huge"), "{err}");
+    // A GNU long name claiming 1 TiB: refused before it is read.
+    let mut h = Header::new_gnu();
+    h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    h.set_entry_type(EntryType::GNULongName);
+    h.set_size(1 << 40);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(&[b'a'; 8192]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("extension header"), "{err}");
+    // Long names within bounds still work.
+    let long = "d/".repeat(60) + "file";
+    let mut b = Builder::new(Vec::new());
+    let mut h = Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_size(2);
+    h.set_mode(0o644);
+    b.append_data(&mut h, &long, &b"ok"[..]).unwrap();
+    let tar = b.into_inner().unwrap();
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        fs::read(s.root_path().join("dst").join(&long)).unwrap(),
+        b"ok"
+    );
+    // Garbage.
+    let junk: Vec<u8> = (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect();
+    let _ = unpack_err(&s, &junk, &UnpackOptions::default());
+}
+
+#[test]
+fn directory_and_non_directory_never_replace_each_other() {
+    let s = Scratch::new("dirnondir");
+    let dst = s.root_path().join("dst");
+    fs::create_dir_all(dst.join("isdir")).unwrap();
+    fs::write(dst.join("isfile"), b"keep").unwrap();
+    let err = unpack_err(
+        &s,
+        &stream(&[raw(b"isdir", EntryType::Regular, b"", b"x")]),
+        &UnpackOptions::default(),
+    );
+    assert!(err.contains("isdir") && err.contains("directory"), "{err}");
+    let err = unpack_err(
+        &s,
+        &stream(&[raw(b"isfile", EntryType::Directory, b"", b"")]),
+        &UnpackOptions::default(),
+    );
+    assert!(err.contains("isfile"), "{err}");
+    assert_eq!(fs::read(dst.join("isfile")).unwrap(), b"keep");
+    // A file replaces a file; a directory over a directory is merged.
+    let tar = stream(&[
+        raw(b"isfile", EntryType::Regular, b"", b"new"),
+        raw(b"isdir/", EntryType::Directory, b"", b""),
+    ]);
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(fs::read(dst.join("isfile")).unwrap(), b"new");
+    assert!(dst.join("isdir").is_dir());
+}
+
+#[test]
+fn owners_are_mapped_both_ways() {
+    let ids = IdMap {
+        uids: vec![IdMapping {
+            container_id: 0,
+            host_id: 100_000,
+            size: 65_536,
+        }],
+        gids: vec![IdMapping {
+            container_id: 0,
+            host_id: 200_000,
+            size: 65_536,
+        }],
+    };
+    assert_eq!(ids.host_to_container(100_005, 200_007), (5, 7));
+    assert_eq!(ids.host_to_container(0, 0), (OVERFLOW_ID, OVERFLOW_ID));
+    assert_eq!(ids.container_to_host(5, 7), Some((100_005, 200_007)));
+    assert_eq!(ids.container_to_host(70_000, 0), None);
+    assert_eq!(IdMap::default().container_to_host(3, 4), Some((3, 4)));
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let s = Scratch::new("owners");
+    let f = s.root_path().join("f");
+    fs::write(&f, b"x").unwrap();
+    rustix::fs::chown(
+        &f,
+        Some(Uid::from_raw(100_005)),
+        Some(Gid::from_raw(200_007)),
+    )
+    .unwrap();
+    let opts = PackOptions {
+        ids: ids.clone(),
+        ..Default::default()
+    };
+    let tar = pack_vec(&s.root(), "/f", &opts);
+    let mut a = Archive::new(&tar[..]);
+    let e = a.entries().unwrap().next().unwrap().unwrap();
+    assert_eq!(
+        (e.header().uid().unwrap(), e.header().gid().unwrap()),
+        (5, 7)
+    );
+    // Back in with -a: host ids again.
+    fs::create_dir(s.root_path().join("dst")).unwrap();
+    let uopts = UnpackOptions {
+        ownership: Ownership::Archive,
+        ids: ids.clone(),
+        allow_devices: false,
+    };
+    unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
+    let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (100_005, 200_007));
+    // Fixed: the container's user, mapped.
+    let uopts = UnpackOptions {
+        ownership: Ownership::Fixed { uid: 1, gid: 2 },
+        ids,
+        allow_devices: false,
+    };
+    unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
+    let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (100_001, 200_002));
+    // Caller: no chown at all.
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (0, 0));
+}

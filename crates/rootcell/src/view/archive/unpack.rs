@@ -1,0 +1,399 @@
+//! `unpack`: a tar stream → a directory inside a root.
+
+use std::ffi::OsStr;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{
+    fchmod, fchown, futimens, linkat, mkdirat, mknodat, openat, openat2, statat, symlinkat,
+    unlinkat, utimensat, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps,
+};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
+use tar::{Archive, EntryType, Header};
+
+use super::guard::*;
+use super::*;
+use crate::fs::procfs::{self, ProcfsBase};
+use crate::fs::RootDir;
+use crate::Result;
+use pathrs::flags::OpenFlags;
+
+/// Extracts a tar stream into the directory `dest` inside `root`.
+pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOptions) -> Result<()> {
+    let dest_fd = root
+        .resolve(dest)
+        .map_err(|e| io_err(dest.display().to_string(), e))?;
+    let ft =
+        crate::fs::root::file_type(&dest_fd).map_err(|e| io_err(dest.display().to_string(), e))?;
+    if ft != FileType::Directory {
+        return Err(io_err(dest.display().to_string(), Errno::NOTDIR));
+    }
+    let mut archive = Archive::new(HeaderGuard::new(input));
+    let mut u = Unpacker {
+        root,
+        dest,
+        dest_fd,
+        opts,
+        dirs: Vec::new(),
+    };
+    let entries = archive
+        .entries()
+        .map_err(|e| io_err("reading the tar stream", e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| io_err("reading the tar stream", e))?;
+        let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
+        u.entry(&raw, &mut entry)?;
+    }
+    // Directory mtimes last: creating their entries changed them.
+    for (rel, mtime) in std::mem::take(&mut u.dirs).into_iter().rev() {
+        let fd = u.open_in_dest(&rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        futimens(&fd, &times(mtime)).map_err(|e| entry_err(&rel, e))?;
+    }
+    Ok(())
+}
+
+/// Copies `input` into the empty file `fd`, leaving runs of zeros (a
+/// sparse entry's holes, or any zero block) as holes: no disk write for
+/// them, and memory bounded by one buffer.
+fn write_sparse(mut input: impl Read, fd: &OwnedFd) -> io::Result<()> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut pos: u64 = 0;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let chunk = &buf[..n];
+        if chunk.iter().any(|&b| b != 0) {
+            let mut done = 0;
+            while done < n {
+                done += rustix::io::pwrite(fd, &chunk[done..], pos + done as u64)?;
+            }
+        }
+        pos += n as u64;
+    }
+    rustix::fs::ftruncate(fd, pos)?;
+    Ok(())
+}
+
+fn times(mtime: u64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime.min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+struct Unpacker<'a> {
+    root: &'a RootDir,
+    dest: &'a Path,
+    dest_fd: OwnedFd,
+    opts: &'a UnpackOptions,
+    /// Directories created or met, with the mtime to set at the end.
+    dirs: Vec<(PathBuf, u64)>,
+}
+
+impl Unpacker<'_> {
+    /// The path inside the root of `rel` below the destination: resolved
+    /// again with RESOLVE_IN_ROOT at each use, so what it names is always
+    /// inside the root.
+    fn in_root(&self, rel: &Path) -> PathBuf {
+        self.dest.join(rel)
+    }
+
+    /// Opens `rel` (below the destination) inside the root, not following
+    /// its last component.
+    fn open_in_dest(&self, rel: &Path, flags: OFlags) -> Result<OwnedFd> {
+        let path = self.in_root(rel);
+        openat2(
+            self.root.fd(),
+            &path,
+            flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|e| entry_err(rel, e))
+    }
+
+    /// The owner (host ids) an entry gets, or None for no chown.
+    fn owner(&self, rel: &Path, h: &Header) -> Result<Option<(u32, u32)>> {
+        let (uid, gid) = match self.opts.ownership {
+            Ownership::Caller => return Ok(None),
+            Ownership::Fixed { uid, gid } => (uid, gid),
+            Ownership::Archive => {
+                let uid = h.uid().map_err(|e| entry_err(rel, e))?;
+                let gid = h.gid().map_err(|e| entry_err(rel, e))?;
+                let uid = u32::try_from(uid).map_err(|_| entry_err(rel, "uid out of range"))?;
+                let gid = u32::try_from(gid).map_err(|_| entry_err(rel, "gid out of range"))?;
+                (uid, gid)
+            }
+        };
+        self.opts
+            .ids
+            .container_to_host(uid, gid)
+            .map(Some)
+            .ok_or_else(|| {
+                entry_err(
+                    rel,
+                    format!("owner {uid}:{gid} is not mapped in the container's user namespace"),
+                )
+            })
+    }
+
+    fn entry<R: Read>(&mut self, raw: &Path, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+        let kind = entry.header().entry_type();
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName
+        ) || kind == EntryType::GNULongLink
+        {
+            return Ok(());
+        }
+        let rel = match clean_name(raw) {
+            Ok(Some(rel)) => rel,
+            // The destination itself (`.` or `/`): docker skips a `.`
+            // directory over an existing directory.
+            Ok(None) if kind == EntryType::Directory => return Ok(()),
+            Ok(None) => return Err(entry_err(raw, "names the destination itself")),
+            Err(why) => return Err(entry_err(raw, why)),
+        };
+        let header = entry.header().clone();
+        let mode = header.mode().map_err(|e| entry_err(&rel, e))? & 0o7777;
+        let mtime = header.mtime().map_err(|e| entry_err(&rel, e))?;
+        let owner = self.owner(&rel, &header)?;
+        let name = rel.file_name().map(Path::new).unwrap_or(Path::new(""));
+        let parent_rel = rel.parent().unwrap_or(Path::new(""));
+        // An entry directly in the destination is made in the directory
+        // opened at the start (a container that renames the destination
+        // meanwhile cannot make us create it again). Missing parents
+        // below it are made (0755) inside the root, like docker.
+        let parent = if parent_rel.as_os_str().is_empty() {
+            self.dest_fd.try_clone().map_err(|e| entry_err(&rel, e))?
+        } else {
+            self.root
+                .mkdir_all(&self.in_root(parent_rel), 0o755)
+                .map_err(|e| entry_err(&rel, e))?
+        };
+        let is_dir_entry = kind == EntryType::Directory;
+        // docker cp's `NoOverwriteDirNonDir`: neither kind replaces the
+        // other; a non-directory replaces a non-directory.
+        match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if existing_dir && !is_dir_entry {
+                    return Err(entry_err(
+                        &rel,
+                        "cannot overwrite a directory with a non-directory",
+                    ));
+                }
+                if !existing_dir && is_dir_entry {
+                    return Err(entry_err(
+                        &rel,
+                        "cannot overwrite a non-directory with a directory",
+                    ));
+                }
+                if !existing_dir {
+                    unlinkat(&parent, name, AtFlags::empty()).map_err(|e| entry_err(&rel, e))?;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(entry_err(&rel, e)),
+        }
+        let chown_fd = |fd: &OwnedFd| -> Result<()> {
+            if let Some((u, g)) = owner {
+                fchown(fd, Some(Uid::from_raw(u)), Some(Gid::from_raw(g)))
+                    .map_err(|e| entry_err(&rel, e))?;
+            }
+            Ok(())
+        };
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = openat(
+                    &parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                write_sparse(entry, &fd).map_err(|e| entry_err(&rel, e))?;
+                chown_fd(&fd)?;
+                fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| entry_err(&rel, e))?;
+                futimens(&fd, &times(mtime)).map_err(|e| entry_err(&rel, e))?;
+            }
+            EntryType::Directory => {
+                match mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(entry_err(&rel, e)),
+                }
+                let fd = openat(
+                    &parent,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                chown_fd(&fd)?;
+                fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| entry_err(&rel, e))?;
+                self.dirs.push((rel.clone(), mtime));
+            }
+            EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| entry_err(&rel, "symlink without a target"))?;
+                symlinkat(OsStr::from_bytes(&target), &parent, name)
+                    .map_err(|e| entry_err(&rel, e))?;
+                self.set_at(&parent, name, &rel, owner, mtime)?;
+            }
+            EntryType::Link => self.hardlink(entry, &parent, name, &rel)?,
+            EntryType::Fifo | EntryType::Char | EntryType::Block => {
+                let ft = match kind {
+                    EntryType::Fifo => FileType::Fifo,
+                    EntryType::Char => FileType::CharacterDevice,
+                    _ => FileType::BlockDevice,
+                };
+                let dev = if ft == FileType::Fifo {
+                    0
+                } else {
+                    if !self.opts.allow_devices {
+                        return Err(entry_err(&rel, "device nodes are not allowed here"));
+                    }
+                    let maj = header.device_major().map_err(|e| entry_err(&rel, e))?;
+                    let min = header.device_minor().map_err(|e| entry_err(&rel, e))?;
+                    rustix::fs::makedev(maj.unwrap_or(0), min.unwrap_or(0))
+                };
+                mknodat(&parent, name, ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| entry_err(&rel, e))?;
+                // The node is reopened O_PATH|O_NOFOLLOW: its owner is set
+                // on that fd; its mode through the fd's magic link in the
+                // private procfs, which names exactly that inode.
+                let fd = openat(
+                    &parent,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                if crate::fs::root::file_type(&fd).map_err(|e| entry_err(&rel, e))? != ft {
+                    return Err(entry_err(&rel, "replaced while being created"));
+                }
+                if let Some((u, g)) = owner {
+                    rustix::fs::chownat(
+                        &fd,
+                        "",
+                        Some(Uid::from_raw(u)),
+                        Some(Gid::from_raw(g)),
+                        AtFlags::EMPTY_PATH,
+                    )
+                    .map_err(|e| entry_err(&rel, e))?;
+                }
+                let fds = procfs::open_link(
+                    ProcfsBase::ProcThreadSelf,
+                    "fd",
+                    OpenFlags::O_PATH | OpenFlags::O_DIRECTORY | OpenFlags::O_CLOEXEC,
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                rustix::fs::chmodat(
+                    &fds,
+                    fd.as_raw_fd().to_string().as_str(),
+                    Mode::from_raw_mode(mode),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| entry_err(&rel, e))?;
+                utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| entry_err(&rel, e))?;
+            }
+            other => {
+                return Err(entry_err(&rel, format!("unsupported entry type {other:?}")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Owner and mtime of a symlink, on (parent fd, name) without following.
+    fn set_at(
+        &self,
+        parent: &OwnedFd,
+        name: &Path,
+        rel: &Path,
+        owner: Option<(u32, u32)>,
+        mtime: u64,
+    ) -> Result<()> {
+        if let Some((u, g)) = owner {
+            rustix::fs::chownat(
+                parent,
+                name,
+                Some(Uid::from_raw(u)),
+                Some(Gid::from_raw(g)),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| entry_err(rel, e))?;
+        }
+        utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| entry_err(rel, e))
+    }
+
+    /// A hardlink entry: its target is a name in the same stream, below the
+    /// destination, reached without any symlink (`RESOLVE_BENEATH |
+    /// RESOLVE_NO_SYMLINKS` from the destination's fd); the link is made
+    /// with `linkat` from the target's parent fd, not following the target.
+    fn hardlink<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        parent: &OwnedFd,
+        name: &Path,
+        rel: &Path,
+    ) -> Result<()> {
+        let raw = entry
+            .link_name_bytes()
+            .ok_or_else(|| entry_err(rel, "hardlink without a target"))?;
+        let raw = PathBuf::from(OsStr::from_bytes(&raw));
+        let target = match clean_name(&raw) {
+            Ok(Some(t)) => t,
+            Ok(None) => return Err(entry_err(rel, "hardlink to the destination itself")),
+            Err(_) => {
+                return Err(entry_err(
+                    rel,
+                    format!("hardlink target {raw:?} is outside the destination"),
+                ))
+            }
+        };
+        let tname = target.file_name().unwrap_or_default();
+        let tparent = target.parent().unwrap_or(Path::new(""));
+        let tdir = if tparent.as_os_str().is_empty() {
+            self.dest_fd.try_clone().map_err(|e| entry_err(rel, e))?
+        } else {
+            openat2(
+                &self.dest_fd,
+                tparent,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| {
+                entry_err(
+                    rel,
+                    format!("hardlink target {raw:?}: {e} (a symlink on the way is refused)"),
+                )
+            })?
+        };
+        let st = statat(&tdir, tname, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| entry_err(rel, format!("hardlink target {raw:?}: {e}")))?;
+        if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+            return Err(entry_err(rel, "hardlink to a directory"));
+        }
+        linkat(&tdir, tname, parent, name, AtFlags::empty())
+            .map_err(|e| entry_err(rel, format!("hardlink to {raw:?}: {e}")))
+    }
+}
