@@ -12,12 +12,13 @@ use super::{console, host, wait, CreateOptions, Created, Runtime};
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
-use crate::plan::{self, Isolation, PlanOptions};
+use crate::plan::{self, Isolation, PlanOptions, RootSource};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::rootfs::IdmappedMounts;
 use crate::spec::Bundle;
 use crate::state::{self, ContainerDir, ContainerState, Status, EXEC_FIFO};
+use crate::view::ViewPlan;
 
 impl Runtime {
     /// `create`, and `run` up to the start. `fifo_gate`: the process waits
@@ -189,6 +190,9 @@ impl Runtime {
             Isolation::Chroot => Isolation::Chroot,
             Isolation::Oci | Isolation::Auto => Isolation::Oci,
         };
+        if plan.rootfs.source == RootSource::Bundle {
+            st.view = Some(ViewPlan::from_plan(&plan));
+        }
         dir.save(&st)?;
         // Logged only, as runc does (the default spec's ambient set alone
         // gives three).
@@ -318,6 +322,11 @@ impl Runtime {
                     // save, which then runs while init sets up (any later
                     // message is read after it).
                     runtime_side.send(&ToContainer::Continue)?;
+                    // While init mounts the same sources: what views of
+                    // the container will check them against.
+                    if let Some(view) = &mut st.view {
+                        crate::view::source::identify(view);
+                    }
                     dir.save(&st)?;
                 }
                 Some(ToRuntime::RunCreateHooks) => {
@@ -410,6 +419,7 @@ fn creating_state(
         hooks: bundle.spec.hooks().clone(),
         no_new_keyring: opts.no_new_keyring,
         isolation: Isolation::Oci,
+        view: None,
     }
 }
 

@@ -785,7 +785,7 @@ pub fn clean(path: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::spec::{default_spec, parse};
 

@@ -15,7 +15,7 @@ pub mod seccomp;
 
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use build::{build, PlanOptions};
 pub use isolation::Isolation;
@@ -171,7 +171,7 @@ impl Namespaces {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct IdMapping {
     pub container_id: u32,
     pub host_id: u32,
@@ -441,7 +441,7 @@ impl std::fmt::Display for OverlayDriver {
 /// An idmapped bind mount (`idmap`/`ridmap`): ids on the source filesystem
 /// are shown through these mappings, in the format of user namespace maps
 /// (`containerID` is the id on disk, `hostID` the id it appears as).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Idmap {
     /// `ridmap`: every mount of an `rbind` tree, not only the top one.
     pub recursive: bool,

@@ -223,6 +223,21 @@ pub fn setresgid(gid: u32) -> io::Result<()> {
     check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }).map(drop)
 }
 
+/// Sets the filesystem uid and gid of the calling thread only (the raw
+/// syscalls act per thread; glibc's wrappers would too, but say nothing on
+/// failure: success is read back with the invalid id -1).
+pub fn set_thread_fs_ids(uid: u32, gid: u32) -> io::Result<()> {
+    // SAFETY: plain syscalls with integer arguments.
+    let read_back = |nr| unsafe { libc::syscall(nr, -1i32) } as u32;
+    // SAFETY: as above.
+    unsafe { libc::syscall(libc::SYS_setfsgid, gid) };
+    unsafe { libc::syscall(libc::SYS_setfsuid, uid) };
+    if read_back(libc::SYS_setfsuid) != uid || read_back(libc::SYS_setfsgid) != gid {
+        return Err(io::Error::from_raw_os_error(libc::EPERM));
+    }
+    Ok(())
+}
+
 pub fn setgroups(groups: &[u32]) -> io::Result<()> {
     // SAFETY: the pointer and length describe a live slice.
     check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) }).map(drop)

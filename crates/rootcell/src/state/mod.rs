@@ -82,6 +82,11 @@ pub struct ContainerState {
     /// not in `oci_json`, so `rootcell state` keeps runc's shape.
     #[serde(default)]
     pub isolation: crate::plan::Isolation,
+    /// What a view of the container (`rootcell cp`, `stat`) attaches: the
+    /// rootfs and the config's bind mounts, each source identified as it
+    /// was at create. rootcell's own field, like `isolation`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<crate::view::ViewPlan>,
 }
 
 impl ContainerState {

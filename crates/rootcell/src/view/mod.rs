@@ -23,11 +23,12 @@
 pub mod archive;
 pub mod cp;
 pub mod plan;
+pub mod source;
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -43,8 +44,7 @@ use crate::fs::mount;
 use crate::fs::root::file_type;
 use crate::fs::RootDir;
 use crate::plan::options::attr;
-use crate::plan::{AttrChange, Propagation, PropagationChange};
-use crate::spec::Bundle;
+use crate::plan::{AttrChange, Idmap, Propagation, PropagationChange};
 use crate::state::{ContainerDir, Status};
 
 pub use plan::{PathStat, ViewMount, ViewPlan};
@@ -74,8 +74,14 @@ impl View {
                 reason: "its filesystem is not ready".into(),
             });
         }
-        let bundle = Bundle::load(&state.bundle)?;
-        let plan = ViewPlan::new(&bundle, &state.rootfs)?;
+        // Recorded at create, with each source's identity: neither the
+        // bundle's config nor a host path is read again.
+        let plan = state.view.ok_or_else(|| {
+            Error::Other(format!(
+                "{id}: no view was recorded at create (a container created by an older \
+                 rootcell): recreate the container to copy from or into it"
+            ))
+        })?;
         // The shared lock is held until the view is built: `delete` waits.
         let view = View::from_plan(id, plan);
         drop(dir);
@@ -207,13 +213,12 @@ fn build(plan: &ViewPlan) -> Result<ViewRoot> {
         clear: 0,
     };
     let rootfs = plan.rootfs.display();
-    // The rootfs is opened once; the clone is attached onto that fd.
-    let target = rustix::fs::open(
-        &plan.rootfs,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ctx(|| format!("rootfs {rootfs}"))?;
+    // The rootfs is opened once, by its identity at create; the clone is
+    // attached onto that fd.
+    let target = source::open_identified("rootfs", &plan.rootfs, plan.rootfs_id.as_ref())?;
+    if file_type(&target).ctx(|| format!("rootfs {rootfs}"))? != FileType::Directory {
+        return Err(Error::Other(format!("rootfs {rootfs}: not a directory")));
+    }
     let tree = mount::clone_fd(target.as_fd(), true).ctx(|| format!("rootfs {rootfs}"))?;
     mount::set_attrs(&tree, all, true).ctx(|| format!("rootfs {rootfs}"))?;
     if plan.root_readonly {
@@ -228,15 +233,19 @@ fn build(plan: &ViewPlan) -> Result<ViewRoot> {
     // The clone's fd is now the root of the attached mount.
     let root = RootDir::from_fd(tree);
     let mut held = Vec::new();
+    let mut idmaps = IdmapNamespaces::default();
     for m in &plan.mounts {
-        held.push(attach_volume(&root, m)?);
+        held.push(attach_volume(&root, m, &mut idmaps)?);
+    }
+    if let Some((uid, gid)) = plan.create_as {
+        create_as(uid, gid)?;
     }
     Ok(ViewRoot { root, _held: held })
 }
 
 /// Clones one bind source and attaches it at its destination inside the
 /// view's root. Returns the attached mount's fd.
-fn attach_volume(root: &RootDir, m: &ViewMount) -> Result<OwnedFd> {
+fn attach_volume(root: &RootDir, m: &ViewMount, idmaps: &mut IdmapNamespaces) -> Result<OwnedFd> {
     let what = || {
         format!(
             "mounts[{}] ({} on {})",
@@ -245,10 +254,18 @@ fn attach_volume(root: &RootDir, m: &ViewMount) -> Result<OwnedFd> {
             m.destination.display()
         )
     };
-    let source =
-        rustix::fs::open(&m.source, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).ctx(what)?;
+    let field = format!("mounts[{}]", m.config_index);
+    let source = source::open_identified(&field, &m.source, m.source_id.as_ref())?;
     let directory = file_type(&source).ctx(what)? == FileType::Directory;
     let tree = mount::clone_fd(source.as_fd(), m.recursive).ctx(what)?;
+    if let Some(idmap) = &m.idmap {
+        // The ids the container sees on this volume: `cp -a` maps them
+        // through its user namespace like every other file's.
+        let userns = idmaps
+            .get(idmap)
+            .map_err(|e| Error::Other(format!("{}: idmap: {e}", what())))?;
+        mount::set_idmap(&tree, userns, idmap.recursive).ctx(what)?;
+    }
     let mut attrs = AttrChange {
         set: plan::VIEW_ATTRS,
         clear: 0,
@@ -262,6 +279,47 @@ fn attach_volume(root: &RootDir, m: &ViewMount) -> Result<OwnedFd> {
     let target = root.mountpoint(&m.destination, directory).ctx(what)?;
     mount::attach(tree.as_fd(), target.as_fd()).ctx(what)?;
     Ok(tree)
+}
+
+/// The view's thread creates files as the container's root (host `uid`,
+/// `gid`) would, keeping every capability it has: changing the filesystem
+/// uid from 0 clears the file capabilities from the effective set, raised
+/// again from the permitted set. Both are per-thread credentials.
+fn create_as(uid: u32, gid: u32) -> Result<()> {
+    crate::process::sys::set_thread_fs_ids(uid, gid)
+        .ctx(|| format!("view: taking the filesystem ids {uid}:{gid} of the container's root"))?;
+    let permitted = caps::read(None, caps::CapSet::Permitted)
+        .map_err(|e| Error::Other(format!("view: reading capabilities: {e}")))?;
+    caps::set(None, caps::CapSet::Effective, &permitted)
+        .map_err(|e| Error::Other(format!("view: raising capabilities: {e}")))
+}
+
+/// One user namespace per distinct idmap of a view's volumes (made by a
+/// short-lived child, see `ids::user_namespace_with`), kept until the view
+/// is built.
+#[derive(Default)]
+struct IdmapNamespaces {
+    made: Vec<(Idmap, OwnedFd)>,
+}
+
+impl IdmapNamespaces {
+    fn get(&mut self, idmap: &Idmap) -> Result<BorrowedFd<'_>> {
+        let same = |m: &Idmap| {
+            m.uid_mappings == idmap.uid_mappings && m.gid_mappings == idmap.gid_mappings
+        };
+        let at = match self.made.iter().position(|(m, _)| same(m)) {
+            Some(at) => at,
+            None => {
+                let ns = crate::process::ids::user_namespace_with(
+                    &idmap.uid_mappings,
+                    &idmap.gid_mappings,
+                )?;
+                self.made.push((idmap.clone(), ns));
+                self.made.len() - 1
+            }
+        };
+        Ok(self.made[at].1.as_fd())
+    }
 }
 
 /// The root of a view, on the view's thread: every path is resolved

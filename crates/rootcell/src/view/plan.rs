@@ -6,31 +6,48 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
-use crate::plan::build::clean;
-use crate::plan::options::{self, attr};
-use crate::spec::Bundle;
+use crate::plan::options::attr;
+use crate::plan::{IdMapping, Idmap, MountKind, Plan, RootfsPlan, Step};
 
 /// The mounts of a view: the container's rootfs and the bind mounts of its
 /// config (its volumes), in config order (a later one covers an earlier).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Made from the container's plan at `create` and kept in its state, with
+/// the identity of every source as it was then (`SourceId`): a view
+/// attaches exactly what the container was given, never what a path names
+/// later (a container that can write above a volume's host source could
+/// swap it for a symlink to `/` meanwhile).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewPlan {
     /// Absolute host path of the root filesystem.
     pub rootfs: PathBuf,
+    /// What `rootfs` was at create (None: not recorded, the view refuses).
+    #[serde(default)]
+    pub rootfs_id: Option<SourceId>,
     /// `root.readonly`: the root mount (not the volumes) is read-only.
     pub root_readonly: bool,
     pub mounts: Vec<ViewMount>,
+    /// Set when a volume is idmapped and the container's root is not the
+    /// host's: the host uid and gid of the container's root, which the
+    /// view's thread takes as its filesystem ids (keeping its capabilities)
+    /// so that what it creates is owned, in the idmapped volumes, by an id
+    /// they map, as what the container's root creates is. The host's root
+    /// is unmapped there: its creations fail with `EOVERFLOW`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_as: Option<(u32, u32)>,
 }
 
 /// One bind mount of the config, as the view attaches it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ViewMount {
     /// Index in the config's `mounts`, for error messages.
     pub config_index: usize,
     /// Host path (relative sources are relative to the bundle).
     pub source: PathBuf,
+    /// What `source` was at create (None: not recorded, the view refuses).
+    #[serde(default)]
+    pub source_id: Option<SourceId>,
     /// Path inside the container, cleaned.
     pub destination: PathBuf,
     /// `rbind`: the source's submounts too.
@@ -38,6 +55,17 @@ pub struct ViewMount {
     /// `ro` or `rro`: the whole bound tree is made read-only
     /// (`mount_setattr(AT_RECURSIVE)`), as docker's view does.
     pub read_only: bool,
+    /// `idmap`/`ridmap`: the view shows the source's ids as the container
+    /// does (`cp -a` maps them through the container's user namespace).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<Idmap>,
+}
+
+/// A host path's identity at create: the device and inode it led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceId {
+    pub dev: u64,
+    pub ino: u64,
 }
 
 /// Attributes every mount of a view gets, recursively: a view never
@@ -46,45 +74,73 @@ pub struct ViewMount {
 pub const VIEW_ATTRS: u64 = attr::NOSUID | attr::NODEV | attr::NOEXEC;
 
 impl ViewPlan {
-    /// The view of a container made from `bundle`, whose rootfs is
-    /// `rootfs` (the state's: the config may have changed since `create`).
-    /// Only bind mounts are part of a view: new filesystem instances
-    /// (tmpfs, proc...) exist only in the container. A bind onto `/` is
-    /// left out (the rootfs is the root).
-    pub fn new(bundle: &Bundle, rootfs: &Path) -> Result<ViewPlan> {
-        let spec = &bundle.spec;
+    /// The view of a container whose root filesystem `plan` builds: the
+    /// rootfs and the config's bind mounts with their planned sources,
+    /// options and idmaps. Only bind mounts are part of a view: new
+    /// filesystem instances (tmpfs, proc...) exist only in the container,
+    /// and mounts rootcell adds itself (cgroups, rootless device binds) are
+    /// not volumes. A bind onto `/` is left out (the rootfs is the root).
+    /// Sources are not identified yet (`record` does that, at create).
+    pub fn from_plan(plan: &Plan) -> ViewPlan {
+        let mut view = ViewPlan::from_rootfs(&plan.rootfs);
+        let ns = &plan.namespaces;
+        if view.mounts.iter().any(|m| m.idmap.is_some()) {
+            view.create_as = match (host_id(&ns.uid_mappings, 0), host_id(&ns.gid_mappings, 0)) {
+                (Some(uid), Some(gid)) if (uid, gid) != (0, 0) => Some((uid, gid)),
+                _ => None,
+            };
+        }
+        view
+    }
+
+    fn from_rootfs(plan: &RootfsPlan) -> ViewPlan {
         let mut mounts = Vec::new();
-        for (i, mount) in spec.mounts().iter().flatten().enumerate() {
-            let opts = options::parse(mount.options().as_deref().unwrap_or_default());
-            let fstype = mount.typ().as_deref().unwrap_or("");
-            if !(opts.bind || fstype == "bind") {
+        for step in &plan.setup {
+            let Step::Mount(m) = step else { continue };
+            let (
+                MountKind::Bind {
+                    source,
+                    recursive,
+                    idmap,
+                },
+                Some(config_index),
+            ) = (&m.kind, m.config_index)
+            else {
+                continue;
+            };
+            if m.destination == Path::new("/") {
                 continue;
             }
-            let destination = clean(mount.destination());
-            if destination == Path::new("/") {
-                continue;
-            }
-            let source = mount.source().as_ref().ok_or_else(|| {
-                crate::Error::spec(format!("mounts[{i}].source"), "a bind needs a source")
-            })?;
             mounts.push(ViewMount {
-                config_index: i,
-                source: bundle.dir.join(source),
-                destination,
-                recursive: opts.recursive_bind,
-                read_only: (opts.attrs.set | opts.recursive_attrs.set) & attr::RDONLY != 0,
+                config_index,
+                source: source.clone(),
+                source_id: None,
+                destination: m.destination.clone(),
+                recursive: *recursive,
+                read_only: (m.attrs.set | m.recursive_attrs.set) & attr::RDONLY != 0,
+                idmap: idmap.clone(),
             });
         }
-        Ok(ViewPlan {
-            rootfs: rootfs.to_path_buf(),
-            root_readonly: spec
-                .root()
-                .as_ref()
-                .and_then(|r| r.readonly())
-                .unwrap_or(false),
+        let root_readonly = plan
+            .finish
+            .iter()
+            .any(|s| matches!(s, Step::RemountReadOnly { path } if path == Path::new("/")));
+        ViewPlan {
+            rootfs: plan.rootfs.clone(),
+            rootfs_id: None,
+            root_readonly,
             mounts,
-        })
+            create_as: None,
+        }
     }
+}
+
+/// The host id of container id `id` under user namespace `maps`.
+fn host_id(maps: &[IdMapping], id: u32) -> Option<u32> {
+    maps.iter().find_map(|m| {
+        let off = id.checked_sub(m.container_id)?;
+        (off < m.size).then(|| m.host_id.checked_add(off)).flatten()
+    })
 }
 
 /// docker's `container.PathStat` (`X-Docker-Container-Path-Stat`).
@@ -261,30 +317,35 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn bundle(config: serde_json::Value) -> Bundle {
-        Bundle {
-            dir: PathBuf::from("/bundles/b"),
-            spec: serde_json::from_value(config).unwrap(),
-        }
+    use crate::plan::build::tests::{bundle, hybrid};
+    use crate::plan::build::{build, PlanOptions};
+
+    fn view_of(edit: impl FnOnce(&mut serde_json::Value)) -> ViewPlan {
+        let b = bundle(edit);
+        let plan = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+        ViewPlan::from_plan(&plan)
     }
 
     #[test]
     fn binds_become_view_mounts_and_filesystems_do_not() {
-        let b = bundle(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs", "readonly": true},
-            "mounts": [
+        let plan = view_of(|v| {
+            v["root"]["readonly"] = true.into();
+            v["mounts"] = serde_json::json!([
                 {"destination": "/proc", "type": "proc", "source": "proc"},
                 {"destination": "/data/", "type": "bind", "source": "/srv/data", "options": ["rbind", "ro"]},
                 {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"},
                 {"destination": "/cache/../rw", "source": "vol", "options": ["bind", "rw"]},
                 {"destination": "/deep", "type": "none", "source": "/srv/deep", "options": ["rbind", "rro"]},
+                {"destination": "/ids", "type": "bind", "source": "/srv/ids",
+                 "options": ["bind", "idmap"],
+                 "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                 "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]},
                 {"destination": "/", "type": "bind", "source": "/elsewhere", "options": ["bind"]}
-            ]
-        }));
-        let plan = ViewPlan::new(&b, Path::new("/bundles/b/rootfs")).unwrap();
+            ]);
+        });
         assert!(plan.root_readonly);
         assert_eq!(plan.rootfs, Path::new("/bundles/b/rootfs"));
+        assert!(plan.rootfs_id.is_none());
         let summary: Vec<_> = plan
             .mounts
             .iter()
@@ -295,31 +356,72 @@ mod tests {
                     m.destination.to_str().unwrap(),
                     m.recursive,
                     m.read_only,
+                    m.idmap.is_some(),
                 )
             })
             .collect();
         assert_eq!(
             summary,
             vec![
-                (1, "/srv/data", "/data", true, true),
-                (3, "/bundles/b/vol", "/rw", false, false),
-                (4, "/srv/deep", "/deep", true, true),
+                (1, "/srv/data", "/data", true, true, false),
+                (3, "/bundles/b/vol", "/rw", false, false, false),
+                (4, "/srv/deep", "/deep", true, true, false),
+                (5, "/srv/ids", "/ids", false, false, true),
             ]
         );
+        let idmap = plan.mounts[3].idmap.as_ref().unwrap();
+        assert_eq!(idmap.uid_mappings[0].host_id, 100000);
+        assert!(plan.mounts.iter().all(|m| m.source_id.is_none()));
+        // No user namespace: the container's root is the host's.
+        assert_eq!(plan.create_as, None);
     }
 
     #[test]
-    fn a_bind_without_source_names_its_field() {
-        let b = bundle(serde_json::json!({
-            "ociVersion": "1.0.2",
-            "root": {"path": "rootfs"},
-            "mounts": [{"destination": "/x", "type": "bind", "options": ["bind"]}]
-        }));
-        let err = ViewPlan::new(&b, Path::new("/r")).unwrap_err().to_string();
-        assert!(err.contains("mounts[0].source"), "{err}");
-        let plain = bundle(serde_json::json!({"ociVersion": "1.0.2", "root": {"path": "rootfs"}}));
-        let plan = ViewPlan::new(&plain, Path::new("/r")).unwrap();
-        assert!(!plan.root_readonly && plan.mounts.is_empty());
+    fn an_idmapped_volume_of_a_user_namespace_creates_as_its_root() {
+        let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        let with = |idmap: bool| {
+            let map = map.clone();
+            view_of(move |v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"type": "user"}));
+                v["linux"]["uidMappings"] = map.clone();
+                v["linux"]["gidMappings"] = map.clone();
+                let mut m = serde_json::json!({"destination": "/v", "type": "bind",
+                    "source": "/srv/v", "options": ["bind"]});
+                if idmap {
+                    m["options"] = serde_json::json!(["bind", "idmap"]);
+                }
+                v["mounts"] = serde_json::json!([m]);
+            })
+        };
+        assert_eq!(with(true).create_as, Some((100000, 100000)));
+        assert_eq!(with(false).create_as, None);
+        assert_eq!(host_id(&[], 0), None);
+    }
+
+    #[test]
+    fn mounts_rootcell_adds_are_not_volumes() {
+        // The default config: proc, dev, devpts, shm, mqueue, sysfs,
+        // cgroup (bound from the host's hierarchies by rootcell).
+        let plan = view_of(|_| {});
+        // `runc spec`'s root is read-only.
+        assert!(plan.root_readonly);
+        assert!(plan.mounts.is_empty(), "{:?}", plan.mounts);
+    }
+
+    #[test]
+    fn a_view_plan_survives_the_state_file() {
+        let mut plan = view_of(|v| {
+            v["mounts"] = serde_json::json!([
+                {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["rbind", "ro"]}
+            ]);
+        });
+        plan.mounts[0].source_id = Some(SourceId { dev: 2049, ino: 42 });
+        let json = serde_json::to_string(&plan).unwrap();
+        let back: ViewPlan = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, plan);
     }
 
     #[test]
