@@ -122,8 +122,24 @@ pub enum Ownership {
 pub struct UnpackOptions {
     pub ownership: Ownership,
     pub ids: IdMap,
-    /// Create character and block device entries; refused otherwise.
-    pub allow_devices: bool,
+    /// What becomes of character and block device entries (the caller's
+    /// decision: `cp::device_rule`).
+    pub devices: DeviceNodes,
+}
+
+/// What `unpack` does with a character or block device entry. Decided by
+/// the caller from who may create a device where the entry lands (the
+/// plan: `cp::device_rule`), never guessed from a failing `mknod`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceNodes {
+    /// The copy fails, naming the entry.
+    #[default]
+    Refuse,
+    /// The entry is skipped with a warning naming it (docker in a user
+    /// namespace, podman onto the host).
+    Skip,
+    /// The node is created (`mknodat`).
+    Create,
 }
 
 fn io_err(context: impl Into<String>, cause: impl Into<io::Error>) -> Error {

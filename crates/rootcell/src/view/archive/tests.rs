@@ -618,9 +618,22 @@ fn device_nodes_are_refused_unless_allowed() {
     let err = unpack_err(&s, &tar, &UnpackOptions::default());
     assert!(err.contains("\"null\"") && err.contains("device"), "{err}");
     assert!(!s.root_path().join("dst/null").exists());
+    // Skipped: the stream goes on, the node is not made.
+    let skip = UnpackOptions {
+        devices: DeviceNodes::Skip,
+        ..Default::default()
+    };
+    let mut tail = h.clone();
+    tail.set_path("after").unwrap();
+    tail.set_entry_type(EntryType::Regular);
+    tail.set_cksum();
+    let both = stream(&[h.as_bytes().to_vec(), tail.as_bytes().to_vec()]);
+    unpack(&s.root(), Path::new("/dst"), &both[..], &skip).unwrap();
+    assert!(!s.root_path().join("dst/null").exists());
+    assert!(s.root_path().join("dst/after").is_file());
     if rustix::process::geteuid().is_root() {
         let opts = UnpackOptions {
-            allow_devices: true,
+            devices: DeviceNodes::Create,
             ..Default::default()
         };
         unpack(&s.root(), Path::new("/dst"), &tar[..], &opts).unwrap();
@@ -766,7 +779,7 @@ fn owners_are_mapped_both_ways() {
     let uopts = UnpackOptions {
         ownership: Ownership::Archive,
         ids: ids.clone(),
-        allow_devices: false,
+        devices: DeviceNodes::Refuse,
     };
     unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
@@ -775,7 +788,7 @@ fn owners_are_mapped_both_ways() {
     let uopts = UnpackOptions {
         ownership: Ownership::Fixed { uid: 1, gid: 2 },
         ids,
-        allow_devices: false,
+        devices: DeviceNodes::Refuse,
     };
     unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();

@@ -266,8 +266,21 @@ impl Unpacker<'_> {
                 let dev = if ft == FileType::Fifo {
                     0
                 } else {
-                    if !self.opts.allow_devices {
-                        return Err(entry_err(&rel, "device nodes are not allowed here"));
+                    match self.opts.devices {
+                        DeviceNodes::Create => {}
+                        DeviceNodes::Refuse => {
+                            return Err(entry_err(&rel, "device nodes are not allowed here"))
+                        }
+                        DeviceNodes::Skip => {
+                            let why = format!(
+                                "tar entry {rel:?}: device node skipped (not made in a \
+                                 container with a user namespace, by a caller without \
+                                 CAP_MKNOD, or onto the host without -a)"
+                            );
+                            tracing::warn!("{why}");
+                            eprintln!("rootcell: warning: {why}");
+                            return Ok(());
+                        }
                     }
                     let maj = header.device_major().map_err(|e| entry_err(&rel, e))?;
                     let min = header.device_minor().map_err(|e| entry_err(&rel, e))?;
