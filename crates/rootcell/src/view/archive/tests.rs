@@ -804,3 +804,22 @@ fn owners_are_mapped_both_ways() {
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
 }
+
+#[test]
+fn a_stream_cut_short_names_the_entry_and_leaves_no_partial_file() {
+    let s = Scratch::new("cut");
+    let mut h = Header::new_gnu();
+    h.set_path("partial").unwrap();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(10_000);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(&[b'p'; 512]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(
+        err.contains("\"partial\"") && err.contains("512 of 10000"),
+        "{err}"
+    );
+    assert!(!s.root_path().join("dst/partial").exists());
+}
