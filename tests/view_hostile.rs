@@ -915,3 +915,66 @@ fn errors_leave_nothing_behind() {
     watch.check("library");
     finish(&ctx, &id);
 }
+
+/// 2 (rootless). The runtime as uid 1000 (`spec --rootless`: only its own
+/// id mapped): device entries are skipped with a warning, never made.
+#[test]
+fn rootless_caller_skips_device_nodes() {
+    skip_unless_rootless_possible!();
+    if runtime_is_runc() {
+        return skip("rootcell cp only");
+    }
+    let ctx = rootless_ctx("cp-hostile-rootless");
+    let path = ctx.dir.join("rlbundle");
+    make_rootfs(&path.join("rootfs"));
+    fs::create_dir_all(path.join("rootfs/dst")).unwrap();
+    let chowned = Command::new("chown")
+        .args(["-R", &format!("{UNPRIV_UID}:{UNPRIV_GID}")])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(chowned.success());
+    let mut c = ctx.cmd();
+    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
+    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless");
+    let config = read_file(&path.join("config.json"));
+    let mut b = Bundle {
+        config: serde_json::from_str(&config).unwrap(),
+        path,
+    };
+    b.config["process"]["terminal"] = json!(false);
+    b.args(&["sleep", "600"]);
+    b.save();
+    let root = b.rootfs();
+    let id = ctx.id("c");
+    ctx.run_detached(&id, &b, &[]).assert_ok("rootless run -d");
+    ctx.wait_status(&id, "running");
+    let mounts = host_mount_points();
+    let mut stream = raw_dev("null", b'3', 1, 3);
+    stream.extend(raw_entry("after", b'0', "", b"after\n"));
+    let out = cp_stdin(&ctx, &["-", &format!("{id}:/dst")], &end_tar(stream));
+    if !out.ok() && out.stderr.contains("unsharing the mount namespace") {
+        // A view needs a mount namespace of its own, which uid 1000 cannot
+        // make from a thread: rootless cp is refused as a whole, writing
+        // nothing.
+        assert!(!root.join("dst/null").exists() && !root.join("dst/after").exists());
+        assert_eq!(host_mount_points(), mounts);
+        ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
+        ctx.assert_clean();
+        return skip(&format!(
+            "rootless views are refused: {}",
+            out.stderr.trim()
+        ));
+    }
+    out.assert_ok("rootless cp of a device entry");
+    assert!(
+        out.stderr.contains("\"null\": device node skipped"),
+        "{}",
+        out.stderr
+    );
+    assert!(!root.join("dst/null").exists());
+    assert_eq!(read_file(&root.join("dst/after")), "after\n");
+    assert_eq!(host_mount_points(), mounts);
+    ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
