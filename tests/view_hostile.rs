@@ -404,6 +404,23 @@ fn destination_symlinks_stay_in_the_container() {
         read_file(&root.join(&host_rel).join("sentinel")),
         "copied\n"
     );
+    // `..` above the container's root in the path: clamped at its root.
+    ctx.rt(&["cp", s(&src), &c("/../../../../../../tmp/hostile-dotdot")])
+        .assert_ok("../ above the root");
+    assert_eq!(read_file(&root.join("tmp/hostile-dotdot")), "copied\n");
+    let got = f.out.join("dotdot-passwd");
+    ctx.rt(&["cp", &c("/../../../../etc/passwd"), s(&got)])
+        .assert_ok("out, ../ above the root");
+    assert_eq!(read_file(&got), read_file(&root.join("etc/passwd")));
+    // A fifo at the destination: refused (never opened, no hang).
+    let made = Command::new("mkfifo")
+        .arg(root.join("dst/fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = ctx.rt(&["cp", s(&src), &c("/dst/fifo")]);
+    assert_fails_with(&out, "onto a fifo", &["directory or a regular file"]);
+    assert!(out.elapsed < Duration::from_secs(20));
     // A stream into the link to /.
     cp_stdin(
         &ctx,
