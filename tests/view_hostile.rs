@@ -218,6 +218,22 @@ fn hostile_streams_are_refused_or_contained() {
             ),
             vec!["exceeds"],
         ),
+        (
+            "a 600 KiB GNU long name",
+            end_tar(
+                [
+                    raw_entry(
+                        "././@LongLink",
+                        b'L',
+                        "",
+                        &[b"dir/".repeat(150 << 8), b"tail".to_vec()].concat(),
+                    ),
+                    raw_entry("short", b'0', "", b"x"),
+                ]
+                .concat(),
+            ),
+            vec!["dir/dir/", "tail", "bytes"],
+        ),
         ("garbage", vec![0x5a; 4096], vec!["tar stream"]),
     ];
     for (what, stream, needles) in refused {

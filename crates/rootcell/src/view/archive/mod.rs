@@ -149,8 +149,21 @@ fn io_err(context: impl Into<String>, cause: impl Into<io::Error>) -> Error {
     }
 }
 
+/// An error naming a tar entry; a hostile name (up to a MiB) is shown by
+/// its start, its end and its length, so the message stays readable.
 fn entry_err(name: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Other(format!("tar entry {:?}: {reason}", name))
+    use std::os::unix::ffi::OsStrExt;
+    const SHOWN: usize = 256;
+    let b = name.as_os_str().as_bytes();
+    if b.len() <= SHOWN {
+        return Error::Other(format!("tar entry {:?}: {reason}", name));
+    }
+    let head = Path::new(std::ffi::OsStr::from_bytes(&b[..SHOWN / 2]));
+    let tail = Path::new(std::ffi::OsStr::from_bytes(&b[b.len() - SHOWN / 4..]));
+    Error::Other(format!(
+        "tar entry {head:?}…{tail:?} ({} bytes): {reason}",
+        b.len()
+    ))
 }
 
 // ---------------------------------------------------------------- pack

@@ -823,3 +823,28 @@ fn a_stream_cut_short_names_the_entry_and_leaves_no_partial_file() {
     );
     assert!(!s.root_path().join("dst/partial").exists());
 }
+
+#[test]
+fn names_longer_than_path_max_are_refused_and_shown_short() {
+    let s = Scratch::new("longname");
+    let long = [b"dir/".repeat(2000), b"tail".to_vec()].concat();
+    let mut l = Header::new_gnu();
+    l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    l.set_entry_type(EntryType::GNULongName);
+    l.set_size(long.len() as u64);
+    l.set_cksum();
+    let mut ext = l.as_bytes().to_vec();
+    ext.extend_from_slice(&long);
+    ext.resize(ext.len().div_ceil(512) * 512, 0);
+    let tar = stream(&[ext, raw(b"short", EntryType::Regular, b"", b"x")]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("PATH_MAX"), "{err}");
+    assert!(err.contains("dir/dir/") && err.contains("tail\"") && err.contains("8004 bytes"));
+    assert!(err.len() < 1024, "{err}");
+    assert!(!s.root_path().join("dst/dir").exists());
+    // A hardlink target is held to the same rule (clean_name).
+    assert_eq!(
+        guard::clean_name(Path::new(std::ffi::OsStr::from_bytes(&long))),
+        Err("the name is longer than PATH_MAX (4096 bytes)")
+    );
+}
