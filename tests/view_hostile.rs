@@ -906,8 +906,31 @@ fn errors_leave_nothing_behind() {
     poll(Duration::from_secs(10), "the partial file", || {
         root.join("dst/slow").exists().then_some(())
     });
-    let tasks = fs::read_dir(&task_dir).unwrap().count();
-    assert!(tasks <= 3, "{tasks} threads in a cp");
+    let tasks: Vec<PathBuf> = fs::read_dir(&task_dir)
+        .unwrap()
+        .map(|t| t.unwrap().path())
+        .collect();
+    assert!(tasks.len() <= 3, "{} threads in a cp", tasks.len());
+    // The cp's own mount table is the test's; the view thread's mounts
+    // (the rootfs and volumes) live in its own namespace only.
+    let points = |p: &Path| {
+        let mut v: Vec<String> = fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        points(&task_dir.join(pid.to_string()).join("mountinfo")),
+        host_mount_points()
+    );
+    let view = tasks
+        .iter()
+        .find(|t| read_file(&t.join("comm")).starts_with("view-"))
+        .expect("a view thread");
+    assert_ne!(points(&view.join("mountinfo")), host_mount_points());
     drop(stdin);
     let status = wait_child(&mut child, CMD_TIMEOUT, "cp cut short");
     let mut err = String::new();
