@@ -1034,3 +1034,65 @@ fn rootless_caller_skips_device_nodes() {
     ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// moby's lexical mount destination resolution (the seed's TODO): a
+/// volume's destination in the rootfs replaced by a symlink to a host
+/// directory after create. The view attaches the volume at the
+/// destination resolved inside the root (never `rootfs + dest` followed on
+/// the host): copies through it stay in the container or the volume, the
+/// host directory gets nothing.
+#[test]
+fn a_volume_destination_swapped_for_a_symlink_stays_inside() {
+    if runtime_is_runc() {
+        return skip("rootcell cp only");
+    }
+    let ctx = Ctx::new("cp-hostile-voldest");
+    let mut f = fixture(&ctx);
+    fs::create_dir_all(f.b.rootfs().join("vol")).unwrap();
+    f.b.bind_mount(&f.rw_vol.clone(), "/vol", false);
+    f.b.save();
+    let root = f.b.rootfs();
+    let id = ctx.id("c");
+    ctx.create(&id, &f.b, &[]).assert_ok("create");
+    ctx.wait_status(&id, "created");
+    // On the host the destination is a plain directory of the rootfs: it
+    // can be swapped (a container that can write its own rootfs from the
+    // outside, or an image layer, does the same).
+    fs::rename(root.join("vol"), root.join("vol-old")).unwrap();
+    symlink(&f.host_dir, root.join("vol")).unwrap();
+    let watch = HostWatch::new(&f);
+    let src = ctx.dir.join("hostile-vol");
+    write_file(&src, "vol\n");
+    let out = ctx.rt(&["cp", s(&src), &format!("{id}:/vol/")]);
+    eprintln!(
+        "swapped volume destination: ok={} {}",
+        out.ok(),
+        out.stderr.trim()
+    );
+    watch.check("cp into a swapped volume destination");
+    if out.ok() {
+        let inside = root
+            .join(s(&f.host_dir).trim_start_matches('/'))
+            .join("hostile-vol");
+        eprintln!(
+            "in the volume: {}, in the rootfs: {}",
+            f.rw_vol.join("hostile-vol").exists(),
+            inside.exists()
+        );
+        assert!(
+            f.rw_vol.join("hostile-vol").exists() || inside.exists(),
+            "landed nowhere in the container: {}",
+            out.stderr
+        );
+    } else {
+        assert!(out.stderr.contains(&id), "{}", out.stderr);
+    }
+    let got = f.out.join("sentinel");
+    let out = ctx.rt(&["cp", &format!("{id}:/vol/sentinel"), s(&got)]);
+    if out.ok() {
+        assert_ne!(read_file(&got), SENTINEL, "the host's sentinel was read");
+    }
+    watch.check("cp out of a swapped volume destination");
+    ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
