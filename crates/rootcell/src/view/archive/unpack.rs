@@ -410,6 +410,9 @@ impl Unpacker<'_> {
         let target = match clean_name(&raw) {
             Ok(Some(t)) => t,
             Ok(None) => return Err(entry_err(rel, "hardlink to the destination itself")),
+            Err(why) if raw.as_os_str().len() >= PATH_MAX => {
+                return Err(entry_err(rel, format!("hardlink target: {why}")))
+            }
             Err(_) => {
                 return Err(entry_err(
                     rel,
