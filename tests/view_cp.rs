@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cp::*;
 use common::*;
 use serde_json::json;
 use std::fs;
@@ -27,15 +28,6 @@ struct Fixture {
     out: PathBuf,
     /// A host file a write that escaped the container would change.
     sentinel: PathBuf,
-}
-
-fn touch(path: &Path, secs: i64) {
-    let out = Command::new("touch")
-        .args(["-h", "-m", "-d", &format!("@{secs}")])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "touch: {out:?}");
 }
 
 fn fixture(ctx: &Ctx) -> Fixture {
@@ -192,60 +184,6 @@ fn check_out(ctx: &Ctx, id: &str, f: &Fixture) {
             .or_else(|_| fs::remove_file(e.unwrap().path()))
             .unwrap();
     }
-}
-
-fn list_tar(bytes: &[u8]) -> Vec<String> {
-    let mut child = Command::new("tar")
-        .arg("-tf")
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "tar -t: {out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
-        .collect()
-}
-
-/// Runs `rootcell cp ARGS` with `input` on stdin.
-fn cp_stdin(ctx: &Ctx, args: &[&str], input: &[u8]) -> Out {
-    let mut c = ctx.cmd();
-    c.arg("cp").args(args);
-    exec_input(&mut c, Some(input), std::time::Duration::from_secs(60))
-}
-
-/// A tar stream with one entry named `name` (no checks on the name).
-fn raw_tar(name: &str, body: &[u8]) -> Vec<u8> {
-    let mut out = raw_entry(name, b'0', "", body);
-    out.resize(out.len() + 1024, 0);
-    out
-}
-
-/// One tar entry (header and padded data) of type `kind`.
-fn raw_entry(name: &str, kind: u8, link: &str, body: &[u8]) -> Vec<u8> {
-    let mut h = [0u8; 512];
-    h[..name.len()].copy_from_slice(name.as_bytes());
-    h[157..157 + link.len()].copy_from_slice(link.as_bytes());
-    h[100..107].copy_from_slice(b"0000644");
-    h[108..115].copy_from_slice(b"0000000");
-    h[116..123].copy_from_slice(b"0000000");
-    let size = format!("{:011o}", body.len());
-    h[124..135].copy_from_slice(size.as_bytes());
-    h[136..147].copy_from_slice(b"00000000000");
-    h[156] = kind;
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    h[148..156].copy_from_slice(b"        ");
-    let sum: u32 = h.iter().map(|&b| b as u32).sum();
-    h[148..155].copy_from_slice(format!("{sum:06o}\0").as_bytes());
-    let mut out = h.to_vec();
-    out.extend_from_slice(body);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
 }
 
 /// Copies into container `id` (root is the container's rootfs on the host).
@@ -494,7 +432,9 @@ fn cp_archive_ownership_in_a_user_namespace() {
 }
 
 /// A bounded CVE-2018-15664: a container process swaps a directory and a
-/// symlink to `/` in a tight loop while cp runs both ways 50 times. Every
+/// symlink to `/` in a tight loop while cp runs both ways 50 times
+/// (`ROOTCELL_RACE_ROUNDS=N` for N rounds each way, e.g. 1000; the bound of
+/// extra rounds until each way has succeeded once grows with it). Every
 /// copy out reads a container file, every copy in writes in the container:
 /// the host's `/etc` never gets the file, the host's file is never read.
 #[test]
@@ -518,11 +458,16 @@ fn cp_races_a_symlink_swap_and_stays_inside() {
     write_file(&src, "from the host\n");
     let out = ctx.dir.join("out");
     let (mut outs, mut ins) = (0, 0);
-    // At least 50 rounds of each; more (bounded) until each direction has
+    // At least `rounds` of each; more (bounded) until each direction has
     // succeeded once, since under load every copy can hit the moment the
     // path is missing.
-    for round in 0..300 {
-        if round >= 50 && outs > 0 && ins > 0 {
+    let rounds: usize = std::env::var("ROOTCELL_RACE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let started = std::time::Instant::now();
+    for round in 0..rounds.max(50) * 6 {
+        if round >= rounds && outs > 0 && ins > 0 {
             break;
         }
         let _ = fs::remove_file(&out);
@@ -542,6 +487,10 @@ fn cp_races_a_symlink_swap_and_stays_inside() {
     assert!(
         outs > 0 && ins > 0,
         "no copy succeeded ({outs} out, {ins} in)"
+    );
+    eprintln!(
+        "race: {outs} copies out and {ins} in succeeded in {:.1?}",
+        started.elapsed()
     );
     // Stop the swapping first: the real directory may sit under any of
     // its names at that moment.

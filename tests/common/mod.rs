@@ -17,6 +17,7 @@
 pub mod capture;
 pub mod chroot;
 pub mod console;
+pub mod cp;
 pub mod sandbox;
 
 use serde_json::{json, Value};

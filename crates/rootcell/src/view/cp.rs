@@ -20,7 +20,7 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::FileType;
 
-use super::archive::{self, IdMap, Ownership, PackOptions, UnpackOptions};
+use super::archive::{self, DeviceNodes, IdMap, Ownership, PackOptions, UnpackOptions};
 use super::{describe, plan, View, ViewRoot};
 use crate::container::Runtime;
 use crate::error::{Error, Result};
@@ -203,6 +203,8 @@ pub fn place(src_is_dir: bool, dst: &Target) -> std::result::Result<Placement, R
 struct Ids {
     map: IdMap,
     user: (u32, u32),
+    /// The container has a user namespace of its own.
+    userns: bool,
 }
 
 fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
@@ -230,7 +232,62 @@ fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
         .as_ref()
         .map(|p| (p.user().uid(), p.user().gid()))
         .unwrap_or((0, 0));
-    Ok(Ids { map, user })
+    let userns = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        });
+    Ok(Ids { map, user, userns })
+}
+
+/// Which way a copy goes, for `device_rule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Into a container (`userns`: it has a user namespace of its own).
+    In { userns: bool },
+    /// Out onto the host (`archive`: `-a`).
+    Out { archive: bool },
+}
+
+/// What becomes of a device node entry: created only where the caller
+/// could create it itself and the place it lands could have one.
+///
+/// - Into a container with a user namespace: skipped. Its root cannot
+///   `mknod` a device there (the kernel refuses it in a user namespace),
+///   so rootcell does not make one from outside with the host's powers
+///   (docker skips device entries when it runs in a user namespace; podman
+///   cp into a rootless container cannot make them either).
+/// - Out onto the host without `-a`: skipped (podman's `IgnoreDevices`):
+///   a node the container made (it may hold `CAP_MKNOD`, e.g. a `0666`
+///   disk) never appears on the host unless asked for.
+/// - A caller that cannot `mknod` (not root of the initial user namespace
+///   with `CAP_MKNOD`: rootless): skipped, as docker does in a user
+///   namespace.
+/// - Otherwise (root into a container without a user namespace, as docker
+///   does; root with `-a` onto the host, as `tar -x` as root does): made.
+pub fn device_rule(direction: Direction, caller_can_mknod: bool) -> DeviceNodes {
+    match direction {
+        _ if !caller_can_mknod => DeviceNodes::Skip,
+        Direction::In { userns: true } | Direction::Out { archive: false } => DeviceNodes::Skip,
+        Direction::In { userns: false } | Direction::Out { archive: true } => DeviceNodes::Create,
+    }
+}
+
+/// The caller may create device nodes: it runs in the initial user
+/// namespace with `CAP_MKNOD` in its effective set.
+fn caller_can_mknod() -> bool {
+    const CAP_MKNOD: u32 = 27;
+    if crate::process::ids::in_user_namespace() {
+        return false;
+    }
+    crate::fs::procfs::read(crate::fs::procfs::ProcfsBase::ProcSelf, "status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_MKNOD) != 0)
 }
 
 /// What a copy did, for docker's `Successfully copied ... to ...`.
@@ -434,7 +491,12 @@ fn from_container(
                     Ownership::Caller
                 },
                 ids: IdMap::default(),
-                allow_devices: opts.archive,
+                devices: device_rule(
+                    Direction::Out {
+                        archive: opts.archive,
+                    },
+                    caller_can_mknod(),
+                ),
             };
             let host = RootDir::open(Path::new("/")).map_err(|e| named("/", &e))?;
             let (r, w) = pipe()?;
@@ -573,7 +635,7 @@ fn to_container(
             Ownership::Archive
         },
         ids: ids.map.clone(),
-        allow_devices: false,
+        devices: device_rule(Direction::In { userns: ids.userns }, caller_can_mknod()),
     };
     // The host source is looked at before the view is built.
     let host_src = match src {
@@ -759,6 +821,20 @@ mod tests {
             place(false, &target("/d/", true, true)),
             Ok(placed("/d/", None))
         );
+    }
+
+    #[test]
+    fn device_nodes_only_where_the_caller_and_the_place_allow_them() {
+        use DeviceNodes::*;
+        let into = |userns| Direction::In { userns };
+        let out = |archive| Direction::Out { archive };
+        assert_eq!(device_rule(into(false), true), Create);
+        assert_eq!(device_rule(into(true), true), Skip);
+        assert_eq!(device_rule(out(true), true), Create);
+        assert_eq!(device_rule(out(false), true), Skip);
+        for d in [into(false), into(true), out(true), out(false)] {
+            assert_eq!(device_rule(d, false), Skip, "{d:?}");
+        }
     }
 
     #[test]

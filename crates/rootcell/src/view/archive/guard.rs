@@ -13,6 +13,12 @@ use tar::Header;
 /// destination), `.` disappears, `a/../b` is `b`; a name that climbs above
 /// the destination is refused. Returns None for the destination itself.
 pub(super) fn clean_name(name: &Path) -> std::result::Result<Option<PathBuf>, &'static str> {
+    // The kernel's PATH_MAX: a longer name (a GNU long name or pax path
+    // can be up to `MAX_EXTENSION`) would be made one directory at a time,
+    // a tree no path can name (`tar` and docker fail it with ENAMETOOLONG).
+    if name.as_os_str().len() >= PATH_MAX {
+        return Err("the name is longer than PATH_MAX (4096 bytes)");
+    }
     let mut out: Vec<&OsStr> = Vec::new();
     for c in name.components() {
         match c {
@@ -28,6 +34,9 @@ pub(super) fn clean_name(name: &Path) -> std::result::Result<Option<PathBuf>, &'
     }
     Ok((!out.is_empty()).then(|| out.iter().collect()))
 }
+
+/// The kernel's limit on a path's length, its terminating NUL included.
+pub(super) const PATH_MAX: usize = 4096;
 
 /// The largest extension entry (GNU long name or link, pax header) read:
 /// the tar crate holds these in memory, so a hostile size is refused before

@@ -122,8 +122,24 @@ pub enum Ownership {
 pub struct UnpackOptions {
     pub ownership: Ownership,
     pub ids: IdMap,
-    /// Create character and block device entries; refused otherwise.
-    pub allow_devices: bool,
+    /// What becomes of character and block device entries (the caller's
+    /// decision: `cp::device_rule`).
+    pub devices: DeviceNodes,
+}
+
+/// What `unpack` does with a character or block device entry. Decided by
+/// the caller from who may create a device where the entry lands (the
+/// plan: `cp::device_rule`), never guessed from a failing `mknod`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceNodes {
+    /// The copy fails, naming the entry.
+    #[default]
+    Refuse,
+    /// The entry is skipped with a warning naming it (docker in a user
+    /// namespace, podman onto the host).
+    Skip,
+    /// The node is created (`mknodat`).
+    Create,
 }
 
 fn io_err(context: impl Into<String>, cause: impl Into<io::Error>) -> Error {
@@ -133,8 +149,21 @@ fn io_err(context: impl Into<String>, cause: impl Into<io::Error>) -> Error {
     }
 }
 
+/// An error naming a tar entry; a hostile name (up to a MiB) is shown by
+/// its start, its end and its length, so the message stays readable.
 fn entry_err(name: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Other(format!("tar entry {:?}: {reason}", name))
+    use std::os::unix::ffi::OsStrExt;
+    const SHOWN: usize = 256;
+    let b = name.as_os_str().as_bytes();
+    if b.len() <= SHOWN {
+        return Error::Other(format!("tar entry {:?}: {reason}", name));
+    }
+    let head = Path::new(std::ffi::OsStr::from_bytes(&b[..SHOWN / 2]));
+    let tail = Path::new(std::ffi::OsStr::from_bytes(&b[b.len() - SHOWN / 4..]));
+    Error::Other(format!(
+        "tar entry {head:?}…{tail:?} ({} bytes): {reason}",
+        b.len()
+    ))
 }
 
 // ---------------------------------------------------------------- pack

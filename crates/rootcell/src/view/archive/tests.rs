@@ -618,9 +618,22 @@ fn device_nodes_are_refused_unless_allowed() {
     let err = unpack_err(&s, &tar, &UnpackOptions::default());
     assert!(err.contains("\"null\"") && err.contains("device"), "{err}");
     assert!(!s.root_path().join("dst/null").exists());
+    // Skipped: the stream goes on, the node is not made.
+    let skip = UnpackOptions {
+        devices: DeviceNodes::Skip,
+        ..Default::default()
+    };
+    let mut tail = h.clone();
+    tail.set_path("after").unwrap();
+    tail.set_entry_type(EntryType::Regular);
+    tail.set_cksum();
+    let both = stream(&[h.as_bytes().to_vec(), tail.as_bytes().to_vec()]);
+    unpack(&s.root(), Path::new("/dst"), &both[..], &skip).unwrap();
+    assert!(!s.root_path().join("dst/null").exists());
+    assert!(s.root_path().join("dst/after").is_file());
     if rustix::process::geteuid().is_root() {
         let opts = UnpackOptions {
-            allow_devices: true,
+            devices: DeviceNodes::Create,
             ..Default::default()
         };
         unpack(&s.root(), Path::new("/dst"), &tar[..], &opts).unwrap();
@@ -766,7 +779,7 @@ fn owners_are_mapped_both_ways() {
     let uopts = UnpackOptions {
         ownership: Ownership::Archive,
         ids: ids.clone(),
-        allow_devices: false,
+        devices: DeviceNodes::Refuse,
     };
     unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
@@ -775,7 +788,7 @@ fn owners_are_mapped_both_ways() {
     let uopts = UnpackOptions {
         ownership: Ownership::Fixed { uid: 1, gid: 2 },
         ids,
-        allow_devices: false,
+        devices: DeviceNodes::Refuse,
     };
     unpack(&s.root(), Path::new("/dst"), &tar[..], &uopts).unwrap();
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
@@ -790,4 +803,54 @@ fn owners_are_mapped_both_ways() {
     .unwrap();
     let m = fs::metadata(s.root_path().join("dst/f")).unwrap();
     assert_eq!((m.uid(), m.gid()), (0, 0));
+}
+
+#[test]
+fn a_stream_cut_short_names_the_entry_and_leaves_no_partial_file() {
+    let s = Scratch::new("cut");
+    let mut h = Header::new_gnu();
+    h.set_path("partial").unwrap();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(10_000);
+    h.set_cksum();
+    let mut tar = h.as_bytes().to_vec();
+    tar.extend_from_slice(&[b'p'; 512]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(
+        err.contains("\"partial\"") && err.contains("512 of 10000"),
+        "{err}"
+    );
+    assert!(!s.root_path().join("dst/partial").exists());
+}
+
+#[test]
+fn names_longer_than_path_max_are_refused_and_shown_short() {
+    let s = Scratch::new("longname");
+    let long = [b"dir/".repeat(2000), b"tail".to_vec()].concat();
+    let mut l = Header::new_gnu();
+    l.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+    l.set_entry_type(EntryType::GNULongName);
+    l.set_size(long.len() as u64);
+    l.set_cksum();
+    let mut ext = l.as_bytes().to_vec();
+    ext.extend_from_slice(&long);
+    ext.resize(ext.len().div_ceil(512) * 512, 0);
+    let tar = stream(&[ext, raw(b"short", EntryType::Regular, b"", b"x")]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("PATH_MAX"), "{err}");
+    assert!(err.contains("dir/dir/") && err.contains("tail\"") && err.contains("8004 bytes"));
+    assert!(err.len() < 1024, "{err}");
+    assert!(!s.root_path().join("dst/dir").exists());
+    // A hardlink target is held to the same rule, its message short.
+    let mut k = l.clone();
+    k.set_entry_type(EntryType::GNULongLink);
+    k.set_cksum();
+    let mut ext = k.as_bytes().to_vec();
+    ext.extend_from_slice(&long);
+    ext.resize(ext.len().div_ceil(512) * 512, 0);
+    let tar = stream(&[ext, raw(b"hl", EntryType::Link, b"x", b"")]);
+    let err = unpack_err(&s, &tar, &UnpackOptions::default());
+    assert!(err.contains("\"hl\"") && err.contains("PATH_MAX"), "{err}");
+    assert!(err.len() < 1024, "{err}");
 }

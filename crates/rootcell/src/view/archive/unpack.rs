@@ -81,6 +81,20 @@ fn write_sparse(mut input: impl Read, fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Counts the bytes read through it.
+struct CountingReader<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
 fn times(mtime: u64) -> Timestamps {
     let t = Timespec {
         tv_sec: mtime.min(i64::MAX as u64) as i64,
@@ -227,7 +241,28 @@ impl Unpacker<'_> {
                     Mode::from_raw_mode(0o600),
                 )
                 .map_err(|e| entry_err(&rel, e))?;
-                write_sparse(entry, &fd).map_err(|e| entry_err(&rel, e))?;
+                // A stream cut short ends the entry's data early (the tar
+                // crate reads it as EOF): the file would be silently short.
+                // That, like any write error, fails naming the entry, and
+                // the partial file is removed.
+                let expected = entry.size();
+                let mut data = CountingReader {
+                    inner: &mut *entry,
+                    bytes: 0,
+                };
+                let written = write_sparse(&mut data, &fd)
+                    .map_err(|e| entry_err(&rel, e))
+                    .and_then(|()| match data.bytes {
+                        n if n < expected => Err(entry_err(
+                            &rel,
+                            format!("the stream ended after {n} of {expected} bytes"),
+                        )),
+                        _ => Ok(()),
+                    });
+                if let Err(e) = written {
+                    let _ = unlinkat(&parent, name, AtFlags::empty());
+                    return Err(e);
+                }
                 chown_fd(&fd)?;
                 fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| entry_err(&rel, e))?;
                 futimens(&fd, &times(mtime)).map_err(|e| entry_err(&rel, e))?;
@@ -266,8 +301,21 @@ impl Unpacker<'_> {
                 let dev = if ft == FileType::Fifo {
                     0
                 } else {
-                    if !self.opts.allow_devices {
-                        return Err(entry_err(&rel, "device nodes are not allowed here"));
+                    match self.opts.devices {
+                        DeviceNodes::Create => {}
+                        DeviceNodes::Refuse => {
+                            return Err(entry_err(&rel, "device nodes are not allowed here"))
+                        }
+                        DeviceNodes::Skip => {
+                            let why = format!(
+                                "tar entry {rel:?}: device node skipped (not made in a \
+                                 container with a user namespace, by a caller without \
+                                 CAP_MKNOD, or onto the host without -a)"
+                            );
+                            tracing::warn!("{why}");
+                            eprintln!("rootcell: warning: {why}");
+                            return Ok(());
+                        }
                     }
                     let maj = header.device_major().map_err(|e| entry_err(&rel, e))?;
                     let min = header.device_minor().map_err(|e| entry_err(&rel, e))?;
@@ -362,6 +410,9 @@ impl Unpacker<'_> {
         let target = match clean_name(&raw) {
             Ok(Some(t)) => t,
             Ok(None) => return Err(entry_err(rel, "hardlink to the destination itself")),
+            Err(why) if raw.as_os_str().len() >= PATH_MAX => {
+                return Err(entry_err(rel, format!("hardlink target: {why}")))
+            }
             Err(_) => {
                 return Err(entry_err(
                     rel,
