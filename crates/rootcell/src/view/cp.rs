@@ -201,15 +201,33 @@ pub fn place(src_is_dir: bool, dst: &Target) -> std::result::Result<Placement, R
 
 /// The container's user namespace mappings and `process.user` (`-a`).
 struct Ids {
-    map: IdMap,
+    /// Err: the mappings cannot be known (why).
+    map: std::result::Result<IdMap, String>,
     user: (u32, u32),
 }
 
-fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
-    let dir = ContainerDir::open(&runtime.root, id, false)?;
-    let state = dir.load()?;
-    let bundle = Bundle::load(&state.bundle)?;
-    let spec = &bundle.spec;
+impl Ids {
+    /// The mappings, or an error naming the container and why they are
+    /// unknown.
+    fn map(&self, id: &str) -> Result<IdMap> {
+        self.map
+            .clone()
+            .map_err(|why| Error::Other(format!("{id}: {why}")))
+    }
+}
+
+/// Where a container's id mappings come from (pure, from its config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MapSource {
+    /// `linux.uidMappings`/`gidMappings` (empty: no user namespace).
+    Config(IdMap),
+    /// A user namespace joined by path (`linux.namespaces[i].path`): the
+    /// config has no mappings (the validation refuses them there), the
+    /// namespace has.
+    Joined(PathBuf),
+}
+
+fn map_source(spec: &oci_spec::runtime::Spec) -> MapSource {
     let conv = |list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMapping> {
         list.into_iter()
             .flatten()
@@ -224,6 +242,103 @@ fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
     let map = IdMap {
         uids: conv(linux.and_then(|l| l.uid_mappings().as_ref())),
         gids: conv(linux.and_then(|l| l.gid_mappings().as_ref())),
+    };
+    let joined = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .into_iter()
+        .flatten()
+        .find(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+        .and_then(|n| n.path().clone());
+    match joined {
+        Some(path) if map.uids.is_empty() && map.gids.is_empty() => MapSource::Joined(path),
+        _ => MapSource::Config(map),
+    }
+}
+
+/// A `/proc/<pid>/uid_map` (or `gid_map`) text → mappings; None when a
+/// line is not three numbers.
+fn parse_id_map(text: &str) -> Option<Vec<IdMapping>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .map(|n| n.parse().ok())
+                .collect::<Option<_>>()?;
+            match f[..] {
+                [container_id, host_id, size] => Some(IdMapping {
+                    container_id,
+                    host_id,
+                    size,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+fn parse_maps(uid_map: &str, gid_map: &str) -> std::result::Result<IdMap, String> {
+    match (parse_id_map(uid_map), parse_id_map(gid_map)) {
+        (Some(uids), Some(gids)) => Ok(IdMap { uids, gids }),
+        _ => Err(format!("unreadable id maps {uid_map:?} / {gid_map:?}")),
+    }
+}
+
+/// The mappings of a user namespace joined by `path`: from the container's
+/// init while it lives (its `/proc/<pid>/{uid,gid}_map`, read in the
+/// private procfs, the pid checked by its start time after the read); for
+/// a stopped container from the namespace `path` names now, if it still
+/// exists; else an error (the owners cannot be mapped).
+fn joined_map(
+    dir: &ContainerDir,
+    state: &crate::state::ContainerState,
+    path: &Path,
+) -> std::result::Result<IdMap, String> {
+    use crate::fs::procfs::{self, ProcfsBase};
+    use crate::state::{process_start_time, Status};
+    if state.live_status(dir) != Status::Stopped {
+        if let Ok(pid) = u32::try_from(state.pid) {
+            let base = ProcfsBase::ProcPid(pid);
+            let maps = procfs::read(base, "uid_map").and_then(|u| {
+                procfs::read(base, "gid_map").map(|g| (u, g))
+            });
+            if process_start_time(state.pid) == Some(state.pid_start_time) {
+                let (u, g) = maps.map_err(|e| {
+                    format!("reading the id maps of the container's init ({pid}): {e}")
+                })?;
+                return parse_maps(&u, &g);
+            }
+        }
+    }
+    let gone = |e: &dyn std::fmt::Display| {
+        format!(
+            "the container is stopped and the user namespace it joined ({}) cannot be read: {e}; \
+             its id mapping is unknown",
+            path.display()
+        )
+    };
+    let ns = rustix::fs::open(
+        path,
+        // Never blocks (a fifo there) and never becomes a terminal.
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::NONBLOCK
+            | rustix::fs::OFlags::NOCTTY
+            | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| gone(&e))?;
+    let (u, g) = crate::process::ids::namespace_maps(&ns).map_err(|e| gone(&e))?;
+    parse_maps(&u, &g)
+}
+
+fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
+    let dir = ContainerDir::open(&runtime.root, id, false)?;
+    let state = dir.load()?;
+    let bundle = Bundle::load(&state.bundle)?;
+    let spec = &bundle.spec;
+    let map = match map_source(spec) {
+        MapSource::Config(map) => Ok(map),
+        MapSource::Joined(path) => joined_map(&dir, &state, &path),
     };
     let user = spec
         .process()
@@ -394,9 +509,16 @@ fn from_container(
     let src_is_dir = view
         .run(move |root| source_is_dir(root.root_dir(), &s, follow))?
         .map_err(|e| named(format!("{id}:{}", src.display()), &e))?;
+    // The stream carries container ids: the mappings are needed, except
+    // for a copy to the host without -a (the caller owns it, and a
+    // capability keeps the rootid the host sees).
+    let map = match (dst, opts.archive) {
+        (Side::Host(_), false) => ids.map(id).unwrap_or_default(),
+        _ => ids.map(id)?,
+    };
     let mut pack_opts = PackOptions {
         follow_link: opts.follow_link,
-        ids: ids.map.clone(),
+        ids: map,
         rename: None,
     };
     let result = match dst {
@@ -572,7 +694,7 @@ fn to_container(
         } else {
             Ownership::Archive
         },
-        ids: ids.map.clone(),
+        ids: ids.map(id)?,
         allow_devices: false,
     };
     // The host source is looked at before the view is built.
@@ -681,6 +803,56 @@ mod tests {
             dir: PathBuf::from(dir),
             rename: rename.map(OsString::from),
         }
+    }
+
+    fn spec(linux: serde_json::Value) -> oci_spec::runtime::Spec {
+        serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2", "linux": linux}))
+            .unwrap()
+    }
+
+    #[test]
+    fn id_maps_come_from_the_config_or_the_joined_namespace() {
+        let m = |c, h, n| IdMapping {
+            container_id: c,
+            host_id: h,
+            size: n,
+        };
+        let own = spec(serde_json::json!({
+            "namespaces": [{"type": "user"}, {"type": "mount"}],
+            "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+            "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 10}],
+        }));
+        assert_eq!(
+            map_source(&own),
+            MapSource::Config(IdMap {
+                uids: vec![m(0, 100_000, 65_536)],
+                gids: vec![m(0, 200_000, 10)],
+            })
+        );
+        let joined = spec(serde_json::json!({
+            "namespaces": [{"type": "user", "path": "/proc/42/ns/user"}, {"type": "mount"}],
+        }));
+        assert_eq!(
+            map_source(&joined),
+            MapSource::Joined(PathBuf::from("/proc/42/ns/user"))
+        );
+        let none = spec(serde_json::json!({"namespaces": [{"type": "mount"}]}));
+        assert_eq!(map_source(&none), MapSource::Config(IdMap::default()));
+        assert_eq!(
+            parse_id_map("         0     100000      65536\n      1000       1000          1\n"),
+            Some(vec![m(0, 100_000, 65_536), m(1000, 1000, 1)])
+        );
+        assert_eq!(parse_id_map(""), Some(vec![]));
+        assert_eq!(parse_id_map("0 1\n"), None);
+        assert_eq!(parse_id_map("0 x 1\n"), None);
+        let err = Ids {
+            map: Err("why".into()),
+            user: (0, 0),
+        }
+        .map("c1")
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "c1: why");
     }
 
     #[test]
