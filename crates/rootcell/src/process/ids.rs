@@ -318,6 +318,8 @@ pub fn namespace_maps(ns: impl AsFd) -> io::Result<(String, String)> {
     let ok = status.and_then(|(_, s)| s.exit_status()) == Some(0);
     match out.split_once('\0') {
         Some((u, g)) if ok => Ok((u.to_string(), g.to_string())),
-        _ => Err(io::Error::other("not a user namespace, or its maps are unreadable")),
+        _ => Err(io::Error::other(
+            "not a user namespace, or its maps are unreadable",
+        )),
     }
 }

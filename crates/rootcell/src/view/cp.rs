@@ -299,9 +299,8 @@ fn joined_map(
     if state.live_status(dir) != Status::Stopped {
         if let Ok(pid) = u32::try_from(state.pid) {
             let base = ProcfsBase::ProcPid(pid);
-            let maps = procfs::read(base, "uid_map").and_then(|u| {
-                procfs::read(base, "gid_map").map(|g| (u, g))
-            });
+            let maps = procfs::read(base, "uid_map")
+                .and_then(|u| procfs::read(base, "gid_map").map(|g| (u, g)));
             if process_start_time(state.pid) == Some(state.pid_start_time) {
                 let (u, g) = maps.map_err(|e| {
                     format!("reading the id maps of the container's init ({pid}): {e}")
@@ -806,8 +805,7 @@ mod tests {
     }
 
     fn spec(linux: serde_json::Value) -> oci_spec::runtime::Spec {
-        serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2", "linux": linux}))
-            .unwrap()
+        serde_json::from_value(serde_json::json!({"ociVersion": "1.0.2", "linux": linux})).unwrap()
     }
 
     #[test]
