@@ -101,9 +101,11 @@ fn pax_xattrs(records: &[(&str, &[u8])]) -> Vec<u8> {
     out
 }
 
-/// A tar stream of entries (name, type, xattrs, data), each with a pax
-/// header of its xattrs first.
-fn xattr_tar(entries: &[(&str, u8, &[(&str, &[u8])], &[u8])]) -> Vec<u8> {
+/// A tar entry: name, type, xattrs (name, value), data.
+type TarEntry<'a> = (&'a str, u8, &'a [(&'a str, &'a [u8])], &'a [u8]);
+
+/// A tar stream of entries, each with a pax header of its xattrs first.
+fn xattr_tar(entries: &[TarEntry<'_>]) -> Vec<u8> {
     let mut out = Vec::new();
     for (name, kind, xattrs, body) in entries {
         if !xattrs.is_empty() {
@@ -306,6 +308,7 @@ fn xattr_records_of_a_stream_are_set_like_docker_does() {
 /// A process in a user namespace of its own (0 → 100000 uids, 0 → 200000
 /// gids), holding it for containers to join by path. Killed on drop.
 struct NsHolder {
+    child: Option<std::process::Child>,
     pid: i32,
 }
 
@@ -316,6 +319,10 @@ impl NsHolder {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        let mut holder = NsHolder {
+            child: Some(child),
+            pid,
+        };
         let host = host_ns("user");
         poll(
             Duration::from_secs(10),
@@ -325,9 +332,13 @@ impl NsHolder {
                 (ns.to_string_lossy() != host).then_some(())
             },
         );
-        fs::write(format!("/proc/{pid}/uid_map"), "0 100000 65536\n").unwrap();
-        fs::write(format!("/proc/{pid}/gid_map"), "0 200000 65536\n").unwrap();
-        NsHolder { pid }
+        let maps = fs::write(format!("/proc/{pid}/uid_map"), "0 100000 65536\n")
+            .and_then(|()| fs::write(format!("/proc/{pid}/gid_map"), "0 200000 65536\n"));
+        if let Err(e) = maps {
+            holder.kill();
+            panic!("writing the holder's id maps: {e}");
+        }
+        holder
     }
 
     fn path(&self) -> String {
@@ -335,13 +346,9 @@ impl NsHolder {
     }
 
     fn kill(&mut self) {
-        if self.pid > 0 {
-            kill_pid(self.pid, libc::SIGKILL);
-            let _ = rustix::process::waitpid(
-                rustix::process::Pid::from_raw(self.pid),
-                rustix::process::WaitOptions::empty(),
-            );
-            self.pid = 0;
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }

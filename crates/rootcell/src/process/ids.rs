@@ -223,6 +223,53 @@ fn parse_ranges(text: &str) -> Vec<IdRange> {
         .collect()
 }
 
+/// The `uid_map` and `gid_map` of the user namespace `ns` (an nsfs fd),
+/// relative to ours: a forked child joins it and reads its own maps (a
+/// process reading the maps of its own namespace sees the ids of the
+/// parent namespace). The caller must be single-threaded (`sys::fork`).
+/// The namespace we are in ourselves (`setns` refuses it): our own maps;
+/// an fd of another kind: an error (`setns` refuses it).
+pub fn namespace_maps(ns: impl AsFd) -> io::Result<(String, String)> {
+    let own = procfs::open_link(
+        ProcfsBase::ProcSelf,
+        "ns/user",
+        OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
+    )?;
+    let (a, b) = (rustix::fs::fstat(&ns)?, rustix::fs::fstat(&own)?);
+    let join = (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino);
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let child = match sys::fork()? {
+        sys::Forked::Child => {
+            drop(r);
+            let read = || -> io::Result<()> {
+                if join {
+                    sys::setns(&ns, libc::CLONE_NEWUSER)?;
+                }
+                let u = procfs::read(ProcfsBase::ProcSelf, "uid_map")?;
+                let g = procfs::read(ProcfsBase::ProcSelf, "gid_map")?;
+                std::fs::File::from(w).write_all(format!("{u}\0{g}").as_bytes())
+            };
+            sys::exit_now(if read().is_ok() { 0 } else { 1 })
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(w);
+    let mut out = String::new();
+    let got = std::fs::File::from(r).read_to_string(&mut out);
+    let status = rustix::process::waitpid(
+        rustix::process::Pid::from_raw(child),
+        rustix::process::WaitOptions::empty(),
+    )?;
+    got?;
+    let ok = status.and_then(|(_, s)| s.exit_status()) == Some(0);
+    match out.split_once('\0') {
+        Some((u, g)) if ok => Ok((u.to_string(), g.to_string())),
+        _ => Err(io::Error::other(
+            "not a user namespace, or its maps are unreadable",
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
 
@@ -274,52 +321,5 @@ mod tests {
             }]
         );
         assert!(parse_ranges("").is_empty());
-    }
-}
-
-/// The `uid_map` and `gid_map` of the user namespace `ns` (an nsfs fd),
-/// relative to ours: a forked child joins it and reads its own maps (a
-/// process reading the maps of its own namespace sees the ids of the
-/// parent namespace). The caller must be single-threaded (`sys::fork`).
-/// The namespace we are in ourselves (`setns` refuses it): our own maps;
-/// an fd of another kind: an error (`setns` refuses it).
-pub fn namespace_maps(ns: impl AsFd) -> io::Result<(String, String)> {
-    let own = procfs::open_link(
-        ProcfsBase::ProcSelf,
-        "ns/user",
-        OpenFlags::O_PATH | OpenFlags::O_CLOEXEC,
-    )?;
-    let (a, b) = (rustix::fs::fstat(&ns)?, rustix::fs::fstat(&own)?);
-    let join = (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino);
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    let child = match sys::fork()? {
-        sys::Forked::Child => {
-            drop(r);
-            let read = || -> io::Result<()> {
-                if join {
-                    sys::setns(&ns, libc::CLONE_NEWUSER)?;
-                }
-                let u = procfs::read(ProcfsBase::ProcSelf, "uid_map")?;
-                let g = procfs::read(ProcfsBase::ProcSelf, "gid_map")?;
-                std::fs::File::from(w).write_all(format!("{u}\0{g}").as_bytes())
-            };
-            sys::exit_now(if read().is_ok() { 0 } else { 1 })
-        }
-        sys::Forked::Parent(pid) => pid,
-    };
-    drop(w);
-    let mut out = String::new();
-    let got = std::fs::File::from(r).read_to_string(&mut out);
-    let status = rustix::process::waitpid(
-        rustix::process::Pid::from_raw(child),
-        rustix::process::WaitOptions::empty(),
-    )?;
-    got?;
-    let ok = status.and_then(|(_, s)| s.exit_status()) == Some(0);
-    match out.split_once('\0') {
-        Some((u, g)) if ok => Ok((u.to_string(), g.to_string())),
-        _ => Err(io::Error::other(
-            "not a user namespace, or its maps are unreadable",
-        )),
     }
 }

@@ -127,7 +127,7 @@ pub(super) fn acl_from_stream(value: &[u8], ids: &IdMap) -> std::result::Result<
         return Ok(value.to_vec());
     }
     let bad = || "not a POSIX ACL value".to_string();
-    if value.len() < 4 || (value.len() - 4) % 8 != 0 {
+    if value.len() < 4 || !(value.len() - 4).is_multiple_of(8) {
         return Err(bad());
     }
     if u32::from_le_bytes(value[..4].try_into().map_err(|_| bad())?) != ACL_VERSION {
@@ -190,9 +190,12 @@ pub(super) fn entry_xattrs(pax: Option<&[u8]>, rel: &Path) -> Result<Vec<(OsStri
     Ok(out)
 }
 
+/// One pax record: (key, value).
+pub(super) type PaxRecord<'a> = (&'a [u8], &'a [u8]);
+
 /// Pax records `"<len> <key>=<value>\n"`, `<len>` counting the whole
 /// record.
-pub(super) fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<(&[u8], &[u8])>, String> {
+pub(super) fn parse_pax(mut data: &[u8]) -> std::result::Result<Vec<PaxRecord<'_>>, String> {
     let bad = |why: &str| format!("malformed pax header: {why}");
     let mut out = Vec::new();
     while !data.is_empty() {
