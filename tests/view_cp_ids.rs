@@ -196,6 +196,16 @@ fn file_capabilities_travel_both_ways_as_docker_writes_them() {
     let gnu = ctx.dir.join("gnu");
     gnu_extract(&tar, &gnu);
     assert_eq!(get_xattr(&gnu.join("pinger"), CAP), Some(cap(None)));
+    // A name longer than a ustar header holds: the pax header, then GNU's
+    // long-name entry, then the entry; GNU tar pairs them.
+    let long = format!("d/{}", "n".repeat(150));
+    fs::create_dir_all(root.join("d")).unwrap();
+    fs::write(root.join(&long), b"long").unwrap();
+    set_xattr(&root.join(&long), CAP, &cap(None));
+    let tar = cp_out_stream(&ctx, &c("/d"));
+    gnu_extract(&tar, &gnu);
+    assert_eq!(get_xattr(&gnu.join(&long), CAP), Some(cap(None)));
+    assert_eq!(read_file(&gnu.join(&long)), "long");
     // In from the host.
     let h = ctx.dir.join("hostcap");
     fs::write(&h, b"h").unwrap();
@@ -203,6 +213,20 @@ fn file_capabilities_travel_both_ways_as_docker_writes_them() {
     ctx.rt(&["cp", s(&h), &c("/in")]).assert_ok("cp in");
     assert_eq!(get_xattr(&root.join("in"), CAP), Some(cap(None)));
     assert_eq!(read_file(&root.join("in")), "h");
+    // A stream GNU tar wrote (`--xattrs`: SCHILY.xattr records).
+    let mut gnu_c = Command::new("tar");
+    gnu_c
+        .args(["--xattrs", "--xattrs-include=*", "-cf", "-", "-C"])
+        .arg(&ctx.dir)
+        .arg("hostcap");
+    let gnu_tar = gnu_c.output().unwrap();
+    assert!(gnu_tar.status.success(), "tar -c: {gnu_tar:?}");
+    fs::create_dir_all(root.join("fromgnu")).unwrap();
+    cp_stdin(&ctx, &["-", &c("/fromgnu")], &gnu_tar.stdout).assert_ok("cp - (GNU tar)");
+    assert_eq!(
+        get_xattr(&root.join("fromgnu/hostcap"), CAP),
+        Some(cap(None))
+    );
     // A file without one gets none, and no other xattr travels out
     // (docker packs the capability only).
     if user_xattrs(&root) {

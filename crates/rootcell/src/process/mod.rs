@@ -230,8 +230,8 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> R
     }
     if ns.join.iter().any(|(kind, _)| *kind == Namespace::User) {
         // A user namespace joined by path: act as its root too, as runc's
-        // stage-1 child does; where 0 is not mapped there (EINVAL) stay as
-        // we are. Without it the host's root, unmapped in that namespace,
+        // init does (its setuid(0)/setgid(0) fail where 0 is unmapped; here
+        // EINVAL, 0 not mapped there, leaves us as we are). Without it the host's root, unmapped in that namespace,
         // cannot create files in the container's fresh mounts (EOVERFLOW).
         let keep_unmapped = |r: std::io::Result<()>| match r {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
