@@ -330,6 +330,9 @@ fn joined_map(
     parse_maps(&u, &g)
 }
 
+/// Called first by each copy, before the view's thread exists: reading a
+/// joined namespace's maps forks (`process::ids::namespace_maps`), which
+/// needs a single-threaded caller.
 fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
     let dir = ContainerDir::open(&runtime.root, id, false)?;
     let state = dir.load()?;
