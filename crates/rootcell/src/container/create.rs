@@ -326,6 +326,9 @@ impl Runtime {
                     // the container will check them against.
                     if let Some(view) = &mut st.view {
                         crate::view::source::identify(view);
+                        if view.ids.joined_user_namespace() {
+                            (view.ids.uid_mappings, view.ids.gid_mappings) = ids::maps_of(pid)?;
+                        }
                     }
                     dir.save(&st)?;
                 }

@@ -222,6 +222,40 @@ fn parse_ranges(text: &str) -> Vec<IdRange> {
         .collect()
 }
 
+/// The mappings of process `pid`'s user namespace (its `/proc/<pid>/
+/// {uid,gid}_map`, read in the private procfs): container id → host id.
+pub fn maps_of(pid: i32) -> Result<(Vec<IdMapping>, Vec<IdMapping>)> {
+    let base = ProcfsBase::ProcPid(pid as u32);
+    let read = |name: &str| -> Result<Vec<IdMapping>> {
+        let text = procfs::read(base, name).ctx(|| format!("/proc/{pid}/{name}"))?;
+        parse_maps(&text)
+            .ok_or_else(|| Error::Other(format!("/proc/{pid}/{name}: unreadable map {text:?}")))
+    };
+    Ok((read("uid_map")?, read("gid_map")?))
+}
+
+/// A `uid_map` (or `gid_map`) text → mappings; None when a line is not
+/// three numbers.
+pub fn parse_maps(text: &str) -> Option<Vec<IdMapping>> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let f: Vec<u32> = l
+                .split_whitespace()
+                .map(|n| n.parse().ok())
+                .collect::<Option<_>>()?;
+            match f[..] {
+                [container_id, host_id, size] => Some(IdMapping {
+                    container_id,
+                    host_id,
+                    size,
+                }),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
 

@@ -228,6 +228,18 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> R
             sys::setresuid(0).ctx(|| "setresuid(0) in the user namespace")?;
         }
     }
+    if ns.join.iter().any(|(kind, _)| *kind == Namespace::User) {
+        // A user namespace joined by path: act as its root too, as runc's
+        // init does (its setuid(0)/setgid(0) fail where 0 is unmapped; here
+        // EINVAL, 0 not mapped there, leaves us as we are). Without it the host's root, unmapped in that namespace,
+        // cannot create files in the container's fresh mounts (EOVERFLOW).
+        let keep_unmapped = |r: std::io::Result<()>| match r {
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+            other => other,
+        };
+        keep_unmapped(sys::setresgid(0)).ctx(|| "setresgid(0) in the joined user namespace")?;
+        keep_unmapped(sys::setresuid(0)).ctx(|| "setresuid(0) in the joined user namespace")?;
+    }
     // Non-dumpable until exec: other processes of the container cannot
     // ptrace us or open our /proc files (CVE-2016-9962). Only now: an
     // unprivileged runtime must still be able to write our id maps, which a

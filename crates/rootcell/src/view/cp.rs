@@ -21,14 +21,12 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::FileType;
 
 use super::archive::{self, DeviceNodes, IdMap, Ownership, PackOptions, UnpackOptions};
+use super::ContainerIds;
 use super::{describe, plan, View, ViewRoot};
 use crate::container::Runtime;
 use crate::error::{Error, Result};
 use crate::fs::root::file_type;
 use crate::fs::RootDir;
-use crate::plan::IdMapping;
-use crate::spec::Bundle;
-use crate::state::ContainerDir;
 
 /// One side of a copy, as written on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,46 +197,13 @@ pub fn place(src_is_dir: bool, dst: &Target) -> std::result::Result<Placement, R
     }
 }
 
-/// The container's user namespace mappings and `process.user` (`-a`).
-struct Ids {
-    map: IdMap,
-    user: (u32, u32),
-    /// The container has a user namespace of its own.
-    userns: bool,
-}
-
-fn container_ids(runtime: &Runtime, id: &str) -> Result<Ids> {
-    let dir = ContainerDir::open(&runtime.root, id, false)?;
-    let state = dir.load()?;
-    let bundle = Bundle::load(&state.bundle)?;
-    let spec = &bundle.spec;
-    let conv = |list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<IdMapping> {
-        list.into_iter()
-            .flatten()
-            .map(|m| IdMapping {
-                container_id: m.container_id(),
-                host_id: m.host_id(),
-                size: m.size(),
-            })
-            .collect()
-    };
-    let linux = spec.linux().as_ref();
-    let map = IdMap {
-        uids: conv(linux.and_then(|l| l.uid_mappings().as_ref())),
-        gids: conv(linux.and_then(|l| l.gid_mappings().as_ref())),
-    };
-    let user = spec
-        .process()
-        .as_ref()
-        .map(|p| (p.user().uid(), p.user().gid()))
-        .unwrap_or((0, 0));
-    let userns = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| {
-            ns.iter()
-                .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
-        });
-    Ok(Ids { map, user, userns })
+/// The container's id mappings, recorded at create (empty: no user
+/// namespace, container ids are host ids).
+fn id_map(ids: &ContainerIds) -> IdMap {
+    IdMap {
+        uids: ids.uid_mappings.clone(),
+        gids: ids.gid_mappings.clone(),
+    }
 }
 
 /// Which way a copy goes, for `device_rule`.
@@ -443,7 +408,6 @@ fn from_container(
     dst: &Side,
     opts: CpOptions,
 ) -> Result<Copied> {
-    let ids = container_ids(runtime, id)?;
     let src = container_abs(src);
     let view = View::open(runtime, id)?;
     let s = src.clone();
@@ -451,9 +415,11 @@ fn from_container(
     let src_is_dir = view
         .run(move |root| source_is_dir(root.root_dir(), &s, follow))?
         .map_err(|e| named(format!("{id}:{}", src.display()), &e))?;
+    // The stream carries container ids.
+    let map = id_map(view.ids());
     let mut pack_opts = PackOptions {
         follow_link: opts.follow_link,
-        ids: ids.map.clone(),
+        ids: map,
         rename: None,
     };
     let result = match dst {
@@ -621,22 +587,7 @@ fn to_container(
     dst: &Path,
     opts: CpOptions,
 ) -> Result<Copied> {
-    let ids = container_ids(runtime, id)?;
     let dst = container_abs(dst);
-    let unpack_opts = UnpackOptions {
-        // docker: the stream's owners (container ids) without `-a`; with
-        // `-a`, the container's configured user.
-        ownership: if opts.archive {
-            Ownership::Fixed {
-                uid: ids.user.0,
-                gid: ids.user.1,
-            }
-        } else {
-            Ownership::Archive
-        },
-        ids: ids.map.clone(),
-        devices: device_rule(Direction::In { userns: ids.userns }, caller_can_mknod()),
-    };
     // The host source is looked at before the view is built.
     let host_src = match src {
         Side::Host(path) => {
@@ -654,6 +605,26 @@ fn to_container(
         }
     };
     let view = View::open(runtime, id)?;
+    let ids = view.ids();
+    let unpack_opts = UnpackOptions {
+        // docker: the stream's owners (container ids) without `-a`; with
+        // `-a`, the container's configured user.
+        ownership: if opts.archive {
+            Ownership::Fixed {
+                uid: ids.user.0,
+                gid: ids.user.1,
+            }
+        } else {
+            Ownership::Archive
+        },
+        ids: id_map(ids),
+        devices: device_rule(
+            Direction::In {
+                userns: ids.user_namespace,
+            },
+            caller_can_mknod(),
+        ),
+    };
     let d = dst.clone();
     let target = view
         .run(move |root| container_target(root, &d))?

@@ -47,7 +47,7 @@ use crate::plan::options::attr;
 use crate::plan::{AttrChange, Idmap, Propagation, PropagationChange};
 use crate::state::{ContainerDir, Status};
 
-pub use plan::{PathStat, ViewMount, ViewPlan};
+pub use plan::{ContainerIds, PathStat, ViewMount, ViewPlan};
 
 type Job = Box<dyn FnOnce(&ViewRoot) + Send>;
 
@@ -55,6 +55,8 @@ type Job = Box<dyn FnOnce(&ViewRoot) + Send>;
 /// dropped. Several views of one container may exist at once.
 pub struct View {
     id: String,
+    /// The container's ids, as recorded at create.
+    ids: ContainerIds,
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
     /// The thread's kernel task id, to wait for its exit.
@@ -90,6 +92,7 @@ impl View {
 
     /// Builds the view `plan` describes (`id` names it in errors).
     pub fn from_plan(id: &str, plan: ViewPlan) -> Result<View> {
+        let ids = plan.ids.clone();
         let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<i32>>(1);
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
@@ -113,6 +116,7 @@ impl View {
         let ready = ready_rx.recv();
         let mut view = View {
             id: id.to_string(),
+            ids,
             jobs: Some(jobs),
             thread: Some(thread),
             tid: 0,
@@ -125,6 +129,12 @@ impl View {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(Error::Other(format!("{id}: the view's thread panicked"))),
         }
+    }
+
+    /// The container's ids (user namespace, mappings, `process.user`), as
+    /// recorded at create.
+    pub fn ids(&self) -> &ContainerIds {
+        &self.ids
     }
 
     /// Runs `f` on the view's thread with its root. A panic in `f` ends

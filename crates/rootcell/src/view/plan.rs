@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::options::attr;
-use crate::plan::{IdMapping, Idmap, MountKind, Plan, RootfsPlan, Step};
+use crate::plan::{IdMapping, Idmap, MountKind, Namespace, Plan, RootfsPlan, Step};
 
 /// The mounts of a view: the container's rootfs and the bind mounts of its
 /// config (its volumes), in config order (a later one covers an earlier).
@@ -36,6 +36,31 @@ pub struct ViewPlan {
     /// is unmapped there: its creations fail with `EOVERFLOW`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub create_as: Option<(u32, u32)>,
+    /// Who the container's ids are, for `cp`.
+    #[serde(default)]
+    pub ids: ContainerIds,
+}
+
+/// The container's ids as `cp` needs them, recorded at create.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerIds {
+    /// The container has a user namespace (made or joined).
+    pub user_namespace: bool,
+    /// Its mappings (container id → host id): the config's, or those of a
+    /// namespace joined by path, read from init at create (`cp` maps the
+    /// owners of what it copies through them). Empty: ids are host ids.
+    pub uid_mappings: Vec<IdMapping>,
+    pub gid_mappings: Vec<IdMapping>,
+    /// `process.user` (uid, gid): `cp -a` gives what it copies in to it.
+    pub user: (u32, u32),
+}
+
+impl ContainerIds {
+    /// A user namespace joined by path: its mappings are not in the
+    /// config, init's `/proc/<pid>/{uid,gid}_map` say them at create.
+    pub fn joined_user_namespace(&self) -> bool {
+        self.user_namespace && self.uid_mappings.is_empty() && self.gid_mappings.is_empty()
+    }
 }
 
 /// One bind mount of the config, as the view attaches it.
@@ -80,10 +105,18 @@ impl ViewPlan {
     /// filesystem instances (tmpfs, proc...) exist only in the container,
     /// and mounts rootcell adds itself (cgroups, rootless device binds) are
     /// not volumes. A bind onto `/` is left out (the rootfs is the root).
-    /// Sources are not identified yet (`record` does that, at create).
+    /// Sources are not identified yet (`source::identify` does that, at
+    /// create), nor the mappings of a user namespace joined by path
+    /// (`joined_user_namespace`).
     pub fn from_plan(plan: &Plan) -> ViewPlan {
         let mut view = ViewPlan::from_rootfs(&plan.rootfs);
         let ns = &plan.namespaces;
+        view.ids = ContainerIds {
+            user_namespace: ns.has(Namespace::User),
+            uid_mappings: ns.uid_mappings.clone(),
+            gid_mappings: ns.gid_mappings.clone(),
+            user: (plan.process.uid, plan.process.gid),
+        };
         if view.mounts.iter().any(|m| m.idmap.is_some()) {
             view.create_as = match (host_id(&ns.uid_mappings, 0), host_id(&ns.gid_mappings, 0)) {
                 (Some(uid), Some(gid)) if (uid, gid) != (0, 0) => Some((uid, gid)),
@@ -131,6 +164,7 @@ impl ViewPlan {
             root_readonly,
             mounts,
             create_as: None,
+            ids: ContainerIds::default(),
         }
     }
 }
@@ -397,8 +431,26 @@ mod tests {
             })
         };
         assert_eq!(with(true).create_as, Some((100000, 100000)));
+        let plain = with(false);
+        assert!(plain.ids.user_namespace && !plain.ids.joined_user_namespace());
+        assert_eq!(plain.ids.uid_mappings[0].host_id, 100000);
+        assert_eq!(plain.ids.user, (0, 0));
         assert_eq!(with(false).create_as, None);
         assert_eq!(host_id(&[], 0), None);
+    }
+
+    #[test]
+    fn a_user_namespace_joined_by_path_waits_for_its_maps() {
+        let plan = view_of(|v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"type": "user", "path": "/proc/42/ns/user"}));
+            v["process"]["user"] = serde_json::json!({"uid": 7, "gid": 8});
+        });
+        assert!(plan.ids.joined_user_namespace());
+        assert_eq!(plan.ids.user, (7, 8));
+        assert!(!view_of(|_| {}).ids.user_namespace);
     }
 
     #[test]

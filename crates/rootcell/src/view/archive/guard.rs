@@ -1,8 +1,10 @@
 //! Tar names and headers checked before `unpack` trusts them.
 
+use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 
 use tar::Header;
 
@@ -50,6 +52,14 @@ pub(super) const MAX_EXTENSION: u64 = 1 << 20;
 /// what its header claims. Data blocks pass through untouched.
 pub(super) struct HeaderGuard<R> {
     inner: R,
+    /// The data of the last local pax header (`x`), kept for the entry
+    /// header that follows it, then handed over in `entry_pax`.
+    capture: Option<Vec<u8>>,
+    /// Bytes of the pax header still to capture.
+    capture_left: u64,
+    /// The entry header whose pax data is in `entry_pax` has been read:
+    /// the tar crate reads no further before it returns that entry.
+    entry_pax: Rc<RefCell<Option<Vec<u8>>>>,
     /// Bytes of data (rounded to blocks) before the next header.
     skip: u64,
     /// Data of a GNU sparse entry whose extension blocks come first.
@@ -64,12 +74,22 @@ impl<R: Read> HeaderGuard<R> {
     pub(super) fn new(inner: R) -> Self {
         HeaderGuard {
             inner,
+            capture: None,
+            capture_left: 0,
+            entry_pax: Rc::default(),
             skip: 0,
             pending: 0,
             sparse_ext: false,
             block: [0; 512],
             fill: 0,
         }
+    }
+
+    /// Where the raw pax data (`x`) of the entry last read appears (None
+    /// when it had none). The tar crate splits pax records at newlines, so
+    /// binary values (xattrs) are parsed from these bytes instead.
+    pub(super) fn entry_pax(&self) -> Rc<RefCell<Option<Vec<u8>>>> {
+        self.entry_pax.clone()
     }
 
     /// Looks at one complete header block.
@@ -95,6 +115,20 @@ impl<R: Read> HeaderGuard<R> {
                 kind as char
             )));
         }
+        match kind {
+            b'x' => {
+                self.capture = Some(Vec::with_capacity(size as usize));
+                self.capture_left = size;
+            }
+            // A GNU long name or link belongs to the same member; a global
+            // header to none.
+            b'L' | b'K' | b'g' => {}
+            // The member's own header: its pax data (if any) is handed over.
+            _ => {
+                *self.entry_pax.borrow_mut() = self.capture.take();
+                self.capture_left = 0;
+            }
+        }
         let data = size.div_ceil(512).saturating_mul(512);
         // A GNU sparse header with extension blocks: they come first, then
         // the data.
@@ -115,6 +149,13 @@ impl<R: Read> Read for HeaderGuard<R> {
         while !rest.is_empty() {
             if self.skip > 0 {
                 let k = rest.len().min(self.skip.min(usize::MAX as u64) as usize);
+                if self.capture_left > 0 {
+                    let c = k.min(self.capture_left.min(usize::MAX as u64) as usize);
+                    if let Some(buf) = self.capture.as_mut() {
+                        buf.extend_from_slice(&rest[..c]);
+                    }
+                    self.capture_left -= c as u64;
+                }
                 self.skip -= k as u64;
                 rest = &rest[k..];
                 continue;

@@ -23,6 +23,7 @@ mod pack;
 #[cfg(test)]
 mod tests;
 mod unpack;
+mod xattr;
 
 pub use pack::pack;
 pub use unpack::unpack;

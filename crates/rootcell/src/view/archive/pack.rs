@@ -12,7 +12,7 @@ use rustix::fs::{fstat, openat, readlinkat, Dir, FileType, Mode, OFlags, SeekFro
 use rustix::io::{pread, Errno};
 use tar::{Builder, EntryType, Header};
 
-use super::{io_err, PackOptions, CHUNK};
+use super::{io_err, xattr, PackOptions, CHUNK};
 
 /// How the source path names its entries (docker's `CopyInfoSourcePath` and
 /// `TarResourceRebase`).
@@ -170,6 +170,8 @@ impl<W: Write> Packer<'_, W> {
         let res = match ft {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
+                let dir = reopen_dir(fd, name)?;
+                self.xattrs(&dir, name)?;
                 self.builder.append_data(&mut h, name, io::empty())
             }
             FileType::Symlink => {
@@ -193,6 +195,7 @@ impl<W: Write> Packer<'_, W> {
             }
             FileType::RegularFile => {
                 let file = open_regular(at, fd, st).map_err(|e| io_err(ctx(), e))?;
+                self.xattrs(&file, name)?;
                 let len = st.st_size.max(0) as u64;
                 h.set_size(len);
                 // Fewer blocks than bytes: holes, written as a GNU sparse
@@ -226,6 +229,17 @@ impl<W: Write> Packer<'_, W> {
             _ => return Ok(()),
         };
         res.map_err(|e| io_err(ctx(), e))
+    }
+}
+
+impl<W: Write> Packer<'_, W> {
+    /// The PAX header with the xattrs of the entry `name` (open as `fd`),
+    /// written before its own header when it has any.
+    fn xattrs(&mut self, fd: impl AsFd, name: &Path) -> Result<()> {
+        let records = xattr::pack_records(fd, &self.opts.ids, name);
+        self.builder
+            .append_pax_extensions(records.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .map_err(|e| io_err(name.display().to_string(), e))
     }
 }
 

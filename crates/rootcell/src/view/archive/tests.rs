@@ -854,3 +854,316 @@ fn names_longer_than_path_max_are_refused_and_shown_short() {
     assert!(err.contains("\"hl\"") && err.contains("PATH_MAX"), "{err}");
     assert!(err.len() < 1024, "{err}");
 }
+
+// ---------------------------------------------------------------- xattrs
+
+use super::xattr::{acl_from_stream, cap_from_stream, cap_to_stream, decide, parse_pax, Decision};
+
+#[test]
+fn pax_records_are_parsed_by_length_with_binary_values() {
+    let data = b"29 SCHILY.xattr.user.a=x\ny\0z\n12 path=abc\n";
+    assert_eq!(
+        parse_pax(data).unwrap(),
+        vec![
+            (&b"SCHILY.xattr.user.a"[..], &b"x\ny\0z"[..]),
+            (&b"path"[..], &b"abc"[..])
+        ]
+    );
+    assert_eq!(parse_pax(b"").unwrap(), vec![]);
+    for bad in [
+        &b"99 path=abc\n"[..],
+        b"11 path=abc\n",
+        b"x path=abc\n",
+        b"11 pathabc\n",
+        b"3 \n",
+    ] {
+        assert!(
+            parse_pax(bad).is_err(),
+            "{:?}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+/// A `security.capability` value: v2 (`rootid` None) or v3, with
+/// CAP_DAC_OVERRIDE, CAP_FOWNER (a byte 0x0a: a newline inside the pax
+/// record) and CAP_NET_RAW permitted and effective.
+fn cap(rootid: Option<u32>) -> Vec<u8> {
+    let rev: u32 = if rootid.is_some() {
+        0x0300_0000
+    } else {
+        0x0200_0000
+    };
+    let mut v = (rev | 1).to_le_bytes().to_vec();
+    v.extend_from_slice(&((1u32 << 13) | 0x0a).to_le_bytes());
+    v.extend_from_slice(&[0; 12]);
+    if let Some(r) = rootid {
+        v.extend_from_slice(&r.to_le_bytes());
+    }
+    v
+}
+
+fn userns_ids() -> IdMap {
+    let m = |host_id| {
+        vec![IdMapping {
+            container_id: 0,
+            host_id,
+            size: 65_536,
+        }]
+    };
+    IdMap {
+        uids: m(100_000),
+        gids: m(200_000),
+    }
+}
+
+#[test]
+fn capabilities_are_written_for_the_stream_as_docker_does() {
+    let ids = userns_ids();
+    // v2 travels as it is.
+    assert_eq!(cap_to_stream(&cap(None), &ids), Some(cap(None)));
+    // v3 of the container's root: v2 (docker's conversion).
+    assert_eq!(cap_to_stream(&cap(Some(100_000)), &ids), Some(cap(None)));
+    // v3 of another container id: v3 with the container id.
+    assert_eq!(cap_to_stream(&cap(Some(100_007)), &ids), Some(cap(Some(7))));
+    // v3 of an id the container does not map: left out.
+    assert_eq!(cap_to_stream(&cap(Some(5)), &ids), None);
+    // Without a user namespace ids are host ids: root's v3 is v2.
+    assert_eq!(
+        cap_to_stream(&cap(Some(0)), &IdMap::default()),
+        Some(cap(None))
+    );
+    assert_eq!(
+        cap_to_stream(&cap(Some(1000)), &IdMap::default()),
+        Some(cap(Some(1000)))
+    );
+}
+
+#[test]
+fn capabilities_into_a_user_namespace_belong_to_its_root() {
+    let ids = userns_ids();
+    // v2 (any root) → v3 owned by the container's root on the host, as
+    // the kernel stores one the container's root writes.
+    assert_eq!(cap_from_stream(&cap(None), &ids), Ok(cap(Some(100_000))));
+    assert_eq!(cap_from_stream(&cap(Some(7)), &ids), Ok(cap(Some(100_007))));
+    let err = cap_from_stream(&cap(Some(70_000)), &ids).unwrap_err();
+    assert!(err.contains("not mapped"), "{err}");
+    assert!(cap_from_stream(b"junk", &ids).is_err());
+    // No user namespace: as it is.
+    assert_eq!(
+        cap_from_stream(&cap(None), &IdMap::default()),
+        Ok(cap(None))
+    );
+}
+
+#[test]
+fn acls_and_trusted_xattrs_into_a_user_namespace() {
+    let ids = userns_ids();
+    // version 2; USER_OBJ; USER 5; GROUP 6; MASK; OTHER.
+    let entry = |tag: u16, id: u32| {
+        let mut e = tag.to_le_bytes().to_vec();
+        e.extend_from_slice(&7u16.to_le_bytes());
+        e.extend_from_slice(&id.to_le_bytes());
+        e
+    };
+    let acl = |u: u32, g: u32| {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for e in [
+            entry(0x01, u32::MAX),
+            entry(0x02, u),
+            entry(0x08, g),
+            entry(0x10, u32::MAX),
+            entry(0x20, u32::MAX),
+        ] {
+            v.extend(e);
+        }
+        v
+    };
+    assert_eq!(acl_from_stream(&acl(5, 6), &ids), Ok(acl(100_005, 200_006)));
+    assert!(acl_from_stream(&acl(70_000, 6), &ids).is_err());
+    assert!(acl_from_stream(&acl(5, 6)[..10], &ids).is_err());
+    assert_eq!(
+        acl_from_stream(&acl(5, 6), &IdMap::default()),
+        Ok(acl(5, 6))
+    );
+    assert_eq!(
+        decide(b"system.posix_acl_access", &acl(5, 6), &ids),
+        Ok(Decision::Set(acl(100_005, 200_006)))
+    );
+    // trusted.*: skipped into a user namespace, set otherwise.
+    assert!(matches!(
+        decide(b"trusted.x", b"v", &ids),
+        Ok(Decision::Skip(_))
+    ));
+    assert_eq!(
+        decide(b"trusted.x", b"v", &IdMap::default()),
+        Ok(Decision::Set(b"v".to_vec()))
+    );
+    assert_eq!(
+        decide(b"user.x", b"v", &ids),
+        Ok(Decision::Set(b"v".to_vec()))
+    );
+}
+
+/// Whether the scratch filesystem takes `user.*` xattrs.
+fn user_xattrs_supported(dir: &Path) -> bool {
+    let probe = dir.join(".xattr-probe");
+    fs::write(&probe, b"").unwrap();
+    let ok = rustix::fs::setxattr(&probe, "user.probe", b"1", XattrFlags::empty()).is_ok();
+    fs::remove_file(&probe).unwrap();
+    ok
+}
+
+/// A stream of one regular file and one directory, each with PAX xattr
+/// records.
+fn xattr_stream(records: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = Builder::new(Vec::new());
+    for (name, kind) in [("d", EntryType::Directory), ("d/f", EntryType::Regular)] {
+        let keys: Vec<(String, &[u8])> = records
+            .iter()
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), *v))
+            .collect();
+        b.append_pax_extensions(keys.iter().map(|(k, v)| (k.as_str(), *v)))
+            .unwrap();
+        let mut h = Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(0o755);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_000_000_000);
+        let body: &[u8] = if kind == EntryType::Regular {
+            b"data"
+        } else {
+            b""
+        };
+        h.set_size(body.len() as u64);
+        b.append_data(&mut h, name, body).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn get(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(path, name, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
+}
+
+#[test]
+fn unpack_sets_xattr_records_on_files_and_directories() {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let s = Scratch::new("xattrs-in");
+    if !user_xattrs_supported(&s.root_path()) {
+        eprintln!("skipped: no user.* xattrs on {}", s.root_path().display());
+        return;
+    }
+    fs::create_dir(s.root_path().join("dst")).unwrap();
+    let tar = xattr_stream(&[
+        ("user.note", b"hello\0binary\n"),
+        ("security.capability", &cap(None)),
+        ("trusted.t", b"t"),
+    ]);
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    for p in ["dst/d", "dst/d/f"] {
+        let p = s.root_path().join(p);
+        assert_eq!(
+            get(&p, "user.note").as_deref(),
+            Some(&b"hello\0binary\n"[..])
+        );
+        assert_eq!(get(&p, "trusted.t").as_deref(), Some(&b"t"[..]));
+    }
+    // The capability survived the chown and the data: set after both.
+    let f = s.root_path().join("dst/d/f");
+    assert_eq!(get(&f, "security.capability"), Some(cap(None)));
+    assert_eq!(fs::read(&f).unwrap(), b"data");
+    // Into a user namespace: the capability belongs to its root, trusted.*
+    // is left out, owners mapped (with -a).
+    fs::create_dir(s.root_path().join("ns")).unwrap();
+    let opts = UnpackOptions {
+        ownership: Ownership::Archive,
+        ids: userns_ids(),
+        devices: DeviceNodes::Refuse,
+    };
+    unpack(&s.root(), Path::new("/ns"), &tar[..], &opts).unwrap();
+    let f = s.root_path().join("ns/d/f");
+    assert_eq!(get(&f, "security.capability"), Some(cap(Some(100_000))));
+    assert_eq!(get(&f, "trusted.t"), None);
+    assert_eq!(
+        get(&f, "user.note").as_deref(),
+        Some(&b"hello\0binary\n"[..])
+    );
+    // A namespace the filesystem does not know: an error naming the entry
+    // and the attribute (docker's cp does not ignore ENOTSUP).
+    fs::create_dir(s.root_path().join("bad")).unwrap();
+    let bad = xattr_stream(&[("bogus.x", b"1")]);
+    let err = unpack_err(&s, &bad, &UnpackOptions::default());
+    assert!(err.contains("bogus.x") && err.contains("\"d\""), "{err}");
+    s.sentinel_unchanged();
+}
+
+#[test]
+fn pack_writes_the_capability_as_a_pax_record() {
+    if !rustix::process::geteuid().is_root() {
+        return;
+    }
+    let s = Scratch::new("xattrs-out");
+    let f = s.root_path().join("ping");
+    fs::write(&f, b"#!x").unwrap();
+    // The container's root wrote it: the kernel keeps v3 with rootid
+    // 100000 (written here from the host as that value).
+    rustix::fs::setxattr(
+        &f,
+        "security.capability",
+        &cap(Some(100_000)),
+        XattrFlags::empty(),
+    )
+    .unwrap();
+    if user_xattrs_supported(&s.root_path()) {
+        rustix::fs::setxattr(&f, "user.other", b"x", XattrFlags::empty()).unwrap();
+    }
+    let opts = PackOptions {
+        ids: userns_ids(),
+        ..Default::default()
+    };
+    let tar = pack_vec(&s.root(), "/ping", &opts);
+    // Raw entries: the pax header, then the file (the tar crate's own pax
+    // iterator splits binary values at newlines).
+    let mut a = Archive::new(&tar[..]);
+    let mut raw = a.entries().unwrap().raw(true);
+    let mut x = raw.next().unwrap().unwrap();
+    assert_eq!(x.header().entry_type(), EntryType::XHeader);
+    let mut data = Vec::new();
+    x.read_to_end(&mut data).unwrap();
+    let recs: Vec<(String, Vec<u8>)> = parse_pax(&data)
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (String::from_utf8(k.to_vec()).unwrap(), v.to_vec()))
+        .collect();
+    let mut e = raw.next().unwrap().unwrap();
+    assert_eq!(e.path().unwrap(), Path::new("ping"));
+    // Only the capability (docker's rule), as v2 for the container's root.
+    assert_eq!(
+        recs,
+        vec![("SCHILY.xattr.security.capability".to_string(), cap(None))]
+    );
+    let mut body = Vec::new();
+    e.read_to_end(&mut body).unwrap();
+    assert_eq!(body, b"#!x");
+    // Without a capability there is no PAX header at all.
+    let g = s.root_path().join("plain");
+    fs::write(&g, b"p").unwrap();
+    let tar = pack_vec(&s.root(), "/plain", &opts);
+    assert_eq!(names(&tar), vec![("plain".to_string(), EntryType::Regular)]);
+    let mut a = Archive::new(&tar[..]);
+    let mut e = a.entries().unwrap().next().unwrap().unwrap();
+    assert!(e.pax_extensions().unwrap().is_none());
+    s.sentinel_unchanged();
+}

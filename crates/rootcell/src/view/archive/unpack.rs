@@ -15,6 +15,7 @@ use rustix::process::{Gid, Uid};
 use tar::{Archive, EntryType, Header};
 
 use super::guard::*;
+use super::xattr;
 use super::*;
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::fs::RootDir;
@@ -31,7 +32,9 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
     if ft != FileType::Directory {
         return Err(io_err(dest.display().to_string(), Errno::NOTDIR));
     }
-    let mut archive = Archive::new(HeaderGuard::new(input));
+    let guard = HeaderGuard::new(input);
+    let pax = guard.entry_pax();
+    let mut archive = Archive::new(guard);
     let mut u = Unpacker {
         root,
         dest,
@@ -45,7 +48,8 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
     for entry in entries {
         let mut entry = entry.map_err(|e| io_err("reading the tar stream", e))?;
         let raw = PathBuf::from(OsStr::from_bytes(&entry.path_bytes()));
-        u.entry(&raw, &mut entry)?;
+        let pax = pax.borrow_mut().take();
+        u.entry(&raw, &mut entry, pax.as_deref())?;
     }
     // Directory mtimes last: creating their entries changed them.
     for (rel, mtime) in std::mem::take(&mut u.dirs).into_iter().rev() {
@@ -162,7 +166,12 @@ impl Unpacker<'_> {
             })
     }
 
-    fn entry<R: Read>(&mut self, raw: &Path, entry: &mut tar::Entry<'_, R>) -> Result<()> {
+    fn entry<R: Read>(
+        &mut self,
+        raw: &Path,
+        entry: &mut tar::Entry<'_, R>,
+        pax: Option<&[u8]>,
+    ) -> Result<()> {
         let kind = entry.header().entry_type();
         if matches!(
             kind,
@@ -180,6 +189,7 @@ impl Unpacker<'_> {
             Err(why) => return Err(entry_err(raw, why)),
         };
         let header = entry.header().clone();
+        let xattrs = xattr::entry_xattrs(pax, &rel)?;
         let mode = header.mode().map_err(|e| entry_err(&rel, e))? & 0o7777;
         let mtime = header.mtime().map_err(|e| entry_err(&rel, e))?;
         let owner = self.owner(&rel, &header)?;
@@ -228,6 +238,16 @@ impl Unpacker<'_> {
             }
             Ok(())
         };
+        let has_fd = matches!(
+            kind,
+            EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Directory
+        );
+        if !has_fd {
+            xattr::skip_all(&rel, &xattrs);
+        }
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let fd = openat(
@@ -264,6 +284,8 @@ impl Unpacker<'_> {
                     return Err(e);
                 }
                 chown_fd(&fd)?;
+                // After the data and the owner: both clear a capability.
+                xattr::apply(&fd, &rel, &xattrs, &self.opts.ids)?;
                 fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| entry_err(&rel, e))?;
                 futimens(&fd, &times(mtime)).map_err(|e| entry_err(&rel, e))?;
             }
@@ -280,6 +302,7 @@ impl Unpacker<'_> {
                 )
                 .map_err(|e| entry_err(&rel, e))?;
                 chown_fd(&fd)?;
+                xattr::apply(&fd, &rel, &xattrs, &self.opts.ids)?;
                 fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| entry_err(&rel, e))?;
                 self.dirs.push((rel.clone(), mtime));
             }
