@@ -426,29 +426,21 @@ fn archive_ids_of_a_container_that_joins_a_user_namespace() {
     ctx.rt(&["cp", "-a", s(&h), &c("/in-a")])
         .assert_ok("cp -a in");
     assert_eq!(owner(&root.join("in-a")), (101_000, 201_001));
-    // Stopped, the namespace still held: its mapping, read from the path.
+    // Stopped, the namespace still held, then gone: the mapping was
+    // recorded at create (from init's maps), nothing is read from the
+    // namespace path, which could name another namespace by now.
     ctx.rt(&["kill", &id, "KILL"]).assert_ok("kill");
     ctx.wait_status(&id, "stopped");
     ctx.rt(&["cp", "-a", &c("/f"), s(&out.join("stopped"))])
         .assert_ok("cp -a out of the stopped container");
     assert_eq!(owner(&out.join("stopped")), (7, 8));
-    ctx.rt(&["cp", s(&h), &c("/in-stopped")])
-        .assert_ok("cp in, stopped");
-    assert_eq!(owner(&root.join("in-stopped")), (100_005, 200_006));
-    // The namespace gone: the copies that need the mapping fail, saying
-    // why; a plain copy to the host (the caller owns it) still works.
     holder.kill();
-    let gone = ctx.rt(&["cp", "-a", &c("/f"), s(&out.join("gone"))]);
-    gone.assert_fail("cp -a with the namespace gone");
-    assert!(
-        gone.stderr.contains("user namespace it joined") && gone.stderr.contains(&id),
-        "{}",
-        gone.stderr
-    );
-    assert!(!out.join("gone").exists());
+    ctx.rt(&["cp", "-a", &c("/f"), s(&out.join("gone"))])
+        .assert_ok("cp -a with the namespace gone");
+    assert_eq!(owner(&out.join("gone")), (7, 8));
     ctx.rt(&["cp", s(&h), &c("/in-gone")])
-        .assert_fail("cp in with the namespace gone");
-    assert!(!root.join("in-gone").exists());
+        .assert_ok("cp in with the namespace gone");
+    assert_eq!(owner(&root.join("in-gone")), (100_005, 200_006));
     ctx.rt(&["cp", &c("/f"), s(&out.join("plain"))])
         .assert_ok("cp out without -a");
     assert_eq!(read_file(&out.join("plain")), "f\n");
