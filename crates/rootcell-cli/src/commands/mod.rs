@@ -167,6 +167,8 @@ fn plan(
 /// `rootcell stat`: docker's PathStat of a path in a container, one
 /// `field: value` line each, or the JSON object.
 fn stat(runtime: &Runtime, id: &str, path: &Path, json: bool) -> Result<()> {
+    // Single-threaded still: a rootless caller joins a user namespace.
+    rootcell::view::userns::enter_for(runtime, id)?;
     let st = rootcell::view::stat(runtime, id, path)?;
     let text = if json {
         serde_json::to_string(&st)? + "\n"
@@ -196,6 +198,11 @@ fn cp(
     use rootcell::view::cp::{self, CpOptions, Side};
     use std::io::IsTerminal;
     let copy = cp::parse(src, dst)?;
+    // Single-threaded still: a rootless caller joins a user namespace.
+    let id = match &copy {
+        cp::Copy::From { id, .. } | cp::Copy::To { id, .. } => id,
+    };
+    rootcell::view::userns::enter_for(runtime, id)?;
     let opts = CpOptions {
         archive,
         follow_link: follow,

@@ -225,11 +225,19 @@ fn parse_ranges(text: &str) -> Vec<IdRange> {
 /// The mappings of process `pid`'s user namespace (its `/proc/<pid>/
 /// {uid,gid}_map`, read in the private procfs): container id → host id.
 pub fn maps_of(pid: i32) -> Result<(Vec<IdMapping>, Vec<IdMapping>)> {
-    let base = ProcfsBase::ProcPid(pid as u32);
+    read_maps(ProcfsBase::ProcPid(pid as u32), &pid.to_string())
+}
+
+/// The mappings of our own user namespace.
+pub fn maps_of_self() -> Result<(Vec<IdMapping>, Vec<IdMapping>)> {
+    read_maps(ProcfsBase::ProcSelf, "self")
+}
+
+fn read_maps(base: ProcfsBase, who: &str) -> Result<(Vec<IdMapping>, Vec<IdMapping>)> {
     let read = |name: &str| -> Result<Vec<IdMapping>> {
-        let text = procfs::read(base, name).ctx(|| format!("/proc/{pid}/{name}"))?;
+        let text = procfs::read(base, name).ctx(|| format!("/proc/{who}/{name}"))?;
         parse_maps(&text)
-            .ok_or_else(|| Error::Other(format!("/proc/{pid}/{name}: unreadable map {text:?}")))
+            .ok_or_else(|| Error::Other(format!("/proc/{who}/{name}: unreadable map {text:?}")))
     };
     Ok((read("uid_map")?, read("gid_map")?))
 }

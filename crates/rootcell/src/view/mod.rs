@@ -24,6 +24,7 @@ pub mod archive;
 pub mod cp;
 pub mod plan;
 pub mod source;
+pub mod userns;
 
 use std::ffi::OsString;
 use std::fs::{File, Metadata};
@@ -78,12 +79,18 @@ impl View {
         }
         // Recorded at create, with each source's identity: neither the
         // bundle's config nor a host path is read again.
-        let plan = state.view.ok_or_else(|| {
+        let mut plan = state.view.ok_or_else(|| {
             Error::Other(format!(
                 "{id}: no view was recorded at create (a container created by an older \
                  rootcell): recreate the container to copy from or into it"
             ))
         })?;
+        // After `userns::enter_for` the view shows the container's own ids.
+        if userns::sees_container_ids(&plan.ids.uid_mappings, &plan.ids.gid_mappings) {
+            plan.ids.uid_mappings.clear();
+            plan.ids.gid_mappings.clear();
+            plan.create_as = None;
+        }
         // The shared lock is held until the view is built: `delete` waits.
         let view = View::from_plan(id, plan);
         drop(dir);
