@@ -24,7 +24,7 @@ mod pack;
 mod tests;
 mod unpack;
 
-pub use pack::pack;
+pub use pack::{pack, pack_into};
 pub use unpack::unpack;
 
 use std::ffi::OsString;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -50,6 +50,22 @@ use pathrs::flags::OpenFlags;
 
 /// Writes `src` (a path inside `root`) to `out` as a tar stream.
 pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> Result<()> {
+    pack_with(root, src, opts, out, None)
+}
+
+/// `pack` into a pipe or a file: the data of big files goes from file to
+/// `out` with `sendfile` (in the kernel, no copy through this process).
+pub fn pack_into(root: &RootDir, src: &Path, opts: &PackOptions, out: &File) -> Result<()> {
+    pack_with(root, src, opts, out, Some(out.as_fd()))
+}
+
+fn pack_with(
+    root: &RootDir,
+    src: &Path,
+    opts: &PackOptions,
+    out: impl Write,
+    direct: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let ctx = || format!("{}", src.display());
     let fd = if opts.follow_link {
         root.resolve(src)
@@ -58,11 +74,13 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
     }
     .map_err(|e| io_err(ctx(), e))?;
     let st = fstat(&fd).map_err(|e| io_err(ctx(), e))?;
+    // Headers, small files and padding gathered into CHUNK-sized writes
+    // instead of three writes per entry (the stream is usually a pipe).
     let mut p = Packer {
-        builder: Builder::new(out),
+        builder: Builder::new(BufWriter::with_capacity(CHUNK, out)),
         opts,
         links: HashMap::new(),
-        buf: vec![0; CHUNK],
+        direct,
     };
     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
     let name = match (source_name(src), opts.rename.clone()) {
@@ -90,15 +108,16 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
         .map_err(|e| io_err("writing the tar stream", e))
 }
 
-struct Packer<'o, W: Write> {
-    builder: Builder<W>,
+struct Packer<'o, 'd, W: Write> {
+    builder: Builder<BufWriter<W>>,
     opts: &'o PackOptions,
     /// (dev, ino) of files with several links → the name of the first.
     links: HashMap<(u64, u64), PathBuf>,
-    buf: Vec<u8>,
+    /// The stream's own fd when it is a pipe or a file (`pack_into`).
+    direct: Option<BorrowedFd<'d>>,
 }
 
-impl<W: Write> Packer<'_, W> {
+impl<W: Write> Packer<'_, '_, W> {
     /// Writes every entry below the directory `dir`, named under `prefix`.
     /// Explicit stack: depth costs heap (and one fd per level), not stack.
     fn walk_dir(&mut self, dir: &OwnedFd, prefix: PathBuf) -> Result<()> {
@@ -210,15 +229,25 @@ impl<W: Write> Packer<'_, W> {
                             segs: &segs,
                             index: 0,
                             done: 0,
-                            buf: &mut self.buf,
                         };
                         self.builder
                             .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
                     }
+                    None if len < CHUNK as u64 => {
+                        h.set_entry_type(EntryType::Regular);
+                        let reader = SparseReader::new(file.as_fd(), len);
+                        self.builder.append_data(&mut h, name, reader)
+                    }
+                    // A big file without holes: the header alone (the tar
+                    // crate writes no data and no padding for an empty
+                    // reader), then the data moved by the kernel.
                     None => {
                         h.set_entry_type(EntryType::Regular);
-                        let reader = SparseReader::new(file.as_fd(), len, &mut self.buf);
-                        self.builder.append_data(&mut h, name, reader)
+                        self.builder
+                            .append_data(&mut h, name, io::empty())
+                            .and_then(|()| {
+                                copy_exact(&file, len, self.builder.get_mut(), self.direct)
+                            })
                     }
                 }
             }
@@ -284,6 +313,50 @@ fn open_regular(at: Option<(&OwnedFd, &OsStr)>, fd: &OwnedFd, st: &Stat) -> io::
         return Err(io::Error::other("changed while being read"));
     }
     Ok(File::from(file))
+}
+
+/// Writes exactly `len` bytes of `file` (read from its start) and the
+/// padding to the next 512-byte block. With the stream's fd (`direct`), the
+/// bytes go with `sendfile` after `out` is flushed: the kernel moves them
+/// from the page cache into the pipe, at most `len` of them, from offsets
+/// of this open file (the fd checked by `open_regular`); elsewhere, or
+/// where the kernel refuses, a read/write loop. A file truncated meanwhile
+/// ends in zeros and a file that grew is cut at `len`, so the entry always
+/// matches its header.
+fn copy_exact<W: Write>(
+    file: &File,
+    len: u64,
+    out: &mut BufWriter<W>,
+    direct: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut done = 0u64;
+    if let Some(fd) = direct {
+        out.flush()?;
+        let mut off = 0u64;
+        while done < len {
+            let n = (len - done).min(1 << 30) as usize;
+            match rustix::fs::sendfile(fd, file, Some(&mut off), n) {
+                // Truncated meanwhile.
+                Ok(0) => break,
+                Ok(k) => done += k as u64,
+                Err(Errno::INTR) => {}
+                // No sendfile between these two: the loop below.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if done == 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if done == 0 {
+        done = io::copy(&mut file.take(len), out)?;
+    }
+    let zeros = [0u8; 4096];
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        out.write_all(&zeros[..n])?;
+        done += n as u64;
+    }
+    let pad = (512 - len % 512) % 512;
+    out.write_all(&zeros[..pad as usize])
 }
 
 /// The most data segments a sparse entry lists (16 bytes each in memory,
@@ -359,7 +432,6 @@ struct SegmentReader<'a> {
     index: usize,
     /// Bytes of `segs[index]` already read.
     done: u64,
-    buf: &'a mut Vec<u8>,
 }
 
 impl Read for SegmentReader<'_> {
@@ -370,20 +442,15 @@ impl Read for SegmentReader<'_> {
                 self.done = 0;
                 continue;
             }
-            let n = out
-                .len()
-                .min((len - self.done) as usize)
-                .min(self.buf.len());
-            let got = match pread(self.fd, &mut self.buf[..n], off + self.done)? {
+            // Read straight into the caller's buffer (no copy).
+            let n = out.len().min((len - self.done).min(CHUNK as u64) as usize);
+            let got = match pread(self.fd, &mut out[..n], off + self.done)? {
                 // Truncated meanwhile: zeros, so the entry keeps its size.
                 0 => {
                     out[..n].fill(0);
                     n
                 }
-                got => {
-                    out[..got].copy_from_slice(&self.buf[..got]);
-                    got
-                }
+                got => got,
             };
             self.done += got as u64;
             return Ok(got);
@@ -402,17 +469,15 @@ struct SparseReader<'a> {
     pos: u64,
     /// Start and end of the data segment at or after `pos`.
     data: Option<(u64, u64)>,
-    buf: &'a mut Vec<u8>,
 }
 
 impl<'a> SparseReader<'a> {
-    fn new(fd: BorrowedFd<'a>, len: u64, buf: &'a mut Vec<u8>) -> Self {
+    fn new(fd: BorrowedFd<'a>, len: u64) -> Self {
         SparseReader {
             fd,
             len,
             pos: 0,
             data: None,
-            buf,
         }
     }
 
@@ -455,14 +520,14 @@ impl Read for SparseReader<'_> {
             self.pos += n as u64;
             return Ok(n);
         }
-        let n = want.min((end - self.pos) as usize).min(self.buf.len());
-        let got = pread(self.fd, &mut self.buf[..n], self.pos)?;
+        // Read straight into the caller's buffer (no copy).
+        let n = want.min((end - self.pos) as usize);
+        let got = pread(self.fd, &mut out[..n], self.pos)?;
         if got == 0 {
             // Truncated meanwhile: the rest reads as zeros.
             self.data = Some((self.len, self.len));
             return self.read(out);
         }
-        out[..got].copy_from_slice(&self.buf[..got]);
         self.pos += got as u64;
         Ok(got)
     }
