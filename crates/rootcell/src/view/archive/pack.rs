@@ -121,7 +121,8 @@ impl<W: Write> Packer<'_, '_, W> {
     /// Writes every entry below the directory `dir`, named under `prefix`.
     /// Explicit stack: depth costs heap (and one fd per level), not stack.
     fn walk_dir(&mut self, dir: &OwnedFd, prefix: PathBuf) -> Result<()> {
-        let mut stack = vec![(reopen_dir(dir, &prefix)?, prefix, None::<Vec<OsString>>)];
+        type Names = Vec<(OsString, FileType)>;
+        let mut stack = vec![(reopen_dir(dir, &prefix)?, prefix, None::<Names>)];
         while let Some((fd, prefix, names)) = stack.last_mut() {
             let names = match names {
                 Some(n) => n,
@@ -130,11 +131,26 @@ impl<W: Write> Packer<'_, '_, W> {
                     names.insert(list)
                 }
             };
-            let Some(name) = names.pop() else {
+            let Some((name, listed)) = names.pop() else {
                 stack.pop();
                 continue;
             };
             let path = prefix.join(&name);
+            // Listed as a regular file: opened for reading at once (one
+            // open, one fstat), the way open_regular checks it. Anything
+            // else, or a name that is no longer a regular file, takes the
+            // general way below.
+            if listed == FileType::RegularFile {
+                match open_listed_file(fd, &name) {
+                    Ok(Some((file, st))) => {
+                        self.append_file(&file, &st, &path)?;
+                        continue;
+                    }
+                    Ok(None) | Err(Errno::LOOP) => {}
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(io_err(path.display().to_string(), e)),
+                }
+            }
             let child = match openat(
                 &*fd,
                 &*name,
@@ -156,16 +172,19 @@ impl<W: Write> Packer<'_, '_, W> {
         Ok(())
     }
 
-    /// Appends one entry for the inode `fd` (`O_PATH`, not followed),
-    /// whose parent directory and name are `at` (None for the source).
-    fn append(
-        &mut self,
-        at: Option<(&OwnedFd, &OsStr)>,
-        fd: &OwnedFd,
-        st: &Stat,
-        name: &Path,
-    ) -> Result<()> {
-        let ctx = || name.display().to_string();
+    /// Appends the entry of a regular file already open for reading
+    /// (`open_listed_file`), `st` its fstat.
+    fn append_file(&mut self, file: &File, st: &Stat, name: &Path) -> Result<()> {
+        match self.header(st, name)? {
+            Some(h) => self.append_data(h, file, st, name),
+            None => Ok(()),
+        }
+    }
+
+    /// The header of an entry for `st` (mode, container-side owner,
+    /// mtime), or None when it was written as a hardlink to an inode met
+    /// before.
+    fn header(&mut self, st: &Stat, name: &Path) -> Result<Option<Header>> {
         let ft = FileType::from_raw_mode(st.st_mode);
         let mut h = Header::new_gnu();
         h.set_mode(st.st_mode & 0o7777);
@@ -179,13 +198,30 @@ impl<W: Write> Packer<'_, '_, W> {
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(EntryType::Link);
                 let first = first.clone();
-                return self
-                    .builder
+                self.builder
                     .append_link(&mut h, name, first)
-                    .map_err(|e| io_err(ctx(), e));
+                    .map_err(|e| io_err(name.display().to_string(), e))?;
+                return Ok(None);
             }
             self.links.insert(key, name.to_path_buf());
         }
+        Ok(Some(h))
+    }
+
+    /// Appends one entry for the inode `fd` (`O_PATH`, not followed),
+    /// whose parent directory and name are `at` (None for the source).
+    fn append(
+        &mut self,
+        at: Option<(&OwnedFd, &OsStr)>,
+        fd: &OwnedFd,
+        st: &Stat,
+        name: &Path,
+    ) -> Result<()> {
+        let ctx = || name.display().to_string();
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let Some(mut h) = self.header(st, name)? else {
+            return Ok(());
+        };
         let res = match ft {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
@@ -212,49 +248,57 @@ impl<W: Write> Packer<'_, '_, W> {
             }
             FileType::RegularFile => {
                 let file = open_regular(at, fd, st).map_err(|e| io_err(ctx(), e))?;
-                let len = st.st_size.max(0) as u64;
-                h.set_size(len);
-                // Fewer blocks than bytes: holes, written as a GNU sparse
-                // entry (only the data segments travel).
-                let segments = if (st.st_blocks as u64).saturating_mul(512) < len {
-                    data_segments(file.as_fd(), len)
-                } else {
-                    None
-                };
-                match segments {
-                    Some(segs) => {
-                        let ext = sparse_header(&mut h, &segs, len);
-                        let data = SegmentReader {
-                            fd: file.as_fd(),
-                            segs: &segs,
-                            index: 0,
-                            done: 0,
-                        };
-                        self.builder
-                            .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
-                    }
-                    None if len < CHUNK as u64 => {
-                        h.set_entry_type(EntryType::Regular);
-                        let reader = SparseReader::new(file.as_fd(), len);
-                        self.builder.append_data(&mut h, name, reader)
-                    }
-                    // A big file without holes: the header alone (the tar
-                    // crate writes no data and no padding for an empty
-                    // reader), then the data moved by the kernel.
-                    None => {
-                        h.set_entry_type(EntryType::Regular);
-                        self.builder
-                            .append_data(&mut h, name, io::empty())
-                            .and_then(|()| {
-                                copy_exact(&file, len, self.builder.get_mut(), self.direct)
-                            })
-                    }
-                }
+                return self.append_data(h, &file, st, name);
             }
             // Sockets and the rest: skipped, as docker's archiver does.
             _ => return Ok(()),
         };
         res.map_err(|e| io_err(ctx(), e))
+    }
+
+    /// Appends a regular file's header `h` and its data, read from `file`.
+    fn append_data(&mut self, mut h: Header, file: &File, st: &Stat, name: &Path) -> Result<()> {
+        let len = st.st_size.max(0) as u64;
+        h.set_size(len);
+        // Fewer blocks than bytes: holes, written as a GNU sparse
+        // entry (only the data segments travel).
+        let segments = if (st.st_blocks as u64).saturating_mul(512) < len {
+            data_segments(file.as_fd(), len)
+        } else {
+            None
+        };
+        let res = match segments {
+            Some(segs) => {
+                let ext = sparse_header(&mut h, &segs, len);
+                let data = SegmentReader {
+                    fd: file.as_fd(),
+                    segs: &segs,
+                    index: 0,
+                    done: 0,
+                };
+                self.builder
+                    .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
+            }
+            None if len < CHUNK as u64 => {
+                h.set_entry_type(EntryType::Regular);
+                // As many blocks as bytes: read as one data segment (no
+                // SEEK_DATA/SEEK_HOLE per small file; a hole, if any,
+                // reads as the same zeros).
+                let dense = (st.st_blocks as u64).saturating_mul(512) >= len;
+                let reader = SparseReader::new(file.as_fd(), len, dense);
+                self.builder.append_data(&mut h, name, reader)
+            }
+            // A big file without holes: the header alone (the tar crate
+            // writes no data and no padding for an empty reader), then the
+            // data moved by the kernel.
+            None => {
+                h.set_entry_type(EntryType::Regular);
+                self.builder
+                    .append_data(&mut h, name, io::empty())
+                    .and_then(|()| copy_exact(file, len, self.builder.get_mut(), self.direct))
+            }
+        };
+        res.map_err(|e| io_err(name.display().to_string(), e))
     }
 }
 
@@ -269,9 +313,10 @@ fn reopen_dir(fd: &OwnedFd, name: &Path) -> Result<OwnedFd> {
     .map_err(|e| io_err(name.display().to_string(), e))
 }
 
-/// The names in a directory, sorted (reversed: popped from the end), so the
-/// stream's order does not depend on the filesystem.
-fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
+/// The names in a directory with their type as listed (`d_type`, Unknown
+/// where the filesystem does not say), sorted (reversed: popped from the
+/// end), so the stream's order does not depend on the filesystem.
+fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<(OsString, FileType)>> {
     let dup = fd.try_clone().map_err(|e| io_err("dup", e))?;
     let dir = Dir::new(dup).map_err(|e| io_err(name.display().to_string(), e))?;
     let mut names = Vec::new();
@@ -279,10 +324,10 @@ fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
         let ent = ent.map_err(|e| io_err(name.display().to_string(), e))?;
         let n = ent.file_name().to_bytes();
         if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
+            names.push((OsStr::from_bytes(n).to_os_string(), ent.file_type()));
         }
     }
-    names.sort_unstable_by(|a, b| b.cmp(a));
+    names.sort_unstable_by(|a, b| b.0.cmp(&a.0));
     Ok(names)
 }
 
@@ -357,6 +402,25 @@ fn copy_exact<W: Write>(
     }
     let pad = (512 - len % 512) % 512;
     out.write_all(&zeros[..pad as usize])
+}
+
+/// Opens the entry `name` of `dir`, listed as a regular file, for reading:
+/// `O_NOFOLLOW` (a symlink put there meanwhile fails with `ELOOP`),
+/// `O_NONBLOCK` (a fifo put there meanwhile does not block the open), and
+/// then checked with `fstat`: None when it is no longer a regular file (the
+/// caller looks at it again the general way, never reading it).
+fn open_listed_file(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<Option<(File, Stat)>> {
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    Ok(
+        (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            .then(|| (File::from(fd), st)),
+    )
 }
 
 /// The most data segments a sparse entry lists (16 bytes each in memory,
@@ -472,12 +536,13 @@ struct SparseReader<'a> {
 }
 
 impl<'a> SparseReader<'a> {
-    fn new(fd: BorrowedFd<'a>, len: u64) -> Self {
+    /// `dense`: the whole file is taken as one data segment.
+    fn new(fd: BorrowedFd<'a>, len: u64, dense: bool) -> Self {
         SparseReader {
             fd,
             len,
             pos: 0,
-            data: None,
+            data: dense.then_some((0, len)),
         }
     }
 
