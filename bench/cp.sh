@@ -13,7 +13,9 @@
 #
 # Environment: WARMUP (default 1), RUNS (default 5), ROOTCELL (binary,
 # default target/release/rootcell), FILES (default 10000), BIG_MIB
-# (default 1024), CP_DOC.
+# (default 1024), CP_FS (default tmpfs: the data and every destination on
+# a tmpfs of the bench's own, so the numbers measure the copying, not a
+# disk shared with other work; `disk`: under /tmp), CP_DOC.
 #
 # The rootcell container is the busybox bundle of scripts/make-bundle
 # (`runc spec`, root made writable) running `sleep`, with a --root state dir
@@ -40,6 +42,7 @@ runs="${RUNS:-5}"
 nfiles="${FILES:-10000}"
 big_mib="${BIG_MIB:-1024}"
 cp_doc="${CP_DOC:-$bench_repo/bench/results/cp.md}"
+cp_fs="${CP_FS:-tmpfs}"
 for tool in podman conmon tar sync find cmp /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup"
 done
@@ -65,6 +68,7 @@ cp_cleanup() {
     if [[ -f "$pod_dir/containers.conf" ]]; then
         podman_ rm --all --force --time 0 >/dev/null 2>&1
     fi
+    "$ROOTCELL" --root "$bench_tmp/state-rootcell" delete --force "$bench_id" >/dev/null 2>&1
     local cg
     for cg in /sys/fs/cgroup/"$cg_parent" /sys/fs/cgroup/*/"$cg_parent"; do
         [[ -d "$cg" && ! -L "$cg" ]] || continue
@@ -88,10 +92,23 @@ for d in /run /var/tmp /dev/shm; do
     ns_mounts+=("$d")
 done
 
+# Where the data and the destinations live: a tmpfs holding the data twice
+# and one case's three copies at a time, or the disk.
+work="$bench_tmp/w"
+mkdir -p "$work"
+case "$cp_fs" in
+tmpfs)
+    mount -t tmpfs -o "size=$((5 * big_mib + 1024))m,mode=0755" tmpfs "$work"
+    ns_mounts+=("$work")
+    ;;
+disk) ;;
+*) die "CP_FS must be tmpfs or disk, not $cp_fs" ;;
+esac
+
 # The data: in the container's rootfs (/data/small, /data/big/file) and a
 # host copy of it (the source of the copies in).
-make_bench_bundle "$bench_tmp/B" '["sleep","1000000"]'
-python3 - "$bench_tmp/B/config.json" <<'EOF'
+make_bench_bundle "$work/B" '["sleep","1000000"]'
+python3 - "$work/B/config.json" <<'EOF'
 import json, sys
 path = sys.argv[1]
 with open(path) as f:
@@ -100,8 +117,8 @@ spec["root"]["readonly"] = False  # runc spec's default; copies in need a writab
 with open(path, "w") as f:
     json.dump(spec, f, indent=2)
 EOF
-rootfs="$bench_tmp/B/rootfs"
-host="$bench_tmp/host"
+rootfs="$work/B/rootfs"
+host="$work/host"
 say "making $nfiles files of 100 B and one file of $big_mib MiB"
 python3 - "$rootfs/data/small" "$nfiles" <<'EOF'
 import os, sys
@@ -126,7 +143,7 @@ rc_state="$bench_tmp/state-rootcell"
 mkdir -p "$rc_state"
 rc="$ROOTCELL --root $rc_state"
 say "rootcell run -d $bench_id (sleep)"
-$rc run --detach --bundle "$bench_tmp/B" "$bench_id" </dev/null >"$bench_tmp/rc-run.log" 2>&1 ||
+$rc run --detach --bundle "$work/B" "$bench_id" </dev/null >"$bench_tmp/rc-run.log" 2>&1 ||
     die "rootcell run -d failed: $(tail -n 5 "$bench_tmp/rc-run.log")"
 
 # podman's container: the same rootfs directory (--rootfs), runc.
@@ -154,7 +171,7 @@ podman_ run --detach --name "$pod_id" --network none --cgroup-parent "/$cg_paren
     --rootfs "$rootfs" sleep 1000000 </dev/null >"$pod_dir/run.log" 2>&1 ||
     die "podman run -d failed: $(tail -n 5 "$pod_dir/run.log")"
 
-out="$bench_tmp/out"
+out="$work/out"
 in="$rootfs/in"
 rows="$bench_tmp/rows.tsv"
 : >"$rows"
@@ -191,6 +208,9 @@ row() {
         say "$label: check run copied the wrong data; recorded as failed"
         status="copied the wrong data"
     fi
+    # The prepare of each timed run makes it again; meanwhile the space is
+    # free for the other checks (a tmpfs holds one case at a time).
+    rm -rf "${dir:?}"
     printf '%s\t%s\t%s\t0\t%s\t%s\n' "$label" "$case" "$tool" "$status" "$cmd" >>"$rows"
     if [[ $status == ok ]]; then
         hf_case[$case]+="$(printf '%q ' --prepare "$prep" -n "$label" "$cmd")"
@@ -249,6 +269,7 @@ for case in "${cases[@]}"; do
         hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${args[@]}" </dev/null >&2 ||
             say "hyperfine ($case) failed; rows without results are recorded as such"
     fi
+    rm -rf "${out:?}/$case" "${in:?}/$case"
 done
 
 # Peak RSS of each cp of the big file (KiB, /usr/bin/time -f %M), after
@@ -260,6 +281,7 @@ rss() { # LABEL DEST_DIR COMMAND
     if /usr/bin/time -f %M -o "$bench_tmp/rss" $3 </dev/null >/dev/null 2>&1; then
         kib="$(cat "$bench_tmp/rss")"
     fi
+    rm -rf "${2:?}"
     echo "rss $1: $kib"
 }
 say "peak RSS of the big-file copies"
@@ -281,7 +303,7 @@ section="$bench_tmp/section.md"
     echo "podman: $(podman --version | head -n1)"
     echo "podman args: $podman_args"
     echo "tar: $(tar --version | head -n1)"
-    echo "fs: $(stat -f -c %T "$bench_tmp") ($(findmnt -n -o SOURCE,FSTYPE --target "$bench_tmp" | tr -s ' '))"
+    echo "fs: $(findmnt -n -o FSTYPE --target "$work")$([[ $cp_fs == tmpfs ]] && echo " (CP_FS=tmpfs: data and destinations in memory)" || echo " (CP_FS=disk, $(findmnt -n -o SOURCE --target "$work"))")"
     printf '%s\n' "${rss_lines[@]}"
     echo "tmp: $bench_tmp"
     echo "repo: $bench_repo"

@@ -554,7 +554,8 @@ def cp(rows_path, meta_path, *case_jsons):
         "runtime, vfs storage of the benchmark's own) and the floor `tar -C SRC -cf - NAME | "
         f"tar -C DST -xf -` on the host. Data: {files} files of 100 B in 100 directories, and one "
         f"file of {big} MiB of random bytes. Out: from the container's `/data` to a host "
-        "directory; in: from a host copy of the same data to the container's `/in`. Each "
+        "directory; in: from a host copy of the same data to the container's `/in`. "
+        f"Filesystem of the data and destinations: {meta.get('fs', '?')}. Each "
         "destination is removed before each run and `sync` run (hyperfine `--prepare`, not "
         "timed), so no run waits for the previous one's writeback. Ratios are mean / mean in "
         "the same hyperfine run; < 1 is faster."
@@ -600,9 +601,9 @@ def cp(rows_path, meta_path, *case_jsons):
     out.extend(
         exact_commands(
             lines,
-            "`$TMP` is the benchmark's temp dir: `$TMP/B` the bundle (its rootfs is also the "
-            "podman container's), `$TMP/host` the host copy of the data, `$TMP/out` the "
-            "destinations of the copies out; `podman …` stands for `podman --root $TMP/podman/storage "
+            "`$TMP` is the benchmark's temp dir: `$TMP/w/B` the bundle (its rootfs is also the "
+            "podman container's), `$TMP/w/host` the host copy of the data, `$TMP/w/out` the "
+            "destinations of the copies out (`$TMP/w` is a tmpfs with `CP_FS=tmpfs`); `podman …` stands for `podman --root $TMP/podman/storage "
             "--runroot $TMP/podman/run --storage-driver vfs --cgroup-manager cgroupfs --tmpdir "
             "$TMP/podman/tmp` with `CONTAINERS_CONF=$TMP/podman/containers.conf`.",
         )
