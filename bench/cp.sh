@@ -69,12 +69,18 @@ cp_cleanup() {
         podman_ rm --all --force --time 0 >/dev/null 2>&1
     fi
     "$ROOTCELL" --root "$bench_tmp/state-rootcell" delete --force "$bench_id" >/dev/null 2>&1
-    local cg
+    # The containers' cgroups, conmon's included (podman puts it in
+    # <parent>/conmon); conmon exits after `podman rm` returns, so the
+    # removal is retried for up to 10 s.
+    local cg try
     for cg in /sys/fs/cgroup/"$cg_parent" /sys/fs/cgroup/*/"$cg_parent"; do
         [[ -d "$cg" && ! -L "$cg" ]] || continue
         [[ "$(stat -f -c %T "$cg")" == cgroup* ]] || continue
-        find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null ||
-            say "could not remove cgroup $cg"
+        for ((try = 0; try < 100; try++)); do
+            find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null && break
+            sleep 0.1
+        done
+        [[ ! -d "$cg" ]] || say "could not remove cgroup $cg"
     done
     local m i
     while read -r m; do

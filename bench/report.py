@@ -543,7 +543,8 @@ def cp(rows_path, meta_path, *case_jsons):
             return "–"
         if row["result"] is None:
             return (row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}").replace("|", "\\|")
-        return f"{row['result']['mean']:.3f} ± {row['result']['stddev']:.3f}"
+        sd = row["result"].get("stddev")
+        return f"{row['result']['mean']:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
 
     out = ["## cp (rootcell cp, podman cp, tar|tar)", ""]
     out.append(
