@@ -10,6 +10,7 @@ Subcommands:
   engines ROWS HYPERFINE_JSON META         print the engines (podman, containerd) section
   sandbox ROWS META GROUP=JSON...          print the sandbox section (one hyperfine JSON per row group)
   chroot ROWS HYPERFINE_JSON META          print the chroot isolation section
+  cp ROWS META CASE=JSON...                print the cp section (one hyperfine JSON per case)
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -520,6 +521,97 @@ def sandbox(rows_path, meta_path, *group_jsons):
     print("\n".join(out))
 
 
+CP_CASES = {
+    "small-out": ("{files} × 100 B", "out of the container"),
+    "small-in": ("{files} × 100 B", "into the container"),
+    "big-out": ("1 × {big} MiB", "out of the container"),
+    "big-in": ("1 × {big} MiB", "into the container"),
+}
+
+
+def cp(rows_path, meta_path, *case_jsons):
+    """The cp section: one hyperfine run per case (rows: rootcell, podman,
+    floor), summarised in one table with the ratios, then the peak RSS."""
+    meta = read_meta(meta_path)
+    jsons = dict(arg.split("=", 1) for arg in case_jsons)
+    all_rows = read_rows(rows_path)
+    files = f"{int(meta.get('files', '0')):,}"
+    big = meta.get("big", "?")
+
+    def secs(row):
+        if row is None:
+            return "–"
+        if row["result"] is None:
+            return (row["status"] if row["status"].startswith("failed") else f"failed: {row['status']}").replace("|", "\\|")
+        sd = row["result"].get("stddev")
+        return f"{row['result']['mean']:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+
+    out = ["## cp (rootcell cp, podman cp, tar|tar)", ""]
+    out.append(
+        "Wall time of copying a tree out of and into a running container, timed by `bench/cp.sh` "
+        "with hyperfine (no shell), one hyperfine run per case with its three commands: "
+        "`rootcell cp` (a busybox bundle from `runc spec` running `sleep`), `podman cp` (a podman "
+        "container running `sleep` with `--rootfs` on the same rootfs directory, runc as its "
+        "runtime, vfs storage of the benchmark's own) and the floor `tar -C SRC -cf - NAME | "
+        f"tar -C DST -xf -` on the host. Data: {files} files of 100 B in 100 directories, and one "
+        f"file of {big} MiB of random bytes. Out: from the container's `/data` to a host "
+        "directory; in: from a host copy of the same data to the container's `/in`. "
+        f"Filesystem of the data and destinations: {meta.get('fs', '?')}. Each "
+        "destination is removed before each run and `sync` run (hyperfine `--prepare`, not "
+        "timed), so no run waits for the previous one's writeback. Ratios are mean / mean in "
+        "the same hyperfine run; < 1 is faster."
+    )
+    out.append("")
+    out.append("| case | rootcell cp (s) | podman cp (s) | tar \\| tar (s) | rootcell / floor | rootcell / podman |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for case, (what, way) in CP_CASES.items():
+        rows = [r for r in all_rows if r["group"] == case]
+        if not rows:
+            continue
+        attach_results(rows, jsons.get(case))
+        by = {r["runtime"]: r for r in rows}
+        rc, pod, floor = by.get("rootcell"), by.get("podman"), by.get("floor")
+        label = f"{what.format(files=files, big=big)}, {way}"
+        out.append(
+            f"| {label} | {secs(rc)} | {secs(pod)} | {secs(floor)} "
+            f"| {ratio(rc, floor) if rc and floor else '–'} | {ratio(rc, pod) if rc and pod else '–'} |"
+        )
+    out.append("")
+    rss = [(k[len("rss "):], v) for k, v in meta.items() if k.startswith("rss ")]
+    if rss:
+        cells = ", ".join(
+            f"{name} {int(v) / 1024:.1f} MiB" if v.isdigit() else f"{name} {v}" for name, v in rss
+        )
+        out.append(
+            f"Peak RSS (`/usr/bin/time -f %M`) of copying the {big} MiB file: {cells}. "
+            "rootcell streams the tar archive through a pipe between its two threads with "
+            "fixed-size buffers, so its memory does not grow with the data."
+        )
+        out.append("")
+    keys = ["date", "kernel", "cpu", "load", "fs", "rootcell", "podman", "tar", "hyperfine"]
+    out.extend(f"- {k}: {meta[k]}" for k in keys if k in meta)
+    out.append(f"- runs: {meta.get('runs', '?')}")
+    out.append("")
+    lines = []
+    for case in CP_CASES:
+        for row in (r for r in all_rows if r["group"] == case):
+            cmd = row["command"]
+            if meta.get("podman args"):
+                cmd = cmd.replace(meta["podman args"], "…")
+            lines.append(f"- {case}, {row['label']}: `{shorten(cmd, meta)}`")
+    out.extend(
+        exact_commands(
+            lines,
+            "`$TMP` is the benchmark's temp dir: `$TMP/w/B` the bundle (its rootfs is also the "
+            "podman container's), `$TMP/w/host` the host copy of the data, `$TMP/w/out` the "
+            "destinations of the copies out (`$TMP/w` is a tmpfs with `CP_FS=tmpfs`); `podman …` stands for `podman --root $TMP/podman/storage "
+            "--runroot $TMP/podman/run --storage-driver vfs --cgroup-manager cgroupfs --tmpdir "
+            "$TMP/podman/tmp` with `CONTAINERS_CONF=$TMP/podman/containers.conf`.",
+        )
+    )
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -562,6 +654,8 @@ def main(argv):
         sandbox(*args)
     elif cmd == "chroot":
         chroot(*args)
+    elif cmd == "cp":
+        cp(*args)
     elif cmd == "section":
         section(*args)
     else:

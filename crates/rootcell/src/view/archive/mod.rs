@@ -5,14 +5,20 @@
 //! relative to each directory's fd: nothing met during the walk is ever
 //! followed, a fifo or a device is written as a header only (never opened
 //! for reading), a regular file is opened `O_NONBLOCK` and checked to still
-//! be a regular file, and its data is streamed with `pread` bounded by the
-//! size in its header (holes are not read from disk: `SEEK_DATA`/`SEEK_HOLE`).
+//! be a regular file (a name listed as a regular file is opened that way at
+//! once; one that is not, or no longer, one is looked at through an
+//! `O_PATH` fd first), and its data is streamed with `pread` (or, into a
+//! pipe, `sendfile` from that fd) bounded by the size in its header (holes
+//! of a sparse file are not read from disk: `SEEK_DATA`/`SEEK_HOLE`). The
+//! stream goes out through one fixed-size buffer: memory does not grow
+//! with the tree or the files.
 //!
 //! `unpack` reads a tar stream entry by entry: each name is cleaned
 //! lexically and refused when it climbs out of the destination (`../`), a
 //! leading `/` is dropped (docker joins the name to the destination); the
 //! parent directory is then resolved inside the root with
-//! `openat2(RESOLVE_IN_ROOT)`, so a symlink entry written earlier can lead
+//! `openat2(RESOLVE_IN_ROOT)` (once for a run of entries in the same
+//! directory: its fd is kept), so a symlink entry written earlier can lead
 //! anywhere in the root but never out of it; the entry is created with a
 //! `*at` call relative to that fd (`O_EXCL|O_NOFOLLOW`), and its owner,
 //! mode and mtime are set on the created fd or on (parent fd, name) with
@@ -25,7 +31,7 @@ mod tests;
 mod unpack;
 mod xattr;
 
-pub use pack::pack;
+pub use pack::{pack, pack_into};
 pub use unpack::unpack;
 
 use std::ffi::OsString;

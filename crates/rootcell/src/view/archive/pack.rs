@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -50,6 +50,22 @@ use pathrs::flags::OpenFlags;
 
 /// Writes `src` (a path inside `root`) to `out` as a tar stream.
 pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> Result<()> {
+    pack_with(root, src, opts, out, None)
+}
+
+/// `pack` into a pipe or a file: the data of big files goes from file to
+/// `out` with `sendfile` (in the kernel, no copy through this process).
+pub fn pack_into(root: &RootDir, src: &Path, opts: &PackOptions, out: &File) -> Result<()> {
+    pack_with(root, src, opts, out, Some(out.as_fd()))
+}
+
+fn pack_with(
+    root: &RootDir,
+    src: &Path,
+    opts: &PackOptions,
+    out: impl Write,
+    direct: Option<BorrowedFd<'_>>,
+) -> Result<()> {
     let ctx = || format!("{}", src.display());
     let fd = if opts.follow_link {
         root.resolve(src)
@@ -58,11 +74,13 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
     }
     .map_err(|e| io_err(ctx(), e))?;
     let st = fstat(&fd).map_err(|e| io_err(ctx(), e))?;
+    // Headers, small files and padding gathered into CHUNK-sized writes
+    // instead of three writes per entry (the stream is usually a pipe).
     let mut p = Packer {
-        builder: Builder::new(out),
+        builder: Builder::new(BufWriter::with_capacity(CHUNK, out)),
         opts,
         links: HashMap::new(),
-        buf: vec![0; CHUNK],
+        direct,
     };
     let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
     let name = match (source_name(src), opts.rename.clone()) {
@@ -90,19 +108,21 @@ pub fn pack(root: &RootDir, src: &Path, opts: &PackOptions, out: impl Write) -> 
         .map_err(|e| io_err("writing the tar stream", e))
 }
 
-struct Packer<'o, W: Write> {
-    builder: Builder<W>,
+struct Packer<'o, 'd, W: Write> {
+    builder: Builder<BufWriter<W>>,
     opts: &'o PackOptions,
     /// (dev, ino) of files with several links → the name of the first.
     links: HashMap<(u64, u64), PathBuf>,
-    buf: Vec<u8>,
+    /// The stream's own fd when it is a pipe or a file (`pack_into`).
+    direct: Option<BorrowedFd<'d>>,
 }
 
-impl<W: Write> Packer<'_, W> {
+impl<W: Write> Packer<'_, '_, W> {
     /// Writes every entry below the directory `dir`, named under `prefix`.
     /// Explicit stack: depth costs heap (and one fd per level), not stack.
     fn walk_dir(&mut self, dir: &OwnedFd, prefix: PathBuf) -> Result<()> {
-        let mut stack = vec![(reopen_dir(dir, &prefix)?, prefix, None::<Vec<OsString>>)];
+        type Names = Vec<(OsString, FileType)>;
+        let mut stack = vec![(reopen_dir(dir, &prefix)?, prefix, None::<Names>)];
         while let Some((fd, prefix, names)) = stack.last_mut() {
             let names = match names {
                 Some(n) => n,
@@ -111,11 +131,26 @@ impl<W: Write> Packer<'_, W> {
                     names.insert(list)
                 }
             };
-            let Some(name) = names.pop() else {
+            let Some((name, listed)) = names.pop() else {
                 stack.pop();
                 continue;
             };
             let path = prefix.join(&name);
+            // Listed as a regular file: opened for reading at once (one
+            // open, one fstat), the way open_regular checks it. Anything
+            // else, or a name that is no longer a regular file, takes the
+            // general way below.
+            if listed == FileType::RegularFile {
+                match open_listed_file(fd, &name) {
+                    Ok(Some((file, st))) => {
+                        self.append_file(&file, &st, &path)?;
+                        continue;
+                    }
+                    Ok(None) | Err(Errno::LOOP) => {}
+                    Err(Errno::NOENT) => continue,
+                    Err(e) => return Err(io_err(path.display().to_string(), e)),
+                }
+            }
             let child = match openat(
                 &*fd,
                 &*name,
@@ -137,16 +172,19 @@ impl<W: Write> Packer<'_, W> {
         Ok(())
     }
 
-    /// Appends one entry for the inode `fd` (`O_PATH`, not followed),
-    /// whose parent directory and name are `at` (None for the source).
-    fn append(
-        &mut self,
-        at: Option<(&OwnedFd, &OsStr)>,
-        fd: &OwnedFd,
-        st: &Stat,
-        name: &Path,
-    ) -> Result<()> {
-        let ctx = || name.display().to_string();
+    /// Appends the entry of a regular file already open for reading
+    /// (`open_listed_file`), `st` its fstat.
+    fn append_file(&mut self, file: &File, st: &Stat, name: &Path) -> Result<()> {
+        match self.header(st, name)? {
+            Some(h) => self.append_data(h, file, st, name),
+            None => Ok(()),
+        }
+    }
+
+    /// The header of an entry for `st` (mode, container-side owner,
+    /// mtime), or None when it was written as a hardlink to an inode met
+    /// before.
+    fn header(&mut self, st: &Stat, name: &Path) -> Result<Option<Header>> {
         let ft = FileType::from_raw_mode(st.st_mode);
         let mut h = Header::new_gnu();
         h.set_mode(st.st_mode & 0o7777);
@@ -160,13 +198,30 @@ impl<W: Write> Packer<'_, W> {
             if let Some(first) = self.links.get(&key) {
                 h.set_entry_type(EntryType::Link);
                 let first = first.clone();
-                return self
-                    .builder
+                self.builder
                     .append_link(&mut h, name, first)
-                    .map_err(|e| io_err(ctx(), e));
+                    .map_err(|e| io_err(name.display().to_string(), e))?;
+                return Ok(None);
             }
             self.links.insert(key, name.to_path_buf());
         }
+        Ok(Some(h))
+    }
+
+    /// Appends one entry for the inode `fd` (`O_PATH`, not followed),
+    /// whose parent directory and name are `at` (None for the source).
+    fn append(
+        &mut self,
+        at: Option<(&OwnedFd, &OsStr)>,
+        fd: &OwnedFd,
+        st: &Stat,
+        name: &Path,
+    ) -> Result<()> {
+        let ctx = || name.display().to_string();
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let Some(mut h) = self.header(st, name)? else {
+            return Ok(());
+        };
         let res = match ft {
             FileType::Directory => {
                 h.set_entry_type(EntryType::Directory);
@@ -196,43 +251,61 @@ impl<W: Write> Packer<'_, W> {
             FileType::RegularFile => {
                 let file = open_regular(at, fd, st).map_err(|e| io_err(ctx(), e))?;
                 self.xattrs(&file, name)?;
-                let len = st.st_size.max(0) as u64;
-                h.set_size(len);
-                // Fewer blocks than bytes: holes, written as a GNU sparse
-                // entry (only the data segments travel).
-                let segments = if (st.st_blocks as u64).saturating_mul(512) < len {
-                    data_segments(file.as_fd(), len)
-                } else {
-                    None
-                };
-                match segments {
-                    Some(segs) => {
-                        let ext = sparse_header(&mut h, &segs, len);
-                        let data = SegmentReader {
-                            fd: file.as_fd(),
-                            segs: &segs,
-                            index: 0,
-                            done: 0,
-                            buf: &mut self.buf,
-                        };
-                        self.builder
-                            .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
-                    }
-                    None => {
-                        h.set_entry_type(EntryType::Regular);
-                        let reader = SparseReader::new(file.as_fd(), len, &mut self.buf);
-                        self.builder.append_data(&mut h, name, reader)
-                    }
-                }
+                return self.append_data(h, &file, st, name);
             }
             // Sockets and the rest: skipped, as docker's archiver does.
             _ => return Ok(()),
         };
         res.map_err(|e| io_err(ctx(), e))
     }
+
+    /// Appends a regular file's header `h` and its data, read from `file`.
+    fn append_data(&mut self, mut h: Header, file: &File, st: &Stat, name: &Path) -> Result<()> {
+        let len = st.st_size.max(0) as u64;
+        h.set_size(len);
+        // Fewer blocks than bytes: holes, written as a GNU sparse
+        // entry (only the data segments travel).
+        let segments = if (st.st_blocks as u64).saturating_mul(512) < len {
+            data_segments(file.as_fd(), len)
+        } else {
+            None
+        };
+        let res = match segments {
+            Some(segs) => {
+                let ext = sparse_header(&mut h, &segs, len);
+                let data = SegmentReader {
+                    fd: file.as_fd(),
+                    segs: &segs,
+                    index: 0,
+                    done: 0,
+                };
+                self.builder
+                    .append_data(&mut h, name, io::Cursor::new(ext).chain(data))
+            }
+            None if len < CHUNK as u64 => {
+                h.set_entry_type(EntryType::Regular);
+                // As many blocks as bytes: read as one data segment (no
+                // SEEK_DATA/SEEK_HOLE per small file; a hole, if any,
+                // reads as the same zeros).
+                let dense = (st.st_blocks as u64).saturating_mul(512) >= len;
+                let reader = SparseReader::new(file.as_fd(), len, dense);
+                self.builder.append_data(&mut h, name, reader)
+            }
+            // A big file without holes: the header alone (the tar crate
+            // writes no data and no padding for an empty reader), then the
+            // data moved by the kernel.
+            None => {
+                h.set_entry_type(EntryType::Regular);
+                self.builder
+                    .append_data(&mut h, name, io::empty())
+                    .and_then(|()| copy_exact(file, len, self.builder.get_mut(), self.direct))
+            }
+        };
+        res.map_err(|e| io_err(name.display().to_string(), e))
+    }
 }
 
-impl<W: Write> Packer<'_, W> {
+impl<W: Write> Packer<'_, '_, W> {
     /// The PAX header with the xattrs of the entry `name` (open as `fd`),
     /// written before its own header when it has any.
     fn xattrs(&mut self, fd: impl AsFd, name: &Path) -> Result<()> {
@@ -254,9 +327,10 @@ fn reopen_dir(fd: &OwnedFd, name: &Path) -> Result<OwnedFd> {
     .map_err(|e| io_err(name.display().to_string(), e))
 }
 
-/// The names in a directory, sorted (reversed: popped from the end), so the
-/// stream's order does not depend on the filesystem.
-fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
+/// The names in a directory with their type as listed (`d_type`, Unknown
+/// where the filesystem does not say), sorted (reversed: popped from the
+/// end), so the stream's order does not depend on the filesystem.
+fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<(OsString, FileType)>> {
     let dup = fd.try_clone().map_err(|e| io_err("dup", e))?;
     let dir = Dir::new(dup).map_err(|e| io_err(name.display().to_string(), e))?;
     let mut names = Vec::new();
@@ -264,10 +338,10 @@ fn list_dir(fd: &OwnedFd, name: &Path) -> Result<Vec<OsString>> {
         let ent = ent.map_err(|e| io_err(name.display().to_string(), e))?;
         let n = ent.file_name().to_bytes();
         if n != b"." && n != b".." {
-            names.push(OsStr::from_bytes(n).to_os_string());
+            names.push((OsStr::from_bytes(n).to_os_string(), ent.file_type()));
         }
     }
-    names.sort_unstable_by(|a, b| b.cmp(a));
+    names.sort_unstable_by(|a, b| b.0.cmp(&a.0));
     Ok(names)
 }
 
@@ -298,6 +372,69 @@ fn open_regular(at: Option<(&OwnedFd, &OsStr)>, fd: &OwnedFd, st: &Stat) -> io::
         return Err(io::Error::other("changed while being read"));
     }
     Ok(File::from(file))
+}
+
+/// Writes exactly `len` bytes of `file` (read from its start) and the
+/// padding to the next 512-byte block. With the stream's fd (`direct`), the
+/// bytes go with `sendfile` after `out` is flushed: the kernel moves them
+/// from the page cache into the pipe, at most `len` of them, from offsets
+/// of this open file (the fd checked by `open_regular`); elsewhere, or
+/// where the kernel refuses, a read/write loop. A file truncated meanwhile
+/// ends in zeros and a file that grew is cut at `len`, so the entry always
+/// matches its header.
+fn copy_exact<W: Write>(
+    file: &File,
+    len: u64,
+    out: &mut BufWriter<W>,
+    direct: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
+    let mut done = 0u64;
+    if let Some(fd) = direct {
+        out.flush()?;
+        let mut off = 0u64;
+        while done < len {
+            let n = (len - done).min(1 << 30) as usize;
+            match rustix::fs::sendfile(fd, file, Some(&mut off), n) {
+                // Truncated meanwhile.
+                Ok(0) => break,
+                Ok(k) => done += k as u64,
+                Err(Errno::INTR) => {}
+                // No sendfile between these two: the loop below.
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if done == 0 => break,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if done == 0 {
+        done = io::copy(&mut file.take(len), out)?;
+    }
+    let zeros = [0u8; 4096];
+    while done < len {
+        let n = (len - done).min(zeros.len() as u64) as usize;
+        out.write_all(&zeros[..n])?;
+        done += n as u64;
+    }
+    let pad = (512 - len % 512) % 512;
+    out.write_all(&zeros[..pad as usize])
+}
+
+/// Opens the entry `name` of `dir`, listed as a regular file, for reading:
+/// `O_NOFOLLOW` (a symlink put there meanwhile fails with `ELOOP`),
+/// `O_NONBLOCK` (a fifo put there meanwhile does not block the open), and
+/// then checked with `fstat`: None when it is no longer a regular file (the
+/// caller looks at it again the general way, never reading it).
+fn open_listed_file(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<Option<(File, Stat)>> {
+    let fd = openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = fstat(&fd)?;
+    Ok(
+        (FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+            .then(|| (File::from(fd), st)),
+    )
 }
 
 /// The most data segments a sparse entry lists (16 bytes each in memory,
@@ -373,7 +510,6 @@ struct SegmentReader<'a> {
     index: usize,
     /// Bytes of `segs[index]` already read.
     done: u64,
-    buf: &'a mut Vec<u8>,
 }
 
 impl Read for SegmentReader<'_> {
@@ -384,20 +520,15 @@ impl Read for SegmentReader<'_> {
                 self.done = 0;
                 continue;
             }
-            let n = out
-                .len()
-                .min((len - self.done) as usize)
-                .min(self.buf.len());
-            let got = match pread(self.fd, &mut self.buf[..n], off + self.done)? {
+            // Read straight into the caller's buffer (no copy).
+            let n = out.len().min((len - self.done).min(CHUNK as u64) as usize);
+            let got = match pread(self.fd, &mut out[..n], off + self.done)? {
                 // Truncated meanwhile: zeros, so the entry keeps its size.
                 0 => {
                     out[..n].fill(0);
                     n
                 }
-                got => {
-                    out[..got].copy_from_slice(&self.buf[..got]);
-                    got
-                }
+                got => got,
             };
             self.done += got as u64;
             return Ok(got);
@@ -416,17 +547,16 @@ struct SparseReader<'a> {
     pos: u64,
     /// Start and end of the data segment at or after `pos`.
     data: Option<(u64, u64)>,
-    buf: &'a mut Vec<u8>,
 }
 
 impl<'a> SparseReader<'a> {
-    fn new(fd: BorrowedFd<'a>, len: u64, buf: &'a mut Vec<u8>) -> Self {
+    /// `dense`: the whole file is taken as one data segment.
+    fn new(fd: BorrowedFd<'a>, len: u64, dense: bool) -> Self {
         SparseReader {
             fd,
             len,
             pos: 0,
-            data: None,
-            buf,
+            data: dense.then_some((0, len)),
         }
     }
 
@@ -469,14 +599,14 @@ impl Read for SparseReader<'_> {
             self.pos += n as u64;
             return Ok(n);
         }
-        let n = want.min((end - self.pos) as usize).min(self.buf.len());
-        let got = pread(self.fd, &mut self.buf[..n], self.pos)?;
+        // Read straight into the caller's buffer (no copy).
+        let n = want.min((end - self.pos) as usize);
+        let got = pread(self.fd, &mut out[..n], self.pos)?;
         if got == 0 {
             // Truncated meanwhile: the rest reads as zeros.
             self.data = Some((self.len, self.len));
             return self.read(out);
         }
-        out[..got].copy_from_slice(&self.buf[..got]);
         self.pos += got as u64;
         Ok(got)
     }

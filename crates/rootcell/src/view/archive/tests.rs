@@ -1167,3 +1167,117 @@ fn pack_writes_the_capability_as_a_pax_record() {
     assert!(e.pax_extensions().unwrap().is_none());
     s.sentinel_unchanged();
 }
+
+/// Bytes that differ at every offset modulo 251, so a chunk that lands at
+/// the wrong place shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ seed.wrapping_add((i / 4096) as u8))
+        .collect()
+}
+
+/// Files of several sizes around the buffers' (CHUNK) and the tar blocks'
+/// boundaries, in interleaved directories.
+fn make_sized_tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let sizes = [
+        0,
+        1,
+        100,
+        511,
+        512,
+        CHUNK - 1,
+        CHUNK,
+        CHUNK + 1,
+        3 * CHUNK + 77,
+    ];
+    let mut files = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let dir = root.join(format!("d/{}", ["a", "b/c", "b"][i % 3]));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("f{i}"));
+        let data = pattern(*size, i as u8);
+        fs::write(&path, &data).unwrap();
+        files.push((path.strip_prefix(root).unwrap().to_path_buf(), data));
+    }
+    files
+}
+
+#[test]
+fn pack_into_a_file_writes_the_same_stream_as_pack() {
+    let src = Scratch::new("into-file");
+    make_sized_tree(&src.root_path());
+    let expected = pack_vec(&src.root(), "/d", &PackOptions::default());
+    // Big files go with sendfile into a file here (into a pipe in cp).
+    let out_path = src.outer.join("stream.tar");
+    let out = fs::File::create(&out_path).unwrap();
+    pack_into(&src.root(), Path::new("/d"), &PackOptions::default(), &out).unwrap();
+    drop(out);
+    let got = fs::read(&out_path).unwrap();
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "pack_into's stream differs from pack's");
+    fs::remove_file(&out_path).unwrap();
+}
+
+#[test]
+fn pack_into_a_pipe_and_unpack_copy_every_byte() {
+    let src = Scratch::new("into-pipe-src");
+    let dst = Scratch::new("into-pipe-dst");
+    let files = make_sized_tree(&src.root_path());
+    fs::create_dir(dst.root_path().join("out")).unwrap();
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let (r, w) = (fs::File::from(r), fs::File::from(w));
+    let src_root = src.root();
+    std::thread::scope(|scope| {
+        let packer =
+            scope.spawn(move || pack_into(&src_root, Path::new("/d"), &PackOptions::default(), &w));
+        unpack(
+            &dst.root(),
+            Path::new("/out"),
+            &r,
+            &UnpackOptions::default(),
+        )
+        .unwrap();
+        // The end-of-archive blocks, as cp drains them.
+        io::copy(&mut &r, &mut io::sink()).unwrap();
+        packer.join().unwrap().unwrap();
+    });
+    for (rel, data) in &files {
+        let got = fs::read(dst.root_path().join("out").join(rel)).unwrap();
+        assert_eq!(got.len(), data.len(), "{}", rel.display());
+        assert!(&got == data, "{} differs", rel.display());
+    }
+    src.sentinel_unchanged();
+    dst.sentinel_unchanged();
+}
+
+#[test]
+fn entries_of_a_directory_met_again_later_land_in_it() {
+    // The unpacker keeps the last parent's fd: a parent left and met again
+    // (a/x, b/y, a/z), and a parent made by a symlink entry (l -> a), must
+    // still name the right directories, inside the root.
+    let s = Scratch::new("parents");
+    fs::create_dir(s.root_path().join("dst")).unwrap();
+    let tar = stream(&[
+        raw(b"a/x", EntryType::Regular, b"", b"x"),
+        raw(b"b/y", EntryType::Regular, b"", b"y"),
+        raw(b"a/z", EntryType::Regular, b"", b"z"),
+        raw(b"l", EntryType::Symlink, b"/a", b""),
+        raw(b"l/w", EntryType::Regular, b"", b"w"),
+        raw(b"b/v", EntryType::Regular, b"", b"v"),
+    ]);
+    unpack(
+        &s.root(),
+        Path::new("/dst"),
+        &tar[..],
+        &UnpackOptions::default(),
+    )
+    .unwrap();
+    let read = |p: &str| fs::read(s.root_path().join(p)).unwrap();
+    assert_eq!(read("dst/a/x"), b"x");
+    assert_eq!(read("dst/b/y"), b"y");
+    assert_eq!(read("dst/a/z"), b"z");
+    assert_eq!(read("dst/b/v"), b"v");
+    // `/a` is resolved inside the root: the root's own /a, not the host's.
+    assert_eq!(read("a/w"), b"w");
+    s.sentinel_unchanged();
+}

@@ -1,7 +1,7 @@
 //! `unpack`: a tar stream → a directory inside a root.
 
 use std::ffi::OsStr;
-use std::io::{self, Read};
+use std::io::{self, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,9 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
     if ft != FileType::Directory {
         return Err(io_err(dest.display().to_string(), Errno::NOTDIR));
     }
-    let guard = HeaderGuard::new(input);
+    // Headers are read in CHUNK-sized reads, not one read per 512-byte
+    // block (big data reads bypass the buffer).
+    let guard = HeaderGuard::new(BufReader::with_capacity(CHUNK, input));
     let pax = guard.entry_pax();
     let mut archive = Archive::new(guard);
     let mut u = Unpacker {
@@ -41,6 +43,8 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
         dest_fd,
         opts,
         dirs: Vec::new(),
+        parent: None,
+        buf: vec![0; CHUNK],
     };
     let entries = archive
         .entries()
@@ -61,12 +65,14 @@ pub fn unpack(root: &RootDir, dest: &Path, input: impl Read, opts: &UnpackOption
 
 /// Copies `input` into the empty file `fd`, leaving runs of zeros (a
 /// sparse entry's holes, or any zero block) as holes: no disk write for
-/// them, and memory bounded by one buffer.
-fn write_sparse(mut input: impl Read, fd: &OwnedFd) -> io::Result<()> {
-    let mut buf = vec![0u8; CHUNK];
+/// them, and memory bounded by one buffer (`buf`, reused for every entry).
+fn write_sparse(mut input: impl Read, fd: &OwnedFd, buf: &mut [u8]) -> io::Result<()> {
     let mut pos: u64 = 0;
+    // End of the last bytes written: the file's size unless it ends in
+    // zeros left as a hole.
+    let mut end: u64 = 0;
     loop {
-        let n = match input.read(&mut buf) {
+        let n = match input.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -78,10 +84,13 @@ fn write_sparse(mut input: impl Read, fd: &OwnedFd) -> io::Result<()> {
             while done < n {
                 done += rustix::io::pwrite(fd, &chunk[done..], pos + done as u64)?;
             }
+            end = pos + n as u64;
         }
         pos += n as u64;
     }
-    rustix::fs::ftruncate(fd, pos)?;
+    if end < pos {
+        rustix::fs::ftruncate(fd, pos)?;
+    }
     Ok(())
 }
 
@@ -96,6 +105,35 @@ impl<R: Read> Read for CountingReader<R> {
         let n = self.inner.read(buf)?;
         self.bytes += n as u64;
         Ok(n)
+    }
+}
+
+/// docker cp's `NoOverwriteDirNonDir` for an existing `name` in `parent`:
+/// neither a directory nor a non-directory replaces the other kind; an
+/// existing non-directory is removed for a non-directory entry.
+fn make_room(parent: &OwnedFd, name: &Path, rel: &Path, is_dir_entry: bool) -> Result<()> {
+    match statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => {
+            let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+            if existing_dir && !is_dir_entry {
+                return Err(entry_err(
+                    rel,
+                    "cannot overwrite a directory with a non-directory",
+                ));
+            }
+            if !existing_dir && is_dir_entry {
+                return Err(entry_err(
+                    rel,
+                    "cannot overwrite a non-directory with a directory",
+                ));
+            }
+            if !existing_dir {
+                unlinkat(parent, name, AtFlags::empty()).map_err(|e| entry_err(rel, e))?;
+            }
+            Ok(())
+        }
+        Err(Errno::NOENT) => Ok(()),
+        Err(e) => Err(entry_err(rel, e)),
     }
 }
 
@@ -117,6 +155,14 @@ struct Unpacker<'a> {
     opts: &'a UnpackOptions,
     /// Directories created or met, with the mtime to set at the end.
     dirs: Vec<(PathBuf, u64)>,
+    /// The last parent directory below the destination and its fd,
+    /// resolved inside the root when first needed and kept for the next
+    /// entries in it (a tar stream lists a directory's files together):
+    /// the fd stays on that directory wherever it is moved, which is
+    /// inside the root (a rename cannot cross the mount).
+    parent: Option<(PathBuf, OwnedFd)>,
+    /// The data buffer of `write_sparse`.
+    buf: Vec<u8>,
 }
 
 impl Unpacker<'_> {
@@ -198,38 +244,34 @@ impl Unpacker<'_> {
         // An entry directly in the destination is made in the directory
         // opened at the start (a container that renames the destination
         // meanwhile cannot make us create it again). Missing parents
-        // below it are made (0755) inside the root, like docker.
-        let parent = if parent_rel.as_os_str().is_empty() {
-            self.dest_fd.try_clone().map_err(|e| entry_err(&rel, e))?
+        // below it are made (0755) inside the root, like docker; the last
+        // one is kept for the entries that follow in it.
+        let cached = if parent_rel.as_os_str().is_empty() {
+            None
         } else {
-            self.root
-                .mkdir_all(&self.in_root(parent_rel), 0o755)
-                .map_err(|e| entry_err(&rel, e))?
-        };
-        let is_dir_entry = kind == EntryType::Directory;
-        // docker cp's `NoOverwriteDirNonDir`: neither kind replaces the
-        // other; a non-directory replaces a non-directory.
-        match statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => {
-                let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                if existing_dir && !is_dir_entry {
-                    return Err(entry_err(
-                        &rel,
-                        "cannot overwrite a directory with a non-directory",
-                    ));
-                }
-                if !existing_dir && is_dir_entry {
-                    return Err(entry_err(
-                        &rel,
-                        "cannot overwrite a non-directory with a directory",
-                    ));
-                }
-                if !existing_dir {
-                    unlinkat(&parent, name, AtFlags::empty()).map_err(|e| entry_err(&rel, e))?;
+            match self.parent.take() {
+                Some((p, fd)) if p == parent_rel => Some((p, fd)),
+                _ => {
+                    let fd = self
+                        .root
+                        .mkdir_all(&self.in_root(parent_rel), 0o755)
+                        .map_err(|e| entry_err(&rel, e))?;
+                    Some((parent_rel.to_path_buf(), fd))
                 }
             }
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(entry_err(&rel, e)),
+        };
+        let parent = cached.as_ref().map_or(&self.dest_fd, |(_, fd)| fd);
+        let is_dir_entry = kind == EntryType::Directory;
+        // Files and directories are created first and checked only when
+        // the name exists (one syscall less each); other kinds first.
+        if !matches!(
+            kind,
+            EntryType::Regular
+                | EntryType::Continuous
+                | EntryType::GNUSparse
+                | EntryType::Directory
+        ) {
+            make_room(parent, name, &rel, is_dir_entry)?;
         }
         let chown_fd = |fd: &OwnedFd| -> Result<()> {
             if let Some((u, g)) = owner {
@@ -250,16 +292,25 @@ impl Unpacker<'_> {
         }
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = openat(
-                    &parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let create = || {
+                    openat(
+                        parent,
+                        name,
+                        OFlags::WRONLY
+                            | OFlags::CREATE
+                            | OFlags::EXCL
+                            | OFlags::NOFOLLOW
+                            | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o600),
+                    )
+                };
+                let fd = match create() {
+                    Err(Errno::EXIST) => {
+                        make_room(parent, name, &rel, false)?;
+                        create()
+                    }
+                    other => other,
+                }
                 .map_err(|e| entry_err(&rel, e))?;
                 // A stream cut short ends the entry's data early (the tar
                 // crate reads it as EOF): the file would be silently short.
@@ -270,7 +321,7 @@ impl Unpacker<'_> {
                     inner: &mut *entry,
                     bytes: 0,
                 };
-                let written = write_sparse(&mut data, &fd)
+                let written = write_sparse(&mut data, &fd, &mut self.buf)
                     .map_err(|e| entry_err(&rel, e))
                     .and_then(|()| match data.bytes {
                         n if n < expected => Err(entry_err(
@@ -290,12 +341,13 @@ impl Unpacker<'_> {
                 futimens(&fd, &times(mtime)).map_err(|e| entry_err(&rel, e))?;
             }
             EntryType::Directory => {
-                match mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
-                    Ok(()) | Err(Errno::EXIST) => {}
+                match mkdirat(parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) => {}
+                    Err(Errno::EXIST) => make_room(parent, name, &rel, true)?,
                     Err(e) => return Err(entry_err(&rel, e)),
                 }
                 let fd = openat(
-                    &parent,
+                    parent,
                     name,
                     OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
@@ -310,11 +362,11 @@ impl Unpacker<'_> {
                 let target = entry
                     .link_name_bytes()
                     .ok_or_else(|| entry_err(&rel, "symlink without a target"))?;
-                symlinkat(OsStr::from_bytes(&target), &parent, name)
+                symlinkat(OsStr::from_bytes(&target), parent, name)
                     .map_err(|e| entry_err(&rel, e))?;
-                self.set_at(&parent, name, &rel, owner, mtime)?;
+                self.set_at(parent, name, &rel, owner, mtime)?;
             }
-            EntryType::Link => self.hardlink(entry, &parent, name, &rel)?,
+            EntryType::Link => self.hardlink(entry, parent, name, &rel)?,
             EntryType::Fifo | EntryType::Char | EntryType::Block => {
                 let ft = match kind {
                     EntryType::Fifo => FileType::Fifo,
@@ -344,13 +396,13 @@ impl Unpacker<'_> {
                     let min = header.device_minor().map_err(|e| entry_err(&rel, e))?;
                     rustix::fs::makedev(maj.unwrap_or(0), min.unwrap_or(0))
                 };
-                mknodat(&parent, name, ft, Mode::from_raw_mode(0o600), dev)
+                mknodat(parent, name, ft, Mode::from_raw_mode(0o600), dev)
                     .map_err(|e| entry_err(&rel, e))?;
                 // The node is reopened O_PATH|O_NOFOLLOW: its owner is set
                 // on that fd; its mode through the fd's magic link in the
                 // private procfs, which names exactly that inode.
                 let fd = openat(
-                    &parent,
+                    parent,
                     name,
                     OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                     Mode::empty(),
@@ -382,12 +434,15 @@ impl Unpacker<'_> {
                     AtFlags::empty(),
                 )
                 .map_err(|e| entry_err(&rel, e))?;
-                utimensat(&parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                utimensat(parent, name, &times(mtime), AtFlags::SYMLINK_NOFOLLOW)
                     .map_err(|e| entry_err(&rel, e))?;
             }
             other => {
                 return Err(entry_err(&rel, format!("unsupported entry type {other:?}")));
             }
+        }
+        if cached.is_some() {
+            self.parent = cached;
         }
         Ok(())
     }
