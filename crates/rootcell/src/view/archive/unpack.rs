@@ -331,7 +331,7 @@ impl Unpacker<'_> {
                         _ => Ok(()),
                     });
                 if let Err(e) = written {
-                    let _ = unlinkat(&parent, name, AtFlags::empty());
+                    let _ = unlinkat(parent, name, AtFlags::empty());
                     return Err(e);
                 }
                 chown_fd(&fd)?;
