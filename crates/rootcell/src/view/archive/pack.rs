@@ -176,7 +176,10 @@ impl<W: Write> Packer<'_, '_, W> {
     /// (`open_listed_file`), `st` its fstat.
     fn append_file(&mut self, file: &File, st: &Stat, name: &Path) -> Result<()> {
         match self.header(st, name)? {
-            Some(h) => self.append_data(h, file, st, name),
+            Some(h) => {
+                self.xattrs(file, name)?;
+                self.append_data(h, file, st, name)
+            }
             None => Ok(()),
         }
     }
