@@ -162,6 +162,13 @@ fn an_idmapped_volume_is_seen_as_the_container_sees_it() {
     b.save();
     let id = ctx.id("c");
     let run = ctx.run_detached(&id, &b, &[]);
+    if !run.ok() && run.stderr.contains("idmap of") && run.stderr.contains("refused by the kernel")
+    {
+        // The test directory's filesystem takes no idmapped mounts here.
+        ctx.rt(&["delete", "-f", &id]);
+        ctx.assert_clean();
+        return skip(&format!("no idmapped mounts: {}", run.stderr.trim()));
+    }
     run.assert_ok("run -d");
     ctx.wait_status(&id, "stopped");
     let before = host_mount_points();
