@@ -8,7 +8,7 @@
 # rootcell/podman. Also the peak RSS (`/usr/bin/time -f %M`) of each cp of
 # the big file. Writes bench/out/cp-<case>.json and the section
 # "## cp (rootcell cp, podman cp, tar|tar)" to CP_DOC (default
-# bench/results/cp.md; CP_DOC=docs/BENCHMARKS.md rewrites that section
+# bench/out/cp.md; CP_DOC=docs/BENCHMARKS.md rewrites that section
 # there instead).
 #
 # Environment: WARMUP (default 1), RUNS (default 5), ROOTCELL (binary,
@@ -41,7 +41,7 @@ warmup="${WARMUP:-1}"
 runs="${RUNS:-5}"
 nfiles="${FILES:-10000}"
 big_mib="${BIG_MIB:-1024}"
-cp_doc="${CP_DOC:-$bench_repo/bench/results/cp.md}"
+cp_doc="${CP_DOC:-$bench_repo/bench/out/cp.md}"
 cp_fs="${CP_FS:-tmpfs}"
 for tool in podman conmon tar sync find cmp /usr/bin/time; do
     command -v "$tool" >/dev/null || die "$tool not found: run scripts/setup"
