@@ -85,7 +85,7 @@ make_bench_bundle "$bench_tmp/C2" "$check_args" strip
 rows="$bench_tmp/rows.tsv"
 : >"$rows"
 labels=()
-declare -A templates=()
+declare -A templates=() states=() bins=()
 
 # par_cmd BIN STATE MODE BUNDLE: the command of one container, {id} for its id.
 par_cmd() {
@@ -119,6 +119,8 @@ row() {
     if [[ $status == ok ]]; then
         labels+=("$label")
         templates[$label]="$cmd"
+        states[$label]="$state"
+        bins[$label]="$bin"
     fi
 }
 
@@ -148,19 +150,27 @@ fi
 json="$bench_out/parallel.json"
 rm -f "$json"
 failures=0
-# After a batch: nothing of it may be left (state dirs, cgroups).
-check_clean() { # LABEL
-    local label="$1" d left cgs
-    for d in "$bench_tmp"/state-*; do
-        left="$(find "$d" -mindepth 1 -maxdepth 1 -name "$BENCH_ID_PREFIX-*" | wc -l)"
-        if ((left)); then
-            say "$label: $left state directories left in ${d##*/}"
-            failures=$((failures + 1))
-        fi
-    done
+# After a batch: nothing of it may be left (state dirs, cgroups). What is
+# left is said, recorded for the report, and removed, so the next row
+# starts clean.
+leaks=()
+check_clean() { # LABEL N STATE_DIR BIN
+    local label="$1" n="$2" d="$3" bin="$4" left cgs id
+    left="$(find "$d" -mindepth 1 -maxdepth 1 -name "$BENCH_ID_PREFIX-*" | wc -l)"
+    if ((left)); then
+        say "$label, $n at once: $left state directories left in ${d##*/}"
+        leaks+=("leak: $label, $n at once: $left state directories left")
+        for id in "$d"/"$BENCH_ID_PREFIX"-*; do
+            "$bin" --root "$d" delete --force "${id##*/}" >/dev/null 2>&1 || true
+        done
+    fi
     cgs="$(leftover_cgroups)"
     if [[ -n "$cgs" ]]; then
-        say "$label: cgroups left: $(echo "$cgs" | head -n 3 | tr '\n' ' ')"
+        say "$label, $n at once: cgroups left: $(echo "$cgs" | head -n 3 | tr '\n' ' ')"
+        leaks+=("leak: $label, $n at once: $(echo "$cgs" | wc -l) cgroup directories left")
+        echo "$cgs" | while read -r cg; do rmdir "$cg" 2>/dev/null || true; done
+    fi
+    if ((left)) || [[ -n "$cgs" ]]; then
         failures=$((failures + 1))
     fi
 }
@@ -171,7 +181,7 @@ for ((run = 1; run <= runs; run++)); do
         for label in "${labels[@]}"; do
             python3 "$bench_repo/bench/report.py" batch "$json" "$label" "$n" "${templates[$label]}" ||
                 failures=$((failures + 1))
-            check_clean "$label, $n at once"
+            check_clean "$label" "$n" "${states[$label]}" "${bins[$label]}"
         done
     done
 done
@@ -190,6 +200,7 @@ b = [x["start_spread"] for x in json.load(open(sys.argv[1])) if x["n"] == max(y[
 print(f"{statistics.mean(b) * 1e3:.0f}" if b else "?")
 PY
 )"
+    for line in "${leaks[@]}"; do echo "$line"; done
     echo "tmp: $bench_tmp"
     echo "repo: $bench_repo"
 } >"$meta"

@@ -82,6 +82,11 @@ def read_rows(path):
     return rows
 
 
+def read_lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
+
+
 def read_meta(path):
     meta = {}
     with open(path) as f:
@@ -762,6 +767,7 @@ def parallel(rows_path, batch_json, meta_path):
                 f"| {ms(s['p99']):.0f} | {s['tput']:.1f} | {vs} | {sc} |"
             )
             prev = s
+    notes.extend(f"- {line.split(':', 1)[1].strip()}" for line in read_lines(meta_path) if line.startswith("leak:"))
     if notes:
         out.append("")
         out.extend(notes)
