@@ -760,10 +760,11 @@ def parallel(rows_path, batch_json, meta_path):
             if s["failed"]:
                 notes.append(f"- {label}, {n} at once: {s['failed']} of {s['containers']} containers exited non-zero")
             ref = stats(rc_label, n) if row["group"] == "cgroup2" and rc_label else None
+            failed = f" ({s['failed']} of {s['containers']} failed)" if s["failed"] else ""
             vs = f"{s['mean'] / ref['mean']:.2f}×" if ref else "–"
             sc = f"{s['tput'] / prev['tput']:.2f}" if prev else "–"
             out.append(
-                f"| {label} | {n} | {ms(s['mean']):.0f} ± {ms(s['sd']):.0f} | {ms(s['p50']):.0f} "
+                f"| {label} | {n} | {ms(s['mean']):.0f} ± {ms(s['sd']):.0f}{failed} | {ms(s['p50']):.0f} "
                 f"| {ms(s['p99']):.0f} | {s['tput']:.1f} | {vs} | {sc} |"
             )
             prev = s
