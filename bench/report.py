@@ -810,7 +810,7 @@ def parallel(rows_path, batch_json, meta_path):
     out.extend(
         exact_commands(
             [f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows if row["n"] == counts[0]],
-            "`<id>` is a fresh id per container (`par-<driver pid>-<N>-<index>`).",
+            "`{id}` is a fresh id per container (`par<script pid>-<driver pid>-<N>-<index>`).",
         )
     )
     print("\n".join(out))
