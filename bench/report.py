@@ -11,6 +11,9 @@ Subcommands:
   sandbox ROWS META GROUP=JSON...          print the sandbox section (one hyperfine JSON per row group)
   chroot ROWS HYPERFINE_JSON META          print the chroot isolation section
   cp ROWS META CASE=JSON...                print the cp section (one hyperfine JSON per case)
+  batch OUT_JSON LABEL N TEMPLATE          start N commands at once (TEMPLATE with {id}), append
+                                           the batch's times and exit codes to OUT_JSON
+  parallel ROWS BATCH_JSON META            print the parallel load section
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -77,6 +80,11 @@ def read_rows(path):
                 dict(label=label, group=group, runtime=runtime, n=int(n), status=status, command=command)
             )
     return rows
+
+
+def read_lines(path):
+    with open(path) as f:
+        return f.read().splitlines()
 
 
 def read_meta(path):
@@ -612,6 +620,202 @@ def cp(rows_path, meta_path, *case_jsons):
     print("\n".join(out))
 
 
+def batch(out_json, label, n, template):
+    """Starts n commands at once (each one TEMPLATE with {id} replaced by
+    its own container id, split like a shell would), reaps them as they
+    end and appends {label, n, start_spread, total, each: [seconds],
+    codes: [exit codes], ids} to the JSON list in out_json.
+
+    "At once": the driver forks the n children first; each blocks reading
+    a pipe, and closing the pipe's write end releases them all together,
+    so the time the driver needs to fork (start_spread, not timed) does
+    not stretch a batch. Each child then closes every other fd and execs
+    its command, stdin and stdout /dev/null, stderr a temporary file (the
+    first failing one's is kept)."""
+    import shlex
+    import tempfile
+    import time
+
+    n = int(n)
+    ids = [template_id(label, n, i) for i in range(n)]
+    argvs = [shlex.split(template.replace("{id}", cid)) for cid in ids]
+    errs = [tempfile.TemporaryFile() for _ in range(n)]
+    gate_r, gate_w = os.pipe()
+    procs = {}
+    t_fork = time.monotonic()
+    for i, argv in enumerate(argvs):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(gate_w)
+                null = os.open(os.devnull, os.O_RDWR)
+                os.dup2(null, 0)
+                os.dup2(null, 1)
+                os.dup2(errs[i].fileno(), 2)
+                os.read(gate_r, 1)  # EOF once the driver closes gate_w
+                os.closerange(3, 1 << 16)
+                os.execvp(argv[0], argv)
+            except BaseException:
+                pass
+            os._exit(127)
+        procs[pid] = i
+    os.close(gate_r)
+    spread = time.monotonic() - t_fork
+    t0 = time.monotonic()
+    os.close(gate_w)
+    ends, codes = [0.0] * n, [None] * n
+    left = n
+    while left:
+        pid, status = os.wait()
+        if pid not in procs:
+            continue
+        i = procs[pid]
+        ends[i] = time.monotonic()
+        codes[i] = os.waitstatus_to_exitcode(status)
+        left -= 1
+    total = max(ends) - t0
+    stderr = ""
+    for i, c in enumerate(codes):
+        if c != 0:
+            errs[i].seek(0)
+            stderr = f"{ids[i]} exited {c}: " + errs[i].read().decode(errors="replace")[-2000:]
+            break
+    for f in errs:
+        f.close()
+    try:
+        data = load_json(out_json)
+    except FileNotFoundError:
+        data = []
+    data.append(dict(label=label, n=n, start_spread=spread, total=total,
+                     each=[e - t0 for e in ends], codes=codes, ids=ids, stderr=stderr))
+    save_json(out_json, data)
+    bad = sum(1 for c in codes if c != 0)
+    print(f"{label}, {n} at once: {total * 1e3:.0f} ms total, {bad} failed", file=sys.stderr)
+    if stderr:
+        print("  " + stderr.strip().replace("\n", "\n  "), file=sys.stderr)
+    sys.exit(1 if bad else 0)
+
+
+def template_id(label, n, i):
+    """A container id unique to this bench run: BENCH_ID_PREFIX (set by
+    parallel.sh), the driver's pid (one driver per batch), N and the index."""
+    prefix = os.environ.get("BENCH_ID_PREFIX", "par")
+    return f"{prefix}-{os.getpid()}-{n}-{i}"
+
+
+def percentile(values, q):
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    import math
+
+    v = sorted(values)
+    k = max(1, math.ceil(q / 100 * len(v)))
+    return v[k - 1]
+
+
+def parallel(rows_path, batch_json, meta_path):
+    import statistics
+
+    rows = read_rows(rows_path)
+    meta = read_meta(meta_path)
+    try:
+        batches = load_json(batch_json)
+    except (FileNotFoundError, json.JSONDecodeError):
+        batches = []
+    counts = sorted({r["n"] for r in rows})
+
+    def stats(label, n):
+        bs = [b for b in batches if b["label"] == label and b["n"] == n]
+        if not bs:
+            return None
+        bad = sum(1 for b in bs for c in b["codes"] if c != 0)
+        totals = [b["total"] for b in bs]
+        each = [e for b in bs for e in b["each"]]
+        mean = statistics.mean(totals)
+        return dict(
+            runs=len(bs),
+            failed=bad,
+            containers=sum(b["n"] for b in bs),
+            mean=mean,
+            sd=statistics.stdev(totals) if len(totals) > 1 else 0.0,
+            p50=percentile(each, 50),
+            p99=percentile(each, 99),
+            tput=n / mean,
+            spread=statistics.mean(b["start_spread"] for b in bs),
+        )
+
+    labels = []
+    for r in rows:
+        if r["label"] not in labels:
+            labels.append(r["label"])
+    rc_label = next((r["label"] for r in rows if r["runtime"] == "rootcell" and r["group"] == "cgroup2"), None)
+    out = ["## Parallel load (1, 10, 50 containers at once)", ""]
+    out.append(
+        "N containers started at once, each `<runtime> --root $TMP/state-… run --bundle B <own id>` of a "
+        f"busybox bundle whose process is `{meta.get('work', 'sleep 0.1')}` (config from `runc spec`), all N "
+        "sharing one state root, timed by `bench/parallel.sh` (a Python driver forks N children that wait on one "
+        "pipe, releases them together by closing it, each execs its command; it reaps each as it ends, checks "
+        "every exit code, then that no state directory and no cgroup is left). *Total* is from the release to "
+        "the last end of a batch (mean ± σ over the runs); "
+        "p50/p99 are over the wall time (release to end) of every container of every run of that size; throughput is "
+        "N / mean total. *vs rootcell* is the total over rootcell's in the same row set and size; "
+        "*scaling* is the throughput over that row's throughput at the previous size (≥ 1: no collapse)."
+    )
+    out.append("")
+    out.append("| runtime | N | total (ms) | p50 (ms) | p99 (ms) | containers/s | vs rootcell | scaling |")
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    notes = []
+    for label in labels:
+        row = next(r for r in rows if r["label"] == label)
+        prev = None
+        for n in counts:
+            if not any(r["label"] == label and r["n"] == n for r in rows):
+                continue
+            if row["status"] != "ok":
+                out.append(f"| {label} | {n} | failed: {row['status']} | | | | | |")
+                continue
+            s = stats(label, n)
+            if s is None:
+                out.append(f"| {label} | {n} | not measured | | | | | |")
+                continue
+            if s["failed"]:
+                notes.append(f"- {label}, {n} at once: {s['failed']} of {s['containers']} containers exited non-zero")
+            ref = stats(rc_label, n) if row["group"] == "cgroup2" and rc_label else None
+            failed = f" ({s['failed']} of {s['containers']} failed)" if s["failed"] else ""
+            vs = f"{s['mean'] / ref['mean']:.2f}×" if ref else "–"
+            sc = f"{s['tput'] / prev['tput']:.2f}" if prev else "–"
+            out.append(
+                f"| {label} | {n} | {ms(s['mean']):.0f} ± {ms(s['sd']):.0f}{failed} | {ms(s['p50']):.0f} "
+                f"| {ms(s['p99']):.0f} | {s['tput']:.1f} | {vs} | {sc} |"
+            )
+            prev = s
+    notes.extend(f"- {line.split(':', 1)[1].strip()}" for line in read_lines(meta_path) if line.startswith("leak:"))
+    if notes:
+        out.append("")
+        out.extend(notes)
+    out.append("")
+    out.append(
+        "Row sets: *cgroup2 ns* runs every runtime (rootcell, runc, crun alike) inside "
+        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount (crun 1.8 refuses "
+        f"this machine's layout, {meta.get('cgroups', '?')}); *host* runs rootcell and runc as they are, with "
+        "the config as `runc spec` makes it. The *read-only install* row runs the same rootcell binary from a "
+        "read-only bind mount: it needs no re-exec to keep its binary out of a container's reach "
+        "(CVE-2019-5736, docs/SECURITY.md), which the plain rows pay on every run. The driver's forks before the release are not timed "
+        f"(about {meta.get('spread', '?')} ms for the largest batch). The machine has {meta.get('cpu', '?')}: "
+        "with sleeping containers the total measures how much setup and teardown work overlaps."
+    )
+    out.append("")
+    out.extend(meta_lines(meta, meta.get("runs", "?")))
+    out.append("")
+    out.extend(
+        exact_commands(
+            [f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows if row["n"] == counts[0]],
+            "`{id}` is a fresh id per container (`par<script pid>-<driver pid>-<N>-<index>`).",
+        )
+    )
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -656,6 +860,10 @@ def main(argv):
         chroot(*args)
     elif cmd == "cp":
         cp(*args)
+    elif cmd == "batch":
+        batch(*args)
+    elif cmd == "parallel":
+        parallel(*args)
     elif cmd == "section":
         section(*args)
     else:
