@@ -617,7 +617,9 @@ def cp(rows_path, meta_path, *case_jsons):
 def poll_hwm(command):
     """Runs COMMAND (no shell; the process that ends up exec'ing the runtime
     keeps its pid) and polls /proc/PID/status every 2 ms; prints the last
-    VmHWM read in KiB (VmHWM only grows). Fails if the command does."""
+    VmHWM read in KiB (VmHWM only grows), then the RssFile read with it
+    (the file-backed part: the binary's and libraries' pages, shared with
+    the page cache). Fails if the command does."""
     import shlex
     import subprocess
     import time
@@ -629,16 +631,14 @@ def poll_hwm(command):
     while proc.poll() is None:
         try:
             with open(path) as f:
-                for line in f:
-                    if line.startswith("VmHWM:"):
-                        last = int(line.split()[1])
-                        break
-        except (OSError, ValueError):
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            last = (int(fields["VmHWM"].split()[0]), int(fields["RssFile"].split()[0]))
+        except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.002)
     if proc.returncode != 0 or last is None:
         sys.exit(f"poll-hwm: exit {proc.returncode}, VmHWM {last}")
-    print(last)
+    print(f"{last[0]}\t{last[1]}")
 
 
 def median(values):
@@ -695,9 +695,12 @@ def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):
     for label, _run, kib in read_tsv(time_tsv):
         if kib.isdigit():
             times.setdefault(label, []).append(int(kib))
-    for label, _run, kib in read_tsv(hwm_tsv):
+    files = {}
+    for label, _run, kib, file_kib in read_tsv(hwm_tsv):
         if kib.isdigit():
             hwms.setdefault(label, []).append(int(kib))
+        if file_kib.isdigit():
+            files.setdefault(label, []).append(int(file_kib))
     for label, _run, _pid, kib, who in read_tsv(self_tsv):
         if kib.isdigit():
             selves.setdefault(label, {}).setdefault(who, []).append(int(kib))
@@ -716,20 +719,26 @@ def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):
         "runtime and of every process it reaped — stage 1, init, the container's process — since "
         "the kernel folds a reaped child's peak into its parent's), and `VmHWM` of the waiting "
         "runtime (`/proc/PID/status` of the runtime process polled every 2 ms while its container "
-        "runs `sleep 0.2`; the last value read). MiB; ratios are to crun's; > 1 is more memory."
+        "runs `sleep 0.2`; the last value read), with the file-backed part of its resident set "
+        "read at the same time (`RssFile`: pages of the binary and its shared libraries, shared "
+        "with the page cache and every other process mapping them). MiB; ratios are to crun's; "
+        "> 1 is more memory."
     )
     out.append("")
-    out.append("| command | `time %M` (MiB) | max (MiB) | vs crun | waiting runtime VmHWM (MiB) | vs crun |")
-    out.append("| --- | ---: | ---: | ---: | ---: | ---: |")
+    out.append(
+        "| command | `time %M` (MiB) | max (MiB) | vs crun | waiting runtime VmHWM (MiB) | vs crun "
+        "| of which file-backed (MiB) |"
+    )
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         t, h = times.get(row["label"], []), hwms.get(row["label"], [])
         if row["status"] != "ok" or not t:
-            out.append(f"| {row['label']} | failed: {row['status']} | | | | |".replace("failed: ok", "no result"))
+            out.append(f"| {row['label']} | failed: {row['status']} | | | | | |".replace("failed: ok", "no result"))
             continue
         mt, mh = median(t), median(h)
         out.append(
             f"| {row['label']} | {mib(mt)} | {mib(max(t))} | {vs(mt, crun_time)} "
-            f"| {mib(mh)} | {vs(mh, crun_hwm)} |"
+            f"| {mib(mh)} | {vs(mh, crun_hwm)} | {mib(median(files.get(row['label'], [])))} |"
         )
     out.append("")
     order = ["runtime before re-exec", "stage 1", "before execve", "runtime"]

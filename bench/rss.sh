@@ -9,7 +9,8 @@
 #     1, init and the container's process;
 #   - VmHWM of the waiting runtime: /proc/PID/status of the runtime
 #     process, polled every 2 ms while its container runs `sleep 0.2`; the
-#     last value read (VmHWM only grows);
+#     last value read (VmHWM only grows), with its file-backed part
+#     (RssFile, read at the same time);
 #   - rootcell only, `ROOTCELL_RSS=1` (bench/README.md): each of its
 #     processes reports its own peak at its last mark — the runtime at exit
 #     and before its re-exec from a protected copy, stage 1 before it exits,
@@ -70,7 +71,7 @@ rss_cmd() {
 
 rows="$bench_tmp/rows.tsv"
 time_tsv="$bench_out/rss-time.tsv"   # label, run, KiB
-hwm_tsv="$bench_out/rss-hwm.tsv"     # label, run, KiB
+hwm_tsv="$bench_out/rss-hwm.tsv"     # label, run, KiB, file-backed KiB
 self_tsv="$bench_out/rss-self.tsv"   # label, run, pid, KiB, who
 : >"$rows"
 : >"$time_tsv"
