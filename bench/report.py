@@ -14,6 +14,8 @@ Subcommands:
   batch OUT_JSON LABEL N TEMPLATE          start N commands at once (TEMPLATE with {id}), append
                                            the batch's times and exit codes to OUT_JSON
   parallel ROWS BATCH_JSON META            print the parallel load section
+  rss ROWS META TIME HWM SELF BINDIR       print the memory and binary size section
+  poll-hwm COMMAND                         run COMMAND (split like a shell), print the runtime's last VmHWM (KiB)
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -816,6 +818,232 @@ def parallel(rows_path, batch_json, meta_path):
     print("\n".join(out))
 
 
+def poll_hwm(command):
+    """Runs COMMAND (no shell; the process that ends up exec'ing the runtime
+    keeps its pid) and polls /proc/PID/status every 2 ms; prints the last
+    VmHWM read in KiB (VmHWM only grows), then the RssFile read with it
+    (the file-backed part: the binary's and libraries' pages, shared with
+    the page cache). Fails if the command does."""
+    import shlex
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(shlex.split(command), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = None
+    path = f"/proc/{proc.pid}/status"
+    while proc.poll() is None:
+        try:
+            with open(path) as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            last = (int(fields["VmHWM"].split()[0]), int(fields["RssFile"].split()[0]))
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.002)
+    if proc.returncode != 0 or last is None:
+        sys.exit(f"poll-hwm: exit {proc.returncode}, VmHWM {last}")
+    print(f"{last[0]}\t{last[1]}")
+
+
+def median(values):
+    v = sorted(values)
+    if not v:
+        return None
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
+def mib(kib):
+    return "–" if kib is None else f"{kib / 1024:.1f}"
+
+
+def read_tsv(path):
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def symbol_crate(name):
+    """The crate a demangled symbol belongs to, cargo-bloat style: the first
+    path segment (of the type for `<T as Trait>::f`); C symbols are
+    libseccomp's (by its prefixes) or the C runtime's."""
+    n = name
+    while n.startswith("<") or n.startswith("&") or n.startswith("*") or n.startswith("("):
+        n = n.lstrip("<&*( ")
+        for p in ("mut ", "const ", "dyn "):
+            if n.startswith(p):
+                n = n[len(p):]
+    if "::" in n:
+        head = n.split("::", 1)[0]
+        if " as " in head:
+            # `<Type as crate::Trait>` with a type named without its path
+            # (or a generic `T`): the trait's crate.
+            head = head.rsplit(" as ", 1)[1].lstrip("<&*( ")
+        if head in ("core", "alloc", "std", "std_detect", "panic_unwind", "compiler_builtins",
+                    "hashbrown", "gimli", "addr2line", "miniz_oxide", "rustc_demangle", "object",
+                    "adler2"):
+            return "std (core, alloc, backtrace)"
+        return head
+    seccomp = ("seccomp_", "sys_chk_", "sys_set_", "sys_notify", "sys_filter", "sys_reset",
+               "gen_bpf", "gen_pfc", "_gen_", "db_", "_db_", "arch_", "_bpf_", "_blk_", "_hsh_",
+               "_program_", "_pfc_", "syscall_resolve", "syscall_iterate")
+    arch = ("x86", "x32", "aarch64", "arm", "mips", "ppc", "s390", "riscv", "parisc", "sh_", "loongarch", "m68k")
+    if name.startswith(seccomp) or (name.startswith(arch) and "syscall" in name):
+        return "libseccomp (C)"
+    return "C runtime (glibc, libgcc)"
+
+
+def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):
+    rows = read_rows(rows_path)
+    meta = read_meta(meta_path)
+    times, hwms, selves = {}, {}, {}
+    for label, _run, kib in read_tsv(time_tsv):
+        if kib.isdigit():
+            times.setdefault(label, []).append(int(kib))
+    files = {}
+    for label, _run, kib, file_kib in read_tsv(hwm_tsv):
+        if kib.isdigit():
+            hwms.setdefault(label, []).append(int(kib))
+        if file_kib.isdigit():
+            files.setdefault(label, []).append(int(file_kib))
+    for label, _run, _pid, kib, who in read_tsv(self_tsv):
+        if kib.isdigit():
+            selves.setdefault(label, {}).setdefault(who, []).append(int(kib))
+    crun = next((r for r in rows if r["runtime"] == "crun"), None)
+    crun_time = median(times.get(crun["label"], [])) if crun else None
+    crun_hwm = median(hwms.get(crun["label"], [])) if crun else None
+
+    def vs(v, ref):
+        return "–" if v is None or not ref else f"{v / ref:.2f}×"
+
+    out = ["## Memory (peak RSS of `run`) and binary size", ""]
+    out.append(
+        "Peak resident set size of `<runtime> --root $TMP/state run --bundle B bench` (busybox bundle, "
+        "config from `runc spec`), measured by `bench/rss.sh`, medians over the runs: "
+        "`/usr/bin/time -f %M` around the runtime (container `/bin/true`; the largest peak of the "
+        "runtime and of every process it reaped — stage 1, init, the container's process — since "
+        "the kernel folds a reaped child's peak into its parent's), and `VmHWM` of the waiting "
+        "runtime (`/proc/PID/status` of the runtime process polled every 2 ms while its container "
+        "runs `sleep 0.2`; the last value read), with the file-backed part of its resident set "
+        "read at the same time (`RssFile`: pages of the binary and its shared libraries, shared "
+        "with the page cache and every other process mapping them). MiB; ratios are to crun's; "
+        "> 1 is more memory."
+    )
+    out.append("")
+    out.append(
+        "| command | `time %M` (MiB) | max (MiB) | vs crun | waiting runtime VmHWM (MiB) | vs crun "
+        "| of which file-backed (MiB) |"
+    )
+    out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for row in rows:
+        t, h = times.get(row["label"], []), hwms.get(row["label"], [])
+        if row["status"] != "ok" or not t:
+            out.append(f"| {row['label']} | failed: {row['status']} | | | | | |".replace("failed: ok", "no result"))
+            continue
+        mt, mh = median(t), median(h)
+        out.append(
+            f"| {row['label']} | {mib(mt)} | {mib(max(t))} | {vs(mt, crun_time)} "
+            f"| {mib(mh)} | {vs(mh, crun_hwm)} | {mib(median(files.get(row['label'], [])))} |"
+        )
+    out.append("")
+    order = ["runtime before re-exec", "stage 1", "before execve", "runtime"]
+    names = {
+        "runtime before re-exec": "runtime, before its re-exec from a protected copy",
+        "stage 1": "stage 1, before it exits",
+        "before execve": "init, just before `execve`",
+        "runtime": "runtime (after the re-exec), at exit",
+    }
+    labels = [r["label"] for r in rows if r["label"] in selves]
+    if labels:
+        out.append(
+            "Each rootcell process's own peak (`ROOTCELL_RSS=1`, bench/README.md; `VmHWM` of "
+            "`/proc/self/status` for the runtime, `getrusage` for the forked processes, which "
+            "have not exec'd since their fork), MiB, medians:"
+        )
+        out.append("")
+        out.append("| process | " + " | ".join(labels) + " |")
+        out.append("| --- |" + " ---: |" * len(labels))
+        for who in order + sorted({w for l in labels for w in selves[l]} - set(order)):
+            if not any(who in selves[l] for l in labels):
+                continue
+            cells = [mib(median(selves[l].get(who, []))) for l in labels]
+            out.append(f"| {names.get(who, who)} | " + " | ".join(cells) + " |")
+        out.append("")
+
+    # The binary.
+    facts = read_meta(os.path.join(bin_dir, "facts"))
+    sections = {}
+    with open(os.path.join(bin_dir, "sections")) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 3 and parts[0].startswith(".") and parts[1].isdigit():
+                sections[parts[0]] = int(parts[1])
+    file_size = int(facts.get("file", "0") or 0)
+    out.append(
+        f"The binary (`{meta.get('binary', '?')}`, {facts.get('linkage', '?')}"
+        + (f", loads {facts['libs'].strip()}" if facts.get("libs", "").strip() else "")
+        + f"): {file_size / 2**20:.1f} MiB on disk. Its largest ELF sections (`size -A`), KiB:"
+    )
+    out.append("")
+    top = sorted(sections.items(), key=lambda kv: -kv[1])[:8]
+    out.append("| " + " | ".join(f"`{k}`" for k, _ in top) + " |")
+    out.append("|" + " ---: |" * len(top))
+    out.append("| " + " | ".join(f"{v / 1024:.0f}" for _, v in top) + " |")
+    out.append("")
+    crates, funcs = {}, []
+    with open(os.path.join(bin_dir, "symbols")) as f:
+        for line in f:
+            # `nm --size-sort`: size, type, name.
+            parts = line.rstrip("\n").split(" ", 2)
+            if len(parts) < 3 or parts[1] not in ("t", "T", "w", "W"):
+                continue
+            size, name = int(parts[0], 16), parts[2]
+            crate = symbol_crate(name)
+            crates[crate] = crates.get(crate, 0) + size
+            funcs.append((size, name, crate))
+    text = sections.get(".text", 0)
+    if crates:
+        out.append(
+            "What makes up `.text`: function symbols grouped by crate (`nm --size-sort -C`, the "
+            "first path segment of each name, as `cargo bloat --crates` does; generic code "
+            "instantiated for another crate counts for the crate that defines it, so `std` "
+            "includes rootcell's own collections and formatting; the CLI's symbols are named "
+            "`rootcell::` like the library's):"
+        )
+        out.append("")
+        out.append("| crate | KiB | share of `.text` |")
+        out.append("| --- | ---: | ---: |")
+        for crate, size in sorted(crates.items(), key=lambda kv: -kv[1])[:14]:
+            share = f"{size / text * 100:.1f} %" if text else "–"
+            out.append(f"| {crate} | {size / 1024:.0f} | {share} |")
+        out.append("")
+        out.append("Largest functions:")
+        out.append("")
+        out.append("| KiB | crate | function |")
+        out.append("| ---: | --- | --- |")
+        for size, name, crate in sorted(funcs, key=lambda x: -x[0])[:10]:
+            short = name if len(name) <= 110 else name[:107] + "…"
+            out.append(f"| {size / 1024:.1f} | {crate} | `{short.replace('|', '/')}` |")
+        out.append("")
+    refs = []
+    for rt in ("runc", "crun"):
+        if rt in facts:
+            own, libs = (int(x) for x in facts[rt].split())
+            refs.append(f"{rt} {own / 2**20:.1f} MiB" + (f" + {libs / 2**20:.1f} MiB of shared libraries" if libs else ""))
+    if refs:
+        out.append("For comparison, on disk: " + "; ".join(refs) + ".")
+        out.append("")
+    out.extend(meta_lines(meta, meta.get("runs", "?")))
+    out.append("")
+    out.extend(
+        exact_commands(
+            [f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows],
+            "The `time %M` commands; the VmHWM runs are the same without `/usr/bin/time` and with "
+            "bundles whose process is `sleep 0.2`, the `ROOTCELL_RSS=1` runs the same without it.",
+        )
+    )
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -864,6 +1092,10 @@ def main(argv):
         batch(*args)
     elif cmd == "parallel":
         parallel(*args)
+    elif cmd == "rss":
+        rss(*args)
+    elif cmd == "poll-hwm":
+        poll_hwm(*args)
     elif cmd == "section":
         section(*args)
     else:

@@ -1,12 +1,14 @@
 //! `ROOTCELL_PHASES=1`: the phase timestamps `bench/phases.sh` reads come
 //! from every process of a run (the runtime, the sandbox's init, the
 //! command before `execve`), in time order, and are absent without it.
+//! `ROOTCELL_RSS=1`: the peak RSS reports `bench/rss.sh` reads come from
+//! each process of a `run` (the runtime, stage 1, init before `execve`).
 
 mod common;
 
 use std::process::Command;
 
-use common::{runtime_is_runc, runtime_path, TempDir};
+use common::{runtime_is_runc, runtime_path, Ctx, TempDir};
 
 /// `(pid, seconds, phase)` of each mark line in `stderr`.
 fn marks(stderr: &str) -> Vec<(String, f64, String)> {
@@ -106,5 +108,93 @@ fn no_phases_without_the_variable() {
     for value in [None, Some("0")] {
         let stderr = sandbox_true(value);
         assert!(!stderr.contains("rootcell-phase"), "{value:?}: {stderr}");
+    }
+}
+
+/// `(pid, KiB, who)` of each peak RSS line in `stderr`.
+fn rss_reports(stderr: &str) -> Vec<(String, u64, String)> {
+    stderr
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.splitn(4, ' ');
+            if parts.next()? != "rootcell-rss" {
+                return None;
+            }
+            let pid = parts.next()?.to_string();
+            let kib = parts.next()?.parse::<u64>().ok()?;
+            Some((pid, kib, parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+fn run_true(rss: Option<&str>) -> String {
+    let mut ctx = Ctx::new("rss");
+    if let Some(value) = rss {
+        ctx.env.push(("ROOTCELL_RSS".into(), value.into()));
+    }
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    let mut cmd = ctx.run_cmd(&id, &b, &[]);
+    if rss.is_none() {
+        cmd.env_remove("ROOTCELL_RSS");
+    }
+    let out = common::exec(&mut cmd, std::time::Duration::from_secs(60));
+    out.assert_ok("run true");
+    out.stderr
+}
+
+#[test]
+fn rss_reports_come_from_each_process_of_a_run() {
+    if runtime_is_runc() {
+        common::skip("peak RSS reports are rootcell's");
+        return;
+    }
+    let stderr = run_true(Some("1"));
+    let reports = rss_reports(&stderr);
+    let find = |who: &str| {
+        reports
+            .iter()
+            .find(|(_, _, w)| w == who)
+            .unwrap_or_else(|| panic!("no {who:?} report in {stderr}"))
+    };
+    let runtime = find("runtime");
+    let stage1 = find("stage 1");
+    // Init is pid 1 of the container's pid namespace.
+    let init = find("before execve");
+    assert_eq!(init.0, "1", "{stderr}");
+    assert_ne!(runtime.0, stage1.0, "{stderr}");
+    // Each a number a process of rootcell can have: above the few hundred
+    // KiB of any process, below 256 MiB.
+    for (pid, kib, who) in [runtime, stage1, init] {
+        assert!(
+            (200..256 * 1024).contains(kib),
+            "{who} (pid {pid}): {kib} KiB in {stderr}"
+        );
+    }
+    // The runtime reports once, at exit (a re-exec from a protected copy
+    // reports before it, under its own name).
+    assert_eq!(
+        reports.iter().filter(|(_, _, w)| w == "runtime").count(),
+        1,
+        "{stderr}"
+    );
+    // Every line is a whole report.
+    for line in stderr.lines().filter(|l| l.contains("rootcell-rss")) {
+        assert!(
+            line.starts_with("rootcell-rss ") && line.matches("rootcell-rss").count() == 1,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn no_rss_reports_without_the_variable() {
+    if runtime_is_runc() {
+        common::skip("peak RSS reports are rootcell's");
+        return;
+    }
+    for value in [None, Some("0")] {
+        let stderr = run_true(value);
+        assert!(!stderr.contains("rootcell-rss"), "{value:?}: {stderr}");
     }
 }

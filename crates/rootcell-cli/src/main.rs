@@ -32,6 +32,7 @@ fn main() {
             e.downcast_ref::<commands::Failure>().map_or(1, |f| f.code)
         }
     };
+    rootcell::phase::report_runtime_rss("runtime");
     std::process::exit(code);
 }
 

@@ -146,6 +146,7 @@ fn reexec(image: OwnedFd) -> Result<()> {
         })
         .collect();
     env.extend(cstring(format!("{REEXEC_MARKER}=1").as_bytes()));
+    crate::phase::report_runtime_rss("runtime before re-exec");
     let err = sys::execveat_fd(&image, &args, &env);
     Err(Error::Other(format!(
         "re-executing rootcell from a protected copy: {err}"

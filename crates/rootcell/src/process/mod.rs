@@ -265,6 +265,7 @@ fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> R
     match sys::fork().ctx(|| "fork of init")? {
         sys::Forked::Parent(pid) => {
             chan.send(&ToRuntime::InitPid { pid })?;
+            crate::phase::report_rss("stage 1");
             sys::exit_now(0)
         }
         sys::Forked::Child => init(cfg, chan, error_fd),

@@ -168,6 +168,7 @@ pub(crate) fn finish(
                 // Diagnostics only (`ROOTCELL_PHASES`): the last mark is
                 // taken before the filter, which may deny its syscalls.
                 crate::phase::mark("execve");
+                crate::phase::report_rss("before execve");
                 sealed = true;
                 load_seccomp(filter, handoff, chan)?
             }
@@ -181,6 +182,7 @@ pub(crate) fn finish(
                 };
                 if !sealed {
                     crate::phase::mark("execve");
+                    crate::phase::report_rss("before execve");
                 }
                 let err = exec.execve();
                 return Err(Error::spec(

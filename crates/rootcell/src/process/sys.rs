@@ -392,6 +392,23 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// `getrusage(RUSAGE_SELF)`'s `ru_maxrss`: the peak resident set of this
+/// process in KiB. For a process forked without an `execve` since, the
+/// kernel takes it from its own memory map only (the same number as
+/// `VmHWM` in `/proc/self/status`): a fresh signal struct starts at 0, and
+/// an `execve` would carry the old image's peak into it. No file is read,
+/// so it works after the root switch and with no `/proc`. Diagnostics
+/// only (`ROOTCELL_RSS`).
+pub fn peak_rss_kib() -> io::Result<u64> {
+    // SAFETY: getrusage writes one `struct rusage`, which we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to that struct.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(usage.ru_maxrss).unwrap_or(0))
+}
+
 /// `keyctl(KEYCTL_JOIN_SESSION_KEYRING, name)`: gives the process a new
 /// session keyring, so the container does not share the caller's keys.
 pub fn join_session_keyring(name: &std::ffi::CStr) -> io::Result<()> {
