@@ -198,3 +198,53 @@ fn no_rss_reports_without_the_variable() {
         assert!(!stderr.contains("rootcell-rss"), "{value:?}: {stderr}");
     }
 }
+
+/// A `run` marks each phase of the OCI lifecycle from the runtime, in
+/// order, around init's own marks: what `bench/phases.sh` tables.
+#[test]
+fn a_run_marks_each_phase_of_the_lifecycle_in_order() {
+    if runtime_is_runc() {
+        common::skip("phase marks are rootcell's");
+        return;
+    }
+    let mut ctx = Ctx::new("phases-run");
+    ctx.env.push(("ROOTCELL_PHASES".into(), "1".into()));
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    let out = common::exec(
+        &mut ctx.run_cmd(&id, &b, &[]),
+        std::time::Duration::from_secs(60),
+    );
+    out.assert_ok("run true");
+    let marks = marks(&out.stderr);
+    let at = |name: &str| {
+        marks
+            .iter()
+            .rfind(|(_, _, n)| n == name)
+            .map(|m| m.1)
+            .unwrap_or_else(|| panic!("no {name:?} mark in {}", out.stderr))
+    };
+    let order = [
+        "runtime: host facts",
+        "runtime: cgroups made",
+        "runtime: planned, state saved",
+        "runtime: stage 1 forked",
+        "runtime: init pid, sources identified, state saved",
+        "init: root switched",
+        "runtime: init ready",
+        "execve",
+        "runtime: container exited",
+        "runtime: processes gone",
+        "runtime: cgroups removed",
+        "runtime: state removed",
+    ];
+    for pair in order.windows(2) {
+        assert!(
+            at(pair[0]) <= at(pair[1]),
+            "{:?} after {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    ctx.assert_clean();
+}

@@ -152,6 +152,7 @@ impl Runtime {
         Option<crate::plan::seccomp::SeccompListener>,
     )> {
         let (mut host, mut cg) = host::host_facts(bundle, id, self.rootless)?;
+        crate::phase::mark("runtime: host facts");
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
         // Saved before the cgroups exist: a runtime killed from here on
@@ -165,6 +166,7 @@ impl Runtime {
             crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
         let best_effort = self.rootless || chroot;
         let skipped = cgroup::create(&mut cg, best_effort)?;
+        crate::phase::mark("runtime: cgroups made");
         if chroot && !skipped.is_empty() {
             eprintln!(
                 "rootcell: {}",
@@ -194,6 +196,7 @@ impl Runtime {
             st.view = Some(ViewPlan::from_plan(&plan));
         }
         dir.save(&st)?;
+        crate::phase::mark("runtime: planned, state saved");
         // Logged only, as runc does (the default spec's ambient set alone
         // gives three).
         for w in &plan.process.warnings {
@@ -288,6 +291,7 @@ impl Runtime {
         };
         tracing::debug!("container {id}: plan ready, forking");
         let stage1 = process::spawn(cfg, container_side)?;
+        crate::phase::mark("runtime: stage 1 forked");
         undo.pids.push(stage1);
 
         loop {
@@ -331,6 +335,7 @@ impl Runtime {
                         }
                     }
                     dir.save(&st)?;
+                    crate::phase::mark("runtime: init pid, sources identified, state saved");
                 }
                 Some(ToRuntime::RunCreateHooks) => {
                     let json = st.oci_json(Status::Creating).to_string();
@@ -358,6 +363,7 @@ impl Runtime {
                     continue_or_abort(&runtime_side, sent)?;
                 }
                 Some(ToRuntime::Ready) => {
+                    crate::phase::mark("runtime: init ready");
                     // Init waits now, so it has a start time; without one
                     // in the state, every later command would take the
                     // container for stopped.

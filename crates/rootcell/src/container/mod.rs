@@ -185,12 +185,14 @@ impl Runtime {
         let Some(forwarding) = forwarding else {
             return Ok(0);
         };
+        crate::phase::mark("runtime: released");
         let Created { dir, state, .. } = created;
         drop(dir); // others may `kill` or `state` us while we wait
         let code = match relay {
             Some(mut relay) => relay.run(&forwarding, state.pid),
             None => forwarding.wait_for(state.pid),
         };
+        crate::phase::mark("runtime: container exited");
         if !keep {
             let dir = ContainerDir::open(&self.root, id, true)?;
             let st = dir.load()?;
@@ -364,13 +366,17 @@ impl Runtime {
         wait::until_gone(st.pid, Some(st.pid_start_time));
         // Without a pid namespace, init's death leaves the rest running.
         wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
+        crate::phase::mark("runtime: processes gone");
         cgroup::remove(&st.cgroup_dirs)?;
+        crate::phase::mark("runtime: cgroups removed");
         // Each one runs; a failure is a warning (runtime spec).
         if let Some(h) = &st.hooks {
             let json = st.oci_json(Status::Stopped).to_string();
             warn_all(hooks::run_all(HookKind::Poststop, h, &json));
         }
-        dir.remove()
+        let removed = dir.remove();
+        crate::phase::mark("runtime: state removed");
+        removed
     }
 }
 
