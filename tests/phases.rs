@@ -225,6 +225,7 @@ fn a_run_marks_each_phase_of_the_lifecycle_in_order() {
             .unwrap_or_else(|| panic!("no {name:?} mark in {}", out.stderr))
     };
     let order = [
+        "runtime: config loaded and validated",
         "runtime: host facts",
         "runtime: cgroups made",
         "runtime: planned, state saved",

@@ -34,6 +34,7 @@ impl Runtime {
     ) -> Result<Created> {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
+        crate::phase::mark("runtime: config loaded and validated");
         let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
         // `auto` with `--console-socket`: one connection for both attempts
         // (a listener such as containerd's accepts one); each attempt's
