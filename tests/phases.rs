@@ -127,8 +127,10 @@ fn rss_reports(stderr: &str) -> Vec<(String, u64, String)> {
         .collect()
 }
 
-fn run_true(rss: Option<&str>) -> String {
-    let mut ctx = Ctx::new("rss");
+/// `name` tells the tests apart: a container's id (and so its cgroup)
+/// is made from it and the test process's pid, and tests run at once.
+fn run_true(name: &str, rss: Option<&str>) -> String {
+    let mut ctx = Ctx::new(name);
     if let Some(value) = rss {
         ctx.env.push(("ROOTCELL_RSS".into(), value.into()));
     }
@@ -149,7 +151,7 @@ fn rss_reports_come_from_each_process_of_a_run() {
         common::skip("peak RSS reports are rootcell's");
         return;
     }
-    let stderr = run_true(Some("1"));
+    let stderr = run_true("rss", Some("1"));
     let reports = rss_reports(&stderr);
     let find = |who: &str| {
         reports
@@ -194,7 +196,7 @@ fn no_rss_reports_without_the_variable() {
         return;
     }
     for value in [None, Some("0")] {
-        let stderr = run_true(value);
+        let stderr = run_true("rss-off", value);
         assert!(!stderr.contains("rootcell-rss"), "{value:?}: {stderr}");
     }
 }
