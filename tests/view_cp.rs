@@ -12,10 +12,9 @@ use common::cp::*;
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 const FILE: &str = "container file bytes\n";
 const MTIME: i64 = 1_000_000_000;
@@ -390,20 +389,7 @@ fn cp_archive_ownership_in_a_user_namespace() {
     let c = |p: &str| format!("{id}:{p}");
     // Out: the stream carries container ids; without -a the caller owns
     // the copy, with -a it keeps the container's ids.
-    let tar = ctx
-        .cmd()
-        .args(["cp", &c("/srcdir/f"), "-"])
-        .output()
-        .unwrap();
-    assert!(tar.status.success(), "{tar:?}");
-    let mut t = Command::new("tar")
-        .args(["--numeric-owner", "-tvf", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-    let listing = String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned();
+    let listing = tar_listing(&cp_out_stream(&ctx, &c("/srcdir/f")));
     assert!(listing.contains(" 7/8 "), "{listing}");
     let plain = f.out.join("plain");
     cp(&ctx, &c("/srcdir/f"), s(&plain)).assert_ok("cp out");

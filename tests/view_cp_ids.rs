@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::cp::{cp_out_stream, tar_listing};
 use common::*;
 use serde_json::json;
 use std::fs;
@@ -123,13 +124,6 @@ fn cp_stdin(ctx: &Ctx, args: &[&str], input: &[u8]) -> Out {
     exec_input(&mut c, Some(input), Duration::from_secs(60))
 }
 
-/// `rootcell cp ARGS` with the tar stream on stdout.
-fn cp_out_stream(ctx: &Ctx, src: &str) -> Vec<u8> {
-    let out = ctx.cmd().args(["cp", src, "-"]).output().unwrap();
-    assert!(out.status.success(), "cp {src} -: {out:?}");
-    out.stdout
-}
-
 /// Extracts a tar stream with GNU tar, xattrs included.
 fn gnu_extract(tar: &[u8], dir: &Path) {
     fs::create_dir_all(dir).unwrap();
@@ -143,18 +137,6 @@ fn gnu_extract(tar: &[u8], dir: &Path) {
     child.stdin.take().unwrap().write_all(tar).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "tar -x: {out:?}");
-}
-
-/// `tar --numeric-owner -tvf -` of a stream.
-fn listing(tar: &[u8]) -> String {
-    let mut t = Command::new("tar")
-        .args(["--numeric-owner", "-tvf", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.stdin.take().unwrap().write_all(tar).unwrap();
-    String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned()
 }
 
 /// A stopped busybox container (its rootfs is kept) with `setup` applied
@@ -411,7 +393,7 @@ fn archive_ids_of_a_container_that_joins_a_user_namespace() {
     };
     // Running: the mapping of its init's namespace. The stream carries
     // container ids; -a keeps them.
-    let list = listing(&cp_out_stream(&ctx, &c("/f")));
+    let list = tar_listing(&cp_out_stream(&ctx, &c("/f")));
     assert!(list.contains(" 7/8 "), "{list}");
     ctx.rt(&["cp", "-a", &c("/f"), s(&out.join("kept"))])
         .assert_ok("cp -a out");

@@ -7,13 +7,12 @@
 
 mod common;
 
+use common::cp::{cp_out_stream, tar_listing};
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -178,20 +177,7 @@ fn an_idmapped_volume_is_seen_as_the_container_sees_it() {
         .assert_ok("cp -a out of the idmapped volume");
     assert_eq!(owner(&kept), (1000, 1000));
     // The stream carries the container's ids.
-    let tar = ctx
-        .cmd()
-        .args(["cp", &format!("{id}:/vol/f"), "-"])
-        .output()
-        .unwrap();
-    assert!(tar.status.success(), "{tar:?}");
-    let mut t = Command::new("tar")
-        .args(["--numeric-owner", "-tvf", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.stdin.take().unwrap().write_all(&tar.stdout).unwrap();
-    let listing = String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned();
+    let listing = tar_listing(&cp_out_stream(&ctx, &format!("{id}:/vol/f")));
     assert!(listing.contains(" 1000/1000 "), "{listing}");
 
     let h = ctx.dir.join("h");

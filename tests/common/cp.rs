@@ -107,3 +107,23 @@ pub fn names(dir: &Path) -> BTreeSet<String> {
         })
         .unwrap_or_default()
 }
+
+/// `rootcell cp SRC -`: the tar stream on stdout (the copy must succeed).
+pub fn cp_out_stream(ctx: &Ctx, src: &str) -> Vec<u8> {
+    let out = ctx.cmd().args(["cp", src, "-"]).output().unwrap();
+    assert!(out.status.success(), "cp {src} -: {out:?}");
+    out.stdout
+}
+
+/// GNU tar's verbose listing of a stream, owners as numbers
+/// (`… 7/8 …`).
+pub fn tar_listing(tar: &[u8]) -> String {
+    let mut t = Command::new("tar")
+        .args(["--numeric-owner", "-tvf", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    t.stdin.take().unwrap().write_all(tar).unwrap();
+    String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned()
+}
