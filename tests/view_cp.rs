@@ -48,15 +48,7 @@ fn fixture(ctx: &Ctx) -> Fixture {
         .status()
         .unwrap();
     assert!(fifo.success());
-    fs::create_dir_all(root.join("data")).unwrap();
-    fs::create_dir_all(root.join("rw")).unwrap();
-    let ro_vol = ctx.dir.join("ro-vol");
-    let rw_vol = ctx.dir.join("rw-vol");
-    fs::create_dir_all(&ro_vol).unwrap();
-    fs::create_dir_all(&rw_vol).unwrap();
-    write_file(&ro_vol.join("vol.txt"), "ro\n");
-    b.bind_mount(&ro_vol, "/data", true);
-    b.bind_mount(&rw_vol, "/rw", false);
+    let (ro_vol, rw_vol) = with_volumes(ctx, &mut b);
     b.args(&["sleep", "600"]);
     b.save();
     let out = ctx.dir.join("out");

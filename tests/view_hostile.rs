@@ -41,15 +41,7 @@ fn fixture(ctx: &Ctx) -> Fixture {
     let mut b = ctx.bundle();
     let root = b.rootfs();
     fs::create_dir_all(root.join("dst")).unwrap();
-    fs::create_dir_all(root.join("data")).unwrap();
-    fs::create_dir_all(root.join("rw")).unwrap();
-    let ro_vol = ctx.dir.join("ro-vol");
-    let rw_vol = ctx.dir.join("rw-vol");
-    fs::create_dir_all(&ro_vol).unwrap();
-    fs::create_dir_all(&rw_vol).unwrap();
-    write_file(&ro_vol.join("vol.txt"), "ro\n");
-    b.bind_mount(&ro_vol, "/data", true);
-    b.bind_mount(&rw_vol, "/rw", false);
+    let (ro_vol, rw_vol) = with_volumes(ctx, &mut b);
     b.args(&["sleep", "600"]);
     b.save();
     let host_dir = ctx.dir.join("hostside");

@@ -2,11 +2,12 @@
 //! hand-made tar entries (no checks on names, types or sizes), `tar -t`
 //! listings, `cp` with a stream on stdin, mtimes.
 
-use super::{exec_input, Ctx, Out};
+use super::{exec_input, write_file, Bundle, Ctx, Out};
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// Sets the mtime of `path` (not following a symlink) to `secs`.
@@ -126,4 +127,21 @@ pub fn tar_listing(tar: &[u8]) -> String {
         .unwrap();
     t.stdin.take().unwrap().write_all(tar).unwrap();
     String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned()
+}
+
+/// The two volumes the cp tests copy through: `ro-vol` (holding
+/// `vol.txt`) bound read-only on `/data` and `rw-vol` read-write on `/rw`.
+/// Returns their host directories (ro, rw).
+pub fn with_volumes(ctx: &Ctx, b: &mut Bundle) -> (PathBuf, PathBuf) {
+    let root = b.rootfs();
+    fs::create_dir_all(root.join("data")).unwrap();
+    fs::create_dir_all(root.join("rw")).unwrap();
+    let ro_vol = ctx.dir.join("ro-vol");
+    let rw_vol = ctx.dir.join("rw-vol");
+    fs::create_dir_all(&ro_vol).unwrap();
+    fs::create_dir_all(&rw_vol).unwrap();
+    write_file(&ro_vol.join("vol.txt"), "ro\n");
+    b.bind_mount(&ro_vol, "/data", true);
+    b.bind_mount(&rw_vol, "/rw", false);
+    (ro_vol, rw_vol)
 }
