@@ -71,10 +71,8 @@ fn mapping(uids: &[IdMapping], gids: &[IdMapping]) -> (Vec<IdMapping>, Vec<IdMap
 
 /// Whether this process's user namespace maps ids exactly as the
 /// container's does: then the ids a view shows are the container's own
-/// (no mapping to apply), as after `enter_for`.
+/// (no mapping to apply), as after `enter_for`. In the initial user
+/// namespace the maps are `0 0 4294967295`, never a container's.
 pub fn sees_container_ids(uids: &[IdMapping], gids: &[IdMapping]) -> bool {
-    if uids.is_empty() || !ids::in_user_namespace() {
-        return false;
-    }
-    matches!(ids::maps_of_self(), Ok((u, g)) if u == uids && g == gids)
+    !uids.is_empty() && matches!(ids::maps_of_self(), Ok((u, g)) if u == uids && g == gids)
 }
