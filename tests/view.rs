@@ -256,6 +256,7 @@ fn library_views_mount_volumes_and_leave_nothing() {
     let runtime = rootcell::container::Runtime {
         root: ctx.state_dir(),
         rootless: false,
+        binary: None,
     };
     let mounts = host_mount_points();
     let threads = view_threads();

@@ -947,6 +947,7 @@ fn errors_leave_nothing_behind() {
     let runtime = rootcell::container::Runtime {
         root: ctx.state_dir(),
         rootless: false,
+        binary: None,
     };
     let before = threads();
     let dst = s(&f.out.join("lib")).to_string();

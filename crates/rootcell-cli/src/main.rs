@@ -18,14 +18,20 @@ fn main() {
     logging::init(&args.global);
     // Before anything of a container exists: commands that start processes
     // in a container run from an image the container cannot overwrite
-    // (CVE-2019-5736). This may re-execute rootcell.
-    if args.command.enters_container() {
-        if let Err(e) = rootcell::exe::ensure_protected() {
-            fail(&e);
-            std::process::exit(1);
+    // (CVE-2019-5736). This may re-execute rootcell; an immutable binary is
+    // kept or not per container (`plan::binary`).
+    let binary = if args.command.enters_container() {
+        match rootcell::exe::ensure_protected() {
+            Ok(found) => Some(found),
+            Err(e) => {
+                fail(&e);
+                std::process::exit(1);
+            }
         }
-    }
-    let code = match commands::dispatch(args) {
+    } else {
+        None
+    };
+    let code = match commands::dispatch(args, binary) {
         Ok(code) => code,
         Err(e) => {
             fail(&e);

@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = Runtime {
         root: PathBuf::from(root),
         rootless: !rustix::process::geteuid().is_root(),
+        // A view starts no container process: no binary to protect.
+        binary: None,
     };
     // Still single-threaded: a rootless caller joins a user namespace.
     view::userns::enter_for(&runtime, id)?;

@@ -8,39 +8,32 @@
 //! no runtime process runs it any more.
 //!
 //! So before a command that starts processes in a container, rootcell makes
-//! sure it runs from an image the container cannot change, and otherwise
-//! re-executes itself from one:
-//! - a read-only bind of its own binary, detached (`open_tree` +
-//!   `MOUNT_ATTR_RDONLY`): no copy, one extra `execve`; it needs
-//!   `CAP_SYS_ADMIN` in the initial user namespace;
-//! - else (rootless) a sealed `memfd` copy (write, grow and shrink sealed),
-//!   as runc does.
-//!
-//! A binary already on a read-only mount, or a sealed memfd, is used as is.
+//! sure it runs from an image the container cannot change:
+//! - a binary on a read-only mount, or a sealed memfd, is used as is;
+//! - an immutable binary (`chattr +i`, as `scripts/setup` installs it) is
+//!   used as is for containers none of whose processes can clear the flag;
+//!   the plan decides (`plan::binary`), and `reexec_protected` runs otherwise;
+//! - anything else re-executes itself at once, before the config is read,
+//!   from a read-only bind of its own binary, detached (`open_tree` +
+//!   `MOUNT_ATTR_RDONLY`: no copy, one extra `execve`; it needs
+//!   `CAP_SYS_ADMIN` in the initial user namespace), else (rootless) from a
+//!   sealed `memfd` copy (write, grow and shrink sealed), as runc does.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 
-use rustix::fs::{MemfdFlags, SealFlags, StatVfsMountFlags};
+use rustix::fs::{IFlags, MemfdFlags, SealFlags, StatVfsMountFlags};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fs::mount::{clone_fd, set_attrs};
+pub use crate::plan::binary::Protection;
 use crate::plan::options::{attr, AttrChange};
 use crate::process::sys;
 
 /// Set in the environment of the re-executed runtime: a second re-exec
 /// would mean the protection did not take, and must not loop.
 const REEXEC_MARKER: &str = "_ROOTCELL_EXE_PROTECTED";
-
-/// How the running binary is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protection {
-    /// The binary is on a read-only mount.
-    ReadOnlyMount,
-    /// The binary is a memfd sealed against writes.
-    SealedMemfd,
-}
 
 /// The protection of the binary this process runs, if any.
 pub fn current_protection() -> Result<Option<Protection>> {
@@ -68,21 +61,41 @@ fn protection_of(exe: impl AsFd) -> Result<Option<Protection>> {
     }
     // Only memfds have seals; anything else answers EINVAL.
     let needed = SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL;
-    match rustix::fs::fcntl_get_seals(exe) {
-        Ok(seals) if seals.contains(needed) => Ok(Some(Protection::SealedMemfd)),
+    if let Ok(seals) = rustix::fs::fcntl_get_seals(exe) {
+        return Ok(seals.contains(needed).then_some(Protection::SealedMemfd));
+    }
+    // Filesystems without inode flags answer ENOTTY or EOPNOTSUPP: not
+    // immutable.
+    match rustix::fs::ioctl_getflags(exe) {
+        Ok(flags) if flags.contains(IFlags::IMMUTABLE) => Ok(Some(Protection::Immutable)),
         _ => Ok(None),
     }
 }
 
-/// Makes sure this process runs from a protected image: returns if it does,
-/// otherwise re-executes itself (same arguments and environment) from one
-/// and does not return.
-pub fn ensure_protected() -> Result<()> {
+/// Makes sure this process runs from a protected image: returns what
+/// protects it if something does, otherwise re-executes itself (same
+/// arguments and environment) from a read-only image and does not return.
+/// An immutable binary is returned as such: whether it suffices depends on
+/// the container (`plan::binary`), and `reexec_protected` does the rest.
+pub fn ensure_protected() -> Result<Protection> {
     let exe = own_binary()?;
-    if protection_of(&exe)?.is_some() {
+    if let Some(found) = protection_of(&exe)? {
         std::env::remove_var(REEXEC_MARKER);
-        return Ok(());
+        return Ok(found);
     }
+    reexec_from(exe)
+}
+
+/// Re-executes this process (same arguments and environment) from a
+/// read-only image of its binary; does not return. For a plan that does
+/// not keep an immutable binary (`plan::binary::BinaryPlan::Reexec`); it
+/// runs before anything of the container exists.
+pub fn reexec_protected() -> Result<()> {
+    tracing::debug!("re-executing from a read-only image of the binary (the plan says so)");
+    reexec_from(own_binary()?).map(drop)
+}
+
+fn reexec_from(exe: OwnedFd) -> Result<Protection> {
     if std::env::var_os(REEXEC_MARKER).is_some() {
         return Err(Error::Other(
             "re-executed from a protected copy of rootcell, but /proc/self/exe is still writable"
@@ -96,7 +109,7 @@ pub fn ensure_protected() -> Result<()> {
         Err(e) => return Err(e).ctx(|| "read-only bind of the rootcell binary"),
     };
     drop(exe);
-    reexec(image)
+    Err(reexec(image))
 }
 
 /// A detached, read-only bind mount of the file `exe` (an `O_PATH`-like fd
@@ -131,7 +144,8 @@ fn sealed_copy(exe: &OwnedFd) -> Result<OwnedFd> {
     Ok(memfd)
 }
 
-fn reexec(image: OwnedFd) -> Result<()> {
+/// Executes `image` in place of this process; returns only the error.
+fn reexec(image: OwnedFd) -> Error {
     let cstring = |bytes: &[u8]| CString::new(bytes).ok();
     let args: Vec<CString> = std::env::args_os()
         .filter_map(|a| cstring(a.as_bytes()))
@@ -148,9 +162,9 @@ fn reexec(image: OwnedFd) -> Result<()> {
     env.extend(cstring(format!("{REEXEC_MARKER}=1").as_bytes()));
     crate::phase::report_runtime_rss("runtime before re-exec");
     let err = sys::execveat_fd(&image, &args, &env);
-    Err(Error::Other(format!(
+    Error::Other(format!(
         "re-executing rootcell from a protected copy: {err}"
-    )))
+    ))
 }
 
 #[cfg(test)]

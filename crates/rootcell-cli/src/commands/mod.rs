@@ -16,7 +16,9 @@ use rootcell::container::{parse_signal, CreateOptions, Runtime};
 
 use crate::cli::{Cli, Command, CreateArgs};
 
-pub fn dispatch(cli: Cli) -> Result<i32> {
+/// `binary`: what protects the running binary, for commands that start a
+/// container process (`exe::ensure_protected`).
+pub fn dispatch(cli: Cli, binary: Option<rootcell::exe::Protection>) -> Result<i32> {
     tracing::debug!("command: {:?}", cli.command);
     let global = &cli.global;
     // Other commands work on (cgroupfs) containers whatever the flag says:
@@ -36,6 +38,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
     let runtime = Runtime {
         root: global.root.clone().unwrap_or_else(Runtime::default_root),
         rootless,
+        binary,
     };
     match cli.command {
         Command::Spec { bundle, rootless } => spec(&bundle, rootless).map(|()| 0),

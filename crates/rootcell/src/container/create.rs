@@ -35,6 +35,10 @@ impl Runtime {
         state::validate_id(id)?;
         let bundle = Bundle::load(&opts.bundle)?;
         crate::phase::mark("runtime: config loaded and validated");
+        // Before anything of the container exists (CVE-2019-5736).
+        if self.binary_plan(&bundle) == Some(plan::binary::BinaryPlan::Reexec) {
+            crate::exe::reexec_protected()?;
+        }
         let isolation = crate::plan::isolation::resolve(&bundle.spec, opts.isolation)?;
         // `auto` with `--console-socket`: one connection for both attempts
         // (a listener such as containerd's accepts one); each attempt's
@@ -137,6 +141,13 @@ impl Runtime {
         }
     }
 
+    /// How this runtime keeps its binary out of the container's reach
+    /// (None: a library caller's binary, not decided here).
+    fn binary_plan(&self, bundle: &Bundle) -> Option<plan::binary::BinaryPlan> {
+        self.binary
+            .map(|found| plan::binary::BinaryPlan::for_container(&bundle.spec, Some(found)))
+    }
+
     /// Everything of `create` after the state directory exists. What it
     /// starts or creates is recorded in `undo` so a failure leaves nothing.
     fn setup(
@@ -185,6 +196,7 @@ impl Runtime {
                 listen_fds: opts.listen_fds,
                 run: !launch.fifo_gate,
                 isolation: opts.isolation,
+                binary: self.binary_plan(bundle),
             },
         )?;
         // The mode the container runs in (`auto` has been resolved by

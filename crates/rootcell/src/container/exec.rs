@@ -115,6 +115,17 @@ impl Runtime {
             _ => e,
         };
         let namespaces = namespaces_to_join(st.pid).map_err(exiting)?;
+        // Before the process exists (CVE-2019-5736): an immutable binary is
+        // kept only where no process of the container can clear the flag.
+        if let Some(found) = self.binary {
+            let joins_userns = namespaces & libc::CLONE_NEWUSER != 0;
+            if plan::binary::BinaryPlan::for_exec(found, joins_userns)
+                == plan::binary::BinaryPlan::Reexec
+            {
+                // Our fds, the lock's too, are close-on-exec.
+                crate::exe::reexec_protected()?;
+            }
+        }
         let root = procfs::open_link(
             ProcfsBase::ProcPid(st.pid as u32),
             "root",

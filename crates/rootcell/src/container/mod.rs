@@ -37,6 +37,11 @@ pub struct Runtime {
     pub root: PathBuf,
     /// Running without root on the host: cgroups are best effort.
     pub rootless: bool,
+    /// What protects the binary this process runs from, as
+    /// `exe::ensure_protected` found it at start; `create` and `exec` decide
+    /// from it whether to re-execute first (`plan::binary`). None: not
+    /// checked (a library caller, whose binary is its own business).
+    pub binary: Option<crate::plan::binary::Protection>,
 }
 
 /// Flags of `create` and `run`.
@@ -250,12 +255,18 @@ impl Runtime {
     ) -> Result<Plan> {
         let bundle = Bundle::load(bundle)?;
         let (host, _) = host::host_facts(&bundle, "<id>", self.rootless)?;
+        // What `create` would decide with this binary.
+        let binary = crate::exe::current_protection()?;
         plan::build(
             &bundle,
             &host,
             PlanOptions {
                 no_pivot,
                 isolation,
+                binary: Some(plan::binary::BinaryPlan::for_container(
+                    &bundle.spec,
+                    binary,
+                )),
                 ..PlanOptions::default()
             },
         )

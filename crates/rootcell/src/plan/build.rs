@@ -22,6 +22,10 @@ pub struct PlanOptions {
     pub run: bool,
     /// `--isolation`: overrides the config's `org.rootcell.isolation`.
     pub isolation: Option<Isolation>,
+    /// How the runtime's binary is kept out of the container's reach, as
+    /// decided before the config's effects began (None: not decided, a
+    /// library caller's own binary).
+    pub binary: Option<super::binary::BinaryPlan>,
 }
 
 pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Plan> {
@@ -115,6 +119,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         .transpose()?;
     let mut plan = Plan {
         isolation,
+        runtime_binary: opts.binary,
         resources,
         memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),

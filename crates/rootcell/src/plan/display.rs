@@ -17,6 +17,9 @@ impl fmt::Display for Plan {
                 "isolation auto: planned as oci; create retries with chroot isolation if the kernel refuses a fresh proc or sysfs, pivot_root or the id mapping"
             )?,
         }
+        if let Some(b) = self.runtime_binary {
+            writeln!(f, "{b}")?;
+        }
         if self.rootfs.lock_mounts {
             writeln!(
                 f,
@@ -511,4 +514,26 @@ fn fmt_resources(f: &mut fmt::Formatter<'_>, res: &super::CgroupResources) -> fm
         writeln!(f, "├─ warning: {warning}")?;
     }
     Ok(())
+}
+
+impl fmt::Display for binary::BinaryPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use binary::{BinaryPlan, Protection};
+        match self {
+            BinaryPlan::Keep(Protection::ReadOnlyMount) => {
+                write!(f, "runtime binary: on a read-only mount, run as is")
+            }
+            BinaryPlan::Keep(Protection::SealedMemfd) => {
+                write!(f, "runtime binary: a sealed memfd, run as is")
+            }
+            BinaryPlan::Keep(Protection::Immutable) => write!(
+                f,
+                "runtime binary: immutable, run as is (no process of the container can hold CAP_LINUX_IMMUTABLE in the initial user namespace)"
+            ),
+            BinaryPlan::Reexec => write!(
+                f,
+                "runtime binary: re-executed from a read-only image first (writable, or immutable while a process of the container may hold CAP_LINUX_IMMUTABLE)"
+            ),
+        }
+    }
 }

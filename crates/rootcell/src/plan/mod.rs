@@ -3,6 +3,7 @@
 //! the executor (`rootfs`, `process`) walks the plan, and `rootcell plan`
 //! prints it.
 
+pub mod binary;
 pub mod build;
 mod display;
 pub mod isolation;
@@ -34,6 +35,10 @@ pub struct Plan {
     /// How the container is isolated: `--isolation` or the annotation
     /// `org.rootcell.isolation` (see `isolation`).
     pub isolation: Isolation,
+    /// How the runtime keeps its binary out of the container's reach
+    /// (CVE-2019-5736; `binary`). None: not decided (a library caller).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime_binary: Option<binary::BinaryPlan>,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
     pub domainname: Option<String>,

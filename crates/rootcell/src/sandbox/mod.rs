@@ -209,6 +209,10 @@ pub fn build_plan(
     Ok(SandboxPlan {
         plan: Plan {
             isolation: crate::plan::Isolation::Oci,
+            // Not decided for a sandbox: `rootcell sandbox` does not take
+            // the CVE-2019-5736 path (its processes always run in a user
+            // namespace of their own).
+            runtime_binary: None,
             namespaces: Namespaces {
                 create,
                 join: Vec::new(),
