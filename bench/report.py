@@ -16,6 +16,12 @@ Subcommands:
   parallel ROWS BATCH_JSON META            print the parallel load section
   rss ROWS META TIME HWM SELF BINDIR       print the memory and binary size section
   poll-hwm COMMAND                         run COMMAND (split like a shell), print the runtime's last VmHWM (KiB)
+  phases LOG [--group] [--markdown]        per-phase table of a ROOTCELL_PHASES=1 log ("run N" lines
+                                           between runs); --group sums each block of `step:` marks
+  steps ROWS HYPERFINE_JSON META           print the lifecycle steps (create, start, delete) section
+  cgroup-dirs PID LEAF                     the cgroup directories made for process PID (those it
+                                           does not share with this process), each with its last
+                                           component replaced by LEAF, one per line
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -121,7 +127,18 @@ def attach_results(rows, hyperfine_json):
     return rows
 
 
+# How the cgroup2 ns row sets are run (lib.sh cgroup2_ns_start), for the
+# sections' text.
+CGROUP2_NS_TEXT = (
+    "held by a process started as `unshare -m --propagation private sh -c "
+    "'mount -t cgroup2 none /sys/fs/cgroup && exec sleep infinity'` and entered by each run with "
+    "`nsenter --mount=/proc/$HOLDER/ns/mnt <runtime> …` (a `setns` and an `execve`)"
+)
+
+
 def shorten(command, meta):
+    if meta.get("cgroup2 ns"):
+        command = command.replace(meta["cgroup2 ns"], "/proc/$HOLDER/ns/mnt")
     for prefix, name in ((meta.get("tmp", ""), "$TMP"), (meta.get("repo", ""), ".")):
         if prefix:
             command = command.replace(prefix + "/", name + "/")
@@ -155,6 +172,28 @@ def ratio(row, ref):
     return f"{row['result']['mean'] / ref['result']['mean']:.2f}×"
 
 
+def net_of_wrapper(row, wrapper):
+    """The "net of wrapper (ms)" cell: a cgroup2 ns row's mean minus the
+    wrapper row's mean (what the runtime itself costs in that set)."""
+    if row["group"] != "cgroup2" or row["result"] is None or wrapper is None or wrapper["result"] is None:
+        return "–"
+    return f"{ms(row['result']['mean'] - wrapper['result']['mean']):.2f}"
+
+
+def net_ratio_line(rows, wrapper, label_of):
+    """One sentence with the net-of-wrapper ratios of the cgroup2 set to
+    crun's (the issue's goal: rootcell at most 0.5× crun there)."""
+    if wrapper is None or wrapper["result"] is None:
+        return None
+    w = wrapper["result"]["mean"]
+    net = {r["runtime"]: r["result"]["mean"] - w for r in rows if r["group"] == "cgroup2" and r["result"] is not None}
+    crun = net.get("crun")
+    if not crun or crun <= 0:
+        return None
+    parts = [f"{label_of(rt)} {ms(v):.2f} ms = {v / crun:.2f}× crun" for rt, v in net.items()]
+    return "Net of the wrapper (mean − the wrapper row's mean), cgroup2 ns set: " + "; ".join(parts) + "."
+
+
 def lifecycle(rows_path, hf_path, meta_path):
     rows = attach_results(read_rows(rows_path), hf_path)
     meta = read_meta(meta_path)
@@ -163,31 +202,36 @@ def lifecycle(rows_path, hf_path, meta_path):
         g = "host" if group == "reference" else group
         return next((r for r in rows if r["runtime"] == runtime and r["group"] == g), None)
 
+    wrapper = next((r for r in rows if r["runtime"] == "wrapper"), None)
     out = ["## Lifecycle (`run` of /bin/true)", ""]
     out.append(
         "Wall time of one complete container lifecycle (create, start, wait, delete: "
         "`<runtime> --root $TMP/state run --bundle B bench`, a busybox bundle whose "
         "process is `/bin/true`, config from `runc spec`), timed by `bench/lifecycle.sh` "
         "with hyperfine (no shell). Ratios are mean / mean of rootcell and of runc "
-        "in the same row set (references compare with the host set); > 1 is slower."
+        "in the same row set (references compare with the host set); > 1 is slower. "
+        "*Net of wrapper* is a cgroup2 ns row's mean minus the wrapper row's mean."
     )
     out.append("")
-    out.append("| command | mean ± σ (ms) | vs rootcell | vs runc |")
-    out.append("| --- | ---: | ---: | ---: |")
+    out.append("| command | mean ± σ (ms) | vs rootcell | vs runc | net of wrapper (ms) |")
+    out.append("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         cell = time_cell(row)
         out.append(
             f"| {row['label']} | {cell} | {ratio(row, ref('rootcell', row['group']))} "
-            f"| {ratio(row, ref('runc', row['group']))} |"
+            f"| {ratio(row, ref('runc', row['group']))} | {net_of_wrapper(row, wrapper)} |"
         )
     out.append("")
+    line = net_ratio_line(rows, wrapper, lambda rt: rt)
+    if line:
+        out.extend([line, ""])
     out.append(
         "Row sets: *host* runs the runtime as is on this machine's cgroup layout, "
         f"{meta.get('cgroups', '?')}. crun 1.8 refuses a hybrid layout, so the "
-        "*cgroup2 ns* set runs every runtime inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "*cgroup2 ns* set runs every runtime in a mount namespace the script makes once, "
+        f"{CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount; "
-        "that set includes the cost of unshare, sh and the mount, the same for all three. "
+        "that set includes the cost of nsenter, the same for all three. "
         "The *read-only install* row runs the same rootcell binary from a read-only bind mount, "
         "as an installation on a read-only filesystem would: it then needs no re-exec to keep its "
         "binary out of a container's reach (CVE-2019-5736, docs/SECURITY.md); the plain rows pay that re-exec. "
@@ -196,10 +240,134 @@ def lifecycle(rows_path, hf_path, meta_path):
         "cgroup2 ns set pays on top of the runtime."
     )
     out.append("")
+    log = meta.get("phases log")
+    if log and os.path.exists(log):
+        rows_p, total, n = phase_table(log, group=True)
+        if rows_p:
+            failed = meta.get("phases failed", "0")
+            out.append("### Where `rootcell run` spends its time")
+            out.append("")
+            out.append(
+                f"The host row's command run {n} times more with `ROOTCELL_PHASES=1` (bench/README.md; "
+                "not timed by hyperfine): median and mean time from the previous mark to each mark, in the "
+                "order the marks come (marks of the runtime, stage 1, init and the container's process "
+                "interleave by time; where their order varies between runs, a mark's gap is measured from "
+                "whichever mark came before it). Each block of `step: …` marks of one process (the plan's "
+                "rootfs steps) is one line, the sum of its steps' gaps, named after the mark that ends it; "
+                "`bench/out/lifecycle-phases.txt` has every step. Not counted: the `execve` of rootcell "
+                "before its first mark and its exit after the last."
+                + (f" {failed} of the runs failed." if failed not in ("", "0") else "")
+            )
+            out.append("")
+            out.append("| phase (time since the previous mark) | median (ms) | mean (ms) |")
+            out.append("| --- | ---: | ---: |")
+            for name, med, mean, count in rows_p:
+                label = f"{name} ({count:g} steps)" if name.startswith("steps ") else f"`{name}`"
+                out.append(f"| {label} | {med:.3f} | {mean:.3f} |")
+            if total:
+                out.append(f"| **first to last mark** | {total[0]:.3f} | {total[1]:.3f} |")
+            out.append("")
     out.extend(meta_lines(meta, meta.get("runs", "?")))
     out.append("")
     out.extend(exact_commands([f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows]))
     print("\n".join(out))
+
+def parse_phases(log):
+    """The runs of a ROOTCELL_PHASES=1 log (bench/phases.sh, lifecycle.sh):
+    a list per run of (pid, seconds, name) marks, in the order written;
+    a line "run N" starts each run, other lines are ignored."""
+    runs, cur = [], None
+    with open(log) as f:
+        for line in f:
+            parts = line.split(maxsplit=3)
+            if not parts:
+                continue
+            if parts[0] == "run":
+                cur = []
+                runs.append(cur)
+                continue
+            if parts[0] != "rootcell-phase" or len(parts) < 4 or cur is None:
+                continue
+            cur.append((parts[1], float(parts[2]), parts[3].strip()))
+    return [r for r in runs if r]
+
+
+def phase_gaps(marks, group):
+    """(label, ms since the previous mark, count) per mark of one run. With
+    group, the `step: …` marks of one process between two of its other
+    marks are one entry, labelled after the mark that ends the block
+    (count: how many steps it sums)."""
+    out, open_blocks = [], {}
+    prev = None
+    for pid, t, name in marks:
+        gap = None if prev is None else (t - prev) * 1e3
+        prev = t
+        if gap is None:
+            continue
+        if group and name.startswith("step: "):
+            block = open_blocks.get(pid)
+            if block is None:
+                block = open_blocks[pid] = [None, 0.0, 0]
+                out.append(block)
+            block[1] += gap
+            block[2] += 1
+            continue
+        if group and pid in open_blocks:
+            open_blocks.pop(pid)[0] = f"steps before `{name}`"
+        out.append([name, gap, 1])
+    for block in open_blocks.values():
+        block[0] = "steps at the end"
+    return out
+
+
+def phase_table(log, group=False):
+    """Per label, in the order labels first come: median and mean ms since
+    the previous mark, and the median count of steps it sums; plus the
+    first-to-last-mark totals and the number of runs."""
+    import statistics
+
+    runs = parse_phases(log)
+    gaps, counts, order, totals = {}, {}, [], []
+    for marks in runs:
+        totals.append((marks[-1][1] - marks[0][1]) * 1e3)
+        for label, gap, n in phase_gaps(marks, group):
+            if label not in gaps:
+                order.append(label)
+            gaps.setdefault(label, []).append(gap)
+            counts.setdefault(label, []).append(n)
+    rows = [
+        (label, statistics.median(gaps[label]), statistics.mean(gaps[label]), statistics.median(counts[label]))
+        for label in order
+    ]
+    total = (statistics.median(totals), statistics.mean(totals)) if totals else None
+    return rows, total, len(runs)
+
+
+def phases(log, *flags):
+    """Prints the per-phase table of a log: text (bench/phases.sh) or, with
+    --markdown, a Markdown table."""
+    group, markdown = "--group" in flags, "--markdown" in flags
+    rows, total, n = phase_table(log, group)
+
+    def label(name, count):
+        if group and name.startswith("steps "):
+            return f"{name} ({count:g} steps)"
+        return name
+
+    if markdown:
+        print("| phase (time since the previous mark) | median (ms) | mean (ms) |")
+        print("| --- | ---: | ---: |")
+        for name, med, mean, count in rows:
+            print(f"| {label(name, count)} | {med:.3f} | {mean:.3f} |")
+        if total:
+            print(f"| **first to last mark** | {total[0]:.3f} | {total[1]:.3f} |")
+        return
+    print(f"{'phase (time since the previous mark)':44} {'median ms':>10} {'mean ms':>10}")
+    for name, med, mean, count in rows:
+        print(f"{label(name, count):44} {med:10.3f} {mean:10.3f}")
+    if total:
+        print(f"{'first to last mark':44} {total[0]:10.3f} {total[1]:10.3f}")
+    print(f"({n} runs)")
 
 
 def chroot(rows_path, hf_path, meta_path):
@@ -293,8 +461,8 @@ def mounts(rows_path, hf_path, meta_path):
             out.append(f"- {r['label']}: {r['status']}")
     out.append("")
     out.append(
-        "All runtimes run the same way: inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "All runtimes run the same way: in a mount namespace with a fresh cgroup2 on `/sys/fs/cgroup`, "
+        f"{CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount, because crun 1.8 "
         f"refuses this machine's {meta.get('cgroups', '?').split(' ')[0]} cgroup layout; that fixed overhead "
         "cancels out of the per-mount cost."
@@ -796,8 +964,8 @@ def parallel(rows_path, batch_json, meta_path):
         out.extend(notes)
     out.append("")
     out.append(
-        "Row sets: *cgroup2 ns* runs every runtime (rootcell, runc, crun alike) inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "Row sets: *cgroup2 ns* runs every runtime (rootcell, runc, crun alike) in a mount namespace with a "
+        f"fresh cgroup2 on `/sys/fs/cgroup`, {CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount (crun 1.8 refuses "
         f"this machine's layout, {meta.get('cgroups', '?')}); *host* runs rootcell and runc as they are, with "
         "the config as `runc spec` makes it. The *read-only install* row runs the same rootcell binary from a "
@@ -1096,6 +1264,12 @@ def main(argv):
         rss(*args)
     elif cmd == "poll-hwm":
         poll_hwm(*args)
+    elif cmd == "phases":
+        phases(*args)
+    elif cmd == "steps":
+        steps(*args)
+    elif cmd == "cgroup-dirs":
+        cgroup_dirs(*args)
     elif cmd == "section":
         section(*args)
     else:
