@@ -121,9 +121,13 @@ cgroup2_holder=""
 cgroup2_ns=""
 cgroup2_ns_start() {
     [[ -z "$cgroup2_ns" ]] || return 0
-    local i fs=""
-    unshare --mount --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec sleep infinity' \
-        </dev/null >/dev/null 2>&1 &
+    local i fs="" deathsig=()
+    # Killed with the script even if bench_cleanup never runs (SIGKILL).
+    if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
+        deathsig=(setpriv --pdeathsig KILL)
+    fi
+    unshare --mount --propagation private "${deathsig[@]}" \
+        sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec sleep infinity' </dev/null >/dev/null 2>&1 &
     cgroup2_holder=$!
     # Until the holder has unshared and mounted, its ns/mnt is the bench's.
     for ((i = 0; i < 500; i++)); do

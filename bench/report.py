@@ -370,6 +370,174 @@ def phases(log, *flags):
     print(f"({n} runs)")
 
 
+def cgroup_dirs(pid, leaf):
+    """The cgroup directories of process PID that this process does not
+    share (those made for it), as paths under this mount namespace's
+    cgroup mounts, with the last component replaced by LEAF."""
+    def memberships(path):
+        out = {}
+        with open(path) as f:
+            for line in f:
+                num, controllers, cg = line.rstrip("\n").split(":", 2)
+                out[(num, controllers)] = cg
+        return out
+
+    mine, theirs = memberships("/proc/self/cgroup"), memberships(f"/proc/{pid}/cgroup")
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.rstrip("\n").split(" - ", 1)
+            fields, rfields = left.split(), right.split()
+            fstype, opts = rfields[0], set(rfields[2].split(","))
+            if fstype in ("cgroup", "cgroup2"):
+                mounts.append((fstype, opts, fields[3], fields[4]))
+    for (num, controllers), cg in theirs.items():
+        if mine.get((num, controllers)) == cg or cg == "/":
+            continue
+        want = set(controllers.split(",")) if controllers else set()
+        # A later mount may hide an earlier one (the cgroup2 ns mounts
+        # cgroup2 over /sys/fs/cgroup): the last one whose parent exists.
+        for fstype, opts, root, point in reversed(mounts):
+            if num == "0" and not controllers:
+                ok = fstype == "cgroup2"
+            else:
+                ok = fstype == "cgroup" and want <= opts
+            if not ok:
+                continue
+            rel = cg if root == "/" else (cg[len(root):] if cg.startswith(root + "/") else None)
+            if rel is None:
+                continue
+            parent = os.path.dirname(point.rstrip("/") + rel)
+            if not os.path.isdir(parent):
+                continue
+            print(os.path.join(parent, leaf))
+            break
+
+
+def steps(rows_path, hf_path, meta_path):
+    """The lifecycle steps section: create, start, delete per runtime and
+    row set, with the rmdir and wrapper references."""
+    rows = attach_results(read_rows(rows_path), hf_path)
+    meta = read_meta(meta_path)
+    prepares = {}
+    if meta.get("prepare") and os.path.exists(meta["prepare"]):
+        for label, cmd in read_tsv(meta["prepare"]):
+            prepares[label] = cmd
+
+    def find(label):
+        return next((r for r in rows if r["label"] == label), None)
+
+    def mean(row):
+        return None if row is None or row["result"] is None else row["result"]["mean"]
+
+    wrapper = find("cgroup2 ns wrapper alone (exec /bin/true)")
+    rmdir = {"host": find("rmdir of the container's cgroup directories"),
+             "cgroup2": find("rmdir of the container's cgroup directories (cgroup2 ns)")}
+    sets = [("host", "", "host"), ("cgroup2", " (cgroup2 ns)", "cgroup2 ns")]
+    runtimes = ["rootcell", "runc", "crun"]
+
+    def cell(row):
+        return "–" if row is None else time_cell(row)
+
+    def rat(a, b):
+        return "–" if a is None or b is None or b <= 0 else f"{a / b:.2f}×"
+
+    out = ["## Lifecycle steps (create, start, delete)", ""]
+    out.append(
+        "Wall time of each OCI lifecycle step on its own, as podman and containerd call them: "
+        "`<runtime> --root $TMP/state-… create --bundle B <id>`, `start <id>` and `delete <id>` of a "
+        "busybox bundle whose process is `/bin/true` (config from `runc spec`), timed by `bench/steps.sh` "
+        "with hyperfine (no shell) in one invocation. Before each timed run a `--prepare` command (not "
+        "timed) brings the container to the state the step starts from: none (`create`), created "
+        "(`start`: its process then runs `/bin/true` and exits), stopped (`delete`: created, started, "
+        "then `state` polled until it says `stopped`). Ratios are mean / mean in the same row set and "
+        "step; > 1 is slower."
+    )
+    out.append("")
+    out.append("| step | row set | rootcell (ms) | runc (ms) | crun (ms) | rootcell / runc | rootcell / crun |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for step in ("create", "start", "delete"):
+        for group, suffix, name in sets:
+            found = {rt: find(f"{rt} {step}{suffix}") for rt in runtimes}
+            if not any(found.values()):
+                continue
+            m = {rt: mean(r) for rt, r in found.items()}
+            out.append(
+                f"| {step} | {name} | {cell(found['rootcell'])} | {cell(found['runc'])} | {cell(found['crun'])} "
+                f"| {rat(m['rootcell'], m['runc'])} | {rat(m['rootcell'], m['crun'])} |"
+            )
+            w = mean(wrapper)
+            if group == "cgroup2" and w is not None:
+                net = {rt: (v - w if v is not None else None) for rt, v in m.items()}
+
+                def nc(v):
+                    return "–" if v is None else f"{ms(v):.2f}"
+
+                out.append(
+                    f"| {step} | {name}, net of wrapper | {nc(net['rootcell'])} | {nc(net['runc'])} "
+                    f"| {nc(net['crun'])} | {rat(net['rootcell'], net['runc'])} | {rat(net['rootcell'], net['crun'])} |"
+                )
+    out.append("")
+    out.append("References (same hyperfine run):")
+    out.append("")
+    out.append("| reference | mean ± σ (ms) |")
+    out.append("| --- | ---: |")
+    for row in (rmdir["host"], rmdir["cgroup2"], wrapper):
+        if row is not None:
+            n = len(row["command"].split()) - 1 - (2 if row["command"].startswith("nsenter ") else 0)
+            extra = f" ({n} director{'y' if n == 1 else 'ies'})" if row["runtime"].startswith("rmdir") and row["result"] is not None else ""
+            out.append(f"| {row['label']}{extra} | {cell(row)} |")
+    out.append("")
+    lines = []
+    for group, suffix, name in sets:
+        ref = mean(rmdir[group])
+        if ref is None:
+            continue
+        parts = []
+        for rt in runtimes:
+            d = mean(find(f"{rt} delete{suffix}"))
+            if d is not None:
+                parts.append(f"{rt} {ms(d - ref):+.2f} ms")
+        if parts:
+            lines.append(f"{name}: " + ", ".join(parts))
+    if lines:
+        out.append(
+            "`delete` of a stopped container over the `rmdir` of its cgroup directories (mean − mean; "
+            "the goal is rootcell at most +1 ms): " + "; ".join(lines) + "."
+        )
+        out.append("")
+    out.append(
+        "The `rmdir` rows are one `rmdir` of the directories rootcell makes for a container in that row "
+        "set, found from a created container's `/proc/PID/cgroup` (each hierarchy where it is not in the "
+        "caller's cgroup: on this machine's hybrid layout one per v1 hierarchy plus the unified one; in "
+        "the cgroup2 ns set the one cgroup2 directory), under the same parents with a leaf of their own, "
+        "made by the prepare command: what any `delete` must do at least, plus one fork and exec. "
+        "Row sets as in the lifecycle section: *host* runs the runtime as is on this machine's cgroup "
+        f"layout, {meta.get('cgroups', '?')}; *cgroup2 ns* runs every runtime (and the cgroup2 `rmdir`) "
+        f"in a mount namespace with a fresh cgroup2 on `/sys/fs/cgroup`, {CGROUP2_NS_TEXT}, with a config "
+        "without `linux.resources` and without the `/sys/fs/cgroup` mount (crun 1.8 refuses the hybrid "
+        "layout); *net of wrapper* is a row's mean minus the wrapper row's."
+    )
+    out.append("")
+    out.extend(meta_lines(meta, meta.get("runs", "?")))
+    out.append("")
+    cmds = []
+    for row in rows:
+        line = f"- {row['label']}: `{shorten(row['command'], meta)}`"
+        prep = prepares.get(row["label"])
+        if prep and prep != "true":
+            line += f", prepare `{shorten(prep, meta)}`"
+        cmds.append(line)
+    note = "`$TMP/ctl-<runtime>-<set>` is the prepare script of a row set; rootcell's host one:"
+    ctl = meta.get("ctl")
+    if ctl and os.path.exists(ctl):
+        with open(ctl) as f:
+            body = f.read().strip("\n")
+        note += "\n\n```sh\n" + shorten(body, meta) + "\n```"
+    out.extend(exact_commands(cmds, note))
+    print("\n".join(out))
+
+
 def chroot(rows_path, hf_path, meta_path):
     rows = attach_results(read_rows(rows_path), hf_path)
     meta = read_meta(meta_path)
