@@ -43,7 +43,7 @@ bench_cleanup() {
     # state: ask each runtime to delete every container of its state dir,
     # the cgroup2 set's from inside the cgroup2 namespace, whose cgroups
     # they are.
-    local d rt mode id wrap
+    local d rt mode id enter
     for d in "$bench_tmp"/state-*; do
         [[ -d "$d" ]] || continue
         rt="${d##*/state-}"
@@ -53,14 +53,14 @@ bench_cleanup() {
         rootcell) rt="$ROOTCELL" ;;
         rootcell-ro) rt="$bench_tmp/ro/rootcell" ;;
         esac
-        wrap=()
+        enter=()
         if [[ "$mode" == cgroup2 && -n "$cgroup2_ns" ]]; then
-            wrap=(nsenter --mount="$cgroup2_ns")
+            enter=(nsenter --mount="$cgroup2_ns")
         fi
         for id in "$d"/*/; do
             [[ -d "$id" ]] || continue
             id="${id%/}"
-            "${wrap[@]}" "$rt" --root "$d" delete --force "${id##*/}" >/dev/null 2>&1 || true
+            "${enter[@]}" "$rt" --root "$d" delete --force "${id##*/}" >/dev/null 2>&1 || true
         done
     done
     # The cgroup2 namespace's holder (cgroup2_ns_start), by its pid.
@@ -100,6 +100,7 @@ make_readonly_rootcell() {
     # The cgroup2 namespace, if made already, is a copy taken before: the
     # same read-only mount there.
     if [[ -n "$cgroup2_ns" ]]; then
+        # shellcheck disable=SC2016 # $1 is expanded by that sh
         nsenter --mount="$cgroup2_ns" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"' \
             sh "$bench_tmp/ro/rootcell" || die "read-only install in the cgroup2 namespace failed"
     fi

@@ -81,7 +81,7 @@ created) exec \$rc create --bundle $bundle \$id ;;
 stopped)
     \$rc create --bundle $bundle \$id && \$rc start \$id || exit 1
     i=0
-    until \$rc state \$id 2>/dev/null | grep -q '"stopped"'; do
+    until \$rc state \$id 2>/dev/null | grep '"stopped"' >/dev/null; do
         i=\$((i + 1))
         [ \$i -lt 5000 ] || { echo "\$id: not stopped" >&2; exit 1; }
     done ;;
@@ -129,16 +129,16 @@ step_rows crun cgroup2 " (cgroup2 ns)" "$bench_tmp/B2" "$bench_tmp/C2"
 # row set (rootcell's; runc's, then crun's if rootcell fails), renamed to a
 # leaf of their own under the same parents.
 cgroup_dirs() {
-    local mode="$1" wrap="" rt f pid dirs
-    [[ "$mode" == host ]] || wrap="$(cgroup2_wrapper) "
+    local mode="$1" rt f pid dirs enter=()
+    [[ "$mode" == host ]] || enter=(nsenter --mount="$cgroup2_ns")
     for rt in rootcell runc crun; do
         f="$bench_tmp/ctl-$rt-$mode"
         [[ -x "$f" ]] || continue
         "$f" created </dev/null >/dev/null 2>&1 || continue
-        pid="$($wrap"$(runtime_bin "$rt")" --root "$bench_tmp/state-$rt-$mode" state "steps-$rt-$mode" 2>/dev/null |
+        pid="$("${enter[@]}" "$(runtime_bin "$rt")" --root "$bench_tmp/state-$rt-$mode" state "steps-$rt-$mode" 2>/dev/null |
             python3 -c 'import json, sys; print(json.load(sys.stdin)["pid"])' 2>/dev/null)" || pid=""
         dirs=""
-        [[ -z "$pid" ]] || dirs="$($wrap python3 "$bench_repo/bench/report.py" cgroup-dirs "$pid" "steps-rmdir-$mode")" || dirs=""
+        [[ -z "$pid" ]] || dirs="$("${enter[@]}" python3 "$bench_repo/bench/report.py" cgroup-dirs "$pid" "steps-rmdir-$mode")" || dirs=""
         "$f" none </dev/null >/dev/null 2>&1 || true
         if [[ -n "$dirs" ]]; then
             say "$mode: rmdir reference from $rt's container: $(echo "$dirs" | wc -l) directories"
