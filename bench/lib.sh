@@ -124,7 +124,7 @@ cgroup2_ns_start() {
     [[ -z "$cgroup2_ns" ]] || return 0
     local i fs="" deathsig=()
     # Killed with the script even if bench_cleanup never runs (SIGKILL).
-    if setpriv --help 2>/dev/null | grep -q -- --pdeathsig; then
+    if setpriv --help 2>/dev/null | grep -- --pdeathsig >/dev/null; then
         deathsig=(setpriv --pdeathsig KILL)
     fi
     unshare --mount --propagation private "${deathsig[@]}" \

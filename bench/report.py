@@ -190,7 +190,10 @@ def net_ratio_line(rows, wrapper, label_of):
     crun = net.get("crun")
     if not crun or crun <= 0:
         return None
-    parts = [f"{label_of(rt)} {ms(v):.2f} ms = {v / crun:.2f}× crun" for rt, v in net.items()]
+    parts = [
+        f"{label_of(rt)} {ms(v):.2f} ms" + (f" = {v / crun:.2f}× crun" if v > 0 else " (noise: at or below the wrapper)")
+        for rt, v in net.items()
+    ]
     return "Net of the wrapper (mean − the wrapper row's mean), cgroup2 ns set: " + "; ".join(parts) + "."
 
 
@@ -440,7 +443,9 @@ def steps(rows_path, hf_path, meta_path):
         return "–" if row is None else time_cell(row)
 
     def rat(a, b):
-        return "–" if a is None or b is None or b <= 0 else f"{a / b:.2f}×"
+        # A net-of-wrapper value at or below 0 is noise (the wrapper row's
+        # own spread): no ratio.
+        return "–" if a is None or b is None or a <= 0 or b <= 0 else f"{a / b:.2f}×"
 
     out = ["## Lifecycle steps (create, start, delete)", ""]
     out.append(
