@@ -39,17 +39,35 @@ bench_enter_ns() {
 
 bench_cleanup() {
     # Containers are run in the foreground and deleted by `run` itself; a
-    # failed one may leave state: ask each runtime to delete it.
-    local d rt
+    # failed one (or one a script left created or stopped) may leave
+    # state: ask each runtime to delete every container of its state dir,
+    # the cgroup2 set's from inside the cgroup2 namespace, whose cgroups
+    # they are.
+    local d rt mode id enter
     for d in "$bench_tmp"/state-*; do
         [[ -d "$d" ]] || continue
         rt="${d##*/state-}"
-        rt="${rt%%-*}"
+        mode="${rt##*-}"
+        rt="${rt%-*}"
         case "$rt" in
         rootcell) rt="$ROOTCELL" ;;
+        rootcell-ro) rt="$bench_tmp/ro/rootcell" ;;
         esac
-        "$rt" --root "$d" delete --force "$bench_id" >/dev/null 2>&1 || true
+        enter=()
+        if [[ "$mode" == cgroup2 && -n "$cgroup2_ns" ]]; then
+            enter=(nsenter --mount="$cgroup2_ns")
+        fi
+        for id in "$d"/*/; do
+            [[ -d "$id" ]] || continue
+            id="${id%/}"
+            "${enter[@]}" "$rt" --root "$d" delete --force "${id##*/}" >/dev/null 2>&1 || true
+        done
     done
+    # The cgroup2 namespace's holder (cgroup2_ns_start), by its pid.
+    if [[ -n "$cgroup2_holder" ]]; then
+        kill "$cgroup2_holder" 2>/dev/null || true
+        wait "$cgroup2_holder" 2>/dev/null || true
+    fi
     # The read-only install (make_readonly_rootcell) is a mount of its own.
     umount "$bench_tmp/ro/rootcell" 2>/dev/null || true
     # --one-file-system: never descend into anything still mounted.
@@ -58,6 +76,9 @@ bench_cleanup() {
 
 # The runtimes compared. ROOTCELL may point at another binary.
 ROOTCELL="${ROOTCELL:-$bench_repo/target/release/rootcell}"
+# Absolute: the cgroup2 set's commands run from another mount namespace,
+# where nsenter starts them in /.
+[[ "$ROOTCELL" != */* || "$ROOTCELL" == /* ]] || ROOTCELL="$PWD/$ROOTCELL"
 runtime_bin() { # NAME -> path
     case "$1" in
     rootcell) echo "$ROOTCELL" ;;
@@ -76,14 +97,63 @@ make_readonly_rootcell() {
     cp "$ROOTCELL" "$bench_tmp/ro/rootcell"
     mount --bind "$bench_tmp/ro/rootcell" "$bench_tmp/ro/rootcell"
     mount -o remount,bind,ro "$bench_tmp/ro/rootcell"
+    # The cgroup2 namespace, if made already, is a copy taken before: the
+    # same read-only mount there.
+    if [[ -n "$cgroup2_ns" ]]; then
+        # shellcheck disable=SC2016 # $1 is expanded by that sh
+        nsenter --mount="$cgroup2_ns" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"' \
+            sh "$bench_tmp/ro/rootcell" || die "read-only install in the cgroup2 namespace failed"
+    fi
+}
+
+# cgroup2_ns_start: the mount namespace the cgroup2 row set runs in, made
+# once per script: a copy of the bench's private namespace with a fresh
+# cgroup2 mounted on /sys/fs/cgroup (crun 1.8 refuses the hybrid layout),
+# held by a `sleep infinity` process started in it, and entered by every
+# command of the set with `nsenter --mount=/proc/$holder/ns/mnt` (a setns
+# and an exec, where `unshare -m sh -c 'mount -t cgroup2 …; exec …'` per
+# run cost about 5 ms). Mounts the bench makes after this are not seen
+# there (private propagation; make_readonly_rootcell repeats its own).
+# bench_cleanup kills the holder by its pid, which frees the namespace.
+# (`unshare --mount=FILE`, which keeps a namespace without a process, fails
+# now and then with EINVAL on this kernel.) Must run in the script's own
+# shell, not in a $(…) subshell.
+cgroup2_holder=""
+cgroup2_ns=""
+cgroup2_ns_start() {
+    [[ -z "$cgroup2_ns" ]] || return 0
+    local i fs="" deathsig=()
+    # Killed with the script even if bench_cleanup never runs (SIGKILL).
+    if setpriv --help 2>/dev/null | grep -- --pdeathsig >/dev/null; then
+        deathsig=(setpriv --pdeathsig KILL)
+    fi
+    unshare --mount --propagation private "${deathsig[@]}" \
+        sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec sleep infinity' </dev/null >/dev/null 2>&1 &
+    cgroup2_holder=$!
+    # Until the holder has unshared and mounted, its ns/mnt is the bench's.
+    for ((i = 0; i < 500; i++)); do
+        fs="$(nsenter --mount="/proc/$cgroup2_holder/ns/mnt" stat -f -c %T /sys/fs/cgroup 2>/dev/null)" || fs=""
+        [[ "$fs" != cgroup2fs ]] || break
+        kill -0 "$cgroup2_holder" 2>/dev/null || die "could not make the cgroup2 mount namespace"
+        sleep 0.01
+    done
+    [[ "$fs" == cgroup2fs ]] || die "cgroup2 namespace: /sys/fs/cgroup is ${fs:-?}, not cgroup2"
+    cgroup2_ns="/proc/$cgroup2_holder/ns/mnt"
+}
+
+# The prefix of every cgroup2 set command (cgroup2_ns_start first).
+cgroup2_wrapper() {
+    [[ -n "$cgroup2_ns" ]] || die "cgroup2_ns_start must run before the cgroup2 rows are made"
+    echo "nsenter --mount=$cgroup2_ns"
 }
 
 # rt_cmd NAME BUNDLE MODE: the command line hyperfine times (as one string,
 # hyperfine -N splits it like a shell). MODE is
 #   host     the runtime as is, on the machine's hybrid cgroup v1 layout;
-#   cgroup2  inside `unshare -m` with a fresh cgroup2 mounted on /sys/fs/cgroup
-#            (crun 1.8 refuses hybrid layouts), bundle without
-#            linux.resources nor the /sys/fs/cgroup mount.
+#   cgroup2  inside the bench's cgroup2 mount namespace (cgroup2_ns_start:
+#            a fresh cgroup2 mounted on /sys/fs/cgroup; crun 1.8 refuses
+#            hybrid layouts), bundle without linux.resources nor the
+#            /sys/fs/cgroup mount.
 # Each (runtime, mode) pair gets its own --root state dir.
 rt_cmd() {
     local name="$1" bundle="$2" mode="$3" bin state
@@ -92,7 +162,7 @@ rt_cmd() {
     mkdir -p "$state"
     case "$mode" in
     host) echo "$bin --root $state run --bundle $bundle $bench_id" ;;
-    cgroup2) echo "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec $bin --root $state run --bundle $bundle $bench_id'" ;;
+    cgroup2) echo "$(cgroup2_wrapper) $bin --root $state run --bundle $bundle $bench_id" ;;
     *) die "unknown mode $mode" ;;
     esac
 }
@@ -147,6 +217,7 @@ bench_meta() {
     echo "bwrap: $(bwrap --version | head -n1)"
     echo "hyperfine: $(hyperfine --version | head -n1)"
     echo "cgroups: $(cgroup_layout)"
+    [[ -z "$cgroup2_ns" ]] || echo "cgroup2 ns: $cgroup2_ns"
     echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min load average at the end; above ~0.5 the numbers are noisy)"
 }
 
@@ -161,21 +232,36 @@ cgroup_layout() {
 }
 
 # Times every command in the global hf_args (hyperfine -n LABEL CMD
-# triples), then writes the report section KIND into docs/BENCHMARKS.md.
+# triples), then writes the report section KIND into docs/BENCHMARKS.md
+# (or into $bench_report_doc if the script set it).
 # Needs $rows (one line per command, for report.py), $runs and $warmup;
 # extra "key: value" meta lines may follow as arguments.
-# shellcheck disable=SC2154 # hf_args, runs, warmup and rows are the caller's
 bench_time_and_report() { # KIND JSON SECTION-NAME [META-LINE...]
-    local kind="$1" json="$2" name="$3"
-    shift 3
+    bench_time "$2"
+    bench_report "$@"
+}
+
+# bench_time JSON: the hyperfine run of bench_time_and_report (hf_args,
+# plus the global hf_opts, e.g. --prepare options, before them).
+# shellcheck disable=SC2154 # hf_args, runs and warmup are the caller's
+bench_time() {
+    local json="$1"
     rm -f "$json"
     if ((${#hf_args[@]})); then
         say "hyperfine: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
         # -i: a run that fails mid-way is recorded (its exit code is in the
         # JSON and report.py marks the row failed) instead of aborting all.
-        hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${hf_args[@]}" </dev/null >&2 ||
+        hyperfine -N -i --warmup "$warmup" --runs "$runs" --export-json "$json" "${hf_opts[@]}" "${hf_args[@]}" </dev/null >&2 ||
             say "hyperfine failed; rows without results are recorded as such"
     fi
+}
+
+# bench_report KIND JSON SECTION-NAME [META-LINE...]: the report part of
+# bench_time_and_report.
+# shellcheck disable=SC2154 # rows, runs and warmup are the caller's
+bench_report() {
+    local kind="$1" json="$2" name="$3" doc="${bench_report_doc:-$bench_doc}"
+    shift 3
     local meta="$bench_tmp/meta" section="$bench_tmp/section.md" line
     {
         bench_meta
@@ -185,7 +271,19 @@ bench_time_and_report() { # KIND JSON SECTION-NAME [META-LINE...]
         echo "repo: $bench_repo"
     } >"$meta"
     python3 "$bench_repo/bench/report.py" "$kind" "$rows" "$json" "$meta" >"$section"
-    python3 "$bench_repo/bench/report.py" section "$bench_doc" "$section"
+    python3 "$bench_repo/bench/report.py" section "$doc" "$section"
     cat "$section"
-    say "wrote $json and the $name section of ${bench_doc#"$bench_repo"/}"
+    say "wrote $json and the $name section of ${doc#"$bench_repo"/}"
+}
+
+hf_opts=()
+
+# bench_load_warn: say the 1-minute load average, with a warning above 0.5.
+bench_load_warn() {
+    local load
+    load="$(cut -d' ' -f1 /proc/loadavg)"
+    say "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    if python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0.5 else 1)" "$load"; then
+        say "warning: load $load above 0.5: other work is running, absolute numbers are noisy (ratios within one run hold better)"
+    fi
 }

@@ -2,12 +2,17 @@
 # Lifecycle benchmark: wall time of `<runtime> run` of a busybox /bin/true
 # container (create + start + wait + delete), rootcell vs runc vs crun, with
 # bwrap and a bare `unshare` as references — all in ONE hyperfine invocation.
-# Writes bench/out/lifecycle.json and the section
-# "## Lifecycle (`run` of /bin/true)" of docs/BENCHMARKS.md.
+# Then runs `rootcell run` RUNS times more with ROOTCELL_PHASES=1 for a
+# per-phase table (report.py phases; the `step: …` marks summed per block).
+# Writes bench/out/lifecycle.json, bench/out/lifecycle-phases.txt (every
+# phase, each step on its own line) and the section
+# "## Lifecycle (`run` of /bin/true)" of LIFECYCLE_DOC (default
+# docs/BENCHMARKS.md; e.g. LIFECYCLE_DOC=/tmp/x.md for a trial run).
 #
 # Environment: WARMUP (default 5), RUNS (default 50), ROOTCELL (binary,
 # default target/release/rootcell), CGROUP2_SET=0 to skip the rootcell/runc
-# rows of the cgroup2 row set (crun is always run that way).
+# rows of the cgroup2 row set (crun is always run that way), PHASES=0 to
+# skip the per-phase runs, LIFECYCLE_DOC.
 #
 # A runtime that cannot run the container (e.g. an unfinished rootcell) is
 # recorded as "failed" and left out of the timing; the script still succeeds.
@@ -18,7 +23,10 @@ bench_enter_ns "$0" "$@"
 
 warmup="${WARMUP:-5}"
 runs="${RUNS:-50}"
+bench_report_doc="${LIFECYCLE_DOC:-$bench_doc}"
+[[ "$bench_report_doc" == /* ]] || bench_report_doc="$PWD/$bench_report_doc"
 say "temp dir $bench_tmp (private mount namespace)"
+bench_load_warn
 
 # Bundles: B = as `runc spec` makes it, B2 = without cgroup bits (for the
 # cgroup2 row set); C/C2 = the same, printing a marker, to check that a
@@ -55,8 +63,10 @@ container_row "runc run" host runc host "$bench_tmp/B" "$bench_tmp/C"
 make_readonly_rootcell
 container_row "rootcell run (read-only install)" host rootcell-ro host "$bench_tmp/B" "$bench_tmp/C"
 # crun 1.8 refuses this machine's hybrid cgroup layout; it (and, for a fair
-# comparison, the other two) runs in a private mount ns with a fresh cgroup2.
-say "crun 1.8 refuses hybrid cgroups: running it (and the cgroup2 row set) inside unshare -m with cgroup2 mounted on /sys/fs/cgroup"
+# comparison, the other two) runs in a mount ns of the bench's own with a
+# fresh cgroup2 (lib.sh cgroup2_ns_start), entered with nsenter.
+cgroup2_ns_start
+say "crun 1.8 refuses hybrid cgroups: running it (and the cgroup2 row set) in a mount namespace with cgroup2 on /sys/fs/cgroup ($(cgroup2_wrapper) …)"
 if [[ "${CGROUP2_SET:-1}" != 0 ]]; then
     container_row "rootcell run (cgroup2 ns)" cgroup2 rootcell cgroup2 "$bench_tmp/B2" "$bench_tmp/C2"
     container_row "runc run (cgroup2 ns)" cgroup2 runc cgroup2 "$bench_tmp/B2" "$bench_tmp/C2"
@@ -74,7 +84,29 @@ ref_row() { # LABEL RUNTIME COMMAND
 ref_row "bwrap --unshare-all /bin/true" bwrap "bwrap --ro-bind / / --proc /proc --dev /dev --unshare-all /bin/true"
 ref_row "unshare -Urmnpf --mount-proc /bin/true (floor)" unshare "unshare -Urmnpf --mount-proc /bin/true"
 # What the cgroup2 row set pays on top of the runtime itself.
-ref_row "cgroup2 ns wrapper alone (exec /bin/true)" wrapper \
-    "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec /bin/true'"
+ref_row "cgroup2 ns wrapper alone (exec /bin/true)" wrapper "$(cgroup2_wrapper) /bin/true"
 
-bench_time_and_report lifecycle "$bench_out/lifecycle.json" "lifecycle"
+json="$bench_out/lifecycle.json"
+bench_time "$json"
+bench_load_warn
+
+# Where rootcell's time goes: the host row's command RUNS times more with
+# ROOTCELL_PHASES=1 (bench/README.md), its marks parsed by report.py.
+phase_meta=()
+rc_cmd="$(rt_cmd rootcell "$bench_tmp/B" host)"
+if [[ "${PHASES:-1}" != 0 ]] && grep -q $'^rootcell run\thost\trootcell\t0\tok\t' "$rows"; then
+    say "per-phase runs: $runs × ROOTCELL_PHASES=1 $rc_cmd"
+    phase_log="$bench_tmp/phases.log"
+    : >"$phase_log"
+    phase_fail=0
+    for ((i = 0; i < runs; i++)); do
+        echo "run $i" >>"$phase_log"
+        # shellcheck disable=SC2086 # the command is split like hyperfine -N does
+        ROOTCELL_PHASES=1 $rc_cmd </dev/null >/dev/null 2>>"$phase_log" || phase_fail=$((phase_fail + 1))
+    done
+    python3 "$bench_repo/bench/report.py" phases "$phase_log" >"$bench_out/lifecycle-phases.txt"
+    phase_meta=("phases log: $phase_log" "phases runs: $runs" "phases failed: $phase_fail")
+    ((phase_fail == 0)) || say "warning: $phase_fail per-phase runs failed"
+fi
+
+bench_report lifecycle "$json" "lifecycle" "${phase_meta[@]}"

@@ -9,8 +9,9 @@
 # "1 100 1000"), MOUNT_OPTIONS (JSON, default ["rbind","ro"]; e.g. ["bind"]),
 # ROOTCELL (binary, default target/release/rootcell).
 #
-# All runtimes run inside a private mount ns with cgroup2 mounted on
-# /sys/fs/cgroup (crun 1.8 refuses this machine's hybrid layout), with a
+# All runtimes run inside the bench's cgroup2 mount ns (lib.sh
+# cgroup2_ns_start: cgroup2 mounted on /sys/fs/cgroup; crun 1.8 refuses
+# this machine's hybrid layout), with a
 # config without linux.resources nor the cgroup mount: the same fixed
 # overhead for every row, which cancels out of the per-mount cost.
 # A runtime that cannot run a bundle is recorded as "failed".
@@ -46,6 +47,7 @@ done
 rows="$bench_tmp/rows.tsv"
 : >"$rows"
 hf_args=()
+cgroup2_ns_start
 say "checking that each runtime runs each bundle"
 for rt in rootcell runc crun; do
     for n in "${counts[@]}"; do

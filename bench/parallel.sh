@@ -92,7 +92,7 @@ par_cmd() {
     local bin="$1" state="$2" mode="$3" bundle="$4"
     case "$mode" in
     host) echo "$bin --root $state run --bundle $bundle {id}" ;;
-    cgroup2) echo "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec $bin --root $state run --bundle $bundle {id}'" ;;
+    cgroup2) echo "$(cgroup2_wrapper) $bin --root $state run --bundle $bundle {id}" ;;
     esac
 }
 
@@ -125,7 +125,8 @@ row() {
 }
 
 say "checking that each runtime runs the container"
-say "crun 1.8 refuses hybrid cgroups: the cgroup2 row set runs every runtime inside unshare -m with cgroup2 mounted on /sys/fs/cgroup"
+cgroup2_ns_start
+say "crun 1.8 refuses hybrid cgroups: the cgroup2 row set runs every runtime in a mount namespace with cgroup2 on /sys/fs/cgroup ($(cgroup2_wrapper) …)"
 row "rootcell (cgroup2 ns)" cgroup2 rootcell "$ROOTCELL" cgroup2
 if [[ -n "${ROOTCELL_BASE:-}" ]]; then
     row "rootcell base (cgroup2 ns)" cgroup2 rootcell-base "$ROOTCELL_BASE" cgroup2

@@ -8,7 +8,9 @@
 #   RUNS=200 bench/phases.sh -- rootcell run -b bundle id
 #
 # The command's own stdout is discarded; its stderr must carry nothing but
-# the marks (use -q).
+# the marks (use -q). GROUP_STEPS=1 sums each block of `step: …` marks
+# into one line (as bench/lifecycle.sh's table does). The parser is
+# report.py's `phases`.
 set -euo pipefail
 runs=${RUNS:-100}
 if [[ ${1:-} =~ ^[0-9]+$ ]]; then runs=$1; shift; fi
@@ -20,36 +22,4 @@ for ((i = 0; i < runs; i++)); do
     echo "run $i" >>"$log"
     ROOTCELL_PHASES=1 "$@" 2>>"$log" >/dev/null || { echo "run $i failed" >&2; exit 1; }
 done
-python3 - "$log" "$runs" <<'PY'
-import statistics, sys
-log, runs = sys.argv[1], int(sys.argv[2])
-gaps, order, prev = {}, [], None
-totals = []
-first = None
-for line in open(log):
-    parts = line.split(maxsplit=3)
-    if parts[0] == "run":
-        if first is not None and prev is not None:
-            totals.append(prev - first)
-        prev = first = None
-        continue
-    if parts[0] != "rootcell-phase":
-        continue
-    t, name = float(parts[2]), parts[3].strip()
-    if prev is not None:
-        gaps.setdefault(name, []).append((t - prev) * 1e3)
-        if name not in order:
-            order.append(name)
-    else:
-        first = t
-    prev = t
-if first is not None and prev is not None:
-    totals.append(prev - first)
-print(f"{'phase (time since the previous mark)':44} {'median ms':>10} {'mean ms':>10}")
-for name in order:
-    v = gaps[name]
-    print(f"{name:44} {statistics.median(v):10.3f} {statistics.mean(v):10.3f}")
-if totals:
-    print(f"{'first to last mark':44} {statistics.median(totals)*1e3:10.3f} {statistics.mean(totals)*1e3:10.3f}")
-print(f"({runs} runs)")
-PY
+python3 "$(dirname "$0")/report.py" phases "$log" ${GROUP_STEPS:+--group}

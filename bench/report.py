@@ -16,6 +16,12 @@ Subcommands:
   parallel ROWS BATCH_JSON META            print the parallel load section
   rss ROWS META TIME HWM SELF BINDIR       print the memory and binary size section
   poll-hwm COMMAND                         run COMMAND (split like a shell), print the runtime's last VmHWM (KiB)
+  phases LOG [--group] [--markdown]        per-phase table of a ROOTCELL_PHASES=1 log ("run N" lines
+                                           between runs); --group sums each block of `step:` marks
+  steps ROWS HYPERFINE_JSON META           print the lifecycle steps (create, start, delete) section
+  cgroup-dirs PID LEAF                     the cgroup directories made for process PID (those it
+                                           does not share with this process), each with its last
+                                           component replaced by LEAF, one per line
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -121,7 +127,18 @@ def attach_results(rows, hyperfine_json):
     return rows
 
 
+# How the cgroup2 ns row sets are run (lib.sh cgroup2_ns_start), for the
+# sections' text.
+CGROUP2_NS_TEXT = (
+    "held by a process started as `unshare -m --propagation private sh -c "
+    "'mount -t cgroup2 none /sys/fs/cgroup && exec sleep infinity'` and entered by each run with "
+    "`nsenter --mount=/proc/$HOLDER/ns/mnt <runtime> …` (a `setns` and an `execve`)"
+)
+
+
 def shorten(command, meta):
+    if meta.get("cgroup2 ns"):
+        command = command.replace(meta["cgroup2 ns"], "/proc/$HOLDER/ns/mnt")
     for prefix, name in ((meta.get("tmp", ""), "$TMP"), (meta.get("repo", ""), ".")):
         if prefix:
             command = command.replace(prefix + "/", name + "/")
@@ -155,6 +172,31 @@ def ratio(row, ref):
     return f"{row['result']['mean'] / ref['result']['mean']:.2f}×"
 
 
+def net_of_wrapper(row, wrapper):
+    """The "net of wrapper (ms)" cell: a cgroup2 ns row's mean minus the
+    wrapper row's mean (what the runtime itself costs in that set)."""
+    if row["group"] != "cgroup2" or row["result"] is None or wrapper is None or wrapper["result"] is None:
+        return "–"
+    return f"{ms(row['result']['mean'] - wrapper['result']['mean']):.2f}"
+
+
+def net_ratio_line(rows, wrapper, label_of):
+    """One sentence with the net-of-wrapper ratios of the cgroup2 set to
+    crun's (the issue's goal: rootcell at most 0.5× crun there)."""
+    if wrapper is None or wrapper["result"] is None:
+        return None
+    w = wrapper["result"]["mean"]
+    net = {r["runtime"]: r["result"]["mean"] - w for r in rows if r["group"] == "cgroup2" and r["result"] is not None}
+    crun = net.get("crun")
+    if not crun or crun <= 0:
+        return None
+    parts = [
+        f"{label_of(rt)} {ms(v):.2f} ms" + (f" = {v / crun:.2f}× crun" if v > 0 else " (noise: at or below the wrapper)")
+        for rt, v in net.items()
+    ]
+    return "Net of the wrapper (mean − the wrapper row's mean), cgroup2 ns set: " + "; ".join(parts) + "."
+
+
 def lifecycle(rows_path, hf_path, meta_path):
     rows = attach_results(read_rows(rows_path), hf_path)
     meta = read_meta(meta_path)
@@ -163,31 +205,36 @@ def lifecycle(rows_path, hf_path, meta_path):
         g = "host" if group == "reference" else group
         return next((r for r in rows if r["runtime"] == runtime and r["group"] == g), None)
 
+    wrapper = next((r for r in rows if r["runtime"] == "wrapper"), None)
     out = ["## Lifecycle (`run` of /bin/true)", ""]
     out.append(
         "Wall time of one complete container lifecycle (create, start, wait, delete: "
         "`<runtime> --root $TMP/state run --bundle B bench`, a busybox bundle whose "
         "process is `/bin/true`, config from `runc spec`), timed by `bench/lifecycle.sh` "
         "with hyperfine (no shell). Ratios are mean / mean of rootcell and of runc "
-        "in the same row set (references compare with the host set); > 1 is slower."
+        "in the same row set (references compare with the host set); > 1 is slower. "
+        "*Net of wrapper* is a cgroup2 ns row's mean minus the wrapper row's mean."
     )
     out.append("")
-    out.append("| command | mean ± σ (ms) | vs rootcell | vs runc |")
-    out.append("| --- | ---: | ---: | ---: |")
+    out.append("| command | mean ± σ (ms) | vs rootcell | vs runc | net of wrapper (ms) |")
+    out.append("| --- | ---: | ---: | ---: | ---: |")
     for row in rows:
         cell = time_cell(row)
         out.append(
             f"| {row['label']} | {cell} | {ratio(row, ref('rootcell', row['group']))} "
-            f"| {ratio(row, ref('runc', row['group']))} |"
+            f"| {ratio(row, ref('runc', row['group']))} | {net_of_wrapper(row, wrapper)} |"
         )
     out.append("")
+    line = net_ratio_line(rows, wrapper, lambda rt: rt)
+    if line:
+        out.extend([line, ""])
     out.append(
         "Row sets: *host* runs the runtime as is on this machine's cgroup layout, "
         f"{meta.get('cgroups', '?')}. crun 1.8 refuses a hybrid layout, so the "
-        "*cgroup2 ns* set runs every runtime inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "*cgroup2 ns* set runs every runtime in a mount namespace the script makes once, "
+        f"{CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount; "
-        "that set includes the cost of unshare, sh and the mount, the same for all three. "
+        "that set includes the cost of nsenter, the same for all three. "
         "The *read-only install* row runs the same rootcell binary from a read-only bind mount, "
         "as an installation on a read-only filesystem would: it then needs no re-exec to keep its "
         "binary out of a container's reach (CVE-2019-5736, docs/SECURITY.md); the plain rows pay that re-exec. "
@@ -196,9 +243,303 @@ def lifecycle(rows_path, hf_path, meta_path):
         "cgroup2 ns set pays on top of the runtime."
     )
     out.append("")
+    log = meta.get("phases log")
+    if log and os.path.exists(log):
+        rows_p, total, n = phase_table(log, group=True)
+        if rows_p:
+            failed = meta.get("phases failed", "0")
+            out.append("### Where `rootcell run` spends its time")
+            out.append("")
+            out.append(
+                f"The host row's command run {n} times more with `ROOTCELL_PHASES=1` (bench/README.md; "
+                "not timed by hyperfine): median and mean time from the previous mark to each mark, in the "
+                "order the marks come (marks of the runtime, stage 1, init and the container's process "
+                "interleave by time; where their order varies between runs, a mark's gap is measured from "
+                "whichever mark came before it). Each block of `step: …` marks of one process (the plan's "
+                "rootfs steps) is one line, the sum of its steps' gaps, named after the mark that ends it; "
+                "`bench/out/lifecycle-phases.txt` has every step. Not counted: the `execve` of rootcell "
+                "before its first mark and its exit after the last."
+                + (f" {failed} of the runs failed." if failed not in ("", "0") else "")
+            )
+            out.append("")
+            out.append("| phase (time since the previous mark) | median (ms) | mean (ms) |")
+            out.append("| --- | ---: | ---: |")
+            for name, med, mean, count in rows_p:
+                label = f"{name} ({count:g} steps)" if name.startswith("steps ") else f"`{name}`"
+                out.append(f"| {label} | {med:.3f} | {mean:.3f} |")
+            if total:
+                out.append(f"| **first to last mark** | {total[0]:.3f} | {total[1]:.3f} |")
+            out.append("")
     out.extend(meta_lines(meta, meta.get("runs", "?")))
     out.append("")
     out.extend(exact_commands([f"- {row['label']}: `{shorten(row['command'], meta)}`" for row in rows]))
+    print("\n".join(out))
+
+def parse_phases(log):
+    """The runs of a ROOTCELL_PHASES=1 log (bench/phases.sh, lifecycle.sh):
+    a list per run of (pid, seconds, name) marks, in the order written;
+    a line "run N" starts each run, other lines are ignored."""
+    runs, cur = [], None
+    with open(log) as f:
+        for line in f:
+            parts = line.split(maxsplit=3)
+            if not parts:
+                continue
+            if parts[0] == "run":
+                cur = []
+                runs.append(cur)
+                continue
+            if parts[0] != "rootcell-phase" or len(parts) < 4 or cur is None:
+                continue
+            cur.append((parts[1], float(parts[2]), parts[3].strip()))
+    return [r for r in runs if r]
+
+
+def phase_gaps(marks, group):
+    """(label, ms since the previous mark, count) per mark of one run. With
+    group, the `step: …` marks of one process between two of its other
+    marks are one entry, labelled after the mark that ends the block
+    (count: how many steps it sums)."""
+    out, open_blocks = [], {}
+    prev = None
+    for pid, t, name in marks:
+        gap = None if prev is None else (t - prev) * 1e3
+        prev = t
+        if gap is None:
+            continue
+        if group and name.startswith("step: "):
+            block = open_blocks.get(pid)
+            if block is None:
+                block = open_blocks[pid] = [None, 0.0, 0]
+                out.append(block)
+            block[1] += gap
+            block[2] += 1
+            continue
+        if group and pid in open_blocks:
+            open_blocks.pop(pid)[0] = f"steps before `{name}`"
+        out.append([name, gap, 1])
+    for block in open_blocks.values():
+        block[0] = "steps at the end"
+    return out
+
+
+def phase_table(log, group=False):
+    """Per label, in the order labels first come: median and mean ms since
+    the previous mark, and the median count of steps it sums; plus the
+    first-to-last-mark totals and the number of runs."""
+    import statistics
+
+    runs = parse_phases(log)
+    gaps, counts, order, totals = {}, {}, [], []
+    for marks in runs:
+        totals.append((marks[-1][1] - marks[0][1]) * 1e3)
+        for label, gap, n in phase_gaps(marks, group):
+            if label not in gaps:
+                order.append(label)
+            gaps.setdefault(label, []).append(gap)
+            counts.setdefault(label, []).append(n)
+    rows = [
+        (label, statistics.median(gaps[label]), statistics.mean(gaps[label]), statistics.median(counts[label]))
+        for label in order
+    ]
+    total = (statistics.median(totals), statistics.mean(totals)) if totals else None
+    return rows, total, len(runs)
+
+
+def phases(log, *flags):
+    """Prints the per-phase table of a log: text (bench/phases.sh) or, with
+    --markdown, a Markdown table."""
+    group, markdown = "--group" in flags, "--markdown" in flags
+    rows, total, n = phase_table(log, group)
+
+    def label(name, count):
+        if group and name.startswith("steps "):
+            return f"{name} ({count:g} steps)"
+        return name
+
+    if markdown:
+        print("| phase (time since the previous mark) | median (ms) | mean (ms) |")
+        print("| --- | ---: | ---: |")
+        for name, med, mean, count in rows:
+            print(f"| {label(name, count)} | {med:.3f} | {mean:.3f} |")
+        if total:
+            print(f"| **first to last mark** | {total[0]:.3f} | {total[1]:.3f} |")
+        return
+    print(f"{'phase (time since the previous mark)':44} {'median ms':>10} {'mean ms':>10}")
+    for name, med, mean, count in rows:
+        print(f"{label(name, count):44} {med:10.3f} {mean:10.3f}")
+    if total:
+        print(f"{'first to last mark':44} {total[0]:10.3f} {total[1]:10.3f}")
+    print(f"({n} runs)")
+
+
+def cgroup_dirs(pid, leaf):
+    """The cgroup directories of process PID that this process does not
+    share (those made for it), as paths under this mount namespace's
+    cgroup mounts, with the last component replaced by LEAF."""
+    def memberships(path):
+        out = {}
+        with open(path) as f:
+            for line in f:
+                num, controllers, cg = line.rstrip("\n").split(":", 2)
+                out[(num, controllers)] = cg
+        return out
+
+    mine, theirs = memberships("/proc/self/cgroup"), memberships(f"/proc/{pid}/cgroup")
+    mounts = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, right = line.rstrip("\n").split(" - ", 1)
+            fields, rfields = left.split(), right.split()
+            fstype, opts = rfields[0], set(rfields[2].split(","))
+            if fstype in ("cgroup", "cgroup2"):
+                mounts.append((fstype, opts, fields[3], fields[4]))
+    for (num, controllers), cg in theirs.items():
+        if mine.get((num, controllers)) == cg or cg == "/":
+            continue
+        want = set(controllers.split(",")) if controllers else set()
+        # A later mount may hide an earlier one (the cgroup2 ns mounts
+        # cgroup2 over /sys/fs/cgroup): the last one whose parent exists.
+        for fstype, opts, root, point in reversed(mounts):
+            if num == "0" and not controllers:
+                ok = fstype == "cgroup2"
+            else:
+                ok = fstype == "cgroup" and want <= opts
+            if not ok:
+                continue
+            rel = cg if root == "/" else (cg[len(root):] if cg.startswith(root + "/") else None)
+            if rel is None:
+                continue
+            parent = os.path.dirname(point.rstrip("/") + rel)
+            if not os.path.isdir(parent):
+                continue
+            print(os.path.join(parent, leaf))
+            break
+
+
+def steps(rows_path, hf_path, meta_path):
+    """The lifecycle steps section: create, start, delete per runtime and
+    row set, with the rmdir and wrapper references."""
+    rows = attach_results(read_rows(rows_path), hf_path)
+    meta = read_meta(meta_path)
+    prepares = {}
+    if meta.get("prepare") and os.path.exists(meta["prepare"]):
+        for label, cmd in read_tsv(meta["prepare"]):
+            prepares[label] = cmd
+
+    def find(label):
+        return next((r for r in rows if r["label"] == label), None)
+
+    def mean(row):
+        return None if row is None or row["result"] is None else row["result"]["mean"]
+
+    wrapper = find("cgroup2 ns wrapper alone (exec /bin/true)")
+    rmdir = {"host": find("rmdir of the container's cgroup directories"),
+             "cgroup2": find("rmdir of the container's cgroup directories (cgroup2 ns)")}
+    sets = [("host", "", "host"), ("cgroup2", " (cgroup2 ns)", "cgroup2 ns")]
+    runtimes = ["rootcell", "runc", "crun"]
+
+    def cell(row):
+        return "–" if row is None else time_cell(row)
+
+    def rat(a, b):
+        # A net-of-wrapper value at or below 0 is noise (the wrapper row's
+        # own spread): no ratio.
+        return "–" if a is None or b is None or a <= 0 or b <= 0 else f"{a / b:.2f}×"
+
+    out = ["## Lifecycle steps (create, start, delete)", ""]
+    out.append(
+        "Wall time of each OCI lifecycle step on its own, as podman and containerd call them: "
+        "`<runtime> --root $TMP/state-… create --bundle B <id>`, `start <id>` and `delete <id>` of a "
+        "busybox bundle whose process is `/bin/true` (config from `runc spec`), timed by `bench/steps.sh` "
+        "with hyperfine (no shell) in one invocation. Before each timed run a `--prepare` command (not "
+        "timed) brings the container to the state the step starts from: none (`create`), created "
+        "(`start`: its process then runs `/bin/true` and exits), stopped (`delete`: created, started, "
+        "then `state` polled until it says `stopped`). Ratios are mean / mean in the same row set and "
+        "step; > 1 is slower."
+    )
+    out.append("")
+    out.append("| step | row set | rootcell (ms) | runc (ms) | crun (ms) | rootcell / runc | rootcell / crun |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for step in ("create", "start", "delete"):
+        for group, suffix, name in sets:
+            found = {rt: find(f"{rt} {step}{suffix}") for rt in runtimes}
+            if not any(found.values()):
+                continue
+            m = {rt: mean(r) for rt, r in found.items()}
+            out.append(
+                f"| {step} | {name} | {cell(found['rootcell'])} | {cell(found['runc'])} | {cell(found['crun'])} "
+                f"| {rat(m['rootcell'], m['runc'])} | {rat(m['rootcell'], m['crun'])} |"
+            )
+            w = mean(wrapper)
+            if group == "cgroup2" and w is not None:
+                net = {rt: (v - w if v is not None else None) for rt, v in m.items()}
+
+                def nc(v):
+                    return "–" if v is None else f"{ms(v):.2f}"
+
+                out.append(
+                    f"| {step} | {name}, net of wrapper | {nc(net['rootcell'])} | {nc(net['runc'])} "
+                    f"| {nc(net['crun'])} | {rat(net['rootcell'], net['runc'])} | {rat(net['rootcell'], net['crun'])} |"
+                )
+    out.append("")
+    out.append("References (same hyperfine run):")
+    out.append("")
+    out.append("| reference | mean ± σ (ms) |")
+    out.append("| --- | ---: |")
+    for row in (rmdir["host"], rmdir["cgroup2"], wrapper):
+        if row is not None:
+            n = len(row["command"].split()) - 1 - (2 if row["command"].startswith("nsenter ") else 0)
+            extra = f" ({n} director{'y' if n == 1 else 'ies'})" if row["runtime"].startswith("rmdir") and row["result"] is not None else ""
+            out.append(f"| {row['label']}{extra} | {cell(row)} |")
+    out.append("")
+    lines = []
+    for group, suffix, name in sets:
+        ref = mean(rmdir[group])
+        if ref is None:
+            continue
+        parts = []
+        for rt in runtimes:
+            d = mean(find(f"{rt} delete{suffix}"))
+            if d is not None:
+                parts.append(f"{rt} {ms(d - ref):+.2f} ms")
+        if parts:
+            lines.append(f"{name}: " + ", ".join(parts))
+    if lines:
+        out.append(
+            "`delete` of a stopped container over the `rmdir` of its cgroup directories (mean − mean; "
+            "the goal is rootcell at most +1 ms): " + "; ".join(lines) + "."
+        )
+        out.append("")
+    out.append(
+        "The `rmdir` rows are one `rmdir` of the directories rootcell makes for a container in that row "
+        "set, found from a created container's `/proc/PID/cgroup` (each hierarchy where it is not in the "
+        "caller's cgroup: on this machine's hybrid layout one per v1 hierarchy plus the unified one; in "
+        "the cgroup2 ns set the one cgroup2 directory), under the same parents with a leaf of their own, "
+        "made by the prepare command: what any `delete` must do at least, plus one fork and exec. "
+        "Row sets as in the lifecycle section: *host* runs the runtime as is on this machine's cgroup "
+        f"layout, {meta.get('cgroups', '?')}; *cgroup2 ns* runs every runtime (and the cgroup2 `rmdir`) "
+        f"in a mount namespace with a fresh cgroup2 on `/sys/fs/cgroup`, {CGROUP2_NS_TEXT}, with a config "
+        "without `linux.resources` and without the `/sys/fs/cgroup` mount (crun 1.8 refuses the hybrid "
+        "layout); *net of wrapper* is a row's mean minus the wrapper row's."
+    )
+    out.append("")
+    out.extend(meta_lines(meta, meta.get("runs", "?")))
+    out.append("")
+    cmds = []
+    for row in rows:
+        line = f"- {row['label']}: `{shorten(row['command'], meta)}`"
+        prep = prepares.get(row["label"])
+        if prep and prep != "true":
+            line += f", prepare `{shorten(prep, meta)}`"
+        cmds.append(line)
+    note = "`$TMP/ctl-<runtime>-<set>` is the prepare script of a row set; rootcell's host one:"
+    ctl = meta.get("ctl")
+    if ctl and os.path.exists(ctl):
+        with open(ctl) as f:
+            body = f.read().strip("\n")
+        note += "\n\n```sh\n" + shorten(body, meta) + "\n```"
+    out.extend(exact_commands(cmds, note))
     print("\n".join(out))
 
 
@@ -293,8 +634,8 @@ def mounts(rows_path, hf_path, meta_path):
             out.append(f"- {r['label']}: {r['status']}")
     out.append("")
     out.append(
-        "All runtimes run the same way: inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "All runtimes run the same way: in a mount namespace with a fresh cgroup2 on `/sys/fs/cgroup`, "
+        f"{CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount, because crun 1.8 "
         f"refuses this machine's {meta.get('cgroups', '?').split(' ')[0]} cgroup layout; that fixed overhead "
         "cancels out of the per-mount cost."
@@ -796,8 +1137,8 @@ def parallel(rows_path, batch_json, meta_path):
         out.extend(notes)
     out.append("")
     out.append(
-        "Row sets: *cgroup2 ns* runs every runtime (rootcell, runc, crun alike) inside "
-        "`unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec <runtime> …'` "
+        "Row sets: *cgroup2 ns* runs every runtime (rootcell, runc, crun alike) in a mount namespace with a "
+        f"fresh cgroup2 on `/sys/fs/cgroup`, {CGROUP2_NS_TEXT}, "
         "with a config without `linux.resources` and without the `/sys/fs/cgroup` mount (crun 1.8 refuses "
         f"this machine's layout, {meta.get('cgroups', '?')}); *host* runs rootcell and runc as they are, with "
         "the config as `runc spec` makes it. The *read-only install* row runs the same rootcell binary from a "
@@ -1096,6 +1437,12 @@ def main(argv):
         rss(*args)
     elif cmd == "poll-hwm":
         poll_hwm(*args)
+    elif cmd == "phases":
+        phases(*args)
+    elif cmd == "steps":
+        steps(*args)
+    elif cmd == "cgroup-dirs":
+        cgroup_dirs(*args)
     elif cmd == "section":
         section(*args)
     else:

@@ -64,7 +64,7 @@ rss_cmd() {
     mkdir -p "$state"
     case "$mode" in
     host) echo "$prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
-    cgroup2) echo "unshare -m --propagation private sh -c 'mount -t cgroup2 none /sys/fs/cgroup && exec $prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id'" ;;
+    cgroup2) echo "$(cgroup2_wrapper) $prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
     *) die "unknown mode $mode" ;;
     esac
 }
@@ -116,6 +116,7 @@ say "checking that each runtime runs the container, then measuring"
 measure "rootcell run" host rootcell host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
 measure "runc run" host runc host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
 make_readonly_rootcell
+cgroup2_ns_start
 measure "rootcell run (read-only install)" host rootcell-ro host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
 if [[ "${CGROUP2_SET:-1}" != 0 ]]; then
     measure "rootcell run (cgroup2 ns)" cgroup2 rootcell cgroup2 "$bench_tmp/B2" "$bench_tmp/S2" "$bench_tmp/C2"
