@@ -11,7 +11,7 @@
 # docs/BENCHMARKS.md.
 #
 # Environment: WARMUP (default 3), RUNS (default 20), ROOTCELL (binary,
-# default target/release/rootcell).
+# default the installed one, see lib.sh).
 #
 # buildah is private to the run: storage (vfs) and run root under the temp
 # dir, TMPDIR, CONTAINERS_CONF, storage.conf, registries.conf and an

@@ -12,7 +12,7 @@
 # there instead).
 #
 # Environment: WARMUP (default 1), RUNS (default 5), ROOTCELL (binary,
-# default target/release/rootcell), FILES (default 10000), BIG_MIB
+# default the installed one, see lib.sh), FILES (default 10000), BIG_MIB
 # (default 1024), CP_FS (default tmpfs: the data and every destination on
 # a tmpfs of the bench's own, so the numbers measure the copying, not a
 # disk shared with other work; `disk`: under /tmp), CP_DOC.

@@ -6,7 +6,7 @@
 # "## Engines (podman and containerd)" of docs/BENCHMARKS.md.
 #
 # Environment: WARMUP (default 3), RUNS (default 20), ROOTCELL (binary,
-# default target/release/rootcell).
+# default the installed one, see lib.sh).
 #
 # Everything the engines keep lives in the bench's temp dir: podman's
 # storage (vfs), run root, tmp dir and config (CONTAINERS_CONF), and a

@@ -51,7 +51,7 @@ bench_cleanup() {
         rt="${rt%-*}"
         case "$rt" in
         rootcell) rt="$ROOTCELL" ;;
-        rootcell-ro) rt="$bench_tmp/ro/rootcell" ;;
+        rootcell-build) rt="$rootcell_build" ;;
         esac
         enter=()
         if [[ "$mode" == cgroup2 && -n "$cgroup2_ns" ]]; then
@@ -68,42 +68,34 @@ bench_cleanup() {
         kill "$cgroup2_holder" 2>/dev/null || true
         wait "$cgroup2_holder" 2>/dev/null || true
     fi
-    # The read-only install (make_readonly_rootcell) is a mount of its own.
-    umount "$bench_tmp/ro/rootcell" 2>/dev/null || true
     # --one-file-system: never descend into anything still mounted.
     rm -rf --one-file-system "$bench_tmp"
 }
 
-# The runtimes compared. ROOTCELL may point at another binary.
-ROOTCELL="${ROOTCELL:-$bench_repo/target/release/rootcell}"
+# The runtimes compared. ROOTCELL may point at another binary; by default it
+# is the installed one (scripts/setup: /usr/local/bin/rootcell, immutable,
+# which needs no re-exec to protect itself, docs/SECURITY.md class 14) when
+# that is the current build, else the build tree's (writable: it re-executes
+# itself at every create/run). The build tree's binary is also measured on
+# its own rows (runtime name rootcell-build) where a script says so.
+rootcell_build="$bench_repo/target/release/rootcell"
+if [[ -z "${ROOTCELL:-}" ]]; then
+    if cmp -s /usr/local/bin/rootcell "$rootcell_build" 2>/dev/null; then
+        ROOTCELL=/usr/local/bin/rootcell
+    else
+        ROOTCELL="$rootcell_build"
+        say "warning: /usr/local/bin/rootcell is missing or not the current build (run scripts/setup): measuring $rootcell_build, which re-executes itself"
+    fi
+fi
 # Absolute: the cgroup2 set's commands run from another mount namespace,
 # where nsenter starts them in /.
 [[ "$ROOTCELL" != */* || "$ROOTCELL" == /* ]] || ROOTCELL="$PWD/$ROOTCELL"
 runtime_bin() { # NAME -> path
     case "$1" in
     rootcell) echo "$ROOTCELL" ;;
-    # The same binary installed read-only (see make_readonly_rootcell).
-    rootcell-ro) echo "$bench_tmp/ro/rootcell" ;;
+    rootcell-build) echo "$rootcell_build" ;;
     *) command -v "$1" ;;
     esac
-}
-
-# make_readonly_rootcell: a copy of $ROOTCELL on a read-only bind mount
-# (in the bench's private mount namespace), as an installation on a
-# read-only filesystem would be: rootcell then needs no re-exec to protect
-# its binary (CVE-2019-5736; docs/SECURITY.md), which this row measures.
-make_readonly_rootcell() {
-    mkdir -p "$bench_tmp/ro"
-    cp "$ROOTCELL" "$bench_tmp/ro/rootcell"
-    mount --bind "$bench_tmp/ro/rootcell" "$bench_tmp/ro/rootcell"
-    mount -o remount,bind,ro "$bench_tmp/ro/rootcell"
-    # The cgroup2 namespace, if made already, is a copy taken before: the
-    # same read-only mount there.
-    if [[ -n "$cgroup2_ns" ]]; then
-        # shellcheck disable=SC2016 # $1 is expanded by that sh
-        nsenter --mount="$cgroup2_ns" sh -c 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"' \
-            sh "$bench_tmp/ro/rootcell" || die "read-only install in the cgroup2 namespace failed"
-    fi
 }
 
 # cgroup2_ns_start: the mount namespace the cgroup2 row set runs in, made
@@ -113,7 +105,7 @@ make_readonly_rootcell() {
 # command of the set with `nsenter --mount=/proc/$holder/ns/mnt` (a setns
 # and an exec, where `unshare -m sh -c 'mount -t cgroup2 …; exec …'` per
 # run cost about 5 ms). Mounts the bench makes after this are not seen
-# there (private propagation; make_readonly_rootcell repeats its own).
+# there (private propagation).
 # bench_cleanup kills the holder by its pid, which frees the namespace.
 # (`unshare --mount=FILE`, which keeps a namespace without a process, fails
 # now and then with EINVAL on this kernel.) Must run in the script's own

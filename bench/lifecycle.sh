@@ -10,7 +10,7 @@
 # docs/BENCHMARKS.md; e.g. LIFECYCLE_DOC=/tmp/x.md for a trial run).
 #
 # Environment: WARMUP (default 5), RUNS (default 50), ROOTCELL (binary,
-# default target/release/rootcell), CGROUP2_SET=0 to skip the rootcell/runc
+# default the installed one, see lib.sh), CGROUP2_SET=0 to skip the rootcell/runc
 # rows of the cgroup2 row set (crun is always run that way), PHASES=0 to
 # skip the per-phase runs, LIFECYCLE_DOC.
 #
@@ -60,8 +60,7 @@ container_row() { # LABEL GROUP RUNTIME MODE BUNDLE CHECK_BUNDLE
 say "checking that each command works"
 container_row "rootcell run" host rootcell host "$bench_tmp/B" "$bench_tmp/C"
 container_row "runc run" host runc host "$bench_tmp/B" "$bench_tmp/C"
-make_readonly_rootcell
-container_row "rootcell run (read-only install)" host rootcell-ro host "$bench_tmp/B" "$bench_tmp/C"
+container_row "rootcell run (build tree: writable, re-exec)" host rootcell-build host "$bench_tmp/B" "$bench_tmp/C"
 # crun 1.8 refuses this machine's hybrid cgroup layout; it (and, for a fair
 # comparison, the other two) runs in a mount ns of the bench's own with a
 # fresh cgroup2 (lib.sh cgroup2_ns_start), entered with nsenter.

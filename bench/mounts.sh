@@ -7,7 +7,7 @@
 #
 # Environment: WARMUP (default 3), RUNS (default 30), COUNTS (default
 # "1 100 1000"), MOUNT_OPTIONS (JSON, default ["rbind","ro"]; e.g. ["bind"]),
-# ROOTCELL (binary, default target/release/rootcell).
+# ROOTCELL (binary, default the installed one, see lib.sh).
 #
 # All runtimes run inside the bench's cgroup2 mount ns (lib.sh
 # cgroup2_ns_start: cgroup2 mounted on /sys/fs/cgroup; crun 1.8 refuses

@@ -14,12 +14,12 @@
 #
 # Environment: RUNS (default 5; batches per runtime and size), COUNTS
 # (default "1 10 50"), WORK (JSON argv of the container, default
-# ["sleep","0.1"]), ROOTCELL (binary, default target/release/rootcell),
+# ["sleep","0.1"]), ROOTCELL (binary, default the installed one, see lib.sh),
 # ROOTCELL_BASE (a second rootcell binary, e.g. the build before a change:
 # adds "rootcell (base)" rows to both row sets, for an A/B in the same
 # run), HOST_SET=0 skips the host rows (rootcell and runc on the machine's
-# own cgroup layout), RO_ROW=0 skips the row of rootcell installed
-# read-only (no re-exec, see lib.sh), PARALLEL_DOC.
+# own cgroup layout), BUILD_ROW=0 skips the row of the build tree's
+# writable binary (which re-executes itself, see lib.sh), PARALLEL_DOC.
 #
 # The batches are interleaved (for each run, each size, each runtime in
 # turn), so a change of the machine's load hits every row alike.
@@ -131,12 +131,11 @@ row "rootcell (cgroup2 ns)" cgroup2 rootcell "$ROOTCELL" cgroup2
 if [[ -n "${ROOTCELL_BASE:-}" ]]; then
     row "rootcell base (cgroup2 ns)" cgroup2 rootcell-base "$ROOTCELL_BASE" cgroup2
 fi
-if [[ "${RO_ROW:-1}" != 0 ]]; then
-    # The same binary from a read-only bind mount (lib.sh): no re-exec to
-    # protect it (CVE-2019-5736), so this row shows what that re-exec
-    # costs under load.
-    make_readonly_rootcell
-    row "rootcell read-only install (cgroup2 ns)" cgroup2 rootcell-ro "$(runtime_bin rootcell-ro)" cgroup2
+if [[ "${BUILD_ROW:-1}" != 0 && "$ROOTCELL" != "$(runtime_bin rootcell-build)" ]]; then
+    # The build tree's binary (lib.sh), writable: it re-executes itself to
+    # protect its binary (CVE-2019-5736), so this row shows what that
+    # re-exec costs under load.
+    row "rootcell build tree, re-exec (cgroup2 ns)" cgroup2 rootcell-build "$(runtime_bin rootcell-build)" cgroup2
 fi
 row "runc (cgroup2 ns)" cgroup2 runc "$(command -v runc)" cgroup2
 row "crun (cgroup2 ns)" cgroup2 crun "$(command -v crun)" cgroup2

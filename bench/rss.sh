@@ -25,7 +25,7 @@
 # bench/out/rss.md; RSS_DOC=docs/BENCHMARKS.md rewrites that section there).
 #
 # Environment: RUNS (default 20), ROOTCELL (binary, default
-# target/release/rootcell), CGROUP2_SET=0 skips the rootcell/runc rows of
+# the installed one, see lib.sh), CGROUP2_SET=0 skips the rootcell/runc rows of
 # the cgroup2 row set (crun is always run that way), RSS_DOC.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -115,9 +115,8 @@ measure() {
 say "checking that each runtime runs the container, then measuring"
 measure "rootcell run" host rootcell host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
 measure "runc run" host runc host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
-make_readonly_rootcell
 cgroup2_ns_start
-measure "rootcell run (read-only install)" host rootcell-ro host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
+measure "rootcell run (build tree: writable, re-exec)" host rootcell-build host "$bench_tmp/B" "$bench_tmp/S" "$bench_tmp/C"
 if [[ "${CGROUP2_SET:-1}" != 0 ]]; then
     measure "rootcell run (cgroup2 ns)" cgroup2 rootcell cgroup2 "$bench_tmp/B2" "$bench_tmp/S2" "$bench_tmp/C2"
     measure "runc run (cgroup2 ns)" cgroup2 runc cgroup2 "$bench_tmp/B2" "$bench_tmp/S2" "$bench_tmp/C2"

@@ -13,7 +13,7 @@
 # "## Sandbox" of docs/BENCHMARKS.md.
 #
 # Environment: WARMUP (default 3), RUNS (default 20), ROOTCELL (binary,
-# default target/release/rootcell), BENCHEXEC_VENV (default
+# default the installed one, see lib.sh), BENCHEXEC_VENV (default
 # /opt/rootcell-bench/venv), FILES (default 1000), MOUNTS (default 100).
 #
 # A tool that is missing (a rootcell without the `sandbox` command, no

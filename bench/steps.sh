@@ -23,7 +23,7 @@
 # there).
 #
 # Environment: WARMUP (default 3), RUNS (default 30), ROOTCELL (binary,
-# default target/release/rootcell), CGROUP2_SET=0 to skip the rootcell/runc
+# default the installed one, see lib.sh), CGROUP2_SET=0 to skip the rootcell/runc
 # rows of the cgroup2 set (crun is always run that way), STEPS_DOC.
 # A runtime that cannot run the container is recorded as "failed".
 set -euo pipefail
