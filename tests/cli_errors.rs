@@ -387,3 +387,36 @@ fn forced_delete_of_a_missing_container_succeeds_silently() {
     assert_eq!(out.stderr, "", "stderr");
     ctx.assert_clean();
 }
+
+/// A reader that stops early (`rootcell state ID | head -c 1`, as a
+/// script polling for a status does) is not an error: state, list, ps and
+/// features print what fits and exit 0, without a panic.
+#[test]
+fn output_to_a_closed_pipe_is_not_an_error() {
+    let ctx = Ctx::new("epipe");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "30"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    let bin = ctx.bin.to_string_lossy().into_owned();
+    let root = ctx.state_dir().to_string_lossy().into_owned();
+    for args in [
+        format!("state {id}"),
+        "list".to_owned(),
+        "list --format json".to_owned(),
+        format!("ps --format json {id}"),
+        "features".to_owned(),
+    ] {
+        // The reader exits at once; `sleep` lets it go before the write.
+        let script = format!(
+            "exec 3>&1; {{ sleep 0.2; '{bin}' --root '{root}' {args} 2>&3; echo \"rc=$?\" >&3; }} | true"
+        );
+        let out = exec(
+            std::process::Command::new("sh").arg("-c").arg(&script),
+            std::time::Duration::from_secs(20),
+        );
+        assert!(out.stdout.contains("rc=0"), "{args}: {}", out.all());
+        assert!(!out.all().contains("panicked"), "{args}: {}", out.all());
+    }
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+}

@@ -3,15 +3,19 @@
 use anyhow::Result;
 use rootcell::container::Runtime;
 
+use super::emit;
 use crate::cli::ListFormat;
 
 pub fn print(runtime: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
     let containers = runtime.list()?;
+    // Printed at once, and a reader that stops early (`| head`) is not an
+    // error (`emit`).
+    let mut out = String::new();
     if quiet {
         for (st, _) in &containers {
-            println!("{}", st.id);
+            out += &format!("{}\n", st.id);
         }
-        return Ok(());
+        return emit(&out);
     }
     match format {
         ListFormat::Json => {
@@ -19,7 +23,7 @@ pub fn print(runtime: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
                 .iter()
                 .map(|(st, status)| st.oci_json(*status))
                 .collect();
-            println!("{}", serde_json::to_string(&items)?);
+            out = serde_json::to_string(&items)? + "\n";
         }
         ListFormat::Table => {
             let rows: Vec<[String; 6]> = containers
@@ -53,9 +57,10 @@ pub fn print(runtime: &Runtime, format: ListFormat, quiet: bool) -> Result<()> {
                     .zip(widths)
                     .map(|(cell, w)| format!("{cell:<w$}"))
                     .collect();
-                println!("{}", line.join("   ").trim_end());
+                out += line.join("   ").trim_end();
+                out.push('\n');
             }
         }
     }
-    Ok(())
+    emit(&out)
 }

@@ -54,8 +54,7 @@ pub fn dispatch(cli: Cli, binary: Option<rootcell::exe::Protection>) -> Result<i
         } => Ok(runtime.run(&create.id, &create_options(&create, global), detach, keep)?),
         Command::State { id } => {
             let state = runtime.state(&id)?;
-            println!("{}", serde_json::to_string_pretty(&state)?);
-            Ok(0)
+            emit(&(serde_json::to_string_pretty(&state)? + "\n")).map(|()| 0)
         }
         Command::Kill { id, signal, all } => {
             let sig = parse_signal(&signal)?;
@@ -75,8 +74,7 @@ pub fn dispatch(cli: Cli, binary: Option<rootcell::exe::Protection>) -> Result<i
         Command::Update(args) => update::run(&runtime, &args).map(|()| 0),
         Command::Ps { format, args } => ps::print(&runtime, format, &args).map(|()| 0),
         Command::Features => {
-            println!("{}", serde_json::to_string_pretty(&features::features())?);
-            Ok(0)
+            emit(&(serde_json::to_string_pretty(&features::features())? + "\n")).map(|()| 0)
         }
         Command::Stat {
             json,

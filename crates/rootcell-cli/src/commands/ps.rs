@@ -12,8 +12,7 @@ pub fn print(runtime: &Runtime, format: ListFormat, args: &[String]) -> Result<(
     let (id, ps_args) = args.split_first().context("ps needs a container id")?;
     let pids = runtime.ps(id)?;
     if format == ListFormat::Json {
-        println!("{}", serde_json::to_string(&pids)?);
-        return Ok(());
+        return super::emit(&(serde_json::to_string(&pids)? + "\n"));
     }
     let ps_args: Vec<&str> = if ps_args.is_empty() {
         vec!["-ef"]
