@@ -649,3 +649,56 @@ fn state_is_paused_only_when_the_container_itself_is_frozen() {
     assert!(left.is_empty(), "left behind: {left:?}");
     ctx.assert_clean();
 }
+
+/// Init (born in the v2 directory, joining each v1 hierarchy by `tasks`)
+/// and an exec'd process (joining by `tasks` and `cgroup.procs`) end up in
+/// the container's cgroup of every hierarchy: each line of their
+/// `/proc/PID/cgroup` is the same and none is the runtime caller's.
+#[test]
+fn init_and_exec_join_every_hierarchy() {
+    let ctx = Ctx::new("cgjoin");
+    let mut b = ctx.bundle();
+    b.args(&["sleep", "30"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    let init = ctx.pid(&id);
+    let pid_file = ctx.dir.join("exec.pid");
+    ctx.rt(&[
+        "exec",
+        "--detach",
+        "--pid-file",
+        &pid_file.to_string_lossy(),
+        &id,
+        "sh",
+        "-c",
+        // Off our pipes, so `exec --detach` returns at once.
+        "exec sleep 30 </dev/null >/dev/null 2>&1",
+    ])
+    .assert_ok("exec");
+    let exec_pid: i32 = read_file(&pid_file).trim().parse().unwrap();
+    let lines = |pid: i32| -> Vec<String> {
+        let mut l: Vec<String> = read_file(Path::new(&format!("/proc/{pid}/cgroup")))
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        l.sort();
+        l
+    };
+    let ours = lines(std::process::id() as i32);
+    let theirs = lines(init);
+    assert!(!theirs.is_empty());
+    assert_eq!(
+        theirs,
+        lines(exec_pid),
+        "init and the exec'd process differ"
+    );
+    for line in &theirs {
+        assert!(
+            !ours.contains(line),
+            "init stayed in the caller's cgroup: {line}\ninit: {theirs:?}"
+        );
+    }
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -104,7 +104,7 @@ fn sigset(sigs: &[i32]) -> libc::sigset_t {
 /// status pipe. Only libc calls after the fork: the test process has
 /// other threads.
 fn start_top(cg: Option<&RunCgroup>, work: Work) -> Top {
-    let procs: Vec<OwnedFd> = cg.map(|c| c.procs_files().unwrap()).unwrap_or_default();
+    let procs: Vec<OwnedFd> = cg.map(|c| c.join_files().unwrap()).unwrap_or_default();
     let (status_r, status_w) = pipe();
     // SAFETY: fork; the child runs only the code below and _exits.
     let pid = unsafe { libc::fork() };
@@ -850,12 +850,12 @@ fn creating_and_removing_a_run_cgroup_is_cheap() {
         let (cg, _) = RunCgroup::create(&Limits::default(), false)
             .unwrap()
             .unwrap();
-        let procs = cg.procs_files().unwrap();
+        let procs = cg.join_files().unwrap();
         drop(procs);
         cg.remove().unwrap();
     }
     let each = started.elapsed() / n;
-    eprintln!("MEASURED create + procs_files + remove of a run cgroup: {each:?}");
+    eprintln!("MEASURED create + join_files + remove of a run cgroup: {each:?}");
     // "Cheap": well under a second each, with room for a loaded host
     // (measured a few ms on an idle one).
     assert!(each < Duration::from_millis(500), "{each:?}");

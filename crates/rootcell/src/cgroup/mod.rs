@@ -5,12 +5,13 @@
 
 mod device_filter;
 pub mod freezer;
+mod join;
+pub use join::{open_join_file, CgroupJoin};
 pub mod oom;
 pub mod stats;
 pub mod systemd;
 
 use std::fs;
-use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
@@ -561,39 +562,6 @@ pub(crate) fn enable_controller(dir: &Path, controller: &str) -> std::result::Re
         }
     }
     Ok(())
-}
-
-/// Opens every `cgroup.procs` for writing, for the child to join.
-pub fn procs_files(dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
-    dirs.iter()
-        .map(|d| {
-            let f = fs::OpenOptions::new()
-                .write(true)
-                .open(d.join("cgroup.procs"))
-                .ctx(|| format!("{}/cgroup.procs", d.display()))?;
-            Ok(f.into())
-        })
-        .collect()
-}
-
-/// The container's directory in the cgroup v2 hierarchy (the unified one
-/// of a hybrid host too), open, for `CLONE_INTO_CGROUP`.
-pub fn v2_dir(cg: &ContainerCgroup) -> Result<Option<OwnedFd>> {
-    let Some((dir, _)) = cg
-        .dirs
-        .iter()
-        .zip(&cg.mount_sources)
-        .find(|(_, src)| src.fstype == "cgroup2")
-    else {
-        return Ok(None);
-    };
-    let fd = rustix::fs::open(
-        dir,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
-        rustix::fs::Mode::empty(),
-    )
-    .ctx(|| format!("{}", dir.display()))?;
-    Ok(Some(fd))
 }
 
 /// Pids in the container's cgroup and its sub-cgroups (`exec --cgroup`

@@ -230,13 +230,14 @@ impl Runtime {
         Ok(cgroup::pids(&st.cgroup_dirs))
     }
 
-    /// `cgroup.procs` of each directory, open for writing. Rootless, a
-    /// cgroup we may not write to is skipped, as at create.
+    /// The file of each directory the setup process joins it by (`tasks`
+    /// or `cgroup.procs`, `cgroup::open_join_file`), open for writing.
+    /// Rootless, a cgroup we may not write to is skipped, as at create.
     fn open_cgroup_procs(&self, dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
         let mut out = Vec::new();
         for dir in dirs {
-            match cgroup::procs_files(std::slice::from_ref(dir)) {
-                Ok(mut fds) => out.append(&mut fds),
+            match cgroup::open_join_file(dir) {
+                Ok(fd) => out.push(fd),
                 Err(Error::Io { cause, .. })
                     if self.rootless
                         && matches!(

@@ -55,7 +55,9 @@ pub struct ExecConfig<'a> {
     /// init's root directory, opened `O_PATH` from `/proc/<init>/root` in
     /// the private procfs while the pidfd pinned init.
     pub root: OwnedFd,
-    /// `cgroup.procs` of the cgroups to join, open for writing.
+    /// The files the (single-threaded) setup process writes "0" into to
+    /// join its cgroups: `tasks` (v1) or `cgroup.procs` (v2), see
+    /// `cgroup::CgroupJoin`.
     pub cgroup_procs: Vec<OwnedFd>,
     /// `_ses.<id>`, or None when the container was created with
     /// `--no-new-keyring`.
@@ -72,7 +74,7 @@ pub struct ExecConfig<'a> {
 /// Forks the setup process; returns its pid. The process's pid and any
 /// failure come over `runtime_side`.
 pub fn spawn(cfg: ExecConfig<'_>, container_side: Channel) -> Result<i32> {
-    fork_setup(container_side, None, None, |chan| enter(cfg, chan))
+    fork_setup(container_side, None, None, |chan, _| enter(cfg, chan))
 }
 
 /// The setup process: everything that needs the runtime's privileges or

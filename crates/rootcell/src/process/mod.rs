@@ -62,12 +62,10 @@ pub struct InitConfig<'a> {
     pub session_keyring: Option<String>,
     /// `--preserve-fds`: fds 3..3+N stay open into the container.
     pub preserve_fds: u32,
-    /// `cgroup.procs` files of the container's cgroups, open for writing:
-    /// stage 1 joins them by writing "0" before anything else happens.
-    pub cgroup_procs: Vec<OwnedFd>,
-    /// The container's cgroup v2 directory, if it has one: stage 1 is
-    /// created in it (`CLONE_INTO_CGROUP`).
-    pub cgroup2_dir: Option<OwnedFd>,
+    /// The container's cgroups: stage 1 is created in the v2 directory
+    /// (`CLONE_INTO_CGROUP`) and joins the v1 ones by writing "0" into
+    /// their `tasks` before anything else happens (`cgroup::CgroupJoin`).
+    pub cgroups: crate::cgroup::CgroupJoin,
     /// Idmapped bind trees, made by the runtime (init cannot make them).
     pub idmapped: IdmappedMounts,
     /// The seccomp filter, compiled by the runtime.
@@ -91,7 +89,7 @@ pub struct InitConfig<'a> {
 /// Forks stage 1 (straight into the container's cgroup v2 directory when
 /// there is one). Returns its pid; the rest is told over `runtime_side`.
 pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
-    let cgroup2 = cfg.cgroup2_dir.take();
+    let cgroup2 = cfg.cgroups.v2_dir.take();
     // Stays in this frame, so the child's copy is closed by number, first
     // thing: it is only for the fork itself.
     cfg.close_in_child
@@ -104,7 +102,7 @@ pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
         container_side,
         cgroup2.as_ref(),
         error_file.as_ref(),
-        |chan| stage1(cfg, chan, error_fd),
+        |chan, born_in_cgroup2| stage1(cfg, chan, error_fd, born_in_cgroup2),
     )
 }
 
@@ -117,19 +115,21 @@ fn fork_setup(
     chan: Channel,
     cgroup2: Option<&OwnedFd>,
     error_file: Option<&OwnedFd>,
-    f: impl FnOnce(&Channel) -> Result<Never>,
+    f: impl FnOnce(&Channel, bool) -> Result<Never>,
 ) -> Result<i32> {
-    // The child still writes every cgroup.procs, so falling back to a
-    // plain fork only loses the placement at birth.
-    let forked = match cgroup2.map(sys::fork_into_cgroup) {
-        Some(Ok(forked)) => forked,
-        _ => sys::fork().ctx(|| "fork")?,
+    // A kernel that refuses the placement at birth: a plain fork, and the
+    // child joins by `cgroup.procs` (`f`'s second argument says which).
+    let (forked, born_in_cgroup2) = match cgroup2.map(sys::fork_into_cgroup) {
+        Some(Ok(forked)) => (forked, true),
+        _ => (sys::fork().ctx(|| "fork")?, false),
     };
     match forked {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
             std::panic::set_hook(Box::new(|_| {}));
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&chan)));
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                f(&chan, born_in_cgroup2)
+            }));
             let err = match outcome {
                 Ok(Ok(never)) => match never {},
                 Ok(Err(e)) => e,
@@ -162,15 +162,24 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-fn stage1(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Result<Never> {
+fn stage1(
+    mut cfg: InitConfig<'_>,
+    chan: &Channel,
+    error_fd: Option<RawFd>,
+    born_in_cgroup2: bool,
+) -> Result<Never> {
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
         unsafe { libc::close(*fd) };
     }
     // Each host fd is closed once used: none reaches init.
-    for procs in std::mem::take(&mut cfg.cgroup_procs) {
-        rustix::io::write(&procs, b"0").ctx(|| "joining the container's cgroup")?;
+    let mut cgroups = std::mem::replace(&mut cfg.cgroups, crate::cgroup::CgroupJoin::none());
+    if born_in_cgroup2 {
+        cgroups.v2_procs = None;
+    }
+    for file in cgroups.all_files() {
+        rustix::io::write(&file, b"0").ctx(|| "joining the container's cgroup")?;
     }
     let ns = &cfg.plan.namespaces;
     for (kind, path) in &ns.join {

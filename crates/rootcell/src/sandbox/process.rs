@@ -27,6 +27,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::SandboxPlan;
+pub use crate::cgroup::CgroupJoin;
 use crate::error::{Error, IoContext, Result};
 use crate::plan::{Namespace, ProcessPlan};
 use crate::process::{prepare, sync, sys, Never};
@@ -58,64 +59,6 @@ pub struct Spawned {
     /// user namespace (an unprivileged runtime cannot make one on the
     /// host), received over the sync socket.
     pub staging: Option<OwnedFd>,
-}
-
-/// How init joins the run cgroup, opened by the runtime. Moving a process
-/// into a cgroup through `cgroup.procs` takes the kernel's global
-/// threadgroup lock, whose first taker waits for an RCU grace period
-/// (5-15 ms on a busy VM: more than the rest of a run). So: init is born
-/// in the cgroup v2 directory (`CLONE_INTO_CGROUP`), and in each v1
-/// hierarchy the single-threaded init writes "0" into `tasks`, which moves
-/// the calling thread without that lock.
-pub struct CgroupJoin {
-    /// The run's cgroup v2 directory.
-    pub v2_dir: Option<OwnedFd>,
-    /// Written "0" by init: `tasks` of each v1 hierarchy (and, when the
-    /// kernel refuses `CLONE_INTO_CGROUP`, the v2 `cgroup.procs`).
-    pub files: Vec<OwnedFd>,
-    /// The v2 `cgroup.procs`, for that fallback.
-    v2_procs: Option<OwnedFd>,
-}
-
-impl CgroupJoin {
-    /// Nothing to join (no run cgroup).
-    pub fn none() -> CgroupJoin {
-        CgroupJoin {
-            v2_dir: None,
-            files: Vec::new(),
-            v2_procs: None,
-        }
-    }
-
-    /// The run cgroup's directories, one per hierarchy.
-    pub fn open(dirs: &[std::path::PathBuf]) -> Result<CgroupJoin> {
-        use rustix::fs::{Mode, OFlags};
-        const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-        let mut join = CgroupJoin::none();
-        for dir in dirs {
-            let fd = rustix::fs::open(
-                dir,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .ctx(|| format!("run cgroup {}", dir.display()))?;
-            let v2 = rustix::fs::fstatfs(&fd)
-                .ctx(|| format!("run cgroup {}", dir.display()))?
-                .f_type as i64
-                == CGROUP2_SUPER_MAGIC;
-            let file = if v2 { "cgroup.procs" } else { "tasks" };
-            let writer =
-                rustix::fs::openat(&fd, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-                    .ctx(|| format!("run cgroup {}/{file}", dir.display()))?;
-            if v2 && join.v2_dir.is_none() {
-                join.v2_dir = Some(fd);
-                join.v2_procs = Some(writer);
-            } else {
-                join.files.push(writer);
-            }
-        }
-        Ok(join)
-    }
 }
 
 /// Everything the sandbox's side needs, given across the `clone3`.

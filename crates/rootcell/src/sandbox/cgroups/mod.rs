@@ -83,11 +83,6 @@ impl RunCgroup {
         create_in(&hierarchies, limits, cgroup_access)
     }
 
-    /// Opened `cgroup.procs` files: stage 1 writes "0" into each to join.
-    pub fn procs_files(&self) -> Result<Vec<OwnedFd>> {
-        cgroup::procs_files(&self.cg.dirs)
-    }
-
     /// Kills everything left (SIGKILL: `cgroup.kill` on v2, else the v1
     /// freezer around the signals, else a kill loop), waits for it to
     /// exit and removes the directories.
@@ -104,6 +99,13 @@ impl RunCgroup {
     /// The run's directories, one per hierarchy.
     pub fn dirs(&self) -> &[PathBuf] {
         &self.cg.dirs
+    }
+
+    /// Opened files a forked (single-threaded) child writes "0" into to
+    /// join the run's cgroups (`cgroup::CgroupJoin`, without the birth in
+    /// the v2 directory).
+    pub fn join_files(&self) -> Result<Vec<OwnedFd>> {
+        Ok(cgroup::CgroupJoin::open(self.join_dirs())?.all_files())
     }
 
     /// The directories the sandbox joins: the run's own, or with
