@@ -159,6 +159,19 @@ rt_cmd() {
     esac
 }
 
+# make_true_bundles: the bundles of lifecycle.sh and steps.sh in $bench_tmp:
+# B = as `runc spec` makes it, running /bin/true, B2 = without cgroup bits
+# (for the cgroup2 row set); C/C2 = the same, printing a marker, to check
+# that a runtime really runs the container before timing it.
+make_true_bundles() {
+    local true_args='["/bin/true"]'
+    local check_args="[\"/bin/sh\",\"-c\",\"echo $check_marker\"]"
+    make_bench_bundle "$bench_tmp/B" "$true_args"
+    make_bench_bundle "$bench_tmp/B2" "$true_args" strip
+    make_bench_bundle "$bench_tmp/C" "$check_args"
+    make_bench_bundle "$bench_tmp/C2" "$check_args" strip
+}
+
 # make_bench_bundle DIR ARGS_JSON [strip]: busybox bundle from `runc spec`
 # (the same config for every runtime, stable while rootcell's own spec
 # evolves). With "strip": no linux.resources and no cgroup mount.

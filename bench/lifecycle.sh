@@ -28,15 +28,7 @@ bench_report_doc="${LIFECYCLE_DOC:-$bench_doc}"
 say "temp dir $bench_tmp (private mount namespace)"
 bench_load_warn
 
-# Bundles: B = as `runc spec` makes it, B2 = without cgroup bits (for the
-# cgroup2 row set); C/C2 = the same, printing a marker, to check that a
-# runtime really runs the container before timing it.
-true_args='["/bin/true"]'
-check_args="[\"/bin/sh\",\"-c\",\"echo $check_marker\"]"
-make_bench_bundle "$bench_tmp/B" "$true_args"
-make_bench_bundle "$bench_tmp/B2" "$true_args" strip
-make_bench_bundle "$bench_tmp/C" "$check_args"
-make_bench_bundle "$bench_tmp/C2" "$check_args" strip
+make_true_bundles
 
 rows="$bench_tmp/rows.tsv"
 : >"$rows"

@@ -38,12 +38,7 @@ bench_report_doc="${STEPS_DOC:-$bench_out/steps.md}"
 say "temp dir $bench_tmp (private mount namespace)"
 bench_load_warn
 
-true_args='["/bin/true"]'
-check_args="[\"/bin/sh\",\"-c\",\"echo $check_marker\"]"
-make_bench_bundle "$bench_tmp/B" "$true_args"
-make_bench_bundle "$bench_tmp/B2" "$true_args" strip
-make_bench_bundle "$bench_tmp/C" "$check_args"
-make_bench_bundle "$bench_tmp/C2" "$check_args" strip
+make_true_bundles
 cgroup2_ns_start
 
 rows="$bench_tmp/rows.tsv"

@@ -15,7 +15,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -85,19 +85,6 @@ impl Drop for ImmutableCopy {
     }
 }
 
-/// The probe, built static into the rootfs; None without gcc.
-fn build_probe(ctx: &Ctx, rootfs: &Path) -> Option<()> {
-    let src = ctx.dir.join("probe.c");
-    write_file(&src, PROBE);
-    let out = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(rootfs.join("bin/probe"))
-        .arg(&src)
-        .output()
-        .ok()?;
-    out.status.success().then_some(())
-}
-
 /// A context running the immutable copy, and a bundle whose process probes
 /// it through a read-write bind of its directory on `/rt`. None: skipped.
 fn setup(name: &str) -> Option<(Ctx, ImmutableCopy, Bundle)> {
@@ -112,7 +99,7 @@ fn setup(name: &str) -> Option<(Ctx, ImmutableCopy, Bundle)> {
     };
     ctx.bin = copy.path.clone();
     let mut b = ctx.bundle();
-    if build_probe(&ctx, &b.rootfs()).is_none() {
+    if build_static_c(&ctx.dir, PROBE, &b.rootfs().join("bin/probe")).is_none() {
         skip("no working `gcc -static` to build the probe");
         return None;
     }

@@ -16,8 +16,6 @@ mod common;
 use common::console::ConsoleSocket;
 use common::*;
 use serde_json::{json, Value};
-use std::path::Path;
-use std::process::Command;
 
 const DOCKER_ERA: &str = include_str!("fixtures/seccomp/docker-era.json");
 
@@ -288,19 +286,6 @@ int main(void) {
 }
 "#;
 
-/// Builds PROBE with `gcc -static` into the rootfs; None without gcc.
-fn build_probe(ctx: &Ctx, rootfs: &Path) -> Option<()> {
-    let src = ctx.dir.join("probe.c");
-    write_file(&src, PROBE);
-    let out = Command::new("gcc")
-        .args(["-static", "-O1", "-o"])
-        .arg(rootfs.join("bin/probe"))
-        .arg(&src)
-        .output()
-        .ok()?;
-    out.status.success().then_some(())
-}
-
 /// runc's ENOSYS stub: under the Docker-era profile, a syscall newer than
 /// every syscall it names gets ENOSYS (so libc falls back), an older one
 /// the profile does not allow gets the default EPERM.
@@ -309,7 +294,7 @@ fn build_probe(ctx: &Ctx, rootfs: &Path) -> Option<()> {
 fn syscalls_newer_than_the_profile_get_enosys() {
     let ctx = Ctx::new("sl-enosys");
     let mut b = docker_bundle(&ctx, 0, true);
-    if build_probe(&ctx, &b.rootfs()).is_none() {
+    if build_static_c(&ctx.dir, PROBE, &b.rootfs().join("bin/probe")).is_none() {
         skip("no working `gcc -static` to build the syscall probe");
         return;
     }

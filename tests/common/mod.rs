@@ -251,6 +251,21 @@ pub fn host_char_device(path: &str) -> bool {
     fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device())
 }
 
+/// Builds the C program `source` with `gcc -static` into `out` (a probe
+/// for a container's rootfs); `scratch` holds the source file. None
+/// without a working gcc: the caller skips.
+pub fn build_static_c(scratch: &Path, source: &str, out: &Path) -> Option<()> {
+    let src = scratch.join("probe.c");
+    write_file(&src, source);
+    let built = Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(out)
+        .arg(&src)
+        .output()
+        .ok()?;
+    built.status.success().then_some(())
+}
+
 /// `name` is an executable in one of `$PATH`'s directories (or `/usr/sbin`,
 /// `/sbin`), or `name` is itself an executable path.
 pub fn command_exists(name: &str) -> bool {
