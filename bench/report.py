@@ -1366,6 +1366,18 @@ def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):
             short = name if len(name) <= 110 else name[:107] + "…"
             out.append(f"| {size / 1024:.1f} | {crate} | `{short.replace('|', '/')}` |")
         out.append("")
+    hot = facts.get("hot", "").split()
+    if len(hot) == 3:
+        listed, found, size = (int(x) for x in hot)
+        out.append(
+            f"Of the {listed} functions `crates/rootcell-cli/hot-symbols.txt` lists (those a "
+            f"container's start runs, placed first and together by the linker so that the kernel's "
+            f"64 KiB fault-around maps few cold neighbours), {found} are in this binary, "
+            f"{size / 1024:.0f} KiB of `.text`"
+            + (" (far fewer than listed: the list is stale, `scripts/hot-symbols` remakes it)."
+               if found < 0.8 * listed else ".")
+        )
+        out.append("")
     refs = []
     for rt in ("runc", "crun"):
         if rt in facts:

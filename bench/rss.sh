@@ -18,7 +18,15 @@
 #   - the binary: file size, ELF sections (`size -A`), linkage, and the
 #     largest crates and functions of its symbol table (`nm --size-sort -C`,
 #     grouped by crate like `cargo bloat --crates`; a stripped binary has
-#     no symbols and gets sections only).
+#     no symbols and gets sections only), and how many of the functions of
+#     crates/rootcell-cli/hot-symbols.txt it has (the linker places those
+#     first, together; see crates/rootcell-cli/build.rs) and their size.
+#
+# The file-backed part of a process's RSS is the pages of the binary the
+# kernel maps on a fault: the faulting page and those of its 64 KiB
+# fault-around window that are in the page cache. So each binary is read
+# into the page cache before it is measured, or the numbers would depend on
+# what memory pressure evicted.
 #
 # Medians over RUNS runs. Writes bench/out/rss-*.tsv and the section
 # "## Memory (peak RSS of `run`) and binary size" to RSS_DOC (default
@@ -81,6 +89,7 @@ self_tsv="$bench_out/rss-self.tsv"   # label, run, pid, KiB, who
 # measure LABEL GROUP RUNTIME MODE TRUE_BUNDLE SLEEP_BUNDLE CHECK_BUNDLE
 measure() {
     local label="$1" group="$2" rt="$3" mode="$4" status=ok i cmd out kib
+    cat "$(runtime_bin "$rt")" >/dev/null
     if ! check_cmd "$label" "$(rss_cmd "$rt" "$7" "$mode")"; then
         status="did not run the container"
     fi
@@ -132,6 +141,20 @@ nm --size-sort -C "$ROOTCELL" >"$bin_dir/symbols" 2>/dev/null || : >"$bin_dir/sy
     echo "file: $(stat -c %s "$ROOTCELL")"
     echo "linkage: $(file -b "$ROOTCELL" | grep -oE 'static-pie linked|statically linked|dynamically linked' || echo unknown)"
     echo "libs: $(ldd "$ROOTCELL" 2>/dev/null | awk '/=>/ {print $1}' | tr '\n' ' ')"
+    # hot: listed, found in the binary, their bytes
+    hot="$bench_repo/crates/rootcell-cli/hot-symbols.txt"
+    if [[ -f "$hot" ]]; then
+        echo "hot: $(nm -S --defined-only "$ROOTCELL" 2>/dev/null | python3 -c '
+import sys
+hot = set(l.strip() for l in open(sys.argv[1]) if l.strip())
+found, size = set(), 0
+for line in sys.stdin:
+    p = line.split()
+    if len(p) == 4 and p[3] in hot:
+        found.add(p[3])
+        size += int(p[1], 16)
+print(len(hot), len(found), size)' "$hot")"
+    fi
     for rt in runc crun; do
         p="$(command -v "$rt")"
         # The runtime's file plus the shared libraries it loads.

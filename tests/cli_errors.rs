@@ -142,6 +142,33 @@ fn malformed_config_json_is_an_error() {
     ctx.assert_clean();
 }
 
+/// A type error deep in config.json names the file, the JSON path and
+/// serde_json's message with its position (rootcell parses with plain
+/// serde_json first and names the path only on failure: the message must
+/// be the one the path-tracking parse gives).
+#[test]
+fn config_type_errors_name_the_json_path() {
+    if runtime_is_runc() {
+        return skip("rootcell's wording");
+    }
+    let ctx = Ctx::new("typeerr");
+    let mut b = ctx.bundle();
+    b.config["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": "lots", "soft": 1}]);
+    let id = ctx.id("c");
+    let out = ctx.create(&id, &b, &[]);
+    out.assert_fail("create with a string rlimit");
+    let want = format!(
+        "{}: process.rlimits[0].hard: invalid type: string \"lots\", expected u64 at line ",
+        b.config_path().display()
+    );
+    assert!(
+        out.stderr.contains(&want),
+        "want {want:?} in:\n{}",
+        out.stderr
+    );
+    ctx.assert_clean();
+}
+
 #[test]
 fn relative_mount_destination_is_rejected() {
     if runtime_is_runc() {

@@ -8,32 +8,40 @@ use std::sync::Mutex;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
 
 use crate::cli::{Global, LogFormat};
 
+/// Records go to the `--log` file only. Without one (or when it cannot be
+/// opened) no subscriber is installed at all: records would go nowhere, and
+/// tracing's default (no subscriber) drops them without formatting them or
+/// running (and faulting in) the subscriber's code.
 pub fn init(global: &Global) {
-    let level = if global.debug { "debug" } else { "warn" };
-    let format = RuncFormat {
-        json: global.log_format == LogFormat::Json,
+    let level = if global.debug {
+        LevelFilter::DEBUG
+    } else {
+        LevelFilter::WARN
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(level))
-        .with_ansi(false)
-        .event_format(format);
     // Logging is best effort: a log file we cannot open must not stop the
     // container; errors are printed on stderr regardless.
-    let file = global
+    let Some(file) = global
         .log
         .as_ref()
-        .and_then(|path| OpenOptions::new().create(true).append(true).open(path).ok());
-    let _ = match file {
-        Some(f) => builder.with_writer(Mutex::new(f)).try_init(),
-        None => builder.with_writer(std::io::sink).try_init(),
+        .and_then(|path| OpenOptions::new().create(true).append(true).open(path).ok())
+    else {
+        return;
     };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_ansi(false)
+        .event_format(RuncFormat {
+            json: global.log_format == LogFormat::Json,
+        })
+        .with_writer(Mutex::new(file))
+        .try_init();
 }
 
 /// `rootcell sandbox`: as `init`, but `--debug` records go to stderr when
@@ -51,7 +59,7 @@ pub fn init_sandbox(global: &Global, debug: bool) {
         });
     }
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new("debug"))
+        .with_max_level(LevelFilter::DEBUG)
         .with_ansi(false)
         .event_format(RuncFormat {
             json: global.log_format == LogFormat::Json,

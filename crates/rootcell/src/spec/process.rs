@@ -14,15 +14,13 @@ use crate::error::{Error, IoContext, Result};
 /// and the JSON path (`/x/process.json: rlimits[0].type: …`).
 pub fn load_process(path: &Path) -> Result<Process> {
     let text = std::fs::read(path).ctx(|| format!("--process {}", path.display()))?;
-    let de = &mut serde_json::Deserializer::from_slice(&text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let at = e.path().to_string();
+    super::deserialize_named(&text, |at, e| {
         let field = if at == "." {
             path.display().to_string()
         } else {
             format!("{}: {at}", path.display())
         };
-        Error::spec(field, e.into_inner().to_string())
+        Error::spec(field, e.to_string())
     })
 }
 

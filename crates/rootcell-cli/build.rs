@@ -1,0 +1,42 @@
+//! Links the functions a container's start runs next to each other, and a
+//! static-pie binary with packed relocations.
+//!
+//! The kernel maps a binary's code in 64 KiB fault-around windows, so the
+//! resident size of every rootcell process (runtime, stage 1, init) follows
+//! how scattered the code it runs is, not how much of it there is: with the
+//! linker's default order a `run` touches about 1.2 MB of functions spread
+//! over nearly all of the 6.9 MB of `.text`, and maps ~5 MB. `hot-symbols.txt`
+//! lists the functions one `run` executes (made by `scripts/hot-symbols`,
+//! which records them with uprobes); lld's `--symbol-ordering-file` places
+//! them first, together. Names it does not find (code changed since the list
+//! was made, or a build whose symbol names differ) are ignored: the binary
+//! is then only as scattered as before, never wrong.
+//!
+//! Needs lld, rustc's default linker for x86_64-unknown-linux-gnu since
+//! Rust 1.90; `ROOTCELL_SYMBOL_ORDER=0` leaves the linker's order alone
+//! (for another linker).
+
+fn main() {
+    println!("cargo:rerun-if-changed=hot-symbols.txt");
+    println!("cargo:rerun-if-env-changed=ROOTCELL_SYMBOL_ORDER");
+    if std::env::var_os("ROOTCELL_SYMBOL_ORDER").is_some_and(|v| v == "0") {
+        return;
+    }
+    let list = std::path::Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
+        .join("hot-symbols.txt");
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        list.display()
+    );
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    // A static-pie binary relocates itself at every start: with RELA
+    // relocations that reads all of `.rela.dyn` (400 KB, nearly all of it
+    // relative relocations), which stays resident. RELR packs them into a
+    // bitmap of a few KB; glibc's static-pie start code (2.36+, linked in,
+    // so the host's glibc does not matter) applies them. Dynamic builds
+    // keep RELA: there RELR would need glibc 2.36 on the host.
+    let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if features.split(',').any(|f| f == "crt-static") {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
+}
