@@ -132,19 +132,20 @@ if [[ "${CGROUP2_SET:-1}" != 0 ]]; then
 fi
 measure "crun run (cgroup2 ns)" cgroup2 crun cgroup2 "$bench_tmp/B2" "$bench_tmp/S2" "$bench_tmp/C2"
 
-# The binary.
+# The binary (the installed /usr/local/bin/rootcell is a symlink to it).
 bin_dir="$bench_tmp/bin"
 mkdir -p "$bin_dir"
-size -A "$ROOTCELL" >"$bin_dir/sections" 2>/dev/null || : >"$bin_dir/sections"
-nm --size-sort -C "$ROOTCELL" >"$bin_dir/symbols" 2>/dev/null || : >"$bin_dir/symbols"
+rootcell_file="$(readlink -f "$ROOTCELL")"
+size -A "$rootcell_file" >"$bin_dir/sections" 2>/dev/null || : >"$bin_dir/sections"
+nm --size-sort -C "$rootcell_file" >"$bin_dir/symbols" 2>/dev/null || : >"$bin_dir/symbols"
 {
-    echo "file: $(stat -c %s "$ROOTCELL")"
-    echo "linkage: $(file -b "$ROOTCELL" | grep -oE 'static-pie linked|statically linked|dynamically linked' || echo unknown)"
-    echo "libs: $(ldd "$ROOTCELL" 2>/dev/null | awk '/=>/ {print $1}' | tr '\n' ' ')"
+    echo "file: $(stat -c %s "$rootcell_file")"
+    echo "linkage: $(file -b "$rootcell_file" | grep -oE 'static-pie linked|statically linked|dynamically linked' || echo unknown)"
+    echo "libs: $(ldd "$rootcell_file" 2>/dev/null | awk '/=>/ {print $1}' | tr '\n' ' ')"
     # hot: listed, found in the binary, their bytes
     hot="$bench_repo/crates/rootcell-cli/hot-symbols.txt"
     if [[ -f "$hot" ]]; then
-        echo "hot: $(nm -S --defined-only "$ROOTCELL" 2>/dev/null | python3 -c '
+        echo "hot: $(nm -S --defined-only "$rootcell_file" 2>/dev/null | python3 -c '
 import sys
 hot = set(l.strip() for l in open(sys.argv[1]) if l.strip())
 found, size = set(), 0

@@ -12,16 +12,45 @@
 //! was made, or a build whose symbol names differ) are ignored: the binary
 //! is then only as scattered as before, never wrong.
 //!
-//! Needs lld, rustc's default linker for x86_64-unknown-linux-gnu since
-//! Rust 1.90; `ROOTCELL_SYMBOL_ORDER=0` leaves the linker's order alone
-//! (for another linker).
+//! The ordering is lld's option: it is passed only where rustc links with
+//! lld by default (x86_64-unknown-linux-gnu since Rust 1.90), since GNU ld
+//! refuses it; `ROOTCELL_SYMBOL_ORDER=0` leaves the linker's order alone
+//! (for a linker chosen otherwise).
 
 fn main() {
     println!("cargo:rerun-if-changed=hot-symbols.txt");
     println!("cargo:rerun-if-env-changed=ROOTCELL_SYMBOL_ORDER");
-    if std::env::var_os("ROOTCELL_SYMBOL_ORDER").is_some_and(|v| v == "0") {
-        return;
+    let off = std::env::var_os("ROOTCELL_SYMBOL_ORDER").is_some_and(|v| v == "0");
+    if !off && links_with_lld() {
+        order_symbols();
     }
+    packed_relocations();
+}
+
+/// Whether rustc links this target with lld by default.
+fn links_with_lld() -> bool {
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let minor = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| {
+            // "rustc 1.95.0 (…)"
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            let version = text.split_whitespace().nth(1)?.to_owned();
+            version.split('.').nth(1)?.parse::<u32>().ok()
+        });
+    let lld = target == "x86_64-unknown-linux-gnu" && minor.is_some_and(|m| m >= 90);
+    if !lld {
+        println!(
+            "cargo:warning=hot-symbols.txt not used: rustc does not link {target} with lld by default (the binary only uses more memory)"
+        );
+    }
+    lld
+}
+
+fn order_symbols() {
     let list = std::path::Path::new(&std::env::var_os("CARGO_MANIFEST_DIR").unwrap())
         .join("hot-symbols.txt");
     println!(
@@ -29,6 +58,9 @@ fn main() {
         list.display()
     );
     println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+}
+
+fn packed_relocations() {
     // A static-pie binary relocates itself at every start: with RELA
     // relocations that reads all of `.rela.dyn` (400 KB, nearly all of it
     // relative relocations), which stays resident. RELR packs them into a
