@@ -811,6 +811,14 @@ fn inside_keep_system_config_and_keep_tmp() {
     let mut sb = Sb::new("keep");
     let probe = PathBuf::from(format!("/tmp/rootcell-e2e-keep-tmp-{}", std::process::id()));
     fs::write(&probe, "host tmp\n").unwrap();
+    // Removed however the test ends (a failed assertion left it behind).
+    struct RemoveOnDrop<'a>(&'a Path);
+    impl Drop for RemoveOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = fs::remove_file(self.0);
+        }
+    }
+    let _remove = RemoveOnDrop(&probe);
     sb.seal();
     let od = sb.o("o");
     let script = format!(
@@ -844,7 +852,6 @@ fn inside_keep_system_config_and_keep_tmp() {
     let o = sb.sh(&["--output-directory", &od, "--keep-tmp"], &script);
     let m = marks(&o.stdout);
     assert_eq!(m["tmp"], "host", "{o:?}");
-    let _ = fs::remove_file(&probe);
 }
 
 // ---------------------------------------------------------------------------
