@@ -7,14 +7,13 @@
 
 mod common;
 
-use common::cp::{cp_out_stream, tar_listing};
+use common::cp::{cp_out_stream, tar_listing, tar_with_input};
 use common::*;
 use serde_json::json;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rustix::fs::XattrFlags;
@@ -127,15 +126,8 @@ fn cp_stdin(ctx: &Ctx, args: &[&str], input: &[u8]) -> Out {
 /// Extracts a tar stream with GNU tar, xattrs included.
 fn gnu_extract(tar: &[u8], dir: &Path) {
     fs::create_dir_all(dir).unwrap();
-    let mut child = Command::new("tar")
-        .args(["--xattrs", "--xattrs-include=*", "-xpf", "-", "-C"])
-        .arg(dir)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(tar).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let into = format!("--directory={}", dir.display());
+    let out = tar_with_input(&["--xattrs", "--xattrs-include=*", "-xpf", "-", &into], tar);
     assert!(out.status.success(), "tar -x: {out:?}");
 }
 

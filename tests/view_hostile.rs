@@ -974,25 +974,9 @@ fn rootless_caller_skips_device_nodes() {
         return skip("rootcell cp only");
     }
     let ctx = rootless_ctx("cp-hostile-rootless");
-    let path = ctx.dir.join("rlbundle");
-    make_rootfs(&path.join("rootfs"));
-    fs::create_dir_all(path.join("rootfs/dst")).unwrap();
-    let chowned = Command::new("chown")
-        .args(["-R", &format!("{UNPRIV_UID}:{UNPRIV_GID}")])
-        .arg(&path)
-        .status()
-        .unwrap();
-    assert!(chowned.success());
-    let mut c = ctx.cmd();
-    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
-    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless");
-    let config = read_file(&path.join("config.json"));
-    let mut b = Bundle {
-        config: serde_json::from_str(&config).unwrap(),
-        path,
-    };
-    b.config["process"]["terminal"] = json!(false);
-    b.config["root"]["readonly"] = json!(false);
+    let mut b = rootless_spec_bundle_in(&ctx, |rootfs| {
+        fs::create_dir_all(rootfs.join("dst")).unwrap();
+    });
     b.args(&["sleep", "600"]);
     b.save();
     let root = b.rootfs();

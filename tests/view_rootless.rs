@@ -8,11 +8,10 @@
 mod common;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -30,35 +29,19 @@ fn an_unprivileged_user_copies_in_and_out_of_its_container() {
         return skip("rootcell cp only");
     }
     let ctx = rootless_ctx("view-rootless");
-    let path = ctx.dir.join("rlbundle");
-    let rootfs = path.join("rootfs");
-    make_rootfs(&rootfs);
-    fs::create_dir_all(rootfs.join("srcdir")).unwrap();
-    write_file(&rootfs.join("srcdir/f"), "container file\n");
-    fs::set_permissions(rootfs.join("srcdir/f"), fs::Permissions::from_mode(0o640)).unwrap();
-    symlink("/", rootfs.join("hostroot")).unwrap();
-    fs::create_dir_all(rootfs.join("ro")).unwrap();
+    let mut b = rootless_spec_bundle_in(&ctx, |rootfs| {
+        fs::create_dir_all(rootfs.join("srcdir")).unwrap();
+        write_file(&rootfs.join("srcdir/f"), "container file\n");
+        fs::set_permissions(rootfs.join("srcdir/f"), fs::Permissions::from_mode(0o640)).unwrap();
+        symlink("/", rootfs.join("hostroot")).unwrap();
+        fs::create_dir_all(rootfs.join("ro")).unwrap();
+    });
+    let rootfs = b.rootfs();
     // A volume the user owns, bound read-only.
     let ro_vol = ctx.dir.join("ro-vol");
     fs::create_dir_all(&ro_vol).unwrap();
     write_file(&ro_vol.join("v"), "volume\n");
-    for p in [&path, &ro_vol] {
-        let chowned = Command::new("chown")
-            .args(["-R", &format!("{UNPRIV_UID}:{UNPRIV_GID}")])
-            .arg(p)
-            .status()
-            .unwrap();
-        assert!(chowned.success());
-    }
-    let mut c = ctx.cmd();
-    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
-    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless");
-    let mut b = Bundle {
-        config: serde_json::from_str::<Value>(&read_file(&path.join("config.json"))).unwrap(),
-        path,
-    };
-    b.config["process"]["terminal"] = json!(false);
-    b.config["root"]["readonly"] = json!(false);
+    chown_tree(&ro_vol, UNPRIV_UID, UNPRIV_GID);
     b.bind_mount(&ro_vol, "/ro", true);
     b.args(&["sleep", "600"]);
     b.save();

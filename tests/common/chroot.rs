@@ -8,8 +8,8 @@ use std::process::Command;
 use serde_json::json;
 
 use super::{
-    exec, make_rootfs, parse_json, read_file, rootless_ctx_with, runtime_is_runc, runtime_name,
-    skip, Bundle, Ctx, Out, CMD_TIMEOUT, UNPRIV_GID, UNPRIV_UID,
+    exec, read_file, rootless_ctx_with, rootless_spec_bundle_in, runtime_is_runc, runtime_name,
+    skip, Bundle, Ctx, Out, CMD_TIMEOUT,
 };
 
 /// The line `--isolation auto` prints when it falls back.
@@ -122,21 +122,6 @@ pub fn run_in_userns(ctx: &Ctx, mode: &str, id: &str, b: &Bundle) -> Out {
 /// caller checks `rootless_unavailable()` first.
 pub fn rootless_spec_bundle(name: &str) -> (Ctx, PathBuf, Bundle) {
     let (ctx, xdg) = rootless_ctx_with(name, true);
-    let path = ctx.dir.join("rlbundle");
-    make_rootfs(&path.join("rootfs"));
-    let chowned = Command::new("chown")
-        .arg("-R")
-        .arg(format!("{UNPRIV_UID}:{UNPRIV_GID}"))
-        .arg(&path)
-        .status()
-        .expect("chown");
-    assert!(chowned.success(), "chown -R of the bundle");
-    let mut c = ctx.cmd();
-    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
-    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
-    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
-    let mut b = Bundle { path, config: cfg };
-    b.config["process"]["terminal"] = json!(false);
-    b.config["root"]["readonly"] = json!(false);
+    let b = rootless_spec_bundle_in(&ctx, |_| {});
     (ctx, xdg, b)
 }

@@ -4,11 +4,12 @@
 
 use super::{exec_input, write_file, Bundle, Ctx, Out};
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::Write;
 use std::path::Path;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 /// Sets the mtime of `path` (not following a symlink) to `secs`.
 pub fn touch(path: &Path, secs: i64) {
@@ -20,17 +21,22 @@ pub fn touch(path: &Path, secs: i64) {
     assert!(out.status.success(), "touch: {out:?}");
 }
 
-/// The names `tar -t` lists in a stream (without `./` and a trailing `/`).
-pub fn list_tar(bytes: &[u8]) -> Vec<String> {
+/// GNU tar with `args`, reading the stream `input` on its stdin.
+pub fn tar_with_input<S: AsRef<OsStr>>(args: &[S], input: &[u8]) -> Output {
     let mut child = Command::new("tar")
-        .arg("-tf")
-        .arg("-")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(bytes).unwrap();
-    let out = child.wait_with_output().unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The names `tar -t` lists in a stream (without `./` and a trailing `/`).
+pub fn list_tar(bytes: &[u8]) -> Vec<String> {
+    let out = tar_with_input(&["-tf", "-"], bytes);
     assert!(out.status.success(), "tar -t: {out:?}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -119,14 +125,8 @@ pub fn cp_out_stream(ctx: &Ctx, src: &str) -> Vec<u8> {
 /// GNU tar's verbose listing of a stream, owners as numbers
 /// (`… 7/8 …`).
 pub fn tar_listing(tar: &[u8]) -> String {
-    let mut t = Command::new("tar")
-        .args(["--numeric-owner", "-tvf", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    t.stdin.take().unwrap().write_all(tar).unwrap();
-    String::from_utf8_lossy(&t.wait_with_output().unwrap().stdout).into_owned()
+    let out = tar_with_input(&["--numeric-owner", "-tvf", "-"], tar);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The two volumes the cp tests copy through: `ro-vol` (holding

@@ -735,6 +735,37 @@ pub fn rootless_ctx(name: &str) -> Ctx {
     rootless_ctx_with(name, true).0
 }
 
+/// A busybox bundle in `ctx.dir/rlbundle` for a context that runs the
+/// runtime as uid 1000: `prepare` adds to its rootfs, then the whole bundle
+/// is given to uid 1000 and its config.json written by `spec --rootless`
+/// as that user (only its own ids mapped); no terminal, a writable root.
+pub fn rootless_spec_bundle_in(ctx: &Ctx, prepare: impl FnOnce(&Path)) -> Bundle {
+    let path = ctx.dir.join("rlbundle");
+    let rootfs = path.join("rootfs");
+    make_rootfs(&rootfs);
+    prepare(&rootfs);
+    chown_tree(&path, UNPRIV_UID, UNPRIV_GID);
+    let mut c = ctx.cmd();
+    c.arg("spec").arg("--rootless").arg("--bundle").arg(&path);
+    exec(&mut c, CMD_TIMEOUT).assert_ok("spec --rootless as uid 1000");
+    let cfg = parse_json(&read_file(&path.join("config.json")), "rootless config");
+    let mut b = Bundle { path, config: cfg };
+    b.config["process"]["terminal"] = json!(false);
+    b.config["root"]["readonly"] = json!(false);
+    b
+}
+
+/// `chown -R uid:gid p`.
+pub fn chown_tree(p: &Path, uid: u32, gid: u32) {
+    let chowned = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(p)
+        .status()
+        .expect("chown");
+    assert!(chowned.success(), "chown -R {}", p.display());
+}
+
 /// The same, with `--root` only if `explicit_root` (else the runtime's
 /// default under `XDG_RUNTIME_DIR`); returns that `XDG_RUNTIME_DIR` too.
 /// The binary is copied to a place uid 1000 can reach (the cargo target
