@@ -139,8 +139,10 @@ cgroup2_wrapper() {
     echo "nsenter --mount=$cgroup2_ns"
 }
 
-# rt_cmd NAME BUNDLE MODE: the command line hyperfine times (as one string,
-# hyperfine -N splits it like a shell). MODE is
+# rt_cmd NAME BUNDLE MODE [PREFIX]: the command line hyperfine times (as one
+# string, hyperfine -N splits it like a shell), with PREFIX (e.g.
+# /usr/bin/time) right before the runtime, inside the cgroup2 wrapper, so
+# the wrapper's own processes are not counted. MODE is
 #   host     the runtime as is, on the machine's hybrid cgroup v1 layout;
 #   cgroup2  inside the bench's cgroup2 mount namespace (cgroup2_ns_start:
 #            a fresh cgroup2 mounted on /sys/fs/cgroup; crun 1.8 refuses
@@ -148,13 +150,13 @@ cgroup2_wrapper() {
 #            /sys/fs/cgroup mount.
 # Each (runtime, mode) pair gets its own --root state dir.
 rt_cmd() {
-    local name="$1" bundle="$2" mode="$3" bin state
+    local name="$1" bundle="$2" mode="$3" prefix="${4:-}" bin state
     bin="$(runtime_bin "$name")"
     state="$bench_tmp/state-$name-$mode"
     mkdir -p "$state"
     case "$mode" in
-    host) echo "$bin --root $state run --bundle $bundle $bench_id" ;;
-    cgroup2) echo "$(cgroup2_wrapper) $bin --root $state run --bundle $bundle $bench_id" ;;
+    host) echo "$prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
+    cgroup2) echo "$(cgroup2_wrapper) $prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
     *) die "unknown mode $mode" ;;
     esac
 }

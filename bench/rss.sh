@@ -62,21 +62,6 @@ make_bench_bundle "$bench_tmp/S2" "$sleep_args" strip
 make_bench_bundle "$bench_tmp/C" "$check_args"
 make_bench_bundle "$bench_tmp/C2" "$check_args" strip
 
-# rss_cmd NAME BUNDLE MODE [PREFIX]: rt_cmd (lib.sh) with PREFIX (e.g.
-# /usr/bin/time) right before the runtime, inside the cgroup2 wrapper, so
-# the wrapper's own processes are not counted.
-rss_cmd() {
-    local name="$1" bundle="$2" mode="$3" prefix="${4:-}" bin state
-    bin="$(runtime_bin "$name")"
-    state="$bench_tmp/state-$name-$mode"
-    mkdir -p "$state"
-    case "$mode" in
-    host) echo "$prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
-    cgroup2) echo "$(cgroup2_wrapper) $prefix${prefix:+ }$bin --root $state run --bundle $bundle $bench_id" ;;
-    *) die "unknown mode $mode" ;;
-    esac
-}
-
 rows="$bench_tmp/rows.tsv"
 time_tsv="$bench_out/rss-time.tsv"   # label, run, KiB
 hwm_tsv="$bench_out/rss-hwm.tsv"     # label, run, KiB, file-backed KiB
@@ -90,28 +75,28 @@ self_tsv="$bench_out/rss-self.tsv"   # label, run, pid, KiB, who
 measure() {
     local label="$1" group="$2" rt="$3" mode="$4" status=ok i cmd out kib
     cat "$(runtime_bin "$rt")" >/dev/null
-    if ! check_cmd "$label" "$(rss_cmd "$rt" "$7" "$mode")"; then
+    if ! check_cmd "$label" "$(rt_cmd "$rt" "$7" "$mode")"; then
         status="did not run the container"
     fi
     printf '%s\t%s\t%s\t0\t%s\t%s\n' "$label" "$group" "$rt" "$status" \
-        "$(rss_cmd "$rt" "$5" "$mode" "/usr/bin/time -f %M")" >>"$rows"
+        "$(rt_cmd "$rt" "$5" "$mode" "/usr/bin/time -f %M")" >>"$rows"
     [[ "$status" == ok ]] || return 0
     say "$label: $runs runs each of /usr/bin/time, VmHWM polling$([[ $rt == rootcell* ]] && echo ', ROOTCELL_RSS=1')"
     out="$bench_tmp/time.out"
     for ((i = 0; i < runs; i++)); do
-        cmd="$(rss_cmd "$rt" "$5" "$mode" "/usr/bin/time -f %M -o $out")"
+        cmd="$(rt_cmd "$rt" "$5" "$mode" "/usr/bin/time -f %M -o $out")"
         bash -c "$cmd" </dev/null >/dev/null 2>&1 || { say "$label: run $i failed"; continue; }
         kib="$(tail -n1 "$out")"
         printf '%s\t%s\t%s\n' "$label" "$i" "$kib" >>"$time_tsv"
     done
     for ((i = 0; i < runs; i++)); do
-        kib="$(python3 "$bench_repo/bench/report.py" poll-hwm "$(rss_cmd "$rt" "$6" "$mode")")" ||
+        kib="$(python3 "$bench_repo/bench/report.py" poll-hwm "$(rt_cmd "$rt" "$6" "$mode")")" ||
             { say "$label: polled run $i failed"; continue; }
         printf '%s\t%s\t%s\n' "$label" "$i" "$kib" >>"$hwm_tsv"
     done
     if [[ "$rt" == rootcell* ]]; then
         for ((i = 0; i < runs; i++)); do
-            ROOTCELL_RSS=1 bash -c "$(rss_cmd "$rt" "$5" "$mode")" </dev/null >/dev/null 2>"$bench_tmp/self.err" ||
+            ROOTCELL_RSS=1 bash -c "$(rt_cmd "$rt" "$5" "$mode")" </dev/null >/dev/null 2>"$bench_tmp/self.err" ||
                 { say "$label: ROOTCELL_RSS run $i failed"; continue; }
             # rootcell-rss PID KIB WHO
             awk -v l="$label" -v i="$i" -F' ' '$1 == "rootcell-rss" {
