@@ -702,3 +702,40 @@ fn init_and_exec_join_every_hierarchy() {
     ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
     ctx.assert_clean();
 }
+
+/// Under a real-time policy the kernel refuses to move the container's
+/// process into a cpu cgroup that has no real-time budget (the cgroup the
+/// runtime makes starts with `cpu.rt_runtime_us` 0). The error names the
+/// cgroup and the reason, not a bare "Invalid argument", and the failed
+/// start leaves nothing behind.
+#[test]
+fn real_time_runtime_gets_a_named_cgroup_error() {
+    let cpu = Path::new("/sys/fs/cgroup/cpu");
+    if !cpu.join("cpu.rt_runtime_us").exists() {
+        skip("the cpu hierarchy has no cpu.rt_runtime_us (kernel without CONFIG_RT_GROUP_SCHED)");
+        return;
+    }
+    let ctx = Ctx::new("rtjoin");
+    let b = ctx.bundle();
+    let id = ctx.id("c");
+    let run = ctx.run_cmd(&id, &b, &[]);
+    let mut c = Command::new("chrt");
+    c.args(["-f", "10"])
+        .arg(run.get_program())
+        .args(run.get_args());
+    for (k, v) in run.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let out = exec(&mut c, CMD_TIMEOUT);
+    out.assert_fail("run under SCHED_FIFO");
+    let want = format!("/sys/fs/cgroup/cpu/{id}/tasks");
+    assert!(
+        out.stderr.contains(&want) && out.stderr.contains("SCHED_FIFO"),
+        "the error names the cpu cgroup and the real-time policy: {}",
+        out.stderr
+    );
+    ctx.assert_clean();
+}

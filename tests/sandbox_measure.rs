@@ -104,7 +104,12 @@ fn sigset(sigs: &[i32]) -> libc::sigset_t {
 /// status pipe. Only libc calls after the fork: the test process has
 /// other threads.
 fn start_top(cg: Option<&RunCgroup>, work: Work) -> Top {
-    let procs: Vec<OwnedFd> = cg.map(|c| c.join_files().unwrap()).unwrap_or_default();
+    let procs: Vec<OwnedFd> = cg
+        .map(|c| c.join_files().unwrap())
+        .unwrap_or_default()
+        .into_iter()
+        .map(OwnedFd::from)
+        .collect();
     let (status_r, status_w) = pipe();
     // SAFETY: fork; the child runs only the code below and _exits.
     let pid = unsafe { libc::fork() };

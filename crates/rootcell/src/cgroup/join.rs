@@ -27,10 +27,53 @@ pub struct CgroupJoin {
     /// The cgroup v2 directory, for `CLONE_INTO_CGROUP`.
     pub v2_dir: Option<OwnedFd>,
     /// Written "0" by the child: `tasks` of each v1 hierarchy.
-    pub files: Vec<OwnedFd>,
+    pub files: Vec<JoinFile>,
     /// The v2 `cgroup.procs`, written only when the child was not born in
     /// `v2_dir`.
-    pub v2_procs: Option<OwnedFd>,
+    pub v2_procs: Option<JoinFile>,
+}
+
+/// An open `tasks` or `cgroup.procs` and its path, for the error.
+pub struct JoinFile {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl JoinFile {
+    /// Moves the calling (single-threaded) process into the cgroup.
+    pub fn join(&self) -> Result<()> {
+        match rustix::io::write(&self.fd, b"0") {
+            Ok(_) => Ok(()),
+            // The cpu controller refuses a real-time task unless the cgroup
+            // has a real-time budget (CONFIG_RT_GROUP_SCHED): say so, since
+            // "Invalid argument" alone sends people looking at the config.
+            Err(rustix::io::Errno::INVAL) if self.path.parent().is_some_and(is_cpu_hierarchy) => {
+                Err(std::io::Error::from(rustix::io::Errno::INVAL)).ctx(|| {
+                    format!(
+                        "joining cgroup {}: the kernel refuses it (a real-time \
+                         (SCHED_FIFO/SCHED_RR) process cannot join a cpu cgroup \
+                         whose cpu.rt_runtime_us is 0)",
+                        self.path.display()
+                    )
+                })
+            }
+            Err(e) => Err(std::io::Error::from(e))
+                .ctx(|| format!("joining cgroup {}", self.path.display())),
+        }
+    }
+}
+
+/// The bare descriptor, for a child that may only make raw syscalls.
+impl From<JoinFile> for OwnedFd {
+    fn from(file: JoinFile) -> OwnedFd {
+        file.fd
+    }
+}
+
+/// Whether a v1 cgroup directory belongs to the cpu controller's hierarchy
+/// (it has `cpu.rt_runtime_us` or `cpu.shares`).
+fn is_cpu_hierarchy(dir: &Path) -> bool {
+    dir.join("cpu.rt_runtime_us").exists() || dir.join("cpu.shares").exists()
 }
 
 impl CgroupJoin {
@@ -61,7 +104,7 @@ impl CgroupJoin {
 
     /// For a child that is not born in `v2_dir` (a plain fork): every file
     /// to write, the v2 `cgroup.procs` included.
-    pub fn all_files(mut self) -> Vec<OwnedFd> {
+    pub fn all_files(mut self) -> Vec<JoinFile> {
         self.files.extend(self.v2_procs.take());
         self.files
     }
@@ -69,7 +112,7 @@ impl CgroupJoin {
 
 /// The file of `dir` a single-threaded process writes "0" into to join it:
 /// `tasks` (v1) or `cgroup.procs` (v2).
-pub fn open_join_file(dir: &Path) -> Result<OwnedFd> {
+pub fn open_join_file(dir: &Path) -> Result<JoinFile> {
     let (fd, v2) = open_dir(dir)?;
     join_file(&fd, v2, dir)
 }
@@ -88,8 +131,10 @@ fn open_dir(dir: &Path) -> Result<(OwnedFd, bool)> {
     Ok((fd, v2))
 }
 
-fn join_file(fd: &OwnedFd, v2: bool, dir: &Path) -> Result<OwnedFd> {
+fn join_file(fd: &OwnedFd, v2: bool, dir: &Path) -> Result<JoinFile> {
     let file = if v2 { "cgroup.procs" } else { "tasks" };
-    rustix::fs::openat(fd, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
-        .ctx(|| format!("{}/{file}", dir.display()))
+    let path = dir.join(file);
+    let fd = rustix::fs::openat(fd, file, OFlags::WRONLY | OFlags::CLOEXEC, Mode::empty())
+        .ctx(|| path.display().to_string())?;
+    Ok(JoinFile { fd, path })
 }

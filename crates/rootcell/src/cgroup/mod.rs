@@ -6,7 +6,7 @@
 mod device_filter;
 pub mod freezer;
 mod join;
-pub use join::{open_join_file, CgroupJoin};
+pub use join::{open_join_file, CgroupJoin, JoinFile};
 pub mod oom;
 pub mod stats;
 pub mod systemd;

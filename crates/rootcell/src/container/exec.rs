@@ -233,7 +233,7 @@ impl Runtime {
     /// The file of each directory the setup process joins it by (`tasks`
     /// or `cgroup.procs`, `cgroup::open_join_file`), open for writing.
     /// Rootless, a cgroup we may not write to is skipped, as at create.
-    fn open_cgroup_procs(&self, dirs: &[PathBuf]) -> Result<Vec<OwnedFd>> {
+    fn open_cgroup_procs(&self, dirs: &[PathBuf]) -> Result<Vec<cgroup::JoinFile>> {
         let mut out = Vec::new();
         for dir in dirs {
             match cgroup::open_join_file(dir) {

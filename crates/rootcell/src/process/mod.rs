@@ -179,7 +179,7 @@ fn stage1(
         cgroups.v2_procs = None;
     }
     for file in cgroups.all_files() {
-        rustix::io::write(&file, b"0").ctx(|| "joining the container's cgroup")?;
+        file.join()?;
     }
     let ns = &cfg.plan.namespaces;
     for (kind, path) in &ns.join {

@@ -57,8 +57,8 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     // No process of the sandbox may ptrace init or open its /proc files
     // (its exe is rootcell's binary, its fds the staging and the pipes).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
-    for procs in cgroup_procs {
-        rustix::io::write(&procs, b"0").ctx(|| "joining the run cgroup")?;
+    for file in cgroup_procs {
+        file.join()?;
     }
     let ns = &plan.plan.namespaces;
     if ns.creates(Namespace::Cgroup) {

@@ -71,7 +71,7 @@ pub(super) struct ChildSide<'a> {
     /// on (and init sends the staging tmpfs back on).
     pub user_ns: Option<sync::Channel>,
     pub io: CommandIo,
-    pub cgroup_procs: Vec<OwnedFd>,
+    pub cgroup_procs: Vec<crate::cgroup::JoinFile>,
     pub status: OwnedFd,
     /// The error pipe's write end: owned by `spawn`'s frame in the child,
     /// which never returns, so that it is still open when `run_child`

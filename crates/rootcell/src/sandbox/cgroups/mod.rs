@@ -104,7 +104,7 @@ impl RunCgroup {
     /// Opened files a forked (single-threaded) child writes "0" into to
     /// join the run's cgroups (`cgroup::CgroupJoin`, without the birth in
     /// the v2 directory).
-    pub fn join_files(&self) -> Result<Vec<OwnedFd>> {
+    pub fn join_files(&self) -> Result<Vec<cgroup::JoinFile>> {
         Ok(cgroup::CgroupJoin::open(self.join_dirs())?.all_files())
     }
 
