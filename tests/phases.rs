@@ -229,9 +229,11 @@ fn a_run_marks_each_phase_of_the_lifecycle_in_order() {
     let order = [
         "runtime: config loaded and validated",
         "runtime: host facts",
-        "runtime: cgroups made",
         "runtime: planned, state saved",
+        // As root without a user namespace: while stage 1 makes the
+        // namespaces (`CgroupEntry::AfterNamespaces`).
         "runtime: stage 1 forked",
+        "runtime: cgroups made",
         "runtime: init pid, sources identified, state saved",
         "init: root switched",
         "runtime: init ready",

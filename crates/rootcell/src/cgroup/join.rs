@@ -33,6 +33,15 @@ pub struct CgroupJoin {
     pub v2_procs: Option<JoinFile>,
 }
 
+/// The paths of a `CgroupJoin`'s files, as `into_parts` sends them.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct JoinPaths {
+    /// Each v1 hierarchy's `tasks`.
+    pub v1: Vec<PathBuf>,
+    /// The v2 `cgroup.procs`.
+    pub v2: Option<PathBuf>,
+}
+
 /// An open `tasks` or `cgroup.procs` and its path, for the error.
 pub struct JoinFile {
     fd: OwnedFd,
@@ -98,6 +107,45 @@ impl CgroupJoin {
             } else {
                 join.files.push(writer);
             }
+        }
+        Ok(join)
+    }
+
+    /// The paths (for a message) and the fds (for `SCM_RIGHTS`, in this
+    /// order: the v1 files, then the v2 directory and its `cgroup.procs`),
+    /// to hand to another process (`from_parts`).
+    pub fn into_parts(self) -> (JoinPaths, Vec<OwnedFd>) {
+        let mut paths = JoinPaths::default();
+        let mut fds = Vec::new();
+        for file in self.files {
+            paths.v1.push(file.path);
+            fds.push(file.fd);
+        }
+        if let (Some(dir), Some(procs)) = (self.v2_dir, self.v2_procs) {
+            paths.v2 = Some(procs.path);
+            fds.push(dir);
+            fds.push(procs.fd);
+        }
+        (paths, fds)
+    }
+
+    /// The join `into_parts` handed over.
+    pub fn from_parts(paths: JoinPaths, fds: Vec<OwnedFd>) -> Result<CgroupJoin> {
+        let want = paths.v1.len() + if paths.v2.is_some() { 2 } else { 0 };
+        if fds.len() != want {
+            return Err(crate::error::Error::Other(format!(
+                "cgroup join: {} fds for {want} files",
+                fds.len()
+            )));
+        }
+        let mut fds = fds.into_iter();
+        let mut join = CgroupJoin::none();
+        for (path, fd) in paths.v1.into_iter().zip(fds.by_ref()) {
+            join.files.push(JoinFile { fd, path });
+        }
+        if let (Some(path), Some(dir), Some(fd)) = (paths.v2, fds.next(), fds.next()) {
+            join.v2_dir = Some(dir);
+            join.v2_procs = Some(JoinFile { fd, path });
         }
         Ok(join)
     }

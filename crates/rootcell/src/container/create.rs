@@ -12,6 +12,7 @@ use super::{console, host, wait, CreateOptions, Created, Runtime};
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
+use crate::plan::cgroup_entry::CgroupEntry;
 use crate::plan::{self, Isolation, PlanOptions, RootSource};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
@@ -177,16 +178,21 @@ impl Runtime {
         let chroot =
             crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
         let best_effort = self.rootless || chroot;
-        let skipped = cgroup::create(&mut cg, best_effort)?;
-        crate::phase::mark("runtime: cgroups made");
-        if chroot && !skipped.is_empty() {
-            eprintln!(
-                "rootcell: {}",
-                chroot_cgroup_line(&skipped, cg.dirs.is_empty())
-            );
+        let mut cgroups_made = false;
+        if best_effort {
+            let skipped = cgroup::create(&mut cg, best_effort)?;
+            cgroups_made = true;
+            crate::phase::mark("runtime: cgroups made");
+            if chroot && !skipped.is_empty() {
+                eprintln!(
+                    "rootcell: {}",
+                    chroot_cgroup_line(&skipped, cg.dirs.is_empty())
+                );
+            }
         }
-        // Rootless creation may have skipped hierarchies it cannot write
-        // (the state is brought up to date below, once, if so).
+        // Best-effort creation may have skipped hierarchies it cannot write
+        // (the state is brought up to date below, once, if so); otherwise
+        // every hierarchy is made or the create fails.
         host.cgroup_mounts = cg.mount_sources.clone();
         let plan = plan::build(
             bundle,
@@ -208,6 +214,12 @@ impl Runtime {
         if plan.rootfs.source == RootSource::Bundle {
             st.view = Some(ViewPlan::from_plan(&plan));
         }
+        let joins_late = plan.cgroup_entry == CgroupEntry::AfterNamespaces;
+        if !cgroups_made && !joins_late {
+            cgroup::create(&mut cg, false)?;
+            cgroups_made = true;
+            crate::phase::mark("runtime: cgroups made");
+        }
         dir.save(&st)?;
         crate::phase::mark("runtime: planned, state saved");
         // Logged only, as runc does (the default spec's ambient set alone
@@ -218,13 +230,15 @@ impl Runtime {
         for d in &plan.diagnostics {
             eprintln!("rootcell: {d}");
         }
-        // Limits hold before any container process joins the cgroups.
         if let Some(res) = &plan.resources {
             for w in &res.warnings {
                 tracing::warn!("{w}");
                 eprintln!("rootcell: warning: {w}");
             }
-            cgroup::apply_resources(res, &cg, best_effort)?;
+        }
+        // Limits hold before any container process joins the cgroups.
+        if cgroups_made {
+            write_limits(&plan, &cg, best_effort)?;
         }
 
         let gate = if launch.fifo_gate {
@@ -291,7 +305,10 @@ impl Runtime {
             gate,
             session_keyring: (!opts.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.listen_fds.saturating_add(opts.preserve_fds),
-            cgroups: cgroup::CgroupJoin::open(&cg.dirs)?,
+            cgroups: match joins_late {
+                true => cgroup::CgroupJoin::none(),
+                false => cgroup::CgroupJoin::open(&cg.dirs)?,
+            },
             idmapped: IdmappedMounts::prepare(&plan.rootfs)?,
             seccomp: seccomp.as_ref(),
             console: launch.console,
@@ -305,6 +322,15 @@ impl Runtime {
         let stage1 = process::spawn(cfg, container_side)?;
         crate::phase::mark("runtime: stage 1 forked");
         undo.pids.push(stage1);
+        if joins_late {
+            // While stage 1 creates the namespaces (`CgroupEntry`).
+            cgroup::create(&mut cg, false)?;
+            write_limits(&plan, &cg, false)?;
+            let (paths, fds) = cgroup::CgroupJoin::open(&cg.dirs)?.into_parts();
+            let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
+            runtime_side.send_fds(&ToContainer::Cgroups { join: paths }, &fds)?;
+            crate::phase::mark("runtime: cgroups made");
+        }
 
         loop {
             let (msg, mut fds) = match runtime_side.recv_with_fds::<ToRuntime>()? {
@@ -563,5 +589,13 @@ pub(super) fn continue_or_abort(chan: &Channel, step: Result<()>) -> Result<()> 
             })?;
             Err(e)
         }
+    }
+}
+
+/// Writes the planned `linux.resources` into the container's cgroups.
+fn write_limits(plan: &plan::Plan, cg: &cgroup::ContainerCgroup, best_effort: bool) -> Result<()> {
+    match &plan.resources {
+        Some(res) => cgroup::apply_resources(res, cg, best_effort),
+        None => Ok(()),
     }
 }

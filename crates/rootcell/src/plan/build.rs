@@ -120,6 +120,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
     let mut plan = Plan {
         isolation,
         runtime_binary: opts.binary,
+        cgroup_entry: super::cgroup_entry::CgroupEntry::decide(host, isolation, &namespaces),
         resources,
         memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),

@@ -20,6 +20,7 @@ impl fmt::Display for Plan {
         if let Some(b) = self.runtime_binary {
             writeln!(f, "{b}")?;
         }
+        writeln!(f, "{}", self.cgroup_entry)?;
         if self.rootfs.lock_mounts {
             writeln!(
                 f,

@@ -5,6 +5,7 @@
 
 pub mod binary;
 pub mod build;
+pub mod cgroup_entry;
 mod display;
 pub mod isolation;
 pub mod memory_policy;
@@ -39,6 +40,8 @@ pub struct Plan {
     /// (CVE-2019-5736; `binary`). None: not decided (a library caller).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_binary: Option<binary::BinaryPlan>,
+    /// When the container's processes enter its cgroups (`cgroup_entry`).
+    pub cgroup_entry: cgroup_entry::CgroupEntry,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
     pub domainname: Option<String>,

@@ -31,9 +31,11 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
 use oci_spec::runtime::Hooks;
 
+use crate::cgroup::CgroupJoin;
 use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
+use crate::plan::cgroup_entry::CgroupEntry;
 use crate::plan::{Namespace, Plan, RootSwitch};
 use crate::rootfs::{IdmappedMounts, Rootfs};
 use sync::{Channel, ToContainer, ToRuntime};
@@ -175,6 +177,7 @@ fn stage1(
     }
     // Each host fd is closed once used: none reaches init.
     let mut cgroups = std::mem::replace(&mut cfg.cgroups, crate::cgroup::CgroupJoin::none());
+    let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
     if born_in_cgroup2 {
         cgroups.v2_procs = None;
     }
@@ -260,6 +263,12 @@ fn stage1(
         .filter(|n| !matches!(n, Namespace::User | Namespace::Time))
         .filter(|n| !ns.shared_if_refused.contains(n))
         .fold(0, |acc, n| acc | n.clone_flag());
+    // Joining late, the cgroup namespace is init's to create, once it is
+    // in its cgroups.
+    let flags = match joins_late {
+        true => flags & !libc::CLONE_NEWCGROUP,
+        false => flags,
+    };
     if flags != 0 {
         sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
     }
@@ -271,7 +280,11 @@ fn stage1(
     // The procfs handles this process inherited (from the host's pid
     // namespace) are not init's: it makes its own, in its pid namespace.
     procfs::close_handles();
-    match sys::fork().ctx(|| "fork of init")? {
+    let forked = match joins_late {
+        true => fork_init_into_sent_cgroups(chan)?,
+        false => sys::fork().ctx(|| "fork of init")?,
+    };
+    match forked {
         sys::Forked::Parent(pid) => {
             chan.send(&ToRuntime::InitPid { pid })?;
             crate::phase::report_rss("stage 1");
@@ -279,6 +292,32 @@ fn stage1(
         }
         sys::Forked::Child => init(cfg, chan, error_fd),
     }
+}
+
+/// `CgroupEntry::AfterNamespaces`: waits for the cgroups the runtime made
+/// meanwhile, joins the v1 ones (init inherits them) and forks init
+/// straight into the v2 one, where the kernel allows it (else stage 1
+/// joins it by `cgroup.procs` first). The join fds are closed on return,
+/// in both processes.
+fn fork_init_into_sent_cgroups(chan: &Channel) -> Result<sys::Forked> {
+    let join = match chan.recv_with_fds::<ToContainer>()? {
+        Some((ToContainer::Cgroups { join }, fds)) => CgroupJoin::from_parts(join, fds)?,
+        Some((ToContainer::Abort { message }, _)) => return Err(Error::Other(message)),
+        Some((other, _)) => return Err(unexpected(other)),
+        None => return Err(Error::Other("the runtime went away".into())),
+    };
+    for file in &join.files {
+        file.join()?;
+    }
+    if let Some(dir) = &join.v2_dir {
+        if let Ok(forked) = sys::fork_into_cgroup(dir) {
+            return Ok(forked);
+        }
+        if let Some(procs) = &join.v2_procs {
+            procs.join()?;
+        }
+    }
+    sys::fork().ctx(|| "fork of init")
 }
 
 /// Chroot isolation: a namespace of the config that may be shared. None
@@ -350,6 +389,13 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     match next(chan)? {
         ToContainer::Continue => {}
         other => return Err(unexpected(other)),
+    }
+    // Joining late (`CgroupEntry::AfterNamespaces`), stage 1 left the
+    // cgroup namespace to us: we were born in the container's cgroups.
+    if plan.cgroup_entry == CgroupEntry::AfterNamespaces
+        && plan.namespaces.creates(Namespace::Cgroup)
+    {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
     }
     // A procfs of the container's own pid namespace, made before the root
     // switch and the masks (see `procfs::open_handle`).

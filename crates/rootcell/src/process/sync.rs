@@ -68,6 +68,12 @@ pub enum ToContainer {
     HooksDone {
         pid: i32,
     },
+    /// `CgroupEntry::AfterNamespaces`: the container's cgroups exist and
+    /// hold their limits; their join files ride in `SCM_RIGHTS`
+    /// (`cgroup::CgroupJoin::into_parts`).
+    Cgroups {
+        join: crate::cgroup::JoinPaths,
+    },
     /// Release init to exec the user process (used by `run`; `create` uses
     /// the exec fifo so that a separate `start` can release it).
     Start,
@@ -101,8 +107,13 @@ impl Channel {
 
     /// Sends a message with one fd in `SCM_RIGHTS`.
     pub fn send_fd<T: Serialize>(&self, msg: &T, fd: BorrowedFd<'_>) -> Result<()> {
+        self.send_fds(msg, &[fd])
+    }
+
+    /// Sends a message with fds in `SCM_RIGHTS` (at most `MAX_FDS`).
+    pub fn send_fds<T: Serialize>(&self, msg: &T, fds: &[BorrowedFd<'_>]) -> Result<()> {
         let bytes = serde_json::to_vec(msg).map_err(|e| Error::Other(e.to_string()))?;
-        send_with_fd(self.fd.as_fd(), &bytes, fd).ctx(|| "sync socket: send")
+        send_with_fds(self.fd.as_fd(), &bytes, fds).ctx(|| "sync socket: send")
     }
 
     /// Receives one message; `None` when the peer has gone. An fd sent
@@ -128,7 +139,7 @@ impl Channel {
         &self,
         buf: &mut [u8],
     ) -> Result<Option<(T, Vec<OwnedFd>)>> {
-        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let n = loop {
             match recvmsg(
@@ -156,17 +167,35 @@ impl Channel {
     }
 }
 
+/// The most fds one message carries: one per cgroup hierarchy and then
+/// some (a host has at most a dozen or so v1 hierarchies and one v2).
+pub const MAX_FDS: usize = 32;
+
 /// One `sendmsg`: `bytes` as payload and `fd` in `SCM_RIGHTS`.
 pub fn send_with_fd(
     socket: BorrowedFd<'_>,
     bytes: &[u8],
     fd: BorrowedFd<'_>,
 ) -> std::io::Result<()> {
-    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    send_with_fds(socket, bytes, &[fd])
+}
+
+/// One `sendmsg`: `bytes` as payload and `fds` (at most `MAX_FDS`) in
+/// `SCM_RIGHTS`.
+pub fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    bytes: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd];
-    if !control.push(SendAncillaryMessage::ScmRights(&fds)) {
-        return Err(std::io::Error::other("control buffer too small"));
+    if fds.len() > MAX_FDS
+        || (!fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)))
+    {
+        return Err(std::io::Error::other(format!(
+            "{} fds in one message, at most {MAX_FDS} fit",
+            fds.len()
+        )));
     }
     let sent = loop {
         match sendmsg(

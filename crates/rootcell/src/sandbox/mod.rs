@@ -213,6 +213,8 @@ pub fn build_plan(
             // the CVE-2019-5736 path (its processes always run in a user
             // namespace of their own).
             runtime_binary: None,
+            // The sandbox joins its run cgroup its own way (`sandbox::process`).
+            cgroup_entry: crate::plan::cgroup_entry::CgroupEntry::BeforeNamespaces,
             namespaces: Namespaces {
                 create,
                 join: Vec::new(),
