@@ -190,6 +190,26 @@ pub fn setgroups_allowed() -> bool {
 /// of `/proc/self/uid_map` and `gid_map`), or None in the initial user
 /// namespace (everything mapped, `0 0 4294967295`) or when unreadable.
 pub fn own_namespace_ranges() -> Option<(Vec<IdRange>, Vec<IdRange>)> {
+    // Asked by every command (rootless detection) and again by `create`'s
+    // host facts: the answer cannot change within one process.
+    static RANGES: std::sync::OnceLock<Option<(Vec<IdRange>, Vec<IdRange>)>> =
+        std::sync::OnceLock::new();
+    RANGES.get_or_init(read_own_namespace_ranges).clone()
+}
+
+/// The inode number of the initial user namespace (`PROC_USER_INIT_INO`
+/// in linux/proc_ns.h, fixed since Linux 3.8).
+const INITIAL_USER_NS_INODE: u64 = 0xEFFF_FFFD;
+
+fn read_own_namespace_ranges() -> Option<(Vec<IdRange>, Vec<IdRange>)> {
+    // The common case in one `statx`, without reading both maps: the
+    // namespace file of the initial user namespace has a fixed inode.
+    if std::fs::metadata("/proc/self/ns/user").is_ok_and(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino() == INITIAL_USER_NS_INODE
+    }) {
+        return None;
+    }
     let uids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "uid_map").ok()?);
     let gids = parse_ranges(&procfs::read(ProcfsBase::ProcSelf, "gid_map").ok()?);
     let initial = |r: &[IdRange]| {
