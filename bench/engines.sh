@@ -100,16 +100,6 @@ engines_cleanup() {
 }
 trap engines_cleanup EXIT
 
-wait_gone() { # PID: up to 10 s for it to exit (a zombie counts as gone)
-    local i state
-    for ((i = 0; i < 100; i++)); do
-        state="$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" || return 0
-        [[ "$state" != Z ]] || return 0
-        sleep 0.1
-    done
-    return 1
-}
-
 bench_pids() { # pids (other than ours) whose command line names $bench_tmp
     local d cmdline
     for d in /proc/[0-9]*; do

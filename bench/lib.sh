@@ -285,6 +285,18 @@ bench_report() {
 
 hf_opts=()
 
+# wait_gone PID [SECONDS]: up to SECONDS (default 10) for PID to exit (a
+# zombie counts as gone).
+wait_gone() {
+    local i state
+    for ((i = 0; i < ${2:-10} * 10; i++)); do
+        state="$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null)" || return 0
+        [[ "$state" != Z ]] || return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # bench_load_warn: say the 1-minute load average, with a warning above 0.5.
 bench_load_warn() {
     local load

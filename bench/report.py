@@ -22,6 +22,8 @@ Subcommands:
   cgroup-dirs PID LEAF                     the cgroup directories made for process PID (those it
                                            does not share with this process), each with its last
                                            component replaced by LEAF, one per line
+  cri SINGLE_JSON PARALLEL_JSON META      print the pods-through-CRI section (rootcell-cri-node
+                                           start-pods --json results)
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
@@ -1398,6 +1400,64 @@ def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):
     print("\n".join(out))
 
 
+def cri(single_json, parallel_json, meta_path):
+    """Pod start through CRI (bench/cri.sh): `rootcell-cri-node start-pods
+    --json` results, one file for one pod at a time and one for N at once."""
+    import statistics
+
+    meta = read_meta(meta_path)
+
+    def load(path):
+        try:
+            return load_json(path)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    single, par = load(single_json), load(parallel_json)
+    out = ["## Pods through CRI (containerd 1.6)", ""]
+    out.append(
+        "`bench/cri.sh` starts one private CRI node (`crates/rootcell-cri-node`, the one `tests/e2e_cri.rs` uses: "
+        "containerd 1.6 with its CRI plugin in mount, network and pid namespaces of its own, CNI bridge + host-local + "
+        "portmap, cgroupfs driver, images from a registry on the node's loopback) with a `runc` handler "
+        "(`/usr/sbin/runc`) and a `rootcell` handler (the installed binary), both `io.containerd.runc.v2`. "
+        "*Pod start* is one pod's `RunPodSandbox` (CNI included) + `CreateContainer` + `StartContainer` of "
+        "`echo ready`, until that line is in the container's CRI log, timed by the client "
+        "(`rootcell-cri-node start-pods`); removing the pod is not timed. Rounds alternate the handlers "
+        "(runc, rootcell, runc, …) on the same node. *N at once* starts N such pods concurrently (one client "
+        "task each) and times the whole batch."
+    )
+    out.append("")
+    out.append("| handler | what | rounds | median (ms) | mean (ms) | min (ms) | max (ms) | vs runc (median) |")
+    out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+    def rows(result, key, what):
+        if result is None:
+            out.append(f"| – | {what} | not measured | | | | | |")
+            return
+        base = result["handlers"].get("runc", {}).get(key) or []
+        for handler, r in result["handlers"].items():
+            v = r.get(key) or []
+            if not v:
+                out.append(f"| {handler} | {what} | failed | | | | | |")
+                continue
+            med = statistics.median(v)
+            vs = f"{med / statistics.median(base):.2f}×" if base else "–"
+            out.append(
+                f"| {handler} | {what} | {len(v)} | {med:.1f} | {statistics.mean(v):.1f} | {min(v):.1f} "
+                f"| {max(v):.1f} | {vs} |"
+            )
+
+    rows(single, "pods_ms", "pod start, one at a time")
+    if par is not None:
+        rows(par, "totals_ms", f"{par['count']} pods at once, total")
+        rows(par, "pods_ms", f"{par['count']} pods at once, each pod")
+    out.append("")
+    out.extend(meta_lines(meta, meta.get("runs", "?")))
+    if meta.get("containerd"):
+        out.append(f"- containerd: {meta['containerd']}")
+    print("\n".join(out))
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -1456,6 +1516,8 @@ def main(argv):
         steps(*args)
     elif cmd == "cgroup-dirs":
         cgroup_dirs(*args)
+    elif cmd == "cri":
+        cri(*args)
     elif cmd == "section":
         section(*args)
     else:
