@@ -524,7 +524,8 @@ pub fn image_spec(image: &str) -> cri::ImageSpec {
 }
 
 /// A container config: busybox running `args`, its log at `<name>.log` in
-/// the pod's log directory, no security settings (tests add them).
+/// the pod's log directory, the pod's network and IPC namespaces and a pid
+/// namespace of its own, no other security settings (tests add them).
 pub fn container_config(name: &str, args: &[&str]) -> cri::ContainerConfig {
     cri::ContainerConfig {
         metadata: Some(cri::ContainerMetadata {
@@ -536,7 +537,17 @@ pub fn container_config(name: &str, args: &[&str]) -> cri::ContainerConfig {
         log_path: format!("{name}.log"),
         linux: Some(cri::LinuxContainerConfig {
             resources: Some(cri::LinuxContainerResources::default()),
-            security_context: Some(cri::LinuxContainerSecurityContext::default()),
+            security_context: Some(cri::LinuxContainerSecurityContext {
+                // The kubelet's default, as in [`pod_config`]: without it
+                // the container joins the pod's (pause's) pid namespace.
+                namespace_options: Some(cri::NamespaceOption {
+                    network: cri::NamespaceMode::Pod as i32,
+                    pid: cri::NamespaceMode::Container as i32,
+                    ipc: cri::NamespaceMode::Pod as i32,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
         }),
         ..Default::default()
     }
@@ -578,6 +589,8 @@ pub struct Node {
     /// The `unshare` that holds containerd's namespaces (containerd is its
     /// only child, pid 1 of the new pid namespace).
     unshare: Option<Child>,
+    /// The pid namespace's init (see [`INIT`]), containerd's parent.
+    init_pid: i32,
     containerd_pid: i32,
     netns: NetNs,
     registry: Option<registry::Registry>,
@@ -592,6 +605,16 @@ pub struct Node {
 /// (/var/run/netns is hard-coded), libcni caches results in /var/lib/cni,
 /// and /opt/containerd is its plugins' default directory.
 const COVERED: &[&str] = &["/run", "/var/lib/cni", "/opt"];
+
+/// The pid namespace's init: a shell that runs containerd and reaps every
+/// orphan reparented to it (a shim's first process, an exec's
+/// leftovers...; containerd as pid 1 would leave them zombies) while it
+/// waits, passes SIGTERM/SIGINT on and ends with containerd. Its exit
+/// ends the namespace: the kernel kills whatever is left in it.
+const INIT: &str = "containerd --config \"$1\" &\n\
+    pid=$!\n\
+    trap 'kill -TERM $pid' TERM INT\n\
+    while kill -0 $pid 2>/dev/null; do wait $pid; done\n";
 
 static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -652,7 +675,7 @@ impl Node {
 
         let log = fs::File::create(dir.join("containerd.log"))?;
         let script = format!(
-            "set -e\n{}\nip link set lo up\nexec containerd --config \"$1\"\n",
+            "set -e\n{}\nip link set lo up\nset +e\n{INIT}",
             COVERED
                 .iter()
                 .map(|c| format!("mount -t tmpfs -o mode=0755 tmpfs {c}"))
@@ -666,6 +689,7 @@ impl Node {
                 "--pid",
                 "--fork",
                 "--mount-proc",
+                "--kill-child",
                 "--propagation",
                 "private",
                 "--",
@@ -686,7 +710,7 @@ impl Node {
             .spawn()
             .context("spawn unshare ... containerd")?;
         let upid = unshare.id() as i32;
-        let containerd_pid = match wait_for_child_pid(upid, &mut unshare) {
+        let (init_pid, containerd_pid) = match wait_for_containerd(upid, &mut unshare) {
             Ok(p) => p,
             Err(e) => {
                 let _ = unshare.kill();
@@ -701,6 +725,7 @@ impl Node {
             cri: Cri::connect(&dir.join("containerd.sock"))?,
             dir: dir.clone(),
             unshare: Some(unshare),
+            init_pid,
             containerd_pid,
             netns: NetNs::of_pid(containerd_pid)?,
             registry: None,
@@ -873,11 +898,13 @@ impl Node {
         out
     }
 
-    /// Every process below containerd (shims, pause and container
-    /// processes, execs): pid and command line.
+    /// Every process of the node but containerd and its init (shims, pause
+    /// and container processes, execs, their zombies): pid and command line
+    /// (empty for a zombie).
     pub fn processes(&self) -> Vec<(i32, String)> {
-        descendants(self.containerd_pid)
+        descendants(self.init_pid)
             .into_iter()
+            .filter(|&p| p != self.containerd_pid)
             .map(|p| {
                 let cmd = fs::read(format!("/proc/{p}/cmdline")).unwrap_or_default();
                 (
@@ -937,8 +964,9 @@ impl Node {
             let deadline = Instant::now() + Duration::from_secs(10);
             while child.try_wait().ok().flatten().is_none() {
                 if Instant::now() > deadline {
+                    // The init's end kills the rest of its pid namespace.
                     kill(self.containerd_pid, libc::SIGKILL);
-                    let _ = child.kill();
+                    kill(self.init_pid, libc::SIGKILL);
                     let _ = child.wait();
                     break;
                 }
@@ -1109,21 +1137,26 @@ fn write_hosts_toml(dir: &Path, addr: std::net::SocketAddr) -> Result<()> {
     Ok(())
 }
 
-/// The pid of `unshare`'s child (containerd once the shell execs it).
-fn wait_for_child_pid(upid: i32, unshare: &mut Child) -> Result<i32> {
+/// The pids of `unshare`'s child (the namespace's init shell) and of
+/// containerd, the init's child.
+fn wait_for_containerd(upid: i32, unshare: &mut Child) -> Result<(i32, i32)> {
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let children =
-            fs::read_to_string(format!("/proc/{upid}/task/{upid}/children")).unwrap_or_default();
-        if let Some(pid) = children
+    let child_of = |pid: i32| -> Option<i32> {
+        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
             .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-        {
-            // Wait for the exec: the shell first mounts and brings lo up.
-            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "containerd" {
-                return Ok(pid);
+            .next()?
+            .parse()
+            .ok()
+    };
+    loop {
+        if let Some(init) = child_of(upid) {
+            if let Some(pid) = child_of(init) {
+                // The shell forks, then the child execs containerd.
+                let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                if comm.trim() == "containerd" {
+                    return Ok((init, pid));
+                }
             }
         }
         if let Some(status) = unshare.try_wait()? {
@@ -1148,7 +1181,7 @@ fn log_tail(dir: &Path) -> String {
 
 fn kill(pid: i32, sig: i32) {
     // SAFETY: plain syscall; the pid is containerd's, started by us and
-    // not yet reaped (unshare is its parent and waits for it).
+    // not yet reaped (the node's init is its parent and waits for it).
     unsafe {
         libc::kill(pid, sig);
     }
