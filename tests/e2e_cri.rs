@@ -181,6 +181,12 @@ fn pod_sandbox_settings() {
             host_port,
             host_ip: String::new(),
         }];
+        // Two of the kubelet's "safe" sysctls: set on the sandbox (whose
+        // network namespace, made for CNI, is joined by path), seen by the
+        // pod's containers.
+        let sysctls = &mut pod.linux.as_mut().unwrap().sysctls;
+        sysctls.insert("net.ipv4.ip_unprivileged_port_start".into(), "80".into());
+        sysctls.insert("kernel.shm_rmid_forced".into(), "1".into());
         let psc = pod_sc(&mut pod);
         psc.run_as_user = Some(cri::Int64Value { value: 1000 });
         psc.readonly_rootfs = true;
@@ -207,6 +213,13 @@ fn pod_sandbox_settings() {
         );
         assert!(resolv.contains("options ndots:5"), "{resolv}");
         note(&mut seen, "resolv.conf", resolv);
+        let sysctls = sh(
+            node,
+            &id,
+            "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced",
+        );
+        assert_eq!(sysctls, "80\n1\n");
+        note(&mut seen, "pod sysctls", sysctls);
         let ids = sh(node, &id, "id -u; id -g");
         // The gid: the image's /etc/passwd entry of uid 1000.
         assert_eq!(ids, "1000\n1000\n");
