@@ -775,16 +775,16 @@ impl Node {
                 }
                 Err(e) => {
                     last = e.to_string();
-                    // containerd answers, without the CRI service: the
-                    // plugin did not load.
-                    if last.contains("Unimplemented") && self.dir.join("containerd.sock").exists() {
-                        if Instant::now() + Duration::from_secs(25) > deadline {
-                            return Err(Unavailable(format!(
-                                "containerd's CRI plugin did not start ({last}): {}",
-                                log_tail(&self.dir)
-                            ))
-                            .into());
-                        }
+                    // containerd answers, without the CRI service (for
+                    // a few seconds): its CRI plugin did not load.
+                    if last.contains("Unimplemented")
+                        && Instant::now() + Duration::from_secs(25) > deadline
+                    {
+                        return Err(Unavailable(format!(
+                            "containerd's CRI plugin did not start ({last}): {}",
+                            log_tail(&self.dir)
+                        ))
+                        .into());
                     }
                 }
             }

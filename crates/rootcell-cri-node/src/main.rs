@@ -277,17 +277,14 @@ fn pod_of(c: &Cri, dir: &Path, pod_id: &str) -> Result<cri::PodSandboxConfig> {
 }
 
 fn ps(c: &Cri) -> Result<()> {
-    println!(
-        "{:<16} {:<20} {:<10} {}",
-        "POD ID", "NAME", "STATE", "HANDLER"
-    );
+    println!("{:<16} {:<20} {:<15} HANDLER", "POD ID", "NAME", "STATE");
     for p in c.list_pods()? {
         let state = cri::PodSandboxState::try_from(p.state)
             .map(|s| s.as_str_name().to_string())
             .unwrap_or_default();
         let name = p.metadata.map(|m| m.name).unwrap_or_default();
         println!(
-            "{:<16} {:<20} {:<10} {}",
+            "{:<16} {:<20} {:<15} {}",
             &p.id[..13.min(p.id.len())],
             name,
             state,
@@ -296,8 +293,8 @@ fn ps(c: &Cri) -> Result<()> {
     }
     println!();
     println!(
-        "{:<16} {:<16} {:<20} {}",
-        "CONTAINER ID", "POD ID", "NAME", "STATE"
+        "{:<16} {:<16} {:<20} STATE",
+        "CONTAINER ID", "POD ID", "NAME"
     );
     for x in c.list_containers("")? {
         let state = cri::ContainerState::try_from(x.state)
