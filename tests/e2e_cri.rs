@@ -202,9 +202,36 @@ fn pod_sandbox_settings() {
             drop_capabilities: vec!["ALL".into()],
             add_ambient_capabilities: vec![],
         });
+        // Masked paths (the kubelet's defaults are replaced): a file
+        // (busybox's applets are separate files in the image, so /bin/ls
+        // is a real executable that can be masked) and a /proc file.
+        csc.masked_paths = vec!["/bin/ls".into(), "/proc/keys".into()];
         let id = node.cri.run(&pod_id, &c, &pod).expect("create + start");
 
         note(&mut seen, "hostname", sh(node, &id, "hostname"));
+        // Masked: /dev/null (char 1:3) bound over them.
+        let masked = sh(
+            node,
+            &id,
+            "stat -c '%n %F %t:%T' /bin/ls /proc/keys /bin/cat",
+        );
+        assert_eq!(
+            lines(&masked),
+            [
+                "/bin/ls character special file 1:3",
+                "/proc/keys character special file 1:3",
+                "/bin/cat regular file 0:0"
+            ],
+            "{masked}"
+        );
+        note(&mut seen, "masked", masked);
+        let ls = node.cri.exec_sync(&id, &["/bin/ls", "/"], 10);
+        let ls_refused = match &ls {
+            Ok(r) => r.exit_code != 0,
+            Err(_) => true,
+        };
+        assert!(ls_refused, "a masked /bin/ls ran: {ls:?}");
+        note(&mut seen, "masked /bin/ls refused", ls_refused);
         let resolv = sh(node, &id, "cat /etc/resolv.conf");
         assert!(resolv.contains("nameserver 127.0.0.53"), "{resolv}");
         assert!(

@@ -643,6 +643,13 @@ impl Node {
                 );
             }
         }
+        if fs::read_dir(&dir).is_ok_and(|mut d| d.next().is_some()) {
+            bail!(
+                "{} is not empty: another node runs there, or one was killed \
+                 (then remove the directory)",
+                dir.display()
+            );
+        }
         fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let dir = dir.canonicalize()?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;

@@ -56,10 +56,12 @@ pub fn exec(netns: &NetNs, url: &str, timeout: Duration) -> Result<ExecOutput> {
         let msg = match ws.read() {
             Ok(m) => m,
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => break,
-            Err(tungstenite::Error::Protocol(_)) if status.is_some() => break,
-            Err(tungstenite::Error::Io(e)) if status.is_some() => {
-                let _ = e;
-                break;
+            // The server may drop the connection without a close frame
+            // once it sent the status.
+            Err(tungstenite::Error::Protocol(_) | tungstenite::Error::Io(_))
+                if status.is_some() =>
+            {
+                break
             }
             Err(e) => return Err(anyhow!("exec {url}: {e}")),
         };
