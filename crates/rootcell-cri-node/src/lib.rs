@@ -582,6 +582,96 @@ pub fn parse_cri_log(content: &str) -> Result<Vec<LogLine>> {
         .collect()
 }
 
+/// One pod started by [`start_pod`].
+#[derive(Debug, Clone)]
+pub struct PodStart {
+    pub name: String,
+    pub pod_id: String,
+    /// RunPodSandbox + CreateContainer + StartContainer until the
+    /// container's first output line is in its CRI log.
+    pub elapsed: Duration,
+}
+
+/// The command of [`start_pod`]'s container: one line, then it exits.
+pub const READY_ARGS: &[&str] = &["echo", "ready"];
+
+/// Starts pod `name` with `handler` the way the kubelet does (RunPodSandbox,
+/// then CreateContainer and StartContainer of a busybox container running
+/// [`READY_ARGS`]) and waits for the container's first output line in its
+/// CRI log: the pod start latency of bench/cri.sh. The pod cgroup is made
+/// first (not timed), as the kubelet makes it before RunPodSandbox.
+pub fn start_pod(
+    cri: &Cri,
+    node_dir: &Path,
+    cgroup_parent: &str,
+    name: &str,
+    handler: &str,
+) -> Result<PodStart> {
+    let pod = pod_config(node_dir, cgroup_parent, name);
+    let log = Path::new(&pod.log_directory).join("main.log");
+    let t0 = Instant::now();
+    let pod_id = cri.run_pod(&pod, handler)?;
+    cri.run(&pod_id, &container_config("main", READY_ARGS), &pod)
+        .with_context(|| format!("pod {name}"))?;
+    wait_log_line(&log, "ready", CALL_TIMEOUT)?;
+    Ok(PodStart {
+        name: name.to_string(),
+        pod_id,
+        elapsed: t0.elapsed(),
+    })
+}
+
+/// Starts the pods `names` with `handler` ([`start_pod`]), all at once on
+/// threads of their own when `parallel`, else one after the other; returns
+/// each result and the time until the last had its first output.
+pub fn start_pods(
+    cri: &Cri,
+    node_dir: &Path,
+    cgroup_parent: &str,
+    names: &[String],
+    handler: &str,
+    parallel: bool,
+) -> (Vec<Result<PodStart>>, Duration) {
+    // The pod cgroups first: not part of the time.
+    for n in names {
+        make_pod_cgroup(cgroup_parent, n);
+    }
+    let t0 = Instant::now();
+    let one = |n: &String| start_pod(cri, node_dir, cgroup_parent, n, handler);
+    let results = if parallel {
+        std::thread::scope(|s| {
+            let hs: Vec<_> = names.iter().map(|n| s.spawn(move || one(n))).collect();
+            hs.into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("pod start panicked")))
+                })
+                .collect()
+        })
+    } else {
+        names.iter().map(one).collect()
+    };
+    (results, t0.elapsed())
+}
+
+/// Stops and removes the pods `pods` and their pod cgroups (the kubelet's
+/// part); the first error after all were tried.
+pub fn remove_pods(cri: &Cri, cgroup_parent: &str, pods: &[PodStart]) -> Result<()> {
+    let mut first = None;
+    for p in pods {
+        for r in [cri.stop_pod(&p.pod_id), cri.remove_pod(&p.pod_id)] {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        }
+        let left = remove_cgroup_tree(&format!("{cgroup_parent}/{}", p.name));
+        if !left.is_empty() {
+            first.get_or_insert(anyhow!("cgroups left: {left:?}"));
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
 /// A running node; see the crate's documentation.
 pub struct Node {
     pub dir: PathBuf,

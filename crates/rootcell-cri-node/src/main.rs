@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use rootcell_cri_node::{container_config, cri, Cri, NetNs, Node, NodeOptions};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -80,17 +80,20 @@ enum Cmd {
     RmPod { pod_id: String },
     /// List pods and containers.
     Ps,
-    /// Start COUNT pods (each: RunPodSandbox + CreateContainer +
-    /// StartContainer of `echo ready`, until that line is in its log), in
-    /// parallel with --parallel; print the time of each and of all, then
-    /// remove them.
+    /// Pod start latency: start COUNT pods (each: RunPodSandbox +
+    /// CreateContainer + StartContainer of `echo ready`, until that line is
+    /// in its CRI log), all at once with --parallel, then remove them (not
+    /// timed). With several --handler, ROUNDS rounds alternate between
+    /// them (A B A B ...); prints each round and a summary per handler.
     StartPods {
-        #[arg(long, default_value = "rootcell")]
-        handler: String,
+        #[arg(long = "handler", default_value = "rootcell")]
+        handlers: Vec<String>,
         #[arg(long, default_value_t = 1)]
         count: usize,
         #[arg(long)]
         parallel: bool,
+        #[arg(long, default_value_t = 1)]
+        rounds: usize,
     },
 }
 
@@ -176,10 +179,11 @@ fn run(cli: Cli) -> Result<i32> {
         Cmd::RmPod { pod_id } => c.remove_pod(&pod_id)?,
         Cmd::Ps => ps(&c)?,
         Cmd::StartPods {
-            handler,
+            handlers,
             count,
             parallel,
-        } => start_pods(&c, &node_dir, &handler, count, parallel)?,
+            rounds,
+        } => start_pods(&c, &node_dir, &handlers, count, parallel, rounds)?,
     }
     Ok(0)
 }
@@ -232,7 +236,7 @@ fn up(
     println!("  {me} $N exec $CTR -- sh -c 'id; hostname; cat /proc/1/cgroup'");
     println!("  {me} $N ps");
     println!("  {me} $N stop-pod $POD && {me} $N rm-pod $POD");
-    println!("  {me} $N start-pods --handler runc --count 20 --parallel");
+    println!("  {me} $N start-pods --handler runc --handler rootcell --count 20 --parallel --rounds 3");
     println!(
         "Or any CRI client on {}: crictl --runtime-endpoint unix://{}",
         node.socket().display(),
@@ -312,60 +316,60 @@ fn ps(c: &Cri) -> Result<()> {
     Ok(())
 }
 
-fn start_pods(c: &Cri, dir: &Path, handler: &str, count: usize, parallel: bool) -> Result<()> {
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos()
-    );
-    let one = |i: usize| -> Result<(String, Duration)> {
-        let pod = pod_config(dir, &format!("start-{handler}-{tag}-{i}"));
-        let t0 = Instant::now();
-        let pod_id = c.run_pod(&pod, handler)?;
-        c.run(&pod_id, &container_config("main", &["echo", "ready"]), &pod)?;
-        rootcell_cri_node::wait_log_line(
-            &Path::new(&pod.log_directory).join("main.log"),
-            "ready",
-            Duration::from_secs(60),
-        )?;
-        Ok((pod_id, t0.elapsed()))
-    };
-    let t0 = Instant::now();
-    let results: Vec<Result<(String, Duration)>> = if parallel {
-        std::thread::scope(|s| {
-            let hs: Vec<_> = (0..count).map(|i| s.spawn(move || one(i))).collect();
-            hs.into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(anyhow::anyhow!("panicked")))
-                })
-                .collect()
-        })
-    } else {
-        (0..count).map(one).collect()
-    };
-    let total = t0.elapsed();
-    let mut first_err = None;
-    for (i, r) in results.iter().enumerate() {
-        match r {
-            Ok((_, d)) => println!("pod {i}: {:.1} ms", d.as_secs_f64() * 1e3),
-            Err(e) => {
-                println!("pod {i}: error: {e:#}");
-                first_err.get_or_insert(format!("{e:#}"));
+fn start_pods(
+    c: &Cri,
+    dir: &Path,
+    handlers: &[String],
+    count: usize,
+    parallel: bool,
+    rounds: usize,
+) -> Result<()> {
+    let parent = std::fs::read_to_string(dir.join("cgroup-parent"))
+        .context("read the node's cgroup-parent")?;
+    let parent = parent.trim();
+    let mode = if parallel { "parallel" } else { "sequential" };
+    // Per handler: the total of each round, and every pod's own time.
+    let mut totals: Vec<Vec<f64>> = vec![Vec::new(); handlers.len()];
+    let mut singles: Vec<Vec<f64>> = vec![Vec::new(); handlers.len()];
+    for round in 0..rounds {
+        for (hi, handler) in handlers.iter().enumerate() {
+            let names: Vec<String> = (0..count)
+                .map(|i| format!("start-{}-{handler}-{round}-{i}", std::process::id()))
+                .collect();
+            let (results, total) =
+                rootcell_cri_node::start_pods(c, dir, parent, &names, handler, parallel);
+            let ok: Vec<_> = results.iter().flatten().cloned().collect();
+            let removed = rootcell_cri_node::remove_pods(c, parent, &ok);
+            if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
+                bail!("round {round}, {handler}: {e:#}");
             }
+            removed?;
+            let ms = total.as_secs_f64() * 1e3;
+            println!("round {round}: {handler}: {count} pods {mode}: {ms:.1} ms");
+            totals[hi].push(ms);
+            singles[hi].extend(ok.iter().map(|p| p.elapsed.as_secs_f64() * 1e3));
         }
     }
-    println!(
-        "total: {:.1} ms ({count} pods, {handler}, {})",
-        total.as_secs_f64() * 1e3,
-        if parallel { "parallel" } else { "sequential" }
-    );
-    for (pod_id, _) in results.iter().flatten() {
-        let _ = c.stop_pod(pod_id);
-        let _ = c.remove_pod(pod_id);
-    }
-    if let Some(e) = first_err {
-        bail!("{e}");
+    println!();
+    println!("summary ({count} pods {mode}, {rounds} rounds; ms: median, mean, min, max)");
+    for (hi, handler) in handlers.iter().enumerate() {
+        let (t, p) = (stats(&mut totals[hi]), stats(&mut singles[hi]));
+        println!("  {handler:<10} total {t}   per pod {p}");
     }
     Ok(())
+}
+
+/// "median mean min max" of `v`.
+fn stats(v: &mut [f64]) -> String {
+    if v.is_empty() {
+        return "-".into();
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let median = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    format!("{median:.1} {mean:.1} {:.1} {:.1}", v[0], v[v.len() - 1])
 }
