@@ -1380,3 +1380,74 @@ fn remove_dir(dir: &Path) {
     }
     eprintln!("rootcell-cri-node: could not remove {}", dir.display());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_log_lines_are_parsed() {
+        let log = "2026-12-07T15:00:26.775291328Z stdout F hello world\n\
+                   2026-12-07T15:00:26.8Z stderr P part\n\
+                   2026-12-07T15:00:26.9Z stdout F \n";
+        let l = parse_cri_log(log).unwrap();
+        assert_eq!(l.len(), 3);
+        assert_eq!(
+            l[0],
+            LogLine {
+                time: "2026-12-07T15:00:26.775291328Z".into(),
+                stream: "stdout".into(),
+                tag: "F".into(),
+                text: "hello world".into(),
+            }
+        );
+        assert_eq!((l[1].stream.as_str(), l[1].tag.as_str()), ("stderr", "P"));
+        assert_eq!(l[2].text, "");
+        assert!(parse_cri_log("garbage\n").is_err());
+    }
+
+    #[test]
+    fn containerd_config_names_both_handlers_and_the_node_dir() {
+        let dir = std::env::temp_dir().join(format!("cri-node-unit-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let handlers = vec![
+            ("runc".to_string(), PathBuf::from(RUNC)),
+            ("rootcell".to_string(), PathBuf::from("/x/rootcell")),
+        ];
+        write_containerd_config(&dir, &handlers, "info").unwrap();
+        write_cni_config(&dir).unwrap();
+        let toml = fs::read_to_string(dir.join("config.toml")).unwrap();
+        let cni = fs::read_to_string(dir.join("cni/10-rootcell.conflist")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let d = dir.display();
+        for want in [
+            format!("address = \"{d}/containerd.sock\""),
+            "restrict_oom_score_adj = true".to_string(),
+            format!("sandbox_image = \"{PAUSE}\""),
+            "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.rootcell]".to_string(),
+            "BinaryName = \"/x/rootcell\"".to_string(),
+            format!("Root = \"{d}/runtime-root/runc\""),
+            "SystemdCgroup = false".to_string(),
+            format!("config_path = \"{d}/certs.d\""),
+        ] {
+            assert!(toml.contains(&want), "{want} not in {toml}");
+        }
+        assert!(cni.contains(POD_SUBNET) && cni.contains("portmap"), "{cni}");
+        assert!(cni.contains(&format!("{d}/cni-ipam")), "{cni}");
+    }
+
+    #[test]
+    fn images_have_consistent_digests() {
+        let img = image::Image::new("x", "latest", b"layer".to_vec(), serde_json::json!({}));
+        assert_eq!(img.manifest_digest, image::sha256_digest(&img.manifest));
+        let m: serde_json::Value = serde_json::from_slice(&img.manifest).unwrap();
+        for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
+            let d = d.as_str().unwrap();
+            assert_eq!(image::sha256_digest(&img.blobs[d]), d);
+        }
+        assert_eq!(
+            image::sha256_digest(b""),
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+}

@@ -236,7 +236,9 @@ fn up(
     println!("  {me} $N exec $CTR -- sh -c 'id; hostname; cat /proc/1/cgroup'");
     println!("  {me} $N ps");
     println!("  {me} $N stop-pod $POD && {me} $N rm-pod $POD");
-    println!("  {me} $N start-pods --handler runc --handler rootcell --count 20 --parallel --rounds 3");
+    println!(
+        "  {me} $N start-pods --handler runc --handler rootcell --count 20 --parallel --rounds 3"
+    );
     println!(
         "Or any CRI client on {}: crictl --runtime-endpoint unix://{}",
         node.socket().display(),

@@ -182,3 +182,48 @@ fn route<'a>(
     }
     ("404 Not Found", JSON, None, NOT_FOUND)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_of_the_distribution_api() {
+        let img = Image::new("lib/bb", "v1", b"layer".to_vec(), serde_json::json!({}));
+        let mut content = Content {
+            manifests: HashMap::new(),
+            blobs: img.blobs.clone(),
+        };
+        let m = (img.manifest_digest.clone(), img.manifest.clone());
+        content.manifests.insert("lib/bb:v1".into(), m.clone());
+        content
+            .manifests
+            .insert(format!("lib/bb@{}", img.manifest_digest), m);
+        assert_eq!(route("GET", "/v2/", &content).0, "200 OK");
+        for reference in ["v1", img.manifest_digest.as_str()] {
+            let (status, ctype, digest, body) = route(
+                "HEAD",
+                &format!("/v2/lib/bb/manifests/{reference}"),
+                &content,
+            );
+            assert_eq!((status, ctype), ("200 OK", MANIFEST_TYPE));
+            assert_eq!(digest.as_deref(), Some(img.manifest_digest.as_str()));
+            assert_eq!(body, img.manifest.as_slice());
+        }
+        let (digest, blob) = img.blobs.iter().next().unwrap();
+        let r = route("GET", &format!("/v2/lib/bb/blobs/{digest}"), &content);
+        assert_eq!((r.0, r.3), ("200 OK", blob.as_slice()));
+        assert_eq!(
+            route("GET", "/v2/lib/bb/manifests/v2", &content).0,
+            "404 Not Found"
+        );
+        assert_eq!(
+            route("GET", "/v2/other/blobs/sha256:00", &content).0,
+            "404 Not Found"
+        );
+        assert_eq!(
+            route("PUT", "/v2/lib/bb/manifests/v1", &content).0,
+            "405 Method Not Allowed"
+        );
+    }
+}

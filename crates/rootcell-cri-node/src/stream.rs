@@ -109,3 +109,19 @@ fn exit_code(status: &str) -> Result<i32> {
     }
     bail!("exec status without an exit code: {status}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn exit_codes_from_the_status_channel() {
+        assert_eq!(
+            exit_code(r#"{"metadata":{},"status":"Success"}"#).unwrap(),
+            0
+        );
+        let failed = r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 5], exit code 5","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"5"}]}}"#;
+        assert_eq!(exit_code(failed).unwrap(), 5);
+        assert!(exit_code(r#"{"status":"Failure"}"#).is_err());
+    }
+}
