@@ -677,8 +677,8 @@ fn stop_container_grace_period() {
 }
 
 /// StopPodSandbox + RemovePodSandbox leave no mount (in containerd's mount
-/// namespace), no cgroup, no network namespace (nor its IPAM lease) and no
-/// process behind.
+/// namespace), no cgroup, no network namespace (nor its IPAM lease, veth
+/// or host port rules) and no process behind.
 #[test]
 fn pod_removal_leaves_nothing() {
     let Some(node) = start_node("remove") else {
@@ -686,7 +686,13 @@ fn pod_removal_leaves_nothing() {
     };
     both(node, |node, h| {
         let mut seen = Seen::new();
-        let pod = node.pod_config(&format!("remove-{h}"));
+        let mut pod = node.pod_config(&format!("remove-{h}"));
+        pod.port_mappings = vec![cri::PortMapping {
+            protocol: cri::Protocol::Tcp as i32,
+            container_port: 8080,
+            host_port: 18090,
+            host_ip: String::new(),
+        }];
         let pod_cgroup = pod.linux.as_ref().unwrap().cgroup_parent.clone();
         let pod_id = node.cri.run_pod(&pod, h).expect("RunPodSandbox");
         let mut ids = vec![pod_id.clone()];
@@ -725,6 +731,21 @@ fn pod_removal_leaves_nothing() {
                 .collect()
         };
         assert_eq!(leases().len(), 1, "{:?}", leases());
+        // The pod's veth on the node's bridge, and its host port's rules.
+        let veths = || -> Vec<String> {
+            let links = node.netns_command(&["ip", "-o", "link"]).unwrap();
+            links
+                .lines()
+                .filter(|l| l.contains("veth"))
+                .map(String::from)
+                .collect()
+        };
+        let port_rules = || -> usize {
+            let nat = node.netns_command(&["iptables-save", "-t", "nat"]).unwrap();
+            nat.lines().filter(|l| l.contains("18090")).count()
+        };
+        assert_eq!(veths().len(), 1, "{:?}", veths());
+        assert!(port_rules() > 0);
 
         remove_pod(node, &pod_id);
         let left = mounts_of(&node.mountinfo().unwrap());
@@ -733,6 +754,8 @@ fn pod_removal_leaves_nothing() {
         assert!(node.netns_files().is_empty(), "{:?}", node.netns_files());
         note(&mut seen, "netns left", node.netns_files().len());
         assert!(leases().is_empty(), "IP leases left: {:?}", leases());
+        assert!(veths().is_empty(), "veths left: {:?}", veths());
+        assert_eq!(port_rules(), 0, "host port rules left");
         // The shim exits a moment after its last task is deleted.
         let procs = poll_processes_gone(node);
         note(&mut seen, "processes left", procs.len());

@@ -974,6 +974,25 @@ impl Node {
         stream::exec(&self.netns, &url, timeout)
     }
 
+    /// Runs `args` (e.g. `ip -o link`, `iptables-save -t nat`) in the
+    /// node's network namespace (forked from a thread that entered it) and
+    /// returns its stdout; an error if it fails.
+    pub fn netns_command(&self, args: &[&str]) -> Result<String> {
+        let argv: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let out = self
+            .netns
+            .run(move || Command::new(&argv[0]).args(&argv[1..]).output())?
+            .with_context(|| format!("run {args:?} in the node's network namespace"))?;
+        if !out.status.success() {
+            bail!(
+                "{args:?} in the node's network namespace: {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// containerd's mount table (its mount namespace holds every pod's
     /// rootfs, netns and shm mount).
     pub fn mountinfo(&self) -> Result<String> {
