@@ -433,6 +433,25 @@ fn exec_sync_and_streaming_exec() {
             "Exec exit 0",
             format!("{:?}", (&out.stdout, out.exit_code)),
         );
+        // stdin through channel 0.
+        let out = node
+            .exec_stream_input(
+                &id,
+                &["sh", "-c", "head -n 1 | tr a-z A-Z; exit 2"],
+                b"from stdin\n",
+                WAIT,
+            )
+            .expect("streaming exec with stdin");
+        assert_eq!(
+            (out.stdout.as_str(), out.exit_code),
+            ("FROM STDIN\n", 2),
+            "{out:?}"
+        );
+        note(
+            &mut seen,
+            "Exec with stdin",
+            format!("{:?}", (&out.stdout, out.exit_code)),
+        );
         remove_pod(node, &pod_id);
         seen
     });

@@ -406,12 +406,17 @@ impl Cri {
 
     /// Exec (the streaming one): returns the URL on the streaming server.
     pub fn exec_url(&self, id: &str, cmd: &[&str]) -> Result<String> {
+        self.exec_url_with(id, cmd, false)
+    }
+
+    /// Exec with `stdin` attached or not.
+    pub fn exec_url_with(&self, id: &str, cmd: &[&str], stdin: bool) -> Result<String> {
         let mut c = self.runtime_client();
         let req = cri::ExecRequest {
             container_id: id.to_string(),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
             tty: false,
-            stdin: false,
+            stdin,
             stdout: true,
             stderr: true,
         };
@@ -972,6 +977,18 @@ impl Node {
     pub fn exec_stream(&self, id: &str, cmd: &[&str], timeout: Duration) -> Result<ExecOutput> {
         let url = self.cri.exec_url(id, cmd)?;
         stream::exec(&self.netns, &url, timeout)
+    }
+
+    /// [`Node::exec_stream`] with `input` written to the command's stdin.
+    pub fn exec_stream_input(
+        &self,
+        id: &str,
+        cmd: &[&str],
+        input: &[u8],
+        timeout: Duration,
+    ) -> Result<ExecOutput> {
+        let url = self.cri.exec_url_with(id, cmd, true)?;
+        stream::exec_with_input(&self.netns, &url, Some(input), timeout)
     }
 
     /// Runs `args` (e.g. `ip -o link`, `iptables-save -t nat`) in the

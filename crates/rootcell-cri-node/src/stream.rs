@@ -25,6 +25,18 @@ pub struct ExecOutput {
 /// on containerd's streaming server) through a connection made in `netns`,
 /// and collects its output until the server closes the stream.
 pub fn exec(netns: &NetNs, url: &str, timeout: Duration) -> Result<ExecOutput> {
+    exec_with_input(netns, url, None, timeout)
+}
+
+/// [`exec`], writing `stdin` (when given: the exec was asked with
+/// `stdin: true`) on channel 0 first. v4.channel.k8s.io cannot close
+/// stdin: the command must stop reading by itself (`head -n 1`).
+pub fn exec_with_input(
+    netns: &NetNs,
+    url: &str,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ExecOutput> {
     let ws_url = url
         .strip_prefix("http://")
         .map(|rest| format!("ws://{rest}"))
@@ -46,6 +58,12 @@ pub fn exec(netns: &NetNs, url: &str, timeout: Duration) -> Result<ExecOutput> {
     );
     let (mut ws, _) = tungstenite::client::client(request, stream)
         .map_err(|e| anyhow!("websocket handshake with {url}: {e}"))?;
+    if let Some(input) = stdin {
+        let mut msg = vec![0u8];
+        msg.extend_from_slice(input);
+        ws.send(Message::Binary(msg))
+            .map_err(|e| anyhow!("exec {url}: writing stdin: {e}"))?;
+    }
     let deadline = Instant::now() + timeout;
     let mut out = ExecOutput::default();
     let mut status: Option<String> = None;
