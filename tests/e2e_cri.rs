@@ -488,6 +488,11 @@ fn logs_exit_code_and_oom_killed() {
         // (finished_at may be a hair before started_at: containerd takes
         // them from different events.)
         assert!(st.started_at > 0 && st.finished_at > 0, "{st:?}");
+        // The log is copied from the container's pipes by containerd: it
+        // may end a moment after the exit is seen.
+        for line in ["three", "two"] {
+            node.wait_log_line(&pod, "logger", line, WAIT).unwrap();
+        }
         let log = node.log(&pod, "logger").expect("a CRI log");
         assert_eq!(st.log_path, node.log_path(&pod, "logger").to_string_lossy());
         for l in &log {
@@ -511,12 +516,16 @@ fn logs_exit_code_and_oom_killed() {
         note(&mut seen, "log", format!("{out:?}"));
 
         if no_swap {
+            // The hog waits a second: containerd 1.6's shim watches the
+            // container's OOM events only once StartContainer is done, and
+            // an OOM kill before that is reported as a plain "Error" (seen
+            // with runc and rootcell alike).
             let mut c = container_config(
                 "hog",
                 &[
                     "sh",
                     "-c",
-                    "echo start; exec dd if=/dev/zero of=/dev/null bs=128M count=1",
+                    "echo start; sleep 1; exec dd if=/dev/zero of=/dev/null bs=128M count=1",
                 ],
             );
             resources(&mut c).memory_limit_in_bytes = 32 << 20;
