@@ -259,6 +259,50 @@ fn join_existing_namespaces_by_path() {
     ctx.assert_clean();
 }
 
+/// `net.*` sysctls go into a network namespace joined by path (how
+/// containerd's CRI plugin starts a pod's sandbox in the namespace CNI set
+/// up), but never into the runtime's own: that would change the host.
+#[test]
+fn net_sysctls_in_a_joined_network_namespace() {
+    let ctx = Ctx::new("nsjoin-sysctl");
+    let holder = NsHolder::start("joined-sysctl");
+    let key = "net.ipv4.ip_unprivileged_port_start";
+    let host_value = host_sysctl(key).expect("the host's ip_unprivileged_port_start");
+    let wanted = if host_value.trim() == "123" {
+        "124"
+    } else {
+        "123"
+    };
+
+    let mut b = ctx.bundle();
+    b.set_namespace("network", Some(&holder.ns_path("net")));
+    b.linux()["sysctl"] = serde_json::json!({ key: wanted });
+    b.sh("cat /proc/sys/net/ipv4/ip_unprivileged_port_start");
+    let out = ctx.run(&ctx.id("c"), &b);
+    out.assert_ok("run with a net sysctl in a joined network namespace");
+    assert_eq!(out.stdout.trim(), wanted);
+    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
+
+    // The runtime's own network namespace (the host's here): refused, the
+    // host's value unchanged.
+    b.set_namespace(
+        "network",
+        Some(&format!("/proc/{}/ns/net", std::process::id())),
+    );
+    let out = ctx.run(&ctx.id("own"), &b);
+    out.assert_fail("a net sysctl in the runtime's own network namespace");
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.contains("runtime's own network namespace"),
+            "{}",
+            out.all()
+        );
+    }
+    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
+    drop(holder);
+    ctx.assert_clean();
+}
+
 #[test]
 fn user_namespace_with_mappings_as_root() {
     let ctx = Ctx::new("userns");

@@ -169,6 +169,18 @@ pub struct Namespaces {
     pub shared_if_refused: Vec<Namespace>,
 }
 
+impl Plan {
+    /// The plan writes a `net.*` sysctl: a network namespace joined by path
+    /// must then not be the runtime's own (it would change the host's
+    /// network settings; runc's `isHostNetNS`).
+    pub fn writes_net_sysctls(&self) -> bool {
+        self.rootfs
+            .finish
+            .iter()
+            .any(|s| matches!(s, Step::Sysctl { key, .. } if key.starts_with("net.")))
+    }
+}
+
 impl Namespaces {
     pub fn creates(&self, ns: Namespace) -> bool {
         self.create.contains(&ns)

@@ -185,6 +185,7 @@ fn stage1(
         file.join()?;
     }
     let ns = &cfg.plan.namespaces;
+    let net_sysctls = cfg.plan.writes_net_sysctls();
     for (kind, path) in &ns.join {
         let fd = std::fs::File::open(path).ctx(|| {
             format!(
@@ -193,6 +194,9 @@ fn stage1(
                 path.display()
             )
         })?;
+        if *kind == Namespace::Network && net_sysctls {
+            refuse_own_network_namespace(&fd, path)?;
+        }
         sys::setns(fd.as_fd(), kind.clone_flag()).ctx(|| {
             format!(
                 "linux.namespaces: joining {} namespace {}",
@@ -362,6 +366,28 @@ fn unexpected(msg: ToContainer) -> Error {
 
 /// Joins the session keyring `name` (`_ses.<id>`), creating it if needed,
 /// so the container's processes do not share the caller's keys.
+/// `net.*` sysctls go into the network namespace joined from `path`,
+/// which must not be the one this process (still the runtime's, before any
+/// setns) runs in: same nsfs inode, same namespace.
+fn refuse_own_network_namespace(joined: &std::fs::File, path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let joined = joined
+        .metadata()
+        .ctx(|| format!("linux.namespaces: network namespace {}", path.display()))?;
+    let own = std::fs::metadata("/proc/thread-self/ns/net")
+        .ctx(|| "the runtime's network namespace (/proc/thread-self/ns/net)")?;
+    if (joined.dev(), joined.ino()) == (own.dev(), own.ino()) {
+        return Err(Error::spec(
+            "linux.sysctl",
+            format!(
+                "net.* sysctls are not allowed in the runtime's own network namespace ({} is it)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn join_session_keyring(name: &str) -> Result<()> {
     let name = CString::new(name).map_err(|_| Error::Other("keyring name".into()))?;
     match sys::join_session_keyring(&name) {

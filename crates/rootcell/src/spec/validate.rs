@@ -413,10 +413,17 @@ fn validate_linux(spec: &Spec) -> Result<()> {
     for key in linux.sysctl().iter().flat_map(|s| s.keys()) {
         validate_sysctl_key(key)?;
         let field = format!("linux.sysctl.{key}");
-        if key.starts_with("net.") && !has_new(LinuxNamespaceType::Network) {
+        // A network namespace joined by path counts, as in runc: that is
+        // how containerd's CRI plugin gives a pod's sandbox the namespace
+        // CNI set up. Stage 1 refuses to join the runtime's own network
+        // namespace for them (`Plan::writes_net_sysctls`).
+        let has_net = namespaces
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Network);
+        if key.starts_with("net.") && !has_net {
             return Err(Error::spec(
                 field,
-                "net.* sysctls need a new network namespace",
+                "net.* sysctls need a network namespace of the container's own in linux.namespaces",
             ));
         }
         let ipc = key.starts_with("fs.mqueue.")
@@ -627,6 +634,33 @@ mod tests {
         });
         let err = validate(&bad, &tmp).unwrap_err().to_string();
         assert!(err.starts_with("linux.sysctl.vm.swappiness"), "{err}");
+    }
+
+    #[test]
+    fn net_sysctls_need_a_network_namespace_new_or_joined() {
+        let tmp = std::env::temp_dir();
+        let with_net = |net: serde_json::Value| {
+            spec_with(|v| {
+                v["root"]["path"] = tmp.to_str().unwrap().into();
+                let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+                ns.retain(|n| n["type"] != "network");
+                if !net.is_null() {
+                    ns.push(net.clone());
+                }
+                v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
+            })
+        };
+        let new = with_net(serde_json::json!({"type": "network"}));
+        assert!(validate(&new, &tmp).is_ok());
+        let joined =
+            with_net(serde_json::json!({"type": "network", "path": "/var/run/netns/cni-1"}));
+        assert!(validate(&joined, &tmp).is_ok());
+        let host = with_net(serde_json::Value::Null);
+        let err = validate(&host, &tmp).unwrap_err().to_string();
+        assert!(
+            err.starts_with("linux.sysctl.net.ipv4.ip_forward: "),
+            "{err}"
+        );
     }
 
     #[test]
