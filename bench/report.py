@@ -1435,7 +1435,7 @@ def cri(single_json, parallel_json, meta_path):
             out.append(f"| – | {what} | not measured | | | | | |")
             return
         base = result["handlers"].get("runc", {}).get(key) or []
-        for handler, r in result["handlers"].items():
+        for handler, r in sorted(result["handlers"].items(), key=lambda hr: (hr[0] != "runc", hr[0])):
             v = r.get(key) or []
             if not v:
                 out.append(f"| {handler} | {what} | failed | | | | | |")

@@ -94,6 +94,11 @@ enum Cmd {
         parallel: bool,
         #[arg(long, default_value_t = 1)]
         rounds: usize,
+        /// Also write every time to FILE as JSON (for bench/cri.sh):
+        /// {"count", "parallel", "rounds", "handlers": {NAME: {"totals_ms":
+        /// [one per round], "pods_ms": [one per pod]}}}.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
 }
 
@@ -183,7 +188,18 @@ fn run(cli: Cli) -> Result<i32> {
             count,
             parallel,
             rounds,
-        } => start_pods(&c, &node_dir, &handlers, count, parallel, rounds)?,
+            json,
+        } => start_pods(
+            &c,
+            &node_dir,
+            &handlers,
+            PodBatch {
+                count,
+                parallel,
+                rounds,
+            },
+            json.as_deref(),
+        )?,
     }
     Ok(0)
 }
@@ -318,14 +334,25 @@ fn ps(c: &Cri) -> Result<()> {
     Ok(())
 }
 
+/// What `start-pods` starts: `rounds` times `count` pods per handler.
+struct PodBatch {
+    count: usize,
+    parallel: bool,
+    rounds: usize,
+}
+
 fn start_pods(
     c: &Cri,
     dir: &Path,
     handlers: &[String],
-    count: usize,
-    parallel: bool,
-    rounds: usize,
+    batch: PodBatch,
+    json: Option<&Path>,
 ) -> Result<()> {
+    let PodBatch {
+        count,
+        parallel,
+        rounds,
+    } = batch;
     let parent = std::fs::read_to_string(dir.join("cgroup-parent"))
         .context("read the node's cgroup-parent")?;
     let parent = parent.trim();
@@ -351,6 +378,24 @@ fn start_pods(
             totals[hi].push(ms);
             singles[hi].extend(ok.iter().map(|p| p.elapsed.as_secs_f64() * 1e3));
         }
+    }
+    if let Some(path) = json {
+        let per_handler: serde_json::Map<String, serde_json::Value> = handlers
+            .iter()
+            .enumerate()
+            .map(|(hi, h)| {
+                let times = serde_json::json!({"totals_ms": totals[hi], "pods_ms": singles[hi]});
+                (h.clone(), times)
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "count": count,
+            "parallel": parallel,
+            "rounds": rounds,
+            "handlers": per_handler,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     println!();
     println!("summary ({count} pods {mode}, {rounds} rounds; ms: median, mean, min, max)");
