@@ -174,23 +174,34 @@ impl Cri {
             .map_err(|_| anyhow!("{what}: no answer after {CALL_TIMEOUT:?}"))?
     }
 
-    pub fn version(&self) -> Result<cri::VersionResponse> {
-        let mut c = self.runtime_client();
-        self.block_on("Version", async move {
-            Ok(c.version(cri::VersionRequest::default())
+    /// One RuntimeService call: `call` makes the request on a client; a
+    /// gRPC status becomes an error naming `what`.
+    fn rpc<T, Fut>(
+        &self,
+        what: &str,
+        call: impl FnOnce(RuntimeServiceClient<Channel>) -> Fut,
+    ) -> Result<T>
+    where
+        Fut: Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let client = self.runtime_client();
+        self.block_on(what, async move {
+            call(client)
                 .await
-                .map_err(|s| status_err("Version", s))?
-                .into_inner())
+                .map(tonic::Response::into_inner)
+                .map_err(|s| status_err(what, s))
+        })
+    }
+
+    pub fn version(&self) -> Result<cri::VersionResponse> {
+        self.rpc("Version", |mut c| async move {
+            c.version(cri::VersionRequest::default()).await
         })
     }
 
     pub fn status(&self) -> Result<cri::StatusResponse> {
-        let mut c = self.runtime_client();
-        self.block_on("Status", async move {
-            Ok(c.status(cri::StatusRequest { verbose: false })
-                .await
-                .map_err(|s| status_err("Status", s))?
-                .into_inner())
+        self.rpc("Status", |mut c| async move {
+            c.status(cri::StatusRequest { verbose: false }).await
         })
     }
 
@@ -212,71 +223,54 @@ impl Cri {
 
     /// RunPodSandbox with `handler`; returns the pod's id.
     pub fn run_pod(&self, config: &cri::PodSandboxConfig, handler: &str) -> Result<String> {
-        let mut c = self.runtime_client();
         let req = cri::RunPodSandboxRequest {
             config: Some(config.clone()),
             runtime_handler: handler.to_string(),
         };
-        self.block_on("RunPodSandbox", async move {
-            Ok(c.run_pod_sandbox(req)
-                .await
-                .map_err(|s| status_err("RunPodSandbox", s))?
-                .into_inner()
-                .pod_sandbox_id)
+        self.rpc("RunPodSandbox", |mut c| async move {
+            c.run_pod_sandbox(req).await
         })
+        .map(|r| r.pod_sandbox_id)
     }
 
     pub fn stop_pod(&self, pod_id: &str) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::StopPodSandboxRequest {
             pod_sandbox_id: pod_id.to_string(),
         };
-        self.block_on("StopPodSandbox", async move {
-            c.stop_pod_sandbox(req)
-                .await
-                .map_err(|s| status_err("StopPodSandbox", s))?;
-            Ok(())
+        self.rpc("StopPodSandbox", |mut c| async move {
+            c.stop_pod_sandbox(req).await
         })
+        .map(drop)
     }
 
     pub fn remove_pod(&self, pod_id: &str) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::RemovePodSandboxRequest {
             pod_sandbox_id: pod_id.to_string(),
         };
-        self.block_on("RemovePodSandbox", async move {
-            c.remove_pod_sandbox(req)
-                .await
-                .map_err(|s| status_err("RemovePodSandbox", s))?;
-            Ok(())
+        self.rpc("RemovePodSandbox", |mut c| async move {
+            c.remove_pod_sandbox(req).await
         })
+        .map(drop)
     }
 
     pub fn pod_status(&self, pod_id: &str) -> Result<cri::PodSandboxStatus> {
-        let mut c = self.runtime_client();
         let req = cri::PodSandboxStatusRequest {
             pod_sandbox_id: pod_id.to_string(),
             verbose: false,
         };
-        self.block_on("PodSandboxStatus", async move {
-            c.pod_sandbox_status(req)
-                .await
-                .map_err(|s| status_err("PodSandboxStatus", s))?
-                .into_inner()
-                .status
-                .ok_or_else(|| anyhow!("PodSandboxStatus: no status"))
-        })
+        self.rpc("PodSandboxStatus", |mut c| async move {
+            c.pod_sandbox_status(req).await
+        })?
+        .status
+        .ok_or_else(|| anyhow!("PodSandboxStatus: no status"))
     }
 
     pub fn list_pods(&self) -> Result<Vec<cri::PodSandbox>> {
-        let mut c = self.runtime_client();
-        self.block_on("ListPodSandbox", async move {
-            Ok(c.list_pod_sandbox(cri::ListPodSandboxRequest::default())
+        self.rpc("ListPodSandbox", |mut c| async move {
+            c.list_pod_sandbox(cri::ListPodSandboxRequest::default())
                 .await
-                .map_err(|s| status_err("ListPodSandbox", s))?
-                .into_inner()
-                .items)
         })
+        .map(|r| r.items)
     }
 
     /// CreateContainer in the pod `pod_id` (started with `pod`).
@@ -286,32 +280,25 @@ impl Cri {
         config: &cri::ContainerConfig,
         pod: &cri::PodSandboxConfig,
     ) -> Result<String> {
-        let mut c = self.runtime_client();
         let req = cri::CreateContainerRequest {
             pod_sandbox_id: pod_id.to_string(),
             config: Some(config.clone()),
             sandbox_config: Some(pod.clone()),
         };
-        self.block_on("CreateContainer", async move {
-            Ok(c.create_container(req)
-                .await
-                .map_err(|s| status_err("CreateContainer", s))?
-                .into_inner()
-                .container_id)
+        self.rpc("CreateContainer", |mut c| async move {
+            c.create_container(req).await
         })
+        .map(|r| r.container_id)
     }
 
     pub fn start(&self, id: &str) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::StartContainerRequest {
             container_id: id.to_string(),
         };
-        self.block_on("StartContainer", async move {
-            c.start_container(req)
-                .await
-                .map_err(|s| status_err("StartContainer", s))?;
-            Ok(())
+        self.rpc("StartContainer", |mut c| async move {
+            c.start_container(req).await
         })
+        .map(drop)
     }
 
     /// CreateContainer + StartContainer; returns the container's id.
@@ -328,80 +315,60 @@ impl Cri {
 
     /// StopContainer with a grace period of `timeout` seconds.
     pub fn stop(&self, id: &str, timeout: i64) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::StopContainerRequest {
             container_id: id.to_string(),
             timeout,
         };
-        self.block_on("StopContainer", async move {
-            c.stop_container(req)
-                .await
-                .map_err(|s| status_err("StopContainer", s))?;
-            Ok(())
+        self.rpc("StopContainer", |mut c| async move {
+            c.stop_container(req).await
         })
+        .map(drop)
     }
 
     pub fn remove(&self, id: &str) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::RemoveContainerRequest {
             container_id: id.to_string(),
         };
-        self.block_on("RemoveContainer", async move {
-            c.remove_container(req)
-                .await
-                .map_err(|s| status_err("RemoveContainer", s))?;
-            Ok(())
+        self.rpc("RemoveContainer", |mut c| async move {
+            c.remove_container(req).await
         })
+        .map(drop)
     }
 
     pub fn container_status(&self, id: &str) -> Result<cri::ContainerStatus> {
-        let mut c = self.runtime_client();
         let req = cri::ContainerStatusRequest {
             container_id: id.to_string(),
             verbose: false,
         };
-        self.block_on("ContainerStatus", async move {
-            c.container_status(req)
-                .await
-                .map_err(|s| status_err("ContainerStatus", s))?
-                .into_inner()
-                .status
-                .ok_or_else(|| anyhow!("ContainerStatus: no status"))
-        })
+        self.rpc("ContainerStatus", |mut c| async move {
+            c.container_status(req).await
+        })?
+        .status
+        .ok_or_else(|| anyhow!("ContainerStatus: no status"))
     }
 
     /// Containers, of one pod when `pod_id` is not empty.
     pub fn list_containers(&self, pod_id: &str) -> Result<Vec<cri::Container>> {
-        let mut c = self.runtime_client();
         let req = cri::ListContainersRequest {
             filter: Some(cri::ContainerFilter {
                 pod_sandbox_id: pod_id.to_string(),
                 ..Default::default()
             }),
         };
-        self.block_on("ListContainers", async move {
-            Ok(c.list_containers(req)
-                .await
-                .map_err(|s| status_err("ListContainers", s))?
-                .into_inner()
-                .containers)
+        self.rpc("ListContainers", |mut c| async move {
+            c.list_containers(req).await
         })
+        .map(|r| r.containers)
     }
 
     /// ExecSync with a timeout in seconds (0: none).
     pub fn exec_sync(&self, id: &str, cmd: &[&str], timeout: i64) -> Result<cri::ExecSyncResponse> {
-        let mut c = self.runtime_client();
         let req = cri::ExecSyncRequest {
             container_id: id.to_string(),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
             timeout,
         };
-        self.block_on("ExecSync", async move {
-            Ok(c.exec_sync(req)
-                .await
-                .map_err(|s| status_err("ExecSync", s))?
-                .into_inner())
-        })
+        self.rpc("ExecSync", |mut c| async move { c.exec_sync(req).await })
     }
 
     /// Exec (the streaming one): returns the URL on the streaming server.
@@ -411,7 +378,6 @@ impl Cri {
 
     /// Exec with `stdin` attached or not.
     pub fn exec_url_with(&self, id: &str, cmd: &[&str], stdin: bool) -> Result<String> {
-        let mut c = self.runtime_client();
         let req = cri::ExecRequest {
             container_id: id.to_string(),
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
@@ -420,43 +386,31 @@ impl Cri {
             stdout: true,
             stderr: true,
         };
-        self.block_on("Exec", async move {
-            Ok(c.exec(req)
-                .await
-                .map_err(|s| status_err("Exec", s))?
-                .into_inner()
-                .url)
-        })
+        self.rpc("Exec", |mut c| async move { c.exec(req).await })
+            .map(|r| r.url)
     }
 
     pub fn update_resources(&self, id: &str, linux: cri::LinuxContainerResources) -> Result<()> {
-        let mut c = self.runtime_client();
         let req = cri::UpdateContainerResourcesRequest {
             container_id: id.to_string(),
             linux: Some(linux),
             ..Default::default()
         };
-        self.block_on("UpdateContainerResources", async move {
-            c.update_container_resources(req)
-                .await
-                .map_err(|s| status_err("UpdateContainerResources", s))?;
-            Ok(())
+        self.rpc("UpdateContainerResources", |mut c| async move {
+            c.update_container_resources(req).await
         })
+        .map(drop)
     }
 
     pub fn stats(&self, id: &str) -> Result<cri::ContainerStats> {
-        let mut c = self.runtime_client();
         let req = cri::ContainerStatsRequest {
             container_id: id.to_string(),
         };
-        self.block_on("ContainerStats", async move {
-            c.container_stats(req)
-                .await
-                .map_err(|s| status_err("ContainerStats", s))?
-                .into_inner()
-                .stats
-                .ok_or_else(|| anyhow!("ContainerStats: no stats"))
-        })
+        self.rpc("ContainerStats", |mut c| async move {
+            c.container_stats(req).await
+        })?
+        .stats
+        .ok_or_else(|| anyhow!("ContainerStats: no stats"))
     }
 
     /// Stops and removes every pod (best effort; the first error is
