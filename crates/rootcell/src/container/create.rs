@@ -328,7 +328,10 @@ impl Runtime {
             write_limits(&plan, &cg, false)?;
             let (paths, fds) = cgroup::CgroupJoin::open(&cg.dirs)?.into_parts();
             let fds: Vec<_> = fds.iter().map(|fd| fd.as_fd()).collect();
-            runtime_side.send_fds(&ToContainer::Cgroups { join: paths }, &fds)?;
+            if let Err(e) = runtime_side.send_fds(&ToContainer::Cgroups { join: paths }, &fds) {
+                // Stage 1 failed meanwhile: its own error is in the socket.
+                return Err(failure_sent(&runtime_side).unwrap_or(e));
+            }
             crate::phase::mark("runtime: cgroups made");
         }
 
@@ -575,6 +578,20 @@ fn init_failure(message: String, refused: Option<String>) -> Error {
             message: format!("container init: {message}"),
         },
         None => Error::Init(message),
+    }
+}
+
+/// The `Failed` message a setup process left before it exited, if any
+/// (messages before it, such as diagnostics, are skipped).
+fn failure_sent(chan: &Channel) -> Option<Error> {
+    loop {
+        match chan.recv::<ToRuntime>() {
+            Ok(Some(ToRuntime::Failed { message, refused })) => {
+                return Some(init_failure(message, refused))
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return None,
+        }
     }
 }
 

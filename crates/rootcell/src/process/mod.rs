@@ -364,19 +364,22 @@ fn unexpected(msg: ToContainer) -> Error {
     Error::Other(format!("unexpected message from the runtime: {msg:?}"))
 }
 
-/// Joins the session keyring `name` (`_ses.<id>`), creating it if needed,
-/// so the container's processes do not share the caller's keys.
 /// `net.*` sysctls go into the network namespace joined from `path`,
 /// which must not be the one this process (still the runtime's, before any
-/// setns) runs in: same nsfs inode, same namespace.
+/// setns) runs in: same nsfs inode (`ns/net` reads `net:[INODE]`), same
+/// namespace.
 fn refuse_own_network_namespace(joined: &std::fs::File, path: &std::path::Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let joined = joined
-        .metadata()
-        .ctx(|| format!("linux.namespaces: network namespace {}", path.display()))?;
-    let own = std::fs::metadata("/proc/thread-self/ns/net")
-        .ctx(|| "the runtime's network namespace (/proc/thread-self/ns/net)")?;
-    if (joined.dev(), joined.ino()) == (own.dev(), own.ino()) {
+    const NSFS_MAGIC: i64 = 0x6e73_6673;
+    let what = || format!("linux.namespaces: network namespace {}", path.display());
+    if rustix::fs::fstatfs(joined).ctx(what)?.f_type as i64 != NSFS_MAGIC {
+        // Not a namespace file: `setns` refuses it next, naming the path.
+        return Ok(());
+    }
+    let joined_link = format!("net:[{}]", joined.metadata().ctx(what)?.ino());
+    let own = procfs::readlink(ProcfsBase::ProcThreadSelf, "ns/net")
+        .ctx(|| "the runtime's network namespace (ns/net)")?;
+    if own.as_os_str() == joined_link.as_str() {
         return Err(Error::spec(
             "linux.sysctl",
             format!(
@@ -388,6 +391,8 @@ fn refuse_own_network_namespace(joined: &std::fs::File, path: &std::path::Path) 
     Ok(())
 }
 
+/// Joins the session keyring `name` (`_ses.<id>`), creating it if needed,
+/// so the container's processes do not share the caller's keys.
 fn join_session_keyring(name: &str) -> Result<()> {
     let name = CString::new(name).map_err(|_| Error::Other("keyring name".into()))?;
     match sys::join_session_keyring(&name) {

@@ -141,6 +141,7 @@ impl Channel {
     ) -> Result<Option<(T, Vec<OwnedFd>)>> {
         let mut space = [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut reset_seen = false;
         let n = loop {
             match recvmsg(
                 self.fd.as_fd(),
@@ -149,6 +150,12 @@ impl Channel {
                 RecvFlags::CMSG_CLOEXEC,
             ) {
                 Err(rustix::io::Errno::INTR) => continue,
+                // A peer that exited with a message of ours unread resets
+                // the connection; the kernel reports that once, before the
+                // messages it sent us before it went (its `Failed`), which
+                // the next call returns.
+                Err(rustix::io::Errno::CONNRESET) if !reset_seen => reset_seen = true,
+                Err(rustix::io::Errno::CONNRESET) => break 0,
                 other => break other.ctx(|| "sync socket: recv")?.bytes,
             }
         };
