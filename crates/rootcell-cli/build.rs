@@ -10,7 +10,9 @@
 //! which records them with uprobes); lld's `--symbol-ordering-file` places
 //! them first, together. Names it does not find (code changed since the list
 //! was made, or a build whose symbol names differ) are ignored: the binary
-//! is then only as scattered as before, never wrong.
+//! is then only as scattered as before, never wrong. The release profile
+//! uses fat LTO because ThinLTO's `.llvm.<hash>` suffixes on promoted local
+//! functions change with every edit and made most of the list miss.
 //!
 //! The ordering is lld's option: it is passed only where rustc links with
 //! lld by default (x86_64-unknown-linux-gnu since Rust 1.90), since GNU ld
