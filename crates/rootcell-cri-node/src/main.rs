@@ -298,6 +298,11 @@ fn pod_of(c: &Cri, dir: &Path, pod_id: &str) -> Result<cri::PodSandboxConfig> {
     Ok(pod_config(dir, &name))
 }
 
+/// The first 13 characters of an id, as crictl shows them.
+fn short(id: &str) -> String {
+    id.chars().take(13).collect()
+}
+
 fn ps(c: &Cri) -> Result<()> {
     println!("{:<16} {:<20} {:<15} HANDLER", "POD ID", "NAME", "STATE");
     for p in c.list_pods()? {
@@ -307,7 +312,7 @@ fn ps(c: &Cri) -> Result<()> {
         let name = p.metadata.map(|m| m.name).unwrap_or_default();
         println!(
             "{:<16} {:<20} {:<15} {}",
-            &p.id[..13.min(p.id.len())],
+            short(&p.id),
             name,
             state,
             p.runtime_handler
@@ -325,8 +330,8 @@ fn ps(c: &Cri) -> Result<()> {
         let name = x.metadata.map(|m| m.name).unwrap_or_default();
         println!(
             "{:<16} {:<16} {:<20} {}",
-            &x.id[..13.min(x.id.len())],
-            &x.pod_sandbox_id[..13.min(x.pod_sandbox_id.len())],
+            short(&x.id),
+            short(&x.pod_sandbox_id),
             name,
             state
         );

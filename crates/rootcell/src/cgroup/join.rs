@@ -29,8 +29,8 @@ pub struct CgroupJoin {
     /// Written "0" by the child: `tasks` of each v1 hierarchy.
     pub files: Vec<JoinFile>,
     /// The v2 `cgroup.procs`, written only when the child was not born in
-    /// `v2_dir`.
-    pub v2_procs: Option<JoinFile>,
+    /// `v2_dir` (`files_to_write`).
+    v2_procs: Option<JoinFile>,
 }
 
 /// The paths of a `CgroupJoin`'s files, as `into_parts` sends them.
@@ -150,10 +150,13 @@ impl CgroupJoin {
         Ok(join)
     }
 
-    /// For a child that is not born in `v2_dir` (a plain fork): every file
-    /// to write, the v2 `cgroup.procs` included.
-    pub fn all_files(mut self) -> Vec<JoinFile> {
-        self.files.extend(self.v2_procs.take());
+    /// What a forked child still writes "0" into to join every
+    /// hierarchy: the v1 `tasks`, and the v2 `cgroup.procs` unless it was
+    /// born in `v2_dir` (`CLONE_INTO_CGROUP`, which the kernel may refuse).
+    pub fn files_to_write(mut self, born_in_v2: bool) -> Vec<JoinFile> {
+        if !born_in_v2 {
+            self.files.extend(self.v2_procs.take());
+        }
         self.files
     }
 }

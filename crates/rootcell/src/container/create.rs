@@ -178,10 +178,8 @@ impl Runtime {
         let chroot =
             crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
         let best_effort = self.rootless || chroot;
-        let mut cgroups_made = false;
         if best_effort {
             let skipped = cgroup::create(&mut cg, best_effort)?;
-            cgroups_made = true;
             crate::phase::mark("runtime: cgroups made");
             if chroot && !skipped.is_empty() {
                 eprintln!(
@@ -214,10 +212,11 @@ impl Runtime {
         if plan.rootfs.source == RootSource::Bundle {
             st.view = Some(ViewPlan::from_plan(&plan));
         }
+        // Made best effort, the cgroups exist already, and the plan never
+        // makes them late (`CgroupEntry::decide`).
         let joins_late = plan.cgroup_entry == CgroupEntry::AfterNamespaces;
-        if !cgroups_made && !joins_late {
+        if !best_effort && !joins_late {
             cgroup::create(&mut cg, false)?;
-            cgroups_made = true;
             crate::phase::mark("runtime: cgroups made");
         }
         dir.save(&st)?;
@@ -237,7 +236,7 @@ impl Runtime {
             }
         }
         // Limits hold before any container process joins the cgroups.
-        if cgroups_made {
+        if !joins_late {
             write_limits(&plan, &cg, best_effort)?;
         }
 

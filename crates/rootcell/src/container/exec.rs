@@ -145,7 +145,7 @@ impl Runtime {
             SubCgroups::check_exist(&dirs, &st.cgroup_dirs)?;
             dirs
         };
-        let cgroup_procs = self.open_cgroup_procs(&dirs)?;
+        let cgroup_joins = self.open_cgroup_joins(&dirs)?;
 
         // The process becomes our child when the setup process exits.
         sys::prctl(libc::PR_SET_CHILD_SUBREAPER, 1).ctx(|| "prctl(PR_SET_CHILD_SUBREAPER)")?;
@@ -160,7 +160,7 @@ impl Runtime {
             init,
             namespaces,
             root,
-            cgroup_procs,
+            cgroup_joins,
             session_keyring: (!st.no_new_keyring).then(|| format!("_ses.{id}")),
             preserve_fds: opts.preserve_fds,
             console: process_console.map(|socket| ExecConsole {
@@ -233,7 +233,7 @@ impl Runtime {
     /// The file of each directory the setup process joins it by (`tasks`
     /// or `cgroup.procs`, `cgroup::open_join_file`), open for writing.
     /// Rootless, a cgroup we may not write to is skipped, as at create.
-    fn open_cgroup_procs(&self, dirs: &[PathBuf]) -> Result<Vec<cgroup::JoinFile>> {
+    fn open_cgroup_joins(&self, dirs: &[PathBuf]) -> Result<Vec<cgroup::JoinFile>> {
         let mut out = Vec::new();
         for dir in dirs {
             match cgroup::open_join_file(dir) {

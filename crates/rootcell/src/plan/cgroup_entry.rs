@@ -19,11 +19,13 @@ pub enum CgroupEntry {
     BeforeNamespaces,
     /// Stage 1 creates the namespaces (all but the cgroup namespace) while
     /// the runtime makes the cgroups and writes their limits; the runtime
-    /// then sends stage 1 the join files, stage 1 joins them and forks
-    /// init into them, and init creates the cgroup namespace. Every
-    /// process of the container is thus born inside its limits; what
-    /// stage 1's `unshare` allocates (the network and mount namespaces'
-    /// kernel memory) is charged to the runtime's cgroups.
+    /// then sends stage 1 the join files, stage 1 forks init into the v2
+    /// cgroup, and init joins the v1 ones and creates the cgroup namespace
+    /// before anything else (as stage 1 joins first thing on the other
+    /// path). Stage 1 itself never joins: init is the container's first
+    /// process in its cgroups. What stage 1's `unshare` allocates (the
+    /// network and mount namespaces' kernel memory) is charged to the
+    /// runtime's cgroups.
     AfterNamespaces,
 }
 

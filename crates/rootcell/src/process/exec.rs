@@ -58,7 +58,7 @@ pub struct ExecConfig<'a> {
     /// The files the (single-threaded) setup process writes "0" into to
     /// join its cgroups: `tasks` (v1) or `cgroup.procs` (v2), see
     /// `cgroup::CgroupJoin`.
-    pub cgroup_procs: Vec<crate::cgroup::JoinFile>,
+    pub cgroup_joins: Vec<crate::cgroup::JoinFile>,
     /// `_ses.<id>`, or None when the container was created with
     /// `--no-new-keyring`.
     pub session_keyring: Option<String>,
@@ -92,7 +92,7 @@ fn enter(mut cfg: ExecConfig<'_>, chan: &Channel) -> Result<Never> {
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
     // Before the cgroup namespace: the host's view of the cgroups.
     // Closed once used: the process does not inherit them.
-    for file in std::mem::take(&mut cfg.cgroup_procs) {
+    for file in std::mem::take(&mut cfg.cgroup_joins) {
         file.join()?;
     }
     // Before the user namespace: raising a hard limit needs host privilege.

@@ -67,7 +67,7 @@ pub struct InitConfig<'a> {
     /// The container's cgroups: stage 1 is created in the v2 directory
     /// (`CLONE_INTO_CGROUP`) and joins the v1 ones by writing "0" into
     /// their `tasks` before anything else happens (`cgroup::CgroupJoin`).
-    pub cgroups: crate::cgroup::CgroupJoin,
+    pub cgroups: CgroupJoin,
     /// Idmapped bind trees, made by the runtime (init cannot make them).
     pub idmapped: IdmappedMounts,
     /// The seccomp filter, compiled by the runtime.
@@ -176,14 +176,11 @@ fn stage1(
         unsafe { libc::close(*fd) };
     }
     // Each host fd is closed once used: none reaches init.
-    let mut cgroups = std::mem::replace(&mut cfg.cgroups, crate::cgroup::CgroupJoin::none());
-    let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
-    if born_in_cgroup2 {
-        cgroups.v2_procs = None;
-    }
-    for file in cgroups.all_files() {
+    let cgroups = std::mem::replace(&mut cfg.cgroups, CgroupJoin::none());
+    for file in cgroups.files_to_write(born_in_cgroup2) {
         file.join()?;
     }
+    let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
     let ns = &cfg.plan.namespaces;
     let net_sysctls = cfg.plan.writes_net_sysctls();
     for (kind, path) in &ns.join {
@@ -299,29 +296,28 @@ fn stage1(
 }
 
 /// `CgroupEntry::AfterNamespaces`: waits for the cgroups the runtime made
-/// meanwhile, joins the v1 ones (init inherits them) and forks init
-/// straight into the v2 one, where the kernel allows it (else stage 1
-/// joins it by `cgroup.procs` first). The join fds are closed on return,
-/// in both processes.
+/// meanwhile and forks init straight into the v2 one, where the kernel
+/// allows it; init then joins the rest itself, first thing, as stage 1
+/// does its own (`CgroupJoin::files_to_write`). The join fds are closed on
+/// return, in both processes.
 fn fork_init_into_sent_cgroups(chan: &Channel) -> Result<sys::Forked> {
-    let join = match chan.recv_with_fds::<ToContainer>()? {
+    let mut join = match chan.recv_with_fds::<ToContainer>()? {
         Some((ToContainer::Cgroups { join }, fds)) => CgroupJoin::from_parts(join, fds)?,
         Some((ToContainer::Abort { message }, _)) => return Err(Error::Other(message)),
         Some((other, _)) => return Err(unexpected(other)),
         None => return Err(Error::Other("the runtime went away".into())),
     };
-    for file in &join.files {
-        file.join()?;
-    }
-    if let Some(dir) = &join.v2_dir {
-        if let Ok(forked) = sys::fork_into_cgroup(dir) {
-            return Ok(forked);
+    let v2_dir = join.v2_dir.take();
+    let (forked, born_in_v2) = match v2_dir.as_ref().map(sys::fork_into_cgroup) {
+        Some(Ok(forked)) => (forked, true),
+        _ => (sys::fork().ctx(|| "fork of init")?, false),
+    };
+    if let sys::Forked::Child = forked {
+        for file in join.files_to_write(born_in_v2) {
+            file.join()?;
         }
-        if let Some(procs) = &join.v2_procs {
-            procs.join()?;
-        }
     }
-    sys::fork().ctx(|| "fork of init")
+    Ok(forked)
 }
 
 /// Chroot isolation: a namespace of the config that may be shared. None

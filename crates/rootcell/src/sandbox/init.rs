@@ -36,7 +36,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
         staging,
         user_ns,
         io,
-        cgroup_procs,
+        cgroup_joins,
         status,
         errors,
         setup_sync,
@@ -57,7 +57,7 @@ pub(super) fn init(child: ChildSide<'_>) -> Result<Never> {
     // No process of the sandbox may ptrace init or open its /proc files
     // (its exe is rootcell's binary, its fds the staging and the pipes).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
-    for file in cgroup_procs {
+    for file in cgroup_joins {
         file.join()?;
     }
     let ns = &plan.plan.namespaces;

@@ -419,8 +419,8 @@ fn run_in(
         plan
     };
     let join = match &cgroup {
-        Some(cg) => process::CgroupJoin::open(cg.join_dirs())?,
-        None => process::CgroupJoin::none(),
+        Some(cg) => crate::cgroup::CgroupJoin::open(cg.join_dirs())?,
+        None => crate::cgroup::CgroupJoin::none(),
     };
     tracing::debug!("sandbox: run cgroup made");
     crate::phase::mark("run cgroup");

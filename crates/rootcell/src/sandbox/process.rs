@@ -27,7 +27,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use super::SandboxPlan;
-pub use crate::cgroup::CgroupJoin;
+use crate::cgroup::CgroupJoin;
 use crate::error::{Error, IoContext, Result};
 use crate::plan::{Namespace, ProcessPlan};
 use crate::process::{prepare, sync, sys, Never};
@@ -71,7 +71,7 @@ pub(super) struct ChildSide<'a> {
     /// on (and init sends the staging tmpfs back on).
     pub user_ns: Option<sync::Channel>,
     pub io: CommandIo,
-    pub cgroup_procs: Vec<crate::cgroup::JoinFile>,
+    pub cgroup_joins: Vec<crate::cgroup::JoinFile>,
     pub status: OwnedFd,
     /// The error pipe's write end: owned by `spawn`'s frame in the child,
     /// which never returns, so that it is still open when `run_child`
@@ -97,7 +97,7 @@ pub fn spawn(
     plan: &SandboxPlan,
     staging: Option<StagingHandle>,
     io: CommandIo,
-    cgroup: CgroupJoin,
+    mut cgroup: CgroupJoin,
     setup_sync: bool,
 ) -> Result<Spawned> {
     let ns = &plan.plan.namespaces;
@@ -130,22 +130,20 @@ pub fn spawn(
     } else {
         (None, None)
     };
-    let CgroupJoin {
-        v2_dir,
-        files: mut cgroup_procs,
-        v2_procs,
-    } = cgroup;
+    let v2_dir = cgroup.v2_dir.take();
+    let mut born_in_v2 = v2_dir.is_some();
     let cloned = match sys::clone_into_namespaces(flags, v2_dir.as_ref().map(|d| d.as_fd())) {
         // An older kernel, or a cgroup it will not take at birth: init
         // joins it by writing `cgroup.procs` instead.
         Err(e) if v2_dir.is_some() => {
             tracing::debug!("sandbox: CLONE_INTO_CGROUP refused ({e}), joining by cgroup.procs");
-            cgroup_procs.extend(v2_procs);
+            born_in_v2 = false;
             sys::clone_into_namespaces(flags, None)
         }
         other => other,
     };
     drop(v2_dir);
+    let cgroup_joins = cgroup.files_to_write(born_in_v2);
     match cloned.ctx(|| "clone3 of the sandbox's init")? {
         (sys::Forked::Child, _) => {
             drop(status_read);
@@ -158,7 +156,7 @@ pub fn spawn(
                 staging,
                 user_ns: init_ns,
                 io,
-                cgroup_procs,
+                cgroup_joins,
                 status: status_write,
                 errors: errors_fd,
                 setup_sync: init_sync,

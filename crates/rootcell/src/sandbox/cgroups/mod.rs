@@ -105,7 +105,7 @@ impl RunCgroup {
     /// join the run's cgroups (`cgroup::CgroupJoin`, without the birth in
     /// the v2 directory).
     pub fn join_files(&self) -> Result<Vec<cgroup::JoinFile>> {
-        Ok(cgroup::CgroupJoin::open(self.join_dirs())?.all_files())
+        Ok(cgroup::CgroupJoin::open(self.join_dirs())?.files_to_write(false))
     }
 
     /// The directories the sandbox joins: the run's own, or with
