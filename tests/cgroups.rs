@@ -529,6 +529,50 @@ fn kill_all_reaches_processes_left_after_init_exited() {
     ctx.assert_clean();
 }
 
+/// Without a pid namespace, init's children outlive it. `delete` of the
+/// stopped container does not look for them first: the rmdir of its
+/// cgroups fails (EBUSY) while one is left, and only then are they killed
+/// and the cgroups removed, as runc's delete does.
+#[test]
+fn delete_kills_processes_left_after_init_exited() {
+    let ctx = Ctx::new("delorphan");
+    let mut b = ctx.bundle();
+    b.remove_namespace("pid");
+    b.sh("sleep 100 >/dev/null 2>&1 & echo $! > /tmp/child");
+    let id = ctx.id("c");
+    ctx.create_start(&id, &b);
+    ctx.wait_status(&id, "stopped");
+    let child = orphan_pid(&b);
+    assert!(pid_alive(child), "the child outlives init");
+    ctx.rt(&["delete", &id])
+        .assert_ok("delete of a stopped container with a process left");
+    wait_pid_dead(child);
+    ctx.assert_clean();
+}
+
+/// The same for `run`, which deletes the container once init has exited.
+#[test]
+fn run_kills_processes_left_after_init_exited() {
+    let ctx = Ctx::new("runorphan");
+    let mut b = ctx.bundle();
+    b.remove_namespace("pid");
+    b.sh("sleep 100 >/dev/null 2>&1 & echo $! > /tmp/child");
+    let id = ctx.id("c");
+    ctx.run(&id, &b).assert_ok("run");
+    wait_pid_dead(orphan_pid(&b));
+    ctx.assert_clean();
+}
+
+/// The pid a container's init wrote to `/tmp/child` before it exited.
+fn orphan_pid(b: &Bundle) -> i32 {
+    poll(POLL_TIMEOUT, "the child's pid", || {
+        read_file_opt(&b.rootfs().join("tmp/child"))?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 fn read_file_opt(p: &Path) -> Option<String> {
     fs::read_to_string(p).ok()
 }

@@ -183,7 +183,7 @@ impl Runtime {
                 // would.
                 let _ = wait::signal(state.pid, libc::SIGKILL);
                 wait::reap(state.pid);
-                let _ = self.destroy(dir, &state);
+                let _ = self.destroy(dir, &state, Status::Stopped);
                 return Err(e);
             }
         };
@@ -201,7 +201,8 @@ impl Runtime {
         if !keep {
             let dir = ContainerDir::open(&self.root, id, true)?;
             let st = dir.load()?;
-            self.destroy(dir, &st)?;
+            // Init is reaped: only what it left behind is killed.
+            self.destroy(dir, &st, Status::Stopped)?;
         }
         Ok(code)
     }
@@ -355,7 +356,7 @@ impl Runtime {
                 reason: "stop it first or use --force".into(),
             });
         }
-        self.destroy(dir, &st)
+        self.destroy(dir, &st, status)
     }
 
     /// Poststart hooks, after the process has started. Each runs; a
@@ -369,16 +370,29 @@ impl Runtime {
     }
 
     /// Kills whatever is left, removes cgroups, runs poststop hooks and
-    /// forgets the container.
-    fn destroy(&self, dir: ContainerDir, st: &ContainerState) -> Result<()> {
-        let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
-        // A paused container's processes die only once thawed (v1).
-        pause::thaw_for_kill(st);
-        wait::until_gone(st.pid, Some(st.pid_start_time));
-        // Without a pid namespace, init's death leaves the rest running.
-        wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
+    /// forgets the container. `status` is the one just read: a stopped
+    /// container's init is gone already (nothing to signal, thaw or wait
+    /// for).
+    fn destroy(&self, dir: ContainerDir, st: &ContainerState, status: Status) -> Result<()> {
+        if status != Status::Stopped {
+            let _ = wait::signal_checked(st.pid, st.pid_start_time, libc::SIGKILL);
+            // A paused container's processes die only once thawed (v1).
+            pause::thaw_for_kill(st);
+            wait::until_gone(st.pid, Some(st.pid_start_time));
+        }
         crate::phase::mark("runtime: processes gone");
-        cgroup::remove(&st.cgroup_dirs)?;
+        // Without a pid namespace, init's death leaves the rest running.
+        // A process left in a cgroup makes its rmdir fail with EBUSY, so the
+        // cgroups are looked into only then (with a pid namespace they are
+        // empty by now: init's death killed the rest).
+        match cgroup::remove(&st.cgroup_dirs) {
+            Err(Error::Io { cause, .. }) if cause.raw_os_error() == Some(libc::EBUSY) => {
+                pause::thaw_for_kill(st);
+                wait::kill_all(&cgroup::pids(&st.cgroup_dirs));
+                cgroup::remove(&st.cgroup_dirs)?;
+            }
+            removed => removed?,
+        }
         crate::phase::mark("runtime: cgroups removed");
         // Each one runs; a failure is a warning (runtime spec).
         if let Some(h) = &st.hooks {

@@ -170,6 +170,7 @@ fn stage1(
     error_fd: Option<RawFd>,
     born_in_cgroup2: bool,
 ) -> Result<Never> {
+    crate::phase::mark("stage 1: started");
     for fd in &cfg.close_in_child {
         // SAFETY: these fds belong to the runtime's objects, which this
         // forked child never uses again.
@@ -273,6 +274,7 @@ fn stage1(
     if flags != 0 {
         sys::unshare(flags).ctx(|| format!("creating namespaces {:?}", ns.create))?;
     }
+    crate::phase::mark("stage 1: namespaces created");
     for optional in &ns.shared_if_refused {
         if let Some(message) = create_or_share(*optional)? {
             chan.send(&ToRuntime::Diagnostic { message })?;
@@ -288,6 +290,7 @@ fn stage1(
     match forked {
         sys::Forked::Parent(pid) => {
             chan.send(&ToRuntime::InitPid { pid })?;
+            crate::phase::mark("stage 1: init forked");
             crate::phase::report_rss("stage 1");
             sys::exit_now(0)
         }

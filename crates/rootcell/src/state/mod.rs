@@ -327,9 +327,23 @@ impl ContainerDir {
             .unwrap_or_default()
     }
 
-    /// Removes the directory (the lock goes with it).
+    /// Removes the directory (the lock goes with it): the files the runtime
+    /// makes by name, through the locked directory's fd, then the
+    /// directory; it is listed only if something else is left in it.
     pub fn remove(self) -> Result<()> {
-        fs::remove_dir_all(&self.path).ctx(|| format!("removing {}", self.path.display()))?;
+        for name in [STATE_FILE, STATE_NEXT, INIT_ERROR, EXEC_FIFO] {
+            match rustix::fs::unlinkat(&self.lock, name, rustix::fs::AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                // Whatever it is, remove_dir_all below deals with it.
+                Err(_) => break,
+            }
+        }
+        match fs::remove_dir(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => fs::remove_dir_all(&self.path)
+                .ctx(|| format!("removing {}", self.path.display()))?,
+        }
         drop(self.lock);
         Ok(())
     }
