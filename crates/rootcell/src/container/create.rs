@@ -360,12 +360,14 @@ impl Runtime {
                 Some(ToRuntime::InitPid { pid }) => {
                     undo.pids.push(pid);
                     st.pid = pid;
-                    st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
                     // Init waits for this before it sends anything: its
                     // messages cannot overtake its pid. Sent before the
-                    // save, which then runs while init sets up (any later
-                    // message is read after it).
+                    // start time is read and the state saved, which then
+                    // run while init sets up (any later message is read
+                    // after them). Init is alive until it says otherwise;
+                    // a start time it took with it is read again at `Ready`.
                     runtime_side.send(&ToContainer::Continue)?;
+                    st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
                     // While init mounts the same sources: what views of
                     // the container will check them against.
                     if let Some(view) = &mut st.view {
