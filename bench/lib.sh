@@ -254,7 +254,15 @@ bench_time_and_report() { # KIND JSON SECTION-NAME [META-LINE...]
 bench_time() {
     local json="$1"
     rm -f "$json"
-    if ((${#hf_args[@]})); then
+    if ((${#hf_args[@]})) && [[ "${bench_interleave:-0}" == 1 ]]; then
+        # Rounds of one run of each command (report.py interleave): a
+        # script sets bench_interleave=1 where its rows are compared with
+        # each other and take no --prepare (hf_opts).
+        ((${#hf_opts[@]} == 0)) || die "interleaved timing takes no hyperfine options (${hf_opts[*]})"
+        say "interleaved rounds: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
+        python3 "$bench_repo/bench/report.py" interleave "$json" "$warmup" "$runs" "${hf_args[@]}" </dev/null >&2 ||
+            say "interleaved timing failed; rows without results are recorded as such"
+    elif ((${#hf_args[@]})); then
         say "hyperfine: warmup $warmup, runs $runs, $((${#hf_args[@]} / 3)) commands"
         # -i: a run that fails mid-way is recorded (its exit code is in the
         # JSON and report.py marks the row failed) instead of aborting all.

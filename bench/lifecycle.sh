@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Lifecycle benchmark: wall time of `<runtime> run` of a busybox /bin/true
 # container (create + start + wait + delete), rootcell vs runc vs crun, with
-# bwrap and a bare `unshare` as references — all in ONE hyperfine invocation.
+# bwrap and a bare `unshare` as references — all in one timing run, in
+# interleaved rounds (one run of each command in turn: report.py
+# interleave; TIMING=hyperfine runs them one after the other instead).
 # Then runs `rootcell run` RUNS times more with ROOTCELL_PHASES=1 for a
 # per-phase table (report.py phases; the `step: …` marks summed per block).
 # Writes bench/out/lifecycle.json, bench/out/lifecycle-phases.txt (every
@@ -9,7 +11,7 @@
 # "## Lifecycle (`run` of /bin/true)" of LIFECYCLE_DOC (default
 # docs/BENCHMARKS.md; e.g. LIFECYCLE_DOC=/tmp/x.md for a trial run).
 #
-# Environment: WARMUP (default 5), RUNS (default 50), ROOTCELL (binary,
+# Environment: WARMUP (default 5), RUNS (default 50), TIMING (interleaved or hyperfine), ROOTCELL (binary,
 # default the installed one, see lib.sh), CGROUP2_SET=0 to skip the rootcell/runc
 # rows of the cgroup2 row set (crun is always run that way), PHASES=0 to
 # skip the per-phase runs, LIFECYCLE_DOC.
@@ -78,6 +80,14 @@ ref_row "unshare -Urmnpf --mount-proc /bin/true (floor)" unshare "unshare -Urmnp
 ref_row "cgroup2 ns wrapper alone (exec /bin/true)" wrapper "$(cgroup2_wrapper) /bin/true"
 
 json="$bench_out/lifecycle.json"
+# This VM's speed drifts over seconds: rows timed one after the other could
+# be measured at different speeds, rows timed in turn see the same drift.
+timing_meta="timing: interleaved rounds (report.py interleave)"
+if [[ "${TIMING:-interleaved}" == hyperfine ]]; then
+    timing_meta="timing: hyperfine, one command after the other"
+else
+    bench_interleave=1
+fi
 bench_time "$json"
 bench_load_warn
 
@@ -100,4 +110,4 @@ if [[ "${PHASES:-1}" != 0 ]] && grep -q $'^rootcell run\thost\trootcell\t0\tok\t
     ((phase_fail == 0)) || say "warning: $phase_fail per-phase runs failed"
 fi
 
-bench_report lifecycle "$json" "lifecycle" "${phase_meta[@]}"
+bench_report lifecycle "$json" "lifecycle" "$timing_meta" "${phase_meta[@]}"

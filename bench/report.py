@@ -25,6 +25,9 @@ Subcommands:
   cri SINGLE_JSON PARALLEL_JSON META      print the pods-through-CRI section (rootcell-cri-node
                                            start-pods --json results)
   section DOC CONTENT_FILE                 replace (or append) CONTENT's section in DOC
+  interleave OUT_JSON WARMUP RUNS (-n LABEL COMMAND)...
+                                           time the commands in rounds, one run of each in turn,
+                                           and write hyperfine's JSON layout
 
 ROWS is a TSV written by the shell script: label, group, runtime, n, status,
 command (status is "ok" or a reason it was not measured). META holds
@@ -152,7 +155,7 @@ def ms(seconds):
 
 
 def meta_lines(meta, runs):
-    keys = ["date", "kernel", "cpu", "load", "cgroups", "rootcell", "runc", "crun", "bwrap", "hyperfine"]
+    keys = ["date", "kernel", "cpu", "load", "cgroups", "rootcell", "runc", "crun", "bwrap", "hyperfine", "timing"]
     out = [f"- {k}: {meta[k]}" for k in keys if k in meta]
     out.append(f"- runs: {runs}")
     return out
@@ -213,7 +216,14 @@ def lifecycle(rows_path, hf_path, meta_path):
         "Wall time of one complete container lifecycle (create, start, wait, delete: "
         "`<runtime> --root $TMP/state run --bundle B bench`, a busybox bundle whose "
         "process is `/bin/true`, config from `runc spec`), timed by `bench/lifecycle.sh` "
-        "with hyperfine (no shell). Ratios are mean / mean of rootcell and of runc "
+        + (
+            "in interleaved rounds (`report.py interleave`: one run of each command in turn, "
+            "round after round, so that every row sees the same drift of this VM's speed; each "
+            "run a fork and exec without a shell, as hyperfine -N makes it). "
+            if meta.get("timing", "").startswith("interleaved")
+            else "with hyperfine (no shell). "
+        )
+        + "Ratios are mean / mean of rootcell and of runc "
         "in the same row set (references compare with the host set); > 1 is slower. "
         "*Net of wrapper* is a cgroup2 ns row's mean minus the wrapper row's mean."
     )
@@ -1458,6 +1468,63 @@ def cri(single_json, parallel_json, meta_path):
     print("\n".join(out))
 
 
+def interleave(out_json, warmup, runs, *args):
+    """Times commands the way hyperfine -N does (split like a shell, fork and
+    exec, stdin, stdout and stderr on /dev/null), but in rounds: one run of
+    each command in turn, WARMUP untimed rounds and then RUNS timed ones.
+    This VM's speed drifts over seconds (other guests); run one after the
+    other, as hyperfine runs its commands, the rows of one table could be
+    measured at different speeds. Writes hyperfine's JSON layout (what
+    attach_results reads)."""
+    import shlex
+    import time
+
+    cmds = []
+    it = iter(args)
+    for flag in it:
+        if flag != "-n":
+            sys.exit("interleave: expected -n LABEL COMMAND, got " + flag)
+        label, command = next(it), next(it)
+        cmds.append((label, shlex.split(command)))
+    null = os.open(os.devnull, os.O_RDWR)
+    spawn_io = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
+
+    def once(argv):
+        start = time.perf_counter()
+        pid = os.posix_spawnp(argv[0], argv, os.environ, file_actions=spawn_io)
+        _, status = os.waitpid(pid, 0)
+        return time.perf_counter() - start, os.waitstatus_to_exitcode(status)
+
+    for _ in range(int(warmup)):
+        for _, argv in cmds:
+            once(argv)
+    times = {label: [] for label, _ in cmds}
+    codes = {label: [] for label, _ in cmds}
+    for _ in range(int(runs)):
+        for label, argv in cmds:
+            took, code = once(argv)
+            times[label].append(took)
+            codes[label].append(code)
+    results = []
+    for label, _ in cmds:
+        t = times[label]
+        mean = sum(t) / len(t)
+        sd = (sum((x - mean) ** 2 for x in t) / (len(t) - 1)) ** 0.5 if len(t) > 1 else 0.0
+        results.append(
+            {
+                "command": label,
+                "mean": mean,
+                "stddev": sd,
+                "median": median(t),
+                "min": min(t),
+                "max": max(t),
+                "times": t,
+                "exit_codes": codes[label],
+            }
+        )
+    save_json(out_json, {"results": results})
+
+
 def section(doc, content_file):
     with open(content_file) as f:
         content = f.read().strip("\n") + "\n"
@@ -1520,6 +1587,8 @@ def main(argv):
         cri(*args)
     elif cmd == "section":
         section(*args)
+    elif cmd == "interleave":
+        interleave(*args)
     else:
         sys.exit(__doc__)
 

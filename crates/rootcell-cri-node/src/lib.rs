@@ -618,7 +618,18 @@ pub fn start_pods(
 pub fn remove_pods(cri: &Cri, cgroup_parent: &str, pods: &[PodStart]) -> Result<()> {
     let mut first = None;
     for p in pods {
-        for r in [cri.stop_pod(&p.pod_id), cri.remove_pod(&p.pod_id)] {
+        // containerd 1.6's shim can disconnect while it kills a container
+        // that has just exited ("failed to kill container …: ttrpc: closed",
+        // seen with the runc handler under load); the kubelet calls
+        // StopPodSandbox again on its next sync, and so does this, once.
+        let stopped = cri.stop_pod(&p.pod_id).or_else(|e| {
+            eprintln!(
+                "rootcell-cri-node: StopPodSandbox {}: {e:#}; once more, as the kubelet would",
+                p.pod_id
+            );
+            cri.stop_pod(&p.pod_id)
+        });
+        for r in [stopped, cri.remove_pod(&p.pod_id)] {
             if let Err(e) = r {
                 first.get_or_insert(e);
             }
