@@ -511,12 +511,7 @@ fn kill_all_reaches_processes_left_after_init_exited() {
     let id = ctx.id("c");
     ctx.create_start(&id, &b);
     ctx.wait_status(&id, "stopped");
-    let child: i32 = poll(POLL_TIMEOUT, "the child's pid", || {
-        read_file_opt(&b.rootfs().join("tmp/child"))?
-            .trim()
-            .parse()
-            .ok()
-    });
+    let child = orphan_pid(&b);
     assert!(pid_alive(child), "the child outlives init");
     ctx.rt(&["kill", &id, "KILL"])
         .assert_fail("kill of a stopped container");
