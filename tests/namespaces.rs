@@ -193,7 +193,7 @@ struct NsHolder {
 impl NsHolder {
     fn start(hostname: &str) -> NsHolder {
         let child = Command::new("unshare")
-            .args(["--net", "--uts", "sh", "-c"])
+            .args(["--net", "--uts", "--ipc", "sh", "-c"])
             .arg(format!("hostname {hostname} && exec sleep 60"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -305,6 +305,45 @@ fn net_sysctls_in_a_joined_network_namespace() {
     if !runtime_is_runc() {
         assert!(
             out.stderr.contains("runtime's own network namespace"),
+            "{}",
+            out.all()
+        );
+    }
+    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
+    drop(holder);
+    ctx.assert_clean();
+}
+
+/// The same for ipc sysctls in an ipc namespace joined by path (a pod's
+/// containers join their sandbox's), as runc allows; the runtime's own is
+/// refused.
+#[test]
+fn ipc_sysctls_in_a_joined_ipc_namespace() {
+    let ctx = Ctx::new("nsjoin-ipcsysctl");
+    let holder = NsHolder::start("joined-ipc");
+    let key = "kernel.msgmax";
+    let host_value = host_sysctl(key).expect("the host's kernel.msgmax");
+    let wanted = if host_value.trim() == "12345" {
+        "12346"
+    } else {
+        "12345"
+    };
+
+    let mut b = ctx.bundle();
+    b.set_namespace("ipc", Some(&holder.ns_path("ipc")));
+    b.linux()["sysctl"] = serde_json::json!({ key: wanted });
+    b.sh("cat /proc/sys/kernel/msgmax");
+    let out = ctx.run(&ctx.id("c"), &b);
+    out.assert_ok("run with an ipc sysctl in a joined ipc namespace");
+    assert_eq!(out.stdout.trim(), wanted);
+    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
+
+    b.set_namespace("ipc", Some(&format!("/proc/{}/ns/ipc", std::process::id())));
+    let out = ctx.run(&ctx.id("own"), &b);
+    out.assert_fail("an ipc sysctl in the runtime's own ipc namespace");
+    if !runtime_is_runc() {
+        assert!(
+            out.stderr.contains("runtime's own ipc namespace"),
             "{}",
             out.all()
         );

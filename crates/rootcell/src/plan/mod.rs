@@ -174,10 +174,18 @@ impl Plan {
     /// must then not be the runtime's own (it would change the host's
     /// network settings; runc's `isHostNetNS`).
     pub fn writes_net_sysctls(&self) -> bool {
+        self.writes_sysctls(|key| key.starts_with("net."))
+    }
+
+    pub fn writes_ipc_sysctls(&self) -> bool {
+        self.writes_sysctls(crate::spec::is_ipc_sysctl)
+    }
+
+    fn writes_sysctls(&self, of_kind: impl Fn(&str) -> bool) -> bool {
         self.rootfs
             .finish
             .iter()
-            .any(|s| matches!(s, Step::Sysctl { key, .. } if key.starts_with("net.")))
+            .any(|s| matches!(s, Step::Sysctl { key, .. } if of_kind(key)))
     }
 }
 

@@ -183,7 +183,13 @@ fn stage1(
     }
     let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
     let ns = &cfg.plan.namespaces;
-    let net_sysctls = cfg.plan.writes_net_sysctls();
+    // Sysctls go into a namespace joined by path only if it is not the
+    // runtime's own (runc's isHostNetNS; the same for ipc).
+    let own_refused = |kind: &Namespace| match kind {
+        Namespace::Network => cfg.plan.writes_net_sysctls(),
+        Namespace::Ipc => cfg.plan.writes_ipc_sysctls(),
+        _ => false,
+    };
     for (kind, path) in &ns.join {
         let fd = std::fs::File::open(path).ctx(|| {
             format!(
@@ -192,8 +198,8 @@ fn stage1(
                 path.display()
             )
         })?;
-        if *kind == Namespace::Network && net_sysctls {
-            refuse_own_network_namespace(&fd, path)?;
+        if own_refused(kind) {
+            refuse_own_namespace(*kind, &fd, path)?;
         }
         sys::setns(fd.as_fd(), kind.clone_flag()).ctx(|| {
             format!(
@@ -363,26 +369,43 @@ fn unexpected(msg: ToContainer) -> Error {
     Error::Other(format!("unexpected message from the runtime: {msg:?}"))
 }
 
-/// `net.*` sysctls go into the network namespace joined from `path`,
-/// which must not be the one this process (still the runtime's, before any
-/// setns) runs in: same nsfs inode (`ns/net` reads `net:[INODE]`), same
-/// namespace.
-fn refuse_own_network_namespace(joined: &std::fs::File, path: &std::path::Path) -> Result<()> {
+/// `net.*` (ipc) sysctls go into the network (ipc) namespace joined from
+/// `path`, which must not be the one this process (still the runtime's,
+/// before any setns) runs in: same nsfs inode (`ns/net` reads
+/// `net:[INODE]`), same namespace.
+fn refuse_own_namespace(
+    kind: Namespace,
+    joined: &std::fs::File,
+    path: &std::path::Path,
+) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     const NSFS_MAGIC: i64 = 0x6e73_6673;
-    let what = || format!("linux.namespaces: network namespace {}", path.display());
+    let name = match kind {
+        Namespace::Network => "network",
+        other => other.proc_name(),
+    };
+    let what = || format!("linux.namespaces: {name} namespace {}", path.display());
     if rustix::fs::fstatfs(joined).ctx(what)?.f_type as i64 != NSFS_MAGIC {
         // Not a namespace file: `setns` refuses it next, naming the path.
         return Ok(());
     }
-    let joined_link = format!("net:[{}]", joined.metadata().ctx(what)?.ino());
-    let own = procfs::readlink(ProcfsBase::ProcThreadSelf, "ns/net")
-        .ctx(|| "the runtime's network namespace (ns/net)")?;
+    let joined_link = format!(
+        "{}:[{}]",
+        kind.proc_name(),
+        joined.metadata().ctx(what)?.ino()
+    );
+    let link = format!("ns/{}", kind.proc_name());
+    let own = procfs::readlink(ProcfsBase::ProcThreadSelf, &link)
+        .ctx(|| format!("the runtime's {name} namespace ({link})"))?;
     if own.as_os_str() == joined_link.as_str() {
+        let sysctls = match kind {
+            Namespace::Network => "net.*",
+            _ => "ipc",
+        };
         return Err(Error::spec(
             "linux.sysctl",
             format!(
-                "net.* sysctls are not allowed in the runtime's own network namespace ({} is it)",
+                "{sysctls} sysctls are not allowed in the runtime's own {name} namespace ({} is it)",
                 path.display()
             ),
         ));

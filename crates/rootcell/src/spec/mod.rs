@@ -18,8 +18,8 @@ pub use default::default_spec;
 pub use oci_spec::runtime::Spec;
 pub use process::{load_process, ProcessOverrides};
 pub use validate::{
-    check_id_mapping, device_path, user_namespace_mappings, validate, validate_namespace_needs,
-    validate_process, validate_sysctl_key,
+    check_id_mapping, device_path, is_ipc_sysctl, user_namespace_mappings, validate,
+    validate_namespace_needs, validate_process, validate_sysctl_key,
 };
 
 use crate::error::{Error, IoContext, Result};

@@ -236,6 +236,19 @@ fn validate_mounts(spec: &Spec) -> Result<()> {
     Ok(())
 }
 
+/// The sysctls of the IPC namespace.
+pub fn is_ipc_sysctl(key: &str) -> bool {
+    key.starts_with("fs.mqueue.")
+        || [
+            "kernel.msgmax",
+            "kernel.msgmnb",
+            "kernel.msgmni",
+            "kernel.sem",
+        ]
+        .contains(&key)
+        || key.starts_with("kernel.shm")
+}
+
 /// The sysctls of the UTS namespace.
 fn is_uts_sysctl(key: &str) -> bool {
     key == "kernel.hostname" || key == "kernel.domainname"
@@ -426,17 +439,18 @@ fn validate_linux(spec: &Spec) -> Result<()> {
                 "net.* sysctls need a network namespace of the container's own in linux.namespaces",
             ));
         }
-        let ipc = key.starts_with("fs.mqueue.")
-            || [
-                "kernel.msgmax",
-                "kernel.msgmnb",
-                "kernel.msgmni",
-                "kernel.sem",
-            ]
-            .contains(&key.as_str())
-            || key.starts_with("kernel.shm");
-        if ipc && !has_new(LinuxNamespaceType::Ipc) {
-            return Err(Error::spec(field, "ipc sysctls need a new ipc namespace"));
+        // The same for an ipc namespace joined by path (a pod's containers
+        // join their sandbox's), as in runc; stage 1 refuses the runtime's
+        // own (`Plan::writes_ipc_sysctls`).
+        let ipc = is_ipc_sysctl(key);
+        let has_ipc = namespaces
+            .iter()
+            .any(|ns| ns.typ() == LinuxNamespaceType::Ipc);
+        if ipc && !has_ipc {
+            return Err(Error::spec(
+                field,
+                "ipc sysctls need an ipc namespace of the container's own in linux.namespaces",
+            ));
         }
         // Whether a UTS namespace exists is known with the isolation mode
         // only (chroot isolation adds one): `validate_namespace_needs`.
@@ -637,30 +651,31 @@ mod tests {
     }
 
     #[test]
-    fn net_sysctls_need_a_network_namespace_new_or_joined() {
+    fn net_and_ipc_sysctls_need_their_namespace_new_or_joined() {
         let tmp = std::env::temp_dir();
-        let with_net = |net: serde_json::Value| {
-            spec_with(|v| {
-                v["root"]["path"] = tmp.to_str().unwrap().into();
-                let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
-                ns.retain(|n| n["type"] != "network");
-                if !net.is_null() {
-                    ns.push(net.clone());
-                }
-                v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"});
-            })
-        };
-        let new = with_net(serde_json::json!({"type": "network"}));
-        assert!(validate(&new, &tmp).is_ok());
-        let joined =
-            with_net(serde_json::json!({"type": "network", "path": "/var/run/netns/cni-1"}));
-        assert!(validate(&joined, &tmp).is_ok());
-        let host = with_net(serde_json::Value::Null);
-        let err = validate(&host, &tmp).unwrap_err().to_string();
-        assert!(
-            err.starts_with("linux.sysctl.net.ipv4.ip_forward: "),
-            "{err}"
-        );
+        for (typ, key, path) in [
+            ("network", "net.ipv4.ip_forward", "/var/run/netns/cni-1"),
+            ("ipc", "kernel.msgmax", "/proc/1234/ns/ipc"),
+        ] {
+            let with_ns = |ns_entry: serde_json::Value| {
+                spec_with(|v| {
+                    v["root"]["path"] = tmp.to_str().unwrap().into();
+                    let ns = v["linux"]["namespaces"].as_array_mut().unwrap();
+                    ns.retain(|n| n["type"] != typ);
+                    if !ns_entry.is_null() {
+                        ns.push(ns_entry.clone());
+                    }
+                    v["linux"]["sysctl"] = serde_json::json!({ key: "1" });
+                })
+            };
+            let new = with_ns(serde_json::json!({ "type": typ }));
+            assert!(validate(&new, &tmp).is_ok(), "{typ}");
+            let joined = with_ns(serde_json::json!({ "type": typ, "path": path }));
+            assert!(validate(&joined, &tmp).is_ok(), "{typ}");
+            let host = with_ns(serde_json::Value::Null);
+            let err = validate(&host, &tmp).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("linux.sysctl.{key}: ")), "{err}");
+        }
     }
 
     #[test]
