@@ -275,75 +275,75 @@ fn join_existing_namespaces_by_path() {
 /// up), but never into the runtime's own: that would change the host.
 #[test]
 fn net_sysctls_in_a_joined_network_namespace() {
-    let ctx = Ctx::new("nsjoin-sysctl");
-    let holder = NsHolder::start("joined-sysctl");
-    let key = "net.ipv4.ip_unprivileged_port_start";
-    let host_value = host_sysctl(key).expect("the host's ip_unprivileged_port_start");
-    let wanted = if host_value.trim() == "123" {
-        "124"
-    } else {
-        "123"
-    };
-
-    let mut b = ctx.bundle();
-    b.set_namespace("network", Some(&holder.ns_path("net")));
-    b.linux()["sysctl"] = serde_json::json!({ key: wanted });
-    b.sh("cat /proc/sys/net/ipv4/ip_unprivileged_port_start");
-    let out = ctx.run(&ctx.id("c"), &b);
-    out.assert_ok("run with a net sysctl in a joined network namespace");
-    assert_eq!(out.stdout.trim(), wanted);
-    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
-
-    // The runtime's own network namespace (the host's here): refused, the
-    // host's value unchanged.
-    b.set_namespace(
+    sysctl_in_a_joined_namespace(
+        "nsjoin-sysctl",
         "network",
-        Some(&format!("/proc/{}/ns/net", std::process::id())),
+        "net",
+        "net.ipv4.ip_unprivileged_port_start",
+        ["123", "124"],
     );
-    let out = ctx.run(&ctx.id("own"), &b);
-    out.assert_fail("a net sysctl in the runtime's own network namespace");
-    if !runtime_is_runc() {
-        assert!(
-            out.stderr.contains("runtime's own network namespace"),
-            "{}",
-            out.all()
-        );
-    }
-    assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
-    drop(holder);
-    ctx.assert_clean();
 }
 
 /// The same for ipc sysctls in an ipc namespace joined by path (a pod's
-/// containers join their sandbox's), as runc allows; the runtime's own is
-/// refused.
+/// containers join their sandbox's), as runc allows.
 #[test]
 fn ipc_sysctls_in_a_joined_ipc_namespace() {
-    let ctx = Ctx::new("nsjoin-ipcsysctl");
-    let holder = NsHolder::start("joined-ipc");
-    let key = "kernel.msgmax";
-    let host_value = host_sysctl(key).expect("the host's kernel.msgmax");
-    let wanted = if host_value.trim() == "12345" {
-        "12346"
+    sysctl_in_a_joined_namespace(
+        "nsjoin-ipcsysctl",
+        "ipc",
+        "ipc",
+        "kernel.msgmax",
+        ["12345", "12346"],
+    );
+}
+
+/// Runs a container that joins a holder's `ns_type` namespace by path and
+/// sets `key` there (the first of `values` the host does not have), checks
+/// the value inside and the host's unchanged; then the same with the
+/// runtime's own namespace, which is refused.
+fn sysctl_in_a_joined_namespace(
+    name: &str,
+    ns_type: &str,
+    ns_file: &str,
+    key: &str,
+    values: [&str; 2],
+) {
+    let ctx = Ctx::new(name);
+    let holder = NsHolder::start("joined-sysctl");
+    let host_value = host_sysctl(key).expect("the host's value");
+    let wanted = if host_value.trim() == values[0] {
+        values[1]
     } else {
-        "12345"
+        values[0]
     };
 
     let mut b = ctx.bundle();
-    b.set_namespace("ipc", Some(&holder.ns_path("ipc")));
+    b.set_namespace(ns_type, Some(&holder.ns_path(ns_file)));
     b.linux()["sysctl"] = serde_json::json!({ key: wanted });
-    b.sh("cat /proc/sys/kernel/msgmax");
+    b.sh(&format!("cat /proc/sys/{}", key.replace('.', "/")));
     let out = ctx.run(&ctx.id("c"), &b);
-    out.assert_ok("run with an ipc sysctl in a joined ipc namespace");
+    out.assert_ok(&format!("run with {key} in a joined {ns_type} namespace"));
     assert_eq!(out.stdout.trim(), wanted);
     assert_eq!(host_sysctl(key).as_deref(), Some(host_value.as_str()));
 
-    b.set_namespace("ipc", Some(&format!("/proc/{}/ns/ipc", std::process::id())));
+    // The runtime's own namespace (the host's here): refused, the host's
+    // value unchanged. runc checks this for the network namespace only
+    // (isHostNetNS): it would write the host's ipc sysctl.
+    if runtime_is_runc() && ns_type != "network" {
+        drop(holder);
+        ctx.assert_clean();
+        return;
+    }
+    b.set_namespace(
+        ns_type,
+        Some(&format!("/proc/{}/ns/{ns_file}", std::process::id())),
+    );
     let out = ctx.run(&ctx.id("own"), &b);
-    out.assert_fail("an ipc sysctl in the runtime's own ipc namespace");
+    out.assert_fail(&format!("{key} in the runtime's own {ns_type} namespace"));
     if !runtime_is_runc() {
         assert!(
-            out.stderr.contains("runtime's own ipc namespace"),
+            out.stderr
+                .contains(&format!("runtime's own {ns_type} namespace")),
             "{}",
             out.all()
         );
