@@ -505,9 +505,7 @@ fn kill_all_reaches_processes_left_after_init_exited() {
     // is stopped, and `kill --all` still signals what is in its cgroup
     // (and succeeds), as runc 1.1 does.
     let ctx = Ctx::new("killorphan");
-    let mut b = ctx.bundle();
-    b.remove_namespace("pid");
-    b.sh("sleep 100 & echo $! > /tmp/child");
+    let b = orphan_leaving_bundle(&ctx);
     let id = ctx.id("c");
     ctx.create_start(&id, &b);
     ctx.wait_status(&id, "stopped");
@@ -531,9 +529,7 @@ fn kill_all_reaches_processes_left_after_init_exited() {
 #[test]
 fn delete_kills_processes_left_after_init_exited() {
     let ctx = Ctx::new("delorphan");
-    let mut b = ctx.bundle();
-    b.remove_namespace("pid");
-    b.sh("sleep 100 >/dev/null 2>&1 & echo $! > /tmp/child");
+    let b = orphan_leaving_bundle(&ctx);
     let id = ctx.id("c");
     ctx.create_start(&id, &b);
     ctx.wait_status(&id, "stopped");
@@ -549,13 +545,21 @@ fn delete_kills_processes_left_after_init_exited() {
 #[test]
 fn run_kills_processes_left_after_init_exited() {
     let ctx = Ctx::new("runorphan");
-    let mut b = ctx.bundle();
-    b.remove_namespace("pid");
-    b.sh("sleep 100 >/dev/null 2>&1 & echo $! > /tmp/child");
+    let b = orphan_leaving_bundle(&ctx);
     let id = ctx.id("c");
     ctx.run(&id, &b).assert_ok("run");
     wait_pid_dead(orphan_pid(&b));
     ctx.assert_clean();
+}
+
+/// A bundle without a pid namespace whose init starts a `sleep 100` in the
+/// background (stdio on /dev/null: it holds no pipe of the caller), writes
+/// its pid to `/tmp/child` and exits: the child outlives init.
+fn orphan_leaving_bundle(ctx: &Ctx) -> Bundle {
+    let mut b = ctx.bundle();
+    b.remove_namespace("pid");
+    b.sh("sleep 100 >/dev/null 2>&1 & echo $! > /tmp/child");
+    b
 }
 
 /// The pid a container's init wrote to `/tmp/child` before it exited.

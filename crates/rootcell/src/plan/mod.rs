@@ -173,15 +173,15 @@ impl Plan {
     /// The plan writes a `net.*` sysctl: a network namespace joined by path
     /// must then not be the runtime's own (it would change the host's
     /// network settings; runc's `isHostNetNS`).
-    pub fn writes_net_sysctls(&self) -> bool {
-        self.writes_sysctls(|key| key.starts_with("net."))
-    }
-
-    pub fn writes_ipc_sysctls(&self) -> bool {
-        self.writes_sysctls(crate::spec::is_ipc_sysctl)
-    }
-
-    fn writes_sysctls(&self, of_kind: impl Fn(&str) -> bool) -> bool {
+    /// Whether the plan writes sysctls of namespace `kind` (`net.*` for
+    /// the network, `is_ipc_sysctl` for ipc; no others are joined by path
+    /// with sysctls).
+    pub fn writes_sysctls_in(&self, kind: Namespace) -> bool {
+        let of_kind = |key: &str| match kind {
+            Namespace::Network => key.starts_with("net."),
+            Namespace::Ipc => crate::spec::is_ipc_sysctl(key),
+            _ => false,
+        };
         self.rootfs
             .finish
             .iter()

@@ -183,13 +183,7 @@ fn stage1(
     }
     let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
     let ns = &cfg.plan.namespaces;
-    // Sysctls go into a namespace joined by path only if it is not the
-    // runtime's own (runc's isHostNetNS; the same for ipc).
-    let own_refused = |kind: &Namespace| match kind {
-        Namespace::Network => cfg.plan.writes_net_sysctls(),
-        Namespace::Ipc => cfg.plan.writes_ipc_sysctls(),
-        _ => false,
-    };
+
     for (kind, path) in &ns.join {
         let fd = std::fs::File::open(path).ctx(|| {
             format!(
@@ -198,7 +192,9 @@ fn stage1(
                 path.display()
             )
         })?;
-        if own_refused(kind) {
+        // Sysctls go into a namespace joined by path only if it is not
+        // the runtime's own (runc's isHostNetNS; the same for ipc).
+        if cfg.plan.writes_sysctls_in(*kind) {
             refuse_own_namespace(*kind, &fd, path)?;
         }
         sys::setns(fd.as_fd(), kind.clone_flag()).ctx(|| {
@@ -400,7 +396,7 @@ fn refuse_own_namespace(
     if own.as_os_str() == joined_link.as_str() {
         let sysctls = match kind {
             Namespace::Network => "net.*",
-            _ => "ipc",
+            other => other.proc_name(),
         };
         return Err(Error::spec(
             "linux.sysctl",

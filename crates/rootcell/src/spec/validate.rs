@@ -429,7 +429,7 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         // A network namespace joined by path counts, as in runc: that is
         // how containerd's CRI plugin gives a pod's sandbox the namespace
         // CNI set up. Stage 1 refuses to join the runtime's own network
-        // namespace for them (`Plan::writes_net_sysctls`).
+        // namespace for them (`Plan::writes_sysctls_in`).
         let has_net = namespaces
             .iter()
             .any(|ns| ns.typ() == LinuxNamespaceType::Network);
@@ -441,7 +441,7 @@ fn validate_linux(spec: &Spec) -> Result<()> {
         }
         // The same for an ipc namespace joined by path (a pod's containers
         // join their sandbox's), as in runc; stage 1 refuses the runtime's
-        // own (`Plan::writes_ipc_sysctls`).
+        // own (`Plan::writes_sysctls_in`).
         let ipc = is_ipc_sysctl(key);
         let has_ipc = namespaces
             .iter()
