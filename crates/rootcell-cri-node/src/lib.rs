@@ -663,7 +663,10 @@ pub struct Node {
 /// Directories covered with a tmpfs in the node's mount namespace:
 /// containerd 1.6 keeps shim sockets and pod netns files under /run
 /// (/var/run/netns is hard-coded), libcni caches results in /var/lib/cni,
-/// and /opt/containerd is its plugins' default directory.
+/// and /opt/containerd is its plugins' default directory. A machine that
+/// never ran CNI has no /var/lib/cni: the node makes it (empty, as any CNI
+/// run would leave it) to mount over it, the one thing it leaves on the
+/// host's filesystem.
 const COVERED: &[&str] = &["/run", "/var/lib/cni", "/opt"];
 
 /// The pid namespace's init: a shell that runs containerd and reaps every
@@ -745,7 +748,7 @@ impl Node {
             "set -e\n{}\nip link set lo up\nset +e\n{INIT}",
             COVERED
                 .iter()
-                .map(|c| format!("mount -t tmpfs -o mode=0755 tmpfs {c}"))
+                .map(|c| format!("mkdir -p {c}\nmount -t tmpfs -o mode=0755 tmpfs {c}"))
                 .collect::<Vec<_>>()
                 .join("\n")
         );
