@@ -1243,7 +1243,7 @@ def symbol_crate(name):
     arch = ("x86", "x32", "aarch64", "arm", "mips", "ppc", "s390", "riscv", "parisc", "sh_", "loongarch", "m68k")
     if name.startswith(seccomp) or (name.startswith(arch) and "syscall" in name):
         return "libseccomp (C)"
-    return "C runtime (glibc, libgcc)"
+    return "C runtime (libc, libgcc)"
 
 
 def rss(rows_path, meta_path, time_tsv, hwm_tsv, self_tsv, bin_dir):

@@ -29,11 +29,14 @@ fn main() {
     packed_relocations();
 }
 
-/// Whether rustc links this target with lld by default.
+/// Whether this build links with lld, which the ordering needs: rustc's
+/// default for x86_64-unknown-linux-gnu (since 1.90); for
+/// x86_64-unknown-linux-musl, whose default is the C compiler's GNU ld, the
+/// toolchain's own lld is chosen here (`use_toolchain_lld`).
 fn links_with_lld() -> bool {
     let target = std::env::var("TARGET").unwrap_or_default();
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let minor = std::process::Command::new(rustc)
+    let minor = std::process::Command::new(&rustc)
         .arg("--version")
         .output()
         .ok()
@@ -43,13 +46,42 @@ fn links_with_lld() -> bool {
             let version = text.split_whitespace().nth(1)?.to_owned();
             version.split('.').nth(1)?.parse::<u32>().ok()
         });
-    let lld = target == "x86_64-unknown-linux-gnu" && minor.is_some_and(|m| m >= 90);
+    let lld = match target.as_str() {
+        "x86_64-unknown-linux-gnu" => minor.is_some_and(|m| m >= 90),
+        "x86_64-unknown-linux-musl" => use_toolchain_lld(&rustc),
+        _ => false,
+    };
     if !lld {
         println!(
-            "cargo:warning=hot-symbols.txt not used: rustc does not link {target} with lld by default (the binary only uses more memory)"
+            "cargo:warning=hot-symbols.txt not used: rustc does not link {target} with lld (the binary only uses more memory)"
         );
     }
     lld
+}
+
+/// Makes the C compiler that links the musl target use the toolchain's
+/// lld (`rust-lld` behind the `gcc-ld/ld.lld` shim, as rustc itself does
+/// for the gnu target), when the toolchain has it.
+fn use_toolchain_lld(rustc: &std::ffi::OsStr) -> bool {
+    let host = std::env::var("HOST").unwrap_or_default();
+    let sysroot = std::process::Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned());
+    let Some(sysroot) = sysroot else {
+        return false;
+    };
+    let shim_dir = std::path::Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(host)
+        .join("bin/gcc-ld");
+    if !shim_dir.join("ld.lld").exists() {
+        return false;
+    }
+    println!("cargo:rustc-link-arg-bins=-B{}", shim_dir.display());
+    println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+    true
 }
 
 fn order_symbols() {
@@ -66,9 +98,10 @@ fn packed_relocations() {
     // A static-pie binary relocates itself at every start: with RELA
     // relocations that reads all of `.rela.dyn` (400 KB, nearly all of it
     // relative relocations), which stays resident. RELR packs them into a
-    // bitmap of a few KB; glibc's static-pie start code (2.36+, linked in,
-    // so the host's glibc does not matter) applies them. Dynamic builds
-    // keep RELA: there RELR would need glibc 2.36 on the host.
+    // bitmap of a few KB; the static-pie start code linked in applies them
+    // (musl's since 1.2.4, glibc's since 2.36; the host's libc does not
+    // matter). Dynamic builds keep RELA: there RELR would need glibc 2.36
+    // on the host.
     let features = std::env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
     if features.split(',').any(|f| f == "crt-static") {
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");

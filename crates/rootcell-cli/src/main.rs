@@ -6,8 +6,25 @@ mod logging;
 
 use clap::Parser;
 
+/// The release binary links musl (scripts/setup: glibc's start-up costs
+/// every process up to 0.9 ms of `cpuid` exits on a VM), whose allocator
+/// maps and unmaps memory for most allocations (about 80 `mmap` and 75
+/// `munmap` per `run`, each unmapped page faulted in again); dlmalloc
+/// takes memory in large blocks and keeps it, as glibc's does.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     rootcell::phase::mark("main");
+    // dlmalloc's one lock, taken around fork(2) by libc's atfork handlers
+    // (glibc's allocator does the same for itself), so a child forked while
+    // another thread allocates does not inherit it held.
+    // SAFETY: called once, first thing, before any other thread exists.
+    #[cfg(target_env = "musl")]
+    unsafe {
+        dlmalloc::enable_alloc_after_fork()
+    };
     // `rootcell sandbox` has BenchExec's flags (its `--root` is not the
     // state directory's): its own parser takes everything after the word.
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();

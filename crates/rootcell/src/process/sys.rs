@@ -292,7 +292,13 @@ pub fn loopback_up() -> io::Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags inside the
     // `ifreq` it is given, which lives across the call.
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } as libc::c_long)?;
+    check(unsafe {
+        libc::ioctl(
+            sock.as_raw_fd(),
+            libc::SIOCGIFFLAGS as libc::Ioctl,
+            &mut req,
+        )
+    } as libc::c_long)?;
     // SAFETY: the kernel has just filled the flags member of the union.
     let flags = unsafe { req.ifr_ifru.ifru_flags };
     if flags & libc::IFF_UP as libc::c_short != 0 {
@@ -300,8 +306,11 @@ pub fn loopback_up() -> io::Result<()> {
     }
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: SIOCSIFFLAGS only reads the `ifreq`, which lives across the call.
-    check(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } as libc::c_long)
-        .map(drop)
+    check(
+        unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as libc::Ioctl, &req) }
+            as libc::c_long,
+    )
+    .map(drop)
 }
 
 /// Restores the default disposition and an empty mask for every signal, so
