@@ -68,6 +68,23 @@ impl RootDir {
         Ok(handle.map_err(to_io)?.into())
     }
 
+    /// Opens `path` inside the root with `flags` (plus `O_NOFOLLOW` and
+    /// `O_CLOEXEC`): one `openat2`, the same resolution as `resolve_nofollow`.
+    /// `None` on a kernel without `openat2` (the caller reopens an `O_PATH`
+    /// fd through procfs instead).
+    pub fn open_nofollow(&self, path: &Path, flags: OFlags) -> Option<io::Result<OwnedFd>> {
+        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(self.fd(), path, flags, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => return None,
+                other => return Some(other.map_err(io::Error::from)),
+            }
+        }
+        Some(Err(io::Error::from(Errno::AGAIN)))
+    }
+
     /// Resolves `path` inside the root, following symlinks inside it, to an
     /// `O_PATH` fd.
     pub fn resolve(&self, path: &Path) -> io::Result<OwnedFd> {
