@@ -168,10 +168,7 @@ impl Runtime {
         crate::phase::mark("runtime: host facts");
         // Recorded first: a create that fails half-way still gets undone.
         undo.cgroup_dirs = cg.dirs.clone();
-        // Saved before the cgroups exist: a runtime killed from here on
-        // leaves a `creating` state that `delete` can clean up from.
         let mut st = creating_state(id, bundle, opts, &cg.dirs);
-        dir.save(&st)?;
         // Chroot isolation runs where the cgroup tree may be read-only or
         // not delegated, even as root: what cannot be made is skipped (and
         // said, once), and limits are refused by `apply_resources`.
@@ -179,6 +176,9 @@ impl Runtime {
             crate::plan::isolation::resolve(&bundle.spec, opts.isolation)? == Isolation::Chroot;
         let best_effort = self.rootless || chroot;
         if best_effort {
+            // Saved before the cgroups exist: a runtime killed from here on
+            // leaves a `creating` state that `delete` can clean up from.
+            dir.save(&st)?;
             let skipped = cgroup::create(&mut cg, best_effort)?;
             crate::phase::mark("runtime: cgroups made");
             if chroot && !skipped.is_empty() {
@@ -215,12 +215,14 @@ impl Runtime {
         // Made best effort, the cgroups exist already, and the plan never
         // makes them late (`CgroupEntry::decide`).
         let joins_late = plan.cgroup_entry == CgroupEntry::AfterNamespaces;
+        // Before the cgroups are made here (otherwise they exist already or
+        // are made after stage 1's fork), as above.
+        dir.save(&st)?;
+        crate::phase::mark("runtime: planned, state saved");
         if !best_effort && !joins_late {
             cgroup::create(&mut cg, false)?;
             crate::phase::mark("runtime: cgroups made");
         }
-        dir.save(&st)?;
-        crate::phase::mark("runtime: planned, state saved");
         // Logged only, as runc does (the default spec's ambient set alone
         // gives three).
         for w in &plan.process.warnings {
