@@ -33,6 +33,7 @@ fn main() {
     }
     let args = cli::Cli::parse();
     logging::init(&args.global);
+    rootcell::phase::mark("runtime: arguments parsed");
     // Before anything of a container exists: commands that start processes
     // in a container run from an image the container cannot overwrite
     // (CVE-2019-5736). This may re-execute rootcell; an immutable binary is

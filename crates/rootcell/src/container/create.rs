@@ -13,7 +13,7 @@ use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
 use crate::plan::cgroup_entry::CgroupEntry;
-use crate::plan::{self, Isolation, PlanOptions, RootSource};
+use crate::plan::{self, Isolation, PlanOptions, RootSource, StartSignal};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::rootfs::IdmappedMounts;
@@ -127,12 +127,13 @@ impl Runtime {
             relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
         };
         match self.setup(&dir, id, opts, bundle, launch, &mut undo) {
-            Ok((state, channel, listener)) => Ok(Created {
+            Ok((state, channel, listener, awaits_start)) => Ok(Created {
                 dir,
                 state,
                 channel,
                 relay,
                 listener,
+                awaits_start,
             }),
             Err(e) => {
                 undo.run();
@@ -163,6 +164,7 @@ impl Runtime {
         ContainerState,
         Channel,
         Option<crate::plan::seccomp::SeccompListener>,
+        bool,
     )> {
         let (mut host, mut cg) = host::host_facts(bundle, id, self.rootless)?;
         crate::phase::mark("runtime: host facts");
@@ -192,13 +194,23 @@ impl Runtime {
         // (the state is brought up to date below, once, if so); otherwise
         // every hierarchy is made or the create fails.
         host.cgroup_mounts = cg.mount_sources.clone();
+        // `run` releases init on the sync socket only when it has work to
+        // do between init's `Ready` and the process: a terminal to relay, a
+        // pid file to write (whose failure must stop the process unrun).
+        let start = if launch.fifo_gate {
+            StartSignal::ExecFifo
+        } else if process_terminal(bundle) || opts.pid_file.is_some() {
+            StartSignal::Socket
+        } else {
+            StartSignal::None
+        };
         let plan = plan::build(
             bundle,
             &host,
             PlanOptions {
                 no_pivot: opts.no_pivot,
                 listen_fds: opts.listen_fds,
-                run: !launch.fifo_gate,
+                start,
                 isolation: opts.isolation,
                 binary: self.binary_plan(bundle),
             },
@@ -446,7 +458,7 @@ impl Runtime {
             write_pid_file(pid_file, st.pid)?;
         }
         let listener = plan.process.seccomp.and_then(|s| s.listener);
-        Ok((st, runtime_side, listener))
+        Ok((st, runtime_side, listener, start == StartSignal::Socket))
     }
 }
 

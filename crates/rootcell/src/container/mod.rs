@@ -72,6 +72,9 @@ struct Created {
     /// Where a notifying seccomp filter's fd goes: under `run`, init loads
     /// the filter after the start, right before `execve`.
     listener: Option<crate::plan::seccomp::SeccompListener>,
+    /// `run`: init waits for `Start` on the sync socket
+    /// (`StartSignal::Socket`); otherwise it goes on after `Ready`.
+    awaits_start: bool,
 }
 
 impl Runtime {
@@ -224,7 +227,9 @@ impl Runtime {
     /// `run`'s start: tells init to go on, waits until startContainer hooks
     /// ran and exec is next, records "running", runs poststart hooks.
     fn release(&self, created: &mut Created) -> Result<()> {
-        created.channel.send(&ToContainer::Start)?;
+        if created.awaits_start {
+            created.channel.send(&ToContainer::Start)?;
+        }
         match created.channel.recv_with_fds::<ToRuntime>()? {
             Some((ToRuntime::Exec, _)) => {}
             // A notifying filter, loaded right before execve: its handoff

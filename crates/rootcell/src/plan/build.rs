@@ -17,9 +17,9 @@ pub struct PlanOptions {
     pub no_pivot: bool,
     /// Sockets from systemd socket activation passed to the container.
     pub listen_fds: u32,
-    /// `run`: init is released on the sync socket, not by `start` through
-    /// the exec fifo (`create`, the default).
-    pub run: bool,
+    /// What releases init: `start` through the exec fifo (`create`, the
+    /// default), or for `run` the sync socket or nothing.
+    pub start: StartSignal,
     /// `--isolation`: overrides the config's `org.rootcell.isolation`.
     pub isolation: Option<Isolation>,
     /// How the runtime's binary is kept out of the container's reach, as
@@ -139,12 +139,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             if let Some(caller) = rootless_chroot {
                 super::isolation::chroot_drop_groups(caller, &namespaces, &mut p, &mut diagnostics);
             }
-            p.final_steps = final_steps(
-                &p,
-                ProcessRole::Init {
-                    fifo_gate: !opts.run,
-                },
-            );
+            p.final_steps = final_steps(&p, ProcessRole::Init { start: opts.start });
             p
         },
         diagnostics,

@@ -556,12 +556,28 @@ pub struct ProcessPlan {
     pub warnings: Vec<String>,
 }
 
+/// What init waits for, once set up, before it runs the container's
+/// process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartSignal {
+    /// `create`: `start` opening the exec fifo.
+    #[default]
+    ExecFifo,
+    /// `run`: `Start` on the sync socket, once the runtime is ready for
+    /// the process (a terminal to relay, a pid file to write).
+    Socket,
+    /// `run` where the runtime has nothing to do between init's `Ready` and
+    /// the process: init goes on at once (one round trip of the sync
+    /// socket less).
+    None,
+}
+
 /// Which process the final steps are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProcessRole {
-    /// The container's init. `fifo_gate`: `create` (released by `start`
-    /// through the exec fifo); else `run` (released on the sync socket).
-    Init { fifo_gate: bool },
+    /// The container's init, and what releases it.
+    Init { start: StartSignal },
     /// A process `exec` starts in a running container.
     Exec,
 }
@@ -597,7 +613,7 @@ pub enum FinalStep {
     /// (`create` returns).
     Ready,
     /// Init: the exec fifo opened for writing (`start`), or `Start` on the
-    /// sync socket (`run`).
+    /// sync socket (`run`; not planned for `StartSignal::None`).
     WaitForStart,
     /// Init: the startContainer hooks.
     StartContainerHooks,

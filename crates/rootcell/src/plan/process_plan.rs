@@ -152,12 +152,17 @@ pub fn final_steps(p: &ProcessPlan, role: ProcessRole) -> Vec<FinalStep> {
                 steps.push(ExecCpuAffinity);
             }
         }
-        ProcessRole::Init { fifo_gate } => {
+        ProcessRole::Init { start } => {
+            let fifo_gate = start == StartSignal::ExecFifo;
             load_early = notifies && fifo_gate;
             if load_early {
                 steps.push(LoadSeccomp { handoff: true });
             }
-            steps.extend([Ready, WaitForStart, StartContainerHooks]);
+            steps.push(Ready);
+            if start != StartSignal::None {
+                steps.push(WaitForStart);
+            }
+            steps.push(StartContainerHooks);
             // With `run`, a notifying filter's handoff announces the exec.
             if !notifies || fifo_gate {
                 steps.push(AnnounceExec);
@@ -320,8 +325,15 @@ mod tests {
             "listenerPath": "/run/agent.sock",
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
         let roles = [
-            ProcessRole::Init { fifo_gate: true },
-            ProcessRole::Init { fifo_gate: false },
+            ProcessRole::Init {
+                start: StartSignal::ExecFifo,
+            },
+            ProcessRole::Init {
+                start: StartSignal::Socket,
+            },
+            ProcessRole::Init {
+                start: StartSignal::None,
+            },
             ProcessRole::Exec,
         ];
         for nnp in [false, true] {
@@ -356,7 +368,11 @@ mod tests {
                                 assert_eq!(loads.len(), 1, "{what}: {steps:?}");
                                 let at = loads[0];
                                 assert_eq!(steps[at], LoadSeccomp { handoff: notifies }, "{what}");
-                                if notifies && role == (ProcessRole::Init { fifo_gate: true }) {
+                                let under_create = role
+                                    == (ProcessRole::Init {
+                                        start: StartSignal::ExecFifo,
+                                    });
+                                if notifies && under_create {
                                     assert_eq!(steps[at + 1], Ready, "{what}: {steps:?}");
                                 } else {
                                     assert_eq!(at + 2, steps.len(), "{what}: {steps:?}");
@@ -387,10 +403,22 @@ mod tests {
                                     assert_eq!(pos(s), None, "{what}");
                                 }
                             }
-                            ProcessRole::Init { fifo_gate } => {
+                            ProcessRole::Init { start } => {
+                                let fifo_gate = start == StartSignal::ExecFifo;
                                 assert!(pos(ResolveProgram) < pos(Ready), "{what}");
-                                assert!(pos(Ready) < pos(WaitForStart), "{what}");
-                                assert!(pos(WaitForStart) < pos(StartContainerHooks), "{what}");
+                                match start {
+                                    StartSignal::None => {
+                                        assert_eq!(pos(WaitForStart), None, "{what}");
+                                        assert!(pos(Ready) < pos(StartContainerHooks), "{what}");
+                                    }
+                                    _ => {
+                                        assert!(pos(Ready) < pos(WaitForStart), "{what}");
+                                        assert!(
+                                            pos(WaitForStart) < pos(StartContainerHooks),
+                                            "{what}"
+                                        );
+                                    }
+                                }
                                 assert!(pos(StartContainerHooks) < pos(CloseFds), "{what}");
                                 // `run` with a notifying filter: the
                                 // handoff announces the exec.
@@ -410,31 +438,43 @@ mod tests {
 
     /// `plan::build` plans init's steps for `create` unless told `run`.
     #[test]
-    fn init_final_steps_follow_the_gate() {
+    fn init_final_steps_follow_the_start_signal() {
         let b = bundle(|v| {
             v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW",
                 "listenerPath": "/run/agent.sock",
                 "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]});
         });
         let create = build(&b, &hybrid(), PlanOptions::default()).unwrap();
+        let role = |start| ProcessRole::Init { start };
         assert_eq!(
             create.process.final_steps,
-            final_steps(&create.process, ProcessRole::Init { fifo_gate: true })
+            final_steps(&create.process, role(StartSignal::ExecFifo))
         );
-        let run = build(
-            &b,
-            &hybrid(),
-            PlanOptions {
-                run: true,
-                ..PlanOptions::default()
-            },
-        )
-        .unwrap();
+        let run = |start| {
+            build(
+                &b,
+                &hybrid(),
+                PlanOptions {
+                    start,
+                    ..PlanOptions::default()
+                },
+            )
+            .unwrap()
+        };
+        let (waits, at_once) = (run(StartSignal::Socket), run(StartSignal::None));
         assert_eq!(
-            run.process.final_steps,
-            final_steps(&run.process, ProcessRole::Init { fifo_gate: false })
+            waits.process.final_steps,
+            final_steps(&waits.process, role(StartSignal::Socket))
         );
-        assert_ne!(create.process.final_steps, run.process.final_steps);
+        assert_eq!(
+            at_once.process.final_steps,
+            final_steps(&at_once.process, role(StartSignal::None))
+        );
+        assert_ne!(create.process.final_steps, waits.process.final_steps);
+        assert!(!at_once
+            .process
+            .final_steps
+            .contains(&FinalStep::WaitForStart));
     }
 
     /// Inheritable exactly as configured; ambient only where permitted and

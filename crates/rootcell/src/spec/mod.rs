@@ -38,6 +38,7 @@ impl Bundle {
     pub fn load(dir: &Path) -> Result<Bundle> {
         let dir = fs::canonicalize(dir).ctx(|| format!("bundle {}", dir.display()))?;
         let spec = read_config(&dir)?;
+        crate::phase::mark("runtime: config parsed");
         validate(&spec, &dir)?;
         Ok(Bundle { dir, spec })
     }
