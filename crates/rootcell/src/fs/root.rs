@@ -45,6 +45,22 @@ impl RootDir {
         self.root.as_fd()
     }
 
+    /// One `openat2` in the root (`RESOLVE_IN_ROOT`, no magic links),
+    /// retried on a concurrent rename; `None` on a kernel without it or
+    /// when renames kept failing it (the callers' fallbacks then resolve
+    /// step by step).
+    fn openat2_in_root(&self, path: &Path, flags: OFlags) -> Option<io::Result<OwnedFd>> {
+        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
+        for _ in 0..EAGAIN_RETRIES {
+            match openat2(self.fd(), path, flags, Mode::empty(), resolve) {
+                Err(Errno::AGAIN) => continue,
+                Err(Errno::NOSYS) => return None,
+                other => return Some(other.map_err(io::Error::from)),
+            }
+        }
+        None
+    }
+
     /// One `openat2` in the root. Falls back to libpathrs' emulation when
     /// the kernel has no `openat2`.
     fn lookup(&self, path: &Path, follow: bool) -> io::Result<OwnedFd> {
@@ -52,13 +68,8 @@ impl RootDir {
         if !follow {
             flags |= OFlags::NOFOLLOW;
         }
-        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        for _ in 0..EAGAIN_RETRIES {
-            match openat2(self.fd(), path, flags, Mode::empty(), resolve) {
-                Err(Errno::AGAIN) => continue,
-                Err(Errno::NOSYS) => break,
-                other => return Ok(other?),
-            }
+        if let Some(opened) = self.openat2_in_root(path, flags) {
+            return opened;
         }
         let handle = if follow {
             self.root.resolve(path)
@@ -70,19 +81,10 @@ impl RootDir {
 
     /// Opens `path` inside the root with `flags` (plus `O_NOFOLLOW` and
     /// `O_CLOEXEC`): one `openat2`, the same resolution as `resolve_nofollow`.
-    /// `None` on a kernel without `openat2` (the caller reopens an `O_PATH`
+    /// `None` where `openat2` cannot answer (the caller reopens an `O_PATH`
     /// fd through procfs instead).
     pub fn open_nofollow(&self, path: &Path, flags: OFlags) -> Option<io::Result<OwnedFd>> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let resolve = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        for _ in 0..EAGAIN_RETRIES {
-            match openat2(self.fd(), path, flags, Mode::empty(), resolve) {
-                Err(Errno::AGAIN) => continue,
-                Err(Errno::NOSYS) => return None,
-                other => return Some(other.map_err(io::Error::from)),
-            }
-        }
-        Some(Err(io::Error::from(Errno::AGAIN)))
+        self.openat2_in_root(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC)
     }
 
     /// Resolves `path` inside the root, following symlinks inside it, to an
