@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Engines benchmark: wall time of `podman run --rm IMAGE /bin/true` and
 # `ctr run --rm --runc-binary RT IMAGE ID /bin/true` (containerd through its
-# runc shim) with runc, crun and rootcell as the OCI runtime — all six in ONE
-# hyperfine invocation. Writes bench/out/engines.json and the section
-# "## Engines (podman and containerd)" of docs/BENCHMARKS.md.
+# runc shim) with runc, crun and rootcell as the OCI runtime — all six timed
+# together in interleaved rounds (report.py interleave). Writes
+# bench/out/engines.json and the section "## Engines (podman and containerd)"
+# of docs/BENCHMARKS.md.
 #
-# Environment: WARMUP (default 3), RUNS (default 20), ROOTCELL (binary,
-# default the installed one, see lib.sh).
+# Environment: WARMUP (default 3), RUNS (default 20), TIMING (interleaved or
+# hyperfine), ROOTCELL (binary, default the installed one, see lib.sh).
 #
 # Everything the engines keep lives in the bench's temp dir: podman's
 # storage (vfs), run root, tmp dir and config (CONTAINERS_CONF), and a
@@ -231,7 +232,18 @@ for engine in podman ctr; do
     done
 done
 
+# Interleaved, as lifecycle.sh: one podman run takes ~200 ms, and this VM's
+# speed drifts between rows timed one after the other by more than the
+# runtimes differ (podman with rootcell measured 148 and 236 ms in two runs
+# ten minutes apart). TIMING=hyperfine times them one after the other.
+timing_meta="timing: interleaved rounds (report.py interleave)"
+if [[ "${TIMING:-interleaved}" == hyperfine ]]; then
+    timing_meta="timing: hyperfine, one command after the other"
+else
+    bench_interleave=1
+fi
 bench_time_and_report engines "$bench_out/engines.json" "engines" \
+    "$timing_meta" \
     "host cgroups: $host_cgroups" \
     "bench cgroups: $bench_cgroups" \
     "podman: $(podman --version | head -n1)" \

@@ -683,8 +683,14 @@ def engines(rows_path, hf_path, meta_path):
         "Wall time of `podman run --rm localhost/busybox /bin/true` and of "
         "`ctr run --rm --runc-binary <runtime> localhost/busybox:latest <id> /bin/true` "
         "(containerd 1.6 through its runc shim) with runc, crun and rootcell as the OCI runtime, "
-        "timed by `bench/engines.sh` with hyperfine (no shell), all six in one invocation. "
-        "The image is the busybox rootfs of `scripts/make-bundle` (`podman import` of its tar, "
+        "timed by `bench/engines.sh` "
+        + (
+            "in interleaved rounds (`report.py interleave`: one run of each of the six commands "
+            "in turn, round after round, each a fork and exec without a shell). "
+            if meta.get("timing", "").startswith("interleaved")
+            else "with hyperfine (no shell), all six in one invocation. "
+        )
+        + "The image is the busybox rootfs of `scripts/make-bundle` (`podman import` of its tar, "
         "`ctr image import` of an OCI archive from `scripts/make-oci-archive`). Ratios are "
         "mean / mean of runc and of rootcell under the same engine; > 1 is slower."
     )
