@@ -227,8 +227,10 @@ impl Runtime {
         // Made best effort, the cgroups exist already, and the plan never
         // makes them late (`CgroupEntry::decide`).
         let joins_late = plan.cgroup_entry == CgroupEntry::AfterNamespaces;
-        // Before the cgroups are made here (otherwise they exist already or
-        // are made after stage 1's fork), as above.
+        // Saved before the cgroups are made here (made best effort, they
+        // exist already; joined late, they are made after stage 1's fork):
+        // a runtime killed from here on leaves a `creating` state that
+        // `delete` can clean up from.
         dir.save(&st)?;
         crate::phase::mark("runtime: planned, state saved");
         if !best_effort && !joins_late {

@@ -798,7 +798,8 @@ impl Rootfs {
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
         );
         let Some(opened) = by_path else {
-            // No openat2: through procfs, which opens that very inode.
+            // openat2 cannot answer (an old kernel): through procfs, which
+            // opens that very inode.
             return procfs::reopen(checked, pathrs::flags::OpenFlags::O_RDWR)
                 .ctx(|| "reopening /dev/null");
         };
