@@ -786,7 +786,12 @@ impl Node {
                 let _ = unshare.kill();
                 let _ = unshare.wait();
                 remove_cgroup_tree(&cgroup_parent);
-                return Err(e.context(log_tail(&dir)));
+                let e = e.context(log_tail(&dir));
+                // As `stop` would: a node that never ran leaves nothing.
+                if !opts.keep_dir {
+                    remove_dir(&dir);
+                }
+                return Err(e);
             }
         };
         // From here on, Drop cleans up.
