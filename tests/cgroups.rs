@@ -505,12 +505,7 @@ fn kill_all_reaches_processes_left_after_init_exited() {
     // is stopped, and `kill --all` still signals what is in its cgroup
     // (and succeeds), as runc 1.1 does.
     let ctx = Ctx::new("killorphan");
-    let b = orphan_leaving_bundle(&ctx);
-    let id = ctx.id("c");
-    ctx.create_start(&id, &b);
-    ctx.wait_status(&id, "stopped");
-    let child = orphan_pid(&b);
-    assert!(pid_alive(child), "the child outlives init");
+    let (id, child) = stopped_with_orphan(&ctx);
     ctx.rt(&["kill", &id, "KILL"])
         .assert_fail("kill of a stopped container");
     ctx.rt(&["kill", "--all", &id, "KILL"])
@@ -529,12 +524,7 @@ fn kill_all_reaches_processes_left_after_init_exited() {
 #[test]
 fn delete_kills_processes_left_after_init_exited() {
     let ctx = Ctx::new("delorphan");
-    let b = orphan_leaving_bundle(&ctx);
-    let id = ctx.id("c");
-    ctx.create_start(&id, &b);
-    ctx.wait_status(&id, "stopped");
-    let child = orphan_pid(&b);
-    assert!(pid_alive(child), "the child outlives init");
+    let (id, child) = stopped_with_orphan(&ctx);
     ctx.rt(&["delete", &id])
         .assert_ok("delete of a stopped container with a process left");
     wait_pid_dead(child);
@@ -550,6 +540,18 @@ fn run_kills_processes_left_after_init_exited() {
     ctx.run(&id, &b).assert_ok("run");
     wait_pid_dead(orphan_pid(&b));
     ctx.assert_clean();
+}
+
+/// A created and started container of `orphan_leaving_bundle`, stopped,
+/// whose child still runs: its id and the child's pid.
+fn stopped_with_orphan(ctx: &Ctx) -> (String, i32) {
+    let b = orphan_leaving_bundle(ctx);
+    let id = ctx.id("c");
+    ctx.create_start(&id, &b);
+    ctx.wait_status(&id, "stopped");
+    let child = orphan_pid(&b);
+    assert!(pid_alive(child), "the child outlives init");
+    (id, child)
 }
 
 /// A bundle without a pid namespace whose init starts a `sleep 100` in the

@@ -102,11 +102,17 @@ pub fn symlink(dir: BorrowedFd<'_>, name: &Path, target: &Path) -> rustix::io::R
 
 /// Whether `fd` is the character device `major:minor`.
 pub fn is_char_device(fd: impl AsFd, major: u32, minor: u32) -> rustix::io::Result<bool> {
-    let st = fstat(fd)?;
-    Ok(
-        FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
-            && st.st_rdev == rustix::fs::makedev(major, minor),
-    )
+    Ok(is_char(&fstat(fd)?, major, minor))
+}
+
+/// Whether `st` is the null device (character device 1:3).
+pub fn is_null_device(st: &rustix::fs::Stat) -> bool {
+    is_char(st, 1, 3)
+}
+
+fn is_char(st: &rustix::fs::Stat, major: u32, minor: u32) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+        && st.st_rdev == rustix::fs::makedev(major, minor)
 }
 
 /// Whether `fd` is the device `kind` `major:minor`.

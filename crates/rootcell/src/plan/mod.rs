@@ -170,12 +170,11 @@ pub struct Namespaces {
 }
 
 impl Plan {
-    /// The plan writes a `net.*` sysctl: a network namespace joined by path
-    /// must then not be the runtime's own (it would change the host's
-    /// network settings; runc's `isHostNetNS`).
     /// Whether the plan writes sysctls of namespace `kind` (`net.*` for
-    /// the network, `is_ipc_sysctl` for ipc; no others are joined by path
-    /// with sysctls).
+    /// the network, `spec::is_ipc_sysctl` for ipc; no others take sysctls
+    /// in a namespace joined by path). A namespace joined by path must
+    /// then not be the runtime's own: that would change the host's
+    /// settings (runc's `isHostNetNS`).
     pub fn writes_sysctls_in(&self, kind: Namespace) -> bool {
         let of_kind = |key: &str| match kind {
             Namespace::Network => key.starts_with("net."),

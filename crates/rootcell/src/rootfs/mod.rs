@@ -792,7 +792,7 @@ impl Rootfs {
     /// the check and the open no process of the container exists yet; a
     /// node swapped by anything else is refused by the comparison.
     fn open_dev_null(&self) -> Result<OwnedFd> {
-        let checked = self.verified_dev_null()?;
+        let (checked, was) = self.verified_dev_null()?;
         let by_path = self.root.open_nofollow(
             Path::new("/dev/null"),
             rustix::fs::OFlags::RDWR | rustix::fs::OFlags::NOCTTY,
@@ -804,14 +804,8 @@ impl Rootfs {
                 .ctx(|| "reopening /dev/null");
         };
         let opened = opened.ctx(|| "opening /dev/null in the container")?;
-        let same = |a: &rustix::fs::Stat, b: &rustix::fs::Stat| {
-            (a.st_dev, a.st_ino, a.st_rdev) == (b.st_dev, b.st_ino, b.st_rdev)
-        };
-        let (was, is) = (
-            rustix::fs::fstat(&checked).ctx(|| "/dev/null: stat")?,
-            rustix::fs::fstat(&opened).ctx(|| "/dev/null: stat")?,
-        );
-        if !same(&was, &is) {
+        let is = rustix::fs::fstat(&opened).ctx(|| "/dev/null: stat")?;
+        if (was.st_dev, was.st_ino) != (is.st_dev, is.st_ino) {
             return Err(Error::Other(
                 "/dev/null in the container was replaced while it was opened; refusing to use it"
                     .into(),
@@ -820,20 +814,22 @@ impl Rootfs {
         Ok(opened)
     }
 
-    /// The container's `/dev/null`, checked to be the real null device: a
-    /// hostile rootfs may have replaced it with a symlink or another file.
-    fn verified_dev_null(&self) -> Result<OwnedFd> {
+    /// The container's `/dev/null` (`O_PATH`) and its stat, checked to be
+    /// the real null device: a hostile rootfs may have replaced it with a
+    /// symlink or another file.
+    fn verified_dev_null(&self) -> Result<(OwnedFd, rustix::fs::Stat)> {
         let fd = self
             .root
             .resolve_nofollow(Path::new("/dev/null"))
             .ctx(|| "/dev/null in the container")?;
-        if !dev::is_char_device(&fd, 1, 3).ctx(|| "/dev/null: stat")? {
+        let st = rustix::fs::fstat(&fd).ctx(|| "/dev/null: stat")?;
+        if !dev::is_null_device(&st) {
             return Err(Error::Other(
                 "/dev/null in the container is not the null device (1:3); refusing to use it"
                     .into(),
             ));
         }
-        Ok(fd)
+        Ok((fd, st))
     }
 
     fn mask(&mut self, path: &Path) -> Result<()> {
@@ -854,7 +850,7 @@ impl Rootfs {
             )
             .map_err(|e| Error::Other(format!("{field}: {e}")))?
         } else {
-            let null = self.verified_dev_null()?;
+            let (null, _) = self.verified_dev_null()?;
             clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
         };
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
