@@ -249,3 +249,40 @@ fn exec_re_executes_unless_the_container_has_a_user_namespace() {
     }
     ctx.assert_clean();
 }
+
+/// `exec --tty` with a console socket, from an immutable binary that
+/// re-executes for exec: the one connection the socket sees carries the
+/// pty master. Connected before the re-exec, as it once was, the
+/// connection of the image that re-executed closed empty, and a console
+/// socket that takes one connection (runc's protocol, the test's) had no
+/// master.
+#[test]
+fn exec_tty_re_executes_before_it_connects_to_the_console_socket() {
+    use common::console::ConsoleSocket;
+    let Some((ctx, _copy, mut b)) = setup("rbin-tty") else {
+        return;
+    };
+    b.args(&["sleep", "30"]);
+    let id = ctx.id("c");
+    ctx.create(&id, &b, &[]).assert_ok("create");
+    ctx.rt(&["start", &id]).assert_ok("start");
+    let sock = ConsoleSocket::bind(&ctx.dir.join("sock"));
+    let log = ctx.dir.join("exec.log");
+    let mut c = ctx.cmd();
+    c.arg("--debug")
+        .arg("--log")
+        .arg(&log)
+        .args(["exec", "--tty", "--detach", "--console-socket", sock.arg()])
+        .args([&id, "sh", "-c", "echo hello-from-the-tty; sleep 1"]);
+    ctx.exec_detached(&mut c, &format!("{id}-exec"), None)
+        .assert_ok("exec --tty --detach --console-socket");
+    assert!(
+        read_file(&log).contains("re-executing from a read-only image of the binary"),
+        "the exec did not re-execute: {}",
+        read_file(&log)
+    );
+    let (_, mut term) = sock.master();
+    term.read_until("hello-from-the-tty");
+    ctx.rt(&["delete", "--force", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}

@@ -78,16 +78,6 @@ impl Runtime {
         for w in &plan.warnings {
             tracing::warn!("{w}");
         }
-        // runc's flag rules; an unreachable console socket fails here,
-        // before any process exists.
-        let console = Console::open(
-            plan.terminal,
-            &terminal_setting(opts),
-            opts.console_socket.as_deref(),
-            !opts.detach,
-        )?;
-        let (process_console, relay_end) = console.into_ends();
-
         // Pin init: its pidfd, taken while its start time matches.
         let stopped = || Error::WrongState {
             id: id.into(),
@@ -126,6 +116,18 @@ impl Runtime {
                 crate::exe::reexec_protected()?;
             }
         }
+        // runc's flag rules; an unreachable console socket fails here,
+        // before any process exists. After the re-exec above, never before:
+        // a connection made by the image that re-executes closes with it,
+        // and a console socket that takes one connection (runc's protocol)
+        // would take that empty one for the terminal.
+        let console = Console::open(
+            plan.terminal,
+            &terminal_setting(opts),
+            opts.console_socket.as_deref(),
+            !opts.detach,
+        )?;
+        let (process_console, relay_end) = console.into_ends();
         let root = procfs::open_link(
             ProcfsBase::ProcPid(st.pid as u32),
             "root",
