@@ -13,6 +13,7 @@ use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
 use crate::plan::cgroup_entry::CgroupEntry;
+use crate::plan::spawn::InitSpawn;
 use crate::plan::{self, Isolation, PlanOptions, RootSource, StartSignal};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
@@ -334,9 +335,38 @@ impl Runtime {
                 .collect(),
         };
         tracing::debug!("container {id}: plan ready, forking");
-        let stage1 = process::spawn(cfg, container_side)?;
-        crate::phase::mark("runtime: stage 1 forked");
-        undo.pids.push(stage1);
+        let spawned = process::spawn(cfg, container_side)?;
+        undo.pids.push(spawned);
+        // Init and the runtime's bookkeeping of it run side by side: the
+        // start time and the state are read and saved while init sets up.
+        let record_init = |st: &mut ContainerState, pid: i32| -> Result<()> {
+            st.pid = pid;
+            // Init is alive until it says otherwise; a start time it took
+            // with it is read again at `Ready`.
+            st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
+            // While init mounts the same sources: what views of the
+            // container will check them against.
+            if let Some(view) = &mut st.view {
+                crate::view::source::identify(view);
+                if view.ids.joined_user_namespace() {
+                    (view.ids.uid_mappings, view.ids.gid_mappings) = ids::maps_of(pid)?;
+                }
+            }
+            dir.save(st)?;
+            crate::phase::mark("runtime: init pid, sources identified, state saved");
+            Ok(())
+        };
+        let stage1 = match plan.spawn {
+            InitSpawn::Stage1 => {
+                crate::phase::mark("runtime: stage 1 forked");
+                Some(spawned)
+            }
+            InitSpawn::Direct => {
+                crate::phase::mark("runtime: init cloned");
+                record_init(&mut st, spawned)?;
+                None
+            }
+        };
         if joins_late {
             // While stage 1 creates the namespaces (`CgroupEntry`).
             cgroup::create(&mut cg, false)?;
@@ -373,27 +403,14 @@ impl Runtime {
                         });
                     continue_or_abort(&runtime_side, written)?;
                 }
-                Some(ToRuntime::InitPid { pid }) => {
+                Some(ToRuntime::InitPid { pid }) if stage1.is_some() => {
                     undo.pids.push(pid);
-                    st.pid = pid;
                     // Init waits for this before it sends anything: its
                     // messages cannot overtake its pid. Sent before the
-                    // start time is read and the state saved, which then
-                    // run while init sets up (any later message is read
-                    // after them). Init is alive until it says otherwise;
-                    // a start time it took with it is read again at `Ready`.
+                    // bookkeeping, which then runs while init sets up (any
+                    // later message is read after it).
                     runtime_side.send(&ToContainer::Continue)?;
-                    st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
-                    // While init mounts the same sources: what views of
-                    // the container will check them against.
-                    if let Some(view) = &mut st.view {
-                        crate::view::source::identify(view);
-                        if view.ids.joined_user_namespace() {
-                            (view.ids.uid_mappings, view.ids.gid_mappings) = ids::maps_of(pid)?;
-                        }
-                    }
-                    dir.save(&st)?;
-                    crate::phase::mark("runtime: init pid, sources identified, state saved");
+                    record_init(&mut st, pid)?;
                 }
                 Some(ToRuntime::RunCreateHooks) => {
                     let json = st.oci_json(Status::Creating).to_string();
@@ -439,7 +456,7 @@ impl Runtime {
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
                 }
-                Some(other @ ToRuntime::TerminalSent) => {
+                Some(other @ (ToRuntime::TerminalSent | ToRuntime::InitPid { .. })) => {
                     return Err(Error::Init(format!(
                         "unexpected message from init: {other:?}"
                     )))
@@ -455,7 +472,9 @@ impl Runtime {
                 }
             }
         }
-        wait::reap(stage1);
+        if let Some(stage1) = stage1 {
+            wait::reap(stage1);
+        }
         if let Some(pid_file) = &opts.pid_file {
             write_pid_file(pid_file, st.pid)?;
         }

@@ -117,10 +117,22 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
         .and_then(|l| l.memory_policy().as_ref())
         .map(super::memory_policy::memory_policy)
         .transpose()?;
+    let spawn = super::spawn::InitSpawn::decide(host, isolation, &namespaces);
     let mut plan = Plan {
         isolation,
         runtime_binary: opts.binary,
-        cgroup_entry: super::cgroup_entry::CgroupEntry::decide(host, isolation, &namespaces),
+        spawn,
+        cgroup_entry: super::cgroup_entry::CgroupEntry::decide(host, isolation, &namespaces, spawn),
+        create_hooks_sync: spec.hooks().as_ref().is_some_and(|h| {
+            [
+                h.prestart(),
+                h.create_runtime(),
+                h.create_container(),
+                h.start_container(),
+            ]
+            .iter()
+            .any(|hooks| hooks.as_ref().is_some_and(|v| !v.is_empty()))
+        }),
         resources,
         memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),

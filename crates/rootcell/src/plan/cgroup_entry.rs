@@ -5,13 +5,15 @@
 
 use serde::Serialize;
 
+use super::spawn::InitSpawn;
 use super::{HostFacts, Isolation, Namespace, Namespaces};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum CgroupEntry {
     /// The runtime makes the cgroups before it forks stage 1, which joins
-    /// them first thing. Needed when stage 1 creates or joins a user
+    /// them first thing (or clones init straight into them:
+    /// `InitSpawn::Direct`). Needed when stage 1 creates or joins a user
     /// namespace (outside the initial one it may no longer write the
     /// host's cgroup files), and when the runtime makes what it can of the
     /// cgroups (rootless, chroot isolation): the plan's cgroup mounts
@@ -30,9 +32,19 @@ pub enum CgroupEntry {
 }
 
 impl CgroupEntry {
-    pub fn decide(host: &HostFacts, isolation: Isolation, namespaces: &Namespaces) -> CgroupEntry {
+    pub fn decide(
+        host: &HostFacts,
+        isolation: Isolation,
+        namespaces: &Namespaces,
+        spawn: InitSpawn,
+    ) -> CgroupEntry {
         let made_best_effort = host.rootless || isolation == Isolation::Chroot;
-        if made_best_effort || namespaces.has(Namespace::User) || host.cgroup_mounts.is_empty() {
+        // Cloned by the runtime, init is born in cgroups that exist.
+        if spawn == InitSpawn::Direct
+            || made_best_effort
+            || namespaces.has(Namespace::User)
+            || host.cgroup_mounts.is_empty()
+        {
             CgroupEntry::BeforeNamespaces
         } else {
             CgroupEntry::AfterNamespaces
@@ -89,12 +101,21 @@ mod tests {
     fn root_without_a_user_namespace_makes_cgroups_alongside() {
         let ns = namespaces(&[Namespace::Pid, Namespace::Network, Namespace::Mount]);
         assert_eq!(
-            CgroupEntry::decide(&host(false), Isolation::Oci, &ns),
+            CgroupEntry::decide(&host(false), Isolation::Oci, &ns, InitSpawn::Stage1),
             CgroupEntry::AfterNamespaces
         );
         assert_eq!(
-            CgroupEntry::decide(&host(false), Isolation::Auto, &ns),
+            CgroupEntry::decide(&host(false), Isolation::Auto, &ns, InitSpawn::Stage1),
             CgroupEntry::AfterNamespaces
+        );
+    }
+
+    #[test]
+    fn init_cloned_directly_is_born_in_cgroups_made_before() {
+        let ns = namespaces(&[Namespace::Pid, Namespace::Network, Namespace::Mount]);
+        assert_eq!(
+            CgroupEntry::decide(&host(false), Isolation::Oci, &ns, InitSpawn::Direct),
+            CgroupEntry::BeforeNamespaces
         );
     }
 
@@ -115,7 +136,7 @@ mod tests {
             (no_cgroups, Isolation::Oci, &plain),
         ] {
             assert_eq!(
-                CgroupEntry::decide(&h, iso, ns),
+                CgroupEntry::decide(&h, iso, ns, InitSpawn::Stage1),
                 CgroupEntry::BeforeNamespaces,
                 "{iso:?} {ns:?}"
             );

@@ -20,7 +20,21 @@ impl fmt::Display for Plan {
         if let Some(b) = self.runtime_binary {
             writeln!(f, "{b}")?;
         }
-        writeln!(f, "{}", self.cgroup_entry)?;
+        match self.spawn {
+            spawn::InitSpawn::Stage1 => writeln!(f, "{}\n{}", self.spawn, self.cgroup_entry)?,
+            spawn::InitSpawn::Direct if self.namespaces.creates(Namespace::Cgroup) => writeln!(
+                f,
+                "{}; it creates the cgroup namespace once in them",
+                self.spawn
+            )?,
+            spawn::InitSpawn::Direct => writeln!(f, "{}", self.spawn)?,
+        }
+        if self.create_hooks_sync {
+            writeln!(
+                f,
+                "hooks: init stops after its rootfs steps while the runtime runs the prestart and createRuntime hooks"
+            )?;
+        }
         if self.rootfs.lock_mounts {
             writeln!(
                 f,

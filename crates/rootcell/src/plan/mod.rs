@@ -14,6 +14,7 @@ pub mod process;
 pub mod process_plan;
 pub mod resources;
 pub mod seccomp;
+pub mod spawn;
 
 use std::path::PathBuf;
 
@@ -40,8 +41,16 @@ pub struct Plan {
     /// (CVE-2019-5736; `binary`). None: not decided (a library caller).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub runtime_binary: Option<binary::BinaryPlan>,
+    /// Who makes init: the runtime, or a stage 1 between them (`spawn`).
+    pub spawn: spawn::InitSpawn,
     /// When the container's processes enter its cgroups (`cgroup_entry`).
     pub cgroup_entry: cgroup_entry::CgroupEntry,
+    /// Init stops after its rootfs steps for the runtime's prestart and
+    /// createRuntime hooks (`RunCreateHooks`, answered by `HooksDone` with
+    /// init's pid, which the createContainer and startContainer hooks'
+    /// state carries). False when the config has none of these four
+    /// hooks: one round trip of the sync socket fewer.
+    pub create_hooks_sync: bool,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
     pub domainname: Option<String>,

@@ -74,7 +74,7 @@ pub struct ExecConfig<'a> {
 /// Forks the setup process; returns its pid. The process's pid and any
 /// failure come over `runtime_side`.
 pub fn spawn(cfg: ExecConfig<'_>, container_side: Channel) -> Result<i32> {
-    fork_setup(container_side, None, None, |chan, _| enter(cfg, chan))
+    fork_setup(container_side, None, 0, None, |chan, _| enter(cfg, chan))
 }
 
 /// The setup process: everything that needs the runtime's privileges or

@@ -12,6 +12,10 @@
 //! which stage 1 and init share: init waits until the runtime has
 //! recorded its pid (`InitPid`, answered with `Continue`) before it sends
 //! anything.
+//!
+//! Where no namespace has to exist before another (`InitSpawn::Direct`:
+//! none joined by path, no user or time namespace) the runtime clones init
+//! itself with every new namespace's flag, and knows its pid from `clone3`.
 //! `exec` starts a further process in a running container the same way
 //! (`exec.rs`), and both end in `prepare` (user, capabilities, cwd…).
 
@@ -36,6 +40,7 @@ use crate::error::{Error, IoContext, Result};
 use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
 use crate::plan::cgroup_entry::CgroupEntry;
+use crate::plan::spawn::InitSpawn;
 use crate::plan::{Namespace, Plan, RootSwitch};
 use crate::rootfs::{IdmappedMounts, Rootfs};
 use sync::{Channel, ToContainer, ToRuntime};
@@ -64,9 +69,10 @@ pub struct InitConfig<'a> {
     pub session_keyring: Option<String>,
     /// `--preserve-fds`: fds 3..3+N stay open into the container.
     pub preserve_fds: u32,
-    /// The container's cgroups: stage 1 is created in the v2 directory
-    /// (`CLONE_INTO_CGROUP`) and joins the v1 ones by writing "0" into
-    /// their `tasks` before anything else happens (`cgroup::CgroupJoin`).
+    /// The container's cgroups: stage 1 (or init, cloned directly) is
+    /// created in the v2 directory (`CLONE_INTO_CGROUP`) and joins the v1
+    /// ones by writing "0" into their `tasks` before anything else happens
+    /// (`cgroup::CgroupJoin`).
     pub cgroups: CgroupJoin,
     /// Idmapped bind trees, made by the runtime (init cannot make them).
     pub idmapped: IdmappedMounts,
@@ -88,8 +94,10 @@ pub struct InitConfig<'a> {
     pub close_in_child: Vec<RawFd>,
 }
 
-/// Forks stage 1 (straight into the container's cgroup v2 directory when
-/// there is one). Returns its pid; the rest is told over `runtime_side`.
+/// Forks stage 1, or clones init with its namespaces (`InitSpawn`),
+/// straight into the container's cgroup v2 directory when there is one.
+/// Returns the pid of the process made; the rest is told over
+/// `runtime_side`.
 pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     let cgroup2 = cfg.cgroups.v2_dir.take();
     // Stays in this frame, so the child's copy is closed by number, first
@@ -100,31 +108,54 @@ pub fn spawn(mut cfg: InitConfig<'_>, container_side: Channel) -> Result<i32> {
     // execs (init keeps its number open through `CloseFds`).
     let error_file = cfg.error_file.take();
     let error_fd = error_file.as_ref().map(|fd| fd.as_raw_fd());
-    fork_setup(
-        container_side,
-        cgroup2.as_ref(),
-        error_file.as_ref(),
-        |chan, born_in_cgroup2| stage1(cfg, chan, error_fd, born_in_cgroup2),
-    )
+    match cfg.plan.spawn {
+        InitSpawn::Stage1 => fork_setup(
+            container_side,
+            cgroup2.as_ref(),
+            0,
+            error_file.as_ref(),
+            |chan, born_in_cgroup2| stage1(cfg, chan, error_fd, born_in_cgroup2),
+        ),
+        InitSpawn::Direct => {
+            let flags = InitSpawn::clone_flags(&cfg.plan.namespaces);
+            fork_setup(
+                container_side,
+                cgroup2.as_ref(),
+                flags,
+                error_file.as_ref(),
+                |chan, born_in_cgroup2| direct_init(cfg, chan, error_fd, born_in_cgroup2),
+            )
+        }
+    }
 }
 
-/// Forks a setup process that runs `f` (and whatever it forks in turn):
-/// an error or a panic there (ours or a library's) reaches the runtime as
-/// `Failed` on `chan` instead of ending the child silently, and in
-/// `error_file` when there is one. Returns the child's pid; the parent's
-/// copy of `chan` is closed.
+/// Forks a setup process that runs `f` (and whatever it forks in turn),
+/// in new namespaces where `clone_flags` has `CLONE_NEW*` flags: an error
+/// or a panic there (ours or a library's) reaches the runtime as `Failed`
+/// on `chan` instead of ending the child silently, and in `error_file`
+/// when there is one. Returns the child's pid; the parent's copy of `chan`
+/// is closed.
 fn fork_setup(
     chan: Channel,
     cgroup2: Option<&OwnedFd>,
+    clone_flags: u64,
     error_file: Option<&OwnedFd>,
     f: impl FnOnce(&Channel, bool) -> Result<Never>,
 ) -> Result<i32> {
-    // A kernel that refuses the placement at birth: a plain fork, and the
-    // child joins by `cgroup.procs` (`f`'s second argument says which).
-    let (forked, born_in_cgroup2) = match cgroup2.map(sys::fork_into_cgroup) {
-        Some(Ok(forked)) => (forked, true),
-        _ => (sys::fork().ctx(|| "fork")?, false),
-    };
+    // A kernel that refuses the placement at birth: a plain fork (or
+    // clone), and the child joins by `cgroup.procs` (`f`'s second argument
+    // says which).
+    let (forked, born_in_cgroup2) =
+        match cgroup2.map(|cgroup| sys::clone_into_cgroup(cgroup, clone_flags)) {
+            Some(Ok(forked)) => (forked, true),
+            _ => (
+                sys::clone_with(clone_flags).ctx(|| match clone_flags {
+                    0 => "fork".to_string(),
+                    flags => format!("creating init with namespaces {:?}", namespace_names(flags)),
+                })?,
+                false,
+            ),
+        };
     match forked {
         sys::Forked::Parent(pid) => Ok(pid),
         sys::Forked::Child => {
@@ -300,6 +331,50 @@ fn stage1(
     }
 }
 
+/// `InitSpawn::Direct`: init, cloned by the runtime in its new namespaces
+/// (all but the cgroup namespace) and in the container's cgroup v2
+/// directory, does first what stage 1 would have done before forking it.
+fn direct_init(
+    mut cfg: InitConfig<'_>,
+    chan: &Channel,
+    error_fd: Option<RawFd>,
+    born_in_cgroup2: bool,
+) -> Result<Never> {
+    crate::phase::mark("init: cloned");
+    // Born dumpable, as the runtime is; no other process of the container
+    // exists yet to make use of it (CVE-2016-9962: see `stage1`).
+    sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
+    for fd in &cfg.close_in_child {
+        // SAFETY: these fds belong to the runtime's objects, which this
+        // cloned child never uses again.
+        unsafe { libc::close(*fd) };
+    }
+    let cgroups = std::mem::replace(&mut cfg.cgroups, CgroupJoin::none());
+    for file in cgroups.files_to_write(born_in_cgroup2) {
+        file.join()?;
+    }
+    // Once in its cgroups: rooted there.
+    if cfg.plan.namespaces.creates(Namespace::Cgroup) {
+        sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
+    }
+    // The procfs handles of the runtime are of the host's pid namespace.
+    procfs::close_handles();
+    init(cfg, chan, error_fd)
+}
+
+/// `clone3` flags as namespace names, for an error message.
+fn namespace_names(flags: u64) -> Vec<&'static str> {
+    use Namespace::*;
+    [Mount, Pid, Network, Ipc, Uts, Cgroup, User, Time]
+        .into_iter()
+        .filter(|n| flags & n.clone_flag() as u64 != 0)
+        .map(|n| match n {
+            Network => "network",
+            other => other.proc_name(),
+        })
+        .collect()
+}
+
 /// `CgroupEntry::AfterNamespaces`: waits for the cgroups the runtime made
 /// meanwhile and forks init straight into the v2 one, where the kernel
 /// allows it; init then joins the rest itself, first thing, as stage 1
@@ -435,9 +510,12 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     // the runtime has it, anything we sent could arrive first (a busy
     // machine may not run stage 1 again before we are done), and the
     // runtime would record pid 0. It answers `InitPid` with `Continue`.
-    match next(chan)? {
-        ToContainer::Continue => {}
-        other => return Err(unexpected(other)),
+    // Cloned by the runtime, we are known from the start.
+    if plan.spawn == InitSpawn::Stage1 {
+        match next(chan)? {
+            ToContainer::Continue => {}
+            other => return Err(unexpected(other)),
+        }
     }
     // Joining late (`CgroupEntry::AfterNamespaces`), stage 1 left the
     // cgroup namespace to us: we were born in the container's cgroups.
@@ -472,15 +550,20 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
         rootfs.probe_pivot_root()?;
     }
 
-    chan.send(&ToRuntime::RunCreateHooks)?;
-    let state = match next(chan)? {
-        ToContainer::HooksDone { pid } => {
-            cfg.hook_state.take().map_or_else(String::new, |mut s| {
-                s["pid"] = pid.into();
-                s.to_string()
-            })
+    // Without hooks before the start, nothing waits for the runtime here.
+    let state = if plan.create_hooks_sync {
+        chan.send(&ToRuntime::RunCreateHooks)?;
+        match next(chan)? {
+            ToContainer::HooksDone { pid } => {
+                cfg.hook_state.take().map_or_else(String::new, |mut s| {
+                    s["pid"] = pid.into();
+                    s.to_string()
+                })
+            }
+            other => return Err(unexpected(other)),
         }
-        other => return Err(unexpected(other)),
+    } else {
+        String::new()
     };
     // Hooks without `env` get the container process's (from the config:
     // HOME is not known yet), as with runc.

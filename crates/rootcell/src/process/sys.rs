@@ -71,13 +71,37 @@ fn clone3(args: &CloneArgs) -> io::Result<libc::c_long> {
 /// cgroup the kernel will not take) leave the caller to `fork` and join
 /// the cgroup by writing `cgroup.procs` instead.
 pub fn fork_into_cgroup(cgroup: impl AsFd) -> io::Result<Forked> {
+    clone_into_cgroup(cgroup, 0)
+}
+
+/// `fork_into_cgroup`, the child also in new namespaces: `flags` are
+/// `CLONE_NEW*` flags (`CLONE_NEWPID`: the child is pid 1 of its own pid
+/// namespace).
+pub fn clone_into_cgroup(cgroup: impl AsFd, flags: u64) -> io::Result<Forked> {
     let args = CloneArgs {
-        flags: CLONE_INTO_CGROUP,
+        flags: flags | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup.as_fd().as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    let pid = clone3(&args)?;
+    forked(clone3(&args)?)
+}
+
+/// `fork()` where `flags` is 0, else `clone3` with these `CLONE_NEW*` flags
+/// (a fork whose child starts in new namespaces).
+pub fn clone_with(flags: u64) -> io::Result<Forked> {
+    if flags == 0 {
+        return fork();
+    }
+    let args = CloneArgs {
+        flags,
+        exit_signal: libc::SIGCHLD as u64,
+        ..CloneArgs::default()
+    };
+    forked(clone3(&args)?)
+}
+
+fn forked(pid: libc::c_long) -> io::Result<Forked> {
     Ok(match pid {
         0 => Forked::Child,
         pid => Forked::Parent(pid as i32),

@@ -215,6 +215,9 @@ pub fn build_plan(
             runtime_binary: None,
             // The sandbox joins its run cgroup its own way (`sandbox::process`).
             cgroup_entry: crate::plan::cgroup_entry::CgroupEntry::BeforeNamespaces,
+            // Its own executor (`sandbox::process`) makes its processes.
+            spawn: crate::plan::spawn::InitSpawn::Stage1,
+            create_hooks_sync: false,
             namespaces: Namespaces {
                 create,
                 join: Vec::new(),
