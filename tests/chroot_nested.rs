@@ -228,7 +228,7 @@ fn full_isolation_fails_suggesting_chroot_and_chroot_runs_the_same_bundle() {
          echo ==id; id -u; grep CapEff /proc/self/status; \
          echo ==oci; rootcell --root /tmp/state run --bundle /inner {oci} 2>&1; echo rc=$?; \
          echo ==chroot; rootcell --root /tmp/state --isolation chroot run --bundle /inner {chroot} 2>&1; echo rc=$?; \
-         echo ==state; ls -A /tmp/state; echo ==end"
+         echo ==state; ls /tmp/state; echo ==end"
     );
     let out = n.run(&script, &[&oci, &chroot]);
     out.assert_ok("the outer container");
@@ -290,7 +290,7 @@ fn auto_falls_back_once_inside_the_unprivileged_container() {
     let auto = n.inner_id("auto");
     let script = format!(
         "echo ==auto; rootcell --root /tmp/state --isolation auto run --bundle /inner {auto} 2>&1; echo rc=$?; \
-         echo ==state; ls -A /tmp/state; echo ==end"
+         echo ==state; ls /tmp/state; echo ==end"
     );
     let out = n.run(&script, &[&auto]);
     out.assert_ok("the outer container");
@@ -403,7 +403,7 @@ fn detached_run_exec_ps_kill_delete_inside_the_unprivileged_container() {
          echo ==kill; $R kill {id} KILL 2>&1; echo rc=$?; \
          i=0; while [ $i -lt 300 ] && ! $R state {id} | grep -q stopped; do sleep 0.1; i=$((i+1)); done; \
          $R delete {id} 2>&1; echo rc=$?; \
-         echo ==left; ls -A /tmp/state; $R list -q; echo ==end"
+         echo ==left; ls /tmp/state; $R list -q; echo ==end"
     );
     let out = n.run(&script, &[&id]);
     out.assert_ok("the outer container");
@@ -438,7 +438,7 @@ fn only_root_mapped_into_the_outer_container() {
     let script = format!(
         "echo ==oci; rootcell --root /tmp/state run --bundle /inner {oci} 2>&1; echo rc=$?; \
          echo ==chroot; rootcell --root /tmp/state --isolation chroot run --bundle /inner {chroot} 2>&1; echo rc=$?; \
-         echo ==state; ls -A /tmp/state; echo ==end"
+         echo ==state; ls /tmp/state; echo ==end"
     );
     let out = n.run(&script, &[&oci, &chroot]);
     out.assert_ok("the outer container");
@@ -479,7 +479,7 @@ fn a_limit_is_refused_inside_unless_the_annotation_ignores_it() {
          echo ==refused; $R run --bundle /inner {refused} 2>&1; echo rc=$?; \
          mv /inner/annotated.json /inner/config.json; \
          echo ==ignored; $R run --bundle /inner {ignored} 2>&1; echo rc=$?; \
-         echo ==state; ls -A /tmp/state; echo ==end"
+         echo ==state; ls /tmp/state; echo ==end"
     );
     let out = n.run(&script, &[&refused, &ignored]);
     out.assert_ok("the outer container");
@@ -520,7 +520,7 @@ fn a_config_with_a_user_namespace_meets_the_too_revealing_proc_check() {
     let script = format!(
         "echo ==oci; rootcell --root /tmp/state run --bundle /inner {oci} 2>&1; echo rc=$?; \
          echo ==chroot; rootcell --root /tmp/state --isolation chroot run --bundle /inner {chroot} 2>&1; echo rc=$?; \
-         echo ==state; ls -A /tmp/state; echo ==end"
+         echo ==state; ls /tmp/state; echo ==end"
     );
     let out = n.run(&script, &[&oci, &chroot]);
     out.assert_ok("the outer container");

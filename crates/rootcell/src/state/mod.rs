@@ -29,6 +29,9 @@ pub const STATE_FILE: &str = "state.json";
 const STATE_NEXT: &str = ".state.json.tmp";
 pub const EXEC_FIFO: &str = "exec.fifo";
 pub const INIT_ERROR: &str = "init.err";
+/// An emptied container directory a `delete` left in the root for the next
+/// `create` to rename into place (`ContainerDir::remove`).
+const SPARE_DIR: &str = ".spare";
 /// How much of `init.err` is read back.
 const INIT_ERROR_MAX: u64 = 64 << 10;
 
@@ -171,9 +174,24 @@ impl ContainerDir {
         let root_fd = trust::open_root(root, true)?
             .ok_or_else(|| Error::Other(format!("state root {}: missing", root.display())))?;
         let path = root.join(id);
-        // 0711 like runc's: init, once it is process.user, still reaches
-        // the exec fifo by its inherited fd, nobody else lists the states.
-        match rustix::fs::mkdirat(&root_fd, id, Mode::from_raw_mode(0o711)) {
+        // The directory a delete left (see `remove`), renamed into place
+        // without replacing anything: an existing id still fails here.
+        let reused = rustix::fs::renameat_with(
+            &root_fd,
+            SPARE_DIR,
+            &root_fd,
+            id,
+            rustix::fs::RenameFlags::NOREPLACE,
+        );
+        let made = match reused {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::EXIST) => Err(rustix::io::Errno::EXIST),
+            // None spare (or a filesystem without RENAME_NOREPLACE).
+            // 0711 like runc's: init, once it is process.user, still reaches
+            // the exec fifo by its inherited fd, nobody else lists the states.
+            Err(_) => rustix::fs::mkdirat(&root_fd, id, Mode::from_raw_mode(0o711)),
+        };
+        match made {
             Ok(()) => {}
             Err(rustix::io::Errno::EXIST) => return Err(Error::AlreadyExists(id.into())),
             Err(e) => return Err(e).ctx(|| format!("{}", path.display())),
@@ -315,6 +333,14 @@ impl ContainerDir {
         (!text.is_empty()).then_some(text)
     }
 
+    /// Whether the locked directory holds nothing (one `getdents`).
+    fn is_empty(&self) -> bool {
+        let Ok(mut dir) = rustix::fs::Dir::read_from(&self.lock) else {
+            return false;
+        };
+        dir.all(|entry| entry.is_ok_and(|e| matches!(e.file_name().to_bytes(), b"." | b"..")))
+    }
+
     /// The fd holding the lock, for a forked child to close.
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self.lock)
@@ -330,12 +356,33 @@ impl ContainerDir {
     /// Removes the directory (the lock goes with it): the files the runtime
     /// makes by name, through the locked directory's fd, then the
     /// directory; it is listed only if something else is left in it.
+    ///
+    /// Emptied, the directory is kept as the root's spare (`.spare`) when
+    /// there is none, for the next `create` to rename into place: freeing
+    /// it costs more than the rest of a delete on ext4 mounted `discard`
+    /// (this machine's `/run` and `/tmp`: the directory's block is
+    /// discarded synchronously when its last fd closes, 0.06 to 0.14 ms),
+    /// and making it again costs an inode and a block.
     pub fn remove(self) -> Result<()> {
         for name in [STATE_FILE, STATE_NEXT, INIT_ERROR, EXEC_FIFO] {
             match rustix::fs::unlinkat(&self.lock, name, rustix::fs::AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                 // Whatever it is, remove_dir_all below deals with it.
                 Err(_) => break,
+            }
+        }
+        if self.is_empty() {
+            if let Some(spare) = self.path.parent().map(|root| root.join(SPARE_DIR)) {
+                let kept = rustix::fs::renameat_with(
+                    rustix::fs::CWD,
+                    &self.path,
+                    rustix::fs::CWD,
+                    &spare,
+                    rustix::fs::RenameFlags::NOREPLACE,
+                );
+                if kept.is_ok() {
+                    return Ok(());
+                }
             }
         }
         match fs::remove_dir(&self.path) {
@@ -401,6 +448,48 @@ mod tests {
         for bad in ["", ".", "..", ".cache", ".x", "a/b", "../x", "a b", "a\0b"] {
             assert!(validate_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_deleted_directory_is_kept_once_reused_and_never_listed() {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::env::temp_dir().join(format!("rootcell-spare-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let ino = |p: &Path| fs::metadata(p).map(|m| m.ino()).ok();
+        let a = ContainerDir::create(&root, "a").unwrap();
+        fs::write(a.path.join(STATE_FILE), "{}").unwrap();
+        let kept = ino(&a.path);
+        a.remove().unwrap();
+        let spare = root.join(SPARE_DIR);
+        assert!(!root.join("a").exists());
+        assert_eq!(ino(&spare), kept, "the emptied directory is the spare");
+        assert_eq!(list_ids(&root).unwrap(), Vec::<String>::new());
+        // Reused: renamed into place, empty, and the spare is gone.
+        let b = ContainerDir::create(&root, "b").unwrap();
+        assert_eq!(ino(&b.path), kept);
+        assert!(!spare.exists());
+        assert_eq!(fs::read_dir(&b.path).unwrap().count(), 0);
+        // An id that exists is refused, spare or not.
+        let c = ContainerDir::create(&root, "c").unwrap();
+        c.remove().unwrap();
+        assert!(matches!(
+            ContainerDir::create(&root, "b"),
+            Err(Error::AlreadyExists(_))
+        ));
+        assert!(spare.exists(), "a failed create leaves the spare alone");
+        // With a spare there already, a delete removes its directory; one
+        // with something unknown in it is never kept.
+        b.remove().unwrap();
+        assert!(!root.join("b").exists());
+        let d = ContainerDir::create(&root, "d").unwrap();
+        fs::write(d.path.join("stray"), "x").unwrap();
+        d.remove().unwrap();
+        assert!(!root.join("d").exists());
+        assert!(
+            !spare.exists(),
+            "d reused the spare and was removed, not kept"
+        );
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]
