@@ -31,31 +31,36 @@ fn parse(names: &[String], field: &str) -> Result<CapsHashSet> {
 /// bounding set (the host withholds it, or the kernel does not know it)
 /// can never be regained, and one missing from its permitted set cannot be
 /// granted. Without this check the bounding set silently lacks it and the
-/// other sets fail with a bare EPERM.
+/// other sets fail with a bare EPERM. One `PR_CAPBSET_READ` per configured
+/// bounding capability and one `capget`, not a read of every capability
+/// the kernel knows (init runs this before every container's process).
 pub fn check_held(c: &Capabilities) -> Result<()> {
-    let read = |set: CapSet| {
-        caps::read(None, set)
-            .map_err(|e| Error::Other(format!("reading the runtime's capabilities: {e}")))
+    let permitted = caps::read(None, CapSet::Permitted)
+        .map_err(|e| Error::Other(format!("reading the runtime's capabilities: {e}")))?;
+    let refused = |field: &str, cap: Capability, which: &str| {
+        Err(Error::spec(
+            format!("process.capabilities.{field}"),
+            format!(
+                "{cap} is not in the runtime's own {which}: the host does not grant it \
+                 (or this kernel does not know it), so the container cannot have it"
+            ),
+        ))
     };
-    let bounding = read(CapSet::Bounding)?;
-    let permitted = read(CapSet::Permitted)?;
-    let sets: [(&str, &[String], &CapsHashSet, &str); 5] = [
-        ("bounding", &c.bounding, &bounding, "bounding set"),
-        ("effective", &c.effective, &permitted, "permitted set"),
-        ("permitted", &c.permitted, &permitted, "permitted set"),
-        ("ambient", &c.ambient, &permitted, "permitted set"),
-        ("ambient", &c.ambient_left_out, &permitted, "permitted set"),
+    for cap in parse(&c.bounding, "bounding")? {
+        if !caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
+            return refused("bounding", cap, "bounding set");
+        }
+    }
+    let sets: [(&str, &[String]); 4] = [
+        ("effective", &c.effective),
+        ("permitted", &c.permitted),
+        ("ambient", &c.ambient),
+        ("ambient", &c.ambient_left_out),
     ];
-    for (field, names, held, which) in sets {
+    for (field, names) in sets {
         for cap in parse(names, field)? {
-            if !held.contains(&cap) {
-                return Err(Error::spec(
-                    format!("process.capabilities.{field}"),
-                    format!(
-                        "{cap} is not in the runtime's own {which}: the host does not grant it \
-                         (or this kernel does not know it), so the container cannot have it"
-                    ),
-                ));
+            if !permitted.contains(&cap) {
+                return refused(field, cap, "permitted set");
             }
         }
     }
@@ -63,14 +68,20 @@ pub fn check_held(c: &Capabilities) -> Result<()> {
 }
 
 /// Drops everything not in the bounding set. Needs CAP_SETPCAP, so it runs
-/// before switching to the container's user.
+/// before switching to the container's user. Every capability this crate
+/// knows is dropped without reading it first: dropping one not held is a
+/// no-op, and one the kernel does not know (EINVAL) is not there to drop.
 pub fn apply_bounding(c: &Capabilities) -> Result<()> {
     check_held(c)?;
     let bounding = parse(&c.bounding, "bounding")?;
-    let supported = caps::runtime::thread_all_supported();
-    for cap in supported.difference(&bounding) {
-        caps::drop(None, CapSet::Bounding, *cap)
-            .map_err(|e| Error::Other(format!("dropping {cap} from the bounding set: {e}")))?;
+    for cap in caps::all().difference(&bounding) {
+        if let Err(e) = crate::process::sys::drop_bounding(cap.index()) {
+            if e.raw_os_error() != Some(libc::EINVAL) {
+                return Err(Error::Other(format!(
+                    "dropping {cap} from the bounding set: {e}"
+                )));
+            }
+        }
     }
     Ok(())
 }

@@ -108,6 +108,17 @@ fn forked(pid: libc::c_long) -> io::Result<Forked> {
     })
 }
 
+/// `prctl(PR_CAPBSET_DROP, cap)`: EINVAL for a capability this kernel
+/// does not know.
+pub fn drop_bounding(cap: u8) -> io::Result<()> {
+    // SAFETY: plain prctl with integer arguments.
+    check(
+        unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) }
+            as libc::c_long,
+    )
+    .map(drop)
+}
+
 /// `unshare(2)` with `CLONE_NEW*` flags.
 pub fn unshare(flags: i32) -> io::Result<()> {
     // SAFETY: plain syscall with integer flags.
