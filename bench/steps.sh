@@ -15,7 +15,8 @@
 #            hierarchy plus the unified one here), under the same parents.
 # Row sets as in lifecycle.sh: host (rootcell, runc) and cgroup2 ns
 # (rootcell, runc, crun in the bench's cgroup2 mount namespace, entered with
-# nsenter; lib.sh cgroup2_ns_start), with the wrapper alone as a reference.
+# nsenter; lib.sh cgroup2_ns_start), with the wrapper alone as a reference
+# (shown, not subtracted: it includes /bin/true's own start-up).
 #
 # Writes bench/out/steps.json and the section
 # "## Lifecycle steps (create, start, delete)" to STEPS_DOC (default
