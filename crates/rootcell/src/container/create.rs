@@ -341,9 +341,10 @@ impl Runtime {
         // start time and the state are read and saved while init sets up.
         let record_init = |st: &mut ContainerState, pid: i32| -> Result<()> {
             st.pid = pid;
-            // Init is alive until it says otherwise; a start time it took
-            // with it is read again at `Ready`.
-            st.pid_start_time = state::process_start_time(pid).unwrap_or(0);
+            // Our child, not reaped: its start time stays readable even if
+            // it has run to its end already (an init cloned directly waits
+            // for nothing under `run`). Read again at `Ready` if missing.
+            st.pid_start_time = state::child_start_time(pid).unwrap_or(0);
             // While init mounts the same sources: what views of the
             // container will check them against.
             if let Some(view) = &mut st.view {
@@ -439,11 +440,10 @@ impl Runtime {
                 }
                 Some(ToRuntime::Ready) => {
                     crate::phase::mark("runtime: init ready");
-                    // Init waits now, so it has a start time; without one
-                    // in the state, every later command would take the
-                    // container for stopped.
+                    // Without a start time in the state, every later
+                    // command would take the container for stopped.
                     if st.pid_start_time == 0 {
-                        st.pid_start_time = state::process_start_time(st.pid).ok_or_else(|| {
+                        st.pid_start_time = state::child_start_time(st.pid).ok_or_else(|| {
                             Error::Init(format!(
                                 "the start time of init (pid {}) cannot be read from /proc",
                                 st.pid
