@@ -28,6 +28,16 @@ fn on_cgroup2(ctx: &Ctx, script: &str) -> Out {
     exec(&mut c, CMD_TIMEOUT)
 }
 
+/// `rootcell plan` of `b` (each line prefixed `plan: `), then `run` of it
+/// as `id`, on cgroup2.
+fn plan_and_run(ctx: &Ctx, b: &Bundle, id: &str) -> Out {
+    let bundle = b.path.display();
+    on_cgroup2(
+        ctx,
+        &format!("$RT plan '{bundle}' | sed 's/^/plan: /'; $RT run --bundle '{bundle}' {id}"),
+    )
+}
+
 /// The value after `key=` on a line of `out`.
 fn field<'a>(out: &'a str, key: &str) -> &'a str {
     out.lines()
@@ -44,14 +54,7 @@ fn init_cloned_directly_is_pid_1_in_new_namespaces_and_its_own_cgroup() {
           echo procs=$(cat /sys/fs/cgroup/cgroup.procs | tr '\\n' ' ')");
     b.save();
     let id = ctx.id("c");
-    let out = on_cgroup2(
-        &ctx,
-        &format!(
-            "$RT plan '{}' | sed 's/^/plan: /'; $RT run --bundle '{}' {id}",
-            b.path.display(),
-            b.path.display()
-        ),
-    );
+    let out = plan_and_run(&ctx, &b, &id);
     out.assert_ok("run on pure cgroup2");
     if !runtime_is_runc() {
         assert!(
@@ -154,14 +157,7 @@ fn direct_init_hooks_see_the_pid_of_the_container() {
     b.sh(&format!("echo $$ > {}/container-pid", log.display()));
     b.save();
     let id = ctx.id("c");
-    let out = on_cgroup2(
-        &ctx,
-        &format!(
-            "$RT plan '{}' | sed 's/^/plan: /'; $RT run --bundle '{}' {id}",
-            b.path.display(),
-            b.path.display()
-        ),
-    );
+    let out = plan_and_run(&ctx, &b, &id);
     out.assert_ok("run with hooks on pure cgroup2");
     if !runtime_is_runc() {
         assert!(
@@ -233,14 +229,7 @@ fn a_namespace_joined_by_path_still_goes_through_stage_1() {
     b.sh("echo pid=$$; echo net=$(readlink /proc/self/ns/net)");
     b.save();
     let id = ctx.id("c");
-    let out = on_cgroup2(
-        &ctx,
-        &format!(
-            "$RT plan '{}' | sed 's/^/plan: /'; $RT run --bundle '{}' {id}",
-            b.path.display(),
-            b.path.display()
-        ),
-    );
+    let out = plan_and_run(&ctx, &b, &id);
     out.assert_ok("run with a joined namespace on pure cgroup2");
     assert!(
         out.stdout.contains("plan: init: forked by stage 1"),

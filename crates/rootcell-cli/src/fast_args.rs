@@ -336,66 +336,34 @@ mod tests {
     /// buildah, and the bench's own command.
     #[test]
     fn engines_command_lines_take_the_fast_path() {
-        let lines: &[&[&str]] = &[
-            &[
+        // containerd's runc shim puts these before every command.
+        let shim = |words: &[&'static str]| -> Vec<&'static str> {
+            let mut v = vec![
                 "--root",
                 "/run/containerd/runc/k8s.io",
                 "--log",
                 "/run/x/log.json",
                 "--log-format",
                 "json",
+            ];
+            v.extend_from_slice(words);
+            v
+        };
+        let lines: Vec<Vec<&str>> = vec![
+            shim(&[
                 "create",
                 "--bundle",
                 "/run/x/b",
                 "--pid-file",
                 "/run/x/init.pid",
                 "c1",
-            ],
-            &[
-                "--root",
-                "/run/containerd/runc/k8s.io",
-                "--log",
-                "/run/x/log.json",
-                "--log-format",
-                "json",
-                "start",
-                "c1",
-            ],
-            &[
-                "--root",
-                "/run/containerd/runc/k8s.io",
-                "--log",
-                "/run/x/log.json",
-                "--log-format",
-                "json",
-                "delete",
-                "--force",
-                "c1",
-            ],
-            &[
-                "--root",
-                "/run/containerd/runc/k8s.io",
-                "--log",
-                "/run/x/log.json",
-                "--log-format",
-                "json",
-                "kill",
-                "c1",
-                "9",
-            ],
-            &[
-                "--root",
-                "/run/containerd/runc/k8s.io",
-                "--log",
-                "/run/x/log.json",
-                "--log-format",
-                "json",
-                "kill",
-                "--all",
-                "c1",
-                "9",
-            ],
-            &[
+            ]),
+            shim(&["start", "c1"]),
+            shim(&["delete", "--force", "c1"]),
+            shim(&["kill", "c1", "9"]),
+            shim(&["kill", "--all", "c1", "9"]),
+            // conmon (podman), with a terminal.
+            vec![
                 "--root",
                 "/run/runc",
                 "--systemd-cgroup",
@@ -409,7 +377,7 @@ mod tests {
                 "/run/s",
                 "c2",
             ],
-            &[
+            vec![
                 "--log-format=json",
                 "--log=/run/l",
                 "--root=/run/runc",
@@ -419,12 +387,12 @@ mod tests {
                 "--preserve-fds=2",
                 "c3",
             ],
-            &["--root", "/run/runc", "state", "c2"],
-            &["--root", "/run/runc", "delete", "c2"],
-            &["--root", "/run/runc", "kill", "c2", "SIGKILL"],
-            &["--root", "/tmp/s", "run", "--bundle", "/tmp/b", "bench"],
-            &["run", "-b", "/b", "-d", "--pid-file", "/p", "c4"],
-            &[
+            vec!["--root", "/run/runc", "state", "c2"],
+            vec!["--root", "/run/runc", "delete", "c2"],
+            vec!["--root", "/run/runc", "kill", "c2", "SIGKILL"],
+            // bench/lifecycle.sh; buildah's chroot isolation.
+            vec!["--root", "/tmp/s", "run", "--bundle", "/tmp/b", "bench"],
+            vec![
                 "--isolation",
                 "chroot",
                 "--rootless=true",
@@ -433,11 +401,12 @@ mod tests {
                 "--keep",
                 "c5",
             ],
-            &["run", "c6", "--root", "/r", "--debug", "-b", "/b"],
-            &["delete", "-f", "c7"],
-            &["kill", "-a", "c8"],
+            vec!["run", "-b", "/b", "-d", "--pid-file", "/p", "c4"],
+            vec!["run", "c6", "--root", "/r", "--debug", "-b", "/b"],
+            vec!["delete", "-f", "c7"],
+            vec!["kill", "-a", "c8"],
         ];
-        for words in lines {
+        for words in &lines {
             assert!(agrees(words), "not taken by the fast path: {words:?}");
         }
     }

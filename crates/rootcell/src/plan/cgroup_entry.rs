@@ -70,31 +70,11 @@ impl std::fmt::Display for CgroupEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::CgroupMountSource;
+    use crate::plan::fixtures::{host_with_cgroup, namespaces};
+    use crate::plan::resources::CgroupVersion;
 
     fn host(rootless: bool) -> HostFacts {
-        HostFacts {
-            rootless,
-            cgroup_mounts: vec![CgroupMountSource {
-                name: "memory".into(),
-                host_dir: "/sys/fs/cgroup/memory/c".into(),
-                fstype: "cgroup".into(),
-                fs_options: Vec::new(),
-                aliases: Vec::new(),
-            }],
-            ..HostFacts::default()
-        }
-    }
-
-    fn namespaces(create: &[Namespace]) -> Namespaces {
-        Namespaces {
-            create: create.to_vec(),
-            join: Vec::new(),
-            uid_mappings: Vec::new(),
-            gid_mappings: Vec::new(),
-            time_offsets: Vec::new(),
-            shared_if_refused: Vec::new(),
-        }
+        host_with_cgroup("memory", "cgroup", CgroupVersion::V1, rootless)
     }
 
     #[test]

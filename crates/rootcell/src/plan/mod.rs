@@ -672,3 +672,43 @@ pub struct Capabilities {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ambient_left_out: Vec<String>,
 }
+
+/// Host facts and namespaces the planners' unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    /// A host whose container cgroup is one hierarchy: `fstype` `cgroup`
+    /// (a v1 controller, `name`) or `cgroup2`.
+    pub fn host_with_cgroup(
+        name: &str,
+        fstype: &str,
+        version: CgroupVersion,
+        rootless: bool,
+    ) -> HostFacts {
+        HostFacts {
+            rootless,
+            cgroup_version: version,
+            cgroup_mounts: vec![CgroupMountSource {
+                name: name.into(),
+                host_dir: format!("/sys/fs/cgroup/{name}/c").into(),
+                fstype: fstype.into(),
+                fs_options: Vec::new(),
+                aliases: Vec::new(),
+            }],
+            ..HostFacts::default()
+        }
+    }
+
+    /// New namespaces of these kinds, nothing joined or mapped.
+    pub fn namespaces(create: &[Namespace]) -> Namespaces {
+        Namespaces {
+            create: create.to_vec(),
+            join: Vec::new(),
+            uid_mappings: Vec::new(),
+            gid_mappings: Vec::new(),
+            time_offsets: Vec::new(),
+            shared_if_refused: Vec::new(),
+        }
+    }
+}

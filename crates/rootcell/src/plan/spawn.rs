@@ -75,39 +75,15 @@ impl std::fmt::Display for InitSpawn {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::CgroupMountSource;
+    use crate::plan::fixtures::{host_with_cgroup, namespaces};
 
     fn host(version: CgroupVersion, rootless: bool) -> HostFacts {
-        HostFacts {
-            rootless,
-            cgroup_version: version,
-            cgroup_mounts: vec![CgroupMountSource {
-                name: "unified".into(),
-                host_dir: "/sys/fs/cgroup/c".into(),
-                fstype: "cgroup2".into(),
-                fs_options: Vec::new(),
-                aliases: Vec::new(),
-            }],
-            ..HostFacts::default()
-        }
+        host_with_cgroup("unified", "cgroup2", version, rootless)
     }
 
     fn runc_spec_namespaces() -> Namespaces {
-        Namespaces {
-            create: vec![
-                Namespace::Pid,
-                Namespace::Network,
-                Namespace::Ipc,
-                Namespace::Uts,
-                Namespace::Mount,
-                Namespace::Cgroup,
-            ],
-            join: Vec::new(),
-            uid_mappings: Vec::new(),
-            gid_mappings: Vec::new(),
-            time_offsets: Vec::new(),
-            shared_if_refused: Vec::new(),
-        }
+        use Namespace::*;
+        namespaces(&[Pid, Network, Ipc, Uts, Mount, Cgroup])
     }
 
     #[test]
