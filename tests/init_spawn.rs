@@ -13,6 +13,19 @@ use serde_json::{json, Value};
 use std::fs;
 use std::process::Command;
 
+/// Whether this kernel has cgroup2 (every test here mounts one); says why
+/// the test skips when it has not.
+fn cgroup2_available() -> bool {
+    let ok = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| {
+        f.lines()
+            .any(|l| l.split_whitespace().last() == Some("cgroup2"))
+    });
+    if !ok {
+        skip("this kernel has no cgroup2 filesystem to mount");
+    }
+    ok
+}
+
 /// Runs `script` with `sh -c` in a private mount namespace with a fresh
 /// cgroup2 on `/sys/fs/cgroup`; `$RT` is the runtime with the context's
 /// `--root`.
@@ -47,6 +60,9 @@ fn field<'a>(out: &'a str, key: &str) -> &'a str {
 
 #[test]
 fn init_cloned_directly_is_pid_1_in_new_namespaces_and_its_own_cgroup() {
+    if !cgroup2_available() {
+        return;
+    }
     let ctx = Ctx::new("spawn-direct");
     let mut b = ctx.bundle();
     b.sh("echo pid=$$; echo cgroup=$(grep ^0:: /proc/self/cgroup); \
@@ -83,6 +99,9 @@ fn init_cloned_directly_is_pid_1_in_new_namespaces_and_its_own_cgroup() {
 
 #[test]
 fn direct_init_through_create_start_state_kill_delete() {
+    if !cgroup2_available() {
+        return;
+    }
     let ctx = Ctx::new("spawn-lifecycle");
     let mut b = ctx.bundle();
     b.args(&["sleep", "100"]);
@@ -134,6 +153,9 @@ fn direct_init_through_create_start_state_kill_delete() {
 
 #[test]
 fn direct_init_hooks_see_the_pid_of_the_container() {
+    if !cgroup2_available() {
+        return;
+    }
     let ctx = Ctx::new("spawn-hooks");
     let mut b = ctx.bundle();
     let log = ctx.dir.join("hooklog");
@@ -193,6 +215,9 @@ fn direct_init_hooks_see_the_pid_of_the_container() {
 
 #[test]
 fn direct_init_that_fails_leaves_nothing() {
+    if !cgroup2_available() {
+        return;
+    }
     let ctx = Ctx::new("spawn-fail");
     let mut b = ctx.bundle();
     b.args(&["/no/such/program"]);
@@ -218,6 +243,9 @@ fn direct_init_that_fails_leaves_nothing() {
 
 #[test]
 fn a_namespace_joined_by_path_still_goes_through_stage_1() {
+    if !cgroup2_available() {
+        return;
+    }
     if runtime_is_runc() {
         return skip("`plan` is rootcell's");
     }
@@ -249,6 +277,9 @@ fn a_namespace_joined_by_path_still_goes_through_stage_1() {
 /// be read from /proc".
 #[test]
 fn direct_inits_started_fifty_at_once_all_run() {
+    if !cgroup2_available() {
+        return;
+    }
     let ctx = Ctx::new("spawn-fifty");
     let b = ctx.bundle();
     let ids: Vec<String> = (0..50).map(|i| ctx.id(&format!("p{i}"))).collect();

@@ -164,7 +164,7 @@ struct Parser<'a> {
     words: &'a [&'a str],
     at: usize,
     /// Flags seen so far (by their long name): twice is clap's to judge.
-    seen: Vec<&'static str>,
+    seen: Vec<&'a str>,
 }
 
 impl<'a> Parser<'a> {
@@ -174,19 +174,19 @@ impl<'a> Parser<'a> {
         word
     }
 
-    /// Records `flag` as seen (None if it was already) and passes `value`.
-    fn note<T>(&mut self, flag: &str, value: T) -> Option<T> {
-        let name = KNOWN.iter().copied().find(|k| *k == flag)?;
-        if self.seen.contains(&name) {
+    /// Records `flag` (its long name) as seen (None if it was already)
+    /// and passes `value`.
+    fn note<T>(&mut self, flag: &'a str, value: T) -> Option<T> {
+        if self.seen.contains(&flag) {
             return None;
         }
-        self.seen.push(name);
+        self.seen.push(flag);
         Some(value)
     }
 
     /// The value of `flag` (recorded as seen): inline (`--flag=value`) or
     /// the next word.
-    fn valued(&mut self, flag: &str, inline: Option<&'a str>) -> Option<&'a str> {
+    fn valued(&mut self, flag: &'a str, inline: Option<&'a str>) -> Option<&'a str> {
         let value = self.value(inline)?;
         self.note(flag, value)
     }
@@ -203,7 +203,7 @@ impl<'a> Parser<'a> {
     }
 
     /// A flag without a value: `--flag=x` is clap's to refuse.
-    fn switch(&mut self, flag: &str, inline: Option<&str>) -> Option<bool> {
+    fn switch(&mut self, flag: &'a str, inline: Option<&str>) -> Option<bool> {
         match inline {
             None => self.note(flag, true),
             Some(_) => None,
@@ -212,7 +212,12 @@ impl<'a> Parser<'a> {
 
     /// A global flag (clap's `global = true`: before or after the
     /// subcommand). None: not one, or not a form this parser takes.
-    fn global_flag(&mut self, g: &mut Global, flag: &str, inline: Option<&'a str>) -> Option<()> {
+    fn global_flag(
+        &mut self,
+        g: &mut Global,
+        flag: &'a str,
+        inline: Option<&'a str>,
+    ) -> Option<()> {
         match flag {
             "--root" => g.root = Some(self.valued(flag, inline)?.into()),
             "--log" => g.log = Some(self.valued(flag, inline)?.into()),
@@ -238,7 +243,7 @@ impl<'a> Parser<'a> {
         &mut self,
         kind: Kind,
         f: &mut SubFlags,
-        flag: &str,
+        flag: &'a str,
         inline: Option<&'a str>,
     ) -> Option<()> {
         let creates = matches!(kind, Kind::Create | Kind::Run);
@@ -268,27 +273,6 @@ impl<'a> Parser<'a> {
         Some(())
     }
 }
-
-/// Every flag name `note` records.
-const KNOWN: &[&str] = &[
-    "--root",
-    "--log",
-    "--log-format",
-    "--isolation",
-    "--debug",
-    "--systemd-cgroup",
-    "--rootless",
-    "--bundle",
-    "--pid-file",
-    "--console-socket",
-    "--preserve-fds",
-    "--no-pivot",
-    "--no-new-keyring",
-    "--detach",
-    "--keep",
-    "--all",
-    "--force",
-];
 
 /// `--name` or `--name=value`; None for anything else (short flags but
 /// the few the caller takes, `--`, `-`).

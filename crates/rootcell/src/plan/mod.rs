@@ -145,6 +145,15 @@ impl Namespace {
         }
     }
 
+    /// Its name in messages: the `/proc/<pid>/ns/` name, but `network`
+    /// (the config's word) for `net`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::Network => "network",
+            other => other.proc_name(),
+        }
+    }
+
     /// Name of the namespace file under `/proc/<pid>/ns/`.
     pub fn proc_name(self) -> &'static str {
         match self {

@@ -202,16 +202,7 @@ fn stage1(
     born_in_cgroup2: bool,
 ) -> Result<Never> {
     crate::phase::mark("stage 1: started");
-    for fd in &cfg.close_in_child {
-        // SAFETY: these fds belong to the runtime's objects, which this
-        // forked child never uses again.
-        unsafe { libc::close(*fd) };
-    }
-    // Each host fd is closed once used: none reaches init.
-    let cgroups = std::mem::replace(&mut cfg.cgroups, CgroupJoin::none());
-    for file in cgroups.files_to_write(born_in_cgroup2) {
-        file.join()?;
-    }
+    leave_runtime(&mut cfg, born_in_cgroup2)?;
     let joins_late = cfg.plan.cgroup_entry == CgroupEntry::AfterNamespaces;
     let ns = &cfg.plan.namespaces;
 
@@ -331,6 +322,23 @@ fn stage1(
     }
 }
 
+/// First thing in the process the runtime forks (stage 1) or clones
+/// (init): the runtime's own fds closed, then the container's cgroups
+/// joined (already born in the v2 one when `born_in_cgroup2`). Each join
+/// fd is closed once used: none reaches the container's process.
+fn leave_runtime(cfg: &mut InitConfig<'_>, born_in_cgroup2: bool) -> Result<()> {
+    for fd in &cfg.close_in_child {
+        // SAFETY: these fds belong to the runtime's objects, which this
+        // child never uses again.
+        unsafe { libc::close(*fd) };
+    }
+    let cgroups = std::mem::replace(&mut cfg.cgroups, CgroupJoin::none());
+    for file in cgroups.files_to_write(born_in_cgroup2) {
+        file.join()?;
+    }
+    Ok(())
+}
+
 /// `InitSpawn::Direct`: init, cloned by the runtime in its new namespaces
 /// (all but the cgroup namespace) and in the container's cgroup v2
 /// directory, does first what stage 1 would have done before forking it.
@@ -344,15 +352,7 @@ fn direct_init(
     // Born dumpable, as the runtime is; no other process of the container
     // exists yet to make use of it (CVE-2016-9962: see `stage1`).
     sys::prctl(libc::PR_SET_DUMPABLE, 0).ctx(|| "prctl(PR_SET_DUMPABLE)")?;
-    for fd in &cfg.close_in_child {
-        // SAFETY: these fds belong to the runtime's objects, which this
-        // cloned child never uses again.
-        unsafe { libc::close(*fd) };
-    }
-    let cgroups = std::mem::replace(&mut cfg.cgroups, CgroupJoin::none());
-    for file in cgroups.files_to_write(born_in_cgroup2) {
-        file.join()?;
-    }
+    leave_runtime(&mut cfg, born_in_cgroup2)?;
     // Once in its cgroups: rooted there.
     if cfg.plan.namespaces.creates(Namespace::Cgroup) {
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
@@ -368,10 +368,7 @@ fn namespace_names(flags: u64) -> Vec<&'static str> {
     [Mount, Pid, Network, Ipc, Uts, Cgroup, User, Time]
         .into_iter()
         .filter(|n| flags & n.clone_flag() as u64 != 0)
-        .map(|n| match n {
-            Network => "network",
-            other => other.proc_name(),
-        })
+        .map(Namespace::name)
         .collect()
 }
 
@@ -388,7 +385,7 @@ fn fork_init_into_sent_cgroups(chan: &Channel) -> Result<sys::Forked> {
         None => return Err(Error::Other("the runtime went away".into())),
     };
     let v2_dir = join.v2_dir.take();
-    let (forked, born_in_v2) = match v2_dir.as_ref().map(sys::fork_into_cgroup) {
+    let (forked, born_in_v2) = match v2_dir.as_ref().map(|v2| sys::clone_into_cgroup(v2, 0)) {
         Some(Ok(forked)) => (forked, true),
         _ => (sys::fork().ctx(|| "fork of init")?, false),
     };
@@ -414,10 +411,7 @@ fn create_or_share(ns: Namespace) -> Result<Option<String>> {
                 Some(libc::EPERM | libc::EINVAL | libc::ENOSPC | libc::EUSERS)
             ) =>
         {
-            let name = match ns {
-                Namespace::Network => "network",
-                other => other.proc_name(),
-            };
+            let name = ns.name();
             Ok(Some(format!(
                 "chroot isolation: linux.namespaces: the kernel refused a new {name} namespace ({e}): the container shares the runtime's"
             )))
@@ -451,10 +445,7 @@ fn refuse_own_namespace(
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     const NSFS_MAGIC: i64 = 0x6e73_6673;
-    let name = match kind {
-        Namespace::Network => "network",
-        other => other.proc_name(),
-    };
+    let name = kind.name();
     let what = || format!("linux.namespaces: {name} namespace {}", path.display());
     if rustix::fs::fstatfs(joined).ctx(what)?.f_type as i64 != NSFS_MAGIC {
         // Not a namespace file: `setns` refuses it next, naming the path.

@@ -67,16 +67,11 @@ fn clone3(args: &CloneArgs) -> io::Result<libc::c_long> {
 
 /// A `fork()` whose child starts in the cgroup v2 directory `cgroup`
 /// (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7): it is never, even for a
-/// moment, outside the container's cgroup. Errors (an older kernel, a
-/// cgroup the kernel will not take) leave the caller to `fork` and join
+/// moment, outside the container's cgroup; and in new namespaces where
+/// `flags` has `CLONE_NEW*` flags (`CLONE_NEWPID`: the child is pid 1 of
+/// its own pid namespace). Errors (an older kernel, a cgroup the kernel
+/// will not take) leave the caller to `clone_with` the same flags and join
 /// the cgroup by writing `cgroup.procs` instead.
-pub fn fork_into_cgroup(cgroup: impl AsFd) -> io::Result<Forked> {
-    clone_into_cgroup(cgroup, 0)
-}
-
-/// `fork_into_cgroup`, the child also in new namespaces: `flags` are
-/// `CLONE_NEW*` flags (`CLONE_NEWPID`: the child is pid 1 of its own pid
-/// namespace).
 pub fn clone_into_cgroup(cgroup: impl AsFd, flags: u64) -> io::Result<Forked> {
     let args = CloneArgs {
         flags: flags | CLONE_INTO_CGROUP,
