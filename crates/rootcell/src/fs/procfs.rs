@@ -1,13 +1,26 @@
-//! Every access under `/proc` goes through here: a private procfs instance
-//! held by fd (libpathrs: `fsopen("proc")`, verified with `fstatfs`, with
-//! no overmounts followed), never the `/proc` of a container, which the
-//! container could have tampered with. Creating a handle costs a dozen
-//! syscalls, so each kind is made once per process and reused; the fds are
-//! close-on-exec and never reach the container's process.
+//! Every access under `/proc` goes through here, through a procfs held by
+//! fd and checked by libpathrs (a procfs root, no overmount followed),
+//! never through the `/proc` path of a container, which the container
+//! could have tampered with. Which procfs:
+//!
+//! - the runtime: the `/proc` mounted where it was started, once checked to
+//!   be a procfs root of its own pid namespace (`self` names it). Only root
+//!   of that mount namespace can mount there, and a fresh private procfs
+//!   costs about 0.1 ms here, half of it when its last fd closes (the
+//!   detached mount is torn down behind an expedited RCU grace period);
+//! - a process that changed a namespace (stage 1, init, `exec`'s setup, a
+//!   view; `process::sys` says so) never opens a mounted `/proc` again: it
+//!   keeps the handle it inherited, or makes a private one (`fsopen`);
+//! - init takes the container's own fresh `/proc` as its handle when it
+//!   mounts it (`adopt`), unless it made a private one before.
+//!
+//! Each kind is made once per process and reused; the fds are close-on-exec
+//! and never reach the container's process.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use pathrs::flags::OpenFlags;
@@ -69,16 +82,77 @@ fn fresh_pid_procfs() -> rustix::io::Result<OwnedFd> {
     )
 }
 
-/// A `subset=pid` procfs of the caller's pid namespace whose fd is ours:
-/// pathrs caches the handle `ProcfsHandle::new` makes for the whole
-/// process, so closing ours would not close it, and a child entering the
-/// container would keep the host's. A fresh `fsopen` (checked by pathrs)
-/// where the kernel allows one; else pathrs' own (and cached) handle.
+/// Still in the mount and pid namespaces the runtime started in: the
+/// `/proc` mounted there may serve as its procfs (`mounted_proc`).
+static IN_RUNTIME_NAMESPACES: AtomicBool = AtomicBool::new(true);
+
+/// Called by every process that creates or joins a namespace
+/// (`process::sys`): from then on its `/proc` path may lead to a procfs a
+/// container arranged, or to one of another pid namespace.
+pub fn left_runtime_namespaces() {
+    IN_RUNTIME_NAMESPACES.store(false, Ordering::Relaxed);
+}
+
+/// The caller's procfs handle, made now: init's own `/proc` if it adopted
+/// it, the mounted `/proc` while in the runtime's namespaces, else a fresh
+/// `fsopen` (checked by pathrs) where the kernel allows one, else pathrs'
+/// own (and cached) handle. A handle whose fd is ours: pathrs caches the
+/// handle `ProcfsHandle::new` makes for the whole process, so closing ours
+/// would not close it, and a child entering the container would keep the
+/// host's.
 fn new_pids_handle() -> Result<ProcfsHandle, pathrs::error::Error> {
+    if let Some(handle) = adopted() {
+        return Ok(handle);
+    }
+    if IN_RUNTIME_NAMESPACES.load(Ordering::Relaxed) {
+        if let Some(handle) = mounted_proc() {
+            return Ok(handle);
+        }
+    }
     match fresh_pid_procfs() {
         Ok(fd) => ProcfsHandle::try_from_fd(fd),
         Err(_) => ProcfsHandle::new(),
     }
+}
+
+/// The `/proc` mounted in the caller's mount namespace, if it is the root
+/// of a procfs (pathrs checks) of the caller's own pid namespace: `self`
+/// names the caller's pid, so `/proc/<pid>` means the pids we know. None:
+/// not mounted, another pid namespace's, or not a procfs root.
+fn mounted_proc() -> Option<ProcfsHandle> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        "/proc",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let own = rustix::fs::readlinkat(&fd, "self", Vec::new()).ok()?;
+    let pid = rustix::process::getpid().as_raw_nonzero().get();
+    if own.as_bytes() != pid.to_string().as_bytes() {
+        return None;
+    }
+    ProcfsHandle::try_from_fd(fd).ok()
+}
+
+/// Init's own fresh `/proc` (`adopt`), checked when first used.
+static ADOPTED: Mutex<Option<OwnedFd>> = Mutex::new(None);
+
+/// Init's own fresh `/proc` mount (`tree`, the fd `fsmount` gave, now
+/// attached) becomes its procfs handle when it first needs one, unless it
+/// has one already (made before the root switch, in a user namespace).
+/// Closing that fd later unmounts nothing, where closing a detached private
+/// procfs at `execve` would. Not used if pathrs does not find a procfs root
+/// there.
+pub fn adopt(tree: OwnedFd) {
+    if PIDS.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+        *ADOPTED.lock().unwrap_or_else(|e| e.into_inner()) = Some(tree);
+    }
+}
+
+fn adopted() -> Option<ProcfsHandle> {
+    let tree = ADOPTED.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+    ProcfsHandle::try_from_fd(tree).ok()
 }
 
 /// Closes the cached handles (their fds), so that a child about to enter
@@ -88,6 +162,7 @@ pub fn close_handles() {
     for cell in [&PIDS, &FULL] {
         cell.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
+    ADOPTED.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
 /// Makes the `subset=pid` handle now, while a fresh procfs can be made and

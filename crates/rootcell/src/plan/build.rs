@@ -133,6 +133,7 @@ pub fn build(bundle: &Bundle, host: &HostFacts, opts: PlanOptions) -> Result<Pla
             .iter()
             .any(|hooks| hooks.as_ref().is_some_and(|v| !v.is_empty()))
         }),
+        init_procfs: InitProcfs::decide(host, &namespaces),
         resources,
         memory_policy,
         hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
@@ -839,6 +840,47 @@ pub(crate) mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn init_takes_the_containers_proc_unless_in_a_user_namespace() {
+        let plain = build(&bundle(|_| {}), &hybrid(), PlanOptions::default()).unwrap();
+        assert_eq!(plain.init_procfs, InitProcfs::ContainerProc);
+        assert!(plain
+            .to_string()
+            .contains("procfs: init uses the container's fresh /proc"));
+        let userns = build(
+            &bundle(|v| {
+                v["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(serde_json::json!({"type": "user"}));
+                let map = serde_json::json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+                v["linux"]["uidMappings"] = map.clone();
+                v["linux"]["gidMappings"] = map;
+            }),
+            &hybrid(),
+            PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(userns.init_procfs, InitProcfs::Private);
+        assert!(userns
+            .to_string()
+            .contains("procfs: init makes a private one first"));
+        // The runtime itself in a user namespace: init is in one too.
+        for host in [
+            HostFacts {
+                nested_user_ns: true,
+                ..hybrid()
+            },
+            HostFacts {
+                rootless: true,
+                ..hybrid()
+            },
+        ] {
+            let ns = namespaces(&bundle(|_| {}).spec).unwrap();
+            assert_eq!(InitProcfs::decide(&host, &ns), InitProcfs::Private);
+        }
     }
 
     #[test]

@@ -35,6 +35,16 @@ impl fmt::Display for Plan {
                 "hooks: init stops after its rootfs steps while the runtime runs the prestart and createRuntime hooks"
             )?;
         }
+        match self.init_procfs {
+            InitProcfs::ContainerProc => writeln!(
+                f,
+                "procfs: init uses the container's fresh /proc once mounted (a private one if needed before)"
+            )?,
+            InitProcfs::Private => writeln!(
+                f,
+                "procfs: init makes a private one first (a user namespace: not after the masks)"
+            )?,
+        }
         if self.rootfs.lock_mounts {
             writeln!(
                 f,

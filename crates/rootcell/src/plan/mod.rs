@@ -51,6 +51,8 @@ pub struct Plan {
     /// state carries). False when the config has none of these four
     /// hooks: one round trip of the sync socket fewer.
     pub create_hooks_sync: bool,
+    /// Where init's procfs handle (`fs::procfs`) comes from.
+    pub init_procfs: InitProcfs,
     pub namespaces: Namespaces,
     pub hostname: Option<String>,
     pub domainname: Option<String>,
@@ -313,6 +315,33 @@ pub enum StagingFilesystem {
     /// `--no-tmpfs`: a fresh directory on disk made by the runtime (under
     /// `$TMPDIR`), removed afterwards.
     Directory,
+}
+
+/// Where init's procfs handle comes from: every `/proc` access of init
+/// (`oom_score_adj`, LSM labels, the exec fifo's reopen) goes through it,
+/// never through the container's `/proc` path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitProcfs {
+    /// The container's own fresh `/proc`, taken as it is mounted (when it
+    /// stays writable); before it, or without one, a private procfs made
+    /// when first needed. Nothing is unmounted when init execs.
+    ContainerProc,
+    /// A private procfs (`fsopen`) made first thing, before the root switch
+    /// and the masks: init runs in a user namespace other than the initial
+    /// one, where the kernel makes a new procfs only while one is fully
+    /// visible.
+    Private,
+}
+
+impl InitProcfs {
+    pub fn decide(host: &HostFacts, namespaces: &Namespaces) -> InitProcfs {
+        if namespaces.has(Namespace::User) || host.rootless || host.nested_user_ns {
+            InitProcfs::Private
+        } else {
+            InitProcfs::ContainerProc
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -41,7 +41,7 @@ use crate::fs::procfs::{self, ProcfsBase};
 use crate::hooks::{self, HookKind};
 use crate::plan::cgroup_entry::CgroupEntry;
 use crate::plan::spawn::InitSpawn;
-use crate::plan::{Namespace, Plan, RootSwitch};
+use crate::plan::{InitProcfs, Namespace, Plan, RootSwitch};
 use crate::rootfs::{IdmappedMounts, Rootfs};
 use sync::{Channel, ToContainer, ToRuntime};
 
@@ -515,9 +515,12 @@ fn init(mut cfg: InitConfig<'_>, chan: &Channel, error_fd: Option<RawFd>) -> Res
     {
         sys::unshare(libc::CLONE_NEWCGROUP).ctx(|| "creating the cgroup namespace")?;
     }
-    // A procfs of the container's own pid namespace, made before the root
-    // switch and the masks (see `procfs::open_handle`).
-    procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
+    // In a user namespace, a procfs of the container's own pid namespace is
+    // made before the root switch and the masks (see `procfs::open_handle`);
+    // else the container's /proc becomes it as it is mounted (`InitProcfs`).
+    if plan.init_procfs == InitProcfs::Private {
+        procfs::open_handle().ctx(|| "a private procfs in the container's pid namespace")?;
+    }
     rustix::process::setsid().ctx(|| "setsid")?;
     if let Some(name) = &cfg.session_keyring {
         join_session_keyring(name)?;

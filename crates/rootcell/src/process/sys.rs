@@ -79,7 +79,7 @@ pub fn clone_into_cgroup(cgroup: impl AsFd, flags: u64) -> io::Result<Forked> {
         cgroup: cgroup.as_fd().as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    forked(clone3(&args)?)
+    forked(clone3(&args)?, flags)
 }
 
 /// `fork()` where `flags` is 0, else `clone3` with these `CLONE_NEW*` flags
@@ -93,12 +93,19 @@ pub fn clone_with(flags: u64) -> io::Result<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    forked(clone3(&args)?)
+    forked(clone3(&args)?, flags)
 }
 
-fn forked(pid: libc::c_long) -> io::Result<Forked> {
+/// `clone3`'s result; a child born in new namespaces (`flags`) has left
+/// the runtime's (`procfs::left_runtime_namespaces`).
+fn forked(pid: libc::c_long, flags: u64) -> io::Result<Forked> {
     Ok(match pid {
-        0 => Forked::Child,
+        0 => {
+            if flags != 0 {
+                crate::fs::procfs::left_runtime_namespaces();
+            }
+            Forked::Child
+        }
         pid => Forked::Parent(pid as i32),
     })
 }
@@ -115,13 +122,19 @@ pub fn drop_bounding(cap: u8) -> io::Result<()> {
 }
 
 /// `unshare(2)` with `CLONE_NEW*` flags.
+/// From the first namespace created or joined on, the caller no longer
+/// opens the `/proc` mounted in its mount namespace (`fs::procfs`): said
+/// before the call, so a half-done one is covered too.
 pub fn unshare(flags: i32) -> io::Result<()> {
+    crate::fs::procfs::left_runtime_namespaces();
     // SAFETY: plain syscall with integer flags.
     check(unsafe { libc::unshare(flags) } as libc::c_long).map(drop)
 }
 
-/// `setns(2)`: join the namespace `fd` refers to.
+/// `setns(2)`: join the namespace `fd` refers to (see `unshare` for
+/// `/proc`).
 pub fn setns(fd: impl AsFd, nstype: i32) -> io::Result<()> {
+    crate::fs::procfs::left_runtime_namespaces();
     // SAFETY: the fd is valid for the duration of the call.
     check(unsafe { libc::setns(fd.as_fd().as_raw_fd(), nstype) } as libc::c_long).map(drop)
 }

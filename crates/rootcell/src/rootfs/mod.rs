@@ -310,6 +310,9 @@ impl Rootfs {
         // Flags the mount must have beyond the step's (a host fallback's
         // read-only).
         let mut extra_flags = 0;
+        // A fresh procfs (not a host fallback): init's procfs handle once
+        // attached at /proc (see below).
+        let mut fresh_proc = false;
         // Source first: a missing bind source must not leave a mountpoint.
         let (tree, directory) = match &m.kind {
             MountKind::Fresh {
@@ -326,7 +329,10 @@ impl Rootfs {
                     None => options.clone(),
                 };
                 match (mnt::fresh(fstype, source, &options, attrs), host_fallback) {
-                    (Ok(fd), _) => (fd, true),
+                    (Ok(fd), _) => {
+                        fresh_proc = fstype == "proc";
+                        (fd, true)
+                    }
                     // Chroot isolation: the kernel refuses a fresh proc or
                     // sysfs where the caller does not own the namespaces
                     // (or the outer /proc has masked submounts): bind the
@@ -473,6 +479,16 @@ impl Rootfs {
                 .map_err(|e| Error::Other(format!("{field}: tmpcopyup: {e}")))?;
         }
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        // The container's own procfs, in init's pid namespace, serves init
+        // from now on (`procfs::adopt`) if it stays writable: init writes
+        // `oom_score_adj` and LSM labels through it.
+        if fresh_proc
+            && m.destination == Path::new("/proc")
+            && (m.attrs.set | m.recursive_attrs.set) & attr::RDONLY == 0
+            && !self.remounted.contains(&m.destination)
+        {
+            procfs::adopt(tree.try_clone().ctx(|| format!("{field}: dup"))?);
+        }
         // The host's /dev in place of a refused tmpfs, or bound by the
         // config: the nodes the rules deny are covered.
         let host_dev = m.destination == Path::new("/dev")

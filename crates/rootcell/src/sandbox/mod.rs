@@ -218,6 +218,8 @@ pub fn build_plan(
             // Its own executor (`sandbox::process`) makes its processes.
             spawn: crate::plan::spawn::InitSpawn::Stage1,
             create_hooks_sync: false,
+            // The sandbox's processes run in a user namespace of their own.
+            init_procfs: crate::plan::InitProcfs::Private,
             namespaces: Namespaces {
                 create,
                 join: Vec::new(),
