@@ -19,8 +19,6 @@ use rustix::fs::{Mode, OFlags};
 
 use crate::error::{IoContext, Result};
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// The files and directory a single-threaded child needs to join cgroups,
 /// opened by the runtime.
 pub struct CgroupJoin {
@@ -175,10 +173,9 @@ fn open_dir(dir: &Path) -> Result<(OwnedFd, bool)> {
         Mode::empty(),
     )
     .ctx(|| format!("cgroup {}", dir.display()))?;
-    let v2 = rustix::fs::fstatfs(&fd)
-        .ctx(|| format!("cgroup {}", dir.display()))?
-        .f_type as i64
-        == CGROUP2_SUPER_MAGIC;
+    let v2 = super::is_cgroup2_fs(
+        &rustix::fs::fstatfs(&fd).ctx(|| format!("cgroup {}", dir.display()))?,
+    );
     Ok((fd, v2))
 }
 

@@ -50,15 +50,52 @@ impl Hierarchy {
     }
 }
 
-/// Reads the host's hierarchies from mountinfo and our own cgroup paths.
+/// The host's hierarchies, with our own cgroup in each.
 pub fn host_hierarchies() -> Result<Vec<Hierarchy>> {
-    hierarchies_in(&mountinfo::read_self()?)
+    read_hierarchies().map(|(hierarchies, _)| hierarchies)
 }
 
-/// The host's hierarchies in a mount table already read (`read_self`).
-pub fn hierarchies_in(mounts: &[MountInfo]) -> Result<Vec<Hierarchy>> {
-    let own = procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup")?;
-    Ok(parse_hierarchies(mounts, &own))
+/// The host's hierarchies. On a cgroup2-only host (cgroup2 mounted on
+/// `/sys/fs/cgroup`, runc's and crun's test for it) that one, without
+/// reading the mount table; else those of the mount table, which is
+/// returned too for what else its reader wants from it.
+pub fn read_hierarchies() -> Result<(Vec<Hierarchy>, Option<Vec<MountInfo>>)> {
+    let own = || procfs::read(ProcfsBase::ProcSelf, "cgroup").ctx(|| "/proc/self/cgroup");
+    if is_cgroup2(Path::new(UNIFIED_MOUNTPOINT)) {
+        return Ok((vec![unified_hierarchy(&own()?)], None));
+    }
+    let table = mountinfo::read_self()?;
+    let hierarchies = parse_hierarchies(&table, &own()?);
+    Ok((hierarchies, Some(table)))
+}
+
+/// Where a cgroup2-only host has its one hierarchy.
+const UNIFIED_MOUNTPOINT: &str = "/sys/fs/cgroup";
+
+fn is_cgroup2(path: &Path) -> bool {
+    rustix::fs::statfs(path).is_ok_and(|s| is_cgroup2_fs(&s))
+}
+
+/// A `statfs` of cgroup2 (`f_type` is signed with glibc, not with musl).
+#[allow(clippy::unnecessary_cast)]
+fn is_cgroup2_fs(st: &rustix::fs::StatFs) -> bool {
+    const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+    st.f_type as i64 == CGROUP2_SUPER_MAGIC
+}
+
+/// The one hierarchy of a cgroup2-only host, with our cgroup in it
+/// (`own`: `/proc/self/cgroup`, whose v2 line is `0::PATH`).
+fn unified_hierarchy(own: &str) -> Hierarchy {
+    let own_path = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map_or_else(|| PathBuf::from("/"), PathBuf::from);
+    Hierarchy {
+        mountpoint: PathBuf::from(UNIFIED_MOUNTPOINT),
+        controllers: Vec::new(),
+        v2: true,
+        own_path,
+    }
 }
 
 /// The cgroup mounts of `mounts` (a parsed mountinfo, in its order) that
@@ -980,5 +1017,24 @@ mod tests {
         let cg = container_dirs(&h, Some(Path::new("/c")), "c");
         assert_eq!(cg.mount_sources[0].name, "");
         assert_eq!(cg.dirs[0], PathBuf::from("/sys/fs/cgroup/c"));
+    }
+
+    #[test]
+    fn a_cgroup2_only_host_without_its_mount_table_is_what_the_table_gives() {
+        // `read_hierarchies` skips the mount table when /sys/fs/cgroup is
+        // cgroup2: the hierarchy must be the one the table would give,
+        // with our cgroup from the `0::` line.
+        let own = "0::/system.slice/x.service\n";
+        let from_table = parse_hierarchies(
+            &table("41 1 0:38 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"),
+            own,
+        );
+        assert_eq!(vec![unified_hierarchy(own)], from_table);
+        assert_eq!(version(&from_table), CgroupVersion::V2);
+        // A v1 named hierarchy's line (some hosts keep `name=systemd`)
+        // does not count; no `0::` line at all means the root.
+        let h = unified_hierarchy("1:name=systemd:/a\n0::/b\n");
+        assert_eq!(h.own_path, PathBuf::from("/b"));
+        assert_eq!(unified_hierarchy("").own_path, PathBuf::from("/"));
     }
 }

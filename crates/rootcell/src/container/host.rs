@@ -25,13 +25,13 @@ pub(super) fn host_facts(
         .linux()
         .as_ref()
         .and_then(|l| l.cgroups_path().as_deref());
-    // One read of the mount table: the cgroup hierarchies and the proc
-    // and sysfs mounts a MoveRoot switch hides.
-    let table = crate::fs::mountinfo::read_self()?;
+    // The mount table, where the cgroup hierarchies needed it, also gives
+    // the proc and sysfs mounts a MoveRoot switch hides (else init reads
+    // them if it switches so).
+    let (hierarchies, table) = cgroup::read_hierarchies()?;
     // One read of our user namespace's id maps: the caller and whether the
     // runtime runs nested.
     let ranges = process::ids::own_namespace_ranges();
-    let hierarchies = cgroup::hierarchies_in(&table)?;
     let cg = cgroup::container_dirs(&hierarchies, cgroups_path, id);
     let host = HostFacts {
         cgroup_version: cgroup::version(&hierarchies),
@@ -40,7 +40,9 @@ pub(super) fn host_facts(
         cgroup_mounts: cg.mount_sources.clone(),
         nested_user_ns: ranges.is_some(),
         caller: caller(ranges),
-        proc_sys_mounts: Some(crate::fs::mountinfo::proc_and_sys_points(&table)),
+        proc_sys_mounts: table
+            .as_deref()
+            .map(crate::fs::mountinfo::proc_and_sys_points),
         ..lsm_host_facts()
     };
     Ok((host, cg))
