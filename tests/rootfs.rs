@@ -372,6 +372,46 @@ fn masked_and_readonly_paths() {
 }
 
 #[test]
+fn every_masked_directory_is_empty_and_read_only() {
+    // Directories of the image with files in them, and the kernel's: each
+    // is covered by an empty read-only tmpfs (rootcell binds one tmpfs to
+    // all of them), a mount of its own the container cannot write.
+    let ctx = Ctx::new("masked-dirs");
+    let mut b = ctx.bundle();
+    for dir in ["m1", "m2", "m3"] {
+        std::fs::create_dir_all(b.rootfs().join(dir)).unwrap();
+        write_file(&b.rootfs().join(dir).join("secret"), "image data\n");
+    }
+    b.linux()["maskedPaths"] = json!(["/m1", "/m2", "/sys/firmware", "/m3", "/proc/timer_list"]);
+    let out = run_sh(
+        &ctx,
+        &mut b,
+        "masked",
+        "for d in /m1 /m2 /sys/firmware /m3; do \
+           echo $d files=$(ls -A $d | wc -l) \
+             write=$(touch $d/new 2>&1 >/dev/null | grep -c 'Read-only') \
+             mount=$(awk -v d=$d '$5 == d {print $6}' /proc/self/mountinfo); \
+         done; echo timer_list=$(wc -c < /proc/timer_list)",
+    );
+    for d in ["/m1", "/m2", "/sys/firmware", "/m3"] {
+        let line = format!("{d} files=0 write=1 mount=ro,");
+        assert!(
+            out.lines().any(|l| l.starts_with(&line)),
+            "{d} is not an empty read-only mount:\n{out}"
+        );
+    }
+    assert!(out.contains("timer_list=0\n"), "{out}");
+    // The image's files are still there, under the masks.
+    for dir in ["m1", "m2", "m3"] {
+        assert_eq!(
+            read_file(&b.rootfs().join(dir).join("secret")),
+            "image data\n"
+        );
+    }
+    ctx.assert_clean();
+}
+
+#[test]
 fn hostname_and_domainname_are_set() {
     let ctx = Ctx::new("hostname");
     let host_before = read_file(std::path::Path::new("/proc/sys/kernel/hostname"));

@@ -64,6 +64,9 @@ pub struct Rootfs {
     idmapped: IdmappedMounts,
     /// `context=` option for the tmpfs of masked directories.
     mask_data: Vec<crate::plan::FsOption>,
+    /// That tmpfs, once the first masked directory has it: the others get
+    /// a bind of it (`mask`).
+    mask_tmpfs: Option<OwnedFd>,
     /// The host tree (the sandbox): the staging filesystem, and the empty
     /// `root/` directory a mount on `/` is attached to.
     staging: Option<(staging::StagingDirs, OwnedFd)>,
@@ -109,6 +112,7 @@ impl Rootfs {
                 proc_dir: None,
                 idmapped,
                 mask_data: Vec::new(),
+                mask_tmpfs: None,
                 staging: None,
                 fuse_device: None,
                 verify_flags: plan.verify_mount_flags,
@@ -161,6 +165,7 @@ impl Rootfs {
                 .map(crate::plan::build::context_option)
                 .into_iter()
                 .collect(),
+            mask_tmpfs: None,
             staging: None,
             fuse_device: None,
             verify_flags: plan.verify_mount_flags,
@@ -230,6 +235,7 @@ impl Rootfs {
             proc_dir: None,
             idmapped: IdmappedMounts::default(),
             mask_data: Vec::new(),
+            mask_tmpfs: None,
             staging: Some((dirs, root_dir)),
             fuse_device,
             verify_flags: plan.verify_mount_flags,
@@ -857,19 +863,30 @@ impl Rootfs {
         };
         let is_dir =
             file_type(&target).ctx(|| format!("{field}: stat"))? == rustix::fs::FileType::Directory;
-        let tree = if is_dir {
-            mnt::fresh(
+        let tree = match (is_dir, &self.mask_tmpfs) {
+            // One empty read-only tmpfs for every masked directory: a bind
+            // of the first costs an `open_tree`, a tmpfs of its own a
+            // superblock made now and torn down when the container ends.
+            (true, Some(first)) => {
+                clone_fd(first.as_fd(), false).ctx(|| format!("{field}: bind the mask"))?
+            }
+            (true, None) => mnt::fresh(
                 "tmpfs",
                 "tmpfs",
                 &self.mask_data,
                 attr::RDONLY | attr::NOSUID | attr::NODEV | attr::NOEXEC,
             )
-            .map_err(|e| Error::Other(format!("{field}: {e}")))?
-        } else {
-            let (null, _) = self.verified_dev_null()?;
-            clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
+            .map_err(|e| Error::Other(format!("{field}: {e}")))?,
+            (false, _) => {
+                let (null, _) = self.verified_dev_null()?;
+                clone_fd(null.as_fd(), false).ctx(|| format!("{field}: bind /dev/null"))?
+            }
         };
-        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
+        attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))?;
+        if is_dir && self.mask_tmpfs.is_none() {
+            self.mask_tmpfs = Some(tree);
+        }
+        Ok(())
     }
 
     fn read_only(&mut self, path: &Path) -> Result<()> {
