@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
-use super::{console, host, wait, CreateOptions, Created, Runtime};
+use super::{console, host, wait, CreateOptions, Created, InitNext, Runtime};
 use crate::cgroup;
 use crate::error::{Error, IoContext, Result};
 use crate::hooks::{self, HookKind};
 use crate::plan::cgroup_entry::CgroupEntry;
 use crate::plan::spawn::InitSpawn;
-use crate::plan::{self, Isolation, PlanOptions, RootSource, StartSignal};
+use crate::plan::{self, FinalStep, Isolation, PlanOptions, RootSource, StartSignal};
 use crate::process::sync::{self, Channel, ToContainer, ToRuntime};
 use crate::process::{self, ids, InitConfig, StartGate};
 use crate::rootfs::IdmappedMounts;
@@ -128,13 +128,13 @@ impl Runtime {
             relay: relay.as_ref().map(|fd| fd.as_raw_fd()),
         };
         match self.setup(&dir, id, opts, bundle, launch, &mut undo) {
-            Ok((state, channel, listener, awaits_start)) => Ok(Created {
+            Ok((state, channel, listener, next)) => Ok(Created {
                 dir,
                 state,
                 channel,
                 relay,
                 listener,
-                awaits_start,
+                next,
             }),
             Err(e) => {
                 undo.run();
@@ -165,7 +165,7 @@ impl Runtime {
         ContainerState,
         Channel,
         Option<crate::plan::seccomp::SeccompListener>,
-        bool,
+        InitNext,
     )> {
         let (mut host, mut cg) = host::host_facts(bundle, id, self.rootless)?;
         crate::phase::mark("runtime: host facts");
@@ -381,7 +381,7 @@ impl Runtime {
             crate::phase::mark("runtime: cgroups made");
         }
 
-        loop {
+        let next = loop {
             let (msg, mut fds) = match runtime_side.recv_with_fds::<ToRuntime>()? {
                 Some((msg, fds)) => (Some(msg), fds),
                 None => (None, Vec::new()),
@@ -440,18 +440,17 @@ impl Runtime {
                 }
                 Some(ToRuntime::Ready) => {
                     crate::phase::mark("runtime: init ready");
-                    // Without a start time in the state, every later
-                    // command would take the container for stopped.
-                    if st.pid_start_time == 0 {
-                        st.pid_start_time = state::child_start_time(st.pid).ok_or_else(|| {
-                            Error::Init(format!(
-                                "the start time of init (pid {}) cannot be read from /proc",
-                                st.pid
-                            ))
-                        })?;
-                        dir.save(&st)?;
-                    }
-                    break;
+                    break if start == StartSignal::None {
+                        InitNext::GoesOn
+                    } else {
+                        InitNext::WaitsForStart
+                    };
+                }
+                // Without a start signal, and where no `Ready` is planned,
+                // the announcement of the exec is the readiness too.
+                Some(ToRuntime::Exec) if !plan.process.final_steps.contains(&FinalStep::Ready) => {
+                    crate::phase::mark("runtime: init ready");
+                    break InitNext::Execs;
                 }
                 Some(ToRuntime::Exec | ToRuntime::ExecPid { .. }) => {
                     return Err(Error::Init("init skipped its start signal".into()))
@@ -471,6 +470,17 @@ impl Runtime {
                     ))
                 }
             }
+        };
+        // Without a start time in the state, every later command would
+        // take the container for stopped.
+        if st.pid_start_time == 0 {
+            st.pid_start_time = state::child_start_time(st.pid).ok_or_else(|| {
+                Error::Init(format!(
+                    "the start time of init (pid {}) cannot be read from /proc",
+                    st.pid
+                ))
+            })?;
+            dir.save(&st)?;
         }
         if let Some(stage1) = stage1 {
             wait::reap(stage1);
@@ -479,7 +489,7 @@ impl Runtime {
             write_pid_file(pid_file, st.pid)?;
         }
         let listener = plan.process.seccomp.and_then(|s| s.listener);
-        Ok((st, runtime_side, listener, start == StartSignal::Socket))
+        Ok((st, runtime_side, listener, next))
     }
 }
 

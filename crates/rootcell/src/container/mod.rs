@@ -72,9 +72,21 @@ struct Created {
     /// Where a notifying seccomp filter's fd goes: under `run`, init loads
     /// the filter after the start, right before `execve`.
     listener: Option<crate::plan::seccomp::SeccompListener>,
-    /// `run`: init waits for `Start` on the sync socket
-    /// (`StartSignal::Socket`); otherwise it goes on after `Ready`.
-    awaits_start: bool,
+    /// What init does after its setup, for `run`'s `release`.
+    next: InitNext,
+}
+
+/// Where a created container's init stands once `create` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InitNext {
+    /// It waits for `Start` on the sync socket (`StartSignal::Socket`),
+    /// or for the exec fifo to be opened (`create`).
+    WaitsForStart,
+    /// It reported ready and goes on to announce its exec.
+    GoesOn,
+    /// It announced its exec already: without a start signal that one
+    /// message is also its readiness (`final_steps`).
+    Execs,
 }
 
 impl Runtime {
@@ -227,10 +239,16 @@ impl Runtime {
     /// `run`'s start: tells init to go on, waits until startContainer hooks
     /// ran and exec is next, records "running", runs poststart hooks.
     fn release(&self, created: &mut Created) -> Result<()> {
-        if created.awaits_start {
+        if created.next == InitNext::WaitsForStart {
             created.channel.send(&ToContainer::Start)?;
         }
-        match created.channel.recv_with_fds::<ToRuntime>()? {
+        let announced = match created.next {
+            InitNext::Execs => Some((ToRuntime::Exec, Vec::new())),
+            InitNext::WaitsForStart | InitNext::GoesOn => {
+                created.channel.recv_with_fds::<ToRuntime>()?
+            }
+        };
+        match announced {
             Some((ToRuntime::Exec, _)) => {}
             // A notifying filter, loaded right before execve: its handoff
             // says that exec is next.

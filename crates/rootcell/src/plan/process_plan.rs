@@ -158,7 +158,15 @@ pub fn final_steps(p: &ProcessPlan, role: ProcessRole) -> Vec<FinalStep> {
             if load_early {
                 steps.push(LoadSeccomp { handoff: true });
             }
-            steps.push(Ready);
+            // `run` without a start signal: nothing but the startContainer
+            // hooks comes between init's readiness and its exec, so the
+            // announcement of the exec says both. One wake-up of the
+            // runtime fewer while init finishes (here the scheduler packs
+            // a woken runtime onto init's CPU, ahead of it). A notifying
+            // filter's handoff still needs the runtime on the other end.
+            if start != StartSignal::None || notifies {
+                steps.push(Ready);
+            }
             if start != StartSignal::None {
                 steps.push(WaitForStart);
             }
@@ -405,11 +413,23 @@ mod tests {
                             }
                             ProcessRole::Init { start } => {
                                 let fifo_gate = start == StartSignal::ExecFifo;
-                                assert!(pos(ResolveProgram) < pos(Ready), "{what}");
+                                // Without a start signal the announcement of
+                                // the exec is the readiness too.
+                                let ready = start != StartSignal::None || notifies;
+                                assert_eq!(pos(Ready).is_some(), ready, "{what}");
+                                if ready {
+                                    assert!(pos(ResolveProgram) < pos(Ready), "{what}");
+                                }
+                                assert!(pos(ResolveProgram) < pos(StartContainerHooks), "{what}");
                                 match start {
                                     StartSignal::None => {
                                         assert_eq!(pos(WaitForStart), None, "{what}");
-                                        assert!(pos(Ready) < pos(StartContainerHooks), "{what}");
+                                        if ready {
+                                            assert!(
+                                                pos(Ready) < pos(StartContainerHooks),
+                                                "{what}"
+                                            );
+                                        }
                                     }
                                     _ => {
                                         assert!(pos(Ready) < pos(WaitForStart), "{what}");
