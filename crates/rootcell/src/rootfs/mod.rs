@@ -13,7 +13,7 @@ pub use console::open_ptmx;
 pub use idmap::IdmappedMounts;
 pub use staging::StagingHandle;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::mount::{unmount, UnmountFlags};
@@ -67,6 +67,11 @@ pub struct Rootfs {
     /// That tmpfs, once the first masked directory has it: the others get
     /// a bind of it (`mask`).
     mask_tmpfs: Option<OwnedFd>,
+    /// The directory the last device node or symlink went into, already
+    /// checked (`check_device_dir`), for the next one there: a default
+    /// config makes eleven in `/dev` in a row. Any other step forgets it,
+    /// since a mount may change what the path names.
+    last_dir: Option<(PathBuf, OwnedFd)>,
     /// The host tree (the sandbox): the staging filesystem, and the empty
     /// `root/` directory a mount on `/` is attached to.
     staging: Option<(staging::StagingDirs, OwnedFd)>,
@@ -113,6 +118,7 @@ impl Rootfs {
                 idmapped,
                 mask_data: Vec::new(),
                 mask_tmpfs: None,
+                last_dir: None,
                 staging: None,
                 fuse_device: None,
                 verify_flags: plan.verify_mount_flags,
@@ -166,6 +172,7 @@ impl Rootfs {
                 .into_iter()
                 .collect(),
             mask_tmpfs: None,
+            last_dir: None,
             staging: None,
             fuse_device: None,
             verify_flags: plan.verify_mount_flags,
@@ -236,6 +243,7 @@ impl Rootfs {
             idmapped: IdmappedMounts::default(),
             mask_data: Vec::new(),
             mask_tmpfs: None,
+            last_dir: None,
             staging: Some((dirs, root_dir)),
             fuse_device,
             verify_flags: plan.verify_mount_flags,
@@ -256,6 +264,9 @@ impl Rootfs {
     }
 
     fn run_step(&mut self, step: &Step) -> Result<()> {
+        if !matches!(step, Step::Device(_) | Step::Symlink { .. }) {
+            self.last_dir = None;
+        }
         match step {
             Step::Mount(m) => self.mount(m),
             Step::Device(d) => self.device(d),
@@ -637,8 +648,8 @@ impl Rootfs {
             Some(i) => format!("linux.devices[{i}].path ({})", d.path.display()),
             None => format!("device {}", d.path.display()),
         };
-        let (dir, name) = self.root.parent_of(&d.path).ctx(|| field.clone())?;
-        self.check_device_dir(&dir, &field)?;
+        let name = self.enter_device_dir(&d.path, &field)?;
+        let dir = self.device_dir()?;
         if self.in_host_tree(&d.path) {
             // The host's own node must be there: nothing is made in it.
             return chroot::check_host_node(dir.as_fd(), name, d, &field);
@@ -661,11 +672,37 @@ impl Rootfs {
             // A host tree has its own links; nothing is made in it.
             return Ok(());
         }
-        let (dir, name) = self
-            .root
-            .parent_of(link)
-            .ctx(|| format!("symlink {}", link.display()))?;
-        dev::symlink(dir.as_fd(), name, target).ctx(|| format!("symlink {}", link.display()))
+        let field = format!("symlink {}", link.display());
+        let name = self.enter_device_dir(link, &field)?;
+        dev::symlink(self.device_dir()?, name, target).ctx(|| field.clone())
+    }
+
+    /// Makes the directory `path` goes into (created if missing) the
+    /// current one for a device node or a symlink (`last_dir`), and
+    /// returns `path`'s last component: the directory of the step before
+    /// when it is the same, else resolved in the root and checked not to
+    /// be on procfs or sysfs (`check_device_dir`).
+    fn enter_device_dir<'p>(&mut self, path: &'p Path, field: &str) -> Result<&'p Path> {
+        let name = path
+            .file_name()
+            .map(Path::new)
+            .ok_or_else(|| Error::Other(format!("{field}: no file name")))?;
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        if self.last_dir.as_ref().is_none_or(|(p, _)| p != parent) {
+            self.last_dir = None;
+            let (dir, _) = self.root.parent_of(path).ctx(|| field.to_string())?;
+            self.check_device_dir(&dir, field)?;
+            self.last_dir = Some((parent.to_path_buf(), dir));
+        }
+        Ok(name)
+    }
+
+    /// The directory `enter_device_dir` made current.
+    fn device_dir(&self) -> Result<BorrowedFd<'_>> {
+        self.last_dir
+            .as_ref()
+            .map(|(_, dir)| dir.as_fd())
+            .ok_or_else(|| Error::Other("no directory entered for a device node".into()))
     }
 
     /// Switches the process's root to the rootfs, then gives it the
