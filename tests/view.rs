@@ -172,6 +172,52 @@ fn stat_in_a_running_container() {
 }
 
 #[test]
+fn stat_and_cp_in_a_container_with_the_default_cgroup_mount() {
+    if runtime_is_runc() {
+        return skip("rootcell stat and cp only");
+    }
+    // The default config's `cgroup` mount, read-only root, no cgroup
+    // namespace: on a v1 or hybrid host a tmpfs at /sys/fs/cgroup with a
+    // bind per hierarchy below it, none of which is in the image. The view
+    // has no sysfs or tmpfs there, so those binds are not its to make.
+    let ctx = Ctx::new("view-cgmount");
+    let mut b = ctx.bundle();
+    b.config["root"]["readonly"] = json!(true);
+    b.remove_namespace("cgroup");
+    assert!(
+        b.config["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["type"] == "cgroup"),
+        "the default config has a cgroup mount"
+    );
+    write_file(&b.rootfs().join("etc/viewfile"), VIEWFILE);
+    b.args(&["sleep", "100"]);
+    b.save();
+    let id = ctx.id("c");
+    ctx.run_detached(&id, &b, &[]).assert_ok("run -d");
+    ctx.wait_status(&id, "running");
+    let image_sys: Vec<_> = std::fs::read_dir(b.rootfs().join("sys"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let file = stat_json(&ctx, &id, "/etc/viewfile");
+    assert_eq!(file["size"], VIEWFILE.len());
+    let out = ctx.dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    ctx.rt(&["cp", &format!("{id}:/etc/viewfile"), &out.display().to_string()])
+        .assert_ok("cp out");
+    assert_eq!(read_file(&out.join("viewfile")), VIEWFILE);
+    // Nothing was made in the image's /sys for the binds.
+    let after: Vec<_> = std::fs::read_dir(b.rootfs().join("sys"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert_eq!(image_sys, after);
+    ctx.rt(&["delete", "-f", &id]).assert_ok("delete");
+    ctx.assert_clean();
+}
+
+#[test]
 fn stat_in_created_and_stopped_containers() {
     let ctx = Ctx::new("view-states");
     let mut f = fixture(&ctx);

@@ -6,9 +6,10 @@
 //! how scattered the code it runs is, not how much of it there is: with the
 //! linker's default order a `run` touches about 1.2 MB of functions spread
 //! over nearly all of the 6.9 MB of `.text`, and maps ~5 MB. `hot-symbols.txt`
-//! lists the functions one `run` executes (made by `scripts/hot-symbols`,
-//! which records them with uprobes); lld's `--symbol-ordering-file` places
-//! them first, together. Names it does not find (code changed since the list
+//! lists the functions a container's start executes, then those the other
+//! commands run (made by `scripts/hot-symbols`, which records them with
+//! uprobes); lld's `--symbol-ordering-file` places them first, together, in
+//! that order. Names it does not find (code changed since the list
 //! was made, or a build whose symbol names differ) are ignored: the binary
 //! is then only as scattered as before, never wrong. The release profile
 //! uses fat LTO because ThinLTO's `.llvm.<hash>` suffixes on promoted local

@@ -128,8 +128,24 @@ impl ViewPlan {
 
     fn from_rootfs(plan: &RootfsPlan) -> ViewPlan {
         let mut mounts = Vec::new();
+        // Where the container has a filesystem of its own (proc, sysfs, a
+        // tmpfs), which a view does not make: a bind below one (the cgroup
+        // layout's under `/sys/fs/cgroup`, a file on a tmpfs) has no place
+        // in the view, and making its mountpoint would write into the
+        // image's directory there.
+        let mut fresh: Vec<&Path> = Vec::new();
         for step in &plan.setup {
             let Step::Mount(m) = step else { continue };
+            if let MountKind::Fresh { .. } = m.kind {
+                fresh.push(&m.destination);
+                continue;
+            }
+            if fresh
+                .iter()
+                .any(|f| m.destination != *f && m.destination.starts_with(f))
+            {
+                continue;
+            }
             let (
                 MountKind::Bind {
                     source,
@@ -358,6 +374,26 @@ mod tests {
         let b = bundle(edit);
         let plan = build(&b, &hybrid(), PlanOptions::default()).unwrap();
         ViewPlan::from_plan(&plan)
+    }
+
+    #[test]
+    fn binds_inside_a_filesystem_of_the_container_have_no_place_in_the_view() {
+        // runc spec's cgroup mount without a cgroup namespace on a v1 host:
+        // a tmpfs at /sys/fs/cgroup with a bind per hierarchy below it; and
+        // a bind onto a file of a tmpfs. Neither exists in the image.
+        let plan = view_of(|v| {
+            v["linux"]["namespaces"] =
+                serde_json::json!([{"type": "mount"}, {"type": "pid"}, {"type": "uts"}]);
+            v["mounts"] = serde_json::json!([
+                {"destination": "/sys", "type": "sysfs", "source": "sysfs"},
+                {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]},
+                {"destination": "/run", "type": "tmpfs", "source": "tmpfs"},
+                {"destination": "/run/secret", "type": "bind", "source": "/srv/secret", "options": ["bind"]},
+                {"destination": "/data", "type": "bind", "source": "/srv/data", "options": ["bind"]}
+            ]);
+        });
+        let dests: Vec<_> = plan.mounts.iter().map(|m| m.destination.clone()).collect();
+        assert_eq!(dests, [PathBuf::from("/data")]);
     }
 
     #[test]
