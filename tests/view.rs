@@ -205,8 +205,12 @@ fn stat_and_cp_in_a_container_with_the_default_cgroup_mount() {
     assert_eq!(file["size"], VIEWFILE.len());
     let out = ctx.dir.join("out");
     std::fs::create_dir(&out).unwrap();
-    ctx.rt(&["cp", &format!("{id}:/etc/viewfile"), &out.display().to_string()])
-        .assert_ok("cp out");
+    ctx.rt(&[
+        "cp",
+        &format!("{id}:/etc/viewfile"),
+        &out.display().to_string(),
+    ])
+    .assert_ok("cp out");
     assert_eq!(read_file(&out.join("viewfile")), VIEWFILE);
     // Nothing was made in the image's /sys for the binds.
     let after: Vec<_> = std::fs::read_dir(b.rootfs().join("sys"))
