@@ -277,15 +277,6 @@ fn stat_in_a_user_namespace_container() {
     ctx.assert_clean();
 }
 
-/// The threads of this process named like a view's (`view-<id>`).
-fn view_threads() -> usize {
-    fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("view-"))
-        .count()
-}
-
 #[test]
 fn library_views_mount_volumes_and_leave_nothing() {
     use rootcell::view::View;

@@ -817,17 +817,6 @@ fn cp_opens_no_library_or_nss_file_of_the_container() {
 }
 
 /// The threads of this process.
-/// The threads of this process named like a view's (`view-<id>`): other
-/// tests of this binary run alongside and start and end threads of their
-/// own, so the process's whole count says nothing about views.
-fn view_threads() -> usize {
-    fs::read_dir("/proc/self/task")
-        .unwrap()
-        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.starts_with("view-"))
-        .count()
-}
-
 /// 8. Errors name the path, exit non-zero and leave nothing: no file in
 ///    the destination, no mount, no thread (the library, in this process),
 ///    and a stream cut short leaves no partial file.

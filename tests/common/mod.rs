@@ -577,6 +577,17 @@ pub fn sh_in_private_mount_ns(script: &str) -> Out {
     )
 }
 
+/// The threads of this process named like a view's (`view-<id>`): other
+/// tests of the same binary run alongside and start and end threads of
+/// their own, so the process's whole count says nothing about views.
+pub fn view_threads() -> usize {
+    fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("view-"))
+        .count()
+}
+
 /// Value of a `Key:\tvalue` line of `/proc/PID/status` text.
 pub fn status_field<'a>(status: &'a str, key: &str) -> &'a str {
     status
