@@ -98,6 +98,34 @@ fn init_cloned_directly_is_pid_1_in_new_namespaces_and_its_own_cgroup() {
 }
 
 #[test]
+fn no_pivot_on_cgroup2_runs_confined() {
+    if !cgroup2_available() {
+        return;
+    }
+    // On a cgroup2-only host the runtime reads no mount table, so for
+    // `--no-pivot` init reads it itself, for the host's proc and sysfs
+    // mounts it detaches before the MS_MOVE (a failed read fails the run).
+    let ctx = Ctx::new("spawn-nopivot");
+    let mut b = ctx.bundle();
+    write_file(&b.rootfs().join("marker"), "np\n");
+    b.sh("cat /marker; ls /..");
+    b.save();
+    let id = ctx.id("c");
+    let out = on_cgroup2(
+        &ctx,
+        &format!("$RT run --no-pivot --bundle '{}' {id}", b.path.display()),
+    );
+    out.assert_ok("run --no-pivot on pure cgroup2");
+    assert!(out.stdout.starts_with("np\n"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("marker") && !out.stdout.contains("config.json"),
+        "{}",
+        out.stdout
+    );
+    ctx.assert_clean();
+}
+
+#[test]
 fn direct_init_through_create_start_state_kill_delete() {
     if !cgroup2_available() {
         return;

@@ -391,7 +391,7 @@ fn every_masked_directory_is_empty_and_read_only() {
            echo $d files=$(ls -A $d | wc -l) \
              write=$(touch $d/new 2>&1 >/dev/null | grep -c 'Read-only') \
              mount=$(awk -v d=$d '$5 == d {print $6}' /proc/self/mountinfo); \
-         done; echo timer_list=$(wc -c < /proc/timer_list)",
+         done; echo timer_list=$(wc -c < /proc/timer_list 2>/dev/null)",
     );
     for d in ["/m1", "/m2", "/sys/firmware", "/m3"] {
         let line = format!("{d} files=0 write=1 mount=ro,");
@@ -400,7 +400,13 @@ fn every_masked_directory_is_empty_and_read_only() {
             "{d} is not an empty read-only mount:\n{out}"
         );
     }
-    assert!(out.contains("timer_list=0\n"), "{out}");
+    // A file among them gets /dev/null, not the directories' tmpfs
+    // (where the kernel has the file at all).
+    if std::path::Path::new("/proc/timer_list").exists() {
+        assert!(out.contains("timer_list=0\n"), "{out}");
+    } else {
+        skip("this kernel has no /proc/timer_list: its mask is not checked");
+    }
     // The image's files are still there, under the masks.
     for dir in ["m1", "m2", "m3"] {
         assert_eq!(

@@ -52,18 +52,34 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// `clone3(args)` without `CLONE_VM` or a new stack: returns 0 in the
 /// child and the child's pid in the parent, like fork. Only for
 /// single-threaded callers (the child is a copy of the calling thread).
+/// A child born in new namespaces has left the runtime's: it says so to
+/// `fs::procfs` (`left_runtime_namespaces`), as `unshare` and `setns` do.
 fn clone3(args: &CloneArgs) -> io::Result<libc::c_long> {
     // SAFETY: like fork (no CLONE_VM, no new stack): the child gets a copy
     // of this single-threaded process. `args` (and whatever it points to)
     // lives across the call, and its size is passed.
-    check(unsafe {
+    let pid = check(unsafe {
         libc::syscall(
             libc::SYS_clone3,
             args as *const CloneArgs,
             std::mem::size_of::<CloneArgs>(),
         )
-    })
+    })?;
+    if pid == 0 && args.flags & NAMESPACE_FLAGS != 0 {
+        crate::fs::procfs::left_runtime_namespaces();
+    }
+    Ok(pid)
 }
+
+/// Every `CLONE_NEW*` flag.
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWTIME) as u64;
 
 /// A `fork()` whose child starts in the cgroup v2 directory `cgroup`
 /// (`clone3` with `CLONE_INTO_CGROUP`, Linux 5.7): it is never, even for a
@@ -79,7 +95,7 @@ pub fn clone_into_cgroup(cgroup: impl AsFd, flags: u64) -> io::Result<Forked> {
         cgroup: cgroup.as_fd().as_raw_fd() as u64,
         ..CloneArgs::default()
     };
-    forked(clone3(&args)?, flags)
+    forked(clone3(&args)?)
 }
 
 /// `fork()` where `flags` is 0, else `clone3` with these `CLONE_NEW*` flags
@@ -93,19 +109,12 @@ pub fn clone_with(flags: u64) -> io::Result<Forked> {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
     };
-    forked(clone3(&args)?, flags)
+    forked(clone3(&args)?)
 }
 
-/// `clone3`'s result; a child born in new namespaces (`flags`) has left
-/// the runtime's (`procfs::left_runtime_namespaces`).
-fn forked(pid: libc::c_long, flags: u64) -> io::Result<Forked> {
+fn forked(pid: libc::c_long) -> io::Result<Forked> {
     Ok(match pid {
-        0 => {
-            if flags != 0 {
-                crate::fs::procfs::left_runtime_namespaces();
-            }
-            Forked::Child
-        }
+        0 => Forked::Child,
         pid => Forked::Parent(pid as i32),
     })
 }
@@ -122,6 +131,7 @@ pub fn drop_bounding(cap: u8) -> io::Result<()> {
 }
 
 /// `unshare(2)` with `CLONE_NEW*` flags.
+///
 /// From the first namespace created or joined on, the caller no longer
 /// opens the `/proc` mounted in its mount namespace (`fs::procfs`): said
 /// before the call, so a half-done one is covered too.

@@ -648,14 +648,14 @@ impl Rootfs {
             Some(i) => format!("linux.devices[{i}].path ({})", d.path.display()),
             None => format!("device {}", d.path.display()),
         };
-        let name = self.enter_device_dir(&d.path, &field)?;
-        let dir = self.device_dir()?;
-        if self.in_host_tree(&d.path) {
+        let in_host_tree = self.in_host_tree(&d.path);
+        let (dir, name) = self.enter_device_dir(&d.path, &field)?;
+        if in_host_tree {
             // The host's own node must be there: nothing is made in it.
-            return chroot::check_host_node(dir.as_fd(), name, d, &field);
+            return chroot::check_host_node(dir, name, d, &field);
         }
         if !d.bind_from_host {
-            match dev::make_node(dir.as_fd(), name, d) {
+            match dev::make_node(dir, name, d) {
                 Ok(()) => return Ok(()),
                 // Creating nodes is refused in user namespaces: bind instead.
                 Err(rustix::io::Errno::PERM) => {}
@@ -663,7 +663,7 @@ impl Rootfs {
             }
         }
         let tree = host_node(d).ctx(|| format!("{field}: bind from host"))?;
-        let target = dev::make_bind_target(dir.as_fd(), name).ctx(|| format!("{field}: create"))?;
+        let target = dev::make_bind_target(dir, name).ctx(|| format!("{field}: create"))?;
         attach(tree.as_fd(), target.as_fd()).ctx(|| format!("{field}: attach"))
     }
 
@@ -673,36 +673,34 @@ impl Rootfs {
             return Ok(());
         }
         let field = format!("symlink {}", link.display());
-        let name = self.enter_device_dir(link, &field)?;
-        dev::symlink(self.device_dir()?, name, target).ctx(|| field.clone())
+        let (dir, name) = self.enter_device_dir(link, &field)?;
+        dev::symlink(dir, name, target).ctx(|| field.clone())
     }
 
-    /// Makes the directory `path` goes into (created if missing) the
-    /// current one for a device node or a symlink (`last_dir`), and
-    /// returns `path`'s last component: the directory of the step before
-    /// when it is the same, else resolved in the root and checked not to
-    /// be on procfs or sysfs (`check_device_dir`).
-    fn enter_device_dir<'p>(&mut self, path: &'p Path, field: &str) -> Result<&'p Path> {
+    /// The directory `path` goes into (made if missing) and `path`'s last
+    /// component, for a device node or a symlink: the directory of the
+    /// step before when it is the same (`last_dir`), else resolved in the
+    /// root and checked not to be on procfs or sysfs (`check_device_dir`).
+    fn enter_device_dir<'p>(
+        &mut self,
+        path: &'p Path,
+        field: &str,
+    ) -> Result<(BorrowedFd<'_>, &'p Path)> {
         let name = path
             .file_name()
             .map(Path::new)
             .ok_or_else(|| Error::Other(format!("{field}: no file name")))?;
         let parent = path.parent().unwrap_or(Path::new("/"));
-        if self.last_dir.as_ref().is_none_or(|(p, _)| p != parent) {
-            self.last_dir = None;
-            let (dir, _) = self.root.parent_of(path).ctx(|| field.to_string())?;
-            self.check_device_dir(&dir, field)?;
-            self.last_dir = Some((parent.to_path_buf(), dir));
-        }
-        Ok(name)
-    }
-
-    /// The directory `enter_device_dir` made current.
-    fn device_dir(&self) -> Result<BorrowedFd<'_>> {
-        self.last_dir
-            .as_ref()
-            .map(|(_, dir)| dir.as_fd())
-            .ok_or_else(|| Error::Other("no directory entered for a device node".into()))
+        let entry = match self.last_dir.take() {
+            Some(entry) if entry.0 == parent => entry,
+            _ => {
+                let (dir, _) = self.root.parent_of(path).ctx(|| field.to_string())?;
+                self.check_device_dir(&dir, field)?;
+                (parent.to_path_buf(), dir)
+            }
+        };
+        let (_, dir) = &*self.last_dir.insert(entry);
+        Ok((dir.as_fd(), name))
     }
 
     /// Switches the process's root to the rootfs, then gives it the
