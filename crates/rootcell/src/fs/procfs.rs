@@ -8,9 +8,10 @@
 //!   of that mount namespace can mount there, and a fresh private procfs
 //!   costs about 0.1 ms here, half of it when its last fd closes (the
 //!   detached mount is torn down behind an expedited RCU grace period);
-//! - a process that changed a namespace (stage 1, init, `exec`'s setup, a
-//!   view; `process::sys` says so) never opens a mounted `/proc` again: it
-//!   keeps the handle it inherited, or makes a private one (`fsopen`);
+//! - a process that changed a namespace (stage 1, init, `exec`'s setup,
+//!   the sandbox's init, a view; `process::sys` says so for every
+//!   `unshare`, `setns` and `clone3`) never opens a mounted `/proc` again:
+//!   it keeps the handle it inherited, or makes a private one (`fsopen`);
 //! - init takes the container's own fresh `/proc` as its handle when it
 //!   mounts it (`adopt`), unless it made a private one before.
 //!
